@@ -1,0 +1,43 @@
+# The two commands: `make run` and `make test`. Both work from a clean clone.
+SHELL := /bin/bash
+BIN   := bin/cardata
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cardata?sslmode=disable
+export LISTEN_ADDR  ?= 127.0.0.1:8080
+GOTEST_FLAGS ?= -count=1 -timeout 25m
+
+.PHONY: run test build postgres chromium vet bench clean
+
+## run: start Postgres if needed, create + migrate the database, load demo data, serve
+run: postgres build
+	@$(BIN) migrate
+	@$(BIN) demo
+	@echo
+	@echo "  CarData Partner Office: http://$(LISTEN_ADDR)/admin"
+	@echo "  Staff logins (password cardata-demo):"
+	@echo "    manager@demo.local  finance@demo.local  support@demo.local  admin@demo.local  auditor@demo.local"
+	@echo "  Stop with Ctrl-C."
+	@echo
+	@exec $(BIN) serve
+
+## test: every test, including database and headless-browser tests
+test: postgres chromium vet
+	go test $(GOTEST_FLAGS) ./...
+
+build:
+	go build -o $(BIN) ./app/cmd/cardata
+
+vet:
+	go vet ./...
+
+postgres:
+	@./.ci/ensure-postgres
+
+chromium:
+	@./.ci/ensure-chromium
+
+## bench: the benchmarks behind docs/PERFORMANCE.md
+bench: postgres
+	go test -run '^$$' -bench . -benchmem -count=1 ./...
+
+clean:
+	rm -rf bin

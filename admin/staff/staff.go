@@ -1,0 +1,415 @@
+// Package staff manages the internal users of the back office (partner
+// managers, finance, support, administrators, auditors): accounts, roles,
+// passwords (bcrypt) and login throttling.
+package staff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
+
+	"cardata/policies"
+	"cardata/policies/audit"
+	"cardata/policies/errs"
+	"cardata/policies/session"
+)
+
+// User is a staff member.
+type User struct {
+	ID           int64 `gorm:"primaryKey"`
+	Email        string
+	Name         string
+	PasswordHash string `json:"-"`
+	Active       bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	LastLoginAt  *time.Time
+	Roles        []string `gorm:"-"`
+}
+
+func (User) TableName() string { return "staff_users" }
+
+type userRole struct {
+	UserID int64
+	Role   string
+}
+
+func (userRole) TableName() string { return "staff_user_roles" }
+
+type loginAttempt struct {
+	ID         int64 `gorm:"primaryKey"`
+	Email      string
+	ClientAddr string
+	Succeeded  bool
+	At         time.Time
+}
+
+func (loginAttempt) TableName() string { return "login_attempts" }
+
+// Throttle limits failed logins.
+type Throttle struct {
+	PerAccount int
+	PerAddress int
+	Window     time.Duration
+}
+
+// Service is the staff user service.
+type Service struct {
+	DB         *gorm.DB
+	BcryptCost int
+	Throttle   Throttle
+	Sessions   *session.Store
+}
+
+// MinPasswordLength applies to every staff password.
+const MinPasswordLength = 12
+
+// NewUser is the input of Create.
+type NewUser struct {
+	Email    string
+	Name     string
+	Roles    []string
+	Password string
+}
+
+func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+func validateRoles(v *errs.Validation, roles []string) []string {
+	var out []string
+	for _, r := range roles {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		if !policies.IsStaffRole(r) {
+			v.Add("roles", "role_unknown", "unknown role %q (known: %s)", r, strings.Join(policies.StaffRoles, ", "))
+			continue
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 && !v.Has("roles") {
+		v.Add("roles", "role_required", "choose at least one role")
+	}
+	sort.Strings(out)
+	return out
+}
+
+func validatePassword(v *errs.Validation, field, pw string) {
+	if utf8.RuneCountInString(pw) < MinPasswordLength {
+		v.Add(field, "password_too_short", "use at least %d characters", MinPasswordLength)
+	} else if len(pw) > 72 {
+		v.Add(field, "password_too_long", "use at most 72 bytes")
+	}
+}
+
+// Create adds a staff member (audited).
+func (s *Service) Create(ctx context.Context, in NewUser) (*User, error) {
+	var v errs.Validation
+	in.Email = normalizeEmail(in.Email)
+	in.Name = strings.TrimSpace(in.Name)
+	if a, err := mail.ParseAddress(in.Email); err != nil || a.Address != in.Email {
+		v.Add("email", "email_invalid", "enter a valid e-mail address")
+	}
+	if in.Name == "" {
+		v.Add("name", "name_required", "enter the name")
+	}
+	roles := validateRoles(&v, in.Roles)
+	validatePassword(&v, "password", in.Password)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(in.Password), s.BcryptCost)
+	if err != nil {
+		return nil, errs.Wrap(err, "hash password")
+	}
+	u := &User{Email: in.Email, Name: in.Name, PasswordHash: string(hash), Active: true, Roles: roles}
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(u).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return &errs.Error{Kind: errs.Invalid, Code: "email_taken", Message: "some fields are invalid",
+					Fields: []errs.FieldError{{Field: "email", Code: "email_taken", Message: "a staff member with this e-mail exists"}}}
+			}
+			return errs.Wrap(err, "create staff user")
+		}
+		if err := setRoles(tx, u.ID, roles); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, "staff_user.create", "staff_user", fmt.Sprint(u.ID),
+			fmt.Sprintf("created %s (%s) with roles %s", u.Email, u.Name, strings.Join(roles, ", ")))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func setRoles(tx *gorm.DB, id int64, roles []string) error {
+	if err := tx.Where("user_id = ?", id).Delete(&userRole{}).Error; err != nil {
+		return errs.Wrap(err, "clear roles")
+	}
+	for _, r := range roles {
+		if err := tx.Create(&userRole{UserID: id, Role: r}).Error; err != nil {
+			return errs.Wrap(err, "set role")
+		}
+	}
+	return nil
+}
+
+func (s *Service) loadRoles(ctx context.Context, users []User) error {
+	if len(users) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(users))
+	for i := range users {
+		ids[i] = users[i].ID
+	}
+	var rows []userRole
+	if err := s.DB.WithContext(ctx).Where("user_id IN ?", ids).Order("role").Find(&rows).Error; err != nil {
+		return errs.Wrap(err, "load roles")
+	}
+	byUser := map[int64][]string{}
+	for _, r := range rows {
+		byUser[r.UserID] = append(byUser[r.UserID], r.Role)
+	}
+	for i := range users {
+		users[i].Roles = byUser[users[i].ID]
+	}
+	return nil
+}
+
+// ErrUserNotFound is returned when no staff user matches.
+var ErrUserNotFound = errs.New(errs.NotFound, "staff_user_not_found", "staff user not found")
+
+// FindByID returns one staff user with roles.
+func (s *Service) FindByID(ctx context.Context, id int64) (*User, error) {
+	var u User
+	err := s.DB.WithContext(ctx).Take(&u, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrUserNotFound
+	}
+	if err != nil {
+		return nil, errs.Wrap(err, "find staff user")
+	}
+	users := []User{u}
+	if err := s.loadRoles(ctx, users); err != nil {
+		return nil, err
+	}
+	return &users[0], nil
+}
+
+// FindByEmail returns one staff user with roles.
+func (s *Service) FindByEmail(ctx context.Context, email string) (*User, error) {
+	var u User
+	err := s.DB.WithContext(ctx).Where("lower(email) = ?", normalizeEmail(email)).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrUserNotFound
+	}
+	if err != nil {
+		return nil, errs.Wrap(err, "find staff user")
+	}
+	users := []User{u}
+	if err := s.loadRoles(ctx, users); err != nil {
+		return nil, err
+	}
+	return &users[0], nil
+}
+
+// Filter narrows List.
+type Filter struct {
+	Query  string // name or e-mail contains
+	Role   string
+	Offset int
+	Limit  int
+}
+
+// List returns staff users by name and the total matching.
+func (s *Service) List(ctx context.Context, f Filter) ([]User, int64, error) {
+	q := s.DB.WithContext(ctx).Model(&User{})
+	if f.Query != "" {
+		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(f.Query) + "%"
+		q = q.Where("name ILIKE ? OR email ILIKE ?", like, like)
+	}
+	if f.Role != "" {
+		q = q.Where("id IN (SELECT user_id FROM staff_user_roles WHERE role = ?)", f.Role)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "count staff users")
+	}
+	if f.Limit <= 0 || f.Limit > 200 {
+		f.Limit = 25
+	}
+	var users []User
+	if err := q.Order("lower(name), id").Offset(f.Offset).Limit(f.Limit).Find(&users).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "list staff users")
+	}
+	return users, total, s.loadRoles(ctx, users)
+}
+
+// Update is the input of UpdateUser.
+type Update struct {
+	Name   string
+	Roles  []string
+	Active bool
+}
+
+// UpdateUser changes name, roles and active flag (audited). An
+// administrator cannot remove their own admin role or deactivate themselves,
+// so the system never loses its last way in by accident.
+func (s *Service) UpdateUser(ctx context.Context, id int64, in Update) (*User, error) {
+	u, err := s.FindByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var v errs.Validation
+	in.Name = strings.TrimSpace(in.Name)
+	if in.Name == "" {
+		v.Add("name", "name_required", "enter the name")
+	}
+	roles := validateRoles(&v, in.Roles)
+	if actor := policies.PrincipalFrom(ctx); actor != nil && actor.Kind == policies.KindStaff && actor.ID == id {
+		if !slices.Contains(roles, policies.RoleAdmin) && slices.Contains(u.Roles, policies.RoleAdmin) {
+			v.Add("roles", "own_admin_role", "you cannot remove your own administrator role")
+		}
+		if !in.Active {
+			v.Add("active", "own_deactivation", "you cannot deactivate yourself")
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	var changes []string
+	if in.Name != u.Name {
+		changes = append(changes, fmt.Sprintf("name %q -> %q", u.Name, in.Name))
+	}
+	if strings.Join(roles, ",") != strings.Join(u.Roles, ",") {
+		changes = append(changes, fmt.Sprintf("roles [%s] -> [%s]", strings.Join(u.Roles, ", "), strings.Join(roles, ", ")))
+	}
+	if in.Active != u.Active {
+		changes = append(changes, fmt.Sprintf("active %t -> %t", u.Active, in.Active))
+	}
+	if len(changes) == 0 {
+		return u, nil
+	}
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Model(&User{}).Where("id = ?", id).Updates(map[string]any{
+			"name": in.Name, "active": in.Active, "updated_at": time.Now().UTC()}).Error; err != nil {
+			return errs.Wrap(err, "update staff user")
+		}
+		if err := setRoles(tx, id, roles); err != nil {
+			return err
+		}
+		// A changed role set or deactivation takes effect at once: end sessions.
+		if s.Sessions != nil {
+			if err := s.Sessions.DeleteForSubject(ctx, tx, policies.KindStaff, id); err != nil {
+				return err
+			}
+		}
+		return audit.Record(ctx, tx, "staff_user.update", "staff_user", fmt.Sprint(id),
+			u.Email+": "+strings.Join(changes, "; "))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.FindByID(ctx, id)
+}
+
+// SetPassword replaces a user's password (audited, sessions ended).
+func (s *Service) SetPassword(ctx context.Context, id int64, password string) error {
+	var v errs.Validation
+	validatePassword(&v, "password", password)
+	if err := v.Err(); err != nil {
+		return err
+	}
+	u, err := s.FindByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.BcryptCost)
+	if err != nil {
+		return errs.Wrap(err, "hash password")
+	}
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Model(&User{}).Where("id = ?", id).Updates(map[string]any{
+			"password_hash": string(hash), "updated_at": time.Now().UTC()}).Error; err != nil {
+			return errs.Wrap(err, "set password")
+		}
+		if s.Sessions != nil {
+			if err := s.Sessions.DeleteForSubject(ctx, tx, policies.KindStaff, id); err != nil {
+				return err
+			}
+		}
+		return audit.Record(ctx, tx, "staff_user.password", "staff_user", fmt.Sprint(id), "password changed for "+u.Email)
+	})
+}
+
+// Login errors. The message never says whether the account exists.
+var (
+	ErrBadCredentials = errs.New(errs.Unauthorized, "login_failed", "e-mail or password is wrong")
+	ErrThrottled      = errs.New(errs.TooMany, "login_throttled", "too many failed sign-ins; wait a few minutes and try again")
+)
+
+// dummyHash keeps the response time of unknown accounts equal to known ones.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("cardata-timing-equaliser"), bcrypt.MinCost)
+
+// Authenticate checks email and password from addr, enforcing the throttle
+// per account and per client address, and records the attempt.
+func (s *Service) Authenticate(ctx context.Context, email, password, addr string) (*User, error) {
+	email = normalizeEmail(email)
+	since := time.Now().UTC().Add(-s.Throttle.Window)
+	db := s.DB.WithContext(ctx)
+	var byAccount, byAddr int64
+	if err := db.Model(&loginAttempt{}).Where("lower(email) = ? AND NOT succeeded AND at > ?", email, since).Count(&byAccount).Error; err != nil {
+		return nil, errs.Wrap(err, "count attempts")
+	}
+	if err := db.Model(&loginAttempt{}).Where("client_addr = ? AND NOT succeeded AND at > ?", addr, since).Count(&byAddr).Error; err != nil {
+		return nil, errs.Wrap(err, "count attempts")
+	}
+	if int(byAccount) >= s.Throttle.PerAccount || int(byAddr) >= s.Throttle.PerAddress {
+		return nil, ErrThrottled
+	}
+	u, err := s.FindByEmail(ctx, email)
+	ok := false
+	if err == nil {
+		ok = bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) == nil && u.Active
+	} else if errs.KindOf(err) == errs.NotFound {
+		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+	} else {
+		return nil, err
+	}
+	if len(email) > 320 {
+		email = email[:320]
+	}
+	now := time.Now().UTC()
+	if err := db.Create(&loginAttempt{Email: email, ClientAddr: addr, Succeeded: ok, At: now}).Error; err != nil {
+		return nil, errs.Wrap(err, "record attempt")
+	}
+	if !ok {
+		return nil, ErrBadCredentials
+	}
+	if err := db.Model(&User{}).Where("id = ?", u.ID).Update("last_login_at", now).Error; err != nil {
+		return nil, errs.Wrap(err, "record login")
+	}
+	// A successful login clears the account's failure count.
+	if err := db.Where("lower(email) = ? AND NOT succeeded", email).Delete(&loginAttempt{}).Error; err != nil {
+		return nil, errs.Wrap(err, "clear attempts")
+	}
+	return u, nil
+}
+
+// Principal turns a user into the request principal.
+func (u *User) Principal(sessionID int64) *policies.Principal {
+	return &policies.Principal{Kind: policies.KindStaff, ID: u.ID, Email: u.Email, Name: u.Name,
+		Roles: append([]string(nil), u.Roles...), SessionID: sessionID}
+}

@@ -1,0 +1,97 @@
+package admin
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/admin/staff"
+	"cardata/policies"
+	"cardata/policies/audit"
+	"cardata/policies/errs"
+	"cardata/templates"
+)
+
+type userPage struct {
+	Users    []staff.User
+	User     *staff.User
+	Roles    []string
+	Selected []string
+	Timeline []audit.Entry
+}
+
+func (h *Handlers) listUsers(c *fiber.Ctx) error {
+	pager := templates.NewPager(c, 25)
+	f := staff.Filter{Query: c.Query("q"), Role: c.Query("role"), Offset: pager.Offset(), Limit: pager.PerPage}
+	users, total, err := h.Staff.List(c.UserContext(), f)
+	if err != nil {
+		return err
+	}
+	pager.Total = total
+	return h.View.Render(c, fiber.StatusOK, "admin/users/index", &templates.Page{Pager: pager,
+		Form: map[string]string{"q": f.Query, "role": f.Role},
+		Data: userPage{Users: users, Roles: policies.StaffRoles}})
+}
+
+func (h *Handlers) newUser(c *fiber.Ctx) error {
+	return h.View.Render(c, fiber.StatusOK, "admin/users/form", &templates.Page{Data: userPage{Roles: policies.StaffRoles}})
+}
+
+func (h *Handlers) createUser(c *fiber.Ctx) error {
+	in := staff.NewUser{Email: c.FormValue("email"), Name: c.FormValue("name"), Roles: formList(c, "roles"), Password: c.FormValue("password")}
+	u, err := h.Staff.Create(c.UserContext(), in)
+	if invalid(err) {
+		return h.View.Render(c, fiber.StatusUnprocessableEntity, "admin/users/form", &templates.Page{
+			Errors: errs.FieldMap(err), Form: formValues(c, "email", "name"),
+			Data: userPage{Roles: policies.StaffRoles, Selected: in.Roles}})
+	}
+	if err != nil {
+		return err
+	}
+	templates.SetFlash(c, "success", fmt.Sprintf("%s can now sign in.", u.Email))
+	return c.Redirect("/admin/users/"+strconv.FormatInt(u.ID, 10), fiber.StatusSeeOther)
+}
+
+func (h *Handlers) showUser(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	u, err := h.Staff.FindByID(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return h.renderUser(c, fiber.StatusOK, u, nil, map[string]string{"name": u.Name, "active": strconv.FormatBool(u.Active)}, u.Roles)
+}
+
+func (h *Handlers) renderUser(c *fiber.Ctx, status int, u *staff.User, fieldErrs, form map[string]string, selected []string) error {
+	timeline, err := audit.ForObject(c.UserContext(), h.DB, "staff_user", strconv.FormatInt(u.ID, 10))
+	if err != nil {
+		return err
+	}
+	return h.View.Render(c, status, "admin/users/form", &templates.Page{Errors: fieldErrs, Form: form,
+		Data: userPage{User: u, Roles: policies.StaffRoles, Selected: selected, Timeline: timeline}})
+}
+
+func (h *Handlers) updateUser(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	in := staff.Update{Name: c.FormValue("name"), Roles: formList(c, "roles"), Active: c.FormValue("active") == "true"}
+	u, err := h.Staff.UpdateUser(c.UserContext(), id, in)
+	if invalid(err) {
+		cur, ferr := h.Staff.FindByID(c.UserContext(), id)
+		if ferr != nil {
+			return ferr
+		}
+		return h.renderUser(c, fiber.StatusUnprocessableEntity, cur, errs.FieldMap(err),
+			map[string]string{"name": in.Name, "active": strconv.FormatBool(in.Active)}, in.Roles)
+	}
+	if err != nil {
+		return err
+	}
+	templates.SetFlash(c, "success", "Saved. "+u.Name+"'s open sessions were ended so the change applies at once.")
+	return c.Redirect("/admin/users/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
+}

@@ -1,0 +1,209 @@
+// Package app is the only wiring point of cardata: it builds every service
+// from the configuration, mounts every HTTP surface on one fiber app, and
+// runs the background workers. The same New boots production and the
+// end-to-end tests.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"gorm.io/gorm"
+
+	"cardata/admin"
+	"cardata/admin/staff"
+	"cardata/app/config"
+	"cardata/app/db"
+	"cardata/app/web"
+	"cardata/policies"
+	"cardata/policies/errs"
+	"cardata/policies/session"
+	"cardata/templates"
+)
+
+// App is the running system.
+type App struct {
+	Cfg      config.Config
+	DB       *gorm.DB
+	Log      *slog.Logger
+	Fiber    *fiber.App
+	View     *templates.View
+	Enforcer *policies.Enforcer
+	Access   *web.Access
+	Sessions *session.Store
+	Staff    *staff.Service
+	Registry *prometheus.Registry
+	Cookies  web.CookieSettings
+
+	resolvers map[string]web.Resolver
+	workers   []func(ctx context.Context) // started by Serve, stopped on shutdown
+}
+
+// New builds the whole application on an open, migrated database.
+func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
+	en, err := policies.NewEnforcer()
+	if err != nil {
+		return nil, err
+	}
+	view, err := templates.New(cfg.BillingTimezone)
+	if err != nil {
+		return nil, err
+	}
+	view.Allowed = en.Allowed
+	a := &App{
+		Cfg: cfg, DB: gdb, Log: log, View: view, Enforcer: en, Access: web.NewAccess(en),
+		Registry:  prometheus.NewRegistry(),
+		Cookies:   web.CookieSettings{Secure: cfg.CookieSecure, Domain: cfg.CookieDomain},
+		resolvers: map[string]web.Resolver{},
+	}
+	a.Sessions = &session.Store{DB: gdb, Idle: cfg.SessionIdleTimeout, MaxAge: cfg.SessionMaxAge}
+	a.Staff = &staff.Service{DB: gdb, BcryptCost: cfg.BcryptCost, Sessions: a.Sessions, Throttle: staff.Throttle{
+		PerAccount: cfg.LoginMaxFailuresPerAccount, PerAddress: cfg.LoginMaxFailuresPerAddress, Window: cfg.LoginThrottleWindow}}
+	a.resolvers[policies.KindStaff] = func(ctx context.Context, id, sid int64) (*policies.Principal, error) {
+		u, err := a.Staff.FindByID(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !u.Active {
+			return nil, nil
+		}
+		return u.Principal(sid), nil
+	}
+
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if sqlDB, err := gdb.DB(); err == nil {
+		a.Registry.MustRegister(collectors.NewDBStatsCollector(sqlDB, "cardata"))
+	}
+	metrics := web.NewMetrics(a.Registry)
+
+	a.Fiber = fiber.New(fiber.Config{
+		AppName:               "cardata",
+		ErrorHandler:          web.ErrorHandler(log, view),
+		DisableStartupMessage: true,
+		BodyLimit:             17 << 20, // the ingest accepts 16 MiB; routes enforce their own limits
+		ReadTimeout:           60 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		StrictRouting:         false,
+		ProxyHeader:           "",
+	})
+	f := a.Fiber
+	f.Use(web.RequestContext(), web.AccessLog(log, metrics), web.Recover(log))
+	f.Use(web.Sessions(a.Sessions, a.resolvers))
+
+	// Operational endpoints: open, bound to LISTEN_ADDR (loopback by default).
+	f.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	f.Get("/readyz", a.readyz)
+	f.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})))
+	f.Use("/static", filesystem.New(filesystem.Config{Root: httpFS(templates.Static()), MaxAge: 3600}))
+	f.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/admin", fiber.StatusSeeOther) })
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/"} {
+		a.Access.Public(fiber.MethodGet, p)
+	}
+	a.Access.PublicPrefix("/static/")
+
+	// Browser surfaces carry CSRF protection; machine surfaces (API, OAuth,
+	// ingest) authenticate with bearer tokens and never read the session cookie.
+	for _, prefix := range []string{"/admin", "/portal", "/my", "/register"} {
+		f.Use(prefix, web.CSRF(a.Cookies, a.Access.Known))
+	}
+	f.Use(a.Access.Guard())
+
+	adminH := &admin.Handlers{
+		DB: gdb, View: view, Staff: a.Staff, Sessions: a.Sessions,
+		StartSession: func(c *fiber.Ctx, token string) { web.SetSessionCookie(c, a.Cookies, token, cfg.SessionMaxAge) },
+		EndSession:   func(c *fiber.Ctx) { web.ClearSessionCookie(c, a.Cookies) },
+	}
+	adminGroup := f.Group("/admin")
+	adminH.Routes(adminGroup)
+	a.Access.Public(fiber.MethodGet, "/admin/login")
+	a.Access.Public(fiber.MethodPost, "/admin/login")
+	view.Nav = admin.Nav()
+
+	// Module surfaces. Each mount function lives in its own file.
+	for _, mount := range []func() error{a.mountJobs, a.mountOnboarding, a.mountAPI, a.mountPortals, a.mountIngest} {
+		if err := mount(); err != nil {
+			return nil, err
+		}
+	}
+	a.Access.Learn(f.GetRoutes(true))
+	return a, nil
+}
+
+func (a *App) readyz(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	sqlDB, err := a.DB.DB()
+	if err == nil {
+		err = sqlDB.PingContext(ctx)
+	}
+	if err != nil {
+		return errs.New(errs.Unavailable, "database_unreachable", "database unreachable")
+	}
+	if err := db.CheckSchema(ctx, a.DB); err != nil {
+		if errors.Is(err, db.ErrSchemaOutdated) {
+			return errs.New(errs.Unavailable, "schema_outdated", "%s", err.Error())
+		}
+		return errs.New(errs.Unavailable, "database_unreachable", "cannot read the schema version")
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+// AddWorker registers a background loop run by Serve until shutdown.
+func (a *App) AddWorker(w func(ctx context.Context)) { a.workers = append(a.workers, w) }
+
+// Serve listens on LISTEN_ADDR until ctx ends, then shuts down gracefully:
+// stop accepting, finish in-flight requests, stop workers, all within
+// SHUTDOWN_TIMEOUT. The caller closes the database afterwards.
+func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", a.Cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR %s: %w", a.Cfg.ListenAddr, err)
+	}
+	return a.ServeListener(ctx, ln, ready)
+}
+
+// ServeListener is Serve on an existing listener (tests pass port 0).
+func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(addr string)) error {
+	wctx, stopWorkers := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, w := range a.workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); w(wctx) }()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- a.Fiber.Listener(ln) }()
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		stopWorkers()
+		wg.Wait()
+		return err
+	case <-ctx.Done():
+	}
+	a.Log.Info("shutting down", "timeout", a.Cfg.ShutdownTimeout.String())
+	deadline := time.Now().Add(a.Cfg.ShutdownTimeout)
+	shutErr := a.Fiber.ShutdownWithTimeout(a.Cfg.ShutdownTimeout)
+	stopWorkers()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Until(deadline)):
+		a.Log.Warn("background workers did not stop in time")
+	}
+	return shutErr
+}

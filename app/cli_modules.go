@@ -1,0 +1,15 @@
+package app
+
+// moduleCommands collects the commands that modules add (jobs, invoices, ...).
+// Each module contributes through its own function in its own file.
+func moduleCommands() []Command {
+	var out []Command
+	for _, f := range []func() []Command{jobsCommands, onboardingCommands, billingCommands} {
+		out = append(out, f()...)
+	}
+	return out
+}
+
+func jobsCommands() []Command       { return nil }
+func onboardingCommands() []Command { return nil }
+func billingCommands() []Command    { return nil }

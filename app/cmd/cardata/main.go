@@ -1,0 +1,7 @@
+// Command cardata is the one binary of the CarData partner back office:
+// `cardata serve`, `cardata migrate`, `cardata demo`, and admin commands.
+package main
+
+import "cardata/app"
+
+func main() { app.Run() }

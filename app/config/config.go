@@ -1,0 +1,170 @@
+// Package config loads the one configuration struct of cardata from the
+// environment. It is read once in main and passed down; nothing else reads
+// environment variables.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting the binary knows. Field comments name the variable.
+type Config struct {
+	DatabaseURL     string         // DATABASE_URL
+	ListenAddr      string         // LISTEN_ADDR
+	PublicURL       string         // PUBLIC_URL: base URL printed and used in e-mails
+	BillingTimezone *time.Location // BILLING_TIMEZONE
+	LogLevel        string         // LOG_LEVEL: debug, info, warn, error
+
+	SessionIdleTimeout time.Duration // SESSION_IDLE_TIMEOUT
+	SessionMaxAge      time.Duration // SESSION_MAX_AGE
+	CookieSecure       bool          // COOKIE_SECURE: set Secure on cookies (when served over TLS)
+	CookieDomain       string        // COOKIE_DOMAIN
+
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+	DBMaxOpenConns  int           // DB_MAX_OPEN_CONNS
+	BcryptCost      int           // BCRYPT_COST
+
+	LoginMaxFailuresPerAccount int           // LOGIN_MAX_FAILURES_ACCOUNT
+	LoginMaxFailuresPerAddress int           // LOGIN_MAX_FAILURES_ADDRESS
+	LoginThrottleWindow        time.Duration // LOGIN_THROTTLE_WINDOW
+
+	SMTPHost     string // SMTP_HOST: empty keeps all e-mail in the outbox
+	SMTPPort     int    // SMTP_PORT
+	SMTPUser     string // SMTP_USER
+	SMTPPassword string // SMTP_PASSWORD (secret, never logged)
+	SMTPFrom     string // SMTP_FROM
+}
+
+// Load reads the environment. Every error names the variable at fault.
+func Load() (Config, error) { return LoadFrom(os.LookupEnv) }
+
+// LoadFrom reads settings through lookup, so tests can pass a map.
+func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
+	r := reader{lookup: lookup}
+	c := Config{
+		DatabaseURL:                r.str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cardata?sslmode=disable"),
+		ListenAddr:                 r.str("LISTEN_ADDR", "127.0.0.1:8080"),
+		PublicURL:                  r.str("PUBLIC_URL", ""),
+		LogLevel:                   r.str("LOG_LEVEL", "info"),
+		SessionIdleTimeout:         r.duration("SESSION_IDLE_TIMEOUT", 30*time.Minute),
+		SessionMaxAge:              r.duration("SESSION_MAX_AGE", 12*time.Hour),
+		CookieSecure:               r.boolean("COOKIE_SECURE", false),
+		CookieDomain:               r.str("COOKIE_DOMAIN", ""),
+		ShutdownTimeout:            r.duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		DBMaxOpenConns:             r.integer("DB_MAX_OPEN_CONNS", 20, 1, 1000),
+		BcryptCost:                 r.integer("BCRYPT_COST", 11, 4, 16),
+		LoginMaxFailuresPerAccount: r.integer("LOGIN_MAX_FAILURES_ACCOUNT", 5, 1, 1000),
+		LoginMaxFailuresPerAddress: r.integer("LOGIN_MAX_FAILURES_ADDRESS", 20, 1, 100000),
+		LoginThrottleWindow:        r.duration("LOGIN_THROTTLE_WINDOW", 15*time.Minute),
+		SMTPHost:                   r.str("SMTP_HOST", ""),
+		SMTPPort:                   r.integer("SMTP_PORT", 587, 1, 65535),
+		SMTPUser:                   r.str("SMTP_USER", ""),
+		SMTPPassword:               r.str("SMTP_PASSWORD", ""),
+		SMTPFrom:                   r.str("SMTP_FROM", "CarData Partner Office <noreply@cardata.local>"),
+	}
+	tz := r.str("BILLING_TIMEZONE", "Europe/Berlin")
+	if loc, err := time.LoadLocation(tz); err != nil {
+		r.fail("BILLING_TIMEZONE", "unknown time zone %q", tz)
+	} else {
+		c.BillingTimezone = loc
+	}
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		r.fail("DATABASE_URL", "must be a postgres:// URL")
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		r.fail("LISTEN_ADDR", "must be host:port, got %q", c.ListenAddr)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		r.fail("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.SessionIdleTimeout > c.SessionMaxAge {
+		r.fail("SESSION_IDLE_TIMEOUT", "must not exceed SESSION_MAX_AGE")
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.ListenAddr
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if r.err != nil {
+		return Config{}, r.err
+	}
+	return c, nil
+}
+
+// LogValue keeps secrets out of logs whenever the config is logged.
+func (c Config) Redacted() map[string]any {
+	dsn := c.DatabaseURL
+	if u, err := url.Parse(dsn); err == nil {
+		dsn = u.Redacted()
+	}
+	return map[string]any{
+		"database_url": dsn, "listen_addr": c.ListenAddr, "public_url": c.PublicURL,
+		"billing_timezone": c.BillingTimezone.String(), "cookie_secure": c.CookieSecure,
+		"session_idle_timeout": c.SessionIdleTimeout.String(), "session_max_age": c.SessionMaxAge.String(),
+		"smtp_host": c.SMTPHost, "smtp_password_set": c.SMTPPassword != "",
+	}
+}
+
+type reader struct {
+	lookup func(string) (string, bool)
+	err    error
+}
+
+func (r *reader) fail(name, format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("configuration: %s: %s", name, fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *reader) str(name, def string) string {
+	if v, ok := r.lookup(name); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+func (r *reader) duration(name string, def time.Duration) time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		r.fail(name, "must be a positive duration such as 30m, got %q", v)
+		return def
+	}
+	return d
+}
+
+func (r *reader) integer(name string, def, min, max int) int {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		r.fail(name, "must be an integer between %d and %d, got %q", min, max, v)
+		return def
+	}
+	return n
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(name, "must be true or false, got %q", v)
+		return def
+	}
+	return b
+}

@@ -1,0 +1,167 @@
+// Package web is the HTTP plumbing shared by every surface: the one place
+// that maps errors to responses (problem+json for APIs, an error page for
+// HTML), request ids, structured logs, metrics, panic recovery, sessions,
+// CSRF and route authorization.
+package web
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/policies/errs"
+	"cardata/templates"
+)
+
+var statusOf = map[errs.Kind]int{
+	errs.Invalid:      fiber.StatusUnprocessableEntity,
+	errs.BadRequest:   fiber.StatusBadRequest,
+	errs.NotFound:     fiber.StatusNotFound,
+	errs.Conflict:     fiber.StatusConflict,
+	errs.Unauthorized: fiber.StatusUnauthorized,
+	errs.Forbidden:    fiber.StatusForbidden,
+	errs.TooMany:      fiber.StatusTooManyRequests,
+	errs.TooLarge:     fiber.StatusRequestEntityTooLarge,
+	errs.Unavailable:  fiber.StatusServiceUnavailable,
+	errs.Internal:     fiber.StatusInternalServerError,
+}
+
+// Status returns the HTTP status for err.
+func Status(err error) int { return statusOf[errs.KindOf(err)] }
+
+// Problem is an RFC 9457 problem document with cardata's extensions.
+type Problem struct {
+	Type     string            `json:"type"`
+	Title    string            `json:"title"`
+	Status   int               `json:"status"`
+	Detail   string            `json:"detail,omitempty"`
+	Instance string            `json:"instance,omitempty"`
+	Code     string            `json:"code"`
+	Errors   []errs.FieldError `json:"errors,omitempty"`
+}
+
+// ProblemTypeBase prefixes problem type URIs; the code completes it.
+const ProblemTypeBase = "https://cardata.example/problems/"
+
+// IsAPI reports whether a request expects machine responses.
+func IsAPI(c *fiber.Ctx) bool {
+	p := c.Path()
+	for _, prefix := range []string{"/api/", "/oauth/", "/ingest/"} {
+		if strings.HasPrefix(p, prefix) || p == strings.TrimSuffix(prefix, "/") {
+			return true
+		}
+	}
+	accept := c.Get(fiber.HeaderAccept)
+	return strings.Contains(accept, "json") && !strings.Contains(accept, "html")
+}
+
+// fromFiber turns fiber's own errors (404 route, 405, body limit) into ours.
+func fromFiber(fe *fiber.Error) *errs.Error {
+	switch fe.Code {
+	case fiber.StatusNotFound:
+		return errs.New(errs.NotFound, "not_found", "no such resource")
+	case fiber.StatusMethodNotAllowed:
+		return &errs.Error{Kind: "method_not_allowed", Code: "method_not_allowed", Message: "method not allowed on this resource"}
+	case fiber.StatusRequestEntityTooLarge:
+		return errs.New(errs.TooLarge, "payload_too_large", "request body too large")
+	case fiber.StatusBadRequest:
+		return errs.New(errs.BadRequest, "bad_request", "malformed request")
+	case fiber.StatusUnsupportedMediaType:
+		return &errs.Error{Kind: "unsupported_media_type", Code: "unsupported_media_type", Message: "unsupported content type"}
+	case fiber.StatusRequestTimeout:
+		return &errs.Error{Kind: "timeout", Code: "request_timeout", Message: "request timed out"}
+	}
+	if fe.Code >= 500 {
+		return &errs.Error{Kind: errs.Internal, Code: "internal", Message: "internal error", Err: fe}
+	}
+	return errs.New(errs.BadRequest, "bad_request", "%s", fe.Message)
+}
+
+func extraStatus(k errs.Kind) int {
+	switch k {
+	case "method_not_allowed":
+		return fiber.StatusMethodNotAllowed
+	case "unsupported_media_type":
+		return fiber.StatusUnsupportedMediaType
+	case "timeout":
+		return fiber.StatusRequestTimeout
+	}
+	return 0
+}
+
+// ErrorHandler returns fiber's error handler: the only place errors become responses.
+func ErrorHandler(log *slog.Logger, view *templates.View) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		var e *errs.Error
+		var fe *fiber.Error
+		switch {
+		case errors.As(err, &e):
+		case errors.As(err, &fe):
+			e = fromFiber(fe)
+		default:
+			e = errs.As(err)
+		}
+		status, ok := statusOf[e.Kind]
+		if !ok {
+			status = extraStatus(e.Kind)
+		}
+		if status == 0 {
+			status = fiber.StatusInternalServerError
+		}
+		rid, _ := c.Locals(templates.LocalRequestID).(string)
+		if status >= 500 {
+			log.Error("request failed", "request_id", rid, "method", c.Method(), "path", c.Path(), "error", err.Error())
+		}
+		// Staff and portal pages send an anonymous visitor to sign in.
+		if status == fiber.StatusUnauthorized && !IsAPI(c) && c.Method() == fiber.MethodGet {
+			if login := loginPathFor(c.Path()); login != "" {
+				return c.Redirect(login+"?next="+url.QueryEscape(string(c.Request().URI().RequestURI())), fiber.StatusSeeOther)
+			}
+		}
+		if status == fiber.StatusTooManyRequests && c.GetRespHeader(fiber.HeaderRetryAfter) == "" {
+			c.Set(fiber.HeaderRetryAfter, "60")
+		}
+		if IsAPI(c) || view == nil {
+			p := Problem{Type: ProblemTypeBase + e.Code, Title: http.StatusText(status), Status: status,
+				Detail: e.Message, Code: e.Code, Errors: e.Fields, Instance: rid}
+			c.Set(fiber.HeaderContentType, "application/problem+json")
+			c.Status(status)
+			return c.JSON(p, "application/problem+json")
+		}
+		back := "/"
+		if strings.HasPrefix(c.Path(), "/admin") {
+			back = "/admin"
+		}
+		data := struct {
+			Status        int
+			Title, Detail string
+			Back          string
+		}{status, http.StatusText(status), e.Message, back}
+		if status == fiber.StatusForbidden {
+			data.Detail = "Your roles do not include access to this page. Ask an administrator if you need it."
+		}
+		if rerr := view.Render(c, status, "errors/error", &templates.Page{Title: data.Title, Data: data}); rerr != nil {
+			log.Error("rendering error page", "request_id", rid, "error", rerr.Error())
+			return c.Status(status).SendString(fmt.Sprintf("%d %s", status, data.Title))
+		}
+		return nil
+	}
+}
+
+// loginPathFor names the sign-in page of the surface a path belongs to.
+func loginPathFor(path string) string {
+	switch {
+	case strings.HasPrefix(path, "/admin"):
+		return "/admin/login"
+	case strings.HasPrefix(path, "/portal"):
+		return "/portal/login"
+	case strings.HasPrefix(path, "/my"):
+		return "/my/login"
+	}
+	return ""
+}

@@ -1,0 +1,131 @@
+// Package errs is cardata's one error type. Domain code returns *Error with a
+// kind (which fixes the HTTP status in app/web) and a stable machine code that
+// clients may rely on. Anything else reaching the edge is an internal error.
+package errs
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Kind classifies an error; app/web maps each kind to one HTTP status.
+type Kind string
+
+const (
+	Invalid      Kind = "invalid"      // 422: input fails validation (see Fields)
+	BadRequest   Kind = "bad_request"  // 400: malformed request
+	NotFound     Kind = "not_found"    // 404
+	Conflict     Kind = "conflict"     // 409: state does not allow it (e.g. transition)
+	Unauthorized Kind = "unauthorized" // 401
+	Forbidden    Kind = "forbidden"    // 403
+	TooMany      Kind = "too_many"     // 429
+	TooLarge     Kind = "too_large"    // 413
+	Unavailable  Kind = "unavailable"  // 503
+	Internal     Kind = "internal"     // 500: logged, never detailed to clients
+)
+
+// FieldError names one invalid input field.
+type FieldError struct {
+	Field   string `json:"field"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error is the project's error.
+type Error struct {
+	Kind    Kind
+	Code    string // stable, snake_case, e.g. "vat_id_invalid"
+	Message string // safe to show to the client
+	Fields  []FieldError
+	Err     error // wrapped cause, never shown
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", e.Code, e.Message)
+	for _, f := range e.Fields {
+		fmt.Fprintf(&b, "; %s: %s", f.Field, f.Message)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New builds an error of kind with code and a client-safe message.
+func New(kind Kind, code, format string, args ...any) *Error {
+	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap marks err as internal with context; its text is only logged.
+func Wrap(err error, context string) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return &Error{Kind: Internal, Code: "internal", Message: "internal error", Err: fmt.Errorf("%s: %w", context, err)}
+}
+
+// As returns err as *Error; anything unknown becomes an internal error.
+func As(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Kind: Internal, Code: "internal", Message: "internal error", Err: err}
+}
+
+// KindOf returns the kind of err (Internal for foreign errors).
+func KindOf(err error) Kind { return As(err).Kind }
+
+// Is reports whether err carries the given machine code.
+func Is(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+// Validation collects field errors; Err returns nil when there are none.
+type Validation struct{ Fields []FieldError }
+
+// Add records a field error.
+func (v *Validation) Add(field, code, format string, args ...any) {
+	v.Fields = append(v.Fields, FieldError{Field: field, Code: code, Message: fmt.Sprintf(format, args...)})
+}
+
+// Has reports whether field already has an error.
+func (v *Validation) Has(field string) bool {
+	for _, f := range v.Fields {
+		if f.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
+// Err returns a 422 error listing all fields, or nil.
+func (v *Validation) Err() error {
+	if len(v.Fields) == 0 {
+		return nil
+	}
+	return &Error{Kind: Invalid, Code: "validation_failed", Message: "some fields are invalid", Fields: v.Fields}
+}
+
+// FieldMap indexes field errors by field for form rendering.
+func FieldMap(err error) map[string]string {
+	m := map[string]string{}
+	var e *Error
+	if errors.As(err, &e) {
+		for _, f := range e.Fields {
+			if _, ok := m[f.Field]; !ok {
+				m[f.Field] = f.Message
+			}
+		}
+	}
+	return m
+}

@@ -1,0 +1,17 @@
+// Progressive enhancement only: every page works without JavaScript.
+// Elements with data-poll="URL" refresh their inner HTML from URL every 2s
+// (used for live progress of running jobs); data-confirm asks before submit.
+document.addEventListener("submit", function (e) {
+  var msg = e.target.getAttribute("data-confirm");
+  if (msg && !window.confirm(msg)) e.preventDefault();
+});
+document.querySelectorAll("[data-poll]").forEach(function (el) {
+  var url = el.getAttribute("data-poll");
+  var tick = function () {
+    fetch(url, { headers: { "Accept": "text/html" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html !== null) el.innerHTML = html; })
+      .catch(function () {});
+  };
+  setInterval(tick, 2000);
+});

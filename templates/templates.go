@@ -1,0 +1,295 @@
+// Package templates holds every HTML template and static asset, embedded in
+// the binary, and the one render helper all web surfaces use. A template's
+// name is its path without ".html" (admin/users/index); each page defines
+// "title" and "content" and is rendered inside layouts/base.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/policies"
+)
+
+//go:embed layouts partials admin errors static
+var files embed.FS
+
+// Static is the static asset tree (served under /static).
+func Static() fs.FS {
+	sub, _ := fs.Sub(files, "static")
+	return sub
+}
+
+// Locals keys that middleware fills and Render reads.
+const (
+	LocalCSRF      = "csrf_token"
+	LocalRequestID = "requestid"
+)
+
+// NavItem is one entry of the navigation; it shows when the principal may GET its path.
+type NavItem struct {
+	Label string
+	Path  string
+}
+
+// NavSection groups items under a heading.
+type NavSection struct {
+	Title string
+	Items []NavItem
+}
+
+// Flash is a one-time message shown after a redirect.
+type Flash struct {
+	Kind    string // success, error, info
+	Message string
+}
+
+// Pager paginates a list.
+type Pager struct {
+	Page, PerPage int
+	Total         int64
+	base          url.Values
+	path          string
+}
+
+// NewPager reads ?page= from c; PerPage defaults to 25.
+func NewPager(c *fiber.Ctx, perPage int) *Pager {
+	if perPage <= 0 {
+		perPage = 25
+	}
+	p, _ := strconv.Atoi(c.Query("page"))
+	if p < 1 {
+		p = 1
+	}
+	q, _ := url.ParseQuery(string(c.Request().URI().QueryString()))
+	return &Pager{Page: p, PerPage: perPage, base: q, path: c.Path()}
+}
+
+func (p *Pager) Offset() int   { return (p.Page - 1) * p.PerPage }
+func (p *Pager) Pages() int    { return int((p.Total + int64(p.PerPage) - 1) / int64(p.PerPage)) }
+func (p *Pager) HasPrev() bool { return p.Page > 1 }
+func (p *Pager) HasNext() bool { return p.Page < p.Pages() }
+func (p *Pager) First() int64 {
+	if p.Total == 0 {
+		return 0
+	}
+	return int64(p.Offset() + 1)
+}
+func (p *Pager) Last() int64 { return min(int64(p.Offset()+p.PerPage), p.Total) }
+func (p *Pager) URL(page int) string {
+	q := url.Values{}
+	for k, v := range p.base {
+		q[k] = v
+	}
+	q.Set("page", strconv.Itoa(page))
+	return p.path + "?" + q.Encode()
+}
+func (p *Pager) PrevURL() string { return p.URL(p.Page - 1) }
+func (p *Pager) NextURL() string { return p.URL(p.Page + 1) }
+
+// Page is what every template receives.
+type Page struct {
+	Title     string
+	Principal *policies.Principal
+	CSRF      string
+	RequestID string
+	Flash     *Flash
+	Nav       []NavSection
+	Path      string
+	Errors    map[string]string // field -> message
+	Form      map[string]string // submitted values to re-fill
+	Pager     *Pager
+	Data      any
+}
+
+// View renders templates.
+type View struct {
+	pages map[string]*template.Template
+	// Allowed decides nav visibility; app wires the casbin enforcer in.
+	Allowed func(roles []string, path, method string) bool
+	// Nav is the full navigation; items are filtered per principal.
+	Nav []NavSection
+	// Location renders times for people (Europe/Berlin).
+	Location *time.Location
+}
+
+var funcs = template.FuncMap{
+	"roleLabel": policies.RoleLabel,
+	"join":      strings.Join,
+	"hasPrefix": strings.HasPrefix,
+	"add":       func(a, b int) int { return a + b },
+	"seq": func(n int) []int {
+		s := make([]int, n)
+		for i := range s {
+			s[i] = i + 1
+		}
+		return s
+	},
+	"contains": func(list []string, s string) bool {
+		for _, x := range list {
+			if x == s {
+				return true
+			}
+		}
+		return false
+	},
+}
+
+// New parses every page at start; a broken template fails the boot.
+func New(loc *time.Location) (*View, error) {
+	v := &View{pages: map[string]*template.Template{}, Location: loc}
+	f := template.FuncMap{}
+	for k, fn := range funcs {
+		f[k] = fn
+	}
+	f["localtime"] = func(t any) string {
+		switch x := t.(type) {
+		case time.Time:
+			if x.IsZero() {
+				return ""
+			}
+			return x.In(loc).Format("2006-01-02 15:04")
+		case *time.Time:
+			if x == nil || x.IsZero() {
+				return "never"
+			}
+			return x.In(loc).Format("2006-01-02 15:04")
+		}
+		return fmt.Sprint(t)
+	}
+	base := template.New("base").Funcs(f)
+	for _, dir := range []string{"layouts", "partials"} {
+		if _, err := base.ParseFS(files, dir+"/*.html"); err != nil {
+			return nil, fmt.Errorf("templates %s: %w", dir, err)
+		}
+	}
+	err := fs.WalkDir(files, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".html") ||
+			strings.HasPrefix(path, "layouts/") || strings.HasPrefix(path, "partials/") {
+			return err
+		}
+		t, err := base.Clone()
+		if err != nil {
+			return err
+		}
+		if _, err := t.ParseFS(files, path); err != nil {
+			return fmt.Errorf("template %s: %w", path, err)
+		}
+		v.pages[strings.TrimSuffix(path, ".html")] = t
+		return nil
+	})
+	return v, err
+}
+
+// Has reports whether a page exists.
+func (v *View) Has(name string) bool { _, ok := v.pages[name]; return ok }
+
+const flashCookie = "cardata_flash"
+
+// SetFlash stores a message for the next page the browser loads.
+func SetFlash(c *fiber.Ctx, kind, msg string) {
+	c.Cookie(&fiber.Cookie{Name: flashCookie, Value: url.QueryEscape(kind + ":" + msg), Path: "/",
+		HTTPOnly: true, SameSite: "Lax", MaxAge: 60})
+}
+
+func takeFlash(c *fiber.Ctx) *Flash {
+	raw := c.Cookies(flashCookie)
+	if raw == "" {
+		return nil
+	}
+	c.Cookie(&fiber.Cookie{Name: flashCookie, Value: "", Path: "/", MaxAge: -1, Expires: time.Unix(1, 0)})
+	s, err := url.QueryUnescape(raw)
+	if err != nil {
+		return nil
+	}
+	kind, msg, ok := strings.Cut(s, ":")
+	if !ok || (kind != "success" && kind != "error" && kind != "info") || len(msg) > 500 {
+		return nil
+	}
+	return &Flash{Kind: kind, Message: msg}
+}
+
+func (v *View) navFor(p *policies.Principal) []NavSection {
+	if p == nil || v.Allowed == nil {
+		return nil
+	}
+	var out []NavSection
+	for _, s := range v.Nav {
+		sec := NavSection{Title: s.Title}
+		for _, it := range s.Items {
+			if v.Allowed(p.Roles, it.Path, "GET") {
+				sec.Items = append(sec.Items, it)
+			}
+		}
+		if len(sec.Items) > 0 {
+			out = append(out, sec)
+		}
+	}
+	return out
+}
+
+// Render writes page name with status, filling the common fields from c.
+func (v *View) Render(c *fiber.Ctx, status int, name string, p *Page) error {
+	t, ok := v.pages[name]
+	if !ok {
+		return fmt.Errorf("no template %q", name)
+	}
+	if p == nil {
+		p = &Page{}
+	}
+	p.Principal = policies.PrincipalFrom(c.UserContext())
+	if tok, ok := c.Locals(LocalCSRF).(string); ok {
+		p.CSRF = tok
+	}
+	if id, ok := c.Locals(LocalRequestID).(string); ok {
+		p.RequestID = id
+	}
+	if p.Flash == nil {
+		p.Flash = takeFlash(c)
+	}
+	p.Nav = v.navFor(p.Principal)
+	p.Path = c.Path()
+	if p.Errors == nil {
+		p.Errors = map[string]string{}
+	}
+	if p.Form == nil {
+		p.Form = map[string]string{}
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
+		return fmt.Errorf("render %s: %w", name, err)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.Status(status).Send(buf.Bytes())
+}
+
+// RenderString renders a page body to a string (e-mails, tests).
+func (v *View) RenderString(name string, p *Page) (string, error) {
+	t, ok := v.pages[name]
+	if !ok {
+		return "", fmt.Errorf("no template %q", name)
+	}
+	var buf bytes.Buffer
+	err := t.ExecuteTemplate(&buf, "layout", p)
+	return buf.String(), err
+}
+
+// AddNav appends an item to the named section, creating it when missing.
+func (v *View) AddNav(section string, item NavItem) {
+	for i := range v.Nav {
+		if v.Nav[i].Title == section {
+			v.Nav[i].Items = append(v.Nav[i].Items, item)
+			return
+		}
+	}
+	v.Nav = append(v.Nav, NavSection{Title: section, Items: []NavItem{item}})
+}
