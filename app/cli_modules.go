@@ -10,6 +10,3 @@ func moduleCommands() []Command {
 	return out
 }
 
-func jobsCommands() []Command       { return nil }
-func onboardingCommands() []Command { return nil }
-func billingCommands() []Command    { return nil }

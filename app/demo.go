@@ -23,6 +23,7 @@ func (a *App) LoadDemo(ctx context.Context, out io.Writer) error {
 		{"staff", a.demoStaff},
 		{"jobs", a.demoJobs},
 		{"onboarding", a.demoOnboarding},
+		{"vehicles", a.demoVehicles},
 	}
 	for _, s := range steps {
 		if err := s.run(ctx, out); err != nil {
@@ -57,6 +58,3 @@ func (a *App) demoStaff(ctx context.Context, out io.Writer) error {
 	}
 	return nil
 }
-
-func (a *App) demoJobs(ctx context.Context, out io.Writer) error       { return nil }
-func (a *App) demoOnboarding(ctx context.Context, out io.Writer) error { return nil }

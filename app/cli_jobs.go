@@ -1,0 +1,4 @@
+package app
+
+// jobsCommands are the CLI commands of the jobs module.
+func jobsCommands() []Command { return nil }
