@@ -184,9 +184,11 @@ func (c *Client) CSRF() string {
 // PostForm posts a form with the CSRF token filled in, like a browser.
 func (c *Client) PostForm(path string, form url.Values) *Response {
 	c.t.Helper()
-	if form == nil {
-		form = url.Values{}
+	copied := url.Values{}
+	for k, v := range form {
+		copied[k] = v
 	}
+	form = copied
 	if _, ok := form["_csrf"]; !ok {
 		form.Set("_csrf", c.CSRF())
 	}

@@ -51,6 +51,9 @@ const ProblemTypeBase = "https://cardata.example/problems/"
 // IsAPI reports whether a request expects machine responses.
 func IsAPI(c *fiber.Ctx) bool {
 	p := c.Path()
+	if p == "/healthz" || p == "/readyz" {
+		return true
+	}
 	for _, prefix := range []string{"/api/", "/oauth/", "/ingest/"} {
 		if strings.HasPrefix(p, prefix) || p == strings.TrimSuffix(prefix, "/") {
 			return true
@@ -142,7 +145,7 @@ func ErrorHandler(log *slog.Logger, view *templates.View) fiber.ErrorHandler {
 			Title, Detail string
 			Back          string
 		}{status, http.StatusText(status), e.Message, back}
-		if status == fiber.StatusForbidden {
+		if e.Code == "forbidden" {
 			data.Detail = "Your roles do not include access to this page. Ask an administrator if you need it."
 		}
 		if rerr := view.Render(c, status, "errors/error", &templates.Page{Title: data.Title, Data: data}); rerr != nil {

@@ -207,6 +207,9 @@ type routeMatcher struct {
 func compileRoute(pattern string) *regexp.Regexp {
 	var b strings.Builder
 	b.WriteString("^")
+	if len(pattern) > 1 {
+		pattern = strings.TrimRight(pattern, "/")
+	}
 	segs := strings.Split(pattern, "/")
 	for i, seg := range segs {
 		if i > 0 {
@@ -235,7 +238,11 @@ func compileRoute(pattern string) *regexp.Regexp {
 func (a *Access) Learn(routes []fiber.Route) {
 	a.routes = a.routes[:0]
 	for _, r := range routes {
-		a.routes = append(a.routes, routeMatcher{method: r.Method, pattern: r.Path, re: compileRoute(r.Path)})
+		pattern := r.Path
+		if len(pattern) > 1 {
+			pattern = strings.TrimRight(pattern, "/")
+		}
+		a.routes = append(a.routes, routeMatcher{method: r.Method, pattern: pattern, re: compileRoute(pattern)})
 	}
 }
 

@@ -1,0 +1,75 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func load(env map[string]string) (Config, error) {
+	return LoadFrom(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "postgres://postgres@127.0.0.1:5432/cardata?sslmode=disable" || c.ListenAddr != "127.0.0.1:8080" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if c.BillingTimezone.String() != "Europe/Berlin" || c.SessionIdleTimeout != 30*time.Minute || c.CookieSecure {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestInvalidValuesNameTheVariable(t *testing.T) {
+	t.Parallel()
+	cases := map[string]map[string]string{
+		"BILLING_TIMEZONE":     {"BILLING_TIMEZONE": "Mars/Olympus"},
+		"LISTEN_ADDR":          {"LISTEN_ADDR": "8080"},
+		"DATABASE_URL":         {"DATABASE_URL": "mysql://x"},
+		"SESSION_IDLE_TIMEOUT": {"SESSION_IDLE_TIMEOUT": "soon"},
+		"COOKIE_SECURE":        {"COOKIE_SECURE": "maybe"},
+		"BCRYPT_COST":          {"BCRYPT_COST": "99"},
+		"LOG_LEVEL":            {"LOG_LEVEL": "loud"},
+	}
+	for name, env := range cases {
+		_, err := load(env)
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	t.Parallel()
+	c, err := load(map[string]string{"DATABASE_URL": "postgres://u:hunter2@db/x", "SMTP_PASSWORD": "s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Join(func() []string {
+		var out []string
+		for k, v := range c.Redacted() {
+			out = append(out, k+"="+strings.TrimSpace(strings.ReplaceAll(strings.ReplaceAll(toString(v), "\n", ""), " ", "")))
+		}
+		return out
+	}(), ",")
+	if strings.Contains(s, "hunter2") || strings.Contains(s, "s3cret") {
+		t.Fatalf("secret leaked: %s", s)
+	}
+}
+
+func toString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case bool:
+		if x {
+			return "true"
+		}
+		return "false"
+	}
+	return ""
+}

@@ -1,0 +1,98 @@
+package audit_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"cardata/app/db"
+	"cardata/app/db/dbtest"
+	"cardata/policies"
+	"cardata/policies/audit"
+)
+
+func ctx() context.Context {
+	c := policies.WithPrincipal(context.Background(), &policies.Principal{Kind: policies.KindStaff, ID: 7, Email: "a@x"})
+	return policies.WithRequest(c, policies.Request{ID: "req-1", ClientAddr: "10.0.0.1"})
+}
+
+func TestChainVerifiesAndRecordsContext(t *testing.T) {
+	t.Parallel()
+	gdb := dbtest.New(t)
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := audit.Record(ctx(), gdb, "thing.create", "thing", fmt.Sprint(i), "made it"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	n, broken, err := audit.Verify(context.Background(), gdb)
+	if err != nil || broken != nil || n != 20 {
+		t.Fatalf("verify: n=%d broken=%+v err=%v", n, broken, err)
+	}
+	entries, total, err := audit.List(context.Background(), gdb, audit.Filter{Action: "thing", Limit: 5})
+	if err != nil || total != 20 || len(entries) != 5 {
+		t.Fatalf("list: %d %d %v", total, len(entries), err)
+	}
+	e := entries[0]
+	if e.ActorLabel != "a@x" || e.RequestID != "req-1" || e.ClientAddr != "10.0.0.1" || *e.ActorID != 7 {
+		t.Fatalf("entry context: %+v", e)
+	}
+}
+
+func TestDatabaseRejectsUpdateAndDelete(t *testing.T) {
+	t.Parallel()
+	gdb := dbtest.New(t)
+	if err := audit.Record(ctx(), gdb, "thing.create", "thing", "1", "x"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"UPDATE audit_entries SET summary = 'y'", "DELETE FROM audit_entries", "TRUNCATE audit_entries"} {
+		err := gdb.Exec(q).Error
+		if err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s: want append-only error, got %v", q, err)
+		}
+	}
+}
+
+func TestVerifyNamesFirstTamperedEntry(t *testing.T) {
+	t.Parallel()
+	u := dbtest.URL(t)
+	gdb, err := db.Open(u, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(gdb)
+	for i := 1; i <= 5; i++ {
+		if err := audit.Record(ctx(), gdb, "thing.update", "thing", fmt.Sprint(i), fmt.Sprintf("change %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Tamper as the superuser, bypassing the append-only triggers.
+	su, err := db.Open(dbtest.SuperuserURL(t, u), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(su)
+	err = su.Exec("SET session_replication_role = replica; UPDATE audit_entries SET summary = 'nothing happened' WHERE id = 3").Error
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, broken, err := audit.Verify(context.Background(), gdb)
+	if err != nil || broken == nil || broken.ID != 3 || !strings.Contains(broken.Reason, "altered") {
+		t.Fatalf("want entry 3 altered, got %+v %v", broken, err)
+	}
+	// Deleting an entry breaks the link of the next one.
+	if err := su.Exec("SET session_replication_role = replica; DELETE FROM audit_entries WHERE id IN (2,3)").Error; err != nil {
+		t.Fatal(err)
+	}
+	_, broken, _ = audit.Verify(context.Background(), gdb)
+	if broken == nil || broken.ID != 4 || !strings.Contains(broken.Reason, "removed") {
+		t.Fatalf("want entry 4 unlinked, got %+v", broken)
+	}
+}
