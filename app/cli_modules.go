@@ -9,4 +9,3 @@ func moduleCommands() []Command {
 	}
 	return out
 }
-

@@ -93,7 +93,9 @@ func TestRoleMatrix(t *testing.T) {
 	}
 }
 
-func itoa(n int64) string { return strings.TrimSpace(strings.Replace(json.Number(jsonInt(n)).String(), "\"", "", -1)) }
+func itoa(n int64) string {
+	return strings.TrimSpace(strings.Replace(json.Number(jsonInt(n)).String(), "\"", "", -1))
+}
 
 func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
