@@ -1,0 +1,450 @@
+package onboarding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"cardata/onboarding/vat"
+	"cardata/policies"
+	"cardata/policies/audit"
+	"cardata/policies/errs"
+)
+
+// Status is where a provider stands in its life cycle.
+type Status string
+
+// The statuses. An approved provider is active.
+const (
+	StatusSubmitted     Status = "submitted"
+	StatusInReview      Status = "in_review"
+	StatusInfoRequested Status = "info_requested"
+	StatusActive        Status = "active"
+	StatusRejected      Status = "rejected"
+	StatusSuspended     Status = "suspended"
+	StatusTerminated    Status = "terminated"
+)
+
+// Statuses in life-cycle order (for filters).
+var Statuses = []Status{StatusSubmitted, StatusInReview, StatusInfoRequested, StatusActive, StatusRejected, StatusSuspended, StatusTerminated}
+
+// Label is the status in words.
+func (s Status) Label() string {
+	switch s {
+	case StatusInReview:
+		return "in review"
+	case StatusInfoRequested:
+		return "information requested"
+	}
+	return string(s)
+}
+
+// Tone names the badge colour of a status (ok, warn, bad, off).
+func (s Status) Tone() string {
+	switch s {
+	case StatusActive:
+		return "ok"
+	case StatusSubmitted, StatusInReview, StatusInfoRequested:
+		return "warn"
+	case StatusRejected, StatusSuspended:
+		return "bad"
+	}
+	return "off"
+}
+
+// Open reports whether the provider blocks its VAT ID for new applications.
+func (s Status) Open() bool { return s != StatusRejected && s != StatusTerminated }
+
+// Provider is a company that applied for, or has, access to vehicle data.
+type Provider struct {
+	ID               int64 `gorm:"primaryKey"`
+	LegalName        string
+	LegalForm        string
+	Street           string
+	PostalCode       string
+	City             string
+	Country          string
+	VATID            string `gorm:"column:vat_id"`
+	RegisterNumber   string
+	ContactName      string
+	ContactEmail     string
+	ContactPhone     string
+	BillingEmail     string
+	IntendedServices string
+	Status           Status
+	StatusReason     string
+	ReviewerID       *int64
+	ReviewerName     string `gorm:"->;-:migration"` // filled by queries that join staff_users
+	ReviewFlags      string
+	TermsVersion     string
+	TermsAcceptedAt  time.Time
+	TermsClientAddr  string
+	SubmittedAt      time.Time
+	WaitingSince     time.Time
+	ApprovedAt       *time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+func (Provider) TableName() string { return "providers" }
+
+// CountryName is the seat country in words.
+func (p *Provider) CountryName() string { return CountryName(p.Country) }
+
+// Flags splits the reviewer flags into lines.
+func (p *Provider) Flags() []string {
+	if p.ReviewFlags == "" {
+		return nil
+	}
+	return strings.Split(p.ReviewFlags, "\n")
+}
+
+// Waiting is how long the provider has been waiting for a decision.
+func (p *Provider) Waiting(now time.Time) time.Duration { return now.Sub(p.WaitingSince) }
+
+// Event is one entry of a provider's review history.
+type Event struct {
+	ID         int64 `gorm:"primaryKey"`
+	ProviderID int64
+	At         time.Time
+	Action     Action
+	FromStatus Status
+	ToStatus   Status
+	ActorKind  string
+	ActorID    *int64
+	ActorLabel string
+	Note       string
+}
+
+func (Event) TableName() string { return "provider_events" }
+
+// Action is a verb that moves a provider between statuses.
+type Action string
+
+// The review actions.
+const (
+	ActionSubmit      Action = "submit"
+	ActionClaim       Action = "claim"
+	ActionRequestInfo Action = "request_info"
+	ActionAnswer      Action = "answer"
+	ActionApprove     Action = "approve"
+	ActionReject      Action = "reject"
+	ActionSuspend     Action = "suspend"
+	ActionReactivate  Action = "reactivate"
+	ActionTerminate   Action = "terminate"
+)
+
+// Transition is one row of the transition table.
+type Transition struct {
+	Action Action
+	From   []Status // nil: every status except To
+	To     Status
+	// Note names the text the action requires ("reason", "question",
+	// "answer"), or is empty when none is needed.
+	Note string
+	// ByProvider marks the action as the provider's (answering a question);
+	// all others are partner managers'.
+	ByProvider bool
+	Label      string // button text
+	Past       string // for the timeline and e-mails: "approved"
+}
+
+// Transitions is the review workflow: the only moves a provider can make.
+var Transitions = []Transition{
+	{Action: ActionClaim, From: []Status{StatusSubmitted}, To: StatusInReview, Label: "Claim for review", Past: "claimed for review"},
+	{Action: ActionRequestInfo, From: []Status{StatusInReview}, To: StatusInfoRequested, Note: "question", Label: "Ask the provider", Past: "asked a question"},
+	{Action: ActionAnswer, From: []Status{StatusInfoRequested}, To: StatusInReview, Note: "answer", ByProvider: true, Label: "Send answer", Past: "answered"},
+	{Action: ActionApprove, From: []Status{StatusInReview}, To: StatusActive, Label: "Approve", Past: "approved"},
+	{Action: ActionReject, From: []Status{StatusInReview}, To: StatusRejected, Note: "reason", Label: "Reject", Past: "rejected"},
+	{Action: ActionSuspend, From: []Status{StatusActive}, To: StatusSuspended, Note: "reason", Label: "Suspend", Past: "suspended"},
+	{Action: ActionReactivate, From: []Status{StatusSuspended}, To: StatusActive, Label: "Reactivate", Past: "reactivated"},
+	{Action: ActionTerminate, To: StatusTerminated, Note: "reason", Label: "Terminate", Past: "terminated"},
+}
+
+// TransitionFor returns the table row of an action.
+func TransitionFor(a Action) (Transition, bool) {
+	for _, t := range Transitions {
+		if t.Action == a {
+			return t, true
+		}
+	}
+	return Transition{}, false
+}
+
+// allows reports whether t may start from s.
+func (t Transition) allows(s Status) bool {
+	if t.From == nil {
+		return s != t.To
+	}
+	return slices.Contains(t.From, s)
+}
+
+// StaffActions lists the partner-manager actions allowed from the provider's status.
+func (p *Provider) StaffActions() []Transition {
+	var out []Transition
+	for _, t := range Transitions {
+		if !t.ByProvider && t.allows(p.Status) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// ErrProviderNotFound is returned for unknown ids (and other providers' ids).
+var ErrProviderNotFound = errs.New(errs.NotFound, "provider_not_found", "provider not found")
+
+// FindProviderByID returns one provider with its reviewer's name.
+func (s *Service) FindProviderByID(ctx context.Context, id int64) (*Provider, error) {
+	var p Provider
+	err := s.DB.WithContext(ctx).Table("providers").
+		Select("providers.*, COALESCE(staff_users.name, '') AS reviewer_name").
+		Joins("LEFT JOIN staff_users ON staff_users.id = providers.reviewer_id").
+		Where("providers.id = ?", id).Take(&p).Error
+	if err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrProviderNotFound
+		}
+		return nil, errs.Wrap(err, "find provider")
+	}
+	return &p, nil
+}
+
+// FindEvents returns a provider's review history, oldest first.
+func (s *Service) FindEvents(ctx context.Context, providerID int64) ([]Event, error) {
+	var out []Event
+	err := s.DB.WithContext(ctx).Where("provider_id = ?", providerID).Order("id").Find(&out).Error
+	return out, errs.Wrap(err, "provider events")
+}
+
+// ProviderFilter narrows FindProviders.
+type ProviderFilter struct {
+	Status  Status
+	Country string
+	Market  string // providers with approved access to this market
+	Query   string // legal name or VAT ID contains
+	Offset  int
+	Limit   int
+}
+
+// FindProviders lists providers by name and the total matching.
+func (s *Service) FindProviders(ctx context.Context, f ProviderFilter) ([]Provider, int64, error) {
+	q := s.DB.WithContext(ctx).Table("providers")
+	if f.Status != "" {
+		q = q.Where("providers.status = ?", f.Status)
+	}
+	if f.Country != "" {
+		q = q.Where("providers.country = ?", strings.ToUpper(f.Country))
+	}
+	if f.Market != "" {
+		q = q.Where("providers.id IN (SELECT provider_id FROM market_access WHERE market = ? AND status = 'approved')", strings.ToUpper(f.Market))
+	}
+	if term := strings.TrimSpace(f.Query); term != "" {
+		like := "%" + escapeLike(term) + "%"
+		compact := "%" + escapeLike(vat.Compact(term)) + "%"
+		q = q.Where("providers.legal_name ILIKE ? OR providers.vat_id ILIKE ?", like, compact)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "count providers")
+	}
+	if f.Limit <= 0 || f.Limit > 200 {
+		f.Limit = 25
+	}
+	var out []Provider
+	err := q.Select("providers.*, COALESCE(staff_users.name, '') AS reviewer_name").
+		Joins("LEFT JOIN staff_users ON staff_users.id = providers.reviewer_id").
+		Order("lower(providers.legal_name), providers.id").Offset(f.Offset).Limit(f.Limit).Find(&out).Error
+	return out, total, errs.Wrap(err, "list providers")
+}
+
+// FindReviewQueue returns the applications waiting for a partner manager
+// (submitted or in review), longest waiting first, and those waiting for
+// the provider's answer.
+func (s *Service) FindReviewQueue(ctx context.Context) (waiting, withProvider []Provider, err error) {
+	base := func() *gorm.DB {
+		return s.DB.WithContext(ctx).Table("providers").
+			Select("providers.*, COALESCE(staff_users.name, '') AS reviewer_name").
+			Joins("LEFT JOIN staff_users ON staff_users.id = providers.reviewer_id")
+	}
+	if err := base().Where("providers.status IN ?", []Status{StatusSubmitted, StatusInReview}).
+		Order("providers.waiting_since, providers.id").Limit(500).Find(&waiting).Error; err != nil {
+		return nil, nil, errs.Wrap(err, "review queue")
+	}
+	if err := base().Where("providers.status = ?", StatusInfoRequested).
+		Order("providers.waiting_since, providers.id").Limit(500).Find(&withProvider).Error; err != nil {
+		return nil, nil, errs.Wrap(err, "review queue")
+	}
+	return waiting, withProvider, nil
+}
+
+// CountByStatus returns how many providers are in each status.
+func (s *Service) CountByStatus(ctx context.Context) (map[Status]int64, error) {
+	var rows []struct {
+		Status Status
+		N      int64
+	}
+	err := s.DB.WithContext(ctx).Table("providers").Select("status, count(*) AS n").Group("status").Scan(&rows).Error
+	out := map[Status]int64{}
+	for _, r := range rows {
+		out[r.Status] = r.N
+	}
+	return out, errs.Wrap(err, "count providers")
+}
+
+// Review performs a partner manager's action on a provider (claim, approve,
+// reject, request_info, suspend, reactivate, terminate). note is the reason
+// or question where the action needs one.
+func (s *Service) Review(ctx context.Context, providerID int64, action Action, note string) (*Provider, error) {
+	t, ok := TransitionFor(action)
+	if !ok || t.ByProvider || action == ActionSubmit {
+		return nil, errs.New(errs.BadRequest, "unknown_action", "unknown review action %q", action)
+	}
+	if p := policies.PrincipalFrom(ctx); p == nil || (p.Kind != policies.KindStaff && p.Kind != policies.KindSystem) {
+		return nil, errs.New(errs.Forbidden, "staff_only", "only partner managers review providers")
+	}
+	return s.transition(ctx, providerID, t, note)
+}
+
+// AnswerQuestion is the provider's answer to an open question; it returns
+// the application to review. providerID must be the caller's own.
+func (s *Service) AnswerQuestion(ctx context.Context, providerID int64, answer string) (*Provider, error) {
+	t, _ := TransitionFor(ActionAnswer)
+	return s.transition(ctx, providerID, t, answer)
+}
+
+func (s *Service) transition(ctx context.Context, providerID int64, t Transition, note string) (*Provider, error) {
+	note = strings.TrimSpace(note)
+	if t.Note != "" {
+		var v errs.Validation
+		if note == "" {
+			v.Add(t.Note, t.Note+"_required", "enter the %s", t.Note)
+		} else if len(note) > 4000 {
+			v.Add(t.Note, t.Note+"_too_long", "use at most 4000 characters")
+		}
+		if err := v.Err(); err != nil {
+			return nil, err
+		}
+	} else {
+		note = ""
+	}
+	var p Provider
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&p, providerID).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return ErrProviderNotFound
+			}
+			return errs.Wrap(err, "lock provider")
+		}
+		if !t.allows(p.Status) {
+			return transitionConflict(t, p.Status)
+		}
+		from := p.Status
+		now := s.now()
+		kind, actorID, label := actor(ctx)
+		upd := map[string]any{"status": t.To, "updated_at": now}
+		switch t.Action {
+		case ActionClaim:
+			if kind == policies.KindStaff {
+				upd["reviewer_id"] = actorID
+			}
+		case ActionAnswer:
+			upd["waiting_since"] = now // the provider answered: now it waits for us again
+		case ActionApprove:
+			upd["approved_at"] = now
+		}
+		if t.Note != "" {
+			upd["status_reason"] = note
+		} else if t.Action != ActionClaim {
+			upd["status_reason"] = ""
+		}
+		if err := tx.Model(&Provider{}).Where("id = ?", p.ID).Updates(upd).Error; err != nil {
+			return errs.Wrap(err, "update provider")
+		}
+		ev := Event{ProviderID: p.ID, At: now, Action: t.Action, FromStatus: from, ToStatus: t.To,
+			ActorKind: kind, ActorID: actorID, ActorLabel: label, Note: note}
+		if err := tx.Create(&ev).Error; err != nil {
+			return errs.Wrap(err, "record provider event")
+		}
+		summary := fmt.Sprintf("%s %s: %s -> %s", p.LegalName, t.Past, from, t.To)
+		if note != "" {
+			summary += " (" + t.Note + ": " + note + ")"
+		}
+		if err := audit.Record(ctx, tx, "provider."+string(t.Action), "provider", fmt.Sprint(p.ID), summary); err != nil {
+			return err
+		}
+		return s.notifyTransition(ctx, tx, &p, t, note, ev.ID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.FindProviderByID(ctx, providerID)
+}
+
+func transitionConflict(t Transition, from Status) error {
+	allowed := make([]string, 0, len(t.From))
+	for _, s := range t.From {
+		allowed = append(allowed, s.Label())
+	}
+	if from == StatusTerminated {
+		return errs.New(errs.Conflict, "provider_terminated", "the provider is terminated; that is final")
+	}
+	if t.From == nil {
+		return errs.New(errs.Conflict, "transition_not_allowed", "the provider is already %s", from.Label())
+	}
+	return errs.New(errs.Conflict, "transition_not_allowed",
+		"cannot %s a provider that is %s (only from: %s)", strings.ReplaceAll(string(t.Action), "_", " "), from.Label(), strings.Join(allowed, ", "))
+}
+
+// notifyTransition queues the e-mail that tells the provider (or, for an
+// answer, the reviewer) what happened.
+func (s *Service) notifyTransition(ctx context.Context, tx *gorm.DB, p *Provider, t Transition, note string, eventID int64) error {
+	dedupe := fmt.Sprintf("provider-event-%d", eventID)
+	portal := s.link("/portal")
+	var subject, body string
+	switch t.Action {
+	case ActionClaim:
+		subject = "Your CarData application is in review"
+		body = fmt.Sprintf("Dear %s,\n\na partner manager has started reviewing the application of %s. We will contact you if we need more information.\n\nStatus: %s\n", p.ContactName, p.LegalName, portal)
+	case ActionRequestInfo:
+		subject = "Question about your CarData application"
+		body = fmt.Sprintf("Dear %s,\n\nto continue the review of %s we need more information:\n\n%s\n\nPlease answer in the partner portal: %s\n", p.ContactName, p.LegalName, note, portal)
+	case ActionApprove:
+		subject = "Your CarData application is approved"
+		body = fmt.Sprintf("Dear %s,\n\n%s is now a registered CarData provider. Sign in to the partner portal to invite your team, create API clients and request markets: %s\n", p.ContactName, p.LegalName, portal)
+	case ActionReject:
+		subject = "Your CarData application was rejected"
+		body = fmt.Sprintf("Dear %s,\n\nwe cannot approve the application of %s.\n\nReason: %s\n", p.ContactName, p.LegalName, note)
+	case ActionSuspend:
+		subject = "Your CarData access is suspended"
+		body = fmt.Sprintf("Dear %s,\n\nthe data access of %s is suspended with immediate effect; API clients are refused until it is reactivated.\n\nReason: %s\n", p.ContactName, p.LegalName, note)
+	case ActionReactivate:
+		subject = "Your CarData access is active again"
+		body = fmt.Sprintf("Dear %s,\n\nthe data access of %s is active again.\n", p.ContactName, p.LegalName)
+	case ActionTerminate:
+		subject = "Your CarData partnership is terminated"
+		body = fmt.Sprintf("Dear %s,\n\nthe CarData partnership of %s is terminated. All access has ended.\n\nReason: %s\n", p.ContactName, p.LegalName, note)
+	case ActionAnswer:
+		if p.ReviewerID == nil {
+			return nil
+		}
+		var email string
+		if err := tx.Raw("SELECT email FROM staff_users WHERE id = ?", *p.ReviewerID).Scan(&email).Error; err != nil {
+			return errs.Wrap(err, "reviewer e-mail")
+		}
+		if email == "" {
+			return nil
+		}
+		return enqueueMail(ctx, tx, "provider.answered", email, "Answer from "+p.LegalName,
+			fmt.Sprintf("%s answered your question:\n\n%s\n\nReview: %s\n", p.LegalName, note, s.link(fmt.Sprintf("/admin/providers/%d", p.ID))),
+			p.ID, dedupe)
+	default:
+		return nil
+	}
+	return enqueueMail(ctx, tx, "provider."+string(t.Action), p.ContactEmail, subject, body, p.ID, dedupe)
+}

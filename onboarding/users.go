@@ -1,0 +1,339 @@
+package onboarding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
+
+	"cardata/policies"
+	"cardata/policies/audit"
+	"cardata/policies/errs"
+)
+
+// Provider user roles (the casbin rules for /portal use them).
+const (
+	RoleProviderAdmin     = "provider_admin"
+	RoleProviderDeveloper = "provider_developer"
+	RoleProviderFinance   = "provider_finance"
+)
+
+// ProviderRoles lists the provider roles in display order.
+var ProviderRoles = []string{RoleProviderAdmin, RoleProviderDeveloper, RoleProviderFinance}
+
+// ProviderUser is a person who signs in to the partner portal for one
+// provider. They are not staff: a separate table, a separate login.
+type ProviderUser struct {
+	ID              int64 `gorm:"primaryKey"`
+	ProviderID      int64
+	Email           string
+	Name            string
+	Role            string
+	PasswordHash    string `json:"-"`
+	Active          bool
+	InviteTokenHash []byte     `json:"-"`
+	InviteExpiresAt *time.Time `json:"-"`
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	LastLoginAt     *time.Time
+}
+
+func (ProviderUser) TableName() string { return "provider_users" }
+
+// Pending reports whether the user has not set a password yet.
+func (u *ProviderUser) Pending() bool { return u.PasswordHash == "" }
+
+// Principal turns the user into the request principal.
+func (u *ProviderUser) Principal(sessionID int64) *policies.Principal {
+	return &policies.Principal{Kind: policies.KindProvider, ID: u.ID, Email: u.Email, Name: u.Name,
+		Roles: []string{u.Role}, ProviderID: u.ProviderID, SessionID: sessionID}
+}
+
+type loginAttempt struct {
+	ID         int64 `gorm:"primaryKey"`
+	Email      string
+	ClientAddr string
+	Succeeded  bool
+	At         time.Time
+}
+
+func (loginAttempt) TableName() string { return "provider_login_attempts" }
+
+// Portal sign-in errors; the message never says whether the account exists.
+var (
+	ErrBadCredentials = errs.New(errs.Unauthorized, "login_failed", "e-mail or password is wrong")
+	ErrThrottled      = errs.New(errs.TooMany, "login_throttled", "too many failed sign-ins; wait a few minutes and try again")
+)
+
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("cardata-timing-equaliser"), bcrypt.MinCost)
+
+// FindProviderUserByID loads a provider user (for the session resolver).
+func (s *Service) FindProviderUserByID(ctx context.Context, id int64) (*ProviderUser, error) {
+	var u ProviderUser
+	if err := s.DB.WithContext(ctx).Take(&u, id).Error; err != nil {
+		return nil, translate(err, "provider_user")
+	}
+	return &u, nil
+}
+
+// ResolvePrincipal returns the principal of a portal session, or nil when
+// the user may no longer sign in (deactivated, or the provider terminated).
+func (s *Service) ResolvePrincipal(ctx context.Context, userID, sessionID int64) (*policies.Principal, error) {
+	var row struct {
+		ProviderUser
+		ProviderStatus Status
+	}
+	err := s.DB.WithContext(ctx).Table("provider_users").
+		Select("provider_users.*, providers.status AS provider_status").
+		Joins("JOIN providers ON providers.id = provider_users.provider_id").
+		Where("provider_users.id = ?", userID).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, errs.Wrap(err, "resolve provider user")
+	}
+	if !row.Active || row.Pending() || row.ProviderStatus == StatusTerminated {
+		return nil, nil
+	}
+	return row.ProviderUser.Principal(sessionID), nil
+}
+
+// Authenticate checks a portal sign-in, throttled per account and per
+// client address, and records the attempt.
+func (s *Service) Authenticate(ctx context.Context, email, password, addr string) (*ProviderUser, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if len(email) > 320 {
+		email = email[:320]
+	}
+	db := s.DB.WithContext(ctx)
+	window := s.Throttle.Window
+	if window <= 0 {
+		window = 15 * time.Minute
+	}
+	since := s.now().Add(-window)
+	var byAccount, byAddr int64
+	if err := db.Model(&loginAttempt{}).Where("lower(email) = ? AND NOT succeeded AND at > ?", email, since).Count(&byAccount).Error; err != nil {
+		return nil, errs.Wrap(err, "count attempts")
+	}
+	if err := db.Model(&loginAttempt{}).Where("client_addr = ? AND NOT succeeded AND at > ?", addr, since).Count(&byAddr).Error; err != nil {
+		return nil, errs.Wrap(err, "count attempts")
+	}
+	perAccount, perAddr := s.Throttle.PerAccount, s.Throttle.PerAddress
+	if perAccount <= 0 {
+		perAccount = 5
+	}
+	if perAddr <= 0 {
+		perAddr = 20
+	}
+	if int(byAccount) >= perAccount || int(byAddr) >= perAddr {
+		return nil, ErrThrottled
+	}
+	var u ProviderUser
+	err := db.Where("lower(email) = ?", email).Take(&u).Error
+	ok := false
+	switch {
+	case err == nil && u.PasswordHash != "":
+		ok = bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) == nil && u.Active
+	case err == nil || errors.Is(err, gorm.ErrRecordNotFound):
+		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+	default:
+		return nil, errs.Wrap(err, "find provider user")
+	}
+	if ok {
+		var statuses []string
+		if err := db.Table("providers").Where("id = ?", u.ProviderID).Pluck("status", &statuses).Error; err != nil {
+			return nil, errs.Wrap(err, "provider status")
+		}
+		ok = len(statuses) == 1 && Status(statuses[0]) != StatusTerminated
+	}
+	now := s.now()
+	if err := db.Create(&loginAttempt{Email: email, ClientAddr: addr, Succeeded: ok, At: now}).Error; err != nil {
+		return nil, errs.Wrap(err, "record attempt")
+	}
+	if !ok {
+		return nil, ErrBadCredentials
+	}
+	if err := db.Model(&ProviderUser{}).Where("id = ?", u.ID).Update("last_login_at", now).Error; err != nil {
+		return nil, errs.Wrap(err, "record login")
+	}
+	if err := db.Where("lower(email) = ? AND NOT succeeded", email).Delete(&loginAttempt{}).Error; err != nil {
+		return nil, errs.Wrap(err, "clear attempts")
+	}
+	return &u, nil
+}
+
+// FindProviderUsers lists the users of one provider.
+func (s *Service) FindProviderUsers(ctx context.Context, providerID int64) ([]ProviderUser, error) {
+	var out []ProviderUser
+	err := s.DB.WithContext(ctx).Where("provider_id = ?", providerID).Order("lower(name), id").Find(&out).Error
+	return out, errs.Wrap(err, "list provider users")
+}
+
+// Invite is the input of InviteProviderUser.
+type Invite struct {
+	Email string
+	Name  string
+	Role  string
+}
+
+// Invitation is a created user and the link that lets them set a password.
+type Invitation struct {
+	User *ProviderUser
+	Link string
+}
+
+// InviteProviderUser adds a user to a provider and e-mails them a one-time
+// link to set their password.
+func (s *Service) InviteProviderUser(ctx context.Context, providerID int64, in Invite) (*Invitation, error) {
+	in.Email = strings.ToLower(clean(in.Email, 254))
+	in.Name = clean(in.Name, 120)
+	var v errs.Validation
+	if !validEmail(in.Email) {
+		v.Add("email", "email_invalid", "enter a valid e-mail address")
+	}
+	if in.Name == "" {
+		v.Add("name", "name_required", "enter the name")
+	}
+	if !slices.Contains(ProviderRoles, in.Role) {
+		v.Add("role", "role_unknown", "choose a role: administrator, developer or finance")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	p, err := s.FindProviderByID(ctx, providerID)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Status.Open() {
+		return nil, errs.New(errs.Conflict, "provider_closed", "the provider is %s; no users can be invited", p.Status.Label())
+	}
+	token := randomToken(32)
+	now := s.now()
+	exp := now.Add(s.inviteTTL())
+	u := &ProviderUser{ProviderID: providerID, Email: in.Email, Name: in.Name, Role: in.Role, Active: true,
+		InviteTokenHash: sha(token), InviteExpiresAt: &exp, CreatedAt: now, UpdatedAt: now}
+	link := s.link("/portal/invitations/" + token)
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(u).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return &errs.Error{Kind: errs.Invalid, Code: "validation_failed", Message: "some fields are invalid",
+					Fields: []errs.FieldError{{Field: "email", Code: "email_taken", Message: "this e-mail address already has a portal account"}}}
+			}
+			return errs.Wrap(err, "create provider user")
+		}
+		if err := audit.Record(ctx, tx, "provider_user.invite", "provider", fmt.Sprint(providerID),
+			fmt.Sprintf("invited %s (%s) as %s", u.Email, u.Name, RoleLabel(u.Role))); err != nil {
+			return err
+		}
+		_, _, by := actor(ctx)
+		body := fmt.Sprintf("Hello %s,\n\n%s invited you to the CarData partner portal of %s as %s.\n\nSet your password with this one-time link (valid %d days):\n%s\n",
+			u.Name, by, p.LegalName, RoleLabel(u.Role), int(s.inviteTTL().Hours()/24), link)
+		return enqueueMail(ctx, tx, "provider_user.invited", u.Email, "Your invitation to the CarData partner portal", body, providerID,
+			fmt.Sprintf("provider-user-invite-%d", u.ID))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Invitation{User: u, Link: link}, nil
+}
+
+// ErrInvitationInvalid covers unknown, used and expired set-password links.
+var ErrInvitationInvalid = errs.New(errs.NotFound, "invitation_invalid", "this link is invalid, already used or expired; ask your administrator for a new invitation")
+
+// FindInvitation returns the user a set-password token belongs to.
+func (s *Service) FindInvitation(ctx context.Context, token string) (*ProviderUser, error) {
+	if len(token) < 20 || len(token) > 100 {
+		return nil, ErrInvitationInvalid
+	}
+	var u ProviderUser
+	err := s.DB.WithContext(ctx).Where("invite_token_hash = ? AND invite_expires_at > ? AND active", sha(token), s.now()).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrInvitationInvalid
+	}
+	if err != nil {
+		return nil, errs.Wrap(err, "find invitation")
+	}
+	return &u, nil
+}
+
+// AcceptInvitation sets the password behind a one-time token and uses the token up.
+func (s *Service) AcceptInvitation(ctx context.Context, token, password string) (*ProviderUser, error) {
+	u, err := s.FindInvitation(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	var v errs.Validation
+	validatePassword(&v, "password", password)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.BcryptCost)
+	if err != nil {
+		return nil, errs.Wrap(err, "hash password")
+	}
+	ctx = policies.WithPrincipal(ctx, u.Principal(0))
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&ProviderUser{}).Where("id = ? AND invite_token_hash = ?", u.ID, sha(token)).Updates(map[string]any{
+			"password_hash": string(hash), "invite_token_hash": nil, "invite_expires_at": nil, "updated_at": s.now()})
+		if res.Error != nil {
+			return errs.Wrap(res.Error, "set password")
+		}
+		if res.RowsAffected == 0 {
+			return ErrInvitationInvalid // used concurrently
+		}
+		return audit.Record(ctx, tx, "provider_user.password", "provider", fmt.Sprint(u.ProviderID), u.Email+" set a password")
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.FindProviderUserByID(ctx, u.ID)
+}
+
+// SetProviderUserActive activates or deactivates a user of providerID.
+// Deactivation ends the user's sessions; nobody deactivates themselves.
+func (s *Service) SetProviderUserActive(ctx context.Context, providerID, userID int64, active bool) error {
+	if p := policies.PrincipalFrom(ctx); p != nil && p.Kind == policies.KindProvider && p.ID == userID && !active {
+		return errs.New(errs.Conflict, "own_deactivation", "you cannot deactivate yourself")
+	}
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var u ProviderUser
+		if err := tx.Where("provider_id = ? AND id = ?", providerID, userID).Take(&u).Error; err != nil {
+			return translate(err, "provider_user")
+		}
+		if u.Active == active {
+			return nil
+		}
+		if err := tx.Model(&ProviderUser{}).Where("id = ?", u.ID).Updates(map[string]any{"active": active, "updated_at": s.now()}).Error; err != nil {
+			return errs.Wrap(err, "update provider user")
+		}
+		if !active && s.Sessions != nil {
+			if err := s.Sessions.DeleteForSubject(ctx, tx, policies.KindProvider, u.ID); err != nil {
+				return err
+			}
+		}
+		verb := "deactivated"
+		if active {
+			verb = "reactivated"
+		}
+		return audit.Record(ctx, tx, "provider_user."+verb[:len(verb)-1], "provider", fmt.Sprint(providerID), verb+" "+u.Email)
+	})
+}
+
+// RoleLabel names a provider or staff role.
+func RoleLabel(role string) string {
+	switch role {
+	case RoleProviderAdmin:
+		return "Administrator"
+	case RoleProviderDeveloper:
+		return "Developer"
+	case RoleProviderFinance:
+		return "Finance"
+	}
+	return policies.RoleLabel(role)
+}
