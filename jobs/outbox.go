@@ -7,12 +7,17 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"cardata/policies/audit"
 	"cardata/policies/errs"
 )
 
@@ -32,6 +37,7 @@ type Email struct {
 	LastError     string
 	CreatedAt     time.Time
 	SentAt        *time.Time
+	SentVia       string // "smtp host:port" or "local" (SMTP not configured)
 }
 
 func (Email) TableName() string { return "email_outbox" }
@@ -61,4 +67,268 @@ func Enqueue(ctx context.Context, tx *gorm.DB, msg Message) error {
 	}
 	err := tx.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "dedupe_key"}}, DoNothing: true}).Create(&e).Error
 	return errs.Wrap(err, "enqueue "+msg.Kind)
+}
+
+// Outbox statuses.
+const (
+	EmailPending = "pending" // waiting for its (next) attempt
+	EmailSent    = "sent"    // accepted by the SMTP server
+	EmailFailed  = "failed"  // gave up: permanent rejection or too many attempts
+	EmailLocal   = "local"   // SMTP not configured: kept in the local outbox only
+)
+
+// Transport delivers one e-mail.
+type Transport interface {
+	// Name is recorded in sent_via ("smtp mail.example:587", "local").
+	Name() string
+	// Send delivers e; it must honour ctx. Wrap errors not worth retrying
+	// with Permanent.
+	Send(ctx context.Context, e *Email) error
+}
+
+// LocalTransport is used when SMTP_HOST is empty: nothing leaves the
+// machine; e-mails are marked "local" and stay browsable in the admin outbox.
+type LocalTransport struct{}
+
+func (LocalTransport) Name() string                       { return "local" }
+func (LocalTransport) Send(context.Context, *Email) error { return nil }
+
+type permanentError struct{ error }
+
+func (p permanentError) Unwrap() error { return p.error }
+
+// Permanent marks err as not worth retrying (e.g. SMTP 550 mailbox unknown).
+func Permanent(err error) error { return permanentError{err} }
+
+// IsPermanent reports whether err was marked Permanent.
+func IsPermanent(err error) bool { var p permanentError; return errors.As(err, &p) }
+
+// Outbox is the e-mail outbox worker. Any number of workers (in one process
+// or across replicas) may run on one database:
+//
+//   - A worker claims one due row with SELECT ... FOR UPDATE SKIP LOCKED and
+//     keeps the row locked while it sends, so no two workers ever send the
+//     same row at the same time.
+//   - After a successful send the row is marked sent in that same
+//     transaction. A failed attempt schedules the next with exponential
+//     backoff; a permanent rejection, or MaxAttempts attempts, marks it failed.
+//   - Nothing is lost on restart: a row is pending until that commit.
+//
+// The at-least-once edge: if the process dies (or the database becomes
+// unreachable) after the SMTP server accepted the message but before the
+// commit, the row is still pending and is sent again. Every e-mail carries a
+// Message-ID derived from its outbox id, so the copies are recognisably the
+// same message. This window is a few milliseconds per e-mail; closing it
+// entirely is impossible without the SMTP server taking part in the
+// transaction.
+type Outbox struct {
+	DB           *gorm.DB
+	Transport    Transport // nil: LocalTransport
+	Log          *slog.Logger
+	MaxAttempts  int                             // default 10
+	Backoff      func(attempt int) time.Duration // delay after the nth failed attempt; default ExpBackoff
+	PollInterval time.Duration                   // default 2s
+	SendTimeout  time.Duration                   // default 60s per e-mail
+}
+
+// ExpBackoff waits 30s after the first failure, doubling up to one hour,
+// with ±10% jitter so that workers do not retry in lockstep.
+func ExpBackoff(attempt int) time.Duration {
+	d := 30 * time.Second
+	for i := 1; i < attempt && d < time.Hour; i++ {
+		d *= 2
+	}
+	d = min(d, time.Hour)
+	jitter := time.Duration(rand.Int64N(int64(d)/5+1)) - d/10
+	return d + jitter
+}
+
+func (o *Outbox) transport() Transport {
+	if o.Transport == nil {
+		return LocalTransport{}
+	}
+	return o.Transport
+}
+
+func (o *Outbox) log() *slog.Logger {
+	if o.Log == nil {
+		return slog.Default()
+	}
+	return o.Log
+}
+
+// Run sends due e-mails until ctx ends.
+func (o *Outbox) Run(ctx context.Context) {
+	poll := o.PollInterval
+	if poll <= 0 {
+		poll = 2 * time.Second
+	}
+	for ctx.Err() == nil {
+		n, err := o.ProcessDue(ctx, 100)
+		if err != nil && ctx.Err() == nil {
+			o.log().Error("outbox worker", "error", err.Error())
+		}
+		if n > 0 && err == nil {
+			continue // more may be due
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(poll):
+		}
+	}
+}
+
+// ProcessDue handles up to max due e-mails and returns how many it handled
+// (sent, failed or rescheduled).
+func (o *Outbox) ProcessDue(ctx context.Context, max int) (int, error) {
+	n := 0
+	for n < max {
+		ok, err := o.SendOne(ctx)
+		if err != nil || !ok {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// SendOne claims one due e-mail and attempts it; false when none was due.
+func (o *Outbox) SendOne(ctx context.Context) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	maxAttempts := o.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = 10
+	}
+	backoff := o.Backoff
+	if backoff == nil {
+		backoff = ExpBackoff
+	}
+	sendTimeout := o.SendTimeout
+	if sendTimeout <= 0 {
+		sendTimeout = 60 * time.Second
+	}
+	tr := o.transport()
+	found := false
+	// The transaction must not die with ctx once the server has accepted
+	// the message: the "sent" mark is what prevents a second send.
+	txCtx := context.WithoutCancel(ctx)
+	err := o.DB.WithContext(txCtx).Transaction(func(tx *gorm.DB) error {
+		var rows []Email
+		if err := tx.Raw(`SELECT * FROM email_outbox WHERE status = 'pending' AND next_attempt_at <= now()
+			ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&rows).Error; err != nil {
+			return errs.Wrap(err, "claim e-mail")
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		found = true
+		e := &rows[0]
+		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+		sendErr := tr.Send(sctx, e)
+		cancel()
+		attempts := e.Attempts + 1
+		switch {
+		case sendErr == nil:
+			status := EmailSent
+			if _, local := tr.(LocalTransport); local {
+				status = EmailLocal
+			}
+			return errs.Wrap(tx.Exec(`UPDATE email_outbox SET status = ?, attempts = ?, sent_at = now(), sent_via = ?, last_error = ''
+				WHERE id = ?`, status, attempts, tr.Name(), e.ID).Error, "mark e-mail sent")
+		case ctx.Err() != nil:
+			// Stopped (shutdown) mid-send: roll back, the attempt does not count.
+			return ctx.Err()
+		case IsPermanent(sendErr) || attempts >= maxAttempts:
+			o.log().Error("e-mail failed for good", "email", e.ID, "kind", e.Kind, "attempts", attempts, "error", sendErr.Error())
+			return errs.Wrap(tx.Exec(`UPDATE email_outbox SET status = 'failed', attempts = ?, last_error = ?, sent_via = ? WHERE id = ?`,
+				attempts, truncate(sendErr.Error(), 1000), tr.Name(), e.ID).Error, "mark e-mail failed")
+		default:
+			o.log().Warn("e-mail attempt failed; will retry", "email", e.ID, "attempts", attempts, "error", sendErr.Error())
+			return errs.Wrap(tx.Exec(`UPDATE email_outbox SET attempts = ?, last_error = ?, next_attempt_at = now() + make_interval(secs => ?)
+				WHERE id = ?`, attempts, truncate(sendErr.Error(), 1000), backoff(attempts).Seconds(), e.ID).Error, "reschedule e-mail")
+		}
+	})
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false, err
+	}
+	return found, err
+}
+
+// EmailFilter narrows ListEmails.
+type EmailFilter struct {
+	Status string // one of the statuses, or "" for all
+	Query  string // substring of recipient, subject or kind
+	Offset int
+	Limit  int
+}
+
+// ListEmails returns outbox rows newest first and the total matching.
+func ListEmails(ctx context.Context, db *gorm.DB, f EmailFilter) ([]Email, int64, error) {
+	q := db.WithContext(ctx).Model(&Email{})
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	if s := strings.TrimSpace(f.Query); s != "" {
+		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
+		q = q.Where("to_addr ILIKE ? OR subject ILIKE ? OR kind ILIKE ?", like, like, like)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "count e-mails")
+	}
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 50
+	}
+	var out []Email
+	err := q.Order("id DESC").Offset(f.Offset).Limit(f.Limit).Find(&out).Error
+	return out, total, errs.Wrap(err, "list e-mails")
+}
+
+// FindEmail returns one outbox row.
+func FindEmail(ctx context.Context, db *gorm.DB, id int64) (*Email, error) {
+	var e Email
+	err := db.WithContext(ctx).Take(&e, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, errs.New(errs.NotFound, "email_not_found", "no such e-mail")
+	}
+	return &e, errs.Wrap(err, "find e-mail")
+}
+
+// CountByStatus counts outbox rows per status.
+func CountByStatus(ctx context.Context, db *gorm.DB) (map[string]int64, error) {
+	var rows []struct {
+		Status string
+		N      int64
+	}
+	err := db.WithContext(ctx).Raw(`SELECT status, count(*) AS n FROM email_outbox GROUP BY status`).Scan(&rows).Error
+	out := map[string]int64{}
+	for _, r := range rows {
+		out[r.Status] = r.N
+	}
+	return out, errs.Wrap(err, "count e-mails")
+}
+
+// RetryEmail puts a failed e-mail back in the queue for one more attempt
+// now (if that attempt fails too it is failed again at once). Audited.
+func RetryEmail(ctx context.Context, db *gorm.DB, id int64) error {
+	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var e Email
+		err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&e, id).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return errs.New(errs.NotFound, "email_not_found", "no such e-mail")
+		}
+		if err != nil {
+			return errs.Wrap(err, "find e-mail")
+		}
+		if e.Status != EmailFailed {
+			return errs.New(errs.Conflict, "email_not_failed", "only failed e-mails can be retried; this one is %s", e.Status)
+		}
+		if err := tx.Exec(`UPDATE email_outbox SET status = 'pending', next_attempt_at = now() WHERE id = ?`, id).Error; err != nil {
+			return errs.Wrap(err, "retry e-mail")
+		}
+		return audit.Record(ctx, tx, "email.retry", "email", strconv.FormatInt(id, 10),
+			fmt.Sprintf("retry of %s e-mail to %s after %d attempts (%s)", e.Kind, e.ToAddr, e.Attempts, truncate(e.LastError, 200)))
+	})
 }
