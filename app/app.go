@@ -26,6 +26,7 @@ import (
 	"cardata/app/config"
 	"cardata/app/db"
 	"cardata/app/web"
+	"cardata/jobs"
 	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/policies/session"
@@ -45,6 +46,7 @@ type App struct {
 	Staff    *staff.Service
 	Registry *prometheus.Registry
 	Cookies  web.CookieSettings
+	Jobs     *jobs.Scheduler // the job registry: modules call a.Jobs.Register from their mount function
 
 	resolvers map[string]web.Resolver
 	workers   []func(ctx context.Context) // started by Serve, stopped on shutdown
