@@ -323,8 +323,11 @@ func TestStoppedRunCompletesOnNextRun(t *testing.T) {
 	if err != nil || rec.Outcome != jobs.Succeeded {
 		t.Fatalf("next run = %+v, %v", rec, err)
 	}
-	if first.Figures["items_processed"]+rec.Figures["items_processed"] != items {
+	// The data is the truth: every item processed exactly once. The figures
+	// may undercount by one: a commit racing the cancellation can succeed in
+	// PostgreSQL while the client already reports the context error.
+	checkAllProcessedOnce(t, gdb, items)
+	if sum := first.Figures["items_processed"] + rec.Figures["items_processed"]; sum != items && sum != items-1 {
 		t.Errorf("processed %d + %d, want %d", first.Figures["items_processed"], rec.Figures["items_processed"], items)
 	}
-	checkAllProcessedOnce(t, gdb, items)
 }

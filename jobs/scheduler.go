@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -348,6 +349,7 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (*Handle, error) {
 	if !CanRun(p, &e.Job) {
 		return nil, errs.New(errs.Forbidden, "job_forbidden", "your roles do not allow running %s", e.Title)
 	}
+	name = e.Name // the registry's copy: name may live in a reused request buffer
 	trigger := TriggerCLI
 	if p.Kind == policies.KindStaff {
 		trigger = TriggerUI
@@ -378,7 +380,12 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (*Handle, error) {
 		s.unmark(name)
 		return nil, err
 	}
-	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	// The run outlives the request: keep its values (principal, request id
+	// for the audit trail) but not its cancellation, and copy the request
+	// strings, which a web framework may reuse after the response.
+	req := policies.RequestFrom(ctx)
+	req.ID, req.ClientAddr = strings.Clone(req.ID), strings.Clone(req.ClientAddr)
+	runCtx, cancel := context.WithCancelCause(policies.WithRequest(context.WithoutCancel(ctx), req))
 	s.mu.Lock()
 	base := s.loopCtx
 	s.mu.Unlock()
@@ -476,7 +483,7 @@ func (s *Scheduler) execute(ctx context.Context, cancel context.CancelCauseFunc,
 		ctx, stop = context.WithTimeoutCause(ctx, e.Timeout, fmt.Errorf("timed out after %s", e.Timeout))
 		defer stop()
 	}
-	r := &Run{ID: id, Job: e.Name, Trigger: trigger, ScheduledFor: scheduledFor, s: s, figures: Figures{}, lastFlush: time.Now()}
+	r := &Run{ID: id, Job: e.Name, Trigger: trigger, ScheduledFor: scheduledFor, s: s, figures: Figures{}}
 
 	// Heartbeat over the lock's connection: if it fails, the lock may be
 	// gone, so the run must stop before another replica starts one.
