@@ -1,4 +1,26 @@
 package app
 
-// mountPortals mounts the portals module's routes, workers and jobs.
-func (a *App) mountPortals() error { return nil }
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/app/portal"
+	"cardata/app/web"
+)
+
+// mountPortals mounts the partner portal (/portal) for provider users and
+// the public company registration (/register).
+func (a *App) mountPortals() error {
+	h := &portal.Handlers{View: a.View, Onboarding: a.newOnboardingService(), Sessions: a.Sessions,
+		StartSession: func(c *fiber.Ctx, token string) { web.SetSessionCookie(c, a.Cookies, token, a.Cfg.SessionMaxAge) },
+		EndSession:   func(c *fiber.Ctx) { web.ClearSessionCookie(c, a.Cookies) },
+	}
+	h.Routes(a.Fiber.Group("/portal"))
+	h.RegisterRoutes(a.Fiber.Group("/register"))
+	for _, r := range portal.PublicRoutes {
+		a.Access.Public(r[0], r[1])
+	}
+	for _, item := range portal.Nav() {
+		a.View.AddNav("Partner portal", item)
+	}
+	return nil
+}

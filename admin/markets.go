@@ -1,0 +1,47 @@
+package admin
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/onboarding"
+	"cardata/templates"
+)
+
+type marketsPage struct {
+	Markets []onboarding.Market
+	Rows    map[string]onboarding.CoverageRow
+}
+
+func (h *ProviderHandlers) listMarkets(c *fiber.Ctx) error {
+	markets, err := h.Onboarding.FindMarkets(c.UserContext())
+	if err != nil {
+		return err
+	}
+	report, err := h.Onboarding.CoverageReport(c.UserContext())
+	if err != nil {
+		return err
+	}
+	byCode := map[string]onboarding.CoverageRow{}
+	for _, r := range report {
+		byCode[r.Market.Code] = r
+	}
+	return h.View.Render(c, fiber.StatusOK, "admin/markets/index", &templates.Page{Title: "Markets",
+		Data: marketsPage{Markets: markets, Rows: byCode}})
+}
+
+func (h *ProviderHandlers) setMarketActive(c *fiber.Ctx) error {
+	active := c.FormValue("active") == "true"
+	m, err := h.Onboarding.SetMarketActive(c.UserContext(), strings.ToUpper(c.Params("code")), active)
+	if err != nil {
+		return err
+	}
+	state := "paused: it takes no requests and serves no provider"
+	if m.Active {
+		state = "active"
+	}
+	templates.SetFlash(c, "success", fmt.Sprintf("%s is %s.", m.Name, state))
+	return c.Redirect("/admin/markets", fiber.StatusSeeOther)
+}

@@ -1,0 +1,274 @@
+package admin
+
+import (
+	"fmt"
+	"mime"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/onboarding"
+	"cardata/policies"
+	"cardata/policies/audit"
+	"cardata/policies/errs"
+	"cardata/templates"
+)
+
+// ProviderHandlers are the partner managers' onboarding pages: the review
+// queue, providers, markets and the coverage report. Auditors read them;
+// support and finance read the provider list and detail.
+type ProviderHandlers struct {
+	View       *templates.View
+	Onboarding *onboarding.Service
+}
+
+// Routes mounts the pages on r (the /admin group).
+func (h *ProviderHandlers) Routes(r fiber.Router) {
+	r.Get("/review-queue", h.queue)
+	r.Get("/providers", h.listProviders)
+	r.Get("/providers/:id", h.showProvider)
+	r.Post("/providers/:id/transitions/:action", h.transition)
+	r.Get("/providers/:id/documents/:doc", h.downloadDocument)
+	r.Post("/providers/:id/markets/:code", h.decideMarket)
+	r.Get("/markets", h.listMarkets)
+	r.Post("/markets/:code", h.setMarketActive)
+	r.Get("/coverage", h.coverage)
+	r.Get("/coverage/export.csv", h.coverageCSV)
+	r.Get("/coverage/:code", h.coverageMarket)
+}
+
+// ProviderNav is the navigation of these pages (shown to roles allowed to GET them).
+func ProviderNav() []templates.NavItem {
+	return []templates.NavItem{
+		{Label: "Review queue", Path: "/admin/review-queue"},
+		{Label: "Providers", Path: "/admin/providers"},
+		{Label: "Markets", Path: "/admin/markets"},
+		{Label: "Coverage", Path: "/admin/coverage"},
+	}
+}
+
+// Waiting renders a duration for people: "3 d 4 h", "5 h 10 min", "12 min".
+func Waiting(d time.Duration) string {
+	switch {
+	case d >= 24*time.Hour:
+		return fmt.Sprintf("%d d %d h", int(d.Hours())/24, int(d.Hours())%24)
+	case d >= time.Hour:
+		return fmt.Sprintf("%d h %d min", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%d min", int(d.Minutes()))
+}
+
+type queueRow struct {
+	onboarding.Provider
+	Waited string
+}
+
+func rows(ps []onboarding.Provider, now time.Time) []queueRow {
+	out := make([]queueRow, len(ps))
+	for i, p := range ps {
+		out[i] = queueRow{Provider: p, Waited: Waiting(p.Waiting(now))}
+	}
+	return out
+}
+
+func (h *ProviderHandlers) queue(c *fiber.Ctx) error {
+	waiting, withProvider, err := h.Onboarding.FindReviewQueue(c.UserContext())
+	if err != nil {
+		return err
+	}
+	pending, err := h.Onboarding.FindPendingMarketRequests(c.UserContext(), "")
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	return h.View.Render(c, fiber.StatusOK, "admin/providers/queue", &templates.Page{Title: "Review queue",
+		Data: struct {
+			Waiting, WithProvider []queueRow
+			MarketRequests        []onboarding.PendingMarketRequest
+		}{rows(waiting, now), rows(withProvider, now), pending}})
+}
+
+type providerListPage struct {
+	Providers []queueRow
+	Statuses  []onboarding.Status
+	Countries []onboarding.Country
+	Markets   []onboarding.Country
+}
+
+func seatCountries() []onboarding.Country {
+	return append(append([]onboarding.Country{}, onboarding.EU27...), onboarding.EEAOnly...)
+}
+
+func (h *ProviderHandlers) listProviders(c *fiber.Ctx) error {
+	pager := templates.NewPager(c, 25)
+	form := map[string]string{"status": c.Query("status"), "country": c.Query("country"), "market": c.Query("market"), "q": c.Query("q")}
+	f := onboarding.ProviderFilter{Status: onboarding.Status(form["status"]), Country: form["country"], Market: form["market"],
+		Query: form["q"], Offset: pager.Offset(), Limit: pager.PerPage}
+	fieldErrs := map[string]string{}
+	if f.Status != "" && !contains(onboarding.Statuses, f.Status) {
+		fieldErrs["status"], f.Status = "unknown status", ""
+	}
+	if f.Country != "" && !onboarding.IsEEA(strings.ToUpper(f.Country)) {
+		fieldErrs["country"], f.Country = "choose an EEA country", ""
+	}
+	if f.Market != "" && !onboarding.IsSupportedMarket(strings.ToUpper(f.Market)) {
+		fieldErrs["market"], f.Market = "choose a supported market", ""
+	}
+	ps, total, err := h.Onboarding.FindProviders(c.UserContext(), f)
+	if err != nil {
+		return err
+	}
+	pager.Total = total
+	status := fiber.StatusOK
+	if len(fieldErrs) > 0 {
+		status = fiber.StatusUnprocessableEntity
+	}
+	return h.View.Render(c, status, "admin/providers/index", &templates.Page{Title: "Providers", Pager: pager, Form: form, Errors: fieldErrs,
+		Data: providerListPage{Providers: rows(ps, time.Now()), Statuses: onboarding.Statuses, Countries: seatCountries(), Markets: onboarding.SupportedMarkets}})
+}
+
+func contains[T comparable](list []T, v T) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+type providerPage struct {
+	Provider  *onboarding.Provider
+	Waited    string
+	Events    []onboarding.Event
+	Activity  []audit.Entry
+	Documents []onboarding.Document
+	Users     []onboarding.ProviderUser
+	Clients   []onboarding.APIClient
+	Markets   []onboarding.MarketAccess
+	Actions   []onboarding.Transition
+	Now       time.Time
+	CanReview bool // partner manager: show the action forms
+	CanDocs   bool // may download documents
+}
+
+func (h *ProviderHandlers) showProvider(c *fiber.Ctx) error {
+	return h.renderProvider(c, fiber.StatusOK, nil, nil)
+}
+
+func (h *ProviderHandlers) renderProvider(c *fiber.Ctx, status int, fieldErrs, form map[string]string) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	p, err := h.Onboarding.FindProviderByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	page := providerPage{Provider: p, Now: time.Now(), Actions: p.StaffActions(), Waited: Waiting(p.Waiting(time.Now()))}
+	if page.Events, err = h.Onboarding.FindEvents(ctx, id); err != nil {
+		return err
+	}
+	if page.Activity, err = audit.ForObject(ctx, h.Onboarding.DB, "provider", strconv.FormatInt(id, 10)); err != nil {
+		return err
+	}
+	if page.Documents, err = h.Onboarding.FindDocuments(ctx, id); err != nil {
+		return err
+	}
+	if page.Users, err = h.Onboarding.FindProviderUsers(ctx, id); err != nil {
+		return err
+	}
+	if page.Clients, err = h.Onboarding.FindAPIClients(ctx, id); err != nil {
+		return err
+	}
+	if page.Markets, err = h.Onboarding.FindMarketAccess(ctx, id); err != nil {
+		return err
+	}
+	pr := policies.PrincipalFrom(ctx)
+	page.CanReview = pr.HasRole(policies.RolePartnerManager)
+	page.CanDocs = h.View.Allowed != nil && h.View.Allowed(pr.Roles, fmt.Sprintf("/admin/providers/%d/documents/1", id), fiber.MethodGet)
+	return h.View.Render(c, status, "admin/providers/show", &templates.Page{Title: p.LegalName, Errors: fieldErrs, Form: form, Data: page})
+}
+
+func (h *ProviderHandlers) transition(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	action := onboarding.Action(c.Params("action"))
+	note := c.FormValue("note")
+	p, err := h.Onboarding.Review(c.UserContext(), id, action, note)
+	if invalid(err) {
+		return h.renderProvider(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err), map[string]string{"action": string(action), "note": note})
+	}
+	if err != nil {
+		return err
+	}
+	t, _ := onboarding.TransitionFor(action)
+	templates.SetFlash(c, "success", fmt.Sprintf("%s: %s (now %s).", p.LegalName, t.Past, p.Status.Label()))
+	return c.Redirect(fmt.Sprintf("/admin/providers/%d", id), fiber.StatusSeeOther)
+}
+
+func (h *ProviderHandlers) downloadDocument(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	docID, err := strconv.ParseInt(c.Params("doc"), 10, 64)
+	if err != nil || docID <= 0 {
+		return errs.New(errs.NotFound, "not_found", "no such record")
+	}
+	d, err := h.Onboarding.FindDocument(c.UserContext(), id, docID)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, d.ContentType)
+	c.Set(fiber.HeaderContentDisposition, mime.FormatMediaType("attachment", map[string]string{"filename": d.Filename}))
+	c.Set("X-Content-Type-Options", "nosniff")
+	c.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	c.Set("X-Checksum-SHA256", d.SHA256)
+	return c.Send(d.Data)
+}
+
+// safeBack keeps redirects after a decision inside the staff area.
+func safeBack(back, fallback string) string {
+	u, err := url.Parse(back)
+	if back == "" || err != nil || u.IsAbs() || u.Host != "" || !strings.HasPrefix(u.Path, "/admin/") || strings.HasPrefix(back, "//") {
+		return fallback
+	}
+	return u.RequestURI()
+}
+
+func (h *ProviderHandlers) decideMarket(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	code := strings.ToUpper(c.Params("code"))
+	back := safeBack(c.FormValue("back"), fmt.Sprintf("/admin/providers/%d", id))
+	decision := c.FormValue("decision")
+	if decision != "approve" && decision != "reject" {
+		return errs.New(errs.BadRequest, "decision_invalid", "decide approve or reject")
+	}
+	err = h.Onboarding.DecideMarketAccess(c.UserContext(), id, code, decision == "approve", c.FormValue("reason"))
+	if invalid(err) {
+		templates.SetFlash(c, "error", fmt.Sprintf("%s not decided: %s", code, strings.Join(messages(err), "; ")))
+		return c.Redirect(back, fiber.StatusSeeOther)
+	}
+	if err != nil {
+		return err
+	}
+	templates.SetFlash(c, "success", fmt.Sprintf("Market %s %sd.", code, decision))
+	return c.Redirect(back, fiber.StatusSeeOther)
+}
+
+func messages(err error) []string {
+	var out []string
+	for _, f := range errs.As(err).Fields {
+		out = append(out, f.Message)
+	}
+	return out
+}

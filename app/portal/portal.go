@@ -1,0 +1,179 @@
+// Package portal is the provider-facing web surface: the partner portal at
+// /portal for provider users (their application, users, API clients and
+// markets), the public registration at /register, and the public
+// registration and market API. Every page acts for the signed-in user's own
+// provider only: the provider id comes from the session, never from the URL.
+package portal
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/onboarding"
+	"cardata/policies"
+	"cardata/policies/errs"
+	"cardata/policies/session"
+	"cardata/templates"
+)
+
+// Handlers holds what the portal pages need.
+type Handlers struct {
+	View       *templates.View
+	Onboarding *onboarding.Service
+	Sessions   *session.Store
+	// StartSession and EndSession set and clear the session cookie (app/web owns cookies).
+	StartSession func(c *fiber.Ctx, token string)
+	EndSession   func(c *fiber.Ctx)
+}
+
+// Routes mounts the partner portal on r (the /portal group).
+func (h *Handlers) Routes(r fiber.Router) {
+	r.Get("/login", h.loginForm)
+	r.Post("/login", h.login)
+	r.Post("/logout", h.logout)
+	r.Get("/invitations/:token", h.invitation)
+	r.Post("/invitations/:token", h.acceptInvitation)
+	r.Get("/", h.home)
+	r.Post("/application/answer", h.answer)
+	r.Post("/application/documents", h.uploadDocuments)
+	r.Get("/users", h.users)
+	r.Post("/users", h.invite)
+	r.Post("/users/:id/active", h.setUserActive)
+	r.Get("/clients", h.clients)
+	r.Post("/clients", h.createClient)
+	r.Post("/clients/:id/rotate", h.rotateClient)
+	r.Post("/clients/:id/revoke", h.revokeClient)
+	r.Get("/markets", h.markets)
+	r.Post("/markets", h.requestMarkets)
+}
+
+// PublicRoutes are the portal routes anyone may call (method, path as registered).
+var PublicRoutes = [][2]string{
+	{fiber.MethodGet, "/portal/login"}, {fiber.MethodPost, "/portal/login"},
+	{fiber.MethodGet, "/portal/invitations/:token"}, {fiber.MethodPost, "/portal/invitations/:token"},
+	{fiber.MethodGet, "/register"}, {fiber.MethodPost, "/register"},
+}
+
+// Nav is the portal navigation (shown to the provider roles allowed to GET each path).
+func Nav() []templates.NavItem {
+	return []templates.NavItem{
+		{Label: "Application", Path: "/portal"},
+		{Label: "Users", Path: "/portal/users"},
+		{Label: "API clients", Path: "/portal/clients"},
+		{Label: "Markets", Path: "/portal/markets"},
+	}
+}
+
+// me returns the signed-in provider user; the guard has checked the role.
+func me(c *fiber.Ctx) (*policies.Principal, error) {
+	p := policies.PrincipalFrom(c.UserContext())
+	if p == nil || p.Kind != policies.KindProvider || p.ProviderID == 0 {
+		return nil, errs.New(errs.Forbidden, "provider_only", "the partner portal is for provider users")
+	}
+	return p, nil
+}
+
+func pathID(c *fiber.Ctx) (int64, error) {
+	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errs.New(errs.NotFound, "not_found", "no such record")
+	}
+	return id, nil
+}
+
+func invalid(err error) bool { return errs.KindOf(err) == errs.Invalid }
+
+// safeNext keeps post-login redirects inside the portal.
+func safeNext(next string) string {
+	u, err := url.Parse(next)
+	if next == "" || err != nil || u.IsAbs() || u.Host != "" || !strings.HasPrefix(u.Path, "/portal") ||
+		strings.HasPrefix(next, "//") || strings.HasPrefix(u.Path, "/portal/login") || strings.HasPrefix(u.Path, "/portal/invitations") {
+		return "/portal"
+	}
+	return u.RequestURI()
+}
+
+func (h *Handlers) loginForm(c *fiber.Ctx) error {
+	if p := policies.PrincipalFrom(c.UserContext()); p != nil && p.Kind == policies.KindProvider {
+		return c.Redirect(safeNext(c.Query("next")), fiber.StatusSeeOther)
+	}
+	return h.View.Render(c, fiber.StatusOK, "portal/login", &templates.Page{Title: "Partner portal sign-in",
+		Form: map[string]string{"next": c.Query("next")}})
+}
+
+func (h *Handlers) login(c *fiber.Ctx) error {
+	email := c.FormValue("email")
+	u, err := h.Onboarding.Authenticate(c.UserContext(), email, c.FormValue("password"), c.IP())
+	if err != nil {
+		e := errs.As(err)
+		if e.Kind == errs.Internal {
+			return err
+		}
+		status := fiber.StatusUnauthorized
+		if e.Kind == errs.TooMany {
+			status = fiber.StatusTooManyRequests
+			c.Set(fiber.HeaderRetryAfter, "300")
+		}
+		return h.View.Render(c, status, "portal/login", &templates.Page{Title: "Partner portal sign-in",
+			Errors: map[string]string{"password": e.Message}, Form: map[string]string{"email": email, "next": c.FormValue("next")}})
+	}
+	return h.startSession(c, u, safeNext(c.FormValue("next")))
+}
+
+func (h *Handlers) startSession(c *fiber.Ctx, u *onboarding.ProviderUser, next string) error {
+	token, _, err := h.Sessions.Create(c.UserContext(), policies.KindProvider, u.ID, c.IP(), c.Get(fiber.HeaderUserAgent))
+	if err != nil {
+		return err
+	}
+	h.StartSession(c, token)
+	return c.Redirect(next, fiber.StatusSeeOther)
+}
+
+func (h *Handlers) logout(c *fiber.Ctx) error {
+	if tok := c.Cookies("cardata_session"); tok != "" {
+		if err := h.Sessions.Delete(c.UserContext(), tok); err != nil {
+			return err
+		}
+	}
+	h.EndSession(c)
+	templates.SetFlash(c, "info", "You have signed out.")
+	return c.Redirect("/portal/login", fiber.StatusSeeOther)
+}
+
+func (h *Handlers) invitation(c *fiber.Ctx) error {
+	u, err := h.Onboarding.FindInvitation(c.UserContext(), c.Params("token"))
+	if err != nil {
+		return err
+	}
+	return h.View.Render(c, fiber.StatusOK, "portal/invitation", &templates.Page{Title: "Set your password", Data: u})
+}
+
+func (h *Handlers) acceptInvitation(c *fiber.Ctx) error {
+	token := c.Params("token")
+	pw := c.FormValue("password")
+	if pw != c.FormValue("password_confirm") {
+		u, err := h.Onboarding.FindInvitation(c.UserContext(), token)
+		if err != nil {
+			return err
+		}
+		return h.View.Render(c, fiber.StatusUnprocessableEntity, "portal/invitation", &templates.Page{Title: "Set your password", Data: u,
+			Errors: map[string]string{"password_confirm": "the two passwords differ"}})
+	}
+	u, err := h.Onboarding.AcceptInvitation(c.UserContext(), token, pw)
+	if invalid(err) {
+		cur, ferr := h.Onboarding.FindInvitation(c.UserContext(), token)
+		if ferr != nil {
+			return ferr
+		}
+		return h.View.Render(c, fiber.StatusUnprocessableEntity, "portal/invitation", &templates.Page{Title: "Set your password", Data: cur,
+			Errors: errs.FieldMap(err)})
+	}
+	if err != nil {
+		return err
+	}
+	templates.SetFlash(c, "success", "Your password is set. Welcome to the CarData partner portal.")
+	return h.startSession(c, u, "/portal")
+}

@@ -1,0 +1,67 @@
+package portal
+
+import (
+	"fmt"
+
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/onboarding"
+	"cardata/policies/errs"
+	"cardata/templates"
+)
+
+type usersPage struct {
+	Users []onboarding.ProviderUser
+	Roles []string
+	MeID  int64
+}
+
+func (h *Handlers) users(c *fiber.Ctx) error { return h.renderUsers(c, fiber.StatusOK, nil, nil) }
+
+func (h *Handlers) renderUsers(c *fiber.Ctx, status int, fieldErrs, form map[string]string) error {
+	me, err := me(c)
+	if err != nil {
+		return err
+	}
+	users, err := h.Onboarding.FindProviderUsers(c.UserContext(), me.ProviderID)
+	if err != nil {
+		return err
+	}
+	return h.View.Render(c, status, "portal/users", &templates.Page{Title: "Users", Errors: fieldErrs, Form: form,
+		Data: usersPage{Users: users, Roles: onboarding.ProviderRoles, MeID: me.ID}})
+}
+
+func (h *Handlers) invite(c *fiber.Ctx) error {
+	me, err := me(c)
+	if err != nil {
+		return err
+	}
+	in := onboarding.Invite{Email: c.FormValue("email"), Name: c.FormValue("name"), Role: c.FormValue("role")}
+	inv, err := h.Onboarding.InviteProviderUser(c.UserContext(), me.ProviderID, in)
+	if invalid(err) {
+		return h.renderUsers(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err),
+			map[string]string{"email": in.Email, "name": in.Name, "role": in.Role})
+	}
+	if err != nil {
+		return err
+	}
+	templates.SetFlash(c, "success", fmt.Sprintf("Invitation sent to %s. The link lets them set a password.", inv.User.Email))
+	return c.Redirect("/portal/users", fiber.StatusSeeOther)
+}
+
+func (h *Handlers) setUserActive(c *fiber.Ctx) error {
+	me, err := me(c)
+	if err != nil {
+		return err
+	}
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	active := c.FormValue("active") == "true"
+	if err := h.Onboarding.SetProviderUserActive(c.UserContext(), me.ProviderID, id, active); err != nil {
+		return err
+	}
+	templates.SetFlash(c, "success", map[bool]string{true: "User reactivated.", false: "User deactivated; their sessions have ended."}[active])
+	return c.Redirect("/portal/users", fiber.StatusSeeOther)
+}
