@@ -57,10 +57,10 @@ func TestRegistrationAPI(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		name          string
-		country, vat  string
-		status        int
-		code, field   string
+		name         string
+		country, vat string
+		status       int
+		code, field  string
 	}{
 		{"swiss seat", "CH", "CHE-123.456.788", 422, "validation_failed", "country/seat_not_eea"},
 		{"uk seat", "GB", "GB980780684", 422, "validation_failed", "country/seat_not_eea"},

@@ -15,9 +15,9 @@ import (
 var tinyPDF = []byte("%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
 
 type fixture struct {
-	svc   *onboarding.Service
-	ctx   context.Context // system principal
-	staff context.Context // a partner manager
+	svc     *onboarding.Service
+	ctx     context.Context // system principal
+	staff   context.Context // a partner manager
 	staffID int64
 }
 

@@ -169,7 +169,7 @@ func TestDuplicateVATRefusedAndSimilarNamesFlagged(t *testing.T) {
 func TestSimilarity(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		a, b string
+		a, b    string
 		similar bool
 	}{
 		{"Alpen Versicherung AG", "Alpen Versicherung GmbH", true},
