@@ -1,0 +1,202 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"database/sql/driver"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/gorm"
+)
+
+// row is one accepted reading on its way to the database.
+type row struct {
+	vehicleID int64
+	readAt    int64 // microseconds since the PostgreSQL epoch (2000-01-01 UTC)
+	keyID     int16
+	push      int16 // pushOnChange or pushAlways for pushable keys
+	value     string
+	newest    bool // the newest reading of its (vehicle, key) in the batch
+}
+
+// Push modes of a row: state keys (a position) produce an event when the
+// reading becomes the vehicle's latest value; event keys (a service call)
+// produce one for every reading.
+const (
+	pushNone     int16 = 0
+	pushOnChange int16 = 1
+	pushAlways   int16 = 2
+)
+
+const pgEpochMicros = 946684800 * 1_000_000
+
+func pgMicros(t time.Time) int64 { return t.UnixMicro() - pgEpochMicros }
+
+// StageDDL creates the per-connection staging table the batch is copied into.
+// ON COMMIT DELETE ROWS empties it at commit; temp tables write no WAL.
+const StageDDL = `CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
+    vehicle_id BIGINT NOT NULL, key_id SMALLINT NOT NULL, read_at TIMESTAMPTZ NOT NULL,
+    value TEXT NOT NULL, newest BOOLEAN NOT NULL, push SMALLINT NOT NULL) ON COMMIT DELETE ROWS`
+
+// UpsertLatestSQL is the set-based latest-value upsert: a reading replaces
+// the stored one only when it was read later, so late arrivals never
+// overwrite newer values. The staged rows are sorted by (vehicle, key), so
+// concurrent batches lock rows in the same order. %s is the target table
+// (the benchmark runs the very same statement against a copy).
+const UpsertLatestSQL = `INSERT INTO %s AS l (vehicle_id, key_id, read_at, received_at, value)
+SELECT vehicle_id, key_id, read_at, now(), value FROM ingest_stage WHERE newest%s
+ON CONFLICT (vehicle_id, key_id) DO UPDATE
+    SET read_at = excluded.read_at, received_at = excluded.received_at, value = excluded.value
+    WHERE excluded.read_at > l.read_at`
+
+// applySQL moves the staged batch into history, latest values and the event
+// outbox, then commits: one round trip.
+var applySQL = `INSERT INTO vehicle_readings (vehicle_id, read_at, received_at, key_id, value)
+SELECT vehicle_id, read_at, now(), key_id, value FROM ingest_stage;
+` + fmt.Sprintf(UpsertLatestSQL, "vehicle_latest_values", " AND push <> 1") + `;
+WITH up AS (
+` + fmt.Sprintf(UpsertLatestSQL, "vehicle_latest_values", " AND push = 1") + `
+    RETURNING l.vehicle_id, l.key_id, l.read_at, l.value)
+INSERT INTO vehicle_events (vehicle_id, key_id, event_type, value, read_at)
+SELECT up.vehicle_id, up.key_id, k.push_event, up.value, up.read_at FROM up JOIN catalog_keys k ON k.id = up.key_id;
+INSERT INTO vehicle_events (vehicle_id, key_id, event_type, value, read_at)
+SELECT s.vehicle_id, s.key_id, k.push_event, s.value, s.read_at
+FROM ingest_stage s JOIN catalog_keys k ON k.id = s.key_id WHERE s.push = 2;
+COMMIT`
+
+// prepareRows sorts the batch by (vehicle, key, newest first) and marks the
+// newest reading of each pair: only it can become the latest value.
+func prepareRows(rows []row) {
+	slices.SortFunc(rows, func(a, b row) int {
+		switch {
+		case a.vehicleID != b.vehicleID:
+			return cmpInt(a.vehicleID, b.vehicleID)
+		case a.keyID != b.keyID:
+			return cmpInt(int64(a.keyID), int64(b.keyID))
+		}
+		return cmpInt(b.readAt, a.readAt)
+	})
+	for i := range rows {
+		rows[i].newest = i == 0 || rows[i].vehicleID != rows[i-1].vehicleID || rows[i].keyID != rows[i-1].keyID
+	}
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+
+// encodeCopy writes rows in PostgreSQL's binary COPY format.
+func encodeCopy(buf []byte, rows []row) []byte {
+	buf = append(buf[:0], copyHeader...)
+	be := binary.BigEndian
+	for i := range rows {
+		r := &rows[i]
+		buf = be.AppendUint16(buf, 6)
+		buf = be.AppendUint32(buf, 8)
+		buf = be.AppendUint64(buf, uint64(r.vehicleID))
+		buf = be.AppendUint32(buf, 2)
+		buf = be.AppendUint16(buf, uint16(r.keyID))
+		buf = be.AppendUint32(buf, 8)
+		buf = be.AppendUint64(buf, uint64(r.readAt))
+		buf = be.AppendUint32(buf, uint32(len(r.value)))
+		buf = append(buf, r.value...)
+		buf = be.AppendUint32(buf, 1)
+		if r.newest {
+			buf = append(buf, 1)
+		} else {
+			buf = append(buf, 0)
+		}
+		buf = be.AppendUint32(buf, 2)
+		buf = be.AppendUint16(buf, uint16(r.push))
+	}
+	return be.AppendUint16(buf, 0xffff)
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+// errRetry marks database errors worth one more attempt.
+type errRetry struct{ err error }
+
+func (e errRetry) Error() string { return e.err.Error() }
+func (e errRetry) Unwrap() error { return e.err }
+
+// withPgConn runs f on a pgx connection of gdb's pool (the ingest shares the
+// application's pool). A connection left in an unknown state is discarded.
+func withPgConn(ctx context.Context, gdb *gorm.DB, f func(pc *pgconn.PgConn) error) error {
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		return err
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("ingest needs the pgx driver, got %T", dc)
+		}
+		return f(sc.Conn().PgConn())
+	})
+}
+
+// copyAndApply stages a COPY-encoded batch and runs apply (which must end
+// with COMMIT) in one transaction. It returns only once the commit is done.
+func copyAndApply(ctx context.Context, pc *pgconn.PgConn, data []byte, apply string) error {
+	if _, err := pc.Exec(ctx, "BEGIN; SET LOCAL work_mem = '64MB'; "+StageDDL).ReadAll(); err != nil {
+		return rollback(ctx, pc, err)
+	}
+	if _, err := pc.CopyFrom(ctx, bytes.NewReader(data), "COPY ingest_stage FROM STDIN (FORMAT binary)"); err != nil {
+		return rollback(ctx, pc, err)
+	}
+	if _, err := pc.Exec(ctx, apply).ReadAll(); err != nil {
+		return rollback(ctx, pc, err)
+	}
+	if pc.TxStatus() != 'I' {
+		return rollback(ctx, pc, errors.New("transaction still open after COMMIT"))
+	}
+	return nil
+}
+
+func rollback(ctx context.Context, pc *pgconn.PgConn, cause error) error {
+	if pc.IsClosed() {
+		return fmt.Errorf("%w (%w)", cause, driver.ErrBadConn)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := pc.Exec(rctx, "ROLLBACK").ReadAll(); err != nil {
+		return fmt.Errorf("%w (rollback: %v; %w)", cause, err, driver.ErrBadConn)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(cause, &pgErr) {
+		switch {
+		case pgErr.Code == "40P01" || pgErr.Code == "40001": // deadlock, serialization
+			return errRetry{cause}
+		case pgErr.Code == "23514" && strings.Contains(pgErr.Message, "no partition"):
+			return errNoPartition{cause}
+		}
+	}
+	return cause
+}
+
+type errNoPartition struct{ err error }
+
+func (e errNoPartition) Error() string { return e.err.Error() }
+func (e errNoPartition) Unwrap() error { return e.err }
