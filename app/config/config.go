@@ -39,6 +39,10 @@ type Config struct {
 	SMTPUser     string // SMTP_USER
 	SMTPPassword string // SMTP_PASSWORD (secret, never logged)
 	SMTPFrom     string // SMTP_FROM
+
+	APITokenTTL  time.Duration // API_TOKEN_TTL: lifetime of provider API access tokens
+	APIRateLimit int           // API_RATE_LIMIT: requests per second per API client (token bucket refill)
+	APIRateBurst int           // API_RATE_BURST: bucket size per API client
 }
 
 // Load reads the environment. Every error names the variable at fault.
@@ -67,6 +71,9 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 		SMTPUser:                   r.str("SMTP_USER", ""),
 		SMTPPassword:               r.str("SMTP_PASSWORD", ""),
 		SMTPFrom:                   r.str("SMTP_FROM", "CarData Partner Office <noreply@cardata.local>"),
+		APITokenTTL:                r.duration("API_TOKEN_TTL", 15*time.Minute),
+		APIRateLimit:               r.integer("API_RATE_LIMIT", 20, 1, 1000000),
+		APIRateBurst:               r.integer("API_RATE_BURST", 100, 1, 1000000),
 	}
 	tz := r.str("BILLING_TIMEZONE", "Europe/Berlin")
 	if loc, err := time.LoadLocation(tz); err != nil {
