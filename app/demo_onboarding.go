@@ -29,7 +29,7 @@ type demoProvider struct {
 	// markets are requested; approved ones are decided by a partner manager.
 	approve, reject, pending []string
 	waitHours                int // how long the application has been waiting (queue order)
-	admin, password          string
+	admin, password, contact string
 }
 
 type demoStep struct {
@@ -54,10 +54,10 @@ const assistance = "Roadside assistance: position and vehicle status on an autom
 var demoProviders = []demoProvider{
 	{name: "Demo Insurance AG", form: "AG", country: "DE", city: "München", street: "Leopoldstraße 1", postal: "80802",
 		vatID: "DE291473006", register: "HRB 250001 (AG München)", services: insurance, steps: active(),
-		approve: []string{"DE", "AT", "FR", "IT", "NO", "CH"}, admin: DemoInsurerAdmin, password: DemoPassword, waitHours: 400},
+		approve: []string{"DE", "AT", "FR", "IT", "NO", "CH"}, admin: DemoInsurerAdmin, password: DemoPassword, contact: "Dora Demo", waitHours: 400},
 	{name: "Alpen Versicherung AG", form: "AG", country: "AT", city: "Innsbruck", street: "Maria-Theresien-Straße 10", postal: "6020",
 		vatID: "ATU57318405", register: "FN 412345 d (LG Innsbruck)", services: insurance, waitHours: 30,
-		admin: "admin@alpen-versicherung.example", password: DemoPassword},
+		admin: "admin@alpen-versicherung.example", password: DemoPassword, contact: "Alois Alpen"},
 	{name: "Nordlys Forsikring AS", form: "AS", country: "NO", city: "Oslo", street: "Karl Johans gate 5", postal: "0154",
 		vatID: "NO917345821", register: "917 345 821 (Brønnøysund)", services: insurance, steps: active(),
 		approve: []string{"NO", "SE", "DK"}, waitHours: 900},
@@ -151,12 +151,16 @@ func demoRegistration(p demoProvider, terms string) onboarding.Registration {
 	if admin == "" {
 		admin = "admin@" + slug + ".example"
 	}
+	contact := p.contact
+	if contact == "" {
+		contact = "Partner desk " + p.name
+	}
 	password := p.password
 	if password == "" {
 		password = DemoPassword
 	}
 	return onboarding.Registration{LegalName: p.name, LegalForm: p.form, Street: p.street, PostalCode: p.postal, City: p.city,
-		Country: p.country, VATID: p.vatID, RegisterNumber: p.register, ContactName: "Demo contact " + slug,
+		Country: p.country, VATID: p.vatID, RegisterNumber: p.register, ContactName: contact,
 		ContactEmail: admin, BillingEmail: "invoices@" + slug + ".example", IntendedServices: p.services,
 		TermsVersion: terms, AcceptTerms: true, AdminPassword: password, ClientAddr: "demo",
 		Documents: []onboarding.Upload{{Filename: "register-extract-" + slug + ".pdf", Data: demoPDF}}}

@@ -45,6 +45,9 @@ type ProviderUser struct {
 
 func (ProviderUser) TableName() string { return "provider_users" }
 
+// RoleName is the role in words.
+func (u *ProviderUser) RoleName() string { return RoleLabel(u.Role) }
+
 // Pending reports whether the user has not set a password yet.
 func (u *ProviderUser) Pending() bool { return u.PasswordHash == "" }
 

@@ -54,7 +54,7 @@ func (h *Handlers) answer(c *fiber.Ctx) error {
 		return err
 	}
 	templates.SetFlash(c, "success", "Thank you. Your answer is with the reviewer.")
-	return c.Redirect("/portal", fiber.StatusSeeOther)
+	return c.Redirect("/portal/application", fiber.StatusSeeOther)
 }
 
 func (h *Handlers) uploadDocuments(c *fiber.Ctx) error {
@@ -74,7 +74,7 @@ func (h *Handlers) uploadDocuments(c *fiber.Ctx) error {
 		return err
 	}
 	templates.SetFlash(c, "success", "Document uploaded.")
-	return c.Redirect("/portal", fiber.StatusSeeOther)
+	return c.Redirect("/portal/application", fiber.StatusSeeOther)
 }
 
 // readUploads reads the files of a multipart field; the domain validates them.

@@ -37,6 +37,7 @@ func (h *Handlers) Routes(r fiber.Router) {
 	r.Get("/invitations/:token", h.invitation)
 	r.Post("/invitations/:token", h.acceptInvitation)
 	r.Get("/", h.home)
+	r.Get("/application", h.home)
 	r.Post("/application/answer", h.answer)
 	r.Post("/application/documents", h.uploadDocuments)
 	r.Get("/users", h.users)
@@ -60,7 +61,7 @@ var PublicRoutes = [][2]string{
 // Nav is the portal navigation (shown to the provider roles allowed to GET each path).
 func Nav() []templates.NavItem {
 	return []templates.NavItem{
-		{Label: "Application", Path: "/portal"},
+		{Label: "Application", Path: "/portal/application"},
 		{Label: "Users", Path: "/portal/users"},
 		{Label: "API clients", Path: "/portal/clients"},
 		{Label: "Markets", Path: "/portal/markets"},

@@ -12,8 +12,18 @@ import (
 
 type usersPage struct {
 	Users []onboarding.ProviderUser
-	Roles []string
+	Roles []roleOption
 	MeID  int64
+}
+
+type roleOption struct{ Value, Label string }
+
+func roleOptions() []roleOption {
+	out := make([]roleOption, len(onboarding.ProviderRoles))
+	for i, r := range onboarding.ProviderRoles {
+		out[i] = roleOption{r, onboarding.RoleLabel(r)}
+	}
+	return out
 }
 
 func (h *Handlers) users(c *fiber.Ctx) error { return h.renderUsers(c, fiber.StatusOK, nil, nil) }
@@ -28,7 +38,7 @@ func (h *Handlers) renderUsers(c *fiber.Ctx, status int, fieldErrs, form map[str
 		return err
 	}
 	return h.View.Render(c, status, "portal/users", &templates.Page{Title: "Users", Errors: fieldErrs, Form: form,
-		Data: usersPage{Users: users, Roles: onboarding.ProviderRoles, MeID: me.ID}})
+		Data: usersPage{Users: users, Roles: roleOptions(), MeID: me.ID}})
 }
 
 func (h *Handlers) invite(c *fiber.Ctx) error {
