@@ -34,7 +34,7 @@ func (a *App) demoJobs(ctx context.Context, out io.Writer) error {
 			err := jobs.Enqueue(ctx, tx, jobs.Message{Kind: "staff.welcome", To: u.Email, ObjectType: "staff_user", ObjectID: u.Email,
 				Subject: "Your CarData Partner Office account",
 				Body: fmt.Sprintf("Hello %s,\n\nyour staff account for the CarData Partner Office is ready: %s/admin\n"+
-					"Sign in with this e-mail address. (Demo data: the password is %q.)\n", u.Name, a.Cfg.PublicURL, DemoPassword),
+					"Sign in with this e-mail address and the password your administrator gave you.\n", u.Name, a.Cfg.PublicURL),
 				DedupeKey: "demo.staff.welcome:" + u.Email})
 			if err != nil {
 				return err

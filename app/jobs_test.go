@@ -467,14 +467,23 @@ func TestTwoInstancesOnOneDatabase(t *testing.T) {
 	}
 	runs := jobRuns(t, first.DB, "test.every_second")
 	seen := map[time.Time]bool{}
+	succeeded := 0
 	for _, r := range runs {
 		if seen[*r.ScheduledFor] {
-			t.Errorf("tick %s ran twice", r.ScheduledFor)
+			t.Errorf("tick %s recorded twice", r.ScheduledFor)
 		}
 		seen[*r.ScheduledFor] = true
+		switch r.Outcome {
+		case jobs.Succeeded:
+			succeeded++
+		case jobs.Skipped: // a run outlasting its second under load, or a tick at shutdown
+			t.Logf("tick %s skipped: %s", r.ScheduledFor, r.Error)
+		default:
+			t.Errorf("tick %s: %s %s", r.ScheduledFor, r.Outcome, r.Error)
+		}
 	}
-	if len(runs) < 2 || int(ticks.Load()) != len(runs) {
-		t.Errorf("%d tick rows, %d bodies", len(runs), ticks.Load())
+	if succeeded < 2 || int(ticks.Load()) != succeeded {
+		t.Errorf("%d successful tick rows (%d in all), %d bodies ran", succeeded, len(runs), ticks.Load())
 	}
 	for _, name := range []string{"audit.verify", "login_attempts.purge"} {
 		if r := jobRuns(t, first.DB, name); len(r) != 1 || r[0].Trigger != jobs.TriggerSchedule || r[0].Outcome != jobs.Succeeded {

@@ -70,6 +70,7 @@ func TestTwoSchedulersRunEachTickOnce(t *testing.T) {
 		t.Fatalf("only %d fast ticks in 4.5s", len(fast))
 	}
 	seen := map[time.Time]bool{}
+	succeeded := 0
 	for _, r := range fast {
 		if r.ScheduledFor == nil || seen[*r.ScheduledFor] {
 			t.Errorf("tick %v recorded twice or without a time", r.ScheduledFor)
@@ -79,12 +80,19 @@ func TestTwoSchedulersRunEachTickOnce(t *testing.T) {
 		if r.Trigger != jobs.TriggerSchedule || r.ScheduledFor.Nanosecond() != 0 {
 			t.Errorf("row %+v", r)
 		}
-		if r.Outcome != jobs.Succeeded {
+		switch {
+		case r.Outcome == jobs.Succeeded:
+			succeeded++
+		case r.Outcome == jobs.Skipped:
+			// Only under heavy load: a run outlasting the second, or a
+			// tick that fired as the schedulers shut down.
+			t.Logf("fast tick %s skipped: %s", r.ScheduledFor, r.Error)
+		default:
 			t.Errorf("fast tick %s: %s %s", r.ScheduledFor, r.Outcome, r.Error)
 		}
 	}
-	if int(fastBodies.Load()) != len(fast) {
-		t.Errorf("fast body ran %d times for %d ticks", fastBodies.Load(), len(fast))
+	if int(fastBodies.Load()) != succeeded || succeeded < 3 {
+		t.Errorf("fast body ran %d times for %d successful ticks", fastBodies.Load(), succeeded)
 	}
 	t.Logf("fast ticks: %d, run by %v", len(fast), ranBy)
 

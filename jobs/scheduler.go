@@ -454,7 +454,10 @@ func (s *Scheduler) tick(ctx context.Context, e *entry, t time.Time) {
 	lk, err := s.lockWithin(ctx, e.Name, orDefault(s.LockRetry, 2*time.Second))
 	if err != nil || lk == nil {
 		msg := "the previous run was still in progress (on another instance)"
-		if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			msg = "not started: the process is shutting down"
+		case err != nil:
 			msg = "could not take the job lock: " + err.Error()
 		}
 		s.finish(context.WithoutCancel(ctx), id, Skipped, msg, nil, 0, 0, "")
