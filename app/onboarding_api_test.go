@@ -9,17 +9,17 @@ import (
 	"cardata/app/web"
 )
 
-func registrationBody(country, vatID, email string) map[string]any {
+func obRegistrationBody(country, vatID, email string) map[string]any {
 	return map[string]any{
 		"legal_name": "Api Versicherung AG", "legal_form": "AG", "street": "Ring 1", "postal_code": "1010", "city": "Wien",
 		"country": country, "vat_id": vatID, "register_number": "FN 123456a", "contact_name": "Anna Api",
 		"contact_email": email, "billing_email": "billing@api.example", "intended_services": "Usage-based insurance from mileage.",
 		"terms_version": "2025-01", "accept_terms": true,
-		"documents": []map[string]string{{"filename": "extract.pdf", "content_base64": base64.StdEncoding.EncodeToString(tinyPDF)}},
+		"documents": []map[string]string{{"filename": "extract.pdf", "content_base64": base64.StdEncoding.EncodeToString(obPDF)}},
 	}
 }
 
-func problemField(t *testing.T, res *apptest.Response) (string, string) {
+func obProblemField(t *testing.T, res *apptest.Response) (string, string) {
 	t.Helper()
 	if ct := res.Header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Fatalf("content type %q: %s", ct, res.Body)
@@ -36,7 +36,7 @@ func TestRegistrationAPI(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
 	c := tt.Client(t)
-	res := c.SendJSON(http.MethodPost, "/api/v1/registrations", registrationBody("AT", "ATU13585627", "anna@api.example"))
+	res := c.SendJSON(http.MethodPost, "/api/v1/registrations", obRegistrationBody("AT", "ATU13585627", "anna@api.example"))
 	if res.Status != http.StatusCreated {
 		t.Fatalf("register: %d %s", res.Status, res.Body)
 	}
@@ -67,8 +67,8 @@ func TestRegistrationAPI(t *testing.T) {
 		{"bad check digit", "DE", "DE136695977", 422, "validation_failed", "vat_id/vat_id_checksum"},
 		{"duplicate", "AT", "AT U13585627", 422, "validation_failed", "vat_id/vat_id_taken"},
 	} {
-		res := c.SendJSON(http.MethodPost, "/api/v1/registrations", registrationBody(tc.country, tc.vat, "other@api.example"))
-		code, field := problemField(t, res)
+		res := c.SendJSON(http.MethodPost, "/api/v1/registrations", obRegistrationBody(tc.country, tc.vat, "other@api.example"))
+		code, field := obProblemField(t, res)
 		if res.Status != tc.status || code != tc.code || field != tc.field {
 			t.Errorf("%s: %d %s %s", tc.name, res.Status, code, field)
 		}
@@ -79,19 +79,19 @@ func TestRegistrationAPI(t *testing.T) {
 		"wrong type":    `{"accept_terms": "yes"}`,
 	} {
 		res := c.SendJSON(http.MethodPost, "/api/v1/registrations", body)
-		if code, _ := problemField(t, res); res.Status != http.StatusBadRequest || code != "invalid_json" {
+		if code, _ := obProblemField(t, res); res.Status != http.StatusBadRequest || code != "invalid_json" {
 			t.Errorf("%s: %d %s", name, res.Status, res.Body)
 		}
 	}
-	bad := registrationBody("DE", "DE136695976", "bad@api.example")
+	bad := obRegistrationBody("DE", "DE136695976", "bad@api.example")
 	bad["documents"] = []map[string]string{{"filename": "x.pdf", "content_base64": "%%%"}}
 	res = c.SendJSON(http.MethodPost, "/api/v1/registrations", bad)
-	if _, f := problemField(t, res); res.Status != 422 || f != "documents/document_encoding" {
+	if _, f := obProblemField(t, res); res.Status != 422 || f != "documents/document_encoding" {
 		t.Fatalf("bad base64: %d %s", res.Status, res.Body)
 	}
 	bad["documents"] = []map[string]string{{"filename": "x.pdf", "content_base64": base64.StdEncoding.EncodeToString([]byte("<html>"))}}
 	res = c.SendJSON(http.MethodPost, "/api/v1/registrations", bad)
-	if _, f := problemField(t, res); res.Status != 422 || f != "documents/document_type" {
+	if _, f := obProblemField(t, res); res.Status != 422 || f != "documents/document_type" {
 		t.Fatalf("html as pdf: %d %s", res.Status, res.Body)
 	}
 }

@@ -15,8 +15,8 @@ import (
 	"cardata/policies"
 )
 
-// tinyPDF passes the document type check.
-var tinyPDF = []byte("%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+// obPDF passes the document type check.
+var obPDF = []byte("%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
 
 const providerPassword = "provider-password-1"
 
@@ -36,7 +36,7 @@ func mustRegisterProvider(t *testing.T, tt *apptest.T, name, country, vatID stri
 		RegisterNumber: "FN 1", ContactName: "Admin " + name, ContactEmail: fmt.Sprintf("admin%d@provider.example", n),
 		BillingEmail: "billing@provider.example", IntendedServices: "Usage-based insurance from mileage.",
 		TermsVersion: "2025-01", AcceptTerms: true, AdminPassword: providerPassword, ClientAddr: "192.0.2.9",
-		Documents: []onboarding.Upload{{Filename: "extract.pdf", Data: tinyPDF}}})
+		Documents: []onboarding.Upload{{Filename: "extract.pdf", Data: obPDF}}})
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)
 	}
@@ -67,24 +67,24 @@ func loginProvider(t *testing.T, tt *apptest.T, email, password string) *apptest
 	return c
 }
 
-func providerCtx(u *onboarding.ProviderUser) context.Context {
+func obProviderCtx(u *onboarding.ProviderUser) context.Context {
 	return policies.WithPrincipal(context.Background(), u.Principal(0))
 }
 
-var secretRe = regexp.MustCompile(`<code id="client-secret">([^<]+)</code>`)
-var clientIDRe = regexp.MustCompile(`<code id="client-id">([^<]+)</code>`)
+var obSecretRe = regexp.MustCompile(`<code id="client-secret">([^<]+)</code>`)
+var obClientIDRe = regexp.MustCompile(`<code id="client-id">([^<]+)</code>`)
 
 // shownSecret extracts the client id and secret from the page shown once.
 func shownSecret(t *testing.T, body string) (string, string) {
 	t.Helper()
-	s, id := secretRe.FindStringSubmatch(body), clientIDRe.FindStringSubmatch(body)
+	s, id := obSecretRe.FindStringSubmatch(body), obClientIDRe.FindStringSubmatch(body)
 	if s == nil || id == nil {
 		t.Fatalf("no secret on the page: %s", body)
 	}
 	return id[1], s[1]
 }
 
-func mustContain(t *testing.T, body string, parts ...string) {
+func obMustContain(t *testing.T, body string, parts ...string) {
 	t.Helper()
 	for _, p := range parts {
 		if !strings.Contains(body, p) {

@@ -30,7 +30,7 @@ func TestPartnerManagerReviewsThroughTheStaffPages(t *testing.T) {
 	pm := tt.LoginStaff(t, "pm@test.local")
 
 	res := pm.Get("/admin/review-queue")
-	mustContain(t, res.Body, "Alpen Versicherung AG", `id="claim-`+id+`"`)
+	obMustContain(t, res.Body, "Alpen Versicherung AG", `id="claim-`+id+`"`)
 	if res = pm.PostForm(base+"/transitions/claim", nil); res.Status != http.StatusSeeOther {
 		t.Fatalf("claim: %d %s", res.Status, res.Body)
 	}
@@ -38,18 +38,18 @@ func TestPartnerManagerReviewsThroughTheStaffPages(t *testing.T) {
 	if res.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("empty question: %d", res.Status)
 	}
-	mustContain(t, res.Body, "enter the question")
+	obMustContain(t, res.Body, "enter the question")
 	if res = pm.PostForm(base+"/transitions/request_info", url.Values{"note": {"Who signs for the company?"}}); res.Status != http.StatusSeeOther {
 		t.Fatalf("ask: %d %s", res.Status, res.Body)
 	}
 	if res = pm.PostForm(base+"/transitions/approve", nil); res.Status != http.StatusConflict {
 		t.Fatalf("approve with open question: %d", res.Status)
 	}
-	mustContain(t, res.Body, "cannot approve a provider that is information requested")
+	obMustContain(t, res.Body, "cannot approve a provider that is information requested")
 
 	// The provider answers in the portal.
 	pc := loginProvider(t, tt, r.Admin.Email, providerPassword)
-	mustContain(t, pc.Get("/portal").Body, "Who signs for the company?", `id="send-answer"`)
+	obMustContain(t, pc.Get("/portal").Body, "Who signs for the company?", `id="send-answer"`)
 	if res = pc.PostForm("/portal/application/answer", url.Values{"answer": {""}}); res.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("empty answer: %d", res.Status)
 	}
@@ -60,7 +60,7 @@ func TestPartnerManagerReviewsThroughTheStaffPages(t *testing.T) {
 		t.Fatalf("approve: %d %s", res.Status, res.Body)
 	}
 	res = pm.Get(base)
-	mustContain(t, res.Body, `id="status">active`, "Who signs for the company?", "Our managing director.", "action-suspend", "action-terminate")
+	obMustContain(t, res.Body, `id="status">active`, "Who signs for the company?", "Our managing director.", "action-suspend", "action-terminate")
 	doc := regexp.MustCompile(`href="(` + base + `/documents/\d+)"`).FindStringSubmatch(res.Body)
 	if doc == nil {
 		t.Fatal("no document link")
@@ -69,7 +69,7 @@ func TestPartnerManagerReviewsThroughTheStaffPages(t *testing.T) {
 		t.Fatalf("unknown action: %d", got)
 	}
 	dl := pm.Get(doc[1])
-	if dl.Status != 200 || dl.Header.Get("Content-Type") != "application/pdf" || dl.Body != string(tinyPDF) ||
+	if dl.Status != 200 || dl.Header.Get("Content-Type") != "application/pdf" || dl.Body != string(obPDF) ||
 		!strings.Contains(dl.Header.Get("Content-Disposition"), "attachment") {
 		t.Fatalf("download: %d %v", dl.Status, dl.Header)
 	}
@@ -104,7 +104,7 @@ func TestProviderListFiltersAndSearch(t *testing.T) {
 	tt.MustCreateStaff(t, "pm@test.local", policies.RolePartnerManager)
 	a := mustActiveProvider(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
 	mustRegisterProvider(t, tt, "Bayern Flotte GmbH", "DE", "DE136695976")
-	if _, err := onboardingFor(tt).RequestMarkets(providerCtx(a.Admin), a.Provider.ID, []string{"IT"}); err != nil {
+	if _, err := onboardingFor(tt).RequestMarkets(obProviderCtx(a.Admin), a.Provider.ID, []string{"IT"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := onboardingFor(tt).DecideMarketAccess(tt.Ctx, a.Provider.ID, "IT", true, ""); err != nil {
@@ -133,11 +133,11 @@ func TestPortalClientsUsersMarketsAndIsolation(t *testing.T) {
 	svc := onboardingFor(tt)
 	a := mustActiveProvider(t, tt, "Provider A AG", "AT", "ATU13585627")
 	b := mustActiveProvider(t, tt, "Provider B GmbH", "DE", "DE136695976")
-	bClient, err := svc.CreateAPIClient(providerCtx(b.Admin), b.Provider.ID, "b-backend")
+	bClient, err := svc.CreateAPIClient(obProviderCtx(b.Admin), b.Provider.ID, "b-backend")
 	if err != nil {
 		t.Fatal(err)
 	}
-	bDev, err := svc.InviteProviderUser(providerCtx(b.Admin), b.Provider.ID, onboarding.Invite{Email: "dev@b.example", Name: "B Dev", Role: onboarding.RoleProviderDeveloper})
+	bDev, err := svc.InviteProviderUser(obProviderCtx(b.Admin), b.Provider.ID, onboarding.Invite{Email: "dev@b.example", Name: "B Dev", Role: onboarding.RoleProviderDeveloper})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestPortalClientsUsersMarketsAndIsolation(t *testing.T) {
 		t.Fatalf("no link in %q", body)
 	}
 	dev := tt.Client(t)
-	mustContain(t, dev.Get(link).Body, "Dana Dev", "dev@a.example")
+	obMustContain(t, dev.Get(link).Body, "Dana Dev", "dev@a.example")
 	if res := dev.PostForm(link, url.Values{"password": {"dev-password-123"}, "password_confirm": {"different-123"}}); res.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("mismatch: %d", res.Status)
 	}
@@ -258,11 +258,11 @@ func TestPortalClientsUsersMarketsAndIsolation(t *testing.T) {
 			t.Errorf("covers %s: %v", code, got)
 		}
 	}
-	mustContain(t, ac.Get("/portal/markets").Body, "no Swiss licence")
+	obMustContain(t, ac.Get("/portal/markets").Body, "no Swiss licence")
 }
 
 // multipartForm builds a browser-like multipart registration.
-func multipartForm(t *testing.T, c *apptest.Client, fields map[string]string, filename string, file []byte) *http.Request {
+func obMultipartForm(t *testing.T, c *apptest.Client, fields map[string]string, filename string, file []byte) *http.Request {
 	t.Helper()
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
@@ -284,7 +284,7 @@ func TestRegisterFormRefusesWithFieldErrorsThenSignsTheAdminIn(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
 	c := tt.Client(t)
-	mustContain(t, c.Get("/register").Body, `name="terms_version" value="2025-01"`, "Switzerland")
+	obMustContain(t, c.Get("/register").Body, `name="terms_version" value="2025-01"`, "Switzerland")
 	fields := func() map[string]string {
 		return map[string]string{"legal_name": "Formular Versicherung AG", "legal_form": "AG", "street": "Ring 1", "postal_code": "1010",
 			"city": "Wien", "country": "CH", "vat_id": "CHE-123.456.788", "register_number": "FN 1", "contact_name": "Franz Form",
@@ -292,21 +292,21 @@ func TestRegisterFormRefusesWithFieldErrorsThenSignsTheAdminIn(t *testing.T) {
 			"intended_services": "Insurance by usage.", "accept_terms": "yes", "terms_version": "2025-01",
 			"password": "form-password-123", "password_confirm": "form-password-123"}
 	}
-	res := c.Do(multipartForm(t, c, fields(), "extract.pdf", tinyPDF))
+	res := c.Do(obMultipartForm(t, c, fields(), "extract.pdf", obPDF))
 	if res.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("swiss seat: %d %s", res.Status, res.Body)
 	}
-	mustContain(t, res.Body, "Switzerland is a CarData market, but only companies seated in the EEA", `value="Formular Versicherung AG"`)
+	obMustContain(t, res.Body, "Switzerland is a CarData market, but only companies seated in the EEA", `value="Formular Versicherung AG"`)
 	f := fields()
 	f["country"], f["vat_id"] = "AT", "ATU13585626"
-	res = c.Do(multipartForm(t, c, f, "extract.txt", []byte("hello")))
-	mustContain(t, res.Body, "check digit", "is not a PDF, PNG or JPEG file")
+	res = c.Do(obMultipartForm(t, c, f, "extract.txt", []byte("hello")))
+	obMustContain(t, res.Body, "check digit", "is not a PDF, PNG or JPEG file")
 	f["vat_id"] = "ATU13585627"
-	res = c.Do(multipartForm(t, c, f, "extract.pdf", tinyPDF))
+	res = c.Do(obMultipartForm(t, c, f, "extract.pdf", obPDF))
 	if res.Status != http.StatusSeeOther || res.Header.Get("Location") != "/portal" {
 		t.Fatalf("register: %d %s", res.Status, res.Body)
 	}
-	mustContain(t, c.Get("/portal").Body, "Formular Versicherung AG", `id="status">submitted`, "extract.pdf")
+	obMustContain(t, c.Get("/portal").Body, "Formular Versicherung AG", `id="status">submitted`, "extract.pdf")
 	var addr, version string
 	tt.DB.Raw("SELECT terms_client_addr FROM providers").Scan(&addr)
 	tt.DB.Raw("SELECT terms_version FROM providers").Scan(&version)
@@ -322,7 +322,7 @@ func TestCoverageReportMapCSVAndMarketPause(t *testing.T) {
 	tt.MustCreateStaff(t, "otto@test.local", policies.RoleAuditor)
 	a := mustActiveProvider(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
 	svc := onboardingFor(tt)
-	if _, err := svc.RequestMarkets(providerCtx(a.Admin), a.Provider.ID, []string{"AT", "DE"}); err != nil {
+	if _, err := svc.RequestMarkets(obProviderCtx(a.Admin), a.Provider.ID, []string{"AT", "DE"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := svc.DecideMarketAccess(tt.Ctx, a.Provider.ID, "AT", true, ""); err != nil {
@@ -330,16 +330,16 @@ func TestCoverageReportMapCSVAndMarketPause(t *testing.T) {
 	}
 	pm := tt.LoginStaff(t, "pm@test.local")
 	res := pm.Get("/admin/coverage")
-	mustContain(t, res.Body, `<svg`, `href="/admin/coverage/AT"`, `data-market="CY"`, "Alpen Versicherung AG", "—")
+	obMustContain(t, res.Body, `<svg`, `href="/admin/coverage/AT"`, `data-market="CY"`, "Alpen Versicherung AG", "—")
 	if n := strings.Count(res.Body, `data-market="`); n != 31 {
 		t.Fatalf("%d map tiles", n)
 	}
-	mustContain(t, pm.Get("/admin/coverage/DE").Body, "Open requests (1)", "Alpen Versicherung AG")
+	obMustContain(t, pm.Get("/admin/coverage/DE").Body, "Open requests (1)", "Alpen Versicherung AG")
 	csv := pm.Get("/admin/coverage/export.csv")
 	if !strings.HasPrefix(csv.Header.Get("Content-Type"), "text/csv") {
 		t.Fatalf("csv type %q", csv.Header.Get("Content-Type"))
 	}
-	mustContain(t, csv.Body, "market,name,market_status,active_providers,pending_requests,eligible_vehicles,providers,pending\n",
+	obMustContain(t, csv.Body, "market,name,market_status,active_providers,pending_requests,eligible_vehicles,providers,pending\n",
 		"AT,Austria,active,1,0,,Alpen Versicherung AG,\n", "DE,Germany,active,0,1,,,Alpen Versicherung AG\n")
 	if got := pm.Get("/admin/coverage/XX").Status; got != http.StatusNotFound {
 		t.Fatalf("unknown market page: %d", got)
@@ -347,7 +347,7 @@ func TestCoverageReportMapCSVAndMarketPause(t *testing.T) {
 	if res := pm.PostForm("/admin/markets/DE", url.Values{"active": {"false"}}); res.Status != http.StatusSeeOther {
 		t.Fatalf("pause: %d", res.Status)
 	}
-	mustContain(t, pm.Get("/admin/markets").Body, `id="activate-DE"`)
+	obMustContain(t, pm.Get("/admin/markets").Body, `id="activate-DE"`)
 	auditor := tt.LoginStaff(t, "otto@test.local")
 	if got := auditor.Get("/admin/coverage/export.csv").Status; got != 200 {
 		t.Fatalf("auditor csv: %d", got)
@@ -374,7 +374,7 @@ func TestDemoOnboardingIsIdempotentAndServesTheInsurerStory(t *testing.T) {
 	if strings.Join(statuses, ",") != "active,in_review,info_requested,rejected,submitted,suspended,terminated" {
 		t.Fatalf("statuses %v", statuses)
 	}
-	mustContain(t, out.String(), "refused Zürich Connected Car AG: country:", "refused Typo Versicherung GmbH: vat_id:")
+	obMustContain(t, out.String(), "refused Zürich Connected Car AG: country:", "refused Typo Versicherung GmbH: vat_id:")
 	if err := tt.App.LoadDemo(tt.Ctx, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +392,7 @@ func TestDemoOnboardingIsIdempotentAndServesTheInsurerStory(t *testing.T) {
 		}
 	}
 	pc := loginProvider(t, tt, app.DemoInsurerAdmin, app.DemoPassword)
-	mustContain(t, pc.Get("/portal/clients").Body, app.DemoInsurerClientID)
+	obMustContain(t, pc.Get("/portal/clients").Body, app.DemoInsurerClientID)
 	var alpen string
 	tt.DB.Raw("SELECT status FROM providers WHERE legal_name = 'Alpen Versicherung AG'").Scan(&alpen)
 	if alpen != "submitted" {
