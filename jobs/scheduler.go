@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"os"
+	"regexp"
 	"runtime/debug"
 	"sort"
 	"strconv"
@@ -24,6 +25,8 @@ import (
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 )
+
+var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,99}$`)
 
 // lockNamespace is the first key of every job's advisory lock
 // (pg_try_advisory_lock(lockNamespace, fnv32(job name))). The audit chain
@@ -92,8 +95,8 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // Register adds a job. Names are unique; the spec must parse.
 func (s *Scheduler) Register(j Job) error {
-	if j.Name == "" || len(j.Name) > 100 {
-		return fmt.Errorf("jobs: a job needs a name of at most 100 characters")
+	if !validName.MatchString(j.Name) {
+		return fmt.Errorf("jobs: job name %q: use 1-100 lower-case letters, digits, '.', '_' or '-' (it appears in URLs and the CLI)", j.Name)
 	}
 	if j.Run == nil {
 		return fmt.Errorf("jobs: job %s has no Run function", j.Name)

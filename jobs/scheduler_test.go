@@ -253,6 +253,11 @@ func TestRegisterRejectsBadJobs(t *testing.T) {
 	if err := s.Register(jobs.Job{Name: "a", Spec: "@every 1m", Run: noop}); err == nil {
 		t.Error("@every accepted")
 	}
+	for _, bad := range []string{"", "Billing.Run", "a/b", "a b", strings.Repeat("x", 101)} {
+		if err := s.Register(jobs.Job{Name: bad, Run: noop}); err == nil {
+			t.Errorf("name %q accepted", bad)
+		}
+	}
 	if err := s.Register(jobs.Job{Name: "a", Run: nil}); err == nil {
 		t.Error("job without body accepted")
 	}
