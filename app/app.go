@@ -25,8 +25,10 @@ import (
 	"cardata/admin/staff"
 	"cardata/app/config"
 	"cardata/app/db"
+	"cardata/app/ingest"
 	"cardata/app/web"
 	"cardata/jobs"
+	"cardata/onboarding/vehicles"
 	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/policies/session"
@@ -46,7 +48,9 @@ type App struct {
 	Staff    *staff.Service
 	Registry *prometheus.Registry
 	Cookies  web.CookieSettings
-	Jobs     *jobs.Scheduler // the job registry: modules call a.Jobs.Register from their mount function
+	Jobs     *jobs.Scheduler   // the job registry: modules call a.Jobs.Register from their mount function
+	Vehicles *vehicles.Service // vehicle registry and capability service (mountIngest)
+	Ingest   *ingest.Service   // telemetry ingest (mountIngest)
 
 	resolvers map[string]web.Resolver
 	workers   []func(ctx context.Context) // started by Serve, stopped on shutdown

@@ -1,4 +1,73 @@
 package app
 
-// mountIngest mounts the ingest module's routes, workers and jobs.
-func (a *App) mountIngest() error { return nil }
+import (
+	"context"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/admin"
+	"cardata/app/ingest"
+	"cardata/jobs"
+	"cardata/onboarding/catalog"
+	"cardata/onboarding/vehicles"
+	"cardata/policies"
+)
+
+// mountIngest mounts the telemetry ingest, the catalog API and the staff's
+// vehicle and catalog pages, and registers the history maintenance job.
+//
+// Authorization of the ingest: the route guard runs before any group
+// middleware and only knows sessions, so POST /ingest/v1/signals is public to
+// the guard; the ingest's own middleware then resolves the bearer token to a
+// gateway principal and checks it against policies/rules/40_vehicles.csv
+// (p, ingest_gateway, /ingest/v1/*, POST). Cookies are never read there and
+// CSRF does not apply (app.go only guards browser prefixes).
+func (a *App) mountIngest() error {
+	cat := catalog.Default()
+	ctx := policies.WithPrincipal(context.Background(), policies.System("boot"))
+	if err := cat.Sync(ctx, a.DB); err != nil {
+		return err
+	}
+	a.Vehicles = &vehicles.Service{DB: a.DB, Catalog: cat}
+	a.Ingest = ingest.New(a.DB, ingest.Options{})
+	a.Ingest.Register(a.Registry)
+	if _, err := a.Ingest.EnsurePartitions(ctx, time.Now(), 3); err != nil {
+		return err
+	}
+
+	h := &ingest.Handler{Svc: a.Ingest, Allowed: a.Enforcer.Allowed}
+	h.Routes(a.Fiber.Group("/ingest/v1"))
+	a.Access.Public(fiber.MethodPost, "/ingest/v1/signals")
+
+	// The catalog is public reference data for now; it moves behind provider
+	// OAuth together with the rest of /api/v1 (provider API issue).
+	a.Fiber.Get("/api/v1/catalog", ingest.CatalogHandler(cat))
+	a.Access.Public(fiber.MethodGet, "/api/v1/catalog")
+
+	staffGroup := a.Fiber.Group("/admin")
+	(&admin.VehicleHandlers{View: a.View, Vehicles: a.Vehicles}).Routes(staffGroup)
+	(&admin.CatalogHandlers{View: a.View, Catalog: cat}).Routes(staffGroup)
+	a.View.AddNav("Data", admin.VehicleNav())
+	a.View.AddNav("Data", admin.CatalogNav())
+
+	if a.Jobs != nil {
+		svc := a.Ingest
+		return a.Jobs.Register(jobs.Job{
+			Name:        "ingest.maintain",
+			Title:       "Reading history maintenance",
+			Description: "Creates the reading-history partitions for the coming days and drops those older than the retention period, with old vehicle events.",
+			Spec:        "17 * * * *",
+			Timeout:     10 * time.Minute,
+			CatchUp:     2 * time.Hour,
+			Run: func(ctx context.Context, r *jobs.Run) error {
+				created, dropped, events, err := svc.Maintain(ctx, time.Now())
+				r.Set("partitions_created", int64(created))
+				r.Set("partitions_dropped", int64(len(dropped)))
+				r.Set("events_deleted", events)
+				return err
+			},
+		})
+	}
+	return nil
+}
