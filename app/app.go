@@ -26,9 +26,11 @@ import (
 	"cardata/app/config"
 	"cardata/app/db"
 	"cardata/app/ingest"
+	"cardata/app/providerapi"
 	"cardata/app/web"
 	"cardata/jobs"
 	"cardata/onboarding/vehicles"
+	"cardata/onboarding/webhooks"
 	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/policies/session"
@@ -48,11 +50,14 @@ type App struct {
 	Staff    *staff.Service
 	Registry *prometheus.Registry
 	Cookies  web.CookieSettings
-	Jobs     *jobs.Scheduler   // the job registry: modules call a.Jobs.Register from their mount function
-	Vehicles *vehicles.Service // vehicle registry and capability service (mountIngest)
-	Ingest   *ingest.Service   // telemetry ingest (mountIngest)
+	Jobs     *jobs.Scheduler      // the job registry: modules call a.Jobs.Register from their mount function
+	Vehicles *vehicles.Service    // vehicle registry and capability service (mountIngest)
+	Ingest   *ingest.Service      // telemetry ingest (mountIngest)
+	API      *providerapi.Handler // provider API (mountAPI)
+	Webhooks *webhooks.Service    // push notifications (mountAPI)
 
 	resolvers map[string]web.Resolver
+	bearer    fiber.Handler               // resolves API bearer tokens before the guard (mountAPI sets it)
 	workers   []func(ctx context.Context) // started by Serve, stopped on shutdown
 }
 
@@ -107,6 +112,14 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	f := a.Fiber
 	f.Use(web.RequestContext(), web.AccessLog(log, metrics), web.Recover(log))
 	f.Use(web.Sessions(a.Sessions, a.resolvers))
+	// Machine principals (provider API bearer tokens) must be known before the
+	// route guard, which runs ahead of any group middleware.
+	f.Use(func(c *fiber.Ctx) error {
+		if a.bearer == nil {
+			return c.Next()
+		}
+		return a.bearer(c)
+	})
 
 	// Operational endpoints: open, bound to LISTEN_ADDR (loopback by default).
 	f.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })

@@ -1,4 +1,89 @@
 package app
 
-// mountAPI mounts the api module's routes, workers and jobs.
-func (a *App) mountAPI() error { return nil }
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+
+	"cardata/admin"
+	"cardata/app/portal"
+	"cardata/app/providerapi"
+	"cardata/billing"
+	"cardata/jobs"
+	"cardata/onboarding/webhooks"
+)
+
+// mountAPI mounts the provider API (/oauth/token, /api/v1), its bearer
+// resolver, the push worker, the portal and staff pages for deliveries,
+// usage and webhooks, and the clean-up job.
+//
+// Authorization: API clients carry bearer tokens, not sessions. The route
+// guard runs before any group middleware, so app.go calls a.bearer right
+// after the session resolver: it turns a valid token into a principal with
+// the role provider_api (policies/rules/50_api.csv), applies the client's
+// rate limit and Idempotency-Key, and then the guard decides as for
+// everyone else.
+//
+// Not wired yet: the consent module's facts (telematicData answers 503
+// telematics_unavailable until API.Facts is set) and its recipients and
+// send-time consent check for pushes (vehicle events stay in the ingest's
+// outbox, and data-carrying pushes are dropped, until Webhooks.Recipients
+// and Webhooks.ConsentActive are set).
+func (a *App) mountAPI() error {
+	ledger, err := billing.NewLedgerWriter(a.DB, billing.WriterOptions{})
+	if err != nil {
+		return err
+	}
+	a.AddWorker(func(ctx context.Context) { <-ctx.Done(); ledger.Close() })
+
+	hooks := &webhooks.Service{DB: a.DB, Log: a.Log, PublicURL: a.Cfg.PublicURL,
+		RecordPush: func(ctx context.Context, tx *gorm.DB, r webhooks.PushRecord) error {
+			return billing.Ledger{}.Record(ctx, tx, billing.Delivery{ProviderID: r.ProviderID, VIN: r.VIN, ContainerID: r.ContainerID,
+				ContainerVersion: r.ContainerVersion, ConsentID: r.ConsentID, Kind: billing.KindPush, KeysDelivered: r.KeysDelivered,
+				Bytes: r.Bytes, RequestID: r.RequestID, At: r.At})
+		}}
+	a.Webhooks = hooks
+	a.AddWorker(hooks.Run)
+
+	usage := &providerapi.UsageCalculator{DB: a.DB, Location: a.Cfg.BillingTimezone,
+		Billing: &billing.Service{DB: a.DB, Location: a.Cfg.BillingTimezone, PublicURL: a.Cfg.PublicURL}}
+	h := &providerapi.Handler{DB: a.DB, Onboarding: a.newOnboardingService(), Vehicles: a.Vehicles, Webhooks: hooks,
+		Tokens:   &providerapi.Tokens{DB: a.DB, TTL: a.Cfg.APITokenTTL},
+		Limiter:  providerapi.NewLimiter(float64(a.Cfg.APIRateLimit), a.Cfg.APIRateBurst),
+		Usage:    usage, Ledger: ledger, Location: a.Cfg.BillingTimezone}
+	a.API = h
+	h.Routes(a.Fiber)
+	a.bearer = h.Bearer
+	for _, r := range providerapi.PublicRoutes {
+		a.Access.Public(r[0], r[1])
+	}
+
+	pages := &portal.APIPages{View: a.View, Webhooks: hooks, Usage: usage.Usage, Location: a.Cfg.BillingTimezone}
+	pages.Routes(a.Fiber.Group("/portal"))
+	for _, item := range portal.APINav() {
+		a.View.AddNav("Partner portal", item)
+	}
+	staffPages := &admin.DeliveryHandlers{View: a.View, Onboarding: a.newOnboardingService(), Webhooks: hooks, Usage: usage.Usage,
+		Location: a.Cfg.BillingTimezone}
+	staffPages.Routes(a.Fiber.Group("/admin"))
+	a.View.AddNav("Partners", admin.DeliveryNav())
+
+	if a.Jobs == nil {
+		return nil
+	}
+	return a.Jobs.Register(jobs.Job{
+		Name: "providerapi.purge", Title: "Provider API clean-up", Spec: "7 * * * *", Timeout: 5 * time.Minute,
+		Description: "Deletes expired access tokens and Idempotency-Key answers older than 24 hours.",
+		Run: func(ctx context.Context, r *jobs.Run) error {
+			n, err := h.Tokens.Purge(ctx)
+			r.Set("tokens_removed", n)
+			if err != nil {
+				return err
+			}
+			m, err := h.PurgeIdempotencyKeys(ctx, time.Now())
+			r.Set("idempotency_keys_removed", m)
+			return err
+		},
+	})
+}

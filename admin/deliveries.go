@@ -1,0 +1,141 @@
+package admin
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/onboarding"
+	"cardata/onboarding/webhooks"
+	"cardata/policies/errs"
+	"cardata/templates"
+)
+
+// DeliveryHandlers are the staff's per-provider view of the provider API:
+// the delivery ledger, the month's usage, webhook endpoints and their
+// delivery attempts. Reading only; providers manage their endpoints
+// themselves.
+type DeliveryHandlers struct {
+	View       *templates.View
+	Onboarding *onboarding.Service
+	Webhooks   *webhooks.Service
+	// Usage prices a provider's month so far (app wires the provider API's
+	// calculator, which uses billing's rating).
+	Usage    func(ctx context.Context, providerID int64, period string) (*webhooks.Usage, error)
+	Location *time.Location
+}
+
+// Routes mounts the pages on r (the /admin group).
+func (h *DeliveryHandlers) Routes(r fiber.Router) {
+	r.Get("/deliveries", h.index)
+	r.Get("/deliveries/:id", h.show)
+}
+
+// DeliveryNav is the navigation entry.
+func DeliveryNav() templates.NavItem {
+	return templates.NavItem{Label: "Deliveries and pushes", Path: "/admin/deliveries"}
+}
+
+func (h *DeliveryHandlers) index(c *fiber.Ctx) error {
+	if id, err := strconv.ParseInt(c.Query("provider"), 10, 64); err == nil && id > 0 {
+		return c.Redirect("/admin/deliveries/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
+	}
+	pager := templates.NewPager(c, 25)
+	list, total, err := h.Onboarding.FindProviders(c.UserContext(), onboarding.ProviderFilter{Query: c.Query("q"),
+		Status: onboarding.Status(c.Query("status")), Offset: pager.Offset(), Limit: pager.PerPage})
+	if err != nil {
+		return err
+	}
+	pager.Total = total
+	return h.View.Render(c, fiber.StatusOK, "admin/deliveries/index", &templates.Page{Title: "Deliveries and pushes", Pager: pager,
+		Form: map[string]string{"q": c.Query("q"), "status": c.Query("status")},
+		Data: struct {
+			Providers []onboarding.Provider
+			Statuses  []onboarding.Status
+		}{list, onboarding.Statuses}})
+}
+
+// DeliveryPage is the data of a provider's deliveries page (staff and portal).
+type DeliveryPage struct {
+	Provider   *onboarding.Provider
+	Usage      *webhooks.Usage
+	Ledger     []webhooks.LedgerEntry
+	NextCursor string
+	From, To   time.Time
+	Endpoints  []webhooks.Endpoint
+	Deliveries []webhooks.Delivery
+	Dead       int64
+}
+
+func (h *DeliveryHandlers) show(c *fiber.Ctx) error {
+	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
+	if err != nil {
+		return errs.New(errs.NotFound, "not_found", "no such provider")
+	}
+	ctx := c.UserContext()
+	p, err := h.Onboarding.FindProviderByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	d := DeliveryPage{Provider: p}
+	f, err := LedgerFilterFrom(c, time.Now(), h.Location)
+	if err != nil {
+		return err
+	}
+	d.From, d.To = f.From, f.To
+	if d.Usage, err = h.Usage(ctx, id, c.Query("period")); err != nil {
+		return err
+	}
+	if d.Ledger, d.NextCursor, err = h.Webhooks.FindLedger(ctx, id, f); err != nil {
+		return err
+	}
+	if d.Endpoints, err = h.Webhooks.FindEndpoints(ctx, id, true); err != nil {
+		return err
+	}
+	if d.Deliveries, _, err = h.Webhooks.FindDeliveries(ctx, id, webhooks.DeliveryFilter{Status: c.Query("push_status"), Limit: 50}); err != nil {
+		return err
+	}
+	if d.Dead, err = h.Webhooks.DeadLetters(ctx, id); err != nil {
+		return err
+	}
+	return h.View.Render(c, fiber.StatusOK, "admin/deliveries/show", &templates.Page{Title: p.LegalName + ": deliveries", Data: d,
+		Form: map[string]string{"from": c.Query("from"), "to": c.Query("to"), "period": d.Usage.Period, "kind": f.Kind, "push_status": c.Query("push_status")}})
+}
+
+// LedgerFilterFrom reads a ledger page's query (from, to as dates or RFC
+// 3339 times, cursor, kind); bad input is a 422, never a 500.
+func LedgerFilterFrom(c *fiber.Ctx, now time.Time, loc *time.Location) (webhooks.LedgerFilter, error) {
+	var v errs.Validation
+	f := webhooks.LedgerFilter{To: now.Add(time.Second), Cursor: c.Query("cursor"), Kind: c.Query("kind"), Limit: 100}
+	f.From = f.To.AddDate(0, 0, -30)
+	parse := func(field string, dst *time.Time, endOfDay bool) {
+		s := c.Query(field)
+		if s == "" {
+			return
+		}
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			*dst = t
+			return
+		}
+		t, err := time.ParseInLocation("2006-01-02", s, loc)
+		if err != nil {
+			v.Add(field, "time_invalid", "%s must be a date like 2026-10-01", field)
+			return
+		}
+		if endOfDay {
+			t = t.AddDate(0, 0, 1)
+		}
+		*dst = t
+	}
+	parse("from", &f.From, false)
+	parse("to", &f.To, true)
+	if len(v.Fields) == 0 && !f.From.Before(f.To) {
+		v.Add("to", "range_invalid", "to must be after from")
+	}
+	if f.Kind != "" && f.Kind != "pull" && f.Kind != "push" {
+		v.Add("kind", "kind_invalid", "kind is pull or push")
+	}
+	return f, v.Err()
+}

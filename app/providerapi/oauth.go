@@ -1,0 +1,241 @@
+package providerapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"gorm.io/gorm"
+
+	"cardata/onboarding"
+	"cardata/policies"
+	"cardata/policies/errs"
+)
+
+// RoleAPI is the casbin role of every API client principal.
+const RoleAPI = "provider_api"
+
+// Scope is the one OAuth scope: the whole provider API.
+const Scope = "api"
+
+// Tokens issues and resolves opaque bearer tokens. Only their SHA-256 is
+// stored; the client and its provider are checked on every resolution in
+// the same query, so revoking a client or suspending its provider stops
+// its tokens at once.
+type Tokens struct {
+	DB  *gorm.DB
+	TTL time.Duration
+	Now func() time.Time
+}
+
+func (t *Tokens) now() time.Time {
+	if t.Now != nil {
+		return t.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func tokenHash(tok string) []byte { h := sha256.Sum256([]byte(tok)); return h[:] }
+
+// Issue creates a token for an authenticated client.
+func (t *Tokens) Issue(ctx context.Context, c *onboarding.APIClient) (string, time.Duration, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", 0, errs.Wrap(err, "token randomness")
+	}
+	tok := "cdat_" + base64.RawURLEncoding.EncodeToString(b)
+	now := t.now()
+	err := t.DB.WithContext(ctx).Exec(`INSERT INTO api_access_tokens (token_hash, client_id, provider_id, scope, issued_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, tokenHash(tok), c.ID, c.ProviderID, Scope, now, now.Add(t.TTL)).Error
+	if err != nil {
+		return "", 0, errs.Wrap(err, "store token")
+	}
+	return tok, t.TTL, nil
+}
+
+// Caller is who a valid token belongs to.
+type Caller struct {
+	ClientID   int64  // api_clients.id
+	ClientKey  string // the public client id (cd_...)
+	ProviderID int64
+}
+
+// Resolve returns the caller of a token, or nil when the token is unknown,
+// expired, or its client is revoked or its provider not active.
+func (t *Tokens) Resolve(ctx context.Context, tok string) (*Caller, error) {
+	var c Caller
+	err := t.DB.WithContext(ctx).Raw(`SELECT t.client_id, c.client_id AS client_key, t.provider_id
+		FROM api_access_tokens t
+		JOIN api_clients c ON c.id = t.client_id AND c.revoked_at IS NULL
+		JOIN providers p ON p.id = t.provider_id AND p.status = 'active'
+		WHERE t.token_hash = ? AND t.expires_at > ?`, tokenHash(tok), t.now()).Scan(&c).Error
+	if err != nil {
+		return nil, errs.Wrap(err, "resolve token")
+	}
+	if c.ClientID == 0 {
+		return nil, nil
+	}
+	return &c, nil
+}
+
+// Purge deletes expired tokens.
+func (t *Tokens) Purge(ctx context.Context) (int64, error) {
+	res := t.DB.WithContext(ctx).Exec("DELETE FROM api_access_tokens WHERE expires_at < ?", t.now().Add(-time.Hour))
+	return res.RowsAffected, errs.Wrap(res.Error, "purge tokens")
+}
+
+// Principal turns a caller into the request's principal.
+func (c *Caller) Principal() *policies.Principal {
+	return &policies.Principal{Kind: policies.KindProvider, ID: c.ClientID, Name: c.ClientKey, ProviderID: c.ProviderID,
+		Roles: []string{RoleAPI}}
+}
+
+// oauthError is an RFC 6749 section 5.2 error. The token endpoint answers
+// in OAuth's format, not problem+json, because OAuth client libraries
+// parse exactly this shape.
+func oauthError(c *fiber.Ctx, status int, code, desc string) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set("Pragma", "no-cache")
+	if status == fiber.StatusUnauthorized {
+		c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="cardata", charset="UTF-8"`)
+	}
+	return c.Status(status).JSON(fiber.Map{"error": code, "error_description": desc})
+}
+
+// token is POST /oauth/token: the client credentials grant (RFC 6749
+// section 4.4) with client_secret_basic or client_secret_post.
+func (h *Handler) token(c *fiber.Ctx) error {
+	if !strings.HasPrefix(strings.ToLower(c.Get(fiber.HeaderContentType)), fiber.MIMEApplicationForm) {
+		return oauthError(c, fiber.StatusBadRequest, "invalid_request", "send application/x-www-form-urlencoded parameters")
+	}
+	form, err := url.ParseQuery(string(c.Body()))
+	if err != nil {
+		return oauthError(c, fiber.StatusBadRequest, "invalid_request", "the form body cannot be parsed")
+	}
+	for k, v := range form {
+		if len(v) > 1 {
+			return oauthError(c, fiber.StatusBadRequest, "invalid_request", "parameter "+k+" is repeated")
+		}
+	}
+	id, secret, basic, err := clientCredentials(c.Get(fiber.HeaderAuthorization))
+	if err != nil {
+		return oauthError(c, fiber.StatusUnauthorized, "invalid_client", err.Error())
+	}
+	switch {
+	case basic && form.Has("client_secret"):
+		return oauthError(c, fiber.StatusBadRequest, "invalid_request", "use one client authentication method, not both")
+	case basic && form.Has("client_id") && form.Get("client_id") != id:
+		return oauthError(c, fiber.StatusBadRequest, "invalid_request", "client_id differs from the authenticated client")
+	case !basic:
+		id, secret = form.Get("client_id"), form.Get("client_secret")
+	}
+	switch gt := form.Get("grant_type"); gt {
+	case "client_credentials":
+	case "":
+		return oauthError(c, fiber.StatusBadRequest, "invalid_request", "grant_type is required")
+	default:
+		return oauthError(c, fiber.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported")
+	}
+	if id == "" || secret == "" {
+		return oauthError(c, fiber.StatusUnauthorized, "invalid_client", "client authentication is required (HTTP Basic or client_id and client_secret)")
+	}
+	if s := strings.TrimSpace(form.Get("scope")); s != "" && s != Scope {
+		return oauthError(c, fiber.StatusBadRequest, "invalid_scope", "the only scope is "+Scope)
+	}
+	cl, err := h.Onboarding.AuthenticateAPIClient(c.UserContext(), id, secret)
+	switch {
+	case errs.Is(err, "provider_not_active"):
+		return oauthError(c, fiber.StatusBadRequest, "unauthorized_client", "the provider's access is not active")
+	case errs.KindOf(err) == errs.Unauthorized:
+		return oauthError(c, fiber.StatusUnauthorized, "invalid_client", "client authentication failed")
+	case err != nil:
+		return err
+	}
+	tok, ttl, err := h.Tokens.Issue(c.UserContext(), cl)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set("Pragma", "no-cache")
+	return c.JSON(fiber.Map{"access_token": tok, "token_type": "Bearer", "expires_in": int(ttl.Seconds()), "scope": Scope})
+}
+
+// clientCredentials reads HTTP Basic client authentication; per RFC 6749
+// section 2.3.1 id and secret are form-encoded before base64.
+func clientCredentials(header string) (id, secret string, ok bool, err error) {
+	scheme, rest, found := strings.Cut(header, " ")
+	if !found || !strings.EqualFold(scheme, "Basic") {
+		return "", "", false, nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+	if err != nil {
+		return "", "", true, errors.New("the Basic credentials are not base64")
+	}
+	u, p, found := strings.Cut(string(raw), ":")
+	if !found {
+		return "", "", true, errors.New("the Basic credentials lack a colon")
+	}
+	if id, err = url.QueryUnescape(u); err != nil {
+		return "", "", true, errors.New("the client id is not form-encoded")
+	}
+	if secret, err = url.QueryUnescape(p); err != nil {
+		return "", "", true, errors.New("the client secret is not form-encoded")
+	}
+	return id, secret, true, nil
+}
+
+// Bearer resolves "Authorization: Bearer" on /api/ into the API client's
+// principal and applies the client's rate limit. It runs before the route
+// guard (app.go), which then authorizes the role provider_api. A request
+// without a token passes on anonymous (public routes, or the guard's 401);
+// an invalid token is refused here with RFC 6750's invalid_token.
+func (h *Handler) Bearer(c *fiber.Ctx) error {
+	if !strings.HasPrefix(c.Path(), "/api/") {
+		return c.Next()
+	}
+	auth := c.Get(fiber.HeaderAuthorization)
+	scheme, tok, _ := strings.Cut(auth, " ")
+	if auth == "" || !strings.EqualFold(scheme, "Bearer") {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="cardata"`)
+		return c.Next()
+	}
+	caller, err := h.Tokens.Resolve(c.UserContext(), strings.TrimSpace(tok))
+	if err != nil {
+		return err
+	}
+	if caller == nil {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="cardata", error="invalid_token", error_description="the token is unknown, expired or revoked"`)
+		return errs.New(errs.Unauthorized, "invalid_token", "the access token is unknown, expired or revoked; get a new one at /oauth/token")
+	}
+	c.SetUserContext(policies.WithPrincipal(c.UserContext(), caller.Principal()))
+	if h.Limiter != nil {
+		d := h.Limiter.Take(caller.ClientID, time.Now())
+		c.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
+		c.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
+		c.Set("RateLimit-Reset", strconv.Itoa(d.ResetSeconds))
+		if !d.Allowed {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(d.RetryAfterSeconds))
+			return errs.New(errs.TooMany, "rate_limited", "too many requests for this client; retry after %d s", d.RetryAfterSeconds)
+		}
+	}
+	if key := c.Get("Idempotency-Key"); c.Method() == fiber.MethodPost && key != "" {
+		return h.idempotent(c, caller.ClientID, key)
+	}
+	return c.Next()
+}
+
+// caller returns the API client principal the guard admitted.
+func caller(c *fiber.Ctx) (*policies.Principal, error) {
+	p := policies.PrincipalFrom(c.UserContext())
+	if p == nil || p.Kind != policies.KindProvider || p.ProviderID == 0 || !p.HasRole(RoleAPI) {
+		return nil, errs.New(errs.Forbidden, "api_client_only", "this endpoint is for API clients (OAuth client credentials)")
+	}
+	return p, nil
+}
