@@ -371,7 +371,11 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (*Handle, error) {
 	}
 	kind, actorID, label := actorOf(ctx)
 	var id int64
-	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	// Detached from the request's cancellation, so the outcome of the
+	// commit is known (see tick).
+	recCtx, cancelRec := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancelRec()
+	err = s.DB.WithContext(recCtx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Raw(`INSERT INTO job_runs (job, trigger, actor_kind, actor_id, actor_label, instance, lock_pid, outcome)
 			VALUES (?, ?, ?, ?, ?, ?, ?, 'running') RETURNING id`, name, trigger, kind, actorID, label, s.instanceName(), lk.pid).Scan(&id).Error; err != nil {
 			return errs.Wrap(err, "record run")
@@ -440,8 +444,16 @@ func (s *Scheduler) tick(ctx context.Context, e *entry, t time.Time) {
 		return
 	}
 	defer s.unmark(e.Name)
+	if ctx.Err() != nil {
+		return // shutting down: leave the tick to a replica that is not
+	}
+	// The claim must not be cut off by shutdown: an INSERT that commits in
+	// PostgreSQL while the client already reports cancellation would leave
+	// a claimed row nobody finishes. Detach it and bound it instead.
+	claimCtx, cancelClaim := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancelClaim()
 	var ids []int64
-	err := s.DB.WithContext(ctx).Raw(`INSERT INTO job_runs (job, trigger, actor_kind, actor_label, scheduled_for, instance, outcome)
+	err := s.DB.WithContext(claimCtx).Raw(`INSERT INTO job_runs (job, trigger, actor_kind, actor_label, scheduled_for, instance, outcome)
 		VALUES (?, 'schedule', 'system', 'scheduler', ?, ?, 'running')
 		ON CONFLICT (job, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING RETURNING id`, e.Name, t, s.instanceName()).Scan(&ids).Error
 	if err != nil {
