@@ -99,6 +99,8 @@ func seatError(v *errs.Validation, country string) {
 	switch {
 	case country == "":
 		v.Add("country", "country_required", "choose the country of your registered seat")
+	case len(country) != 2:
+		v.Add("country", "country_invalid", "use the two-letter ISO 3166 code of the country, e.g. AT")
 	case country == "CH" || country == "GB":
 		v.Add("country", "seat_not_eea", "%s is a CarData market, but only companies seated in the EEA (EU, Iceland, Liechtenstein, Norway) can register", CountryName(country))
 	case !IsEEA(country):
@@ -143,7 +145,7 @@ func (r *Registration) normalise() {
 	r.Street = clean(r.Street, 200)
 	r.PostalCode = clean(r.PostalCode, 20)
 	r.City = clean(r.City, 100)
-	r.Country = strings.ToUpper(clean(r.Country, 2))
+	r.Country = strings.ToUpper(clean(r.Country, 10))
 	r.VATID = clean(r.VATID, 40)
 	r.RegisterNumber = clean(r.RegisterNumber, 80)
 	r.ContactName = clean(r.ContactName, 120)
@@ -193,6 +195,8 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 	}
 	if !r.AcceptTerms {
 		v.Add("accept_terms", "terms_not_accepted", "accept the partner terms to register")
+	} else if r.TermsVersion == "" {
+		v.Add("terms_version", "terms_version_required", "name the version of the terms you accept (current: %s)", terms.Version)
 	} else if r.TermsVersion != terms.Version {
 		v.Add("terms_version", "terms_outdated", "the partner terms changed; accept the current version %s", terms.Version)
 	}

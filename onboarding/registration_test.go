@@ -97,6 +97,8 @@ func TestRegistrationChecksSeatVATTermsAndDocuments(t *testing.T) {
 		{"british seat", func(r *onboarding.Registration) { r.Country, r.VATID = "GB", "GB980780684" }, "country", "seat_not_eea"},
 		{"us seat", func(r *onboarding.Registration) { r.Country = "US" }, "country", "seat_not_eea"},
 		{"no seat", func(r *onboarding.Registration) { r.Country = "" }, "country", "country_required"},
+		{"country name", func(r *onboarding.Registration) { r.Country = "Germany" }, "country", "country_invalid"},
+		{"no terms version", func(r *onboarding.Registration) { r.TermsVersion = "" }, "terms_version", "terms_version_required"},
 		{"vat check digit", func(r *onboarding.Registration) { r.VATID = "DE136695977" }, "vat_id", "vat_id_checksum"},
 		{"vat format", func(r *onboarding.Registration) { r.VATID = "DE12" }, "vat_id", "vat_id_format"},
 		{"vat prefix", func(r *onboarding.Registration) { r.VATID = "ATU13585627" }, "vat_id", "vat_id_country_mismatch"},
