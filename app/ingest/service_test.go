@@ -34,7 +34,7 @@ type fixture struct {
 
 // newFixture boots a database with n registered vehicles and an ingest whose
 // clock stands at a fixed time.
-func newFixture(t *testing.T, n int) *fixture {
+func newFixture(t testing.TB, n int) *fixture {
 	t.Helper()
 	gdb := dbtest.New(t)
 	f := &fixture{db: gdb, now: time.Now().UTC().Truncate(time.Second)}
@@ -62,7 +62,7 @@ func sig(vin, key, value string, at time.Time) Signal {
 		has: hasVIN | hasKey | hasValue | hasTimestamp}
 }
 
-func (f *fixture) ingest(t *testing.T, signals ...Signal) *Result {
+func (f *fixture) ingest(t testing.TB, signals ...Signal) *Result {
 	t.Helper()
 	res, err := f.svc.Ingest(ctx, signals)
 	if err != nil {
@@ -187,10 +187,15 @@ func TestEventsOutbox(t *testing.T) {
 	if got := events(); len(got) != 1 || got[0] != "position_updated:48.2" {
 		t.Fatalf("events = %v", got)
 	}
-	// A late, older position is not a position update.
+	// A late, older position is not a position update; neither is a newer
+	// reading of the same position (the car is parked).
 	f.ingest(t, sig(v, kLat, "47.9", t1.Add(time.Minute)))
+	f.ingest(t, sig(v, kLat, "48.2", t2.Add(time.Minute)))
 	if got := events(); len(got) != 1 {
-		t.Fatalf("a late position produced an event: %v", got)
+		t.Fatalf("a late or unchanged position produced an event: %v", got)
+	}
+	if val, _ := f.latest(t, v, kLat); val != "48.2" {
+		t.Fatalf("latitude = %s", val)
 	}
 	// Every service call is an event, even a late one.
 	f.ingest(t, sig(v, kCall, `{"reason":"OIL"}`, t2), sig(v, kCall, `{"reason":"BRAKES"}`, t1))
@@ -198,7 +203,12 @@ func TestEventsOutbox(t *testing.T) {
 	if len(got) != 3 || !strings.HasPrefix(got[1], "service_call:") || !strings.HasPrefix(got[2], "service_call:") {
 		t.Fatalf("events = %v", got)
 	}
-	if n := f.count(t, "SELECT count(*) FROM vehicle_events WHERE processed_at IS NULL"); n != 3 {
+	// The car moves: a new position is an event again.
+	f.ingest(t, sig(v, kLat, "48.3", t2.Add(2*time.Minute)))
+	if got := events(); len(got) != 4 || got[3] != "position_updated:48.3" {
+		t.Fatalf("events = %v", got)
+	}
+	if n := f.count(t, "SELECT count(*) FROM vehicle_events WHERE processed_at IS NULL"); n != 4 {
 		t.Fatalf("pending events: %d", n)
 	}
 }

@@ -28,8 +28,8 @@ type row struct {
 }
 
 // Push modes of a row: state keys (a position) produce an event when the
-// reading becomes the vehicle's latest value; event keys (a service call)
-// produce one for every reading.
+// reading becomes the vehicle's latest value with a changed value; event
+// keys (a service call) produce one for every reading.
 const (
 	pushNone     int16 = 0
 	pushOnChange int16 = 1
@@ -58,15 +58,26 @@ ON CONFLICT (vehicle_id, key_id) DO UPDATE
     WHERE excluded.read_at > l.read_at`
 
 // applySQL moves the staged batch into history, latest values and the event
-// outbox, then commits: one round trip.
+// outbox, then commits: one round trip. A pushable state key (a position, the
+// lock state) produces an event when its reading becomes the latest value
+// and the value changed; every reading of an event key (a service call)
+// produces one. All CTEs see the table as it was before the statement, so
+// "old" holds the values being replaced.
 var applySQL = `INSERT INTO vehicle_readings (vehicle_id, read_at, received_at, key_id, value)
 SELECT vehicle_id, read_at, now(), key_id, value FROM ingest_stage;
 ` + fmt.Sprintf(UpsertLatestSQL, "vehicle_latest_values", " AND push <> 1") + `;
-WITH up AS (
+WITH old AS (
+    SELECT l.vehicle_id, l.key_id, l.value FROM ingest_stage s
+    JOIN vehicle_latest_values l ON l.vehicle_id = s.vehicle_id AND l.key_id = s.key_id
+    WHERE s.newest AND s.push = 1),
+up AS (
 ` + fmt.Sprintf(UpsertLatestSQL, "vehicle_latest_values", " AND push = 1") + `
     RETURNING l.vehicle_id, l.key_id, l.read_at, l.value)
 INSERT INTO vehicle_events (vehicle_id, key_id, event_type, value, read_at)
-SELECT up.vehicle_id, up.key_id, k.push_event, up.value, up.read_at FROM up JOIN catalog_keys k ON k.id = up.key_id;
+SELECT up.vehicle_id, up.key_id, k.push_event, up.value, up.read_at
+FROM up JOIN catalog_keys k ON k.id = up.key_id
+LEFT JOIN old ON old.vehicle_id = up.vehicle_id AND old.key_id = up.key_id
+WHERE old.value IS DISTINCT FROM up.value;
 INSERT INTO vehicle_events (vehicle_id, key_id, event_type, value, read_at)
 SELECT s.vehicle_id, s.key_id, k.push_event, s.value, s.read_at
 FROM ingest_stage s JOIN catalog_keys k ON k.id = s.key_id WHERE s.push = 2;
