@@ -5,7 +5,7 @@ export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cardata?sslmode=disabl
 export LISTEN_ADDR  ?= 127.0.0.1:8080
 GOTEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: run test build postgres chromium vet bench clean
+.PHONY: run test build postgres chromium vet bench bench-ingest clean
 
 ## run: start Postgres if needed, create + migrate the database, load demo data, serve
 run: postgres build
@@ -38,6 +38,10 @@ chromium:
 ## bench: the benchmarks behind docs/PERFORMANCE.md
 bench: postgres
 	go test -run '^$$' -bench . -benchmem -count=1 ./...
+
+## bench-ingest: 100,000 vehicles, HTTP load from this process against `cardata serve`, vs. the database ceiling
+bench-ingest: postgres build
+	$(BIN) bench ingest
 
 clean:
 	rm -rf bin

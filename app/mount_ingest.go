@@ -30,7 +30,7 @@ func (a *App) mountIngest() error {
 		return err
 	}
 	a.Vehicles = &vehicles.Service{DB: a.DB, Catalog: cat}
-	a.Ingest = ingest.New(a.DB, ingest.Options{})
+	a.Ingest = ingest.New(a.DB, ingest.Options{Retention: a.Cfg.ReadingsRetention})
 	a.Ingest.Register(a.Registry)
 	if _, err := a.Ingest.EnsurePartitions(ctx, time.Now(), 3); err != nil {
 		return err

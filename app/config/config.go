@@ -43,6 +43,8 @@ type Config struct {
 	APITokenTTL  time.Duration // API_TOKEN_TTL: lifetime of provider API access tokens
 	APIRateLimit int           // API_RATE_LIMIT: requests per second per API client (token bucket refill)
 	APIRateBurst int           // API_RATE_BURST: bucket size per API client
+
+	ReadingsRetention time.Duration // READINGS_RETENTION: how long the reading history is kept (dropped by day partition)
 }
 
 // Load reads the environment. Every error names the variable at fault.
@@ -74,6 +76,7 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 		APITokenTTL:                r.duration("API_TOKEN_TTL", 15*time.Minute),
 		APIRateLimit:               r.integer("API_RATE_LIMIT", 20, 1, 1000000),
 		APIRateBurst:               r.integer("API_RATE_BURST", 100, 1, 1000000),
+		ReadingsRetention:          r.duration("READINGS_RETENTION", 30*24*time.Hour),
 	}
 	tz := r.str("BILLING_TIMEZONE", "Europe/Berlin")
 	if loc, err := time.LoadLocation(tz); err != nil {
@@ -116,6 +119,7 @@ func (c Config) Redacted() map[string]any {
 		"billing_timezone": c.BillingTimezone.String(), "cookie_secure": c.CookieSecure,
 		"session_idle_timeout": c.SessionIdleTimeout.String(), "session_max_age": c.SessionMaxAge.String(),
 		"smtp_host": c.SMTPHost, "smtp_password_set": c.SMTPPassword != "",
+		"readings_retention": c.ReadingsRetention.String(),
 	}
 }
 
