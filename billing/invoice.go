@@ -1,0 +1,394 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"gorm.io/gorm"
+
+	"cardata/policies/errs"
+)
+
+// Document types.
+const (
+	DocInvoice    = "invoice"
+	DocCreditNote = "credit_note"
+)
+
+// Invoice statuses. The allowed moves are in transitions.
+const (
+	StatusDraft     = "draft"
+	StatusFinalized = "finalized"
+	StatusSent      = "sent"
+	StatusPaid      = "paid"
+	StatusDiscarded = "discarded"
+)
+
+// Statuses lists the statuses in life-cycle order (filters).
+var Statuses = []string{StatusDraft, StatusFinalized, StatusSent, StatusPaid, StatusDiscarded}
+
+// transitions is the one table of allowed status moves.
+var transitions = map[string][]string{
+	StatusDraft:     {StatusFinalized, StatusDiscarded},
+	StatusFinalized: {StatusSent, StatusPaid},
+	StatusSent:      {StatusPaid},
+}
+
+func canMove(from, to string) bool {
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Invoice is an invoice or a credit note.
+type Invoice struct {
+	ID                int64 `gorm:"primaryKey"`
+	DocType           string
+	ProviderID        int64
+	Period            string
+	PeriodStart       time.Time
+	PeriodEnd         time.Time
+	Status            string
+	Number            *string
+	IssueDate         *time.Time
+	DueDate           *time.Time
+	Currency          string
+	BuyerName         string
+	BuyerStreet       string
+	BuyerPostalCode   string
+	BuyerCity         string
+	BuyerCountry      string
+	BuyerVATID        string `gorm:"column:buyer_vat_id"`
+	BuyerEmail        string
+	SellerSnapshot    []byte `gorm:"type:jsonb"`
+	TaxCategory       string
+	TaxRate           decimal.Decimal
+	TaxNote           string
+	NetTotal          decimal.Decimal
+	TaxTotal          decimal.Decimal
+	GrossTotal        decimal.Decimal
+	PaidTotal         decimal.Decimal
+	CorrectsInvoiceID *int64
+	Reason            string
+	RunID             *int64
+	CreatedBy         string
+	CreatedByID       *int64
+	FinalizedBy       string
+	FinalizedByID     *int64
+	CreatedAt         time.Time
+	FinalizedAt       *time.Time
+	SentAt            *time.Time
+	PaidAt            *time.Time
+	DiscardedAt       *time.Time
+	LastReminderAt    *time.Time
+
+	Lines []Line `gorm:"foreignKey:InvoiceID"`
+}
+
+func (Invoice) TableName() string { return "invoices" }
+
+// IsCreditNote reports the document type.
+func (inv *Invoice) IsCreditNote() bool { return inv.DocType == DocCreditNote }
+
+// NumberOrDraft is the number, or "draft #id".
+func (inv *Invoice) NumberOrDraft() string {
+	if inv.Number != nil {
+		return *inv.Number
+	}
+	return "draft #" + strconv.FormatInt(inv.ID, 10)
+}
+
+// Title is the document title in German and English.
+func (inv *Invoice) Title() string {
+	if inv.IsCreditNote() {
+		return "Rechnungskorrektur / Credit note"
+	}
+	return "Rechnung / Invoice"
+}
+
+// Seller returns the snapshot of the seller taken at finalization.
+func (inv *Invoice) Seller() *Seller {
+	if len(inv.SellerSnapshot) == 0 {
+		return nil
+	}
+	var s Seller
+	if json.Unmarshal(inv.SellerSnapshot, &s) != nil {
+		return nil
+	}
+	return &s
+}
+
+// Buyer returns the buyer snapshot as a Party.
+func (inv *Invoice) Buyer() Party {
+	return Party{ProviderID: inv.ProviderID, LegalName: inv.BuyerName, Street: inv.BuyerStreet, PostalCode: inv.BuyerPostalCode,
+		City: inv.BuyerCity, Country: inv.BuyerCountry, VATID: inv.BuyerVATID, Email: inv.BuyerEmail}
+}
+
+func (inv *Invoice) setBuyer(p Party) {
+	inv.BuyerName, inv.BuyerStreet, inv.BuyerPostalCode, inv.BuyerCity = p.LegalName, p.Street, p.PostalCode, p.City
+	inv.BuyerCountry, inv.BuyerVATID, inv.BuyerEmail = strings.ToUpper(p.Country), compact(p.VATID), p.Email
+}
+
+// Open is what remains to be paid (gross minus payments minus issued credits).
+func (inv *Invoice) Open(credited decimal.Decimal) decimal.Decimal {
+	return inv.GrossTotal.Sub(inv.PaidTotal).Sub(credited)
+}
+
+// Overdue reports an unpaid finalized invoice past its due date.
+func (inv *Invoice) Overdue(now time.Time) bool {
+	return (inv.Status == StatusFinalized || inv.Status == StatusSent) && inv.DocType == DocInvoice &&
+		inv.DueDate != nil && now.After(inv.DueDate.AddDate(0, 0, 1))
+}
+
+// Line is one invoice line.
+type Line struct {
+	ID            int64 `gorm:"primaryKey"`
+	InvoiceID     int64
+	Position      int
+	Item          Item
+	Description   string
+	ServicePeriod string
+	VersionID     *int64
+	TierFrom      *int64
+	TierTo        *int64
+	TicketID      *int64
+	Priority      string
+	Quantity      decimal.Decimal
+	UnitCode      string
+	UnitPrice     decimal.Decimal
+	NetAmount     decimal.Decimal
+	Reason        string
+	CreatedBy     string
+}
+
+func (Line) TableName() string { return "invoice_lines" }
+
+// IsUsage reports a line priced from ledger records.
+func (l *Line) IsUsage() bool { return l.Item == ItemTelematics || l.Item == ItemPush }
+
+// UsageDetail is the per-container breakdown of a usage group.
+type UsageDetail struct {
+	InvoiceID        int64
+	Item             Item
+	ServicePeriod    string
+	ContainerID      int64
+	ContainerVersion int
+	Quantity         int64
+}
+
+func (UsageDetail) TableName() string { return "invoice_usage_details" }
+
+// Payment is a booked payment.
+type Payment struct {
+	ID         int64 `gorm:"primaryKey"`
+	InvoiceID  int64
+	Amount     decimal.Decimal
+	ReceivedOn time.Time
+	Reference  string
+	BookedBy   string
+	CreatedAt  time.Time
+}
+
+func (Payment) TableName() string { return "invoice_payments" }
+
+// StoredDocument is a rendered document kept since finalization.
+type StoredDocument struct {
+	InvoiceID int64
+	Format    string // pdf, ubl
+	Content   []byte
+	SHA256    string `gorm:"column:sha256"`
+	CreatedAt time.Time
+}
+
+func (StoredDocument) TableName() string { return "invoice_documents" }
+
+// InvoiceFilter narrows ListInvoices.
+type InvoiceFilter struct {
+	Period     string
+	Status     string
+	ProviderID int64
+	Provider   string // substring of the buyer name
+	DocType    string
+	Overdue    bool
+	Offset     int
+	Limit      int
+}
+
+// ListInvoices returns invoices newest first and the total matching.
+func (s *Service) ListInvoices(ctx context.Context, f InvoiceFilter) ([]Invoice, int64, error) {
+	q := s.DB.WithContext(ctx).Model(&Invoice{})
+	if f.Period != "" {
+		q = q.Where("period = ?", f.Period)
+	}
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	if f.ProviderID != 0 {
+		q = q.Where("provider_id = ?", f.ProviderID)
+	}
+	if f.Provider != "" {
+		q = q.Where("buyer_name ILIKE ?", "%"+strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(f.Provider)+"%")
+	}
+	if f.DocType != "" {
+		q = q.Where("doc_type = ?", f.DocType)
+	}
+	if f.Overdue {
+		today := s.now().In(s.loc()).Format("2006-01-02")
+		q = q.Where("doc_type = 'invoice' AND status IN ('finalized','sent') AND due_date < ?", today)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "count invoices")
+	}
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 50
+	}
+	var out []Invoice
+	err := q.Order("period DESC, id DESC").Offset(f.Offset).Limit(f.Limit).Find(&out).Error
+	return out, total, errs.Wrap(err, "list invoices")
+}
+
+// FindInvoice loads an invoice with its lines.
+func (s *Service) FindInvoice(ctx context.Context, id int64) (*Invoice, error) {
+	return findInvoice(s.DB.WithContext(ctx), id)
+}
+
+// FindProviderInvoice loads one of a provider's own finalized documents
+// (the portal and the API use it; the ownership check is in the query).
+func (s *Service) FindProviderInvoice(ctx context.Context, providerID, id int64) (*Invoice, error) {
+	var inv Invoice
+	err := s.DB.WithContext(ctx).Preload("Lines", orderLines).
+		Where("id = ? AND provider_id = ? AND status IN ('finalized','sent','paid')", id, providerID).First(&inv).Error
+	if err != nil {
+		return nil, dbError(err, "invoice")
+	}
+	return &inv, nil
+}
+
+// ProviderInvoices lists a provider's finalized documents, newest first.
+func (s *Service) ProviderInvoices(ctx context.Context, providerID int64) ([]Invoice, error) {
+	var out []Invoice
+	err := s.DB.WithContext(ctx).Where("provider_id = ? AND status IN ('finalized','sent','paid')", providerID).
+		Order("finalized_at DESC").Find(&out).Error
+	return out, errs.Wrap(err, "provider invoices")
+}
+
+func orderLines(db *gorm.DB) *gorm.DB { return db.Order("position") }
+
+func findInvoice(tx *gorm.DB, id int64) (*Invoice, error) {
+	var inv Invoice
+	if err := tx.Preload("Lines", orderLines).First(&inv, id).Error; err != nil {
+		return nil, dbError(err, "invoice")
+	}
+	return &inv, nil
+}
+
+// UsageDetails returns an invoice's per-container breakdown.
+func (s *Service) UsageDetails(ctx context.Context, invoiceID int64) ([]UsageDetail, error) {
+	var out []UsageDetail
+	err := s.DB.WithContext(ctx).Where("invoice_id = ?", invoiceID).Order("service_period, item, container_id, container_version").Find(&out).Error
+	return out, errs.Wrap(err, "usage details")
+}
+
+// Payments lists an invoice's payments.
+func (s *Service) Payments(ctx context.Context, invoiceID int64) ([]Payment, error) {
+	var out []Payment
+	err := s.DB.WithContext(ctx).Where("invoice_id = ?", invoiceID).Order("received_on, id").Find(&out).Error
+	return out, errs.Wrap(err, "payments")
+}
+
+// CreditNotes lists the credit notes that correct an invoice.
+func (s *Service) CreditNotes(ctx context.Context, invoiceID int64) ([]Invoice, error) {
+	var out []Invoice
+	err := s.DB.WithContext(ctx).Where("corrects_invoice_id = ? AND status <> 'discarded'", invoiceID).Order("id").Find(&out).Error
+	return out, errs.Wrap(err, "credit notes")
+}
+
+// credited sums the issued credit notes' gross totals of an invoice.
+func credited(tx *gorm.DB, invoiceID int64) (net, gross decimal.Decimal, err error) {
+	var row struct{ Net, Gross decimal.Decimal }
+	err = tx.Raw(`SELECT COALESCE(sum(net_total),0) AS net, COALESCE(sum(gross_total),0) AS gross FROM invoices
+		WHERE corrects_invoice_id = ? AND doc_type = 'credit_note' AND status IN ('finalized','sent','paid')`, invoiceID).Scan(&row).Error
+	return row.Net, row.Gross, errs.Wrap(err, "credited amount")
+}
+
+// Credited returns the issued credit notes' gross total of an invoice.
+func (s *Service) Credited(ctx context.Context, invoiceID int64) (decimal.Decimal, error) {
+	_, g, err := credited(s.DB.WithContext(ctx), invoiceID)
+	return g, err
+}
+
+// LedgerPage lists the ledger records of one invoice line (paged).
+func (s *Service) LedgerPage(ctx context.Context, invoiceID, lineID int64, offset, limit int) ([]LedgerRecord, int64, error) {
+	q := s.DB.WithContext(ctx).Model(&LedgerRecord{}).Where("invoice_id = ?", invoiceID)
+	if lineID != 0 {
+		q = q.Where("invoice_line_id = ?", lineID)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "count ledger records")
+	}
+	if limit <= 0 || limit > 500 {
+		limit = 50
+	}
+	var out []LedgerRecord
+	err := q.Order("delivered_at, id").Offset(offset).Limit(limit).Find(&out).Error
+	return out, total, errs.Wrap(err, "ledger records")
+}
+
+// InvoiceSupportItems lists the support items billed on an invoice.
+func (s *Service) InvoiceSupportItems(ctx context.Context, invoiceID int64) ([]SupportItem, error) {
+	var out []SupportItem
+	err := s.DB.WithContext(ctx).Where("invoice_id = ?", invoiceID).Order("ticket_id, occurred_at, id").Find(&out).Error
+	return out, errs.Wrap(err, "invoice support items")
+}
+
+// Document returns a stored document of a finalized invoice.
+func (s *Service) Document(ctx context.Context, invoiceID int64, format string) (*StoredDocument, error) {
+	var d StoredDocument
+	err := s.DB.WithContext(ctx).Where("invoice_id = ? AND format = ?", invoiceID, format).First(&d).Error
+	if err != nil {
+		if errs.KindOf(dbError(err, "document")) == errs.NotFound {
+			return nil, errs.New(errs.NotFound, "document_not_found", "documents exist once the invoice is finalized")
+		}
+		return nil, errs.Wrap(err, "document")
+	}
+	return &d, nil
+}
+
+// Periods lists the periods that have invoices, newest first (filters).
+func (s *Service) Periods(ctx context.Context) ([]string, error) {
+	var out []string
+	err := s.DB.WithContext(ctx).Raw(`SELECT DISTINCT period FROM invoices ORDER BY period DESC LIMIT 60`).Scan(&out).Error
+	return out, errs.Wrap(err, "periods")
+}
+
+// RevenueMonth is one bar of the revenue chart.
+type RevenueMonth struct {
+	Period string
+	Net    decimal.Decimal
+	Gross  decimal.Decimal
+	Count  int64
+}
+
+// Revenue sums finalized invoices minus credit notes per period (last 12).
+func (s *Service) Revenue(ctx context.Context) ([]RevenueMonth, error) {
+	var out []RevenueMonth
+	err := s.DB.WithContext(ctx).Raw(`SELECT period,
+		sum(CASE WHEN doc_type = 'credit_note' THEN -net_total ELSE net_total END) AS net,
+		sum(CASE WHEN doc_type = 'credit_note' THEN -gross_total ELSE gross_total END) AS gross,
+		count(*) FILTER (WHERE doc_type = 'invoice') AS count
+		FROM invoices WHERE status IN ('finalized','sent','paid')
+		GROUP BY period ORDER BY period DESC LIMIT 12`).Scan(&out).Error
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, errs.Wrap(err, "revenue")
+}

@@ -1,0 +1,696 @@
+package billing
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"cardata/jobs"
+	"cardata/policies"
+	"cardata/policies/audit"
+	"cardata/policies/errs"
+)
+
+// Number series prefixes: invoices CD-YYYY-NNNNNN; credit notes have their
+// own gapless series CN-YYYY-NNNNNN, so each document type's series can be
+// checked for gaps on its own.
+const (
+	InvoicePrefix    = "CD"
+	CreditNotePrefix = "CN"
+)
+
+// allocateNumber takes the next number of a series inside the caller's
+// transaction. The UPDATE holds the series row lock until that transaction
+// ends, so concurrent finalizations queue, and a rollback returns the
+// number: no gaps, no duplicates.
+func allocateNumber(tx *gorm.DB, prefix string, year int) (string, error) {
+	if err := tx.Exec(`INSERT INTO invoice_number_series (prefix, year) VALUES (?, ?) ON CONFLICT DO NOTHING`, prefix, year).Error; err != nil {
+		return "", errs.Wrap(err, "number series")
+	}
+	var n int
+	if err := tx.Raw(`UPDATE invoice_number_series SET last_number = last_number + 1 WHERE prefix = ? AND year = ? RETURNING last_number`,
+		prefix, year).Scan(&n).Error; err != nil {
+		return "", errs.Wrap(err, "number series")
+	}
+	if n <= 0 || n > 999_999 {
+		return "", errs.Wrap(fmt.Errorf("series %s-%d at %d", prefix, year, n), "number series exhausted")
+	}
+	return fmt.Sprintf("%s-%04d-%06d", prefix, year, n), nil
+}
+
+func lockInvoice(tx *gorm.DB, id int64) (*Invoice, error) {
+	var inv Invoice
+	if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).First(&inv, id).Error; err != nil {
+		return nil, dbError(err, "invoice")
+	}
+	if err := tx.Where("invoice_id = ?", id).Order("position").Find(&inv.Lines).Error; err != nil {
+		return nil, errs.Wrap(err, "invoice lines")
+	}
+	return &inv, nil
+}
+
+// Finalize numbers a draft, freezes it and stores its PDF and UBL
+// documents. It refuses while seller or buyer data is incomplete. A credit
+// note is issued this way too, and only by a second finance user (not the
+// one who drafted it).
+func (s *Service) Finalize(ctx context.Context, id int64) (*Invoice, error) {
+	var out *Invoice
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		inv, err := lockInvoice(tx, id)
+		if err != nil {
+			return err
+		}
+		if inv.Status != StatusDraft {
+			return errs.New(errs.Conflict, "invoice_not_draft", "only drafts can be finalized; this one is %s", inv.Status)
+		}
+		if len(inv.Lines) == 0 {
+			return errs.New(errs.Conflict, "invoice_empty", "the draft has no lines")
+		}
+		seller, err := loadSeller(tx)
+		if err != nil {
+			return err
+		}
+		if err := seller.validate(); err != nil {
+			return errs.New(errs.Conflict, "seller_incomplete", "the seller identity is incomplete (%s); complete it under Finance → Seller identity",
+				joinFieldMessages(errs.As(err).Fields))
+		}
+		by, byID := actor(ctx)
+		var orig *Invoice
+		var tc TaxCase
+		if inv.IsCreditNote() {
+			p := policies.PrincipalFrom(ctx)
+			if p == nil || p.Kind != policies.KindStaff || byID == nil {
+				return errs.New(errs.Forbidden, "four_eyes", "a credit note is issued by a finance user")
+			}
+			if inv.CreatedByID != nil && *inv.CreatedByID == *byID {
+				return errs.New(errs.Conflict, "four_eyes", "a second finance user must issue this credit note (you drafted it)")
+			}
+			if orig, err = findInvoice(tx, *inv.CorrectsInvoiceID); err != nil {
+				return err
+			}
+			if err := checkCreditable(tx, orig, inv.NetTotal, inv.ID); err != nil {
+				return err
+			}
+			tc = TaxCase{Category: orig.TaxCategory, Rate: orig.TaxRate, Note: orig.TaxNote}
+		} else {
+			if s.Directory == nil {
+				return errs.New(errs.Unavailable, "directory_unavailable", "no provider directory is configured")
+			}
+			party, err := s.Directory.BillingParty(ctx, inv.ProviderID)
+			if err != nil {
+				return err
+			}
+			if err := checkParty(party); err != nil {
+				return err
+			}
+			inv.setBuyer(party)
+			if tc, err = TaxFor(party); err != nil {
+				return err
+			}
+		}
+		computeTotals(inv, tc)
+		if inv.NetTotal.IsNegative() {
+			return errs.New(errs.Conflict, "invoice_negative", "the total is negative; correct the draft or issue a credit note instead")
+		}
+		now := s.now()
+		issue := dateOnly(now.In(s.loc()))
+		due := issue.AddDate(0, 0, seller.PaymentTermsDays)
+		prefix := InvoicePrefix
+		if inv.IsCreditNote() {
+			prefix = CreditNotePrefix
+		}
+		number, err := allocateNumber(tx, prefix, issue.Year())
+		if err != nil {
+			return err
+		}
+		snap, _ := json.Marshal(seller)
+		inv.Number, inv.IssueDate, inv.DueDate, inv.SellerSnapshot = &number, &issue, &due, snap
+		inv.Status, inv.FinalizedBy, inv.FinalizedByID, inv.FinalizedAt = StatusFinalized, by, byID, &now
+		if inv.IsCreditNote() {
+			inv.DueDate = nil
+		}
+		err = tx.Model(&Invoice{}).Where("id = ? AND status = 'draft'", inv.ID).Updates(map[string]any{
+			"status": inv.Status, "number": number, "issue_date": issue, "due_date": inv.DueDate, "seller_snapshot": snap,
+			"buyer_name": inv.BuyerName, "buyer_street": inv.BuyerStreet, "buyer_postal_code": inv.BuyerPostalCode,
+			"buyer_city": inv.BuyerCity, "buyer_country": inv.BuyerCountry, "buyer_vat_id": inv.BuyerVATID, "buyer_email": inv.BuyerEmail,
+			"tax_category": inv.TaxCategory, "tax_rate": inv.TaxRate, "tax_note": inv.TaxNote,
+			"net_total": inv.NetTotal, "tax_total": inv.TaxTotal, "gross_total": inv.GrossTotal,
+			"finalized_by": by, "finalized_by_id": byID, "finalized_at": now}).Error
+		if err != nil {
+			return dbError(err, "finalize invoice")
+		}
+		docs, err := RenderDocuments(inv, orig)
+		if err != nil {
+			return err
+		}
+		for _, d := range docs {
+			if err := tx.Create(&d).Error; err != nil {
+				return dbError(err, "store document")
+			}
+		}
+		if s.beforeFinalizeCommit != nil {
+			if err := s.beforeFinalizeCommit(inv.ID); err != nil {
+				return err
+			}
+		}
+		what := "invoice"
+		if inv.IsCreditNote() {
+			what = "credit note"
+		}
+		out = inv
+		return audit.Record(ctx, tx, "invoice.finalize", "invoice", strconv.FormatInt(inv.ID, 10),
+			fmt.Sprintf("finalized %s %s for %s: gross %s", what, number, inv.BuyerName, FormatMoney(inv.GrossTotal)))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func dateOnly(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// RenderDocuments renders the UBL and PDF of a finalized invoice (orig is
+// the corrected invoice of a credit note). Rendering is deterministic: the
+// same stored invoice always gives the same bytes.
+func RenderDocuments(inv *Invoice, orig *Invoice) ([]StoredDocument, error) {
+	xmlDoc, err := RenderUBL(inv, orig)
+	if err != nil {
+		return nil, err
+	}
+	pdfDoc, err := RenderPDF(inv, orig)
+	if err != nil {
+		return nil, err
+	}
+	var out []StoredDocument
+	for _, d := range []struct {
+		f string
+		b []byte
+	}{{"ubl", xmlDoc}, {"pdf", pdfDoc}} {
+		sum := sha256.Sum256(d.b)
+		out = append(out, StoredDocument{InvoiceID: inv.ID, Format: d.f, Content: d.b, SHA256: hex.EncodeToString(sum[:]), CreatedAt: *inv.FinalizedAt})
+	}
+	return out, nil
+}
+
+// Rerender renders a finalized document again from the stored invoice (the
+// byte-identical check, and recovery should a stored document be lost).
+func (s *Service) Rerender(ctx context.Context, id int64) ([]StoredDocument, error) {
+	inv, err := s.FindInvoice(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if inv.Number == nil {
+		return nil, errs.New(errs.Conflict, "invoice_not_final", "drafts have no documents")
+	}
+	var orig *Invoice
+	if inv.CorrectsInvoiceID != nil {
+		if orig, err = s.FindInvoice(ctx, *inv.CorrectsInvoiceID); err != nil {
+			return nil, err
+		}
+	}
+	return RenderDocuments(inv, orig)
+}
+
+// Send marks a finalized document as sent and e-mails the buyer. The
+// outbox carries no attachments: the e-mail links to the PDF and the XML,
+// which the provider downloads in the portal.
+func (s *Service) Send(ctx context.Context, id int64) (*Invoice, error) {
+	var out *Invoice
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		inv, err := lockInvoice(tx, id)
+		if err != nil {
+			return err
+		}
+		if !canMove(inv.Status, StatusSent) || inv.Status == StatusPaid {
+			return errs.New(errs.Conflict, "invoice_not_sendable", "only finalized documents can be sent; this one is %s", inv.Status)
+		}
+		if strings.TrimSpace(inv.BuyerEmail) == "" {
+			return errs.New(errs.Conflict, "buyer_email_missing", "the provider has no billing e-mail address")
+		}
+		now := s.now()
+		if err := tx.Model(&Invoice{}).Where("id = ?", id).Updates(map[string]any{"status": StatusSent, "sent_at": now}).Error; err != nil {
+			return dbError(err, "send invoice")
+		}
+		inv.Status, inv.SentAt = StatusSent, &now
+		if err := jobs.Enqueue(ctx, tx, s.invoiceMail(inv)); err != nil {
+			return err
+		}
+		out = inv
+		return audit.Record(ctx, tx, "invoice.send", "invoice", strconv.FormatInt(id, 10),
+			fmt.Sprintf("sent %s to %s", *inv.Number, inv.BuyerEmail))
+	})
+	return out, err
+}
+
+func (s *Service) docLinks(inv *Invoice) string {
+	base := strings.TrimRight(s.PublicURL, "/") + "/portal/invoices/" + strconv.FormatInt(inv.ID, 10)
+	return fmt.Sprintf("  PDF: %s/pdf\n  XML (EN 16931 UBL): %s/xml\n", base, base)
+}
+
+func (s *Service) invoiceMail(inv *Invoice) jobs.Message {
+	kind, what := "invoice.sent", "invoice"
+	if inv.IsCreditNote() {
+		kind, what = "credit_note.sent", "credit note"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Dear %s,\n\nplease find your CarData %s %s for %s.\n\n", inv.BuyerName, what, *inv.Number, inv.Period)
+	fmt.Fprintf(&b, "  Net:   %s\n  VAT:   %s\n  Gross: %s\n", FormatMoney(inv.NetTotal), FormatMoney(inv.TaxTotal), FormatMoney(inv.GrossTotal))
+	if inv.DueDate != nil {
+		fmt.Fprintf(&b, "  Due:   %s\n", inv.DueDate.Format("2006-01-02"))
+	}
+	if inv.TaxNote != "" {
+		fmt.Fprintf(&b, "\n%s\n", inv.TaxNote)
+	}
+	fmt.Fprintf(&b, "\nDownload the documents in the CarData partner portal (sign in first):\n%s", s.docLinks(inv))
+	b.WriteString("\nThis e-mail carries no attachments by design.\n")
+	return jobs.Message{Kind: kind, To: inv.BuyerEmail, Subject: fmt.Sprintf("CarData %s %s", what, *inv.Number), Body: b.String(),
+		ObjectType: "invoice", ObjectID: strconv.FormatInt(inv.ID, 10), DedupeKey: kind + ":" + strconv.FormatInt(inv.ID, 10)}
+}
+
+// NewPayment is a payment finance books.
+type NewPayment struct {
+	Amount     string
+	ReceivedOn string // YYYY-MM-DD
+	Reference  string
+}
+
+// BookPayment records a (partial) payment; the invoice becomes paid when
+// nothing remains open. Overpayments are refused.
+func (s *Service) BookPayment(ctx context.Context, id int64, in NewPayment) (*Payment, error) {
+	v := &errs.Validation{}
+	amount, err := decimal.NewFromString(strings.ReplaceAll(strings.TrimSpace(in.Amount), ",", "."))
+	if err != nil || !amount.IsPositive() {
+		v.Add("amount", "amount_invalid", "give the amount received, e.g. 119.00")
+	} else if amount.Exponent() < -2 {
+		v.Add("amount", "amount_invalid", "at most two decimals")
+	}
+	on, err := time.ParseInLocation("2006-01-02", strings.TrimSpace(in.ReceivedOn), time.UTC)
+	if err != nil {
+		v.Add("received_on", "date_invalid", "give the date the money arrived (YYYY-MM-DD)")
+	} else if on.After(dateOnly(s.now().In(s.loc()))) {
+		v.Add("received_on", "date_future", "the date cannot be in the future")
+	}
+	if len(in.Reference) > 200 {
+		v.Add("reference", "reference_too_long", "keep the reference under 200 characters")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	by, _ := actor(ctx)
+	var pay *Payment
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		inv, err := lockInvoice(tx, id)
+		if err != nil {
+			return err
+		}
+		if inv.IsCreditNote() || (inv.Status != StatusFinalized && inv.Status != StatusSent) {
+			return errs.New(errs.Conflict, "invoice_not_payable", "payments are booked on finalized or sent invoices; this one is %s", inv.Status)
+		}
+		_, cred, err := credited(tx, id)
+		if err != nil {
+			return err
+		}
+		open := inv.Open(cred)
+		if amount.GreaterThan(open) {
+			v := &errs.Validation{}
+			v.Add("amount", "overpayment", "only %s is open", FormatMoney(open))
+			return v.Err()
+		}
+		pay = &Payment{InvoiceID: id, Amount: amount, ReceivedOn: on, Reference: strings.TrimSpace(in.Reference), BookedBy: by, CreatedAt: s.now()}
+		if err := tx.Create(pay).Error; err != nil {
+			return dbError(err, "book payment")
+		}
+		upd := map[string]any{"paid_total": inv.PaidTotal.Add(amount)}
+		if amount.Equal(open) {
+			upd["status"], upd["paid_at"] = StatusPaid, s.now()
+		}
+		if err := tx.Model(&Invoice{}).Where("id = ?", id).Updates(upd).Error; err != nil {
+			return dbError(err, "book payment")
+		}
+		return audit.Record(ctx, tx, "invoice.payment", "invoice", strconv.FormatInt(id, 10),
+			fmt.Sprintf("booked payment of %s on %s (received %s, ref %q)", FormatMoney(amount), *inv.Number, in.ReceivedOn, pay.Reference))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pay, nil
+}
+
+// newestCheck refuses to touch a draft when a later invoice of the same
+// provider exists: that invoice's month positions continue this one's.
+func newestCheck(tx *gorm.DB, inv *Invoice) error {
+	var later int64
+	if err := tx.Raw(`SELECT count(*) FROM invoices WHERE provider_id = ? AND doc_type = 'invoice' AND id > ? AND status <> 'discarded'`,
+		inv.ProviderID, inv.ID).Scan(&later).Error; err != nil {
+		return errs.Wrap(err, "later invoices")
+	}
+	if later > 0 {
+		return errs.New(errs.Conflict, "invoice_not_latest", "a later invoice of this provider exists; only the provider's latest draft can be discarded or regenerated")
+	}
+	return nil
+}
+
+func releaseUsage(tx *gorm.DB, invoiceID int64) error {
+	if err := tx.Exec(`UPDATE delivery_ledger SET invoice_id = NULL, service_period = NULL, month_position = NULL WHERE invoice_id = ?`, invoiceID).Error; err != nil {
+		return dbError(err, "release ledger records")
+	}
+	if err := tx.Exec(`UPDATE billing_support_items SET invoice_id = NULL, invoice_line_id = NULL WHERE invoice_id = ?`, invoiceID).Error; err != nil {
+		return dbError(err, "release support items")
+	}
+	return nil
+}
+
+// Discard drops a draft; its ledger records and support items become
+// billable again (the next run or a re-run picks them up).
+func (s *Service) Discard(ctx context.Context, id int64, reason string) error {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		v := &errs.Validation{}
+		v.Add("reason", "reason_required", "say why the draft is discarded")
+		return v.Err()
+	}
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		inv, err := lockInvoice(tx, id)
+		if err != nil {
+			return err
+		}
+		if inv.Status != StatusDraft {
+			return errs.New(errs.Conflict, "invoice_not_draft", "only drafts can be discarded; correct a finalized invoice with a credit note")
+		}
+		if !inv.IsCreditNote() {
+			if err := lockProvider(tx, inv.ProviderID); err != nil {
+				return err
+			}
+			if err := newestCheck(tx, inv); err != nil {
+				return err
+			}
+			if err := releaseUsage(tx, id); err != nil {
+				return err
+			}
+		}
+		if err := tx.Model(&Invoice{}).Where("id = ?", id).Updates(map[string]any{"status": StatusDiscarded, "discarded_at": s.now(),
+			"reason": reason}).Error; err != nil {
+			return dbError(err, "discard")
+		}
+		return audit.Record(ctx, tx, "invoice.discard", "invoice", strconv.FormatInt(id, 10), "discarded the draft: "+reason)
+	})
+}
+
+// Regenerate re-rates a draft: it releases the draft's usage, claims again
+// everything billable up to the period's end (late records included),
+// refreshes the buyer data and keeps the manual lines.
+func (s *Service) Regenerate(ctx context.Context, id int64) (*Invoice, error) {
+	pl, err := s.PriceList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out *Invoice
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		inv, err := lockInvoice(tx, id)
+		if err != nil {
+			return err
+		}
+		if inv.Status != StatusDraft || inv.IsCreditNote() {
+			return errs.New(errs.Conflict, "invoice_not_draft", "only invoice drafts can be regenerated")
+		}
+		if err := lockProvider(tx, inv.ProviderID); err != nil {
+			return err
+		}
+		if err := newestCheck(tx, inv); err != nil {
+			return err
+		}
+		if err := releaseUsage(tx, id); err != nil {
+			return err
+		}
+		var keep []Line
+		for _, l := range inv.Lines {
+			if l.Item == ItemManual {
+				keep = append(keep, l)
+			}
+		}
+		if err := tx.Exec(`DELETE FROM invoice_usage_details WHERE invoice_id = ?`, id).Error; err != nil {
+			return dbError(err, "clear details")
+		}
+		if err := tx.Exec(`DELETE FROM invoice_lines WHERE invoice_id = ?`, id).Error; err != nil {
+			return dbError(err, "clear lines")
+		}
+		if s.Directory != nil {
+			if party, err := s.Directory.BillingParty(ctx, inv.ProviderID); err == nil {
+				inv.setBuyer(party)
+				if err := tx.Model(&Invoice{}).Where("id = ?", id).Updates(map[string]any{"buyer_name": inv.BuyerName,
+					"buyer_street": inv.BuyerStreet, "buyer_postal_code": inv.BuyerPostalCode, "buyer_city": inv.BuyerCity,
+					"buyer_country": inv.BuyerCountry, "buyer_vat_id": inv.BuyerVATID, "buyer_email": inv.BuyerEmail}).Error; err != nil {
+					return dbError(err, "refresh buyer")
+				}
+			}
+		}
+		p, err := ParsePeriod(inv.Period, s.loc())
+		if err != nil {
+			return err
+		}
+		n, err := s.rate(ctx, tx, inv, p, pl, keep)
+		if err != nil {
+			return err
+		}
+		if err := saveTotals(tx, inv); err != nil {
+			return err
+		}
+		out = inv
+		return audit.Record(ctx, tx, "invoice.regenerate", "invoice", strconv.FormatInt(id, 10),
+			fmt.Sprintf("regenerated the draft: %d ledger records, %d lines, net %s", n, len(inv.Lines), FormatMoney(inv.NetTotal)))
+	})
+	return out, err
+}
+
+// ManualLine is a line finance adds to a draft.
+type ManualLine struct {
+	Description string
+	Amount      string // net, may be negative (a discount)
+	Reason      string
+}
+
+// AddManualLine adds a manual line with a reason to a draft.
+func (s *Service) AddManualLine(ctx context.Context, id int64, in ManualLine) (*Line, error) {
+	v := &errs.Validation{}
+	in.Description, in.Reason = strings.TrimSpace(in.Description), strings.TrimSpace(in.Reason)
+	if in.Description == "" || len(in.Description) > 200 {
+		v.Add("description", "description_invalid", "describe the line (up to 200 characters)")
+	}
+	if in.Reason == "" {
+		v.Add("reason", "reason_required", "say why the line is added (it is audited)")
+	}
+	amount, err := decimal.NewFromString(strings.ReplaceAll(strings.TrimSpace(in.Amount), ",", "."))
+	if err != nil || amount.IsZero() || amount.Exponent() < -2 || amount.Abs().GreaterThan(decimal.NewFromInt(1_000_000)) {
+		v.Add("amount", "amount_invalid", "give a net amount in EUR with at most two decimals, e.g. 25.00 or -10.00")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	by, _ := actor(ctx)
+	var line *Line
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		inv, err := lockInvoice(tx, id)
+		if err != nil {
+			return err
+		}
+		if inv.Status != StatusDraft || inv.IsCreditNote() {
+			return errs.New(errs.Conflict, "invoice_not_draft", "manual lines can only be added to invoice drafts")
+		}
+		qty := decimal.NewFromInt(1)
+		if amount.IsNegative() {
+			qty = qty.Neg() // EN 16931: the price is never negative (BR-27); the quantity carries the sign
+		}
+		pos := 1
+		for _, l := range inv.Lines {
+			pos = max(pos, l.Position+1)
+		}
+		line = &Line{InvoiceID: id, Position: pos, Item: ItemManual, Description: in.Description, ServicePeriod: inv.Period,
+			Quantity: qty, UnitCode: "C62", UnitPrice: amount.Abs(), NetAmount: amount, Reason: in.Reason, CreatedBy: by}
+		if err := tx.Create(line).Error; err != nil {
+			return dbError(err, "manual line")
+		}
+		inv.Lines = append(inv.Lines, *line)
+		if err := saveTotals(tx, inv); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, "invoice.manual_line", "invoice", strconv.FormatInt(id, 10),
+			fmt.Sprintf("added manual line %q of %s: %s", in.Description, FormatMoney(amount), in.Reason))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return line, nil
+}
+
+// CreditRequest drafts a credit note.
+type CreditRequest struct {
+	Reason string
+	Amount string // net amount to credit; empty credits everything still open
+}
+
+// checkCreditable refuses credits beyond the invoice's net total.
+func checkCreditable(tx *gorm.DB, orig *Invoice, net decimal.Decimal, exclude int64) error {
+	var already decimal.Decimal
+	if err := tx.Raw(`SELECT COALESCE(sum(net_total),0) FROM invoices WHERE corrects_invoice_id = ? AND status <> 'discarded' AND id <> ?`,
+		orig.ID, exclude).Scan(&already).Error; err != nil {
+		return errs.Wrap(err, "credited so far")
+	}
+	if already.Add(net).GreaterThan(orig.NetTotal) {
+		return errs.New(errs.Conflict, "credit_exceeds_invoice", "credit notes would exceed the invoice: %s net already credited or pending of %s",
+			FormatMoney(already), FormatMoney(orig.NetTotal))
+	}
+	return nil
+}
+
+// RequestCreditNote drafts a credit note for a finalized invoice: the full
+// remaining amount (a copy of its lines when nothing was credited yet) or a
+// partial net amount. A second finance user issues it with Finalize.
+func (s *Service) RequestCreditNote(ctx context.Context, invoiceID int64, in CreditRequest) (*Invoice, error) {
+	p := policies.PrincipalFrom(ctx)
+	by, byID := actor(ctx)
+	if p == nil || p.Kind != policies.KindStaff || byID == nil {
+		return nil, errs.New(errs.Forbidden, "four_eyes", "credit notes are drafted and issued by finance users")
+	}
+	v := &errs.Validation{}
+	in.Reason = strings.TrimSpace(in.Reason)
+	if in.Reason == "" || len(in.Reason) > 500 {
+		v.Add("reason", "reason_required", "say why the invoice is corrected (up to 500 characters)")
+	}
+	var amount decimal.Decimal
+	partial := strings.TrimSpace(in.Amount) != ""
+	if partial {
+		a, err := decimal.NewFromString(strings.ReplaceAll(strings.TrimSpace(in.Amount), ",", "."))
+		if err != nil || !a.IsPositive() || a.Exponent() < -2 {
+			v.Add("amount", "amount_invalid", "give the net amount to credit, e.g. 50.00, or leave it empty to credit everything")
+		}
+		amount = a
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	var cn *Invoice
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		orig, err := lockInvoice(tx, invoiceID)
+		if err != nil {
+			return err
+		}
+		if orig.IsCreditNote() || orig.Number == nil {
+			return errs.New(errs.Conflict, "invoice_not_final", "credit notes correct finalized invoices")
+		}
+		var already decimal.Decimal
+		if err := tx.Raw(`SELECT COALESCE(sum(net_total),0) FROM invoices WHERE corrects_invoice_id = ? AND status <> 'discarded'`,
+			orig.ID).Scan(&already).Error; err != nil {
+			return errs.Wrap(err, "credited so far")
+		}
+		remaining := orig.NetTotal.Sub(already)
+		if !remaining.IsPositive() {
+			return errs.New(errs.Conflict, "credit_exceeds_invoice", "the invoice is fully credited already")
+		}
+		var lines []Line
+		switch {
+		case !partial && already.IsZero():
+			for _, l := range orig.Lines {
+				l.ID, l.InvoiceID, l.CreatedBy = 0, 0, by
+				lines = append(lines, l)
+			}
+		default:
+			if !partial {
+				amount = remaining
+			}
+			if amount.GreaterThan(remaining) {
+				v := &errs.Validation{}
+				v.Add("amount", "credit_exceeds_invoice", "at most %s net can still be credited", FormatMoney(remaining))
+				return v.Err()
+			}
+			lines = []Line{{Item: ItemCredit, Description: fmt.Sprintf("Credit on invoice %s: %s", *orig.Number, in.Reason),
+				ServicePeriod: orig.Period, Quantity: decimal.NewFromInt(1), UnitCode: "C62", UnitPrice: amount, NetAmount: amount,
+				Reason: in.Reason, CreatedBy: by}}
+		}
+		origID := orig.ID
+		cn = &Invoice{DocType: DocCreditNote, ProviderID: orig.ProviderID, Period: orig.Period, PeriodStart: orig.PeriodStart,
+			PeriodEnd: orig.PeriodEnd, Status: StatusDraft, Currency: orig.Currency, CorrectsInvoiceID: &origID, Reason: in.Reason,
+			CreatedBy: by, CreatedByID: byID, CreatedAt: s.now()}
+		cn.setBuyer(orig.Buyer())
+		if err := tx.Omit("Lines").Create(cn).Error; err != nil {
+			return dbError(err, "credit note")
+		}
+		for i := range lines {
+			lines[i].InvoiceID, lines[i].Position = cn.ID, i+1
+		}
+		if err := tx.Create(&lines).Error; err != nil {
+			return dbError(err, "credit note lines")
+		}
+		cn.Lines = lines
+		computeTotals(cn, TaxCase{Category: orig.TaxCategory, Rate: orig.TaxRate, Note: orig.TaxNote})
+		if err := tx.Model(&Invoice{}).Where("id = ?", cn.ID).Updates(map[string]any{"tax_category": cn.TaxCategory, "tax_rate": cn.TaxRate,
+			"tax_note": cn.TaxNote, "net_total": cn.NetTotal, "tax_total": cn.TaxTotal, "gross_total": cn.GrossTotal}).Error; err != nil {
+			return dbError(err, "credit note totals")
+		}
+		return audit.Record(ctx, tx, "invoice.credit_note_request", "invoice", strconv.FormatInt(orig.ID, 10),
+			fmt.Sprintf("drafted credit note #%d on %s over %s net: %s (a second finance user issues it)", cn.ID, *orig.Number,
+				FormatMoney(cn.NetTotal), in.Reason))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cn, nil
+}
+
+// SendReminders e-mails a reminder for every overdue, unpaid invoice not
+// reminded in the last 7 days. It returns how many were sent.
+func (s *Service) SendReminders(ctx context.Context) (int, error) {
+	today := dateOnly(s.now().In(s.loc()))
+	var ids []int64
+	err := s.DB.WithContext(ctx).Raw(`SELECT id FROM invoices WHERE doc_type = 'invoice' AND status IN ('finalized','sent')
+		AND due_date < ? AND (last_reminder_at IS NULL OR last_reminder_at < ?) ORDER BY id`, today, s.now().Add(-7*24*time.Hour)).Scan(&ids).Error
+	if err != nil {
+		return 0, errs.Wrap(err, "overdue invoices")
+	}
+	sent := 0
+	for _, id := range ids {
+		err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			inv, err := lockInvoice(tx, id)
+			if err != nil {
+				return err
+			}
+			_, cred, err := credited(tx, id)
+			if err != nil {
+				return err
+			}
+			open := inv.Open(cred)
+			if !open.IsPositive() || inv.BuyerEmail == "" {
+				return nil
+			}
+			now := s.now()
+			if err := tx.Model(&Invoice{}).Where("id = ?", id).Update("last_reminder_at", now).Error; err != nil {
+				return dbError(err, "reminder")
+			}
+			body := fmt.Sprintf("Dear %s,\n\nour invoice %s of %s over %s was due on %s. %s are still open.\nPlease transfer the amount quoting the invoice number.\n\n%s",
+				inv.BuyerName, *inv.Number, inv.IssueDate.Format("2006-01-02"), FormatMoney(inv.GrossTotal), inv.DueDate.Format("2006-01-02"),
+				FormatMoney(open), s.docLinks(inv))
+			if err := jobs.Enqueue(ctx, tx, jobs.Message{Kind: "invoice.reminder", To: inv.BuyerEmail,
+				Subject: "Payment reminder: CarData invoice " + *inv.Number, Body: body, ObjectType: "invoice", ObjectID: strconv.FormatInt(id, 10),
+				DedupeKey: fmt.Sprintf("invoice.reminder:%d:%s", id, today.Format("2006-01-02"))}); err != nil {
+				return err
+			}
+			sent++
+			return audit.Record(ctx, tx, "invoice.reminder", "invoice", strconv.FormatInt(id, 10),
+				fmt.Sprintf("payment reminder for %s: %s open", *inv.Number, FormatMoney(open)))
+		})
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
+}

@@ -1,0 +1,334 @@
+package billing
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/shopspring/decimal"
+
+	"cardata/policies/errs"
+)
+
+// Difference is one disagreement between the stored invoices and the
+// independent re-rating.
+type Difference struct {
+	Invoice  string // number or "draft #id"
+	Line     int    // position, 0 for the invoice itself
+	What     string
+	Stored   string
+	Expected string
+}
+
+func (d Difference) String() string {
+	where := d.Invoice
+	if d.Line > 0 {
+		where += fmt.Sprintf(" line %d", d.Line)
+	}
+	return fmt.Sprintf("%s: %s: stored %s, expected %s", where, d.What, d.Stored, d.Expected)
+}
+
+// Reconciliation is the report of Reconcile.
+type Reconciliation struct {
+	Period       string
+	Invoices     int
+	Records      int64
+	SupportItems int64
+	StoredNet    decimal.Decimal
+	Differences  []Difference
+	// Pending counts billable records delivered in the period that no
+	// invoice claimed yet (late arrivals for the next run): not an error.
+	Pending int64
+}
+
+// OK reports whether nothing differs.
+func (r *Reconciliation) OK() bool { return len(r.Differences) == 0 }
+
+// reconcileCTE re-rates every ledger record on the period's invoices in
+// plain SQL, without the Go rating code: it recomputes each record's month
+// and position from scratch (units of the same provider, kind and month on
+// earlier live invoices come first), finds the version valid at delivery,
+// and prices the record by the tier that contains its position.
+const reconcileCTE = `
+WITH v AS MATERIALIZED (
+    SELECT id, valid_from, lead(valid_from) OVER (ORDER BY valid_from) AS valid_to FROM price_list_versions
+), inv AS MATERIALIZED (
+    SELECT id, provider_id FROM invoices WHERE period = @period AND doc_type = 'invoice' AND status <> 'discarded'
+), rec AS MATERIALIZED (
+    SELECT l.id, l.invoice_id, l.provider_id, l.kind, l.delivered_at, l.month_position, l.service_period AS stored_sp,
+           to_char(l.delivered_at AT TIME ZONE @tz, 'YYYY-MM') AS month
+    FROM delivery_ledger l JOIN inv ON inv.id = l.invoice_id
+), earlier AS MATERIALIZED (
+    SELECT g.invoice_id, g.kind, g.month,
+           (SELECT count(*) FROM delivery_ledger x JOIN invoices xi ON xi.id = x.invoice_id
+             WHERE xi.status <> 'discarded' AND xi.id < g.invoice_id AND x.provider_id = g.provider_id AND x.kind = g.kind
+               AND x.delivered_at >= (to_date(g.month, 'YYYY-MM')::timestamp AT TIME ZONE @tz)
+               AND x.delivered_at < ((to_date(g.month, 'YYYY-MM') + interval '1 month')::timestamp AT TIME ZONE @tz)) AS n
+    FROM (SELECT DISTINCT invoice_id, provider_id, kind, month FROM rec) g
+), ranked AS MATERIALIZED (
+    SELECT r.*, e.n + row_number() OVER (PARTITION BY r.invoice_id, r.kind, r.month ORDER BY r.delivered_at, r.id) AS pos,
+           (SELECT v.id FROM v WHERE r.delivered_at >= v.valid_from AND (v.valid_to IS NULL OR r.delivered_at < v.valid_to)) AS version_id
+    FROM rec r JOIN earlier e ON e.invoice_id = r.invoice_id AND e.kind = r.kind AND e.month = r.month
+), priced AS MATERIALIZED (
+    SELECT r.*, CASE r.kind WHEN 'pull' THEN 'telematics' ELSE 'push' END AS item, pi.unit_price
+    FROM ranked r
+    LEFT JOIN price_list_items pi ON pi.version_id = r.version_id
+         AND pi.item = CASE r.kind WHEN 'pull' THEN 'telematics' ELSE 'push' END
+         AND r.pos >= pi.tier_from AND (pi.tier_to IS NULL OR r.pos <= pi.tier_to)
+), matched AS MATERIALIZED (
+    SELECT p.id, p.invoice_id, p.unit_price, p.pos, p.month, p.month_position, p.stored_sp, li.id AS line_id
+    FROM priced p
+    LEFT JOIN invoice_lines li ON li.invoice_id = p.invoice_id AND li.item = p.item AND li.service_period = p.month
+         AND p.pos BETWEEN li.tier_from AND li.tier_to
+)`
+
+func docName(number *string, id int64) string {
+	if number != nil {
+		return *number
+	}
+	return fmt.Sprintf("draft #%d", id)
+}
+
+// Reconcile re-rates period independently in SQL and lists every
+// difference to the stored invoices (lines, totals, VAT), every ledger
+// record that is not in exactly one line, and every support line whose
+// items price differently.
+func (s *Service) Reconcile(ctx context.Context, period string) (*Reconciliation, error) {
+	p, err := ParsePeriod(period, s.loc())
+	if err != nil {
+		return nil, err
+	}
+	db := s.DB.WithContext(ctx)
+	args := []any{sql.Named("period", p.String()), sql.Named("tz", s.loc().String())}
+	rep := &Reconciliation{Period: p.String()}
+	add := func(inv string, line int, what, stored, expected string) {
+		rep.Differences = append(rep.Differences, Difference{Invoice: inv, Line: line, What: what, Stored: stored, Expected: expected})
+	}
+
+	// Usage lines against the re-rated records.
+	var lines []struct {
+		ID, InvoiceID                  int64
+		Number                         *string
+		Position                       int
+		Quantity, UnitPrice, NetAmount decimal.Decimal
+		ExpQty                         int64
+		ExpAmount                      decimal.Decimal
+		NPrices                        int64
+		ExpPrice                       decimal.NullDecimal
+		Unpriced                       int64
+	}
+	err = db.Raw(reconcileCTE+`
+
+, agg AS (
+    SELECT line_id, count(*) AS exp_qty, round(COALESCE(sum(unit_price), 0), 2) AS exp_amount,
+           count(DISTINCT unit_price) AS n_prices, min(unit_price) AS exp_price,
+           count(*) FILTER (WHERE unit_price IS NULL) AS unpriced
+    FROM matched WHERE line_id IS NOT NULL GROUP BY line_id
+)
+SELECT li.id, li.invoice_id, i.number, li.position, li.quantity, li.unit_price, li.net_amount,
+       COALESCE(agg.exp_qty, 0) AS exp_qty, COALESCE(agg.exp_amount, 0) AS exp_amount, COALESCE(agg.n_prices, 0) AS n_prices,
+       agg.exp_price, COALESCE(agg.unpriced, 0) AS unpriced
+FROM invoice_lines li JOIN invoices i ON i.id = li.invoice_id
+LEFT JOIN agg ON agg.line_id = li.id
+WHERE i.period = @period AND i.doc_type = 'invoice' AND i.status <> 'discarded' AND li.item IN ('telematics','push')
+ORDER BY li.invoice_id, li.position`, args...).Scan(&lines).Error
+	if err != nil {
+		return nil, errs.Wrap(err, "reconcile usage lines")
+	}
+	for _, l := range lines {
+		name := docName(l.Number, l.InvoiceID)
+		if !l.Quantity.Equal(decimal.NewFromInt(l.ExpQty)) {
+			add(name, l.Position, "quantity", l.Quantity.String(), fmt.Sprint(l.ExpQty))
+		}
+		if l.Unpriced > 0 {
+			add(name, l.Position, "records without a price", "-", fmt.Sprintf("%d records have no valid tier", l.Unpriced))
+		}
+		if l.NPrices > 1 {
+			add(name, l.Position, "unit price", l.UnitPrice.String(), fmt.Sprintf("%d different tier prices", l.NPrices))
+		} else if l.ExpPrice.Valid && !l.ExpPrice.Decimal.Equal(l.UnitPrice) {
+			add(name, l.Position, "unit price", l.UnitPrice.String(), l.ExpPrice.Decimal.String())
+		}
+		if !l.NetAmount.Equal(l.ExpAmount) {
+			add(name, l.Position, "net amount", l.NetAmount.StringFixed(2), l.ExpAmount.StringFixed(2))
+		}
+	}
+
+	// Every record in exactly one line, at the position it should have.
+	var recs []struct {
+		ID        int64
+		InvoiceID int64
+		Number    *string
+		Lines     int64
+		StoredPos *int64
+		Pos       int64
+		StoredSP  *string
+		Month     string
+	}
+	err = db.Raw(reconcileCTE+`
+, per AS (
+    SELECT id, invoice_id, count(line_id) AS lines, min(pos) AS pos, min(month) AS month,
+           min(month_position) AS stored_pos, min(stored_sp) AS stored_sp
+    FROM matched GROUP BY id, invoice_id
+)
+SELECT per.id, per.invoice_id, (SELECT number FROM invoices WHERE id = per.invoice_id) AS number, per.lines,
+       per.stored_pos, per.pos, per.stored_sp, per.month
+FROM per
+WHERE per.lines <> 1 OR per.stored_pos IS DISTINCT FROM per.pos OR per.stored_sp IS DISTINCT FROM per.month
+ORDER BY per.id LIMIT 50`, args...).Scan(&recs).Error
+	if err != nil {
+		return nil, errs.Wrap(err, "reconcile records")
+	}
+	for _, r := range recs {
+		name := docName(r.Number, r.InvoiceID)
+		if r.Lines != 1 {
+			add(name, 0, fmt.Sprintf("ledger record %d lines", r.ID), fmt.Sprint(r.Lines), "exactly 1")
+		}
+		if r.StoredPos == nil || *r.StoredPos != r.Pos {
+			add(name, 0, fmt.Sprintf("ledger record %d position", r.ID), ptrString(r.StoredPos), fmt.Sprint(r.Pos))
+		}
+		if r.StoredSP == nil || *r.StoredSP != r.Month {
+			add(name, 0, fmt.Sprintf("ledger record %d month", r.ID), ptrString(r.StoredSP), r.Month)
+		}
+	}
+	if err := db.Raw(reconcileCTE+` SELECT count(*) FROM rec`, args...).Scan(&rep.Records).Error; err != nil {
+		return nil, errs.Wrap(err, "reconcile count")
+	}
+
+	// Support lines against their items, re-priced from the price list.
+	var support []struct {
+		InvoiceID           int64
+		Number              *string
+		Position            int
+		Item                string
+		Quantity, NetAmount decimal.Decimal
+		Items               int64
+		ExpQty              int64
+		ExpAmount           decimal.NullDecimal
+		Versions            int64
+	}
+	err = db.Raw(`
+WITH v AS (
+    SELECT id, valid_from, lead(valid_from) OVER (ORDER BY valid_from) AS valid_to FROM price_list_versions
+), inv AS MATERIALIZED (
+    SELECT id FROM invoices WHERE period = @period AND doc_type = 'invoice' AND status <> 'discarded'
+), it AS (
+    SELECT s.*, (SELECT v.id FROM v WHERE s.occurred_at >= v.valid_from AND (v.valid_to IS NULL OR s.occurred_at < v.valid_to)) AS version_id
+    FROM billing_support_items s JOIN inv ON inv.id = s.invoice_id
+), g AS (
+    SELECT li.id, li.invoice_id, li.position, li.item, li.quantity, li.net_amount, count(it.id) AS items,
+           count(DISTINCT it.version_id) AS versions,
+           CASE li.item WHEN 'support_time' THEN ceil(COALESCE(sum(it.minutes), 0) / 15.0)::bigint ELSE count(it.id) END AS exp_qty,
+           min(it.version_id) AS version_id, min(it.priority) AS priority
+    FROM invoice_lines li JOIN inv ON inv.id = li.invoice_id
+    LEFT JOIN it ON it.invoice_line_id = li.id
+    WHERE li.item IN ('support_case','support_time')
+    GROUP BY li.id
+)
+SELECT g.invoice_id, i.number, g.position, g.item, g.quantity, g.net_amount, g.items, g.exp_qty, g.versions,
+       round(g.exp_qty * (SELECT pi.unit_price FROM price_list_items pi WHERE pi.version_id = g.version_id AND pi.item = g.item
+                           AND (g.item <> 'support_case' OR pi.priority = g.priority)), 2) AS exp_amount
+FROM g JOIN invoices i ON i.id = g.invoice_id ORDER BY g.invoice_id, g.position`, args...).Scan(&support).Error
+	if err != nil {
+		return nil, errs.Wrap(err, "reconcile support lines")
+	}
+	for _, l := range support {
+		name := docName(l.Number, l.InvoiceID)
+		rep.SupportItems += l.Items
+		if l.Items == 0 {
+			add(name, l.Position, "support items", "0", "at least 1")
+			continue
+		}
+		if !l.Quantity.Equal(decimal.NewFromInt(l.ExpQty)) {
+			add(name, l.Position, "quantity", l.Quantity.String(), fmt.Sprint(l.ExpQty))
+		}
+		if l.Versions != 1 || !l.ExpAmount.Valid {
+			add(name, l.Position, "support price", l.NetAmount.StringFixed(2), "no single valid price")
+		} else if !l.NetAmount.Equal(l.ExpAmount.Decimal) {
+			add(name, l.Position, "net amount", l.NetAmount.StringFixed(2), l.ExpAmount.Decimal.StringFixed(2))
+		}
+	}
+	var orphans int64
+	if err := db.Raw(`SELECT count(*) FROM billing_support_items s JOIN invoices i ON i.id = s.invoice_id
+		LEFT JOIN invoice_lines li ON li.id = s.invoice_line_id
+		WHERE i.period = @period AND i.status <> 'discarded' AND (li.id IS NULL OR li.invoice_id <> s.invoice_id)`, args...).Scan(&orphans).Error; err != nil {
+		return nil, errs.Wrap(err, "reconcile support items")
+	}
+	if orphans > 0 {
+		add("period "+p.String(), 0, "support items not on a line of their invoice", fmt.Sprint(orphans), "0")
+	}
+
+	// Manual and credit lines, and every document's totals and VAT.
+	var docs []struct {
+		ID                                      int64
+		Number                                  *string
+		TaxCategory                             string
+		TaxRate, NetTotal, TaxTotal, GrossTotal decimal.Decimal
+		LineSum                                 decimal.Decimal
+		BadLines                                int64
+		FirstBad                                *int
+	}
+	err = db.Raw(`
+SELECT i.id, i.number, i.tax_category, i.tax_rate, i.net_total, i.tax_total, i.gross_total,
+       COALESCE(sum(li.net_amount), 0) AS line_sum,
+       count(li.id) FILTER (WHERE li.item IN ('manual','credit') AND li.net_amount <> round(li.quantity * li.unit_price, 2)) AS bad_lines,
+       min(li.position) FILTER (WHERE li.item IN ('manual','credit') AND li.net_amount <> round(li.quantity * li.unit_price, 2)) AS first_bad
+FROM invoices i LEFT JOIN invoice_lines li ON li.invoice_id = i.id
+WHERE i.period = @period AND i.status <> 'discarded'
+GROUP BY i.id ORDER BY i.id`, args...).Scan(&docs).Error
+	if err != nil {
+		return nil, errs.Wrap(err, "reconcile totals")
+	}
+	for _, d := range docs {
+		name := docName(d.Number, d.ID)
+		rep.Invoices++
+		rep.StoredNet = rep.StoredNet.Add(d.NetTotal)
+		if d.BadLines > 0 {
+			add(name, derefInt(d.FirstBad), "manual line amount", fmt.Sprintf("%d line(s)", d.BadLines), "quantity × price, rounded")
+		}
+		if !d.NetTotal.Equal(d.LineSum) {
+			add(name, 0, "net total", d.NetTotal.StringFixed(2), d.LineSum.StringFixed(2))
+		}
+		wantRate, known := map[string]decimal.Decimal{"S": decimal.NewFromInt(19), "AE": decimal.Zero, "O": decimal.Zero}[d.TaxCategory]
+		if d.Number != nil && !known {
+			add(name, 0, "VAT category", d.TaxCategory, "S, AE or O")
+		}
+		if known && !d.TaxRate.Equal(wantRate) {
+			add(name, 0, "VAT rate", d.TaxRate.String(), wantRate.String())
+		}
+		expTax := d.LineSum.Mul(wantRate).Div(decimal.NewFromInt(100)).Round(2)
+		if known && !d.TaxTotal.Equal(expTax) {
+			add(name, 0, "VAT amount", d.TaxTotal.StringFixed(2), expTax.StringFixed(2))
+		}
+		if !d.GrossTotal.Equal(d.NetTotal.Add(d.TaxTotal)) {
+			add(name, 0, "gross total", d.GrossTotal.StringFixed(2), d.NetTotal.Add(d.TaxTotal).StringFixed(2))
+		}
+	}
+	if err := db.Raw(`SELECT count(*) FROM delivery_ledger WHERE invoice_id IS NULL AND delivered_at >= ? AND delivered_at < ?`,
+		p.Start, p.End).Scan(&rep.Pending).Error; err != nil {
+		return nil, errs.Wrap(err, "reconcile pending")
+	}
+	return rep, nil
+}
+
+func ptrString(p any) string {
+	switch x := p.(type) {
+	case *int64:
+		if x == nil {
+			return "none"
+		}
+		return fmt.Sprint(*x)
+	case *string:
+		if x == nil {
+			return "none"
+		}
+		return *x
+	}
+	return fmt.Sprint(p)
+}
+
+func derefInt(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
