@@ -171,7 +171,9 @@ func withPgConn(ctx context.Context, gdb *gorm.DB, f func(pc *pgconn.PgConn) err
 // copyAndApply stages a COPY-encoded batch and runs apply (which must end
 // with COMMIT) in one transaction. It returns only once the commit is done.
 func copyAndApply(ctx context.Context, pc *pgconn.PgConn, data []byte, apply string) error {
-	if _, err := pc.Exec(ctx, "BEGIN; SET LOCAL work_mem = '64MB'; "+StageDDL).ReadAll(); err != nil {
+	// synchronous_commit is on by default; saying so keeps the promise "answered
+	// means durable" even on a server configured otherwise.
+	if _, err := pc.Exec(ctx, "BEGIN; SET LOCAL synchronous_commit = on; SET LOCAL work_mem = '64MB'; "+StageDDL).ReadAll(); err != nil {
 		return rollback(ctx, pc, err)
 	}
 	if _, err := pc.CopyFrom(ctx, bytes.NewReader(data), "COPY ingest_stage FROM STDIN (FORMAT binary)"); err != nil {
