@@ -56,15 +56,15 @@ func RenderPDF(inv *Invoice, orig *Invoice) ([]byte, error) {
 	pdf.Ln(6)
 	top := pdf.GetY()
 	pdf.SetFont("Helvetica", "B", 9)
-	pdf.CellFormat(90, 5, tr("Rechnungsempfänger / Bill to"), "", 1, "L", false, 0, "")
+	pdf.CellFormat(78, 5, tr("Rechnungsempfänger / Bill to"), "", 1, "L", false, 0, "")
 	pdf.SetFont("Helvetica", "", 10)
 	for _, l := range []string{inv.BuyerName, inv.BuyerStreet, inv.BuyerPostalCode + " " + inv.BuyerCity, countryLabel(inv.BuyerCountry)} {
-		pdf.CellFormat(90, 5, tr(l), "", 1, "L", false, 0, "")
+		pdf.CellFormat(78, 5, tr(l), "", 1, "L", false, 0, "")
 	}
 	if inv.BuyerVATID != "" && inv.TaxCategory != TaxNotSubject {
-		pdf.CellFormat(90, 5, tr("USt-IdNr./VAT ID: "+inv.BuyerVATID), "", 1, "L", false, 0, "")
+		pdf.CellFormat(78, 5, tr("USt-IdNr./VAT ID: "+inv.BuyerVATID), "", 1, "L", false, 0, "")
 	}
-	pdf.CellFormat(90, 5, tr(fmt.Sprintf("Kundennummer/Customer no.: CARDATA-%d", inv.ProviderID)), "", 1, "L", false, 0, "")
+	pdf.CellFormat(78, 5, tr(fmt.Sprintf("Kundennummer/Customer no.: CARDATA-%d", inv.ProviderID)), "", 1, "L", false, 0, "")
 	bottom := pdf.GetY()
 
 	// Facts box on the right.
@@ -86,11 +86,11 @@ func RenderPDF(inv *Invoice, orig *Invoice) ([]byte, error) {
 	}
 	pdf.SetY(top)
 	for _, f := range facts {
-		pdf.SetX(110)
+		pdf.SetX(100)
 		pdf.SetFont("Helvetica", "", 8)
-		pdf.CellFormat(45, 5, tr(f[0]), "", 0, "L", false, 0, "")
+		pdf.CellFormat(52, 5, tr(f[0]), "", 0, "L", false, 0, "")
 		pdf.SetFont("Helvetica", "B", 9)
-		pdf.CellFormat(35, 5, tr(f[1]), "", 1, "R", false, 0, "")
+		pdf.CellFormat(38, 5, tr(f[1]), "", 1, "R", false, 0, "")
 	}
 	pdf.SetY(max(bottom, pdf.GetY()) + 8)
 	pdf.SetFont("Helvetica", "B", 16)
