@@ -142,7 +142,7 @@ func (h *VehicleHandlers) showVehicle(c *fiber.Ctx) error {
 			continue
 		}
 		k, _ := cat.Lookup(kc.Key)
-		p.CapKeys = append(p.CapKeys, capRow{Key: k, Frequency: frequencyLabel(kc.Frequency), Push: kc.Push})
+		p.CapKeys = append(p.CapKeys, capRow{Key: k, Frequency: vehicles.FrequencyLabel(kc.Frequency), Push: kc.Push})
 	}
 	latest, err := h.Vehicles.LatestValues(ctx, v.ID)
 	if err != nil {
@@ -156,13 +156,4 @@ func (h *VehicleHandlers) showVehicle(c *fiber.Ctx) error {
 		p.Latest = append(p.Latest, r)
 	}
 	return h.View.Render(c, fiber.StatusOK, "admin/vehicles/show", &templates.Page{Title: v.VIN, Data: p})
-}
-
-func frequencyLabel(code string) string {
-	for _, f := range []vehicles.Frequency{vehicles.OnEvent, vehicles.EveryMinute, vehicles.Every5Min, vehicles.Every15Min, vehicles.Hourly, vehicles.Daily} {
-		if f.Code == code {
-			return f.Label
-		}
-	}
-	return code
 }

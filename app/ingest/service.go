@@ -203,7 +203,7 @@ func (s *Service) resolveVINs(ctx context.Context, signals []Signal, ids []int64
 }
 
 // Ingest validates every signal on its own, stores the accepted ones and
-// returns once they are committed. gatewayID is informational (logs).
+// returns once they are committed.
 func (s *Service) Ingest(ctx context.Context, signals []Signal) (*Result, error) {
 	now := s.now()
 	res := &Result{Received: len(signals), Rejected: []Rejection{}}
@@ -243,56 +243,54 @@ func (s *Service) Ingest(ctx context.Context, signals []Signal) (*Result, error)
 	return res, nil
 }
 
-// check validates one signal; it allocates only to explain a rejection.
-func (s *Service) check(sig *Signal, vehicleID int64, latest time.Time) (k *catalog.Key, ts time.Time, code, reason string) {
-	code, reason = s.checkFields(sig, vehicleID, latest, &k, &ts)
-	return k, ts, code, reason
-}
-
-func (s *Service) checkFields(sig *Signal, vehicleID int64, latest time.Time, kp **catalog.Key, tsp *time.Time) (code, reason string) {
+// check validates one signal and returns its key and reading time, or the
+// rejection code and reason. It allocates only to explain a rejection.
+func (s *Service) check(sig *Signal, vehicleID int64, latest time.Time) (*catalog.Key, time.Time, string, string) {
+	reject := func(code, reason string) (*catalog.Key, time.Time, string, string) {
+		return nil, time.Time{}, code, reason
+	}
 	if sig.problem != "" {
-		return sig.problem, sig.detail
+		return reject(sig.problem, sig.detail)
 	}
 	for _, f := range []struct {
 		bit  uint8
 		name string
 	}{{hasVIN, "vin"}, {hasKey, "key"}, {hasValue, "value"}, {hasTimestamp, "timestamp"}} {
 		if sig.has&f.bit == 0 {
-			return CodeFieldMissing, f.name + " is required"
+			return reject(CodeFieldMissing, f.name+" is required")
 		}
 	}
 	if vehicleID == 0 {
 		if !vehicles.IsVIN(sig.VIN) {
-			return CodeUnknownVIN, fmt.Sprintf("%q is not a VIN (17 characters, digits and capital letters except I, O, Q)", clip(sig.VIN))
+			return reject(CodeUnknownVIN, fmt.Sprintf("%q is not a VIN (17 characters, digits and capital letters except I, O, Q)", clip(sig.VIN)))
 		}
-		return CodeUnknownVIN, "no vehicle with VIN " + sig.VIN + " is registered"
+		return reject(CodeUnknownVIN, "no vehicle with VIN "+sig.VIN+" is registered")
 	}
 	k, ok := s.Catalog.Lookup(sig.Key)
 	if !ok {
-		return CodeUnknownKey, fmt.Sprintf("%q is not a key of the telematics catalog", clip(sig.Key))
+		return reject(CodeUnknownKey, fmt.Sprintf("%q is not a key of the telematics catalog", clip(sig.Key)))
 	}
 	if sig.has&hasUnit != 0 && sig.Unit != "" && sig.Unit != k.Unit {
 		want := k.Unit
 		if want == "" {
 			want = "no unit"
 		}
-		return CodeUnitMismatch, fmt.Sprintf("%s is sent in %s, not %q", k.Name, want, clip(sig.Unit))
+		return reject(CodeUnitMismatch, fmt.Sprintf("%s is sent in %s, not %q", k.Name, want, clip(sig.Unit)))
 	}
 	ts, err := time.Parse(time.RFC3339, sig.Timestamp)
 	switch {
 	case err != nil:
-		return CodeTimestamp, fmt.Sprintf("timestamp %q is not RFC 3339 (e.g. 2025-05-01T12:00:00Z)", clip(sig.Timestamp))
+		return reject(CodeTimestamp, fmt.Sprintf("timestamp %q is not RFC 3339 (e.g. 2025-05-01T12:00:00Z)", clip(sig.Timestamp)))
 	case ts.After(latest):
-		return CodeTimestampFuture, fmt.Sprintf("timestamp %s lies more than %s in the future", ts.UTC().Format(time.RFC3339), s.Opts.MaxFuture)
+		return reject(CodeTimestampFuture, fmt.Sprintf("timestamp %s lies more than %s in the future", ts.UTC().Format(time.RFC3339), s.Opts.MaxFuture))
 	case ts.Before(oldest):
-		return CodeTimestampRange, "timestamp is before 2000: the vehicle clock is not set"
+		return reject(CodeTimestampRange, "timestamp is before 2000: the vehicle clock is not set")
 	}
 	if err := k.Validate(sig.Value); err != nil {
 		e := errs.As(err)
-		return e.Code, e.Message
+		return reject(e.Code, e.Message)
 	}
-	*kp, *tsp = k, ts
-	return "", ""
+	return k, ts, "", ""
 }
 
 func clip(s string) string {

@@ -26,6 +26,19 @@ var (
 	Daily       = Frequency{"P1D", 86400, "daily"}
 )
 
+// Frequencies lists the transmission frequencies, most frequent first.
+var Frequencies = []Frequency{OnEvent, EveryMinute, Every5Min, Every15Min, Hourly, Daily}
+
+// FrequencyLabel describes a frequency code for people.
+func FrequencyLabel(code string) string {
+	for _, f := range Frequencies {
+		if f.Code == code {
+			return f.Label
+		}
+	}
+	return code
+}
+
 // moreFrequent reports whether a transmits at least as often as b.
 func moreFrequent(a, b Frequency) bool { return a.Seconds < b.Seconds }
 
