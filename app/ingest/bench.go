@@ -116,8 +116,13 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 	}
 
 	// The database ceiling: same rows, same COPY and upsert, no HTTP.
-	if err := gdb.Exec(`CREATE TABLE bench_ceiling_latest (LIKE vehicle_latest_values INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)
-		WITH (fillfactor = 70)`).Error; err != nil {
+	var relopts string // LIKE copies neither storage options nor foreign keys
+	gdb.Raw("SELECT coalesce(array_to_string(reloptions, ', '), '') FROM pg_class WHERE relname = 'vehicle_latest_values'").Scan(&relopts)
+	if relopts != "" {
+		relopts = " WITH (" + relopts + ")"
+	}
+	if err := gdb.Exec(`CREATE TABLE bench_ceiling_latest (LIKE vehicle_latest_values INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)` +
+		relopts).Error; err != nil {
 		return nil, err
 	}
 	apply := fmt.Sprintf(UpsertLatestSQL, "bench_ceiling_latest", "") + ";\nCOMMIT"
