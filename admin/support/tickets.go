@@ -1,0 +1,457 @@
+package support
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"cardata/jobs"
+	"cardata/policies/audit"
+	"cardata/policies/errs"
+)
+
+// NewTicket is the input of OpenTicket.
+type NewTicket struct {
+	// ProviderID names the provider when staff open a ticket on its
+	// behalf; a provider principal always opens for its own provider.
+	ProviderID   int64
+	Subject      string
+	Description  string
+	Category     Category
+	Priority     Priority
+	ContactName  string // staff and API: whom replies go to (default: the provider's contact)
+	ContactEmail string
+	Channel      string // portal or api for providers; staff tickets are always "staff"
+	AssigneeID   *int64 // staff only: open the ticket assigned at once
+	Links        []LinkInput
+	Attachments  []Upload
+}
+
+func validEmail(s string) bool {
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Address == s && strings.Contains(s, "@")
+}
+
+// OpenTicket records a new ticket, starts its SLA clocks and confirms it to
+// the provider's contact by e-mail.
+func (s *Service) OpenTicket(ctx context.Context, in NewTicket) (*Ticket, error) {
+	vw, err := viewerOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v := &errs.Validation{}
+	in.Subject = clean(in.Subject, 1000)
+	in.Description = clean(in.Description, 30000)
+	switch n := len([]rune(in.Subject)); {
+	case n < 3:
+		v.Add("subject", "subject_required", "give the ticket a subject (at least 3 characters)")
+	case n > 200:
+		v.Add("subject", "subject_too_long", "keep the subject under 200 characters")
+	}
+	switch n := len([]rune(in.Description)); {
+	case n == 0:
+		v.Add("description", "description_required", "describe the problem")
+	case n > 20000:
+		v.Add("description", "description_too_long", "keep the description under 20,000 characters")
+	}
+	validEnum(v, "category", in.Category, Categories, "category")
+	validEnum(v, "priority", in.Priority, Priorities, "priority")
+	links := checkLinks(v, in.Links)
+	files := checkUploads(v, in.Attachments)
+	in.ContactName, in.ContactEmail = clean(in.ContactName, 200), strings.TrimSpace(in.ContactEmail)
+	if in.ContactEmail != "" && !validEmail(in.ContactEmail) {
+		v.Add("contact_email", "contact_email_invalid", "enter a valid e-mail address, or leave it empty for the provider's contact")
+	}
+
+	channel := ChannelStaff
+	providerID := in.ProviderID
+	if vw.provider() {
+		providerID = vw.providerID
+		channel = ChannelPortal
+		if in.Channel == ChannelAPI {
+			channel = ChannelAPI
+		}
+		in.AssigneeID = nil
+		if vw.p.Email != "" { // a person in the portal: replies go to them
+			in.ContactName, in.ContactEmail = vw.p.Name, vw.p.Email
+		}
+	} else if providerID <= 0 {
+		v.Add("provider_id", "provider_required", "choose the provider the ticket is for")
+	}
+	var prov ProviderChoice
+	if providerID > 0 {
+		err := s.DB.WithContext(ctx).Table("providers").Select("id, legal_name, contact_email, status").
+			Where("id = ?", providerID).Take(&prov).Error
+		switch {
+		case errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && (prov.Status == "terminated" || prov.Status == "rejected")):
+			v.Add("provider_id", "provider_invalid", "choose a provider that is registered with us")
+		case err != nil:
+			return nil, errs.Wrap(err, "find provider")
+		}
+	}
+	if in.AssigneeID != nil {
+		if err := s.checkAgent(ctx, *in.AssigneeID); err != nil {
+			v.Add("assignee_id", "assignee_invalid", "choose an active support agent")
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if in.ContactEmail == "" {
+		in.ContactName, in.ContactEmail = "", prov.ContactEmail
+	}
+
+	now := s.now()
+	t := &Ticket{ProviderID: providerID, ProviderName: prov.LegalName, Subject: in.Subject, Description: in.Description,
+		Category: in.Category, Priority: in.Priority, Status: StatusNew, Channel: channel,
+		ContactName: in.ContactName, ContactEmail: in.ContactEmail,
+		OpenedByKind: actorKind(vw.p), OpenedByID: actorID(vw.p), OpenedByLabel: actorLabel(vw.p),
+		Billable: BillableByRule(in.Category), BillableSource: "rule", CreatedAt: now, UpdatedAt: now}
+	if vw.staff() {
+		// Staff opening a ticket on the provider's behalf are already in
+		// contact with it: the first response has happened.
+		t.FirstResponseAt = &now
+	}
+	s.clock().moveClock(t, StatusNew, now)
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Omit("ProviderName", "AssigneeName").Create(t).Error; err != nil {
+			return errs.Wrap(err, "create ticket")
+		}
+		if err := addEvent(tx, vw.p, t.ID, "open", "", StatusNew, "via "+channel, false, now); err != nil {
+			return err
+		}
+		if err := storeLinks(tx, t.ID, links, actorLabel(vw.p), now); err != nil {
+			return err
+		}
+		if err := storeUploads(tx, t.ID, nil, false, files, actorLabel(vw.p), now); err != nil {
+			return err
+		}
+		if err := audit.Record(ctx, tx, "support_ticket.open", "support_ticket", ticketRef(t.ID),
+			fmt.Sprintf("%s %s %s for %s: %s", t.Number(), t.Priority, t.Category, prov.LegalName, t.Subject)); err != nil {
+			return err
+		}
+		if in.AssigneeID != nil {
+			if err := s.assign(ctx, tx, vw, t, *in.AssigneeID, now); err != nil {
+				return err
+			}
+		}
+		if err := jobs.Enqueue(ctx, tx, jobs.Message{Kind: "support.ticket_opened", To: t.ContactEmail,
+			ObjectType: "support_ticket", ObjectID: ticketRef(t.ID), DedupeKey: "support.ticket_opened:" + ticketRef(t.ID),
+			Subject: fmt.Sprintf("[%s] We received your ticket: %s", t.Number(), t.Subject),
+			Body: fmt.Sprintf("Hello%s,\n\nwe received your support ticket %s (%s, %s).\n\n%s\n\n"+
+				"We will answer within %s of business hours (Monday to Friday, 08:00-18:00 German time).\n"+
+				"Follow the ticket in the partner portal: %s\n\nCarData partner support\n",
+				greetName(t.ContactName), t.Number(), t.Priority.Label(), t.Category.Label(), t.Subject,
+				FormatBusiness(Targets[t.Priority].FirstResponse), s.link("/portal/tickets/"+ticketRef(t.ID)))}); err != nil {
+			return err
+		}
+		if t.Priority == P1 {
+			return s.notifyLead(ctx, tx, t, "support.p1_opened", "P1 ticket opened",
+				fmt.Sprintf("%s opened a P1 ticket (production down): %s", prov.LegalName, t.Subject))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func greetName(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " " + name
+}
+
+// Queue views of the staff list.
+const (
+	ViewActive     = "active"     // new, open and waiting (default)
+	ViewUnassigned = "unassigned" // new, nobody took it yet
+	ViewMine       = "mine"       // assigned to the viewer and still active
+	ViewBreaching  = "breaching"  // past 80 % of a running target
+	ViewAll        = "all"
+)
+
+// Views lists the queue views in tab order.
+var Views = []string{ViewActive, ViewUnassigned, ViewMine, ViewBreaching, ViewAll}
+
+// Filter narrows ListTickets.
+type Filter struct {
+	View       string
+	Status     Status
+	Priority   Priority
+	Category   Category
+	ProviderID int64 // staff only: providers are pinned to their own
+	Query      string
+	Offset     int
+	Limit      int
+}
+
+// Listed is a ticket in a list with its SLA standing.
+type Listed struct {
+	Ticket
+	SLA   SLAState
+	Alert string // the highest SLA alert sent: warning or breach ("" none)
+}
+
+// ListTickets lists the tickets the principal may see: staff the whole
+// desk by view and filters, providers their own. Active views are ordered
+// by what is due first.
+func (s *Service) ListTickets(ctx context.Context, f Filter) ([]Listed, int64, error) {
+	vw, err := viewerOf(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	now := s.now()
+	q := ticketQuery(s.DB.WithContext(ctx), vw)
+	view := f.View
+	if vw.provider() {
+		view = ViewAll
+	}
+	order := "t.created_at DESC, t.id DESC"
+	due := "CASE WHEN t.first_response_at IS NULL THEN t.first_response_due ELSE t.resolution_due END"
+	switch view {
+	case ViewUnassigned:
+		q = q.Where("t.status = ?", StatusNew)
+		order = due + " ASC NULLS LAST, t.id"
+	case ViewMine:
+		q = q.Where("t.status IN ? AND t.assignee_id = ?", activeStatuses, vw.p.ID)
+		order = due + " ASC NULLS LAST, t.id"
+	case ViewBreaching:
+		q = q.Where("t.status IN ('new','open') AND ((t.first_response_at IS NULL AND t.first_response_warn_at <= ?) OR t.resolution_warn_at <= ?)", now, now)
+		order = due + " ASC NULLS LAST, t.id"
+	case ViewAll:
+	default:
+		q = q.Where("t.status IN ?", activeStatuses)
+		order = due + " ASC NULLS LAST, t.id"
+	}
+	if f.Status != "" {
+		q = q.Where("t.status = ?", f.Status)
+	}
+	if f.Priority != "" {
+		q = q.Where("t.priority = ?", f.Priority)
+	}
+	if f.Category != "" {
+		q = q.Where("t.category = ?", f.Category)
+	}
+	if f.ProviderID > 0 && vw.staff() {
+		q = q.Where("t.provider_id = ?", f.ProviderID)
+	}
+	if term := strings.TrimSpace(f.Query); term != "" {
+		like := "%" + escapeLike(term) + "%"
+		if id, ok := ParseNumber(term); ok {
+			q = q.Where("t.id = ? OR t.subject ILIKE ?", id, like)
+		} else {
+			q = q.Where("t.subject ILIKE ?", like)
+		}
+	}
+	var total int64
+	if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "count tickets")
+	}
+	if f.Limit <= 0 || f.Limit > 200 {
+		f.Limit = 25
+	}
+	var rows []Ticket
+	if err := q.Order(order).Offset(f.Offset).Limit(f.Limit).Find(&rows).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "list tickets")
+	}
+	alerts := map[int64]string{}
+	if vw.staff() && len(rows) > 0 {
+		ids := make([]int64, len(rows))
+		for i := range rows {
+			ids[i] = rows[i].ID
+		}
+		var as []struct {
+			TicketID int64
+			Level    string
+		}
+		if err := s.DB.WithContext(ctx).Table("support_sla_alerts").Select("ticket_id, level").
+			Where("ticket_id IN ?", ids).Scan(&as).Error; err != nil {
+			return nil, 0, errs.Wrap(err, "sla alerts")
+		}
+		for _, a := range as {
+			if alerts[a.TicketID] != LevelBreach {
+				alerts[a.TicketID] = a.Level
+			}
+		}
+	}
+	out := make([]Listed, len(rows))
+	for i := range rows {
+		out[i] = Listed{Ticket: rows[i], SLA: s.clock().State(&rows[i], now), Alert: alerts[rows[i].ID]}
+	}
+	return out, total, nil
+}
+
+var activeStatuses = []Status{StatusNew, StatusOpen, StatusWaiting}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// SLA returns a ticket's SLA standing now.
+func (s *Service) SLA(t *Ticket) SLAState { return s.clock().State(t, s.now()) }
+
+// Counts are the sizes of the staff queue views (for the tabs).
+type Counts map[string]int64
+
+// QueueCounts counts the tickets in each staff view.
+func (s *Service) QueueCounts(ctx context.Context) (Counts, error) {
+	vw, err := staffOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var row struct {
+		Active, Unassigned, Mine, Breaching int64
+	}
+	err = s.DB.WithContext(ctx).Raw(`SELECT
+		count(*) FILTER (WHERE status IN ('new','open','waiting_on_provider')) AS active,
+		count(*) FILTER (WHERE status = 'new') AS unassigned,
+		count(*) FILTER (WHERE status IN ('new','open','waiting_on_provider') AND assignee_id = ?) AS mine,
+		count(*) FILTER (WHERE status IN ('new','open') AND ((first_response_at IS NULL AND first_response_warn_at <= ?) OR resolution_warn_at <= ?)) AS breaching
+		FROM support_tickets`, vw.p.ID, now, now).Scan(&row).Error
+	if err != nil {
+		return nil, errs.Wrap(err, "queue counts")
+	}
+	return Counts{ViewActive: row.Active, ViewUnassigned: row.Unassigned, ViewMine: row.Mine, ViewBreaching: row.Breaching}, nil
+}
+
+// Classification changes what a ticket is about and how urgent it is.
+type Classification struct {
+	Priority Priority
+	Category Category
+	Subject  string
+}
+
+// Classify lets support correct a ticket's priority, category and subject;
+// the SLA targets follow the new priority. A category change re-applies the
+// billing rule unless support decided billability by hand.
+func (s *Service) Classify(ctx context.Context, id int64, in Classification) (*Ticket, error) {
+	vw, err := staffOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v := &errs.Validation{}
+	validEnum(v, "priority", in.Priority, Priorities, "priority")
+	validEnum(v, "category", in.Category, Categories, "category")
+	in.Subject = clean(in.Subject, 1000)
+	if n := len([]rune(in.Subject)); n < 3 || n > 200 {
+		v.Add("subject", "subject_invalid", "the subject needs 3 to 200 characters")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var out *Ticket
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		t, err := loadTicket(tx, vw, id, true)
+		if err != nil {
+			return err
+		}
+		if t.Merged() {
+			return errMerged(t)
+		}
+		var changes []string
+		if t.Priority != in.Priority {
+			changes = append(changes, fmt.Sprintf("priority %s → %s", t.Priority, in.Priority))
+			t.Priority = in.Priority
+		}
+		if t.Category != in.Category {
+			changes = append(changes, fmt.Sprintf("category %s → %s", t.Category.Label(), in.Category.Label()))
+			t.Category = in.Category
+			if t.BillableSource == "rule" && t.CaseBilledAt == nil {
+				t.Billable = BillableByRule(t.Category)
+			}
+		}
+		if t.Subject != in.Subject {
+			changes = append(changes, fmt.Sprintf("subject %q", in.Subject))
+			t.Subject = in.Subject
+		}
+		if len(changes) == 0 {
+			out = t
+			return nil
+		}
+		s.clock().schedule(t)
+		if err := saveTicket(tx, t, now); err != nil {
+			return err
+		}
+		note := strings.Join(changes, ", ")
+		if err := addEvent(tx, vw.p, t.ID, "classify", "", "", note, false, now); err != nil {
+			return err
+		}
+		out = t
+		return audit.Record(ctx, tx, "support_ticket.classify", "support_ticket", ticketRef(t.ID), t.Number()+": "+note)
+	})
+	return out, err
+}
+
+func errMerged(t *Ticket) error {
+	return errs.New(errs.Conflict, "ticket_merged", "%s was merged into %s; continue there", t.Number(), TicketNumber(*t.MergedIntoID))
+}
+
+// Settings are the desk's settings.
+type Settings struct {
+	TeamLeadID    *int64
+	TeamLeadName  string
+	TeamLeadEmail string
+	UpdatedAt     time.Time
+}
+
+// IsLead reports whether staffID is the team lead.
+func (st *Settings) IsLead(staffID int64) bool {
+	return st.TeamLeadID != nil && *st.TeamLeadID == staffID
+}
+
+// FindSettings returns the desk's settings.
+func (s *Service) FindSettings(ctx context.Context) (*Settings, error) {
+	var st Settings
+	err := s.DB.WithContext(ctx).Raw(`SELECT st.team_lead_id, COALESCE(u.name, '') AS team_lead_name,
+		COALESCE(u.email, '') AS team_lead_email, st.updated_at
+		FROM support_settings st LEFT JOIN staff_users u ON u.id = st.team_lead_id AND u.active WHERE st.id = 1`).Scan(&st).Error
+	return &st, errs.Wrap(err, "support settings")
+}
+
+// SetTeamLead names the support agent who receives SLA escalations (nil: nobody, administrators then).
+func (s *Service) SetTeamLead(ctx context.Context, staffID *int64) error {
+	if _, err := staffOf(ctx); err != nil {
+		return err
+	}
+	if staffID != nil {
+		if err := s.checkAgent(ctx, *staffID); err != nil {
+			v := &errs.Validation{}
+			v.Add("team_lead_id", "team_lead_invalid", "choose an active support agent")
+			return v.Err()
+		}
+	}
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec("UPDATE support_settings SET team_lead_id = ?, updated_at = now() WHERE id = 1", staffID).Error; err != nil {
+			return errs.Wrap(err, "set team lead")
+		}
+		summary := "team lead cleared"
+		if staffID != nil {
+			summary = fmt.Sprintf("team lead is staff user %d", *staffID)
+		}
+		return audit.Record(ctx, tx, "support.settings", "support_settings", "1", summary)
+	})
+}
+
+// checkAgent verifies that id is an active support agent.
+func (s *Service) checkAgent(ctx context.Context, id int64) error {
+	var n int64
+	err := s.DB.WithContext(ctx).Table("staff_users").
+		Where("id = ? AND active AND id IN (SELECT user_id FROM staff_user_roles WHERE role = 'support')", id).Count(&n).Error
+	if err != nil {
+		return errs.Wrap(err, "check agent")
+	}
+	if n == 0 {
+		return errs.New(errs.Invalid, "assignee_invalid", "choose an active support agent")
+	}
+	return nil
+}
