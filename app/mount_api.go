@@ -11,6 +11,8 @@ import (
 	"cardata/app/providerapi"
 	"cardata/billing"
 	"cardata/jobs"
+	"cardata/onboarding/catalog"
+	"cardata/onboarding/vehicles"
 	"cardata/onboarding/webhooks"
 )
 
@@ -25,11 +27,10 @@ import (
 // rate limit and Idempotency-Key, and then the guard decides as for
 // everyone else.
 //
-// Not wired yet: the consent module's facts (telematicData answers 503
-// telematics_unavailable until API.Facts is set) and its recipients and
-// send-time consent check for pushes (vehicle events stay in the ingest's
-// outbox, and data-carrying pushes are dropped, until Webhooks.Recipients
-// and Webhooks.ConsentActive are set).
+// The consent module (mountConsent, which runs later) completes these
+// services: a.API.Facts for the decision on every read, and the webhooks'
+// Recipients and ConsentActive for pushes. Until then telematicData answers
+// 503 telematics_unavailable and no data push is created or sent.
 func (a *App) mountAPI() error {
 	ledger, err := billing.NewLedgerWriter(a.DB, billing.WriterOptions{})
 	if err != nil {
@@ -48,10 +49,12 @@ func (a *App) mountAPI() error {
 
 	usage := &providerapi.UsageCalculator{DB: a.DB, Location: a.Cfg.BillingTimezone,
 		Billing: &billing.Service{DB: a.DB, Location: a.Cfg.BillingTimezone, PublicURL: a.Cfg.PublicURL}}
-	h := &providerapi.Handler{DB: a.DB, Onboarding: a.newOnboardingService(), Vehicles: a.Vehicles, Webhooks: hooks,
-		Tokens:   &providerapi.Tokens{DB: a.DB, TTL: a.Cfg.APITokenTTL},
-		Limiter:  providerapi.NewLimiter(float64(a.Cfg.APIRateLimit), a.Cfg.APIRateBurst),
-		Usage:    usage, Ledger: ledger, Location: a.Cfg.BillingTimezone}
+	// mountIngest builds a.Vehicles after this mount; the service is stateless.
+	vehicleSvc := &vehicles.Service{DB: a.DB, Catalog: catalog.Default()}
+	h := &providerapi.Handler{DB: a.DB, Onboarding: a.newOnboardingService(), Vehicles: vehicleSvc, Webhooks: hooks,
+		Tokens:  &providerapi.Tokens{DB: a.DB, TTL: a.Cfg.APITokenTTL},
+		Limiter: providerapi.NewLimiter(float64(a.Cfg.APIRateLimit), a.Cfg.APIRateBurst),
+		Usage:   usage, Ledger: ledger, Location: a.Cfg.BillingTimezone}
 	a.API = h
 	h.Routes(a.Fiber)
 	a.bearer = h.Bearer

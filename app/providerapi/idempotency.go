@@ -3,6 +3,7 @@ package providerapi
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"time"
 
@@ -41,9 +42,9 @@ func (h *Handler) idempotent(c *fiber.Ctx, clientID int64, key string) (err erro
 	sum := sha256.New()
 	sum.Write([]byte(c.Method() + " " + c.OriginalURL() + "\n"))
 	sum.Write(c.Body())
-	hash := sum.Sum(nil)
+	hash := hex.EncodeToString(sum.Sum(nil))
 	db := h.DB.WithContext(c.UserContext())
-	res := db.Exec(`INSERT INTO api_idempotency_keys (client_id, key, request_hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+	res := db.Exec(`INSERT INTO api_idempotency_keys (client_id, key, request_hash) VALUES (?, ?, decode(?, 'hex')) ON CONFLICT DO NOTHING`,
 		clientID, key, hash)
 	if res.Error != nil {
 		return errs.Wrap(res.Error, "idempotency key")
@@ -66,9 +67,9 @@ func (h *Handler) idempotent(c *fiber.Ctx, clientID int64, key string) (err erro
 	if status >= 500 {
 		return nil // deferred delete
 	}
-	err = h.DB.Exec(`UPDATE api_idempotency_keys SET status = ?, content_type = ?, location = ?, response_body = ?
+	err = h.DB.Exec(`UPDATE api_idempotency_keys SET status = ?, content_type = ?, location = ?, response_body = decode(?, 'hex')
 		WHERE client_id = ? AND key = ?`, status, string(c.Response().Header.ContentType()),
-		c.GetRespHeader(fiber.HeaderLocation), c.Response().Body(), clientID, key).Error
+		c.GetRespHeader(fiber.HeaderLocation), hex.EncodeToString(c.Response().Body()), clientID, key).Error
 	if err != nil {
 		return errs.Wrap(err, "store idempotent answer")
 	}
@@ -76,7 +77,7 @@ func (h *Handler) idempotent(c *fiber.Ctx, clientID int64, key string) (err erro
 	return nil
 }
 
-func (h *Handler) replay(c *fiber.Ctx, clientID int64, key string, hash []byte) error {
+func (h *Handler) replay(c *fiber.Ctx, clientID int64, key string, hash string) error {
 	var row idemRow
 	err := h.DB.WithContext(c.UserContext()).Raw(`SELECT request_hash, status, content_type, location, response_body
 		FROM api_idempotency_keys WHERE client_id = ? AND key = ?`, clientID, key).Take(&row).Error
@@ -86,7 +87,7 @@ func (h *Handler) replay(c *fiber.Ctx, clientID int64, key string, hash []byte) 
 	if err != nil {
 		return errs.Wrap(err, "idempotency replay")
 	}
-	if string(row.RequestHash) != string(hash) {
+	if hex.EncodeToString(row.RequestHash) != hash {
 		return errs.New(errs.Invalid, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
 	}
 	if row.Status == nil {

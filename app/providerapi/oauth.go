@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"net/url"
 	"strconv"
@@ -42,7 +43,9 @@ func (t *Tokens) now() time.Time {
 	return time.Now().UTC()
 }
 
-func tokenHash(tok string) []byte { h := sha256.Sum256([]byte(tok)); return h[:] }
+// tokenHash is the hex SHA-256 of a token; SQL stores decode(?, 'hex'). (gorm
+// would expand a []byte argument like a list.)
+func tokenHash(tok string) string { h := sha256.Sum256([]byte(tok)); return hex.EncodeToString(h[:]) }
 
 // Issue creates a token for an authenticated client.
 func (t *Tokens) Issue(ctx context.Context, c *onboarding.APIClient) (string, time.Duration, error) {
@@ -53,7 +56,7 @@ func (t *Tokens) Issue(ctx context.Context, c *onboarding.APIClient) (string, ti
 	tok := "cdat_" + base64.RawURLEncoding.EncodeToString(b)
 	now := t.now()
 	err := t.DB.WithContext(ctx).Exec(`INSERT INTO api_access_tokens (token_hash, client_id, provider_id, scope, issued_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, tokenHash(tok), c.ID, c.ProviderID, Scope, now, now.Add(t.TTL)).Error
+		VALUES (decode(?, 'hex'), ?, ?, ?, ?, ?)`, tokenHash(tok), c.ID, c.ProviderID, Scope, now, now.Add(t.TTL)).Error
 	if err != nil {
 		return "", 0, errs.Wrap(err, "store token")
 	}
@@ -75,7 +78,7 @@ func (t *Tokens) Resolve(ctx context.Context, tok string) (*Caller, error) {
 		FROM api_access_tokens t
 		JOIN api_clients c ON c.id = t.client_id AND c.revoked_at IS NULL
 		JOIN providers p ON p.id = t.provider_id AND p.status = 'active'
-		WHERE t.token_hash = ? AND t.expires_at > ?`, tokenHash(tok), t.now()).Scan(&c).Error
+		WHERE t.token_hash = decode(?, 'hex') AND t.expires_at > ?`, tokenHash(tok), t.now()).Scan(&c).Error
 	if err != nil {
 		return nil, errs.Wrap(err, "resolve token")
 	}

@@ -136,7 +136,8 @@ func (s *Service) deliver(ctx context.Context, c claimed) error {
 		ok, reason := false, "consent_unverifiable"
 		if s.ConsentActive != nil {
 			var err error
-			ok, reason, err = s.ConsentActive(ctx, c.ProviderID, c.ev.ConsentID, s.now())
+			ok, reason, err = s.ConsentActive(ctx, ConsentCheck{ProviderID: c.ProviderID, ConsentID: c.ev.ConsentID,
+				VIN: c.ev.VIN, ContainerID: c.ev.ContainerID})
 			if err != nil {
 				return s.release(ctx, c, err)
 			}

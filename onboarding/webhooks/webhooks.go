@@ -79,15 +79,15 @@ const (
 
 // Endpoint is a provider's push receiver.
 type Endpoint struct {
-	ID                  int64    `gorm:"primaryKey" json:"id"`
-	ProviderID          int64    `json:"-"`
-	URL                 string   `json:"url"`
-	Description         string   `json:"description"`
-	EventTypes          TypeList `gorm:"type:text[]" json:"eventTypes"`
-	Secret              string   `json:"-"`
-	Status              string   `json:"status"`
-	StatusReason        string   `json:"statusReason,omitempty"`
-	ConsecutiveFailures int      `json:"consecutiveFailures"`
+	ID                  int64      `gorm:"primaryKey" json:"id"`
+	ProviderID          int64      `json:"-"`
+	URL                 string     `json:"url"`
+	Description         string     `json:"description"`
+	EventTypes          TypeList   `gorm:"type:text[]" json:"eventTypes"`
+	Secret              string     `json:"-"`
+	Status              string     `json:"status"`
+	StatusReason        string     `json:"statusReason,omitempty"`
+	ConsecutiveFailures int        `json:"consecutiveFailures"`
 	FailingSince        *time.Time `json:"failingSince,omitempty"`
 	LastSuccessAt       *time.Time `json:"lastSuccessAt,omitempty"`
 	CreatedBy           string     `json:"-"`
@@ -106,7 +106,9 @@ func (e *Endpoint) SecretHint() string {
 }
 
 // Subscribed reports whether the endpoint wants events of type t.
-func (e *Endpoint) Subscribed(t string) bool { return t == TypeTest || slices.Contains(e.EventTypes, t) }
+func (e *Endpoint) Subscribed(t string) bool {
+	return t == TypeTest || slices.Contains(e.EventTypes, t)
+}
 
 // Event is one message for one provider.
 type Event struct {
@@ -189,9 +191,18 @@ type Recipient struct {
 // (the consent module answers it, in the caller's transaction).
 type RecipientsFunc func(ctx context.Context, tx *gorm.DB, vehicleID int64, key string, at time.Time) ([]Recipient, error)
 
+// ConsentCheck names what a data-carrying push flows under.
+type ConsentCheck struct {
+	ProviderID  int64
+	ConsentID   int64
+	VIN         string
+	ContainerID int64
+}
+
 // ConsentActiveFunc says, at send time, whether a data-carrying push may
-// still go out under its consent; reason is the decision's code when not.
-type ConsentActiveFunc func(ctx context.Context, providerID, consentID int64, at time.Time) (ok bool, reason string, err error)
+// still go out under its consent (the full data-access decision); reason
+// is the decision's code when not.
+type ConsentActiveFunc func(ctx context.Context, c ConsentCheck) (ok bool, reason string, err error)
 
 // PushRecord is an accepted data-carrying push, for the delivery ledger.
 type PushRecord struct {
@@ -254,7 +265,7 @@ type Service struct {
 	Recipients    RecipientsFunc    // nil: vehicle events are left for later
 	ConsentActive ConsentActiveFunc // nil: data-carrying pushes are not sent (dropped)
 	RecordPush    RecordPushFunc    // records an accepted data-carrying push in the delivery ledger (billing)
-	HTTP          *http.Client // nil: a client with Opt.Timeout that follows no redirects
+	HTTP          *http.Client      // nil: a client with Opt.Timeout that follows no redirects
 	Log           *slog.Logger
 	PublicURL     string
 	Now           func() time.Time
@@ -516,7 +527,7 @@ type NewEvent struct {
 	ConsentID        int64 // required when KeysCount > 0
 	KeysCount        int   // telematics values carried (billable when accepted)
 	SourceEventID    *int64
-	Data             any // the "data" object of the message
+	Data             any   // the "data" object of the message
 	OnlyEndpoint     int64 // send to this endpoint only (test events)
 }
 
@@ -700,6 +711,16 @@ func (s *Service) FindDeliveries(ctx context.Context, providerID int64, f Delive
 		}
 	}
 	return out, next, nil
+}
+
+// DropForConsent drops the queued deliveries of data-carrying events that
+// flow under a consent that has ended (revoked, expired). The send-time
+// check catches any that are in flight; this makes the drop visible at once.
+func (s *Service) DropForConsent(ctx context.Context, tx *gorm.DB, consentID int64, reason string) (int64, error) {
+	res := tx.WithContext(ctx).Exec(`UPDATE webhook_deliveries d SET status = 'dropped', status_reason = ?, finished_at = ?
+		FROM webhook_events ev WHERE ev.id = d.event_id AND ev.consent_id = ? AND d.status = 'pending' AND d.lease_token IS NULL`,
+		reason, s.now(), consentID)
+	return res.RowsAffected, errs.Wrap(res.Error, "drop deliveries of consent")
 }
 
 // DeadLetters counts a provider's dead deliveries (shown on its pages).
