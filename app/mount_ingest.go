@@ -36,6 +36,14 @@ func (a *App) mountIngest() error {
 		return err
 	}
 
+	a.AddWorker(func(ctx context.Context) {
+		if n, err := a.Ingest.WarmVINs(ctx); err != nil {
+			a.Log.Warn("ingest: warming the VIN cache failed; it fills as batches arrive", "error", err.Error())
+		} else {
+			a.Log.Info("ingest: VIN cache warm", "vehicles", n)
+		}
+	})
+
 	h := &ingest.Handler{Svc: a.Ingest, Allowed: a.Enforcer.Allowed}
 	h.Routes(a.Fiber.Group("/ingest/v1"))
 	a.Access.Public(fiber.MethodPost, "/ingest/v1/signals")

@@ -47,6 +47,7 @@ type BenchPhase struct {
 	Requests int
 	Errors   int
 	Seconds  float64
+	Warmup   time.Duration // until every vehicle had been sent once
 	P50, P99 time.Duration
 }
 
@@ -106,7 +107,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(out, "server pid up at %s; end-to-end run: %s warm-up, %s measured ...\n", addr, cfg.Warmup, cfg.Duration)
+	fmt.Fprintf(out, "server up at %s; end-to-end run: warm-up (at least %s and one pass over the fleet), then %s measured ...\n", addr, cfg.Warmup, cfg.Duration)
 	rep.EndToEnd = runPhase(ctx, cfg, fleet, func(w int, f *Fleet, buf []byte) ([]byte, int, error) {
 		return postBatch(ctx, addr, token, f, cfg.Batch, buf)
 	})
@@ -142,12 +143,12 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 func (r *BenchReport) Print(w io.Writer, cfg BenchConfig) {
 	cpu := runtime.NumCPU()
 	model := cpuModel()
-	fmt.Fprintf(w, "\ningest benchmark: %d vehicles, batches of %d signals, %d concurrent clients, %s measured after %s warm-up\n",
+	fmt.Fprintf(w, "\ningest benchmark: %d vehicles, batches of %d signals, %d concurrent clients, %s measured after a warm-up of at least %s and one pass over the fleet\n",
 		cfg.Vehicles, cfg.Batch, cfg.Workers, cfg.Duration, cfg.Warmup)
 	fmt.Fprintf(w, "machine: %d CPUs (%s), PostgreSQL %s, %s; client, server and database share the machine\n", cpu, model, r.Postgres, runtime.Version())
 	line := func(name string, p BenchPhase) {
-		fmt.Fprintf(w, "  %-44s %9.0f signals/s  p50 %6.1f ms  p99 %6.1f ms  (%d requests, %d errors)\n", name, p.Rate(),
-			float64(p.P50.Microseconds())/1000, float64(p.P99.Microseconds())/1000, p.Requests, p.Errors)
+		fmt.Fprintf(w, "  %-44s %9.0f signals/s  p50 %6.1f ms  p99 %6.1f ms  (%d requests, %d errors, warm after %s)\n", name, p.Rate(),
+			float64(p.P50.Microseconds())/1000, float64(p.P99.Microseconds())/1000, p.Requests, p.Errors, p.Warmup.Round(time.Second))
 	}
 	line("end to end (HTTP to a separate process):", r.EndToEnd)
 	line("database ceiling (COPY + upsert, no HTTP):", r.Ceiling)
@@ -320,15 +321,19 @@ func postBatch(ctx context.Context, addr, token string, f *Fleet, n int, buf []b
 	return buf, count, nil
 }
 
-// runPhase runs cfg.Workers loops of send for warm-up plus duration and
-// measures throughput and latency of the requests completed in the measured
-// window. Each worker owns a disjoint share of the fleet.
+// runPhase runs cfg.Workers loops of send and measures throughput and
+// latency of the requests completed within cfg.Duration after the warm-up.
+// The warm-up lasts cfg.Warmup and at least until every vehicle has been
+// sent once, so both runs measure the steady state (known vehicles, latest
+// values updated rather than inserted). Each worker owns a disjoint share of
+// the fleet.
 func runPhase(ctx context.Context, cfg BenchConfig, all []*SimVehicle, send func(w int, f *Fleet, buf []byte) ([]byte, int, error)) BenchPhase {
 	begin := time.Now()
-	from, until := begin.Add(cfg.Warmup), begin.Add(cfg.Warmup+cfg.Duration)
 	var mu sync.Mutex
 	var lat []time.Duration
 	var phase BenchPhase
+	var from, until time.Time // zero until the warm-up is over
+	warmed := 0
 	var wg sync.WaitGroup
 	for w := range cfg.Workers {
 		var share []*SimVehicle
@@ -340,34 +345,49 @@ func runPhase(ctx context.Context, cfg BenchConfig, all []*SimVehicle, send func
 		go func() {
 			defer wg.Done()
 			var buf []byte
+			counted := false
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				if t0.After(until) {
+				mu.Lock()
+				done := !until.IsZero() && t0.After(until)
+				mu.Unlock()
+				if done {
 					return
 				}
 				var n int
 				var err error
 				buf, n, err = send(w, f, buf)
 				t1 := time.Now()
-				if t1.Before(from) || t1.After(until) {
-					continue
-				}
 				mu.Lock()
-				phase.Requests++
-				if err != nil {
-					phase.Errors++
-					if phase.Errors <= 3 {
-						fmt.Fprintf(cfg.Out, "  error: %v\n", err)
-					}
+				if !counted && f.Cycles > 0 {
+					counted = true
+					warmed++
 				}
-				phase.Signals += int64(n)
-				lat = append(lat, t1.Sub(t0))
+				if from.IsZero() && warmed == cfg.Workers {
+					from = t1
+					if w := begin.Add(cfg.Warmup); w.After(from) {
+						from = w
+					}
+					until = from.Add(cfg.Duration)
+				}
+				if !from.IsZero() && t0.After(from) && !t1.After(until) {
+					phase.Requests++
+					if err != nil {
+						phase.Errors++
+						if phase.Errors <= 3 {
+							fmt.Fprintf(cfg.Out, "  error: %v\n", err)
+						}
+					}
+					phase.Signals += int64(n)
+					lat = append(lat, t1.Sub(t0))
+				}
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	phase.Seconds = cfg.Duration.Seconds()
+	phase.Warmup = from.Sub(begin)
 	slices.Sort(lat)
 	if len(lat) > 0 {
 		phase.P50 = lat[len(lat)/2]

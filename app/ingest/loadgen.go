@@ -31,8 +31,21 @@ type Fleet struct {
 	Vehicles []*SimVehicle
 	// LateShare is the share of snapshots dated in the past (out of order).
 	LateShare float64
-	rng       *rand.Rand
-	next      int
+	// Cycles counts how often every vehicle has had its turn.
+	Cycles int
+	rng    *rand.Rand
+	next   int
+}
+
+// advance moves to the next vehicle and returns the current one.
+func (f *Fleet) advance() *SimVehicle {
+	v := f.Vehicles[f.next]
+	f.next++
+	if f.next == len(f.Vehicles) {
+		f.next = 0
+		f.Cycles++
+	}
+	return v
 }
 
 // NewFleet builds a fleet; drivetrains[i] belongs to vins[i] (combustion when missing).
@@ -140,8 +153,7 @@ func (f *Fleet) appendJSON(buf []byte, n, snapshots int, at time.Time) ([]byte, 
 	var ts []byte
 	for (n < 0 || count < n) && snapshots != 0 && len(f.Vehicles) > 0 {
 		snapshots--
-		v := f.Vehicles[f.next]
-		f.next = (f.next + 1) % len(f.Vehicles)
+		v := f.advance()
 		var readAt time.Time
 		rs, readAt = f.snapshot(v, at, rs)
 		ts = readAt.UTC().AppendFormat(ts[:0], "2006-01-02T15:04:05.000Z07:00")
@@ -184,8 +196,7 @@ func (f *Fleet) appendRows(rows []row, n int, at time.Time, cat *catalog.Catalog
 	count := 0
 	var rs []reading
 	for count < n && len(f.Vehicles) > 0 {
-		v := f.Vehicles[f.next]
-		f.next = (f.next + 1) % len(f.Vehicles)
+		v := f.advance()
 		var readAt time.Time
 		rs, readAt = f.snapshot(v, at, rs)
 		for _, r := range rs {

@@ -134,6 +134,36 @@ type vinCache struct {
 
 const missTTL = 30 * time.Second
 
+// WarmVINs loads every registered VIN into the lookup cache, so the first
+// batches after a start do not each query the registry. Serve runs it in
+// the background; the cache fills lazily without it.
+func (s *Service) WarmVINs(ctx context.Context) (int, error) {
+	var last int64
+	n := 0
+	for {
+		var rows []struct {
+			ID  int64
+			VIN string
+		}
+		if err := s.DB.WithContext(ctx).Raw("SELECT id, vin FROM vehicles WHERE id > ? ORDER BY id LIMIT 50000", last).Scan(&rows).Error; err != nil {
+			return n, errs.Wrap(err, "warm VIN cache")
+		}
+		if len(rows) == 0 {
+			return n, nil
+		}
+		s.vins.mu.Lock()
+		if s.vins.ids == nil {
+			s.vins.ids, s.vins.misses = map[string]int64{}, map[string]time.Time{}
+		}
+		for _, r := range rows {
+			s.vins.ids[r.VIN] = r.ID
+		}
+		s.vins.mu.Unlock()
+		n += len(rows)
+		last = rows[len(rows)-1].ID
+	}
+}
+
 // resolveVINs fills ids[i] with the vehicle id of signals[i] (0: unknown).
 func (s *Service) resolveVINs(ctx context.Context, signals []Signal, ids []int64, now time.Time) error {
 	c := &s.vins

@@ -289,3 +289,16 @@ func TestConcurrentBatches(t *testing.T) {
 		}
 	}
 }
+
+func TestWarmVINs(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 3)
+	n, err := f.svc.WarmVINs(ctx)
+	if err != nil || n != 3 {
+		t.Fatalf("warmed %d: %v", n, err)
+	}
+	ids := make([]int64, 1)
+	if err := f.svc.resolveVINs(ctx, []Signal{{VIN: f.vins[2]}}, ids, f.now); err != nil || ids[0] == 0 {
+		t.Fatalf("a warmed VIN resolves from the cache: %v %v", ids, err)
+	}
+}
