@@ -5,7 +5,7 @@ export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cardata?sslmode=disabl
 export LISTEN_ADDR  ?= 127.0.0.1:8080
 GOTEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: run test build postgres chromium vet bench bench-ingest clean
+.PHONY: run test build postgres chromium vet bench bench-ingest bench-api clean
 
 ## run: start Postgres if needed, create + migrate the database, load demo data, serve
 run: postgres build
@@ -42,6 +42,10 @@ bench: postgres
 ## bench-ingest: 100,000 vehicles, HTTP load from this process against `cardata serve`, vs. the database ceiling
 bench-ingest: postgres build
 	$(BIN) bench ingest
+
+## bench-api: provider API reads (OAuth, consent decision, durable ledger) from a separate process vs. the database ceiling
+bench-api: postgres build
+	go run ./app/providerapi/benchapi -binary $(BIN)
 
 clean:
 	rm -rf bin

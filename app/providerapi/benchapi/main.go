@@ -1,0 +1,483 @@
+// Command benchapi is the provider API benchmark (make bench-api). It
+// loads a consented fleet into a fresh database, starts `cardata serve` as
+// a separate process, and from this process drives authenticated
+// telematicData reads (OAuth client credentials, random consented VINs):
+// first closed-loop to find the peak, then open-loop at 80 % of the peak
+// for latency. It then measures the database ceiling with the same SQL per
+// request (the latest-values read and one ledger insert, committed per
+// request) from the same number of connections, and checks that every
+// response that carried data has exactly one durable ledger record.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/oauth2/clientcredentials"
+	"gorm.io/gorm"
+
+	"cardata/admin/staff"
+	"cardata/app/db"
+	"cardata/app/providerapi"
+	"cardata/onboarding"
+	"cardata/onboarding/containers"
+	"cardata/onboarding/vehicles"
+	"cardata/policies"
+	"cardata/policies/consent"
+)
+
+const benchDB = "cardata_bench_api"
+
+var containerKeys = []string{"vehicle.vehicle.travelledDistance", "vehicle.drivetrain.totalRemainingRange", "vehicle.isMoving"}
+
+func main() {
+	binary := flag.String("binary", "bin/cardata", "the cardata binary to serve with")
+	dsn := flag.String("db", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cardata?sslmode=disable"), "PostgreSQL URL (the benchmark database is created next to it)")
+	n := flag.Int("vehicles", 20000, "consented vehicles")
+	workers := flag.Int("workers", 32, "concurrent clients (and database connections for the ceiling)")
+	warmup := flag.Duration("warmup", 3*time.Second, "warm-up before each measured run")
+	dur := flag.Duration("duration", 15*time.Second, "measured time per run")
+	flag.Parse()
+	ctx, stop := signalContext()
+	defer stop()
+	if err := run(ctx, *binary, *dsn, *n, *workers, *warmup, *dur); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-api:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func signalContext() (context.Context, func()) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+type world struct {
+	providerID  int64
+	clientID    string
+	secret      string
+	containerID int64
+	vins        []string
+	vehicleIDs  []int64
+}
+
+func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur time.Duration) error {
+	benchURL, err := freshDatabase(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	gdb, err := db.Open(benchURL, 8)
+	if err != nil {
+		return err
+	}
+	defer db.Close(gdb)
+	if _, err := db.Migrate(ctx, gdb); err != nil {
+		return err
+	}
+	fmt.Printf("loading %d consented vehicles into %s ...\n", n, benchDB)
+	t0 := time.Now()
+	w, err := seed(ctx, gdb, n)
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	fmt.Printf("loaded in %s\n", time.Since(t0).Round(time.Millisecond))
+	var pgVersion string
+	gdb.Raw("SHOW server_version").Scan(&pgVersion)
+
+	addr, stopServer, err := startServer(binary, benchURL, workers)
+	if err != nil {
+		return err
+	}
+	cfg := clientcredentials.Config{ClientID: w.clientID, ClientSecret: w.secret, TokenURL: "http://" + addr + "/oauth/token"}
+	tok, err := cfg.Token(ctx)
+	if err != nil {
+		_ = stopServer()
+		return fmt.Errorf("token: %w", err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers * 4, DisableCompression: true}}
+	var delivered atomic.Int64
+	read := func(ctx context.Context) error {
+		i := rand.IntN(len(w.vins))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet,
+			fmt.Sprintf("http://%s/api/v1/vehicles/%s/telematicData?containerId=%d", addr, w.vins[i], w.containerID), nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			return fmt.Errorf("HTTP %d", res.StatusCode)
+		}
+		if res.Header.Get(providerapi.DeliveryHeader) != "" {
+			delivered.Add(1)
+		}
+		return nil
+	}
+	fmt.Printf("API peak run: %d clients, %s warm-up, %s measured ...\n", workers, warmup, dur)
+	peak := closedLoop(ctx, workers, warmup, dur, read)
+	target := 0.8 * peak.rate()
+	fmt.Printf("API latency run at 80 %% of peak (%.0f req/s) ...\n", target)
+	at80 := openLoop(ctx, workers*4, target, warmup, dur, read)
+	if err := stopServer(); err != nil {
+		fmt.Printf("server stop: %v\n", err)
+	}
+
+	var ledger int64
+	gdb.Raw("SELECT count(*) FROM delivery_ledger WHERE provider_id = ? AND kind = 'pull'", w.providerID).Scan(&ledger)
+
+	// The database ceiling: the same two statements per request, each
+	// request its own transaction, from as many connections as clients.
+	pool, err := pgxpool.New(ctx, benchURL+"&pool_max_conns="+fmt.Sprint(workers))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	var seq atomic.Int64
+	ceilingReq := func(ctx context.Context) error {
+		i := rand.IntN(len(w.vins))
+		rows, err := pool.Query(ctx, providerapi.SQLLatestValues, w.vehicleIDs[i], containerKeys)
+		if err != nil {
+			return err
+		}
+		k := 0
+		for rows.Next() {
+			k++
+		}
+		rows.Close()
+		if rows.Err() != nil {
+			return rows.Err()
+		}
+		_, err = pool.Exec(ctx, `INSERT INTO delivery_ledger (provider_id, client_id, vin, container_id, container_version, consent_id, kind,
+			keys_delivered, bytes, request_id, delivered_at) VALUES ($1, NULL, $2, $3, 1, 1, 'pull', $4, 300, $5, now())`,
+			w.providerID+1_000_000, w.vins[i], w.containerID, max(k, 1), fmt.Sprintf("ceiling-%d", seq.Add(1)))
+		return err
+	}
+	fmt.Printf("database ceiling run (latest-values read + ledger insert per request, %d connections) ...\n", workers)
+	ceil := closedLoop(ctx, workers, warmup, dur, ceilingReq)
+	ceil80 := openLoop(ctx, workers*4, 0.8*ceil.rate(), warmup, dur, ceilingReq)
+
+	fmt.Printf("\nprovider API benchmark: %d consented vehicles, container of %d keys (2 with values), %d clients, %s measured after %s warm-up\n",
+		n, len(containerKeys), workers, dur, warmup)
+	fmt.Printf("machine: %d CPUs (%s), PostgreSQL %s, %s; client, server and database share the machine\n", runtime.NumCPU(), cpuModel(), pgVersion, runtime.Version())
+	line := func(name string, p phase) {
+		fmt.Printf("  %-52s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  (%d requests, %d errors)\n", name, p.rate(),
+			ms(p.p50), ms(p.p99), p.requests, p.errors)
+	}
+	line("API, closed loop (peak):", peak)
+	line("API, open loop at 80 % of peak:", at80)
+	line("database ceiling, closed loop (peak):", ceil)
+	line("database ceiling, open loop at 80 % of its peak:", ceil80)
+	fmt.Printf("  ratio API / ceiling (peak throughput): %.2f\n", peak.rate()/ceil.rate())
+	fmt.Printf("  responses with data: %d; ledger records: %d (every delivery durably recorded: %v)\n",
+		delivered.Load(), ledger, delivered.Load() == ledger)
+	if delivered.Load() != ledger {
+		return errors.New("ledger records do not match the responses that carried data")
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+type phase struct {
+	requests, errors int64
+	seconds          float64
+	p50, p99         time.Duration
+}
+
+func (p phase) rate() float64 { return float64(p.requests) / p.seconds }
+
+func summarize(lat []time.Duration, errs int64, secs float64) phase {
+	slices.Sort(lat)
+	p := phase{requests: int64(len(lat)), errors: errs, seconds: secs}
+	if len(lat) > 0 {
+		p.p50 = lat[len(lat)/2]
+		p.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
+	}
+	return p
+}
+
+// closedLoop runs workers that send back to back; only requests started
+// after the warm-up and finished before the end count.
+func closedLoop(ctx context.Context, workers int, warmup, dur time.Duration, do func(context.Context) error) phase {
+	start := time.Now().Add(warmup)
+	end := start.Add(dur)
+	var mu sync.Mutex
+	var lat []time.Duration
+	var errs int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			var bad int64
+			for ctx.Err() == nil {
+				t := time.Now()
+				if t.After(end) {
+					break
+				}
+				err := do(ctx)
+				if t.After(start) {
+					if err != nil {
+						bad++
+					} else {
+						mine = append(mine, time.Since(t))
+					}
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			errs += bad
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return summarize(lat, errs, dur.Seconds())
+}
+
+// openLoop sends at a fixed rate regardless of answers (latency at a given
+// load, without coordinated omission), with up to `concurrency` in flight.
+func openLoop(ctx context.Context, concurrency int, rate float64, warmup, dur time.Duration, do func(context.Context) error) phase {
+	if rate <= 0 {
+		return phase{seconds: dur.Seconds()}
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	measureFrom := start.Add(warmup)
+	end := measureFrom.Add(dur)
+	sem := make(chan struct{}, concurrency)
+	var mu sync.Mutex
+	var lat []time.Duration
+	var errs int64
+	var wg sync.WaitGroup
+	// Send everything that is due, then nap: a late wake-up sends the
+	// backlog at once instead of drifting behind the schedule.
+	for i := 0; ctx.Err() == nil; {
+		now := time.Now()
+		if now.After(end) {
+			break
+		}
+		for ; ; i++ {
+			due := start.Add(time.Duration(i) * interval)
+			if due.After(now) || due.After(end) {
+				break
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func(due time.Time) {
+				defer func() { <-sem; wg.Done() }()
+				err := do(ctx)
+				took := time.Since(due) // from when it was due: no coordinated omission
+				if due.Before(measureFrom) {
+					return
+				}
+				mu.Lock()
+				if err != nil {
+					errs++
+				} else {
+					lat = append(lat, took)
+				}
+				mu.Unlock()
+			}(due)
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+	wg.Wait()
+	return summarize(lat, errs, dur.Seconds())
+}
+
+// seed creates the provider, its client, an approved container, the fleet
+// with holders (real services), then grants the consents and stores latest
+// values in bulk SQL (what the consent flow and the ingest would leave).
+func seed(ctx context.Context, gdb *gorm.DB, n int) (*world, error) {
+	sys := policies.WithPrincipal(ctx, policies.System("bench"))
+	ob := &onboarding.Service{DB: gdb, BcryptCost: 4}
+	reg, err := ob.Register(sys, onboarding.Registration{LegalName: "Bench Versicherung AG", LegalForm: "AG", Street: "Ring 1",
+		PostalCode: "1010", City: "Wien", Country: "AT", VATID: "ATU13585627", RegisterNumber: "FN 1", ContactName: "Bench",
+		ContactEmail: "bench@provider.example", BillingEmail: "billing@provider.example", IntendedServices: "Benchmarking the provider API.",
+		TermsVersion: "2025-01", AcceptTerms: true, AdminPassword: "bench-password-1", ClientAddr: "127.0.0.1",
+		Documents: []onboarding.Upload{{Filename: "extract.pdf", Data: []byte("%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")}}})
+	if err != nil {
+		return nil, fmt.Errorf("register: %w", err)
+	}
+	pid := reg.Provider.ID
+	for _, a := range []onboarding.Action{onboarding.ActionClaim, onboarding.ActionApprove} {
+		if _, err := ob.Review(sys, pid, a, ""); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := ob.RequestMarkets(sys, pid, []string{"DE"}); err != nil {
+		return nil, err
+	}
+	if err := ob.DecideMarketAccess(sys, pid, "DE", true, ""); err != nil {
+		return nil, err
+	}
+	w := &world{providerID: pid, clientID: "cd_bench", secret: "bench-secret-0123456789"}
+	if _, err := ob.CreateAPIClientWithSecret(sys, pid, "bench", w.clientID, w.secret); err != nil {
+		return nil, err
+	}
+	cs := &consent.Service{DB: gdb, IsEU: onboarding.IsEU}
+	ct := &containers.Service{DB: gdb, Consents: cs}
+	prov := policies.WithPrincipal(ctx, &policies.Principal{Kind: policies.KindProvider, ID: reg.Admin.ID, ProviderID: pid,
+		Roles: []string{"provider_admin"}, Email: reg.Admin.Email})
+	v, err := ct.Create(prov, pid, containers.Input{Name: "Pay as you drive", Purpose: "Insurance premium from the distance driven.",
+		PurposeCode: "insurance_usage", Keys: containerKeys, Submit: true})
+	if err != nil {
+		return nil, fmt.Errorf("container: %w", err)
+	}
+	w.containerID = v.ContainerID
+	pm, err := (&staff.Service{DB: gdb, BcryptCost: 4}).Create(sys, staff.NewUser{Email: "pm@bench.example", Name: "PM",
+		Roles: []string{policies.RolePartnerManager}, Password: "bench-password-1"})
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := ct.Approve(policies.WithPrincipal(ctx, pm.Principal(0)), v.ID); err != nil {
+		return nil, fmt.Errorf("approve: %w", err)
+	}
+	fleet := make([]vehicles.FleetVehicle, n)
+	for i := range fleet {
+		fleet[i] = vehicles.FleetVehicle{NewVehicle: vehicles.NewVehicle{VIN: fmt.Sprintf("WBA00BENCH%07d", i), Brand: "BMW", Model: "bench",
+			Drivetrain: "combustion", Market: "DE", TelematicsCapable: true, SIMActive: true},
+			HolderEmail: fmt.Sprintf("holder%d@bench.example", i), HolderName: "Holder"}
+	}
+	vs := &vehicles.Service{DB: gdb}
+	for start := 0; start < n; start += 10_000 {
+		if _, err := vs.ImportFleet(sys, fleet[start:min(start+10_000, n)]); err != nil {
+			return nil, fmt.Errorf("fleet: %w", err)
+		}
+	}
+	// Granted consents and latest values in bulk: what the customers' grants
+	// and the ingest would have left.
+	err = gdb.Exec(`INSERT INTO consents (provider_id, container_id, container_version_id, vehicle_id, vin, account_id, state,
+			requested_by, requested_at, decided_at, updated_at)
+		SELECT ?, ?, ?, v.id, v.vin, h.account_id, 'granted', 'bench', now(), now(), now()
+		FROM vehicles v JOIN vehicle_holders h ON h.vehicle_id = v.id AND h.role = 'primary'`, pid, v.ContainerID, v.ID).Error
+	if err != nil {
+		return nil, fmt.Errorf("consents: %w", err)
+	}
+	err = gdb.Exec(`INSERT INTO vehicle_latest_values (vehicle_id, key_id, read_at, received_at, value)
+		SELECT v.id, k.id, now() - interval '1 minute', now(), (1000 + (random() * 200000)::int)::text
+		FROM vehicles v CROSS JOIN catalog_keys k WHERE k.key IN (?, ?)`, containerKeys[0], containerKeys[1]).Error
+	if err != nil {
+		return nil, fmt.Errorf("latest values: %w", err)
+	}
+	gdb.Exec("ANALYZE")
+	var rows []struct {
+		ID  int64
+		VIN string
+	}
+	if err := gdb.Raw("SELECT id, vin FROM vehicles ORDER BY id").Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		w.vins = append(w.vins, r.VIN)
+		w.vehicleIDs = append(w.vehicleIDs, r.ID)
+	}
+	return w, nil
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+// freshDatabase drops and recreates the benchmark database next to dsn's.
+func freshDatabase(ctx context.Context, dsn string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", err
+	}
+	maint := *u
+	maint.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, maint.String())
+	if err != nil {
+		return "", fmt.Errorf("connecting to PostgreSQL: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+benchDB+" WITH (FORCE)"); err != nil {
+		return "", err
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+benchDB); err != nil {
+		return "", err
+	}
+	u.Path = "/" + benchDB
+	return u.String(), nil
+}
+
+// startServer runs `cardata serve` on a free port against dsn, with rate
+// limits out of the way, and waits until it is ready.
+func startServer(binary, dsn string, workers int) (string, func() error, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn, "LISTEN_ADDR="+addr, "LOG_LEVEL=warn",
+		"API_RATE_LIMIT=1000000", "API_RATE_BURST=1000000", fmt.Sprintf("DB_MAX_OPEN_CONNS=%d", max(20, workers)))
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() error {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			return errors.New("server did not stop within 30s")
+		}
+	}
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		res, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				fmt.Printf("server (pid %d) ready at %s\n", cmd.Process.Pid, addr)
+				return addr, stop, nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = stop()
+	return "", nil, fmt.Errorf("server did not become ready: %s", stderr.String())
+}
