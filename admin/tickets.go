@@ -329,7 +329,7 @@ func (h *TicketHandlers) transition(c *fiber.Ctx) error {
 	if err != nil {
 		return h.failed(c, id, err, "action-"+string(action), "message")
 	}
-	return h.done(c, id, fmt.Sprintf("%s %s; it is now %s.", t.Number(), tr.Past, t.Status.Label()))
+	return h.done(c, id, fmt.Sprintf("%s: %s; the ticket is now %s.", t.Number(), tr.Label, t.Status.Label()))
 }
 
 func (h *TicketHandlers) assign(c *fiber.Ctx) error {

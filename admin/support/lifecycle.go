@@ -57,7 +57,7 @@ type Transition struct {
 // it was merged into another ticket).
 var Transitions = []Transition{
 	{Action: ActionOpen, From: []Status{StatusNew}, To: StatusOpen, By: byStaff, Label: "Assign", Past: "assigned"},
-	{Action: ActionWait, From: []Status{StatusOpen}, To: StatusWaiting, By: byStaff, Message: true, Label: "Ask the provider and wait", Past: "is waiting on the provider"},
+	{Action: ActionWait, From: []Status{StatusOpen}, To: StatusWaiting, By: byStaff, Message: true, Label: "Ask the provider and wait", Past: "asked the provider"},
 	{Action: ActionResume, From: []Status{StatusWaiting}, To: StatusOpen, By: byStaff, Label: "Stop waiting", Past: "stopped waiting on the provider"},
 	{Action: ActionProviderReply, From: []Status{StatusWaiting}, To: StatusOpen, By: byProvider, Label: "Reply", Past: "answered"},
 	{Action: ActionResolve, From: []Status{StatusOpen, StatusWaiting}, To: StatusResolved, By: byStaff, Message: true, Label: "Resolve", Past: "resolved"},
@@ -106,7 +106,7 @@ func (tr Transition) check(t *Ticket, p *policies.Principal, now time.Time, loc 
 		return errMerged(t)
 	}
 	if !slices.Contains(tr.From, t.Status) {
-		return errs.New(errs.Conflict, "invalid_transition", "a %s ticket cannot be %s", t.Status.Label(), tr.Past)
+		return errs.New(errs.Conflict, "invalid_transition", "%q is not possible while the ticket is %s", tr.Label, t.Status.Label())
 	}
 	if tr.Action == ActionReopen && (t.ResolvedAt == nil || now.After(daysAfter(*t.ResolvedAt, ReopenDays, loc))) {
 		return errs.New(errs.Conflict, "reopen_window_passed",

@@ -417,7 +417,7 @@ func (s *Service) Timeline(ctx context.Context, id int64) ([]Entry, error) {
 	}
 	for i := range evs {
 		e := &evs[i]
-		if e.TicketID != id && e.Action != "open" {
+		if e.TicketID != id && e.Action != "created" {
 			continue // of a duplicate, only its opening is of interest here
 		}
 		out = append(out, Entry{At: e.At, Event: e, From: from(e.TicketID)})

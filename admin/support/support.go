@@ -383,6 +383,24 @@ type Event struct {
 
 func (Event) TableName() string { return "support_events" }
 
+// eventLabels name the events that are not transitions.
+var eventLabels = map[string]string{
+	"created": "opened the ticket", "assign": "reassigned", "classify": "changed", "time": "booked time",
+	"time_removed": "removed time", "time_moved": "moved time", "billing": "handed to billing", "billable": "changed billability",
+	"link": "linked", "unlink": "removed a link", "merged_in": "merged a duplicate", "sla_warning": "SLA warning", "sla_breach": "SLA breach",
+}
+
+// Label is the event in words: "resolved", "opened the ticket".
+func (e Event) Label() string {
+	if l, ok := eventLabels[e.Action]; ok {
+		return l
+	}
+	if tr, ok := TransitionFor(Action(e.Action)); ok {
+		return tr.Past
+	}
+	return e.Action
+}
+
 // addEvent records an event in tx.
 func addEvent(tx *gorm.DB, p *policies.Principal, ticketID int64, action string, from, to Status, note string, internal bool, now time.Time) error {
 	e := Event{TicketID: ticketID, At: now, ActorKind: actorKind(p), ActorLabel: actorLabel(p), Action: action,

@@ -118,7 +118,7 @@ func TestLifecycleAndInvalidTransitions(t *testing.T) {
 		actions = append(actions, e.Action)
 	}
 	joined := strings.Join(actions, " ")
-	for _, a := range []string{"support_ticket.open", "support_ticket.open ", "support_ticket.wait", "support_ticket.provider_reply",
+	for _, a := range []string{"support_ticket.create", "support_ticket.open ", "support_ticket.wait", "support_ticket.provider_reply",
 		"support_ticket.resolve", "support_ticket.reopen", "support_ticket.close", "support_ticket.message"} {
 		if !strings.Contains(joined+" ", a) {
 			t.Errorf("audit lacks %s: %s", a, joined)

@@ -122,7 +122,7 @@ func (s *Service) OpenTicket(ctx context.Context, in NewTicket) (*Ticket, error)
 		if err := tx.Omit("ProviderName", "AssigneeName").Create(t).Error; err != nil {
 			return errs.Wrap(err, "create ticket")
 		}
-		if err := addEvent(tx, vw.p, t.ID, "open", "", StatusNew, "via "+channel, false, now); err != nil {
+		if err := addEvent(tx, vw.p, t.ID, "created", "", StatusNew, "via "+channel, false, now); err != nil {
 			return err
 		}
 		if err := storeLinks(tx, t.ID, links, actorLabel(vw.p), now); err != nil {
@@ -131,7 +131,7 @@ func (s *Service) OpenTicket(ctx context.Context, in NewTicket) (*Ticket, error)
 		if err := storeUploads(tx, t.ID, nil, false, files, actorLabel(vw.p), now); err != nil {
 			return err
 		}
-		if err := audit.Record(ctx, tx, "support_ticket.open", "support_ticket", ticketRef(t.ID),
+		if err := audit.Record(ctx, tx, "support_ticket.create", "support_ticket", ticketRef(t.ID),
 			fmt.Sprintf("%s %s %s for %s: %s", t.Number(), t.Priority, t.Category, prov.LegalName, t.Subject)); err != nil {
 			return err
 		}
