@@ -790,6 +790,26 @@ func TestAPIPagesForProvidersAndStaff(t *testing.T) {
 	if res.Status != 422 {
 		t.Fatalf("invalid endpoint: %d", res.Status)
 	}
+	var epID int64
+	tt.DB.Raw("SELECT id FROM webhook_endpoints WHERE provider_id = ?", w.Provider.Provider.ID).Scan(&epID)
+	res = portal.PostForm(fmt.Sprintf("/portal/webhooks/%d/test", epID), url.Values{})
+	if res.Status != 303 {
+		t.Fatalf("send test: %d %s", res.Status, res.Body)
+	}
+	res = portal.Get(fmt.Sprintf("/portal/webhooks/%d", epID))
+	obMustContain(t, res.Body, "webhook.test", "whsec_", "Send test event")
+	// Another provider's endpoint is not found, and bad ids are not errors.
+	other := mustAPIWorld(t, tt, "Provider B GmbH", "DE", "DE136695976")
+	otherPortal := loginProvider(t, tt, other.Provider.Admin.Email, providerPassword)
+	if res = otherPortal.Get(fmt.Sprintf("/portal/webhooks/%d", epID)); res.Status != 404 {
+		t.Fatalf("foreign endpoint: %d", res.Status)
+	}
+	if res = otherPortal.PostForm(fmt.Sprintf("/portal/webhooks/%d/delete", epID), url.Values{}); res.Status != 404 {
+		t.Fatalf("foreign delete: %d", res.Status)
+	}
+	if res = portal.Get("/portal/webhooks/abc"); res.Status >= 500 {
+		t.Fatalf("bad id: %d", res.Status)
+	}
 	staffUser := tt.MustCreateStaff(t, "finance@cardata.example", policies.RoleFinance)
 	_ = staffUser
 	sc := tt.LoginStaff(t, "finance@cardata.example")
