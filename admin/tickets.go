@@ -142,17 +142,6 @@ func (h *TicketHandlers) renderNew(c *fiber.Ctx, status int, fieldErrs, form map
 			CanCreate: h.mayPost(c, "/admin/tickets")}})
 }
 
-// linkInputs reads the link fields of a ticket form.
-func linkInputs(c *fiber.Ctx) []support.LinkInput {
-	var out []support.LinkInput
-	for _, k := range support.LinkKinds {
-		for _, ref := range strings.FieldsFunc(c.FormValue("link_"+string(k)), func(r rune) bool { return r == ',' || r == '\n' }) {
-			out = append(out, support.LinkInput{Kind: k, Ref: ref})
-		}
-	}
-	return out
-}
-
 func (h *TicketHandlers) uploads(c *fiber.Ctx, field string) ([]support.Upload, error) {
 	form, err := c.MultipartForm()
 	if err != nil {
@@ -170,7 +159,7 @@ func (h *TicketHandlers) create(c *fiber.Ctx) error {
 	in := support.NewTicket{ProviderID: providerID, Subject: c.FormValue("subject"), Description: c.FormValue("description"),
 		Category: support.Category(c.FormValue("category")), Priority: support.Priority(c.FormValue("priority")),
 		ContactName: c.FormValue("contact_name"), ContactEmail: c.FormValue("contact_email"),
-		Links: linkInputs(c), Attachments: files}
+		Links: support.LinkInputsFrom(func(k string) string { return c.FormValue(k) }), Attachments: files}
 	if c.FormValue("assign_me") == "true" {
 		if p := policies.PrincipalFrom(c.UserContext()); p != nil {
 			id := p.ID

@@ -66,18 +66,20 @@ func (a *App) supportJobs(svc *support.Service) []jobs.Job {
 }
 
 // resolveSupportLink looks up the target of a ticket link for the ticket's
-// provider and names the page to open, when there is one for the viewer:
-// vehicles for staff, invoices of that provider, and containers of that
-// provider once the container table exists.
+// provider and names the page to open, when the viewer has one: vehicles
+// (staff only), that provider's invoices, and that provider's containers.
 func (a *App) resolveSupportLink(ctx context.Context, providerID int64, staff bool, kind support.LinkKind, ref string) (support.LinkTarget, error) {
 	db := a.DB.WithContext(ctx)
-	page := func(staffPath, portalPath string) string {
-		p := portalPath
+	// page returns the first candidate page that is mounted for the viewer's side.
+	page := func(staffPaths, portalPaths []string) string {
+		paths := portalPaths
 		if staff {
-			p = staffPath
+			paths = staffPaths
 		}
-		if p != "" && a.Access.Known(fiber.MethodGet, p) {
-			return p
+		for _, p := range paths {
+			if a.Access.Known(fiber.MethodGet, p) {
+				return p
+			}
 		}
 		return ""
 	}
@@ -91,9 +93,8 @@ func (a *App) resolveSupportLink(ctx context.Context, providerID int64, staff bo
 		if err := db.Table("vehicles").Where("vin = ?", ref).Count(&n).Error; err != nil {
 			return out, errs.Wrap(err, "resolve vin link")
 		}
-		out.Exists = n > 0
-		if out.Exists {
-			out.URL = page("/admin/vehicles/"+ref, "")
+		if out.Exists = n > 0; out.Exists {
+			out.URL = page([]string{"/admin/vehicles/" + ref}, nil)
 		}
 	case support.LinkInvoice:
 		var inv struct {
@@ -103,30 +104,28 @@ func (a *App) resolveSupportLink(ctx context.Context, providerID int64, staff bo
 		if err := db.Raw(`SELECT id, status FROM invoices WHERE number = ? AND provider_id = ? LIMIT 1`, ref, providerID).Scan(&inv).Error; err != nil {
 			return out, errs.Wrap(err, "resolve invoice link")
 		}
-		out.Exists = inv.ID != 0
-		if out.Exists {
+		if out.Exists = inv.ID != 0; out.Exists {
 			out.Label = inv.Status
-			out.URL = page(fmt.Sprintf("/admin/invoices/%d", inv.ID), fmt.Sprintf("/portal/invoices/%d", inv.ID))
+			out.URL = page([]string{fmt.Sprintf("/admin/billing/invoices/%d", inv.ID)},
+				[]string{fmt.Sprintf("/portal/invoices/%d", inv.ID), fmt.Sprintf("/portal/billing/invoices/%d", inv.ID)})
 		}
 	case support.LinkContainer:
+		// Containers are onboarding's; until its migration is applied the
+		// link shows as text, and a schema change never breaks the ticket page.
 		var table *string
-		if err := db.Raw(`SELECT to_regclass('public.containers')::text`).Scan(&table).Error; err != nil {
+		if err := db.Raw(`SELECT to_regclass('public.container_versions')::text`).Scan(&table).Error; err != nil || table == nil {
 			return out, errs.Wrap(err, "resolve container link")
 		}
-		if table == nil {
+		var name string
+		err := db.Raw(`SELECT v.name FROM containers c JOIN container_versions v ON v.container_id = c.id
+			WHERE c.id = ?::bigint AND c.provider_id = ? ORDER BY v.version DESC LIMIT 1`, ref, providerID).Scan(&name).Error
+		if err != nil {
+			a.Log.Warn("support: cannot resolve a container link", "ref", ref, "err", err)
 			return out, nil
 		}
-		// The container module is not part of this tree yet: a schema other
-		// than (id, provider_id, name) shows the link as text, never an error page.
-		var row struct{ Name string }
-		if err := db.Raw(`SELECT name FROM containers WHERE id = ?::bigint AND provider_id = ?`, ref, providerID).Scan(&row).Error; err != nil {
-			a.Log.Warn("support: cannot resolve container link", "ref", ref, "err", err)
-			return out, nil
-		}
-		out.Exists = row.Name != ""
-		if out.Exists {
-			out.Label = row.Name
-			out.URL = page("/admin/containers/"+ref, "/portal/containers/"+ref)
+		if out.Exists = name != ""; out.Exists {
+			out.Label = name
+			out.URL = page([]string{"/admin/containers/" + ref}, []string{"/portal/containers/" + ref})
 		}
 	}
 	return out, nil

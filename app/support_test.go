@@ -12,6 +12,7 @@ import (
 	"cardata/app/apptest"
 	"cardata/billing"
 	"cardata/onboarding"
+	"cardata/onboarding/vehicles"
 	"cardata/policies"
 )
 
@@ -166,6 +167,10 @@ func TestSupportPortalStaffAndAPIConversation(t *testing.T) {
 	a := mustActiveProvider(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
 	b := mustActiveProvider(t, tt, "Demo Insurance AG", "DE", "DE136695976")
 	pa, pb := loginProvider(t, tt, a.Admin.Email, providerPassword), loginProvider(t, tt, b.Admin.Email, providerPassword)
+	if _, err := tt.App.Vehicles.RegisterVehicle(tt.Ctx, vehicles.NewVehicle{VIN: "WBA12345678901234", Brand: "BMW", Model: "320d",
+		Drivetrain: "combustion", Market: "AT", TelematicsCapable: true, SIMActive: true}); err != nil {
+		t.Fatal(err)
+	}
 
 	// Bad input re-renders the form with field errors (422), never a 500.
 	res := postMultipart(t, pa, "/portal/tickets", part{name: "subject", value: "x"}, part{name: "category", value: "api_data"},
@@ -213,7 +218,7 @@ func TestSupportPortalStaffAndAPIConversation(t *testing.T) {
 		t.Fatalf("empty reply: %d", res.Status)
 	}
 	staffPage := sam.Get("/admin/tickets/" + id).Body
-	supMustContain(t, staffPage, note, "internal note", "gateway-eu3.log", "We are checking")
+	supMustContain(t, staffPage, note, "internal note", "gateway-eu3.log", "We are checking", `href="/admin/vehicles/WBA12345678901234"`)
 	// Finance reads the ticket, but gets no forms.
 	fin := tt.LoginStaff(t, "fiona@test.local")
 	finPage := fin.Get("/admin/tickets/" + id).Body
@@ -223,7 +228,7 @@ func TestSupportPortalStaffAndAPIConversation(t *testing.T) {
 	// The provider sees the reply, never the note or its file.
 	page = pa.Get("/portal/tickets/" + id).Body
 	supMustContain(t, page, "We are checking the last transmission of the vehicle.", "CarData support")
-	supMustNotContain(t, "the portal ticket page", page, "NOTE-7f3a", "gateway-eu3.log", "internal")
+	supMustNotContain(t, "the portal ticket page", page, "NOTE-7f3a", "gateway-eu3.log", "internal", "/admin/vehicles")
 	var noteFile int64
 	tt.DB.Raw(`SELECT id FROM support_attachments WHERE filename = 'gateway-eu3.log'`).Scan(&noteFile)
 	if res := pa.Get(fmt.Sprintf("/portal/tickets/%s/attachments/%d", id, noteFile)); res.Status != http.StatusNotFound {

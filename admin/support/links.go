@@ -105,6 +105,19 @@ func NormalizeLink(v *errs.Validation, field string, in LinkInput) (LinkInput, b
 	return LinkInput{Kind: in.Kind, Ref: ref}, len(v.Fields) == before
 }
 
+// LinkInputsFrom reads the link fields of a ticket form: link_container,
+// link_invoice and link_vin, each with one or more references separated by
+// commas or lines.
+func LinkInputsFrom(value func(field string) string) []LinkInput {
+	var out []LinkInput
+	for _, k := range LinkKinds {
+		for _, ref := range strings.FieldsFunc(value("link_"+string(k)), func(r rune) bool { return r == ',' || r == '\n' }) {
+			out = append(out, LinkInput{Kind: k, Ref: ref})
+		}
+	}
+	return out
+}
+
 // checkLinks validates the links of a new ticket (empty refs are skipped).
 func checkLinks(v *errs.Validation, in []LinkInput) []LinkInput {
 	var out []LinkInput

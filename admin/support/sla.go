@@ -78,12 +78,6 @@ func (c *Clock) Between(a, b time.Time) time.Duration {
 	return c.cal.WorkHoursInRange(a.In(c.loc).Truncate(time.Second), b.In(c.loc).Truncate(time.Second))
 }
 
-// IsWorkTime reports whether t falls inside business hours.
-func (c *Clock) IsWorkTime(t time.Time) bool {
-	t = t.In(c.loc)
-	return c.cal.IsWorkTime(t) && t.Before(c.cal.WorkdayEnd(t))
-}
-
 // Holiday names the public holiday on t's day, if any.
 func (c *Clock) Holiday(t time.Time) (string, bool) {
 	_, obs, h := c.cal.IsHoliday(t.In(c.loc))

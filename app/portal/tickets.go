@@ -3,7 +3,6 @@ package portal
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -83,16 +82,6 @@ func (h *TicketHandlers) renderNew(c *fiber.Ctx, status int, fieldErrs, form map
 		Data: ticketFormPage{Priorities: support.Priorities, Categories: support.Categories}})
 }
 
-func formLinks(c *fiber.Ctx) []support.LinkInput {
-	var out []support.LinkInput
-	for _, k := range support.LinkKinds {
-		for _, ref := range strings.FieldsFunc(c.FormValue("link_"+string(k)), func(r rune) bool { return r == ',' || r == '\n' }) {
-			out = append(out, support.LinkInput{Kind: k, Ref: ref})
-		}
-	}
-	return out
-}
-
 func formUploads(c *fiber.Ctx) ([]support.Upload, error) {
 	form, err := c.MultipartForm()
 	if err != nil {
@@ -111,7 +100,7 @@ func (h *TicketHandlers) create(c *fiber.Ctx) error {
 	}
 	t, err := h.Support.OpenTicket(c.UserContext(), support.NewTicket{Subject: c.FormValue("subject"), Description: c.FormValue("description"),
 		Category: support.Category(c.FormValue("category")), Priority: support.Priority(c.FormValue("priority")),
-		Channel: support.ChannelPortal, Links: formLinks(c), Attachments: files})
+		Channel: support.ChannelPortal, Links: support.LinkInputsFrom(func(k string) string { return c.FormValue(k) }), Attachments: files})
 	if invalid(err) {
 		form := map[string]string{}
 		for _, k := range []string{"subject", "description", "category", "priority", "link_container", "link_invoice", "link_vin"} {
