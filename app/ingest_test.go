@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"cardata/app/apptest"
+	"cardata/app/db/dbtest"
 	"cardata/app/ingest"
 	"cardata/onboarding/vehicles"
 )
@@ -390,4 +391,52 @@ func TestIngestShutdownKeepsAcknowledgedSignals(t *testing.T) {
 		t.Fatalf("%d of %d acknowledged signals are not stored", missing, len(acked))
 	}
 	t.Logf("%d acknowledged signals, all stored", len(acked))
+}
+
+// `cardata simulate` keeps a running server fed with readings that the
+// ingest accepts.
+func TestSimulateFeedsARunningServer(t *testing.T) {
+	t.Parallel()
+	e := newIngestEnv(t, 30)
+	base := e.tt.Serve(t)
+	fleet, err := ingest.SimulationFleet(e.tt.Ctx, e.tt.DB, 10)
+	if err != nil || len(fleet.Vehicles) != 10 {
+		t.Fatalf("fleet: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	var out bytes.Buffer
+	if err := ingest.Simulate(ctx, ingest.SimulateConfig{URL: base, Token: e.token, Rate: 200, Interval: 250 * time.Millisecond, Out: &out}, fleet); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "0 rejected, 0 failed requests") {
+		t.Fatalf("simulate said: %s", out.String())
+	}
+	var latest int64
+	e.tt.DB.Raw("SELECT count(*) FROM vehicle_latest_values").Scan(&latest)
+	if latest == 0 {
+		t.Fatalf("no readings stored: %s", out.String())
+	}
+	if _, err := ingest.SimulationFleet(e.tt.Ctx, apptest.New(t).DB, 0); err == nil {
+		t.Fatal("an empty registry cannot be simulated")
+	}
+}
+
+func TestIngestCLI(t *testing.T) {
+	u := dbtest.URL(t)
+	t.Setenv("DATABASE_URL", u)
+	t.Setenv("LOG_LEVEL", "error")
+	code, out, errOut := runCLI(t, "", "ingest", "gateway", "add", "--name", "plant-7")
+	if code != 0 || !strings.Contains(out, "cdi_") {
+		t.Fatalf("gateway add: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, "", "ingest", "gateway", "add", "--name", "plant-7"); code != 1 || !strings.Contains(errOut, "already exists") {
+		t.Fatalf("duplicate gateway: %d %s", code, errOut)
+	}
+	if code, out, _ := runCLI(t, "", "bench", "ingest", "--help"); code != 0 || !strings.Contains(out, "-vehicles") {
+		t.Fatalf("bench help: %d %s", code, out)
+	}
+	if code, _, errOut := runCLI(t, "", "simulate", "--rate", "0"); code != 1 || !strings.Contains(errOut, "no connected vehicles") && !strings.Contains(errOut, "rate") {
+		t.Fatalf("simulate on an empty registry: %d %s", code, errOut)
+	}
 }
