@@ -7,6 +7,7 @@ import (
 
 	"cardata/admin/support"
 	"cardata/billing"
+	"cardata/billing/billingtest"
 	"cardata/policies/audit"
 )
 
@@ -505,5 +506,61 @@ func TestOpenTicketValidatesInput(t *testing.T) {
 		Category: support.CategoryBilling, Priority: support.P4, AssigneeID: &f.agent.ID})
 	if err != nil || tk.Channel != "staff" || tk.FirstResponseAt == nil || tk.Status != support.StatusOpen || tk.ContactEmail != f.b.Provider.ContactEmail {
 		t.Fatalf("staff ticket %+v %v", tk, err)
+	}
+}
+
+// End to end with billing's invoice run: the case fee and the 30 billable
+// minutes land on March's invoice; after a reopening in April only the 15
+// minutes booked anew land on April's, and nothing lands twice.
+func TestBillableSupportReachesTheMonthlyInvoiceOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	sam := f.staff(f.agent)
+	bill := billingtest.MustSetup(t, f.db, billingtest.NewDirectory(billingtest.Austrian(f.a.Provider.ID)))
+	tk := f.mustOpen(t, f.a, support.P2, support.CategoryDataQuality, "Stale mileage")
+	must[*support.Ticket](t)(f.svc.Assign(sam, tk.ID, f.agent.ID))
+	must[*support.TimeEntry](t)(f.svc.BookTime(sam, tk.ID, support.NewTimeEntry{Minutes: 30, Billable: true}))
+	must[*support.TimeEntry](t)(f.svc.BookTime(sam, tk.ID, support.NewTimeEntry{Minutes: 20, Billable: false}))
+	f.set("2026-03-30 15:00")
+	must[*support.Ticket](t)(f.svc.Transition(sam, tk.ID, support.ActionResolve, support.TransitionInput{Message: "Fixed."}))
+
+	lines := func(period string) map[billing.Item]string {
+		t.Helper()
+		if _, err := bill.RunPeriod(billingtest.Ctx(), period, billing.RunOptions{}); err != nil {
+			t.Fatalf("run %s: %v", period, err)
+		}
+		var rows []billing.Line
+		if err := f.db.Joins("JOIN invoices ON invoices.id = invoice_lines.invoice_id").
+			Where("invoices.provider_id = ? AND invoices.period = ? AND invoices.status <> 'discarded'", f.a.Provider.ID, period).
+			Find(&rows).Error; err != nil {
+			t.Fatal(err)
+		}
+		out := map[billing.Item]string{}
+		for _, l := range rows {
+			out[l.Item] += l.Quantity.String() + " "
+		}
+		return out
+	}
+	march := lines("2026-03")
+	if march[billing.ItemSupportCase] != "1 " || march[billing.ItemSupportTime] != "2 " { // 30 min = 2 started quarter hours
+		t.Fatalf("March invoice lines %v", march)
+	}
+	f.set("2026-04-01 09:00")
+	must[*support.Ticket](t)(f.svc.Reopen(f.portal(f.a), tk.ID, "Stale again."))
+	must[*support.TimeEntry](t)(f.svc.BookTime(sam, tk.ID, support.NewTimeEntry{Minutes: 15, Billable: true}))
+	f.set("2026-04-01 11:00")
+	must[*support.Ticket](t)(f.svc.Transition(sam, tk.ID, support.ActionResolve, support.TransitionInput{Message: "Fixed for good."}))
+	april := lines("2026-04")
+	if april[billing.ItemSupportCase] != "" || april[billing.ItemSupportTime] != "1 " {
+		t.Fatalf("April invoice lines %v", april)
+	}
+	// Running March again changes nothing: every item sits on one invoice.
+	if again := lines("2026-03"); again[billing.ItemSupportTime] != "2 " || again[billing.ItemSupportCase] != "1 " {
+		t.Fatalf("March after a re-run %v", again)
+	}
+	var unbilled int64
+	f.db.Raw(`SELECT count(*) FROM billing_support_items WHERE ticket_id = ? AND invoice_id IS NULL`, tk.ID).Scan(&unbilled)
+	if unbilled != 0 {
+		t.Fatalf("%d support items on no invoice", unbilled)
 	}
 }
