@@ -14,6 +14,7 @@ import (
 	"cardata/onboarding/vat"
 	"cardata/policies"
 	"cardata/policies/audit"
+	"cardata/policies/consent"
 	"cardata/policies/errs"
 )
 
@@ -370,6 +371,11 @@ func (s *Service) transition(ctx context.Context, providerID int64, t Transition
 			ActorKind: kind, ActorID: actorID, ActorLabel: label, Note: note}
 		if err := tx.Create(&ev).Error; err != nil {
 			return errs.Wrap(err, "record provider event")
+		}
+		if t.To == StatusSuspended || t.To == StatusTerminated { // its customers' consents end with it
+			if _, err := consent.EndForProvider(ctx, tx, p.ID, string(t.To), note); err != nil {
+				return err
+			}
 		}
 		summary := fmt.Sprintf("%s %s: %s -> %s", p.LegalName, t.Past, from, t.To)
 		if note != "" {

@@ -1,0 +1,208 @@
+package containers
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"cardata/policies/consent"
+	"cardata/policies/errs"
+)
+
+func (s *Service) versions(tx *gorm.DB) *gorm.DB {
+	return tx.Table("container_versions").Select("container_versions.*, providers.legal_name AS provider_name").
+		Joins("JOIN providers ON providers.id = container_versions.provider_id")
+}
+
+// FindVersion returns one version with keys, hints, approvals and history.
+// providerID 0 means any provider (staff).
+func (s *Service) FindVersion(ctx context.Context, providerID, versionID int64) (*Version, error) {
+	q := s.versions(s.DB.WithContext(ctx)).Where("container_versions.id = ?", versionID)
+	if providerID != 0 {
+		q = q.Where("container_versions.provider_id = ?", providerID)
+	}
+	var v Version
+	if err := q.Take(&v).Error; err != nil {
+		if err == gorm.ErrRecordNotFound {
+			return nil, ErrNotFound
+		}
+		return nil, errs.Wrap(err, "find version")
+	}
+	list := []Version{v}
+	if err := s.fill(ctx, list, true); err != nil {
+		return nil, err
+	}
+	return &list[0], nil
+}
+
+// fill loads keys (with minimisation hints), approvals and, when full,
+// the history of the versions.
+func (s *Service) fill(ctx context.Context, vs []Version, full bool) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(vs))
+	index := map[int64]int{}
+	for i, v := range vs {
+		ids[i] = v.ID
+		index[v.ID] = i
+	}
+	var keys []struct {
+		VersionID int64
+		KeyID     int16
+	}
+	db := s.DB.WithContext(ctx)
+	if err := db.Raw("SELECT version_id, key_id FROM container_version_keys WHERE version_id IN ? ORDER BY version_id, position", ids).Scan(&keys).Error; err != nil {
+		return errs.Wrap(err, "version keys")
+	}
+	for _, k := range keys {
+		v := &vs[index[k.VersionID]]
+		ck, ok := s.cat().ByID(k.KeyID)
+		if !ok {
+			v.Keys = append(v.Keys, Key{ID: k.KeyID, Name: "(retired key)", Category: "retired"})
+			continue
+		}
+		purpose, _ := consent.PurposeByCode(v.PurposeCode)
+		v.Keys = append(v.Keys, Key{ID: ck.ID, Name: ck.Name, Category: ck.Category, Sensitivity: ck.Sensitivity, Unit: ck.Unit,
+			Description: ck.DescriptionEN, Unusual: !purpose.IsTypical(ck.Category)})
+	}
+	var approvals []Approval
+	if err := db.Where("version_id IN ?", ids).Order("at").Find(&approvals).Error; err != nil {
+		return errs.Wrap(err, "approvals")
+	}
+	for _, a := range approvals {
+		v := &vs[index[a.VersionID]]
+		v.Approvals = append(v.Approvals, a)
+	}
+	if full {
+		var events []Event
+		if err := db.Where("version_id IN ?", ids).Order("id").Find(&events).Error; err != nil {
+			return errs.Wrap(err, "container events")
+		}
+		for _, e := range events {
+			v := &vs[index[e.VersionID]]
+			v.Events = append(v.Events, e)
+		}
+	}
+	return nil
+}
+
+// FindContainer returns a container with every version, newest first, and
+// its consent counts. providerID 0 means any provider (staff).
+func (s *Service) FindContainer(ctx context.Context, providerID, containerID int64) (*Container, error) {
+	q := s.versions(s.DB.WithContext(ctx)).Where("container_versions.container_id = ?", containerID)
+	if providerID != 0 {
+		q = q.Where("container_versions.provider_id = ?", providerID)
+	}
+	var vs []Version
+	if err := q.Order("container_versions.version DESC").Find(&vs).Error; err != nil {
+		return nil, errs.Wrap(err, "find container")
+	}
+	if len(vs) == 0 {
+		return nil, ErrNotFound
+	}
+	if err := s.fill(ctx, vs, true); err != nil {
+		return nil, err
+	}
+	c := &Container{ID: containerID, ProviderID: vs[0].ProviderID, ProviderName: vs[0].ProviderName, Versions: vs,
+		Consents: map[int64]map[consent.State]int64{}}
+	var created time.Time
+	if err := s.DB.WithContext(ctx).Raw("SELECT created_at FROM containers WHERE id = ?", containerID).Scan(&created).Error; err != nil {
+		return nil, errs.Wrap(err, "container")
+	}
+	c.CreatedAt = created
+	var counts []struct {
+		ContainerVersionID int64
+		State              consent.State
+		N                  int64
+	}
+	if err := s.DB.WithContext(ctx).Raw(`SELECT container_version_id, state, count(*) AS n FROM consents WHERE container_id = ?
+		GROUP BY container_version_id, state`, containerID).Scan(&counts).Error; err != nil {
+		return nil, errs.Wrap(err, "consent counts")
+	}
+	for _, r := range counts {
+		if c.Consents[r.ContainerVersionID] == nil {
+			c.Consents[r.ContainerVersionID] = map[consent.State]int64{}
+		}
+		c.Consents[r.ContainerVersionID][r.State] = r.N
+	}
+	return c, nil
+}
+
+// group turns versions (sorted by container, newest version first) into containers.
+func group(vs []Version) []Container {
+	var out []Container
+	for _, v := range vs {
+		if len(out) == 0 || out[len(out)-1].ID != v.ContainerID {
+			out = append(out, Container{ID: v.ContainerID, ProviderID: v.ProviderID, ProviderName: v.ProviderName})
+		}
+		c := &out[len(out)-1]
+		c.Versions = append(c.Versions, v)
+	}
+	return out
+}
+
+// FindProviderContainers lists a provider's containers, newest first.
+func (s *Service) FindProviderContainers(ctx context.Context, providerID int64) ([]Container, error) {
+	var vs []Version
+	err := s.versions(s.DB.WithContext(ctx)).Where("container_versions.provider_id = ?", providerID).
+		Order("container_versions.container_id DESC, container_versions.version DESC").Find(&vs).Error
+	if err != nil {
+		return nil, errs.Wrap(err, "provider containers")
+	}
+	if err := s.fill(ctx, vs, false); err != nil {
+		return nil, err
+	}
+	return group(vs), nil
+}
+
+// LiveCount is how many live containers the provider has.
+func (s *Service) LiveCount(ctx context.Context, providerID int64) (int64, error) {
+	return liveCount(s.DB.WithContext(ctx), providerID)
+}
+
+// FindReviewQueue lists the versions waiting for a partner manager,
+// longest waiting first.
+func (s *Service) FindReviewQueue(ctx context.Context) ([]Version, error) {
+	var vs []Version
+	err := s.versions(s.DB.WithContext(ctx)).Where("container_versions.state = ?", Submitted).
+		Order("container_versions.submitted_at, container_versions.id").Limit(500).Find(&vs).Error
+	if err != nil {
+		return nil, errs.Wrap(err, "container review queue")
+	}
+	return vs, s.fill(ctx, vs, false)
+}
+
+// Filter narrows FindContainers.
+type Filter struct {
+	State  State
+	Query  string // container or provider name contains
+	Offset int
+	Limit  int
+}
+
+// FindContainers lists versions for staff (newest change first) and the total.
+func (s *Service) FindContainers(ctx context.Context, f Filter) ([]Version, int64, error) {
+	q := s.DB.WithContext(ctx).Table("container_versions").Joins("JOIN providers ON providers.id = container_versions.provider_id")
+	if f.State != "" {
+		q = q.Where("container_versions.state = ?", f.State)
+	}
+	if t := strings.TrimSpace(f.Query); t != "" {
+		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(t) + "%"
+		q = q.Where("container_versions.name ILIKE ? OR providers.legal_name ILIKE ?", like, like)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "count containers")
+	}
+	if f.Limit <= 0 || f.Limit > 200 {
+		f.Limit = 25
+	}
+	var vs []Version
+	if err := q.Select("container_versions.*, providers.legal_name AS provider_name").Order("container_versions.updated_at DESC, container_versions.id DESC").Offset(f.Offset).Limit(f.Limit).Find(&vs).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "list containers")
+	}
+	return vs, total, s.fill(ctx, vs, false)
+}

@@ -1,0 +1,253 @@
+package consent
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm/clause"
+
+	"cardata/policies"
+	"cardata/policies/errs"
+)
+
+// RoleCustomer is the one role of a signed-in customer (policies/rules).
+const RoleCustomer = "customer"
+
+// Customer is a customer account as the consent pages see it. Accounts
+// themselves belong to the vehicle registry (onboarding/vehicles); this
+// package adds the customer's password for /my.
+type Customer struct {
+	ID          int64
+	Email       string
+	Name        string
+	HasPassword bool
+	LastLoginAt *time.Time
+}
+
+// Principal is the customer acting in a /my session.
+func (c *Customer) Principal(sessionID int64) *policies.Principal {
+	return &policies.Principal{Kind: policies.KindCustomer, ID: c.ID, Email: c.Email, Name: c.Name,
+		Roles: []string{RoleCustomer}, SessionID: sessionID}
+}
+
+const selectCustomer = `a.id, a.email, a.name, (cc.account_id IS NOT NULL) AS has_password, cc.last_login_at
+	FROM customer_accounts a LEFT JOIN customer_credentials cc ON cc.account_id = a.id`
+
+// ErrCustomerNotFound is returned for unknown accounts.
+var ErrCustomerNotFound = errs.New(errs.NotFound, "customer_not_found", "customer not found")
+
+// FindCustomer loads one account.
+func (s *Service) FindCustomer(ctx context.Context, id int64) (*Customer, error) {
+	var c Customer
+	err := s.DB.WithContext(ctx).Raw("SELECT "+selectCustomer+" WHERE a.id = ?", id).Scan(&c).Error
+	if err != nil {
+		return nil, errs.Wrap(err, "find customer")
+	}
+	if c.ID == 0 {
+		return nil, ErrCustomerNotFound
+	}
+	return &c, nil
+}
+
+// FindCustomers searches accounts by e-mail, name or the VIN of a vehicle
+// they hold, and returns the total.
+func (s *Service) FindCustomers(ctx context.Context, query string, offset, limit int) ([]Customer, int64, error) {
+	query = strings.TrimSpace(query)
+	where, args := "TRUE", []any{}
+	if query != "" {
+		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(query) + "%"
+		where = `(a.email ILIKE ? OR a.name ILIKE ? OR a.id IN (SELECT h.account_id FROM vehicle_holders h
+			JOIN vehicles v ON v.id = h.vehicle_id WHERE v.vin = ?))`
+		args = append(args, like, like, NormalizeVIN(query))
+	}
+	var total int64
+	if err := s.DB.WithContext(ctx).Raw("SELECT count(*) FROM customer_accounts a WHERE "+where, args...).Scan(&total).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "count customers")
+	}
+	if limit <= 0 || limit > 200 {
+		limit = 25
+	}
+	var out []Customer
+	err := s.DB.WithContext(ctx).Raw("SELECT "+selectCustomer+" WHERE "+where+" ORDER BY lower(a.email), a.id OFFSET ? LIMIT ?",
+		append(args, offset, limit)...).Scan(&out).Error
+	return out, total, errs.Wrap(err, "list customers")
+}
+
+// MinPasswordLength is the shortest customer password accepted.
+const MinPasswordLength = 12
+
+// SetCustomerPassword sets (or replaces) an account's password.
+func (s *Service) SetCustomerPassword(ctx context.Context, accountID int64, password string) error {
+	var v errs.Validation
+	if utf8.RuneCountInString(password) < MinPasswordLength {
+		v.Add("password", "password_too_short", "use at least %d characters", MinPasswordLength)
+	} else if len(password) > 72 {
+		v.Add("password", "password_too_long", "use at most 72 bytes")
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	cost := s.BcryptCost
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), cost)
+	if err != nil {
+		return errs.Wrap(err, "hash password")
+	}
+	return s.SetCustomerPasswordHash(ctx, accountID, string(hash))
+}
+
+// SetCustomerPasswordHash stores a bcrypt hash made elsewhere (the demo
+// hashes its one password once for every demo customer).
+func (s *Service) SetCustomerPasswordHash(ctx context.Context, accountID int64, hash string) error {
+	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		return errs.Wrap(err, "password hash")
+	}
+	if _, err := s.FindCustomer(ctx, accountID); err != nil {
+		return err
+	}
+	err := s.DB.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "account_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"password_hash", "updated_at"})}).
+		Table("customer_credentials").Create(map[string]any{"account_id": accountID, "password_hash": hash, "updated_at": s.now()}).Error
+	return errs.Wrap(err, "set customer password")
+}
+
+// SetCustomerPasswordHashes gives accounts without a password the same
+// bcrypt hash (the demo's one password), in one statement.
+func (s *Service) SetCustomerPasswordHashes(ctx context.Context, hash string, accountIDs []int64) error {
+	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		return errs.Wrap(err, "password hash")
+	}
+	err := s.DB.WithContext(ctx).Exec(`INSERT INTO customer_credentials (account_id, password_hash, updated_at)
+		SELECT id, ?, ? FROM customer_accounts WHERE id IN ? ON CONFLICT (account_id) DO NOTHING`, hash, s.now(), accountIDs).Error
+	return errs.Wrap(err, "set customer passwords")
+}
+
+type customerAttempt struct {
+	ID         int64 `gorm:"primaryKey"`
+	Email      string
+	ClientAddr string
+	Succeeded  bool
+	At         time.Time
+}
+
+func (customerAttempt) TableName() string { return "customer_login_attempts" }
+
+// Customer sign-in errors; the message never says whether the account exists.
+var (
+	ErrBadCredentials = errs.New(errs.Unauthorized, "login_failed", "e-mail or password is wrong")
+	ErrThrottled      = errs.New(errs.TooMany, "login_throttled", "too many failed sign-ins; wait a few minutes and try again")
+)
+
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("cardata-timing-equaliser"), bcrypt.MinCost)
+
+// AuthenticateCustomer checks a /my sign-in, throttled per account and per
+// client address, and records the attempt.
+func (s *Service) AuthenticateCustomer(ctx context.Context, email, password, addr string) (*Customer, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if len(email) > 320 {
+		email = email[:320]
+	}
+	db := s.DB.WithContext(ctx)
+	window := s.Throttle.Window
+	if window <= 0 {
+		window = 15 * time.Minute
+	}
+	since := s.now().Add(-window)
+	var byAccount, byAddr int64
+	if err := db.Model(&customerAttempt{}).Where("lower(email) = ? AND NOT succeeded AND at > ?", email, since).Count(&byAccount).Error; err != nil {
+		return nil, errs.Wrap(err, "count attempts")
+	}
+	if err := db.Model(&customerAttempt{}).Where("client_addr = ? AND NOT succeeded AND at > ?", addr, since).Count(&byAddr).Error; err != nil {
+		return nil, errs.Wrap(err, "count attempts")
+	}
+	perAccount, perAddr := s.Throttle.PerAccount, s.Throttle.PerAddress
+	if perAccount <= 0 {
+		perAccount = 5
+	}
+	if perAddr <= 0 {
+		perAddr = 20
+	}
+	if int(byAccount) >= perAccount || int(byAddr) >= perAddr {
+		return nil, ErrThrottled
+	}
+	var row struct {
+		ID           int64
+		PasswordHash string
+	}
+	err := db.Raw(`SELECT a.id, COALESCE(cc.password_hash, '') AS password_hash FROM customer_accounts a
+		LEFT JOIN customer_credentials cc ON cc.account_id = a.id WHERE lower(a.email) = ?`, email).Scan(&row).Error
+	if err != nil {
+		return nil, errs.Wrap(err, "find customer")
+	}
+	ok := false
+	if row.PasswordHash != "" {
+		ok = bcrypt.CompareHashAndPassword([]byte(row.PasswordHash), []byte(password)) == nil
+	} else {
+		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+	}
+	now := s.now()
+	if err := db.Create(&customerAttempt{Email: email, ClientAddr: addr, Succeeded: ok, At: now}).Error; err != nil {
+		return nil, errs.Wrap(err, "record attempt")
+	}
+	if !ok {
+		return nil, ErrBadCredentials
+	}
+	if err := db.Exec("UPDATE customer_credentials SET last_login_at = ? WHERE account_id = ?", now, row.ID).Error; err != nil {
+		return nil, errs.Wrap(err, "record login")
+	}
+	if err := db.Where("lower(email) = ? AND NOT succeeded", email).Delete(&customerAttempt{}).Error; err != nil {
+		return nil, errs.Wrap(err, "clear attempts")
+	}
+	return s.FindCustomer(ctx, row.ID)
+}
+
+// ResolveCustomer returns the principal of a /my session, or nil when the
+// account is gone or has no password any more.
+func (s *Service) ResolveCustomer(ctx context.Context, accountID, sessionID int64) (*policies.Principal, error) {
+	c, err := s.FindCustomer(ctx, accountID)
+	if errors.Is(err, ErrCustomerNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !c.HasPassword {
+		return nil, nil
+	}
+	return c.Principal(sessionID), nil
+}
+
+// PurgeLoginAttempts deletes sign-in attempts older than a day.
+func (s *Service) PurgeLoginAttempts(ctx context.Context) (int64, error) {
+	res := s.DB.WithContext(ctx).Where("at < ?", s.now().Add(-24*time.Hour)).Delete(&customerAttempt{})
+	return res.RowsAffected, errs.Wrap(res.Error, "purge customer login attempts")
+}
+
+// Vehicle is a vehicle a customer holds.
+type Vehicle struct {
+	ID                int64
+	VIN               string `gorm:"column:vin"`
+	Brand             string
+	Model             string
+	Drivetrain        string
+	Market            string
+	TelematicsCapable bool
+	Role              string // primary or secondary
+}
+
+// IsPrimary reports whether the customer decides on consents for it.
+func (v Vehicle) IsPrimary() bool { return v.Role == "primary" }
+
+// CustomerVehicles lists the vehicles an account holds, by VIN.
+func (s *Service) CustomerVehicles(ctx context.Context, accountID int64) ([]Vehicle, error) {
+	var out []Vehicle
+	err := s.DB.WithContext(ctx).Raw(`SELECT v.id, v.vin, v.brand, v.model, v.drivetrain, v.market, v.telematics_capable, h.role
+		FROM vehicle_holders h JOIN vehicles v ON v.id = h.vehicle_id WHERE h.account_id = ? ORDER BY v.vin`, accountID).Scan(&out).Error
+	return out, errs.Wrap(err, "customer vehicles")
+}

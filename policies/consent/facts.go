@@ -1,0 +1,190 @@
+package consent
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"cardata/policies"
+	"cardata/policies/errs"
+)
+
+// Refs are the ids behind a decision that the provider API records in the
+// delivery ledger (zero when absent).
+type Refs struct {
+	ConsentID          int64
+	VehicleID          int64
+	ContainerVersionID int64
+	ContainerVersion   int
+}
+
+// factsSQL gathers everything policies.Decide needs in one round trip.
+//
+// The consent looked at is the provider's consent for this container and
+// vehicle that is in force, else the most recently changed one; consents of
+// an account that is no longer the vehicle's primary holder do not count
+// once someone else is (a new owner decides afresh). The container version
+// is the consent's version (what the customer agreed to), else the
+// container's approved version, else its most relevant one. A container of
+// another provider is treated as absent.
+const factsSQL = `
+SELECT
+	COALESCE(p.status = 'active', false) AS provider_active,
+	(@client = 0 OR EXISTS (SELECT 1 FROM api_clients ac
+		WHERE ac.id = @client AND ac.provider_id = @provider AND ac.revoked_at IS NULL)) AS client_active,
+	COALESCE(v.id, 0) AS vehicle_id, COALESCE(v.brand, '') AS brand, COALESCE(v.market, '') AS market,
+	COALESCE(v.telematics_capable, false) AS telematics_capable,
+	(ph.account_id IS NOT NULL) AS mapped,
+	EXISTS (SELECT 1 FROM markets m WHERE m.code = v.market) AS market_supported,
+	EXISTS (SELECT 1 FROM market_access ma JOIN markets m ON m.code = ma.market
+		WHERE ma.provider_id = @provider AND ma.market = v.market AND ma.status = 'approved' AND m.active) AS covers,
+	COALESCE(cs.id, 0) AS consent_id, COALESCE(cs.state, '') AS consent_state, cs.ends_at AS consent_ends_at,
+	COALESCE(cv.id, 0) AS version_id, COALESCE(cv.version, 0) AS version, COALESCE(cv.state, '') AS container_state,
+	(SELECT string_agg(k.key, ',' ORDER BY ck.position) FROM container_version_keys ck JOIN catalog_keys k ON k.id = ck.key_id
+		WHERE ck.version_id = cv.id) AS container_keys
+FROM (SELECT 1) AS one
+LEFT JOIN providers p ON p.id = @provider
+LEFT JOIN vehicles v ON v.vin = @vin
+LEFT JOIN vehicle_holders ph ON ph.vehicle_id = v.id AND ph.role = 'primary'
+LEFT JOIN LATERAL (
+	SELECT c.id, c.state, c.ends_at, c.container_version_id FROM consents c
+	WHERE c.provider_id = @provider AND c.container_id = @container AND c.vehicle_id = v.id
+	  AND (ph.account_id IS NULL OR c.account_id = ph.account_id)
+	ORDER BY (c.state = 'granted') DESC, c.updated_at DESC, c.id DESC LIMIT 1
+) cs ON true
+LEFT JOIN LATERAL (
+	SELECT x.id, x.version, x.state FROM container_versions x
+	WHERE x.container_id = @container AND x.provider_id = @provider
+	  AND (cs.container_version_id IS NULL OR x.id = cs.container_version_id)
+	ORDER BY CASE x.state WHEN 'approved' THEN 0 WHEN 'deprecated' THEN 1 WHEN 'withdrawn' THEN 2 WHEN 'submitted' THEN 3 ELSE 4 END,
+		x.version DESC LIMIT 1
+) cv ON true`
+
+type factsRow struct {
+	ProviderActive    bool
+	ClientActive      bool
+	VehicleID         int64
+	Brand             string
+	Market            string
+	TelematicsCapable bool
+	Mapped            bool
+	MarketSupported   bool
+	Covers            bool
+	ConsentID         int64
+	ConsentState      string
+	ConsentEndsAt     *time.Time
+	VersionID         int64
+	Version           int
+	ContainerState    string
+	ContainerKeys     *string // comma-separated (keys never contain commas)
+}
+
+// Facts gathers, fresh from the database in one round trip, what the
+// data-access decision needs for provider providerID reading container
+// containerID of vehicle vin through API client clientID (the api_clients
+// id; 0 when no client is involved, as for pushes). Nothing is cached: a
+// revocation committed before the call is seen by it. RequestedKeys is left
+// empty (all of the container's keys); the caller sets it.
+func (s *Service) Facts(ctx context.Context, providerID, clientID int64, vin string, containerID int64) (policies.AccessFacts, Refs, error) {
+	return s.FactsAt(ctx, providerID, clientID, vin, containerID, s.now())
+}
+
+// FactsAt is Facts with the decision's clock set to at (end dates are
+// compared with it).
+func (s *Service) FactsAt(ctx context.Context, providerID, clientID int64, vin string, containerID int64, at time.Time) (policies.AccessFacts, Refs, error) {
+	var r factsRow
+	err := s.DB.WithContext(ctx).Raw(factsSQL, map[string]any{
+		"provider": providerID, "client": clientID, "vin": NormalizeVIN(vin), "container": containerID,
+	}).Scan(&r).Error
+	if err != nil {
+		return policies.AccessFacts{}, Refs{}, errs.Wrap(err, "access facts")
+	}
+	inEU := false
+	if s.IsEU != nil {
+		inEU = s.IsEU(r.Market)
+	}
+	f := policies.AccessFacts{
+		Now:                  at.UTC(),
+		ProviderActive:       r.ProviderActive,
+		ClientActive:         r.ClientActive,
+		ProviderCoversMarket: r.Covers,
+		ContainerState:       r.ContainerState,
+		ConsentState:         r.ConsentState,
+		ConsentEndsAt:        r.ConsentEndsAt,
+		Vehicle: policies.VehicleFacts{Known: r.VehicleID != 0, Brand: r.Brand, Market: r.Market,
+			TelematicsCapable: r.TelematicsCapable, Mapped: r.Mapped, MarketSupported: r.MarketSupported, MarketInEU: inEU},
+	}
+	if r.ContainerKeys != nil && *r.ContainerKeys != "" {
+		f.ContainerKeys = strings.Split(*r.ContainerKeys, ",")
+	}
+	return f, Refs{ConsentID: r.ConsentID, VehicleID: r.VehicleID, ContainerVersionID: r.VersionID, ContainerVersion: r.Version}, nil
+}
+
+// Decide gathers the facts and decides in one call, for keys (empty: all of
+// the container's keys). The provider API calls it on every read and push.
+func (s *Service) Decide(ctx context.Context, providerID, clientID int64, vin string, containerID int64, keys []string) (policies.Decision, policies.AccessFacts, Refs, error) {
+	f, refs, err := s.Facts(ctx, providerID, clientID, vin, containerID)
+	if err != nil {
+		return policies.Decision{}, f, refs, err
+	}
+	f.RequestedKeys = keys
+	return policies.Decide(f), f, refs, nil
+}
+
+// Recipient is a provider entitled to a reading of one key of a vehicle:
+// it holds a grant in force for a container version with that key.
+type Recipient struct {
+	ProviderID       int64
+	ConsentID        int64
+	ContainerID      int64
+	ContainerVersion int
+}
+
+// Recipients finds who may be pushed a reading of key for a vehicle, in
+// tx (the push fan-out's transaction). The send-time check (ConsentActive)
+// decides again before anything leaves.
+func (s *Service) Recipients(ctx context.Context, tx *gorm.DB, vehicleID int64, key string, at time.Time) ([]Recipient, error) {
+	var out []Recipient
+	err := tx.WithContext(ctx).Raw(`SELECT c.provider_id, c.id AS consent_id, c.container_id, cv.version AS container_version
+		FROM consents c
+		JOIN container_versions cv ON cv.id = c.container_version_id AND cv.state IN ('approved','deprecated')
+		JOIN providers p ON p.id = c.provider_id AND p.status = 'active'
+		WHERE c.vehicle_id = ? AND c.state = 'granted' AND (c.ends_at IS NULL OR c.ends_at > ?)
+		  AND EXISTS (SELECT 1 FROM vehicle_holders h WHERE h.vehicle_id = c.vehicle_id AND h.account_id = c.account_id AND h.role = 'primary')
+		  AND EXISTS (SELECT 1 FROM container_version_keys ck JOIN catalog_keys k ON k.id = ck.key_id
+			WHERE ck.version_id = cv.id AND k.key = ?)
+		ORDER BY c.provider_id, c.id`, vehicleID, at.UTC(), key).Scan(&out).Error
+	return out, errs.Wrap(err, "push recipients")
+}
+
+// ConsentActive decides, at send time, whether data may still go out under
+// consent consentID of the provider: the full decision, on fresh facts, and
+// the consent must still be the one in force. reason is the decision's code
+// when not.
+func (s *Service) ConsentActive(ctx context.Context, providerID, consentID int64, at time.Time) (bool, string, error) {
+	var c struct {
+		VIN         string `gorm:"column:vin"`
+		ContainerID int64
+	}
+	if err := s.DB.WithContext(ctx).Raw("SELECT vin, container_id FROM consents WHERE id = ? AND provider_id = ?", consentID, providerID).
+		Scan(&c).Error; err != nil {
+		return false, "", errs.Wrap(err, "consent for push")
+	}
+	if c.ContainerID == 0 {
+		return false, policies.ReasonNoConsent, nil
+	}
+	f, refs, err := s.FactsAt(ctx, providerID, 0, c.VIN, c.ContainerID, at)
+	if err != nil {
+		return false, "", err
+	}
+	d := policies.Decide(f)
+	if !d.Allowed {
+		return false, d.Reason, nil
+	}
+	if refs.ConsentID != consentID {
+		return false, policies.ReasonConsentRevoked, nil // replaced by a grant of a newer version
+	}
+	return true, policies.ReasonAllowed, nil
+}

@@ -1,0 +1,323 @@
+package consent
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-pdf/fpdf"
+
+	"cardata/policies/errs"
+)
+
+// The report files. Machine-readable files carry UTC times (RFC 3339);
+// the readable HTML and PDF show local time with its zone.
+
+func rfc3339(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// cell keeps spreadsheet programs from reading a value as a formula.
+func cell(s string) string {
+	if s == "" {
+		return s
+	}
+	switch s[0] {
+	case '=', '+', '@', '\t', '\r':
+		return "'" + s
+	case '-':
+		if _, err := strconv.ParseFloat(s, 64); err != nil {
+			return "'" + s
+		}
+	}
+	return s
+}
+
+func writeCSV(rows [][]string) ([]byte, error) {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	for _, r := range rows {
+		for i := range r {
+			r[i] = cell(r[i])
+		}
+		if err := w.Write(r); err != nil {
+			return nil, err
+		}
+	}
+	w.Flush()
+	return buf.Bytes(), w.Error()
+}
+
+// ValuesCSV has one row per vehicle and key.
+func ValuesCSV(r *DataReport) ([]byte, error) {
+	rows := [][]string{{"vin", "key", "category", "unit", "sensitive", "received", "value", "read_at", "received_at"}}
+	for _, v := range r.Vehicles {
+		for _, x := range v.Values {
+			val := ""
+			if x.Value != nil {
+				val = *x.Value
+			}
+			rows = append(rows, []string{v.VIN, x.Key, x.Category, x.Unit, strconv.FormatBool(x.Sensitive),
+				strconv.FormatBool(x.Received), val, rfc3339(x.ReadAt), rfc3339(x.ReceivedAt)})
+		}
+	}
+	return writeCSV(rows)
+}
+
+// ConsentsCSV has one row per consent.
+func ConsentsCSV(r *DataReport) ([]byte, error) {
+	rows := [][]string{{"consent_id", "vin", "provider", "container_id", "container", "version", "purpose_code", "purpose",
+		"state", "requested_at", "decided_at", "ends_at", "ended_at", "keys"}}
+	for _, c := range r.Consents {
+		rows = append(rows, []string{strconv.FormatInt(c.ID, 10), c.VIN, c.Provider, strconv.FormatInt(c.ContainerID, 10), c.Container,
+			strconv.Itoa(c.Version), c.PurposeCode, c.Purpose, string(c.State), rfc3339(&c.RequestedAt), rfc3339(c.DecidedAt),
+			rfc3339(c.EndsAt), rfc3339(c.EndedAt), strings.Join(c.Keys, " ")})
+	}
+	return writeCSV(rows)
+}
+
+// HistoryCSV has one row per changelog entry.
+func HistoryCSV(r *DataReport) ([]byte, error) {
+	rows := [][]string{{"consent_id", "at", "from_state", "to_state", "version", "actor_kind", "actor", "note"}}
+	for _, c := range r.Consents {
+		for _, h := range c.History {
+			rows = append(rows, []string{strconv.FormatInt(c.ID, 10), rfc3339(&h.At), string(h.From), string(h.To),
+				strconv.Itoa(h.Version), h.ActorKind, h.Actor, h.Note})
+		}
+	}
+	return writeCSV(rows)
+}
+
+var reportFuncs = template.FuncMap{
+	"local": func(loc *time.Location, t any) string {
+		switch x := t.(type) {
+		case time.Time:
+			return x.In(loc).Format("2006-01-02 15:04:05 MST")
+		case *time.Time:
+			if x == nil {
+				return ""
+			}
+			return x.In(loc).Format("2006-01-02 15:04:05 MST")
+		}
+		return ""
+	},
+	"join":  strings.Join,
+	"deref": func(s *string) string { return *s },
+}
+
+var reportHTML = template.Must(template.New("report").Funcs(reportFuncs).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>CarData data report · {{.R.Customer.Email}}</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;color:#1c2430;margin:24px auto;max-width:1100px;padding:0 16px}
+table{border-collapse:collapse;width:100%;margin:8px 0 20px}th,td{border:1px solid #d9dee5;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#eef1f5}.never{color:#8a94a3;font-style:italic}.muted{color:#5b6675}code{font-size:12px}
+</style></head><body>
+<h1>Your CarData data report</h1>
+<p>For {{.R.Customer.Name}} ({{.R.Customer.Email}}), generated {{local .Loc .R.GeneratedAt}}.</p>
+<p class="muted">This archive lists, for each of your vehicles, the latest value stored for every data key and when the vehicle read it;
+"never received" means nothing has been stored for that key. It also lists every consent you were asked for and its history.
+The same content is in report.json and the CSV files.</p>
+<h2>Vehicles</h2>
+{{range .R.Vehicles}}
+<h3>{{.Brand}} {{.Model}} · VIN {{.VIN}}</h3>
+<p class="muted">Registered in {{.Market}} · {{.Drivetrain}} · you are the {{.Role}} holder · {{.Received}} of {{len .Values}} keys received</p>
+<table><thead><tr><th>Data key</th><th>What it is</th><th>Latest value</th><th>Read by the vehicle</th></tr></thead><tbody>
+{{range .Values}}<tr><td><code>{{.Key}}</code></td><td>{{.Description}}{{if .Sensitive}} <strong>(sensitive)</strong>{{end}}</td>
+{{if .Received}}<td>{{deref .Value}}{{if .Unit}} {{.Unit}}{{end}}</td><td>{{local $.Loc .ReadAt}}</td>{{else}}<td class="never" colspan="2">never received</td>{{end}}</tr>
+{{end}}</tbody></table>
+{{else}}<p>No vehicles are assigned to your account.</p>{{end}}
+<h2>Consents</h2>
+{{range .R.Consents}}
+<h3>{{.Provider}}: {{.Container}} (version {{.Version}}) · VIN {{.VIN}}</h3>
+<p>Purpose: <strong>{{.PurposeLabel}}</strong>. {{.Purpose}}</p>
+<p>State: <strong>{{.State}}</strong>{{if .EndsAt}} · ends {{local $.Loc .EndsAt}}{{end}} · data keys: <code>{{join .Keys ", "}}</code></p>
+<table><thead><tr><th>When</th><th>Change</th><th>By</th><th>Note</th></tr></thead><tbody>
+{{range .History}}<tr><td>{{local $.Loc .At}}</td><td>{{if .From}}{{.From}} → {{end}}{{.To}} (version {{.Version}})</td><td>{{.Actor}} ({{.ActorKind}})</td><td>{{.Note}}</td></tr>{{end}}
+</tbody></table>
+{{else}}<p>No provider has asked you for consent.</p>{{end}}
+</body></html>
+`))
+
+// ReportHTML renders the readable page of the archive.
+func ReportHTML(r *DataReport, loc *time.Location) ([]byte, error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	var buf bytes.Buffer
+	err := reportHTML.Execute(&buf, struct {
+		R   *DataReport
+		Loc *time.Location
+	}{r, loc})
+	return buf.Bytes(), err
+}
+
+// RenderArchive builds the ZIP: report.json, values.csv, consents.csv,
+// consent_history.csv and report.html.
+func RenderArchive(r *DataReport, loc *time.Location) ([]byte, error) {
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, errs.Wrap(err, "report json")
+	}
+	values, err := ValuesCSV(r)
+	if err != nil {
+		return nil, errs.Wrap(err, "report csv")
+	}
+	consents, err := ConsentsCSV(r)
+	if err != nil {
+		return nil, errs.Wrap(err, "report csv")
+	}
+	history, err := HistoryCSV(r)
+	if err != nil {
+		return nil, errs.Wrap(err, "report csv")
+	}
+	page, err := ReportHTML(r, loc)
+	if err != nil {
+		return nil, errs.Wrap(err, "report html")
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"report.json", js}, {"values.csv", values}, {"consents.csv", consents}, {"consent_history.csv", history}, {"report.html", page}} {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: f.name, Method: zip.Deflate, Modified: r.GeneratedAt})
+		if err != nil {
+			return nil, errs.Wrap(err, "report zip")
+		}
+		if _, err := w.Write(f.data); err != nil {
+			return nil, errs.Wrap(err, "report zip")
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return nil, errs.Wrap(err, "report zip")
+	}
+	return buf.Bytes(), nil
+}
+
+// TransactionsCSV renders the transaction report as CSV.
+func TransactionsCSV(r *TransactionReport) ([]byte, error) {
+	rows := [][]string{{"delivered_at", "vin", "provider", "container_id", "container", "version", "purpose_code", "purpose",
+		"kind", "values_delivered", "keys", "consent_id"}}
+	for _, t := range r.Transfers {
+		rows = append(rows, []string{t.At.UTC().Format(time.RFC3339Nano), t.VIN, t.Provider, strconv.FormatInt(t.ContainerID, 10),
+			t.Container, strconv.Itoa(t.Version), t.PurposeCode, t.PurposeLabel, t.Kind, strconv.Itoa(t.Values),
+			strings.Join(t.Keys, " "), strconv.FormatInt(t.ConsentID, 10)})
+	}
+	b, err := writeCSV(rows)
+	return b, errs.Wrap(err, "transactions csv")
+}
+
+// MaxPDFTransfers caps the PDF's table; the CSV always lists every transfer.
+const MaxPDFTransfers = 10000
+
+// TransactionsPDF renders the transaction report as a readable PDF.
+func TransactionsPDF(r *TransactionReport, loc *time.Location) ([]byte, error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	pdf := fpdf.New("L", "mm", "A4", "")
+	pdf.SetCreationDate(r.GeneratedAt)
+	pdf.SetModificationDate(r.GeneratedAt)
+	pdf.SetCompression(true)
+	tr := pdf.UnicodeTranslatorFromDescriptor("")
+	pdf.SetTitle("CarData transaction report", true)
+	pdf.SetCreator("cardata", false)
+	pdf.SetMargins(14, 14, 14)
+	pdf.SetAutoPageBreak(true, 16)
+	pdf.AliasNbPages("{nb}")
+	pdf.SetFooterFunc(func() {
+		pdf.SetY(-11)
+		pdf.SetFont("Helvetica", "", 7)
+		pdf.SetTextColor(90, 90, 90)
+		pdf.CellFormat(0, 4, tr(fmt.Sprintf("CarData transaction report · %s · page %d/{nb}", r.Customer.Email, pdf.PageNo())), "", 0, "C", false, 0, "")
+	})
+	pdf.AddPage()
+	pdf.SetFont("Helvetica", "B", 15)
+	pdf.CellFormat(0, 8, tr("Transfers of your vehicle data to third parties"), "", 1, "L", false, 0, "")
+	pdf.SetFont("Helvetica", "", 9)
+	period := "all time"
+	switch {
+	case !r.From.IsZero() && !r.To.IsZero():
+		period = r.From.In(loc).Format("2006-01-02") + " to " + r.To.Add(-time.Nanosecond).In(loc).Format("2006-01-02")
+	case !r.From.IsZero():
+		period = "from " + r.From.In(loc).Format("2006-01-02")
+	case !r.To.IsZero():
+		period = "until " + r.To.Add(-time.Nanosecond).In(loc).Format("2006-01-02")
+	}
+	for _, l := range []string{
+		fmt.Sprintf("For %s (%s) · period: %s · generated %s", r.Customer.Name, r.Customer.Email, period, r.GeneratedAt.In(loc).Format("2006-01-02 15:04 MST")),
+		fmt.Sprintf("%d transfers, each made on the basis of your consent and recorded in the delivery ledger.", len(r.Transfers)),
+	} {
+		pdf.CellFormat(0, 5, tr(l), "", 1, "L", false, 0, "")
+	}
+	pdf.Ln(3)
+	cols := []struct {
+		title string
+		w     float64
+	}{{"When", 36}, {"Vehicle (VIN)", 40}, {"Provider", 58}, {"Container (version) and purpose", 100}, {"Kind", 16}, {"Values", 19}}
+	header := func() {
+		pdf.SetFont("Helvetica", "B", 8)
+		pdf.SetFillColor(238, 241, 245)
+		for _, c := range cols {
+			pdf.CellFormat(c.w, 6, tr(c.title), "1", 0, "L", true, 0, "")
+		}
+		pdf.Ln(-1)
+		pdf.SetFont("Helvetica", "", 8)
+	}
+	header()
+	for i, t := range r.Transfers {
+		if i == MaxPDFTransfers {
+			pdf.SetFont("Helvetica", "I", 8)
+			pdf.CellFormat(0, 6, tr(fmt.Sprintf("… and %d more transfers: download the CSV for the complete list.", len(r.Transfers)-MaxPDFTransfers)), "", 1, "L", false, 0, "")
+			break
+		}
+		if pdf.GetY() > 185 {
+			pdf.AddPage()
+			header()
+		}
+		vals := []string{t.At.In(loc).Format("2006-01-02 15:04:05"), t.VIN, t.Provider,
+			fmt.Sprintf("%s (v%d) · %s", t.Container, t.Version, t.PurposeLabel), t.Kind, strconv.Itoa(t.Values)}
+		for j, c := range cols {
+			s := tr(vals[j])
+			for pdf.GetStringWidth(s) > c.w-2 && len(s) > 1 {
+				s = s[:len(s)-1]
+			}
+			align := "L"
+			if j == len(cols)-1 {
+				align = "R"
+			}
+			pdf.CellFormat(c.w, 5, s, "1", 0, align, false, 0, "")
+		}
+		pdf.Ln(-1)
+	}
+	if len(r.Transfers) == 0 {
+		pdf.CellFormat(0, 6, tr("No data of your vehicles was transferred to a third party in this period."), "", 1, "L", false, 0, "")
+	}
+	if len(r.Containers) > 0 {
+		pdf.Ln(4)
+		pdf.SetFont("Helvetica", "B", 11)
+		pdf.CellFormat(0, 7, tr("The data containers named above and their data keys"), "", 1, "L", false, 0, "")
+		for _, c := range r.Containers {
+			pdf.SetFont("Helvetica", "B", 8)
+			pdf.MultiCell(0, 4.5, tr(fmt.Sprintf("%s: %s (version %d), purpose: %s", c.Provider, c.Name, c.Version, c.PurposeLabel)), "", "L", false)
+			pdf.SetFont("Helvetica", "", 8)
+			pdf.MultiCell(0, 4, tr(c.Purpose), "", "L", false)
+			pdf.MultiCell(0, 4, tr("Keys: "+strings.Join(c.Keys, ", ")), "", "L", false)
+			pdf.Ln(1.5)
+		}
+	}
+	var buf bytes.Buffer
+	if err := pdf.Output(&buf); err != nil {
+		return nil, errs.Wrap(err, "transactions pdf")
+	}
+	return buf.Bytes(), nil
+}
