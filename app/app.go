@@ -151,7 +151,7 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	view.Nav = admin.Nav()
 
 	// Module surfaces. Each mount function lives in its own file.
-	for _, mount := range []func() error{a.mountJobs, a.mountOnboarding, a.mountAPI, a.mountPortals, a.mountIngest, a.mountSupport} {
+	for _, mount := range []func() error{a.mountJobs, a.mountOnboarding, a.mountAPI, a.mountPortals, a.mountIngest, a.mountSupport, a.mountConsent} {
 		if err := mount(); err != nil {
 			return nil, err
 		}

@@ -20,7 +20,7 @@ import (
 	"cardata/policies"
 )
 
-//go:embed layouts partials admin errors static portal register
+//go:embed layouts partials admin errors static portal register my
 var files embed.FS
 
 // Static is the static asset tree (served under /static).

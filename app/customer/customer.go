@@ -1,0 +1,375 @@
+// Package customer is the customer portal at /my: a vehicle owner signs in,
+// sees their vehicles and the providers' consent requests (provider,
+// purpose, the data keys in plain language), grants or denies them, revokes
+// a grant in two clicks, reads the history, and downloads the data report
+// and the transaction report. Every page acts for the signed-in customer:
+// the account id comes from the session, never from the URL.
+package customer
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/policies"
+	"cardata/policies/consent"
+	"cardata/policies/errs"
+	"cardata/policies/session"
+	"cardata/templates"
+)
+
+// Handlers holds what the customer pages need.
+type Handlers struct {
+	View     *templates.View
+	Consents *consent.Service
+	Sessions *session.Store
+	// StartSession and EndSession set and clear the session cookie (app/web owns cookies).
+	StartSession func(c *fiber.Ctx, token string)
+	EndSession   func(c *fiber.Ctx)
+	Location     *time.Location
+}
+
+// Routes mounts the portal on r (the /my group).
+func (h *Handlers) Routes(r fiber.Router) {
+	r.Get("/login", h.loginForm)
+	r.Post("/login", h.login)
+	r.Post("/logout", h.logout)
+	r.Get("/", h.home)
+	r.Get("/consents/:id", h.showConsent)
+	r.Post("/consents/:id/grant", h.grant)
+	r.Post("/consents/:id/deny", h.deny)
+	r.Get("/consents/:id/revoke", h.confirmRevoke)
+	r.Post("/consents/:id/revoke", h.revoke)
+	r.Get("/history", h.history)
+	r.Get("/reports", h.reports)
+	r.Post("/reports", h.requestReport)
+	r.Get("/reports/:id/download", h.downloadReport)
+	r.Get("/transactions", h.transactions)
+}
+
+// PublicRoutes are the routes anyone may call (method, path as registered).
+var PublicRoutes = [][2]string{{fiber.MethodGet, "/my/login"}, {fiber.MethodPost, "/my/login"}}
+
+// Nav is the customer navigation.
+func Nav() []templates.NavItem {
+	return []templates.NavItem{
+		{Label: "My vehicles and consents", Path: "/my"},
+		{Label: "History", Path: "/my/history"},
+		{Label: "My data and reports", Path: "/my/reports"},
+	}
+}
+
+// me returns the signed-in customer; the guard has checked the role.
+func me(c *fiber.Ctx) (*policies.Principal, error) {
+	p := policies.PrincipalFrom(c.UserContext())
+	if p == nil || p.Kind != policies.KindCustomer || p.ID == 0 {
+		return nil, errs.New(errs.Forbidden, "customer_only", "these pages are for vehicle owners")
+	}
+	return p, nil
+}
+
+func pathID(c *fiber.Ctx) (int64, error) {
+	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errs.New(errs.NotFound, "not_found", "no such record")
+	}
+	return id, nil
+}
+
+// safeNext keeps post-login redirects inside /my.
+func safeNext(next string) string {
+	u, err := url.Parse(next)
+	if next == "" || err != nil || u.IsAbs() || u.Host != "" || !strings.HasPrefix(u.Path, "/my") ||
+		strings.HasPrefix(next, "//") || strings.HasPrefix(u.Path, "/my/login") {
+		return "/my"
+	}
+	return u.RequestURI()
+}
+
+func (h *Handlers) loginForm(c *fiber.Ctx) error {
+	if p := policies.PrincipalFrom(c.UserContext()); p != nil && p.Kind == policies.KindCustomer {
+		return c.Redirect(safeNext(c.Query("next")), fiber.StatusSeeOther)
+	}
+	return h.View.Render(c, fiber.StatusOK, "my/login", &templates.Page{Title: "Sign in to My CarData",
+		Form: map[string]string{"next": c.Query("next")}})
+}
+
+func (h *Handlers) login(c *fiber.Ctx) error {
+	email := c.FormValue("email")
+	cust, err := h.Consents.AuthenticateCustomer(c.UserContext(), email, c.FormValue("password"), c.IP())
+	if err != nil {
+		e := errs.As(err)
+		if e.Kind == errs.Internal {
+			return err
+		}
+		status := fiber.StatusUnauthorized
+		if e.Kind == errs.TooMany {
+			status = fiber.StatusTooManyRequests
+			c.Set(fiber.HeaderRetryAfter, "300")
+		}
+		return h.View.Render(c, status, "my/login", &templates.Page{Title: "Sign in to My CarData",
+			Errors: map[string]string{"password": e.Message}, Form: map[string]string{"email": email, "next": c.FormValue("next")}})
+	}
+	token, _, err := h.Sessions.Create(c.UserContext(), policies.KindCustomer, cust.ID, c.IP(), c.Get(fiber.HeaderUserAgent))
+	if err != nil {
+		return err
+	}
+	h.StartSession(c, token)
+	return c.Redirect(safeNext(c.FormValue("next")), fiber.StatusSeeOther)
+}
+
+func (h *Handlers) logout(c *fiber.Ctx) error {
+	if tok := c.Cookies("cardata_session"); tok != "" {
+		if err := h.Sessions.Delete(c.UserContext(), tok); err != nil {
+			return err
+		}
+	}
+	h.EndSession(c)
+	templates.SetFlash(c, "info", "You have signed out.")
+	return c.Redirect("/my/login", fiber.StatusSeeOther)
+}
+
+// vehicleRow is a vehicle with its consents, for the overview.
+type vehicleRow struct {
+	consent.Vehicle
+	Pending []consent.Consent
+	Active  []consent.Consent
+}
+
+type homePage struct {
+	Vehicles []vehicleRow
+	Pending  int
+	Active   int
+}
+
+func (h *Handlers) home(c *fiber.Ctx) error {
+	me, err := me(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	vs, err := h.Consents.CustomerVehicles(ctx, me.ID)
+	if err != nil {
+		return err
+	}
+	list, err := h.Consents.FindCustomerConsents(ctx, me.ID)
+	if err != nil {
+		return err
+	}
+	page := homePage{}
+	index := map[int64]int{}
+	for _, v := range vs {
+		index[v.ID] = len(page.Vehicles)
+		page.Vehicles = append(page.Vehicles, vehicleRow{Vehicle: v})
+	}
+	for _, k := range list {
+		i, ok := index[k.VehicleID]
+		if !ok {
+			continue
+		}
+		switch k.State {
+		case consent.Requested:
+			page.Vehicles[i].Pending = append(page.Vehicles[i].Pending, k)
+			page.Pending++
+		case consent.Granted:
+			page.Vehicles[i].Active = append(page.Vehicles[i].Active, k)
+			page.Active++
+		}
+	}
+	return h.View.Render(c, fiber.StatusOK, "my/home", &templates.Page{Title: "My vehicles and consents", Data: page})
+}
+
+type consentPage struct {
+	Consent  *consent.Consent
+	Keys     []consent.Key
+	History  []consent.Change
+	Purpose  consent.Purpose
+	Primary  bool // the signed-in customer decides on it
+	Provider string
+	MaxEnd   string // the latest end date the customer may choose (yyyy-mm-dd)
+	MinEnd   string
+}
+
+func (h *Handlers) loadConsent(c *fiber.Ctx) (*consentPage, error) {
+	me, err := me(c)
+	if err != nil {
+		return nil, err
+	}
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
+	}
+	ctx := c.UserContext()
+	k, err := h.Consents.FindCustomerConsent(ctx, me.ID, id)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := h.Consents.KeysOfVersions(ctx, k.ContainerVersionID)
+	if err != nil {
+		return nil, err
+	}
+	changes, err := h.Consents.Changes(ctx, k.ID)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := h.Consents.CustomerVehicles(ctx, me.ID)
+	if err != nil {
+		return nil, err
+	}
+	primary := false
+	for _, v := range vs {
+		if v.ID == k.VehicleID && v.IsPrimary() && k.AccountID == me.ID {
+			primary = true
+		}
+	}
+	purpose, _ := consent.PurposeByCode(k.PurposeCode)
+	p := &consentPage{Consent: k, Keys: keys[k.ContainerVersionID], History: changes[k.ID], Purpose: purpose, Primary: primary,
+		MinEnd: time.Now().In(h.loc()).AddDate(0, 0, 1).Format("2006-01-02")}
+	if k.EndsAt != nil {
+		p.MaxEnd = k.EndsAt.In(h.loc()).Format("2006-01-02")
+	}
+	return p, nil
+}
+
+func (h *Handlers) loc() *time.Location {
+	if h.Location != nil {
+		return h.Location
+	}
+	return time.UTC
+}
+
+func (h *Handlers) showConsent(c *fiber.Ctx) error {
+	p, err := h.loadConsent(c)
+	if err != nil {
+		return err
+	}
+	return h.View.Render(c, fiber.StatusOK, "my/consent", &templates.Page{Title: p.Consent.ProviderName, Data: p})
+}
+
+// consentError re-renders the consent page with the domain's refusal.
+func (h *Handlers) consentError(c *fiber.Ctx, err error, form map[string]string) error {
+	status := fiber.StatusConflict
+	var fe map[string]string
+	switch errs.KindOf(err) {
+	case errs.Invalid:
+		status, fe = fiber.StatusUnprocessableEntity, errs.FieldMap(err)
+	case errs.Conflict, errs.Forbidden:
+		if errs.KindOf(err) == errs.Forbidden {
+			status = fiber.StatusForbidden
+		}
+		fe = map[string]string{"decision": errs.As(err).Message}
+	default:
+		return err
+	}
+	p, lerr := h.loadConsent(c)
+	if lerr != nil {
+		return lerr
+	}
+	return h.View.Render(c, status, "my/consent", &templates.Page{Title: p.Consent.ProviderName, Data: p, Errors: fe, Form: form})
+}
+
+func (h *Handlers) grant(c *fiber.Ctx) error {
+	me, err := me(c)
+	if err != nil {
+		return err
+	}
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	var end *time.Time
+	raw := strings.TrimSpace(c.FormValue("ends_at"))
+	if raw != "" {
+		d, perr := time.ParseInLocation("2006-01-02", raw, h.loc())
+		if perr != nil {
+			var v errs.Validation
+			v.Add("ends_at", "ends_at_invalid", "enter the date as YYYY-MM-DD")
+			return h.consentError(c, v.Err(), map[string]string{"ends_at": raw})
+		}
+		e := d.AddDate(0, 0, 1) // the consent holds through the chosen day
+		end = &e
+	}
+	if err := h.Consents.Grant(c.UserContext(), me.ID, id, end); err != nil {
+		return h.consentError(c, err, map[string]string{"ends_at": raw})
+	}
+	templates.SetFlash(c, "success", "Consent granted. You can revoke it at any time.")
+	return c.Redirect("/my/consents/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
+}
+
+func (h *Handlers) deny(c *fiber.Ctx) error {
+	me, err := me(c)
+	if err != nil {
+		return err
+	}
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	if err := h.Consents.Deny(c.UserContext(), me.ID, id); err != nil {
+		return h.consentError(c, err, nil)
+	}
+	templates.SetFlash(c, "success", "Request denied. The provider receives no data.")
+	return c.Redirect("/my/consents/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
+}
+
+// confirmRevoke is the second of the two clicks: the first is "Revoke" on
+// the overview or the consent page, this page asks once more.
+func (h *Handlers) confirmRevoke(c *fiber.Ctx) error {
+	p, err := h.loadConsent(c)
+	if err != nil {
+		return err
+	}
+	if p.Consent.State != consent.Granted || !p.Primary {
+		return c.Redirect("/my/consents/"+strconv.FormatInt(p.Consent.ID, 10), fiber.StatusSeeOther)
+	}
+	return h.View.Render(c, fiber.StatusOK, "my/revoke", &templates.Page{Title: "Revoke consent", Data: p})
+}
+
+func (h *Handlers) revoke(c *fiber.Ctx) error {
+	me, err := me(c)
+	if err != nil {
+		return err
+	}
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	if err := h.Consents.Revoke(c.UserContext(), me.ID, id); err != nil {
+		return h.consentError(c, err, nil)
+	}
+	templates.SetFlash(c, "success", "Consent revoked. The provider receives no more data from now on.")
+	return c.Redirect("/my", fiber.StatusSeeOther)
+}
+
+type historyRow struct {
+	consent.Consent
+	Changes []consent.Change
+}
+
+func (h *Handlers) history(c *fiber.Ctx) error {
+	me, err := me(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	list, err := h.Consents.FindCustomerConsents(ctx, me.ID)
+	if err != nil {
+		return err
+	}
+	ids := make([]int64, len(list))
+	for i, k := range list {
+		ids[i] = k.ID
+	}
+	changes, err := h.Consents.Changes(ctx, ids...)
+	if err != nil {
+		return err
+	}
+	rows := make([]historyRow, len(list))
+	for i, k := range list {
+		rows[i] = historyRow{Consent: k, Changes: changes[k.ID]}
+	}
+	return h.View.Render(c, fiber.StatusOK, "my/history", &templates.Page{Title: "History", Data: rows})
+}

@@ -1,0 +1,195 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"gorm.io/gorm"
+
+	"cardata/admin"
+	"cardata/app/customer"
+	"cardata/app/portal"
+	"cardata/app/providerapi"
+	"cardata/app/web"
+	"cardata/jobs"
+	"cardata/onboarding"
+	"cardata/onboarding/catalog"
+	"cardata/onboarding/containers"
+	"cardata/onboarding/webhooks"
+	"cardata/policies"
+	"cardata/policies/consent"
+	"cardata/policies/errs"
+)
+
+// newConsentService builds the consent domain from the config. It holds no
+// state, so each surface (and the demo) may have its own instance.
+func (a *App) newConsentService() *consent.Service {
+	s := &consent.Service{DB: a.DB, IsEU: onboarding.IsEU, PublicURL: a.Cfg.PublicURL, BcryptCost: a.Cfg.BcryptCost,
+		Throttle: consent.Throttle{PerAccount: a.Cfg.LoginMaxFailuresPerAccount, PerAddress: a.Cfg.LoginMaxFailuresPerAddress,
+			Window: a.Cfg.LoginThrottleWindow},
+		Location:  a.Cfg.BillingTimezone,
+		Transfers: ledgerTransfers{a.DB},
+		Mailer: func(ctx context.Context, tx *gorm.DB, m consent.Mail) error {
+			return jobs.Enqueue(ctx, tx, jobs.Message{Kind: m.Kind, To: m.To, Subject: m.Subject, Body: m.Body,
+				ObjectType: m.ObjectType, ObjectID: m.ObjectID, DedupeKey: m.DedupeKey})
+		},
+	}
+	if a.Webhooks != nil {
+		hooks := a.Webhooks
+		s.Notify = func(ctx context.Context, tx *gorm.DB, e consent.Event) error {
+			_, err := hooks.Emit(ctx, tx, webhooks.NewEvent{ProviderID: e.ProviderID, Type: e.Type, VIN: e.VIN,
+				ContainerID: e.ContainerID, ContainerVersion: e.Version, ConsentID: e.ConsentID,
+				Data: map[string]any{"consentId": e.ConsentID, "vin": e.VIN, "containerId": e.ContainerID,
+					"containerVersion": e.Version, "state": e.State, "at": e.At}})
+			return err
+		}
+	}
+	return s
+}
+
+// newContainerService builds the container domain on a consent service.
+func (a *App) newContainerService(cs *consent.Service) *containers.Service {
+	return &containers.Service{DB: a.DB, Catalog: catalog.Default(), Consents: cs, PublicURL: a.Cfg.PublicURL}
+}
+
+// mountConsent mounts data containers (portal, staff review, provider
+// API), the customer portal /my with its reports, the staff's customer
+// requests, and the consent jobs; and it wires the consent module into the
+// provider API (the decision's facts on every read, push recipients and the
+// send-time check) and into the session resolver for customers.
+//
+// It runs after mountAPI and mountIngest, whose services it completes.
+func (a *App) mountConsent() error {
+	cs := a.newConsentService()
+	ct := a.newContainerService(cs)
+	a.resolvers[policies.KindCustomer] = cs.ResolveCustomer
+
+	if a.API != nil {
+		a.API.Facts = func(ctx context.Context, providerID, clientID int64, vin string, containerID int64, at time.Time) (*providerapi.ReadFacts, error) {
+			f, refs, err := cs.FactsAt(ctx, providerID, clientID, vin, containerID, at)
+			if err != nil {
+				return nil, err
+			}
+			return &providerapi.ReadFacts{Facts: f, VehicleID: refs.VehicleID, ContainerVersion: refs.ContainerVersion, ConsentID: refs.ConsentID}, nil
+		}
+	}
+	if a.Webhooks != nil {
+		a.Webhooks.Recipients = func(ctx context.Context, tx *gorm.DB, vehicleID int64, key string, at time.Time) ([]webhooks.Recipient, error) {
+			rs, err := cs.Recipients(ctx, tx, vehicleID, key, at)
+			out := make([]webhooks.Recipient, len(rs))
+			for i, r := range rs {
+				out[i] = webhooks.Recipient{ProviderID: r.ProviderID, ConsentID: r.ConsentID, ContainerID: r.ContainerID, ContainerVersion: r.ContainerVersion}
+			}
+			return out, err
+		}
+		a.Webhooks.ConsentActive = func(ctx context.Context, c webhooks.ConsentCheck) (bool, string, error) {
+			return cs.ConsentActive(ctx, c.ProviderID, c.ConsentID, time.Now())
+		}
+	}
+
+	// Partner portal and provider API: the provider's own containers and consents.
+	ph := &portal.ContainerHandlers{View: a.View, Containers: ct, Consents: cs, Catalog: catalog.Default()}
+	ph.Routes(a.Fiber.Group("/portal"))
+	ph.APIRoutes(a.Fiber)
+	a.View.AddNav("Partner portal", portal.ContainerNav())
+
+	// Staff: container review, customer requests.
+	staffGroup := a.Fiber.Group("/admin")
+	(&admin.ContainerHandlers{View: a.View, Containers: ct}).Routes(staffGroup)
+	(&admin.CustomerHandlers{View: a.View, Consents: cs, Location: a.Cfg.BillingTimezone}).Routes(staffGroup)
+	a.View.AddNav("Partners", admin.ContainerNav())
+	a.View.AddNav("Customers", admin.CustomerNav())
+
+	// Customer portal.
+	ch := &customer.Handlers{View: a.View, Consents: cs, Sessions: a.Sessions, Location: a.Cfg.BillingTimezone,
+		StartSession: func(c *fiber.Ctx, token string) { web.SetSessionCookie(c, a.Cookies, token, a.Cfg.SessionMaxAge) },
+		EndSession:   func(c *fiber.Ctx) { web.ClearSessionCookie(c, a.Cookies) },
+	}
+	ch.Routes(a.Fiber.Group("/my"))
+	for _, r := range customer.PublicRoutes {
+		a.Access.Public(r[0], r[1])
+	}
+	for _, item := range customer.Nav() {
+		a.View.AddNav("My CarData", item)
+	}
+
+	if a.Jobs == nil {
+		return nil
+	}
+	for _, j := range consentJobs(cs) {
+		if err := a.Jobs.Register(j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// consentJobs are the consent module's scheduled jobs.
+func consentJobs(cs *consent.Service) []jobs.Job {
+	return []jobs.Job{{
+		Name:  "consent.expire",
+		Title: "Consent expiry",
+		Description: "Lets consent requests unanswered for 30 days expire, ends grants past their end date, " +
+			"and ends the consents of customers who no longer hold the vehicle.",
+		Spec: "*/10 * * * *", Timeout: 20 * time.Minute, CatchUp: time.Hour,
+		Run: func(ctx context.Context, r *jobs.Run) error {
+			x, err := cs.ExpireDue(ctx, 1000)
+			r.Set("requests_expired", int64(x.Unanswered))
+			r.Set("grants_expired", int64(x.EndDateReached))
+			r.Set("former_holders_ended", int64(x.FormerHolder))
+			return err
+		},
+	}, {
+		Name:        "consent.reports_build",
+		Title:       "Data report archives",
+		Description: "Builds the data-report archives of large accounts requested by customers or support.",
+		Spec:        "* * * * *", Timeout: 30 * time.Minute,
+		Roles: []string{policies.RoleSupport},
+		Run: func(ctx context.Context, r *jobs.Run) error {
+			built, failed, err := cs.BuildPendingReports(ctx, 50)
+			r.Set("built", int64(built))
+			r.Set("failed", int64(failed))
+			return err
+		},
+	}, {
+		Name:        "consent.reports_purge",
+		Title:       "Data report clean-up",
+		Description: "Deletes data-report archives older than 7 days and customer sign-in attempts older than a day.",
+		Spec:        "40 3 * * *", Timeout: 10 * time.Minute, CatchUp: 24 * time.Hour,
+		Run: func(ctx context.Context, r *jobs.Run) error {
+			n, err := cs.PurgeExpiredReports(ctx)
+			r.Set("reports_deleted", n)
+			if err != nil {
+				return err
+			}
+			m, err := cs.PurgeLoginAttempts(ctx)
+			r.Set("login_attempts_deleted", m)
+			return err
+		},
+	}}
+}
+
+// ledgerTransfers reads billing's delivery ledger for the customer's
+// transaction report. The ledger has no index on consent_id yet, so the
+// query also names the providers of those consents, which its
+// (provider_id, delivered_at) index serves.
+type ledgerTransfers struct{ db *gorm.DB }
+
+func (l ledgerTransfers) Transfers(ctx context.Context, consentIDs []int64, from, to time.Time) ([]consent.LedgerEntry, error) {
+	q := `SELECT d.id, d.consent_id, d.provider_id, d.vin, d.container_id, d.container_version, d.kind, d.keys_delivered, d.delivered_at
+		FROM delivery_ledger d
+		WHERE d.provider_id IN (SELECT DISTINCT provider_id FROM consents WHERE id IN ?) AND d.consent_id IN ?`
+	args := []any{consentIDs, consentIDs}
+	if !from.IsZero() {
+		q += " AND d.delivered_at >= ?"
+		args = append(args, from.UTC())
+	}
+	if !to.IsZero() {
+		q += " AND d.delivered_at < ?"
+		args = append(args, to.UTC())
+	}
+	var out []consent.LedgerEntry
+	err := l.db.WithContext(ctx).Raw(q+" ORDER BY d.delivered_at, d.id", args...).Scan(&out).Error
+	return out, errs.Wrap(err, "read delivery ledger")
+}
