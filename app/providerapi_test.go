@@ -822,3 +822,56 @@ func TestAPIPagesForProvidersAndStaff(t *testing.T) {
 		t.Fatalf("bad filter: %d", res.Status)
 	}
 }
+
+// TestTwoReplicasSendEachEventOnce runs two push workers (as two replicas
+// would) on the same queue: each event reaches the receiver once.
+func TestTwoReplicasSendEachEventOnce(t *testing.T) {
+	t.Parallel()
+	tt := apptest.New(t)
+	w := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+		mu.Lock()
+		seen[r.Header.Get("webhook-id")]++
+		mu.Unlock()
+		rw.WriteHeader(200)
+	}))
+	defer srv.Close()
+	pid := w.Provider.Provider.ID
+	pctx := policies.WithPrincipal(context.Background(), &policies.Principal{Kind: policies.KindProvider, ProviderID: pid})
+	a := tt.App.Webhooks
+	ep, err := a.CreateEndpoint(pctx, pid, webhooks.NewEndpoint{URL: srv.URL, EventTypes: []string{webhooks.TypeServiceCall}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const events = 40
+	for i := 0; i < events; i++ {
+		if _, err := a.SendTest(pctx, pid, ep.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := &webhooks.Service{DB: tt.DB, RecordPush: a.RecordPush, ConsentActive: a.ConsentActive}
+	var wg sync.WaitGroup
+	for _, s := range []*webhooks.Service{a, b, a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.DeliverDue(tt.Ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != events {
+		t.Fatalf("%d distinct events received, want %d", len(seen), events)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("event %s sent %d times", id, n)
+		}
+	}
+}
