@@ -24,6 +24,7 @@ func (a *App) LoadDemo(ctx context.Context, out io.Writer) error {
 		{"jobs", a.demoJobs},
 		{"onboarding", a.demoOnboarding},
 		{"vehicles", a.demoVehicles},
+		{"consent", a.demoConsent},
 		{"support", a.demoSupport},
 	}
 	for _, s := range steps {
