@@ -1,0 +1,69 @@
+package app_test
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"cardata/app"
+	"cardata/app/apptest"
+)
+
+// The demo leaves containers in every state, customer1 with consents in
+// every state, the demo insurer with at least 100 granted consents, and
+// customers who can sign in to /my; a second run changes nothing.
+func TestConsentDemoIsCompleteAndIdempotent(t *testing.T) {
+	t.Parallel()
+	tt := apptest.New(t)
+	if err := tt.App.LoadDemo(tt.Ctx, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	count := func(q string, args ...any) int64 {
+		var n int64
+		if err := tt.DB.Raw(q, args...).Scan(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := count("SELECT count(*) FROM consents") + 1000*count("SELECT count(*) FROM container_versions")
+	for _, s := range []string{"draft", "submitted", "approved", "rejected", "deprecated", "withdrawn"} {
+		if count("SELECT count(*) FROM container_versions WHERE state = ?", s) == 0 {
+			t.Errorf("no container version is %s", s)
+		}
+	}
+	if count("SELECT count(*) FROM container_versions WHERE sensitive AND state = 'approved'") == 0 {
+		t.Error("no approved sensitive container")
+	}
+	for _, s := range []string{"requested", "granted", "denied", "revoked", "expired"} {
+		if count(`SELECT count(*) FROM consents c JOIN customer_accounts a ON a.id = c.account_id WHERE a.email = ? AND c.state = ?`,
+			app.DemoCustomer1Email, s) == 0 {
+			t.Errorf("customer1 has no %s consent", s)
+		}
+	}
+	insurer := count(`SELECT count(DISTINCT c.vehicle_id) FROM consents c JOIN providers p ON p.id = c.provider_id
+		WHERE p.legal_name = 'Demo Insurance AG' AND c.state = 'granted'`)
+	if insurer < 100 {
+		t.Errorf("the demo insurer holds granted consents for %d vehicles", insurer)
+	}
+	if count("SELECT count(*) FROM delivery_ledger WHERE request_id LIKE 'demo-consent-%'") == 0 {
+		t.Error("no demo transfers for the transaction reports")
+	}
+	c := tt.Client(t)
+	res := c.PostForm("/my/login", url.Values{"email": {app.DemoCustomer1Email}, "password": {app.DemoPassword}})
+	if res.Status != http.StatusSeeOther {
+		t.Fatalf("customer1 sign-in: %d", res.Status)
+	}
+	if home := c.Get("/my"); !strings.Contains(home.Body, "Pay-as-you-drive") || !strings.Contains(home.Body, "Mileage check") {
+		t.Fatalf("customer1's page lacks the demo consents")
+	}
+
+	if err := tt.App.LoadDemo(tt.Ctx, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	after := count("SELECT count(*) FROM consents") + 1000*count("SELECT count(*) FROM container_versions")
+	if after != before {
+		t.Fatalf("second demo run changed the data: %d -> %d", before, after)
+	}
+}
