@@ -28,6 +28,7 @@ import (
 	"cardata/app/ingest"
 	"cardata/app/providerapi"
 	"cardata/app/web"
+	"cardata/billing"
 	"cardata/jobs"
 	"cardata/onboarding/vehicles"
 	"cardata/onboarding/webhooks"
@@ -55,6 +56,7 @@ type App struct {
 	Ingest   *ingest.Service      // telemetry ingest (mountIngest)
 	API      *providerapi.Handler // provider API (mountAPI)
 	Webhooks *webhooks.Service    // push notifications (mountAPI)
+	Billing  *billing.Service     // price list, ledger, invoices (mountBilling)
 
 	resolvers map[string]web.Resolver
 	bearer    fiber.Handler               // resolves API bearer tokens before the guard (mountAPI sets it)
@@ -151,7 +153,7 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	view.Nav = admin.Nav()
 
 	// Module surfaces. Each mount function lives in its own file.
-	for _, mount := range []func() error{a.mountJobs, a.mountOnboarding, a.mountAPI, a.mountPortals, a.mountIngest, a.mountSupport, a.mountConsent} {
+	for _, mount := range []func() error{a.mountJobs, a.mountOnboarding, a.mountAPI, a.mountPortals, a.mountIngest, a.mountSupport, a.mountConsent, a.mountBilling} {
 		if err := mount(); err != nil {
 			return nil, err
 		}

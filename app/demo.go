@@ -26,6 +26,7 @@ func (a *App) LoadDemo(ctx context.Context, out io.Writer) error {
 		{"vehicles", a.demoVehicles},
 		{"consent", a.demoConsent},
 		{"support", a.demoSupport},
+		{"billing", a.demoBilling},
 	}
 	for _, s := range steps {
 		if err := s.run(ctx, out); err != nil {

@@ -325,11 +325,24 @@ func (s *Service) Credited(ctx context.Context, invoiceID int64) (decimal.Decima
 	return g, err
 }
 
-// LedgerPage lists the ledger records of one invoice line (paged).
+// LedgerPage lists an invoice's ledger records (paged), or those of one
+// usage line: the records of its item and month whose positions fall in
+// the line's tier range.
 func (s *Service) LedgerPage(ctx context.Context, invoiceID, lineID int64, offset, limit int) ([]LedgerRecord, int64, error) {
 	q := s.DB.WithContext(ctx).Model(&LedgerRecord{}).Where("invoice_id = ?", invoiceID)
 	if lineID != 0 {
-		q = q.Where("invoice_line_id = ?", lineID)
+		var l Line
+		if err := s.DB.WithContext(ctx).Where("id = ? AND invoice_id = ?", lineID, invoiceID).First(&l).Error; err != nil {
+			return nil, 0, dbError(err, "invoice line")
+		}
+		if !l.IsUsage() || l.TierFrom == nil || l.TierTo == nil {
+			return nil, 0, nil
+		}
+		kind := KindPull
+		if l.Item == ItemPush {
+			kind = KindPush
+		}
+		q = q.Where("kind = ? AND service_period = ? AND month_position BETWEEN ? AND ?", kind, l.ServicePeriod, *l.TierFrom, *l.TierTo)
 	}
 	var total int64
 	if err := q.Count(&total).Error; err != nil {
@@ -339,7 +352,7 @@ func (s *Service) LedgerPage(ctx context.Context, invoiceID, lineID int64, offse
 		limit = 50
 	}
 	var out []LedgerRecord
-	err := q.Order("delivered_at, id").Offset(offset).Limit(limit).Find(&out).Error
+	err := q.Order("kind, service_period, month_position").Offset(offset).Limit(limit).Find(&out).Error
 	return out, total, errs.Wrap(err, "ledger records")
 }
 

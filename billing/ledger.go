@@ -54,7 +54,8 @@ type LedgerRecord struct {
 	DeliveredAt      time.Time
 	RecordedAt       time.Time `gorm:"<-:false"`
 	InvoiceID        *int64
-	InvoiceLineID    *int64
+	ServicePeriod    *string // set when invoiced: the month the delivery belongs to
+	MonthPosition    *int64  // set when invoiced: the unit's position in that month's count
 }
 
 func (LedgerRecord) TableName() string { return "delivery_ledger" }

@@ -67,6 +67,37 @@ func (i Item) ShortLabel() string {
 	return string(i)
 }
 
+func itemRank(i Item) int {
+	switch i {
+	case ItemTelematics:
+		return 0
+	case ItemPush:
+		return 1
+	case ItemSupportCase:
+		return 2
+	}
+	return 3
+}
+
+// PriceString is the unit price as published: four decimals for the
+// per-delivery items, cents for support.
+func (p PriceItem) PriceString() string {
+	if p.Item == ItemTelematics || p.Item == ItemPush {
+		return p.UnitPrice.StringFixed(4)
+	}
+	return p.UnitPrice.StringFixed(2)
+}
+
+// InZone returns a copy of the version with its validity in loc (display).
+func (v Version) InZone(loc *time.Location) Version {
+	v.ValidFrom = v.ValidFrom.In(loc)
+	if v.ValidTo != nil {
+		t := v.ValidTo.In(loc)
+		v.ValidTo = &t
+	}
+	return v
+}
+
 // Priorities of support cases.
 var Priorities = []string{"P1", "P2", "P3", "P4"}
 
@@ -178,9 +209,21 @@ func loadPriceList(tx *gorm.DB) (PriceList, error) {
 		Order("valid_from").Find(&vs).Error; err != nil {
 		return nil, errs.Wrap(err, "load price list")
 	}
-	for i := 0; i+1 < len(vs); i++ {
-		to := vs[i+1].ValidFrom
-		vs[i].ValidTo = &to
+	for i := range vs {
+		if i+1 < len(vs) {
+			to := vs[i+1].ValidFrom
+			vs[i].ValidTo = &to
+		}
+		sort.SliceStable(vs[i].Items, func(a, b int) bool {
+			x, y := vs[i].Items[a], vs[i].Items[b]
+			if x.Item != y.Item {
+				return itemRank(x.Item) < itemRank(y.Item)
+			}
+			if x.Priority != y.Priority {
+				return x.Priority < y.Priority
+			}
+			return x.TierFrom < y.TierFrom
+		})
 	}
 	return PriceList(vs), nil
 }

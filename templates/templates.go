@@ -20,7 +20,7 @@ import (
 	"cardata/policies"
 )
 
-//go:embed layouts partials admin errors static portal register my
+//go:embed layouts partials admin errors static portal register my public
 var files embed.FS
 
 // Static is the static asset tree (served under /static).

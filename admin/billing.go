@@ -1,0 +1,382 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"html/template"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/shopspring/decimal"
+
+	"cardata/billing"
+	"cardata/policies/audit"
+	"cardata/policies/errs"
+	"cardata/templates"
+)
+
+// BillingHandlers are finance's pages: the price list, invoice runs with
+// live progress, invoices through their life cycle, and the seller
+// identity. Finance may act; auditors read (policies/rules/60_billing.csv).
+type BillingHandlers struct {
+	View    *templates.View
+	Billing *billing.Service
+	// Shutdown stops runs started from the UI when the app stops (they
+	// outlive the request that started them).
+	Shutdown context.Context
+}
+
+// Routes mounts the finance pages on r (the /admin group).
+func (h *BillingHandlers) Routes(r fiber.Router) {
+	r.Get("/billing", func(c *fiber.Ctx) error { return c.Redirect("/admin/billing/invoices", fiber.StatusSeeOther) })
+	r.Get("/billing/revenue", h.revenue)
+	r.Get("/billing/export.csv", h.exportCSV)
+	r.Get("/billing/prices", h.listPrices)
+	r.Get("/billing/prices/new", h.newPrices)
+	r.Post("/billing/prices", h.createPrices)
+	r.Get("/billing/prices/:id", h.showPrices)
+	r.Post("/billing/prices/:id/withdraw", h.withdrawPrices)
+	r.Get("/billing/runs", h.listRuns)
+	r.Post("/billing/runs", h.startRun)
+	r.Get("/billing/runs/:id", h.showRun)
+	r.Get("/billing/runs/:id/progress", h.runProgress)
+	r.Get("/billing/invoices", h.listInvoices)
+	r.Get("/billing/invoices/:id", h.showInvoice)
+	r.Get("/billing/invoices/:id/records", h.invoiceRecords)
+	r.Get("/billing/invoices/:id/pdf", h.download("pdf"))
+	r.Get("/billing/invoices/:id/xml", h.download("ubl"))
+	r.Post("/billing/invoices/:id/finalize", h.finalize)
+	r.Post("/billing/invoices/:id/send", h.send)
+	r.Post("/billing/invoices/:id/payments", h.bookPayment)
+	r.Post("/billing/invoices/:id/lines", h.addLine)
+	r.Post("/billing/invoices/:id/regenerate", h.regenerate)
+	r.Post("/billing/invoices/:id/discard", h.discard)
+	r.Post("/billing/invoices/:id/credit-notes", h.creditNote)
+	r.Get("/billing/seller", h.seller)
+	r.Post("/billing/seller", h.updateSeller)
+}
+
+// BillingNav is the finance section of the navigation.
+func BillingNav() []templates.NavItem {
+	return []templates.NavItem{
+		{Label: "Invoices", Path: "/admin/billing/invoices"},
+		{Label: "Invoice runs", Path: "/admin/billing/runs"},
+		{Label: "Price list", Path: "/admin/billing/prices"},
+		{Label: "Revenue", Path: "/admin/billing/revenue"},
+		{Label: "Seller identity", Path: "/admin/billing/seller"},
+	}
+}
+
+func (h *BillingHandlers) flashErr(c *fiber.Ctx, back string, err error) error {
+	e := errs.As(err)
+	if e.Kind == errs.Internal || e.Kind == errs.NotFound {
+		return err
+	}
+	msg := e.Message
+	if len(e.Fields) > 0 {
+		var parts []string
+		for _, f := range e.Fields {
+			parts = append(parts, f.Message)
+		}
+		msg = strings.Join(parts, "; ")
+	}
+	templates.SetFlash(c, "error", msg)
+	return c.Redirect(back, fiber.StatusSeeOther)
+}
+
+// ---- price list ----
+
+type pricesPage struct {
+	Versions []billing.Version
+	Version  *billing.Version
+	Now      time.Time
+}
+
+func (h *BillingHandlers) listPrices(c *fiber.Ctx) error {
+	pl, err := h.Billing.PriceList(c.UserContext())
+	if err != nil {
+		return err
+	}
+	vs := []billing.Version(pl)
+	for i, j := 0, len(vs)-1; i < j; i, j = i+1, j-1 {
+		vs[i], vs[j] = vs[j], vs[i]
+	}
+	return h.View.Render(c, fiber.StatusOK, "admin/billing/prices/index", &templates.Page{Data: pricesPage{Versions: vs, Now: time.Now()}})
+}
+
+func (h *BillingHandlers) showPrices(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	v, err := h.Billing.FindVersion(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	return h.View.Render(c, fiber.StatusOK, "admin/billing/prices/show", &templates.Page{Data: pricesPage{Version: v, Now: time.Now()}})
+}
+
+var priceFields = []string{"valid_from", "note", "telematics", "push", "support_case_p1", "support_case_p2", "support_case_p3", "support_case_p4", "support_time"}
+
+func (h *BillingHandlers) newPrices(c *fiber.Ctx) error {
+	form := map[string]string{}
+	pl, err := h.Billing.PriceList(c.UserContext())
+	if err != nil {
+		return err
+	}
+	// Start from the latest version's prices, effective the 1st of next month.
+	if len(pl) > 0 {
+		v := pl[len(pl)-1]
+		form["telematics"] = billing.FormatTiers(v.Tiers(billing.ItemTelematics))
+		form["push"] = billing.FormatTiers(v.Tiers(billing.ItemPush))
+		for _, p := range billing.Priorities {
+			if price, ok := v.Price(billing.ItemSupportCase, p); ok {
+				form["support_case_"+strings.ToLower(p)] = price.StringFixed(2)
+			}
+		}
+		if price, ok := v.Price(billing.ItemSupportTime, ""); ok {
+			form["support_time"] = price.StringFixed(2)
+		}
+	}
+	loc := h.Billing.Location
+	now := time.Now().In(loc)
+	form["valid_from"] = time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, loc).Format("2006-01-02")
+	return h.View.Render(c, fiber.StatusOK, "admin/billing/prices/form", &templates.Page{Form: form})
+}
+
+func (h *BillingHandlers) createPrices(c *fiber.Ctx) error {
+	form := formValues(c, priceFields...)
+	v := &errs.Validation{}
+	in := billing.NewVersion{Note: form["note"], SupportCase: map[string]decimal.Decimal{}}
+	if d, err := time.ParseInLocation("2006-01-02", strings.TrimSpace(form["valid_from"]), h.Billing.Location); err != nil {
+		v.Add("valid_from", "valid_from_invalid", "give the first day the prices apply (YYYY-MM-DD); they apply from 00:00 Berlin time")
+	} else {
+		in.ValidFrom = d
+	}
+	var err error
+	if in.Telematics, err = billing.ParseTiers(form["telematics"]); err != nil {
+		v.Add("telematics", "tiers_invalid", "%s", err.Error())
+	}
+	if in.Push, err = billing.ParseTiers(form["push"]); err != nil {
+		v.Add("push", "tiers_invalid", "%s", err.Error())
+	}
+	for _, p := range billing.Priorities {
+		f := "support_case_" + strings.ToLower(p)
+		if strings.TrimSpace(form[f]) == "" {
+			continue // the service names the missing price
+		}
+		if d, err := billing.ParsePrice(form[f]); err != nil {
+			v.Add(f, "price_invalid", "%s", err.Error())
+		} else {
+			in.SupportCase[p] = d
+		}
+	}
+	if d, err := billing.ParsePrice(form["support_time"]); err != nil {
+		v.Add("support_time", "price_invalid", "%s", err.Error())
+	} else {
+		in.SupportTime = d
+	}
+	if err := v.Err(); err == nil {
+		var ver *billing.Version
+		ver, err = h.Billing.CreateVersion(c.UserContext(), in)
+		if err == nil {
+			templates.SetFlash(c, "success", "The new price list version is published; it applies from "+form["valid_from"]+".")
+			return c.Redirect("/admin/billing/prices/"+strconv.FormatInt(ver.ID, 10), fiber.StatusSeeOther)
+		}
+		if !invalid(err) {
+			return err
+		}
+		v.Fields = append(v.Fields, errs.As(err).Fields...)
+	}
+	return h.View.Render(c, fiber.StatusUnprocessableEntity, "admin/billing/prices/form", &templates.Page{Errors: errs.FieldMap(v.Err()), Form: form})
+}
+
+func (h *BillingHandlers) withdrawPrices(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	if err := h.Billing.WithdrawVersion(c.UserContext(), id); err != nil {
+		return h.flashErr(c, "/admin/billing/prices/"+strconv.FormatInt(id, 10), err)
+	}
+	templates.SetFlash(c, "success", "The future version was withdrawn.")
+	return c.Redirect("/admin/billing/prices", fiber.StatusSeeOther)
+}
+
+// ---- invoice runs ----
+
+type runsPage struct {
+	Runs    []billing.InvoiceRun
+	Run     *billing.InvoiceRun
+	Periods []string
+	Panel   template.HTML // the progress fragment, rendered once for the page
+}
+
+func lastPeriods(loc *time.Location, n int) []string {
+	p := billing.PeriodOf(time.Now(), loc).Prev()
+	var out []string
+	for i := 0; i < n; i++ {
+		out = append(out, p.String())
+		p = p.Prev()
+	}
+	return out
+}
+
+func (h *BillingHandlers) listRuns(c *fiber.Ctx) error {
+	pager := templates.NewPager(c, 25)
+	runs, total, err := h.Billing.ListRuns(c.UserContext(), pager.Offset(), pager.PerPage)
+	if err != nil {
+		return err
+	}
+	pager.Total = total
+	periods := lastPeriods(h.Billing.Location, 12)
+	return h.View.Render(c, fiber.StatusOK, "admin/billing/runs/index", &templates.Page{Pager: pager,
+		Form: map[string]string{"period": periods[0]}, Data: runsPage{Runs: runs, Periods: periods}})
+}
+
+func (h *BillingHandlers) startRun(c *fiber.Ctx) error {
+	period := strings.TrimSpace(c.FormValue("period"))
+	handle, err := h.Billing.StartRun(c.UserContext(), h.Shutdown, period, billing.RunOptions{Trigger: billing.TriggerUI})
+	if invalid(err) {
+		runs, total, lerr := h.Billing.ListRuns(c.UserContext(), 0, 25)
+		if lerr != nil {
+			return lerr
+		}
+		e := errs.As(err)
+		fields := errs.FieldMap(err)
+		if len(fields) == 0 {
+			fields = map[string]string{"period": e.Message}
+		}
+		pager := templates.NewPager(c, 25)
+		pager.Total = total
+		return h.View.Render(c, fiber.StatusUnprocessableEntity, "admin/billing/runs/index", &templates.Page{Pager: pager,
+			Errors: fields, Form: map[string]string{"period": period},
+			Data: runsPage{Runs: runs, Periods: lastPeriods(h.Billing.Location, 12)}})
+	}
+	if err != nil {
+		return h.flashErr(c, "/admin/billing/runs", err)
+	}
+	return c.Redirect("/admin/billing/runs/"+strconv.FormatInt(handle.RunID, 10), fiber.StatusSeeOther)
+}
+
+func (h *BillingHandlers) loadRun(c *fiber.Ctx) (*billing.InvoiceRun, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return nil, err
+	}
+	return h.Billing.FindRun(c.UserContext(), id)
+}
+
+func (h *BillingHandlers) showRun(c *fiber.Ctx) error {
+	r, err := h.loadRun(c)
+	if err != nil {
+		return err
+	}
+	// The panel is the same fragment the page polls (admin/billing/runs/progress).
+	panel, err := h.View.RenderString("admin/billing/runs/progress", &templates.Page{Data: runsPage{Run: r}})
+	if err != nil {
+		return err
+	}
+	return h.View.Render(c, fiber.StatusOK, "admin/billing/runs/show", &templates.Page{Data: runsPage{Run: r, Panel: template.HTML(panel)}})
+}
+
+// runProgress is the fragment the run page polls (data-poll).
+func (h *BillingHandlers) runProgress(c *fiber.Ctx) error {
+	r, err := h.loadRun(c)
+	if err != nil {
+		return err
+	}
+	return h.View.Render(c, fiber.StatusOK, "admin/billing/runs/progress", &templates.Page{Data: runsPage{Run: r}})
+}
+
+// ---- revenue, export ----
+
+type revenueBar struct {
+	billing.RevenueMonth
+	Percent int
+}
+
+func (h *BillingHandlers) revenue(c *fiber.Ctx) error {
+	months, err := h.Billing.Revenue(c.UserContext())
+	if err != nil {
+		return err
+	}
+	top := decimal.Zero
+	for _, m := range months {
+		if m.Net.GreaterThan(top) {
+			top = m.Net
+		}
+	}
+	var bars []revenueBar
+	for _, m := range months {
+		pct := 0
+		if top.IsPositive() && m.Net.IsPositive() {
+			pct = int(m.Net.Mul(decimal.NewFromInt(100)).Div(top).IntPart())
+		}
+		bars = append(bars, revenueBar{m, pct})
+	}
+	return h.View.Render(c, fiber.StatusOK, "admin/billing/revenue", &templates.Page{Data: bars})
+}
+
+func (h *BillingHandlers) exportCSV(c *fiber.Ctx) error {
+	period := c.Query("period")
+	b, err := h.Billing.ExportCSV(c.UserContext(), period)
+	if err != nil {
+		return err
+	}
+	name := "cardata-invoices.csv"
+	if period != "" {
+		name = "cardata-invoices-" + period + ".csv"
+	}
+	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
+	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s"`, name))
+	return c.Send(b)
+}
+
+// ---- seller ----
+
+var sellerFields = []string{"name", "street", "postal_code", "city", "country", "vat_id", "tax_number", "register_id",
+	"iban", "bic", "bank_name", "email", "phone", "payment_terms_days"}
+
+func sellerForm(s *billing.Seller) map[string]string {
+	return map[string]string{"name": s.Name, "street": s.Street, "postal_code": s.PostalCode, "city": s.City, "country": s.Country,
+		"vat_id": s.VATID, "tax_number": s.TaxNumber, "register_id": s.RegisterID, "iban": s.IBAN, "bic": s.BIC,
+		"bank_name": s.BankName, "email": s.Email, "phone": s.Phone, "payment_terms_days": strconv.Itoa(s.PaymentTermsDays)}
+}
+
+func (h *BillingHandlers) seller(c *fiber.Ctx) error {
+	s, err := h.Billing.Seller(c.UserContext())
+	if err != nil {
+		return err
+	}
+	timeline, err := audit.ForObject(c.UserContext(), h.Billing.DB, "billing_seller", "1")
+	if err != nil {
+		return err
+	}
+	return h.View.Render(c, fiber.StatusOK, "admin/billing/seller", &templates.Page{Form: sellerForm(s), Data: timeline})
+}
+
+func (h *BillingHandlers) updateSeller(c *fiber.Ctx) error {
+	form := formValues(c, sellerFields...)
+	days, convErr := strconv.Atoi(strings.TrimSpace(form["payment_terms_days"]))
+	in := billing.Seller{Name: form["name"], Street: form["street"], PostalCode: form["postal_code"], City: form["city"],
+		Country: form["country"], VATID: form["vat_id"], TaxNumber: form["tax_number"], RegisterID: form["register_id"],
+		IBAN: form["iban"], BIC: form["bic"], BankName: form["bank_name"], Email: form["email"], Phone: form["phone"], PaymentTermsDays: days}
+	if convErr != nil {
+		in.PaymentTermsDays = -1
+	}
+	if _, err := h.Billing.UpdateSeller(c.UserContext(), in); err != nil {
+		if !invalid(err) {
+			return err
+		}
+		timeline, terr := audit.ForObject(c.UserContext(), h.Billing.DB, "billing_seller", "1")
+		if terr != nil {
+			return terr
+		}
+		return h.View.Render(c, fiber.StatusUnprocessableEntity, "admin/billing/seller", &templates.Page{Errors: errs.FieldMap(err), Form: form, Data: timeline})
+	}
+	templates.SetFlash(c, "success", "Seller identity saved; documents finalized from now on carry it.")
+	return c.Redirect("/admin/billing/seller", fiber.StatusSeeOther)
+}
