@@ -365,7 +365,6 @@ func TestDecisionOnRealDataForEveryReason(t *testing.T) {
 	bmwFR := w.vehicle(t, "BMW", "FR", true, anna) // FR is not covered by the provider
 	w.granted(t, bmwFR, v.ContainerID, anna)
 
-
 	revoked := w.vehicle(t, "BMW", "DE", true, anna)
 	kr := w.granted(t, revoked, v.ContainerID, anna)
 	if err := w.cs.Revoke(w.customerCtx(t, anna), anna, kr.ID); err != nil {
@@ -466,5 +465,47 @@ func TestDecisionOnRealDataForEveryReason(t *testing.T) {
 	}
 	if r := w.decide(t, bmwAT, v.ContainerID); r != policies.ReasonProviderNotActive {
 		t.Fatalf("terminated provider: %s", r)
+	}
+}
+
+// Push recipients and the send-time check follow the consent: a reading of
+// a key goes to the grants whose container has it, and a revocation stops
+// what is queued.
+func TestPushRecipientsAndSendTimeCheck(t *testing.T) {
+	t.Parallel()
+	w := newConsentWorld(t)
+	anna := w.customer(t, "anna@test.local")
+	vin := w.vehicle(t, "BMW", "AT", true, anna)
+	v := w.approvedContainer(t, "Positions", csMileage, csLat, csLon)
+	other := w.approvedContainer(t, "Mileage only", csMileage)
+	k := w.granted(t, vin, v.ContainerID, anna)
+	w.granted(t, vin, other.ContainerID, anna)
+	veh, err := w.veh.FindByVIN(context.Background(), vin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := w.cs.Recipients(context.Background(), w.tt.DB, veh.ID, csLat, time.Now())
+	if err != nil || len(rs) != 1 || rs[0].ConsentID != k.ID || rs[0].ContainerID != v.ContainerID || rs[0].ContainerVersion != 1 {
+		t.Fatalf("recipients of a position: %+v %v", rs, err)
+	}
+	if rs, _ := w.cs.Recipients(context.Background(), w.tt.DB, veh.ID, csMileage, time.Now()); len(rs) != 2 {
+		t.Fatalf("recipients of the mileage: %+v", rs)
+	}
+	if ok, reason, err := w.cs.ConsentActive(context.Background(), w.pid, k.ID, time.Now()); !ok || err != nil {
+		t.Fatalf("active consent: %v %s %v", ok, reason, err)
+	}
+	if err := w.cs.Revoke(w.customerCtx(t, anna), anna, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ok, reason, _ := w.cs.ConsentActive(context.Background(), w.pid, k.ID, time.Now()); ok || reason != policies.ReasonConsentRevoked {
+		t.Fatalf("after revoke: %v %s", ok, reason)
+	}
+	if rs, _ := w.cs.Recipients(context.Background(), w.tt.DB, veh.ID, csLat, time.Now()); len(rs) != 0 {
+		t.Fatalf("recipients after revoke: %+v", rs)
+	}
+	// Another provider's consent id tells it nothing.
+	nord := mustActiveProvider(t, w.tt, "Nordlys Forsikring AS", "NO", "NO917345821")
+	if ok, reason, _ := w.cs.ConsentActive(context.Background(), nord.Provider.ID, k.ID, time.Now()); ok || reason != policies.ReasonNoConsent {
+		t.Fatalf("foreign consent: %v %s", ok, reason)
 	}
 }
