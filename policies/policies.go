@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
@@ -106,7 +107,12 @@ func PrincipalFrom(ctx context.Context) *Principal {
 var rules embed.FS
 
 // Enforcer authorizes (roles, path, method) against the embedded policy.
-type Enforcer struct{ e *casbin.Enforcer }
+type Enforcer struct {
+	e *casbin.Enforcer
+	// routeDecisions caches AllowedRoute: the policy is embedded and route
+	// patterns are finite, so a decision never changes while the process runs.
+	routeDecisions sync.Map
+}
 
 // NewEnforcer loads the model and every rules/*.csv file, in name order.
 func NewEnforcer() (*Enforcer, error) {
@@ -146,6 +152,29 @@ func (en *Enforcer) Allowed(roles []string, path, method string) bool {
 	for _, r := range roles {
 		ok, err := en.e.Enforce(r, path, method)
 		if err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowedRoute is Allowed for a registered route pattern (such as
+// /admin/users/:id); its decisions are cached for the life of the process.
+func (en *Enforcer) AllowedRoute(roles []string, pattern, method string) bool {
+	for _, r := range roles {
+		key := r + "\x00" + method + "\x00" + pattern
+		if v, ok := en.routeDecisions.Load(key); ok {
+			if v.(bool) {
+				return true
+			}
+			continue
+		}
+		ok, err := en.e.Enforce(r, pattern, method)
+		allowed := err == nil && ok
+		if err == nil {
+			en.routeDecisions.Store(key, allowed)
+		}
+		if allowed {
 			return true
 		}
 	}

@@ -194,25 +194,40 @@ type Access struct {
 	Enforcer *policies.Enforcer
 	public   map[string]bool // "METHOD path-pattern"
 	prefixes []string        // public path prefixes (static assets)
-	routes   []routeMatcher  // registered routes, so unknown paths fall through to 404/405
+	// routes indexes the registered routes by method and leading literal
+	// segments, so unknown paths fall through to 404/405 and known ones are
+	// authorized by their pattern (a finite set, so decisions can be cached).
+	routes map[string]map[string][]routeMatcher
 }
 
 type routeMatcher struct {
-	method  string
+	order   int // registration order: fiber serves the first match
 	pattern string
 	re      *regexp.Regexp
 }
 
-// compileRoute turns a fiber route pattern into an anchored regexp.
-func compileRoute(pattern string) *regexp.Regexp {
+// maxPrefix is how many leading literal segments index a route.
+const maxPrefix = 3
+
+// compileRoute turns a fiber route pattern into an anchored regexp and
+// returns its leading literal segments (at most maxPrefix).
+func compileRoute(pattern string) (*regexp.Regexp, []string) {
 	var b strings.Builder
 	b.WriteString("^")
 	if len(pattern) > 1 {
 		pattern = strings.TrimRight(pattern, "/")
 	}
 	segs := strings.Split(pattern, "/")
+	var literal []string
+	literalRun := true
 	for i, seg := range segs {
+		isParam := seg == "*" || seg == "+" || strings.HasPrefix(seg, ":")
 		if i > 0 {
+			if literalRun && !isParam && len(literal) < maxPrefix {
+				literal = append(literal, seg)
+			} else {
+				literalRun = false
+			}
 			if strings.HasPrefix(seg, ":") && strings.HasSuffix(seg, "?") {
 				b.WriteString("(?:/[^/]*)?")
 				continue
@@ -231,18 +246,25 @@ func compileRoute(pattern string) *regexp.Regexp {
 		}
 	}
 	b.WriteString("/?$")
-	return regexp.MustCompile(b.String())
+	return regexp.MustCompile(b.String()), literal
 }
 
 // Learn records the app's routes (call after every route is mounted).
 func (a *Access) Learn(routes []fiber.Route) {
-	a.routes = a.routes[:0]
-	for _, r := range routes {
+	a.routes = map[string]map[string][]routeMatcher{}
+	for i, r := range routes {
 		pattern := r.Path
 		if len(pattern) > 1 {
 			pattern = strings.TrimRight(pattern, "/")
 		}
-		a.routes = append(a.routes, routeMatcher{method: r.Method, pattern: pattern, re: compileRoute(pattern)})
+		re, literal := compileRoute(pattern)
+		byPrefix := a.routes[r.Method]
+		if byPrefix == nil {
+			byPrefix = map[string][]routeMatcher{}
+			a.routes[r.Method] = byPrefix
+		}
+		key := strings.Join(literal, "/")
+		byPrefix[key] = append(byPrefix[key], routeMatcher{order: i, pattern: pattern, re: re})
 	}
 }
 
@@ -252,14 +274,27 @@ func (a *Access) Known(method, path string) bool {
 	return ok
 }
 
-// routeFor returns the registered pattern serving method+path, if any.
+// routeFor returns the registered pattern serving method+path, if any: the
+// earliest registered route among those indexed under a prefix of the path.
 func (a *Access) routeFor(method, path string) (string, bool) {
-	for _, r := range a.routes {
-		if r.method == method && r.re.MatchString(path) {
-			return r.pattern, true
+	byPrefix := a.routes[method]
+	if byPrefix == nil {
+		return "", false
+	}
+	segs := strings.SplitN(strings.TrimPrefix(path, "/"), "/", maxPrefix+1)
+	if len(segs) > maxPrefix {
+		segs = segs[:maxPrefix]
+	}
+	best := routeMatcher{order: -1}
+	for n := len(segs); n >= 0; n-- {
+		for _, r := range byPrefix[strings.Join(segs[:n], "/")] {
+			if (best.order < 0 || r.order < best.order) && r.re.MatchString(path) {
+				best = r
+				break // within a bucket, routes are in registration order
+			}
 		}
 	}
-	return "", false
+	return best.pattern, best.order >= 0
 }
 
 // NewAccess builds the route guard.
@@ -308,7 +343,7 @@ func (a *Access) Guard() fiber.Handler {
 		if p == nil {
 			return errs.New(errs.Unauthorized, "unauthenticated", "sign in first")
 		}
-		if !a.Enforcer.Allowed(p.Roles, path, method) {
+		if !a.Enforcer.AllowedRoute(p.Roles, pattern, method) {
 			return errs.New(errs.Forbidden, "forbidden", "you are not allowed to do this")
 		}
 		return c.Next()
