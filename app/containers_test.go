@@ -402,8 +402,8 @@ func TestContainerVersionsAndConsentCarryOver(t *testing.T) {
 	for _, ch := range changes[k.ID] {
 		notes = append(notes, fmt.Sprintf("%s>%s v%d %s", ch.FromState, ch.ToState, ch.Version, ch.Note))
 	}
-	if len(notes) != 4 || !strings.Contains(notes[2], "carried over to version 2") || !strings.Contains(notes[3], "superseded v3") &&
-		!strings.Contains(notes[3], "replaced by consent") {
+	if len(notes) != 4 || !strings.Contains(notes[2], "carried over to version 2") || !strings.HasPrefix(notes[3], "granted>superseded v2") ||
+		!strings.Contains(notes[3], fmt.Sprintf("replaced by consent %d for version 3", k3.ID)) {
 		t.Fatalf("changelog: %q", notes)
 	}
 }
