@@ -169,7 +169,8 @@ func TestOutboxRetriesWithBackoffAndGivesUp(t *testing.T) {
 			mu.Lock()
 			delays = append(delays, attempt)
 			mu.Unlock()
-			return time.Duration(attempt) * 100 * time.Millisecond
+			// long enough that a pass on a loaded machine never outlives it
+			return time.Duration(attempt) * 1500 * time.Millisecond
 		}}
 	if _, err := o.ProcessDue(context.Background(), 10); err != nil {
 		t.Fatal(err)
@@ -186,7 +187,7 @@ func TestOutboxRetriesWithBackoffAndGivesUp(t *testing.T) {
 	if n, _ := o.ProcessDue(context.Background(), 10); n != 0 {
 		t.Errorf("retried %d before the backoff passed", n)
 	}
-	eventually(t, 10*time.Second, "retries to settle", func() bool {
+	eventually(t, 20*time.Second, "retries to settle", func() bool {
 		o.ProcessDue(context.Background(), 10)
 		var pending int64
 		gdb.Model(&jobs.Email{}).Where("status = 'pending'").Count(&pending)
