@@ -1,6 +1,8 @@
 package app
 
 import (
+	"context"
+
 	"github.com/gofiber/fiber/v2"
 
 	"cardata/admin"
@@ -23,6 +25,13 @@ func (a *App) newOnboardingService() *onboarding.Service {
 func (a *App) mountOnboarding() error {
 	svc := a.newOnboardingService()
 	a.resolvers[policies.KindProvider] = svc.ResolvePrincipal
+	// The vehicle registry is mounted later (mountIngest); look it up per call.
+	svc.EligibleVehicles = func(ctx context.Context, market string) (int64, error) {
+		if a.Vehicles == nil {
+			return 0, nil
+		}
+		return a.Vehicles.CountEligible(ctx, market)
+	}
 
 	staffPages := &admin.ProviderHandlers{View: a.View, Onboarding: svc}
 	staffPages.Routes(a.Fiber.Group("/admin"))
