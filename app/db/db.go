@@ -69,7 +69,11 @@ func newProvider(sqlDB *sql.DB) (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return goose.NewProvider(goose.DialectPostgres, sqlDB, Migrations(), goose.WithSessionLocker(locker))
+	// Modules own number ranges (docs/CONVENTIONS.md), so a database migrated
+	// before a lower-numbered module landed must still take it: apply missing
+	// migrations instead of refusing them.
+	return goose.NewProvider(goose.DialectPostgres, sqlDB, Migrations(), goose.WithSessionLocker(locker),
+		goose.WithAllowOutofOrder(true))
 }
 
 // MigrateSQL applies all migrations over a plain *sql.DB (used by dbtest).
