@@ -117,11 +117,12 @@ func CheckSchema(ctx context.Context, gdb *gorm.DB) error {
 	if err != nil {
 		return err
 	}
-	current, target, err := p.GetVersions(ctx)
+	pending, err := p.HasPending(ctx)
 	if err != nil {
 		return fmt.Errorf("reading schema version: %w", err)
 	}
-	if current < target {
+	if pending {
+		current, target, _ := p.GetVersions(ctx)
 		return fmt.Errorf("%w (database at %d, binary needs %d)", ErrSchemaOutdated, current, target)
 	}
 	return nil
