@@ -15,6 +15,8 @@ run: postgres build
 	@echo "  CarData Partner Office: http://$(LISTEN_ADDR)/admin"
 	@echo "  Staff logins (password cardata-demo):"
 	@echo "    manager@demo.local  finance@demo.local  support@demo.local  admin@demo.local  auditor@demo.local"
+	@echo "  Provider portal: http://$(LISTEN_ADDR)/portal  (admin@demo-insurer.example)"
+	@echo "  Customer pages:  http://$(LISTEN_ADDR)/my      (customer1@demo.local, anna@demo.example)"
 	@echo "  Stop with Ctrl-C."
 	@echo
 	@exec $(BIN) serve

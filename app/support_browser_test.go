@@ -45,8 +45,10 @@ func TestBrowserSupportConversationHidesInternalNotes(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := strings.TrimPrefix(number, "T-")
-	err = chromedp.Run(ctx,
-		chromedp.Navigate(base+"/admin/tickets/"+id),
+	// One Run per step: a wait queued in the same Run as the click that
+	// navigates can stay bound to the old document and never return.
+	for i, act := range []chromedp.Action{
+		chromedp.Navigate(base + "/admin/tickets/" + id),
 		chromedp.WaitVisible(`#f-email`, chromedp.ByQuery),
 		chromedp.SendKeys(`#f-email`, "sam@test.local", chromedp.ByQuery),
 		chromedp.SendKeys(`#f-password`, apptest.Password, chromedp.ByQuery),
@@ -66,16 +68,17 @@ func TestBrowserSupportConversationHidesInternalNotes(t *testing.T) {
 		chromedp.Text(`#status`, &status, chromedp.ByQuery),
 		chromedp.Click(`#logout`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#f-email`, chromedp.ByQuery),
-		chromedp.Navigate(base+"/portal/tickets/"+id),
+		chromedp.Navigate(base + "/portal/tickets/" + id),
 		chromedp.WaitVisible(`#f-email`, chromedp.ByQuery),
 		chromedp.SendKeys(`#f-email`, r.Admin.Email, chromedp.ByQuery),
 		chromedp.SendKeys(`#f-password`, providerPassword, chromedp.ByQuery),
 		chromedp.Click(`#signin`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#timeline`, chromedp.ByQuery),
 		chromedp.Text(`main`, &providerPage, chromedp.ByQuery),
-	)
-	if err != nil {
-		t.Fatal(err)
+	} {
+		if err = chromedp.Run(ctx, act); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
 	}
 	if !strings.Contains(staffTimeline, reply) || !strings.Contains(staffTimeline, note) || status != "open" {
 		t.Fatalf("staff timeline %q status %q", staffTimeline, status)
