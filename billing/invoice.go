@@ -329,7 +329,11 @@ func (s *Service) Credited(ctx context.Context, invoiceID int64) (decimal.Decima
 // usage line: the records of its item and month whose positions fall in
 // the line's tier range.
 func (s *Service) LedgerPage(ctx context.Context, invoiceID, lineID int64, offset, limit int) ([]LedgerRecord, int64, error) {
-	q := s.DB.WithContext(ctx).Model(&LedgerRecord{}).Where("invoice_id = ?", invoiceID)
+	var providerID int64
+	if err := s.DB.WithContext(ctx).Raw(`SELECT provider_id FROM invoices WHERE id = ?`, invoiceID).Scan(&providerID).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "invoice provider")
+	}
+	q := s.DB.WithContext(ctx).Model(&LedgerRecord{}).Where("provider_id = ? AND invoice_id = ?", providerID, invoiceID)
 	if lineID != 0 {
 		var l Line
 		if err := s.DB.WithContext(ctx).Where("id = ? AND invoice_id = ?", lineID, invoiceID).First(&l).Error; err != nil {

@@ -361,8 +361,10 @@ func newestCheck(tx *gorm.DB, inv *Invoice) error {
 	return nil
 }
 
-func releaseUsage(tx *gorm.DB, invoiceID int64) error {
-	if err := tx.Exec(`UPDATE delivery_ledger SET invoice_id = NULL, service_period = NULL, month_position = NULL WHERE invoice_id = ?`, invoiceID).Error; err != nil {
+func releaseUsage(tx *gorm.DB, inv *Invoice) error {
+	invoiceID := inv.ID
+	if err := tx.Exec(`UPDATE delivery_ledger SET invoice_id = NULL, service_period = NULL, month_position = NULL
+		WHERE invoice_id = ? AND provider_id = ?`, invoiceID, inv.ProviderID).Error; err != nil {
 		return dbError(err, "release ledger records")
 	}
 	if err := tx.Exec(`UPDATE billing_support_items SET invoice_id = NULL, invoice_line_id = NULL WHERE invoice_id = ?`, invoiceID).Error; err != nil {
@@ -395,7 +397,7 @@ func (s *Service) Discard(ctx context.Context, id int64, reason string) error {
 			if err := newestCheck(tx, inv); err != nil {
 				return err
 			}
-			if err := releaseUsage(tx, id); err != nil {
+			if err := releaseUsage(tx, inv); err != nil {
 				return err
 			}
 		}
@@ -430,7 +432,7 @@ func (s *Service) Regenerate(ctx context.Context, id int64) (*Invoice, error) {
 		if err := newestCheck(tx, inv); err != nil {
 			return err
 		}
-		if err := releaseUsage(tx, id); err != nil {
+		if err := releaseUsage(tx, inv); err != nil {
 			return err
 		}
 		var keep []Line

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/shopspring/decimal"
+	"gorm.io/gorm"
 
 	"cardata/policies/errs"
 )
@@ -44,43 +46,65 @@ type Reconciliation struct {
 // OK reports whether nothing differs.
 func (r *Reconciliation) OK() bool { return len(r.Differences) == 0 }
 
-// reconcileCTE re-rates every ledger record on the period's invoices in
-// plain SQL, without the Go rating code: it recomputes each record's month
-// and position from scratch (units of the same provider, kind and month on
-// earlier live invoices come first), finds the version valid at delivery,
-// and prices the record by the tier that contains its position.
-const reconcileCTE = `
-WITH v AS MATERIALIZED (
-    SELECT id, valid_from, lead(valid_from) OVER (ORDER BY valid_from) AS valid_to FROM price_list_versions
-), inv AS MATERIALIZED (
-    SELECT id, provider_id FROM invoices WHERE period = @period AND doc_type = 'invoice' AND status <> 'discarded'
-), rec AS MATERIALIZED (
-    SELECT l.id, l.invoice_id, l.provider_id, l.kind, l.delivered_at, l.month_position, l.service_period AS stored_sp,
-           to_char(l.delivered_at AT TIME ZONE @tz, 'YYYY-MM') AS month
-    FROM delivery_ledger l JOIN inv ON inv.id = l.invoice_id
-), earlier AS MATERIALIZED (
-    SELECT g.invoice_id, g.kind, g.month,
-           (SELECT count(*) FROM delivery_ledger x JOIN invoices xi ON xi.id = x.invoice_id
-             WHERE xi.status <> 'discarded' AND xi.id < g.invoice_id AND x.provider_id = g.provider_id AND x.kind = g.kind
-               AND x.delivered_at >= (to_date(g.month, 'YYYY-MM')::timestamp AT TIME ZONE @tz)
-               AND x.delivered_at < ((to_date(g.month, 'YYYY-MM') + interval '1 month')::timestamp AT TIME ZONE @tz)) AS n
-    FROM (SELECT DISTINCT invoice_id, provider_id, kind, month FROM rec) g
-), ranked AS MATERIALIZED (
+// reconcileSteps re-rate every ledger record on the period's invoices in
+// plain SQL, without the Go rating code: they recompute each record's
+// month and position from scratch (units of the same provider, kind and
+// month on earlier live invoices come first), find the version valid at
+// delivery, price the record by the tier that contains its position, and
+// match it to the stored line whose range contains that position. Each
+// step is a temporary table with fresh statistics, so the planner sees
+// real row counts at every size.
+var reconcileSteps = []string{`
+CREATE TEMP TABLE rc_rec ON COMMIT DROP AS
+SELECT l.id, l.invoice_id, l.provider_id, l.kind, l.delivered_at, l.month_position, l.service_period AS stored_sp,
+       to_char(l.delivered_at AT TIME ZONE @tz, 'YYYY-MM') AS month
+FROM delivery_ledger l
+WHERE l.invoice_id = ANY (ARRAY(SELECT id FROM invoices WHERE period = @period AND doc_type = 'invoice' AND status <> 'discarded'))`,
+	`ANALYZE rc_rec`, `
+CREATE TEMP TABLE rc_earlier ON COMMIT DROP AS
+WITH g AS MATERIALIZED (
+    SELECT DISTINCT invoice_id, provider_id, kind, month FROM rc_rec
+), span AS MATERIALIZED (
+    SELECT min(to_date(month, 'YYYY-MM'))::timestamp AT TIME ZONE @tz AS lo,
+           (max(to_date(month, 'YYYY-MM')) + interval '1 month')::timestamp AT TIME ZONE @tz AS hi
+    FROM g
+), prior AS MATERIALIZED (
+    SELECT x.provider_id, x.kind, to_char(x.delivered_at AT TIME ZONE @tz, 'YYYY-MM') AS month, x.invoice_id, count(*) AS n
+    FROM delivery_ledger x
+    WHERE x.provider_id = ANY (ARRAY(SELECT DISTINCT provider_id FROM g)) AND x.invoice_id IS NOT NULL
+      AND x.delivered_at >= (SELECT lo FROM span) AND x.delivered_at < (SELECT hi FROM span)
+    GROUP BY 1, 2, 3, 4
+)
+SELECT g.invoice_id, g.kind, g.month, COALESCE(sum(p.n) FILTER (WHERE xi.status <> 'discarded'), 0) AS n
+FROM g
+LEFT JOIN prior p ON p.provider_id = g.provider_id AND p.kind = g.kind AND p.month = g.month AND p.invoice_id < g.invoice_id
+LEFT JOIN invoices xi ON xi.id = p.invoice_id
+GROUP BY g.invoice_id, g.kind, g.month`,
+	`ANALYZE rc_earlier`, `
+CREATE TEMP TABLE rc_versions ON COMMIT DROP AS
+SELECT id, valid_from, lead(valid_from) OVER (ORDER BY valid_from) AS valid_to FROM price_list_versions`,
+	`ANALYZE rc_versions`, `
+CREATE TEMP TABLE rc_priced ON COMMIT DROP AS
+WITH ranked AS (
     SELECT r.*, e.n + row_number() OVER (PARTITION BY r.invoice_id, r.kind, r.month ORDER BY r.delivered_at, r.id) AS pos,
-           (SELECT v.id FROM v WHERE r.delivered_at >= v.valid_from AND (v.valid_to IS NULL OR r.delivered_at < v.valid_to)) AS version_id
-    FROM rec r JOIN earlier e ON e.invoice_id = r.invoice_id AND e.kind = r.kind AND e.month = r.month
-), priced AS MATERIALIZED (
-    SELECT r.*, CASE r.kind WHEN 'pull' THEN 'telematics' ELSE 'push' END AS item, pi.unit_price
-    FROM ranked r
-    LEFT JOIN price_list_items pi ON pi.version_id = r.version_id
-         AND pi.item = CASE r.kind WHEN 'pull' THEN 'telematics' ELSE 'push' END
-         AND r.pos >= pi.tier_from AND (pi.tier_to IS NULL OR r.pos <= pi.tier_to)
-), matched AS MATERIALIZED (
-    SELECT p.id, p.invoice_id, p.unit_price, p.pos, p.month, p.month_position, p.stored_sp, li.id AS line_id
-    FROM priced p
-    LEFT JOIN invoice_lines li ON li.invoice_id = p.invoice_id AND li.item = p.item AND li.service_period = p.month
-         AND p.pos BETWEEN li.tier_from AND li.tier_to
-)`
+           CASE r.kind WHEN 'pull' THEN 'telematics' ELSE 'push' END AS item
+    FROM rc_rec r JOIN rc_earlier e ON e.invoice_id = r.invoice_id AND e.kind = r.kind AND e.month = r.month
+), versioned AS (
+    SELECT r.*, v.id AS version_id
+    FROM ranked r LEFT JOIN rc_versions v ON r.delivered_at >= v.valid_from AND (v.valid_to IS NULL OR r.delivered_at < v.valid_to)
+)
+SELECT r.*, pi.unit_price
+FROM versioned r
+LEFT JOIN price_list_items pi ON pi.version_id = r.version_id AND pi.item = r.item
+     AND r.pos >= pi.tier_from AND (pi.tier_to IS NULL OR r.pos <= pi.tier_to)`,
+	`ANALYZE rc_priced`, `
+CREATE TEMP TABLE rc_matched ON COMMIT DROP AS
+SELECT p.id, p.invoice_id, p.unit_price, p.pos, p.month, p.month_position, p.stored_sp, li.id AS line_id
+FROM rc_priced p
+LEFT JOIN invoice_lines li ON li.invoice_id = p.invoice_id AND li.item = p.item AND li.service_period = p.month
+     AND p.pos BETWEEN li.tier_from AND li.tier_to`,
+	`ANALYZE rc_matched`,
+}
 
 func docName(number *string, id int64) string {
 	if number != nil {
@@ -98,9 +122,28 @@ func (s *Service) Reconcile(ctx context.Context, period string) (*Reconciliation
 	if err != nil {
 		return nil, err
 	}
-	db := s.DB.WithContext(ctx)
-	args := []any{sql.Named("period", p.String()), sql.Named("tz", s.loc().String())}
 	rep := &Reconciliation{Period: p.String()}
+	// One repeatable-read transaction: every step sees the same snapshot.
+	err = s.DB.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+		return s.reconcile(db, p, rep)
+	}, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func (s *Service) reconcile(db *gorm.DB, p Period, rep *Reconciliation) error {
+	args := []any{sql.Named("period", p.String()), sql.Named("tz", s.loc().String())}
+	for _, step := range reconcileSteps {
+		var stepArgs []any
+		if strings.Contains(step, "@") {
+			stepArgs = args
+		}
+		if err := db.Exec(step, stepArgs...).Error; err != nil {
+			return errs.Wrap(err, "reconcile: re-rate")
+		}
+	}
 	add := func(inv string, line int, what, stored, expected string) {
 		rep.Differences = append(rep.Differences, Difference{Invoice: inv, Line: line, What: what, Stored: stored, Expected: expected})
 	}
@@ -117,13 +160,12 @@ func (s *Service) Reconcile(ctx context.Context, period string) (*Reconciliation
 		ExpPrice                       decimal.NullDecimal
 		Unpriced                       int64
 	}
-	err = db.Raw(reconcileCTE+`
-
-, agg AS (
+	err := db.Raw(`
+WITH agg AS MATERIALIZED (
     SELECT line_id, count(*) AS exp_qty, round(COALESCE(sum(unit_price), 0), 2) AS exp_amount,
            count(DISTINCT unit_price) AS n_prices, min(unit_price) AS exp_price,
            count(*) FILTER (WHERE unit_price IS NULL) AS unpriced
-    FROM matched WHERE line_id IS NOT NULL GROUP BY line_id
+    FROM rc_matched WHERE line_id IS NOT NULL GROUP BY line_id
 )
 SELECT li.id, li.invoice_id, i.number, li.position, li.quantity, li.unit_price, li.net_amount,
        COALESCE(agg.exp_qty, 0) AS exp_qty, COALESCE(agg.exp_amount, 0) AS exp_amount, COALESCE(agg.n_prices, 0) AS n_prices,
@@ -133,7 +175,7 @@ LEFT JOIN agg ON agg.line_id = li.id
 WHERE i.period = @period AND i.doc_type = 'invoice' AND i.status <> 'discarded' AND li.item IN ('telematics','push')
 ORDER BY li.invoice_id, li.position`, args...).Scan(&lines).Error
 	if err != nil {
-		return nil, errs.Wrap(err, "reconcile usage lines")
+		return errs.Wrap(err, "reconcile usage lines")
 	}
 	for _, l := range lines {
 		name := docName(l.Number, l.InvoiceID)
@@ -164,19 +206,19 @@ ORDER BY li.invoice_id, li.position`, args...).Scan(&lines).Error
 		StoredSP  *string
 		Month     string
 	}
-	err = db.Raw(reconcileCTE+`
-, per AS (
+	err = db.Raw(`
+WITH per AS MATERIALIZED (
     SELECT id, invoice_id, count(line_id) AS lines, min(pos) AS pos, min(month) AS month,
            min(month_position) AS stored_pos, min(stored_sp) AS stored_sp
-    FROM matched GROUP BY id, invoice_id
+    FROM rc_matched GROUP BY id, invoice_id
 )
 SELECT per.id, per.invoice_id, (SELECT number FROM invoices WHERE id = per.invoice_id) AS number, per.lines,
        per.stored_pos, per.pos, per.stored_sp, per.month
 FROM per
 WHERE per.lines <> 1 OR per.stored_pos IS DISTINCT FROM per.pos OR per.stored_sp IS DISTINCT FROM per.month
-ORDER BY per.id LIMIT 50`, args...).Scan(&recs).Error
+ORDER BY per.id LIMIT 50`).Scan(&recs).Error
 	if err != nil {
-		return nil, errs.Wrap(err, "reconcile records")
+		return errs.Wrap(err, "reconcile records")
 	}
 	for _, r := range recs {
 		name := docName(r.Number, r.InvoiceID)
@@ -190,8 +232,8 @@ ORDER BY per.id LIMIT 50`, args...).Scan(&recs).Error
 			add(name, 0, fmt.Sprintf("ledger record %d month", r.ID), ptrString(r.StoredSP), r.Month)
 		}
 	}
-	if err := db.Raw(reconcileCTE+` SELECT count(*) FROM rec`, args...).Scan(&rep.Records).Error; err != nil {
-		return nil, errs.Wrap(err, "reconcile count")
+	if err := db.Raw(`SELECT count(*) FROM rc_rec`).Scan(&rep.Records).Error; err != nil {
+		return errs.Wrap(err, "reconcile count")
 	}
 
 	// Support lines against their items, re-priced from the price list.
@@ -229,7 +271,7 @@ SELECT g.invoice_id, i.number, g.position, g.item, g.quantity, g.net_amount, g.i
                            AND (g.item <> 'support_case' OR pi.priority = g.priority)), 2) AS exp_amount
 FROM g JOIN invoices i ON i.id = g.invoice_id ORDER BY g.invoice_id, g.position`, args...).Scan(&support).Error
 	if err != nil {
-		return nil, errs.Wrap(err, "reconcile support lines")
+		return errs.Wrap(err, "reconcile support lines")
 	}
 	for _, l := range support {
 		name := docName(l.Number, l.InvoiceID)
@@ -251,7 +293,7 @@ FROM g JOIN invoices i ON i.id = g.invoice_id ORDER BY g.invoice_id, g.position`
 	if err := db.Raw(`SELECT count(*) FROM billing_support_items s JOIN invoices i ON i.id = s.invoice_id
 		LEFT JOIN invoice_lines li ON li.id = s.invoice_line_id
 		WHERE i.period = @period AND i.status <> 'discarded' AND (li.id IS NULL OR li.invoice_id <> s.invoice_id)`, args...).Scan(&orphans).Error; err != nil {
-		return nil, errs.Wrap(err, "reconcile support items")
+		return errs.Wrap(err, "reconcile support items")
 	}
 	if orphans > 0 {
 		add("period "+p.String(), 0, "support items not on a line of their invoice", fmt.Sprint(orphans), "0")
@@ -276,7 +318,7 @@ FROM invoices i LEFT JOIN invoice_lines li ON li.invoice_id = i.id
 WHERE i.period = @period AND i.status <> 'discarded'
 GROUP BY i.id ORDER BY i.id`, args...).Scan(&docs).Error
 	if err != nil {
-		return nil, errs.Wrap(err, "reconcile totals")
+		return errs.Wrap(err, "reconcile totals")
 	}
 	for _, d := range docs {
 		name := docName(d.Number, d.ID)
@@ -305,9 +347,9 @@ GROUP BY i.id ORDER BY i.id`, args...).Scan(&docs).Error
 	}
 	if err := db.Raw(`SELECT count(*) FROM delivery_ledger WHERE invoice_id IS NULL AND delivered_at >= ? AND delivered_at < ?`,
 		p.Start, p.End).Scan(&rep.Pending).Error; err != nil {
-		return nil, errs.Wrap(err, "reconcile pending")
+		return errs.Wrap(err, "reconcile pending")
 	}
-	return rep, nil
+	return nil
 }
 
 func ptrString(p any) string {

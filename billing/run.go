@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -357,10 +358,13 @@ func (s *Service) invoiceProvider(ctx context.Context, runID *int64, providerID 
 }
 
 // claimLedger assigns the provider's uninvoiced records delivered before
-// end to inv, in one statement: each gets its month and its position in
-// the provider's count of that kind in that month, continuing after the
-// positions earlier invoices billed (a late record of a finalized month
-// continues that month's count, and its line carries that month).
+// end to an invoice, in one statement: each gets its month and its
+// position in the provider's count of that kind in that month, continuing
+// after the positions earlier invoices billed (a late record of a finalized
+// month continues that month's count, and its line carries that month).
+// The same statement returns what rating needs, summed per kind, month,
+// price list version (valid at delivery) and container, so the claimed
+// rows are never read twice.
 const claimLedger = `
 WITH cand AS MATERIALIZED (
     SELECT l.id, l.kind, to_char(l.delivered_at AT TIME ZONE @tz, 'YYYY-MM') AS sp, l.delivered_at
@@ -375,24 +379,33 @@ WITH cand AS MATERIALIZED (
 ), ranked AS (
     SELECT c.id, c.sp, b.n + row_number() OVER (PARTITION BY c.kind, c.sp ORDER BY c.delivered_at, c.id) AS pos
     FROM cand c JOIN base b ON b.kind = c.kind AND b.sp = c.sp
-)
-UPDATE delivery_ledger d SET invoice_id = @invoice, service_period = r.sp, month_position = r.pos
-FROM ranked r WHERE d.id = r.id`
-
-// usageGroups sums an invoice's claimed records per kind, month and price
-// list version (versions split a month at their valid_from).
-const usageGroups = `
-WITH v AS (
+), upd AS (
+    UPDATE delivery_ledger d SET invoice_id = @invoice, service_period = r.sp, month_position = r.pos
+    FROM ranked r WHERE d.id = r.id
+    RETURNING d.kind, d.service_period, d.month_position, d.container_id, d.container_version, d.delivered_at
+), v AS (
     SELECT id, valid_from, lead(valid_from) OVER (ORDER BY valid_from) AS valid_to FROM price_list_versions
 )
-SELECT l.kind, l.service_period, v.id AS version_id, min(l.month_position) AS first_pos,
-       max(l.month_position) AS last_pos, count(*) AS n
-FROM delivery_ledger l
-LEFT JOIN v ON l.delivered_at >= v.valid_from AND (v.valid_to IS NULL OR l.delivered_at < v.valid_to)
-WHERE l.invoice_id = ?
-GROUP BY l.kind, l.service_period, v.id
-ORDER BY l.service_period, l.kind, first_pos`
+SELECT u.kind, u.service_period, v.id AS version_id, u.container_id, u.container_version,
+       min(u.month_position) AS first_pos, max(u.month_position) AS last_pos, count(*) AS n
+FROM upd u
+LEFT JOIN v ON u.delivered_at >= v.valid_from AND (v.valid_to IS NULL OR u.delivered_at < v.valid_to)
+GROUP BY 1, 2, 3, 4, 5`
 
+// claimRow is one row of claimLedger's answer.
+type claimRow struct {
+	Kind             string
+	ServicePeriod    string
+	VersionID        *int64
+	ContainerID      int64
+	ContainerVersion int
+	FirstPos         int64
+	LastPos          int64
+	N                int64
+}
+
+// usageGroup is a run of units of one kind, month and version: contiguous
+// positions priced under one version's tiers.
 type usageGroup struct {
 	Kind          string
 	ServicePeriod string
@@ -406,18 +419,58 @@ type usageGroup struct {
 // its lines (after any keep lines, e.g. manual ones on regeneration). It
 // returns the number of ledger records billed.
 func (s *Service) rate(ctx context.Context, tx *gorm.DB, inv *Invoice, p Period, pl PriceList, keep []Line) (int64, error) {
-	tz := s.loc().String()
-	res := tx.Exec(claimLedger, sql.Named("tz", tz), sql.Named("provider", inv.ProviderID), sql.Named("end", p.End), sql.Named("invoice", inv.ID))
-	if res.Error != nil {
-		return 0, dbError(res.Error, "claim ledger records")
+	var rows []claimRow
+	err := tx.Raw(claimLedger, sql.Named("tz", s.loc().String()), sql.Named("provider", inv.ProviderID), sql.Named("end", p.End),
+		sql.Named("invoice", inv.ID)).Scan(&rows).Error
+	if err != nil {
+		return 0, dbError(err, "claim ledger records")
 	}
-	claimed := res.RowsAffected
+	// Sum the containers into groups (kind, month, version), and the
+	// versions into the per-container details (kind, month, container).
+	groupIdx := map[string]int{}
 	var groups []usageGroup
-	if err := tx.Raw(usageGroups, inv.ID).Scan(&groups).Error; err != nil {
-		return 0, errs.Wrap(err, "usage groups")
+	details := map[string]*UsageDetail{}
+	var detailKeys []string
+	var claimed int64
+	for _, r := range rows {
+		claimed += r.N
+		vid := int64(0)
+		if r.VersionID != nil {
+			vid = *r.VersionID
+		}
+		gk := fmt.Sprintf("%s|%s|%d", r.Kind, r.ServicePeriod, vid)
+		if i, ok := groupIdx[gk]; ok {
+			g := &groups[i]
+			g.FirstPos, g.LastPos, g.N = min(g.FirstPos, r.FirstPos), max(g.LastPos, r.LastPos), g.N+r.N
+		} else {
+			groupIdx[gk] = len(groups)
+			groups = append(groups, usageGroup{Kind: r.Kind, ServicePeriod: r.ServicePeriod, VersionID: r.VersionID,
+				FirstPos: r.FirstPos, LastPos: r.LastPos, N: r.N})
+		}
+		item := ItemTelematics
+		if r.Kind == KindPush {
+			item = ItemPush
+		}
+		dk := fmt.Sprintf("%s|%s|%d|%d", item, r.ServicePeriod, r.ContainerID, r.ContainerVersion)
+		if d, ok := details[dk]; ok {
+			d.Quantity += r.N
+		} else {
+			details[dk] = &UsageDetail{InvoiceID: inv.ID, Item: item, ServicePeriod: r.ServicePeriod, ContainerID: r.ContainerID,
+				ContainerVersion: r.ContainerVersion, Quantity: r.N}
+			detailKeys = append(detailKeys, dk)
+		}
 	}
+	sort.Slice(groups, func(i, j int) bool {
+		a, b := groups[i], groups[j]
+		if a.ServicePeriod != b.ServicePeriod {
+			return a.ServicePeriod < b.ServicePeriod
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind // pull (telematics) before push
+		}
+		return a.FirstPos < b.FirstPos
+	})
 	var lines []Line
-	var total int64
 	for _, g := range groups {
 		item := ItemTelematics
 		if g.Kind == KindPush {
@@ -445,15 +498,16 @@ func (s *Service) rate(ctx context.Context, tx *gorm.DB, inv *Invoice, p Period,
 				Description: usageDescription(item, sp, sl, ver, s.loc()),
 				Quantity:    decimal.NewFromInt(sl.Quantity), UnitCode: "C62", UnitPrice: sl.UnitPrice, NetAmount: sl.Amount()})
 		}
-		total += g.N
 	}
-	if total != claimed {
-		return 0, errs.Wrap(fmt.Errorf("claimed %d, priced %d", claimed, total), "ledger claim mismatch")
-	}
-	if err := tx.Exec(`INSERT INTO invoice_usage_details (invoice_id, item, service_period, container_id, container_version, quantity)
-		SELECT invoice_id, CASE kind WHEN 'push' THEN 'push' ELSE 'telematics' END, service_period, container_id, container_version, count(*)
-		FROM delivery_ledger WHERE invoice_id = ? GROUP BY 1, 2, 3, 4, 5`, inv.ID).Error; err != nil {
-		return 0, dbError(err, "usage details")
+	if len(detailKeys) > 0 {
+		sort.Strings(detailKeys)
+		out := make([]UsageDetail, 0, len(detailKeys))
+		for _, k := range detailKeys {
+			out = append(out, *details[k])
+		}
+		if err := tx.Create(&out).Error; err != nil {
+			return 0, dbError(err, "usage details")
+		}
 	}
 	supportLines, items, err := s.rateSupport(tx, inv, p, pl)
 	if err != nil {
