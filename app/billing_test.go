@@ -389,3 +389,49 @@ func TestInvoiceCLI(t *testing.T) {
 		t.Fatalf("tampered reconcile: %d %s %s", code, out, errOut)
 	}
 }
+
+// Providers read their own invoices in the portal, and only theirs.
+func TestProvidersSeeTheirOwnInvoices(t *testing.T) {
+	t.Parallel()
+	tt := apptest.New(t)
+	if _, err := tt.App.Billing.UpdateSeller(tt.Ctx, billingtest.Seller()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tt.App.Billing.EnsureInitialPriceList(tt.Ctx, billing.DefaultPrices(billingtest.PriceListStart)); err != nil {
+		t.Fatal(err)
+	}
+	a := mustActiveProvider(t, tt, "Alpen Versicherung AG", "AT", "ATU12345675")
+	b := mustActiveProvider(t, tt, "Werkstatt Süd AG", "DE", "DE123456788")
+	for _, p := range []int64{a.Provider.ID, b.Provider.ID} {
+		billingtest.MustDeliveries(t, tt.DB, p, billing.KindPull, time.Date(2026, 10, 2, 0, 0, 0, 0, time.UTC), time.Hour, 12, fmt.Sprint("p", p))
+	}
+	if _, err := tt.App.Billing.RunPeriod(tt.Ctx, "2026-10", billing.RunOptions{Trigger: billing.TriggerTest}); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[int64]int64{}
+	for _, p := range []int64{a.Provider.ID, b.Provider.ID} {
+		list, _, _ := tt.App.Billing.ListInvoices(tt.Ctx, billing.InvoiceFilter{ProviderID: p})
+		inv, err := tt.App.Billing.Finalize(tt.Ctx, list[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[p] = inv.ID
+	}
+	c := loginProvider(t, tt, a.Admin.Email, providerPassword)
+	page := c.Get("/portal/invoices")
+	if page.Status != 200 || !strings.Contains(page.Body, fmt.Sprintf("/portal/invoices/%d/pdf", ids[a.Provider.ID])) ||
+		strings.Contains(page.Body, fmt.Sprintf("/portal/invoices/%d/pdf", ids[b.Provider.ID])) {
+		t.Fatalf("portal invoice list: %d", page.Status)
+	}
+	pdf := c.Get(fmt.Sprintf("/portal/invoices/%d/pdf", ids[a.Provider.ID]))
+	stored, _ := tt.App.Billing.Document(tt.Ctx, ids[a.Provider.ID], "pdf")
+	if pdf.Status != 200 || !bytes.Equal([]byte(pdf.Body), stored.Content) {
+		t.Fatalf("own pdf: %d", pdf.Status)
+	}
+	if res := c.Get(fmt.Sprintf("/portal/invoices/%d/xml", ids[b.Provider.ID])); res.Status != http.StatusNotFound {
+		t.Fatalf("another provider's invoice: %d", res.Status)
+	}
+	if res := tt.Client(t).Get("/portal/invoices"); res.Status != http.StatusSeeOther {
+		t.Fatalf("anonymous: %d", res.Status)
+	}
+}

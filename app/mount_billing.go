@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +38,14 @@ func (a *App) mountBilling() error {
 	for _, item := range admin.BillingNav() {
 		a.View.AddNav("Finance", item)
 	}
+
+	// Providers' own invoices in the partner portal (the sent e-mails link
+	// here); the ownership check is in billing's query.
+	portal := a.Fiber.Group("/portal")
+	portal.Get("/invoices", a.portalInvoices)
+	portal.Get("/invoices/:id/pdf", a.portalInvoiceDocument("pdf"))
+	portal.Get("/invoices/:id/xml", a.portalInvoiceDocument("ubl"))
+	a.View.AddNav("Partner portal", templates.NavItem{Label: "Invoices", Path: "/portal/invoices"})
 
 	a.Fiber.Get("/price-list", a.priceListPage)
 	a.Fiber.Get("/api/v1/price-list", a.priceListAPI)
@@ -206,4 +215,58 @@ func (a *App) priceListPage(c *fiber.Ctx) error {
 		Versions []billing.Version
 		Now      time.Time
 	}{vs, time.Now()}})
+}
+
+func portalProvider(c *fiber.Ctx) (int64, error) {
+	p := policies.PrincipalFrom(c.UserContext())
+	if p == nil || p.Kind != policies.KindProvider || p.ProviderID == 0 {
+		return 0, errs.New(errs.Forbidden, "forbidden", "provider users only")
+	}
+	return p.ProviderID, nil
+}
+
+// portalInvoices lists the signed-in provider's finalized invoices and
+// credit notes with their documents.
+func (a *App) portalInvoices(c *fiber.Ctx) error {
+	pid, err := portalProvider(c)
+	if err != nil {
+		return err
+	}
+	list, err := a.Billing.ProviderInvoices(c.UserContext(), pid)
+	if err != nil {
+		return err
+	}
+	return a.View.Render(c, fiber.StatusOK, "portal/invoices/index", &templates.Page{Data: struct {
+		Invoices []billing.Invoice
+		Now      time.Time
+	}{list, time.Now()}})
+}
+
+func (a *App) portalInvoiceDocument(format string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		pid, err := portalProvider(c)
+		if err != nil {
+			return err
+		}
+		id, err := strconv.ParseInt(c.Params("id"), 10, 64)
+		if err != nil || id <= 0 {
+			return errs.New(errs.NotFound, "not_found", "no such invoice")
+		}
+		inv, err := a.Billing.FindProviderInvoice(c.UserContext(), pid, id)
+		if err != nil {
+			return err
+		}
+		d, err := a.Billing.Document(c.UserContext(), inv.ID, format)
+		if err != nil {
+			return err
+		}
+		ext, ctype := "pdf", "application/pdf"
+		if format == "ubl" {
+			ext, ctype = "xml", "application/xml"
+		}
+		c.Set(fiber.HeaderContentType, ctype)
+		c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+*inv.Number+"."+ext+`"`)
+		c.Set("Digest", "sha-256="+d.SHA256)
+		return c.Send(d.Content)
+	}
 }
