@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -59,11 +60,12 @@ func TestBrowserSupportConversationHidesInternalNotes(t *testing.T) {
 		chromedp.SendKeys(`#f-body`, reply, chromedp.ByQuery),
 		chromedp.Click(`#visibility-public`, chromedp.ByQuery),
 		chromedp.Click(`#send`, chromedp.ByQuery),
-		chromedp.WaitVisible(`.flash-success`, chromedp.ByQuery),
+		// wait for the reply itself: the "take" step already left a success flash
+		apptest.WaitJS(`document.querySelector("#timeline") !== null && document.querySelector("#timeline").innerText.includes(` + strconv.Quote(reply) + `)`),
 		chromedp.SendKeys(`#f-body`, note, chromedp.ByQuery),
 		chromedp.Click(`#visibility-internal`, chromedp.ByQuery),
 		chromedp.Click(`#send`, chromedp.ByQuery),
-		chromedp.WaitVisible(`li.internal`, chromedp.ByQuery),
+		apptest.WaitJS(`document.querySelector("li.internal") !== null`),
 		chromedp.Text(`#timeline`, &staffTimeline, chromedp.ByQuery),
 		chromedp.Text(`#status`, &status, chromedp.ByQuery),
 		chromedp.Click(`#logout`, chromedp.ByQuery),
