@@ -122,6 +122,11 @@ func (Ledger) Record(ctx context.Context, tx *gorm.DB, d Delivery) error {
 	return errs.Wrap(err, "record delivery")
 }
 
+const insertSingle = `INSERT INTO delivery_ledger
+	(provider_id, client_id, vin, container_id, container_version, consent_id, kind, keys_delivered, bytes, request_id, delivered_at)
+	VALUES ($1, NULLIF($2, 0), $3, $4, $5, $6, $7, $8, $9, $10, $11)
+	ON CONFLICT (provider_id, kind, request_id) DO NOTHING`
+
 // insertBatch writes many deliveries in one statement (one transaction):
 // the arrays are unnested server-side, so the statement text is the same
 // for every batch size.
@@ -271,7 +276,12 @@ func (w *LedgerWriter) commit(batch []ledgerReq) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.opt.CommitTimeout)
 	defer cancel()
-	_, err := w.db.ExecContext(ctx, insertBatch, prov, client, vin, cont, cver, consent, kind, keys, bytes, req, at)
+	var err error
+	if n == 1 { // a lone request: the plain statement is cheaper than unnesting arrays
+		_, err = w.db.ExecContext(ctx, insertSingle, prov[0], client[0], vin[0], cont[0], cver[0], consent[0], kind[0], keys[0], bytes[0], req[0], at[0])
+	} else {
+		_, err = w.db.ExecContext(ctx, insertBatch, prov, client, vin, cont, cver, consent, kind, keys, bytes, req, at)
+	}
 	if err != nil {
 		return &errs.Error{Kind: errs.Unavailable, Code: "ledger_unavailable", Message: ErrLedgerUnavailable.Message, Err: err}
 	}
