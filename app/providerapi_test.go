@@ -569,8 +569,19 @@ func TestPushesAreSignedRetriedWithTheSameIDAndBilledOnce(t *testing.T) {
 	if n, err := hooks.FanOut(tt.Ctx, 100); err != nil || n != 0 {
 		t.Fatalf("second fan-out: %d %v", n, err)
 	}
-	if _, err := hooks.DeliverDue(tt.Ctx); err != nil {
-		t.Fatal(err)
+	// Each retry falls due a jittered millisecond after the failure; keep
+	// delivering until the receiver has had its three failures and a success.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := hooks.DeliverDue(tt.Ctx); err != nil {
+			t.Fatal(err)
+		}
+		recv.mu.Lock()
+		n := len(recv.ids)
+		recv.mu.Unlock()
+		if n >= 4 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	recv.mu.Lock()
 	ids, verified, bodies := recv.ids, recv.verified, recv.bodies
