@@ -5,7 +5,7 @@ export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cardata?sslmode=disabl
 export LISTEN_ADDR  ?= 127.0.0.1:8080
 GOTEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: run test build postgres chromium vet bench bench-ingest bench-api clean
+.PHONY: run test build postgres chromium vet bench bench-ingest bench-api bench-invoice bench-ledger clean
 
 ## run: start Postgres if needed, create + migrate the database, load demo data, serve
 run: postgres build
@@ -48,6 +48,14 @@ bench-ingest: postgres build
 ## bench-api: provider API reads (OAuth, consent decision, durable ledger) from a separate process vs. the database ceiling
 bench-api: postgres build
 	go run ./app/providerapi/benchapi -binary $(BIN)
+
+## bench-invoice: the monthly invoice run vs. the bare SQL aggregate (see docs/PERFORMANCE.md for sizes)
+bench-invoice: postgres
+	go test ./billing -run '^$$' -bench InvoiceRun -benchtime 1x -timeout 60m
+
+## bench-ledger: grouped ledger commits vs. one commit per record
+bench-ledger: postgres
+	go test ./billing -run '^$$' -bench LedgerWriter -benchtime 3000x -count 2
 
 clean:
 	rm -rf bin
