@@ -1,25 +1,14 @@
 package admin
 
 import (
-	"net/url"
-	"strings"
-
 	"github.com/gofiber/fiber/v2"
 
 	"cardata/policies"
-	"cardata/policies/errs"
 	"cardata/templates"
 )
 
 // safeNext keeps post-login redirects on this site's staff area.
-func safeNext(next string) string {
-	u, err := url.Parse(next)
-	if err != nil || u.IsAbs() || u.Host != "" || !strings.HasPrefix(u.Path, "/admin") || strings.HasPrefix(next, "//") ||
-		strings.HasPrefix(u.Path, "/admin/login") {
-		return "/admin"
-	}
-	return u.RequestURI()
-}
+func safeNext(next string) string { return templates.SafeNext(next, "/admin", "/admin/login") }
 
 func (h *Handlers) loginForm(c *fiber.Ctx) error {
 	if p := policies.PrincipalFrom(c.UserContext()); p != nil && p.Kind == policies.KindStaff {
@@ -32,19 +21,7 @@ func (h *Handlers) login(c *fiber.Ctx) error {
 	email, password := c.FormValue("email"), c.FormValue("password")
 	u, err := h.Staff.Authenticate(c.UserContext(), email, password, c.IP())
 	if err != nil {
-		e := errs.As(err)
-		if e.Kind == errs.Internal {
-			return err
-		}
-		status := fiber.StatusUnauthorized
-		if e.Kind == errs.TooMany {
-			status = fiber.StatusTooManyRequests
-			c.Set(fiber.HeaderRetryAfter, "300")
-		}
-		return h.View.Render(c, status, "admin/login", &templates.Page{
-			Errors: map[string]string{"password": e.Message},
-			Form:   map[string]string{"email": email, "next": c.FormValue("next")},
-		})
+		return h.View.SignInFailed(c, err, "admin/login", "Sign in")
 	}
 	token, _, err := h.Sessions.Create(c.UserContext(), policies.KindStaff, u.ID, c.IP(), c.Get(fiber.HeaderUserAgent))
 	if err != nil {

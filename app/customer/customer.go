@@ -7,7 +7,6 @@
 package customer
 
 import (
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -80,14 +79,7 @@ func pathID(c *fiber.Ctx) (int64, error) {
 }
 
 // safeNext keeps post-login redirects inside /my.
-func safeNext(next string) string {
-	u, err := url.Parse(next)
-	if next == "" || err != nil || u.IsAbs() || u.Host != "" || !strings.HasPrefix(u.Path, "/my") ||
-		strings.HasPrefix(next, "//") || strings.HasPrefix(u.Path, "/my/login") {
-		return "/my"
-	}
-	return u.RequestURI()
-}
+func safeNext(next string) string { return templates.SafeNext(next, "/my", "/my/login") }
 
 func (h *Handlers) loginForm(c *fiber.Ctx) error {
 	if p := policies.PrincipalFrom(c.UserContext()); p != nil && p.Kind == policies.KindCustomer {
@@ -101,17 +93,7 @@ func (h *Handlers) login(c *fiber.Ctx) error {
 	email := c.FormValue("email")
 	cust, err := h.Consents.AuthenticateCustomer(c.UserContext(), email, c.FormValue("password"), c.IP())
 	if err != nil {
-		e := errs.As(err)
-		if e.Kind == errs.Internal {
-			return err
-		}
-		status := fiber.StatusUnauthorized
-		if e.Kind == errs.TooMany {
-			status = fiber.StatusTooManyRequests
-			c.Set(fiber.HeaderRetryAfter, "300")
-		}
-		return h.View.Render(c, status, "my/login", &templates.Page{Title: "Sign in to My CarData",
-			Errors: map[string]string{"password": e.Message}, Form: map[string]string{"email": email, "next": c.FormValue("next")}})
+		return h.View.SignInFailed(c, err, "my/login", "Sign in to My CarData")
 	}
 	token, _, err := h.Sessions.Create(c.UserContext(), policies.KindCustomer, cust.ID, c.IP(), c.Get(fiber.HeaderUserAgent))
 	if err != nil {

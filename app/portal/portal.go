@@ -6,9 +6,7 @@
 package portal
 
 import (
-	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -89,12 +87,7 @@ func invalid(err error) bool { return errs.KindOf(err) == errs.Invalid }
 
 // safeNext keeps post-login redirects inside the portal.
 func safeNext(next string) string {
-	u, err := url.Parse(next)
-	if next == "" || err != nil || u.IsAbs() || u.Host != "" || !strings.HasPrefix(u.Path, "/portal") ||
-		strings.HasPrefix(next, "//") || strings.HasPrefix(u.Path, "/portal/login") || strings.HasPrefix(u.Path, "/portal/invitations") {
-		return "/portal"
-	}
-	return u.RequestURI()
+	return templates.SafeNext(next, "/portal", "/portal/login", "/portal/invitations")
 }
 
 func (h *Handlers) loginForm(c *fiber.Ctx) error {
@@ -109,17 +102,7 @@ func (h *Handlers) login(c *fiber.Ctx) error {
 	email := c.FormValue("email")
 	u, err := h.Onboarding.Authenticate(c.UserContext(), email, c.FormValue("password"), c.IP())
 	if err != nil {
-		e := errs.As(err)
-		if e.Kind == errs.Internal {
-			return err
-		}
-		status := fiber.StatusUnauthorized
-		if e.Kind == errs.TooMany {
-			status = fiber.StatusTooManyRequests
-			c.Set(fiber.HeaderRetryAfter, "300")
-		}
-		return h.View.Render(c, status, "portal/login", &templates.Page{Title: "Partner portal sign-in",
-			Errors: map[string]string{"password": e.Message}, Form: map[string]string{"email": email, "next": c.FormValue("next")}})
+		return h.View.SignInFailed(c, err, "portal/login", "Partner portal sign-in")
 	}
 	return h.startSession(c, u, safeNext(c.FormValue("next")))
 }

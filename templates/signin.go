@@ -1,0 +1,43 @@
+package templates
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/policies/errs"
+)
+
+// SafeNext keeps a post-sign-in redirect on this site: next is used only when
+// it is a local path under home and not under any of the excluded prefixes
+// (the sign-in page itself, invitation links); otherwise home.
+func SafeNext(next, home string, exclude ...string) string {
+	u, err := url.Parse(next)
+	if next == "" || err != nil || u.IsAbs() || u.Host != "" || strings.HasPrefix(next, "//") || !strings.HasPrefix(u.Path, home) {
+		return home
+	}
+	for _, x := range exclude {
+		if strings.HasPrefix(u.Path, x) {
+			return home
+		}
+	}
+	return u.RequestURI()
+}
+
+// SignInFailed re-renders a sign-in page after a refused attempt: 401 for
+// wrong credentials, 429 with Retry-After when throttled. Internal errors are
+// returned for the error handler instead.
+func (v *View) SignInFailed(c *fiber.Ctx, err error, page, title string) error {
+	e := errs.As(err)
+	if e.Kind == errs.Internal {
+		return err
+	}
+	status := fiber.StatusUnauthorized
+	if e.Kind == errs.TooMany {
+		status = fiber.StatusTooManyRequests
+		c.Set(fiber.HeaderRetryAfter, "300")
+	}
+	return v.Render(c, status, page, &Page{Title: title, Errors: map[string]string{"password": e.Message},
+		Form: map[string]string{"email": c.FormValue("email"), "next": c.FormValue("next")}})
+}
