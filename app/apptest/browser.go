@@ -45,7 +45,13 @@ func Browser(t testing.TB) context.Context {
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
 		chromedp.Flag("no-default-browser-check", true), chromedp.UserDataDir(dir),
 		chromedp.WindowSize(1280, 900),
+		// a loaded 2-core machine can take longer than the default 20 s to start one
+		chromedp.WSURLReadTimeout(60 * time.Second),
 	}
+	// At most two browsers at a time: parallel tests starting many at once
+	// starved each other of CPU until Chromium's start-up timed out.
+	browserSlots <- struct{}{}
+	t.Cleanup(func() { <-browserSlots }) // runs last: cleanups are LIFO
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
@@ -62,6 +68,8 @@ func Browser(t testing.TB) context.Context {
 	}
 	return ctx
 }
+
+var browserSlots = make(chan struct{}, 2)
 
 // WaitJS polls a JavaScript expression until it is true. Use it after a
 // click that navigates: chromedp's selector waits can stay bound to the old
