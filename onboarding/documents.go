@@ -82,7 +82,7 @@ func checkUploads(v *errs.Validation, ups []Upload, required bool) []checkedUplo
 		return nil
 	}
 	for _, u := range ups {
-		name := cleanFilename(u.Filename)
+		name := CleanFilename(u.Filename, "document")
 		switch {
 		case len(u.Data) == 0:
 			v.Add("documents", "document_empty", "%s is empty", name)
@@ -106,9 +106,11 @@ func checkUploads(v *errs.Validation, ups []Upload, required bool) []checkedUplo
 	return out
 }
 
-// cleanFilename keeps the base name, without control or path characters.
-func cleanFilename(name string) string {
-	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
+// CleanFilename keeps an uploaded file's base name without invalid UTF-8,
+// control or path characters, at most 150 characters; fallback when nothing
+// is left. Every upload (documents, ticket attachments) is named through it.
+func CleanFilename(name, fallback string) string {
+	name = path.Base(strings.ReplaceAll(strings.ToValidUTF8(name, ""), `\`, "/"))
 	name = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f || r == '"' || r == '/' {
 			return -1
@@ -117,7 +119,7 @@ func cleanFilename(name string) string {
 	}, name)
 	name = clean(name, 150)
 	if name == "" || name == "." {
-		name = "document"
+		name = fallback
 	}
 	return name
 }

@@ -10,14 +10,13 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"path"
 	"sort"
-	"strings"
 	"time"
 
 	"gorm.io/gorm"
 
 	"cardata/jobs"
+	"cardata/onboarding"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 )
@@ -150,7 +149,7 @@ func checkUploads(v *errs.Validation, ups []Upload) []checkedUpload {
 	}
 	var out []checkedUpload
 	for _, u := range ups {
-		name := cleanFilename(u.Filename)
+		name := onboarding.CleanFilename(u.Filename, "attachment")
 		switch {
 		case len(u.Data) == 0:
 			v.Add("attachments", "attachment_empty", "%s is empty", name)
@@ -169,22 +168,6 @@ func checkUploads(v *errs.Validation, ups []Upload) []checkedUpload {
 		out = append(out, checkedUpload{Upload: u, contentType: ct, sum: hex.EncodeToString(sum[:])})
 	}
 	return out
-}
-
-// cleanFilename keeps the base name without control or path characters.
-func cleanFilename(name string) string {
-	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
-	name = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == '"' || r == '/' {
-			return -1
-		}
-		return r
-	}, name)
-	name = clean(name, 150)
-	if name == "" || name == "." {
-		name = "attachment"
-	}
-	return name
 }
 
 func storeUploads(tx *gorm.DB, ticketID int64, messageID *int64, internal bool, files []checkedUpload, by string, now time.Time) error {
