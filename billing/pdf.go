@@ -101,7 +101,8 @@ func RenderPDF(inv *Invoice, orig *Invoice) ([]byte, error) {
 	}
 	pdf.Ln(3)
 
-	// Lines.
+	// Lines. Widths and heights are page layout in millimetres (fpdf takes float
+	// coordinates); no amount is ever a float: they are printed from decimal.Decimal.
 	cols := []float64{9, 87, 20, 22, 32}
 	head := []string{"Pos.", "Beschreibung / Description", "Menge / Qty", "Preis / Price", "Netto / Net (EUR)"}
 	pdf.SetFont("Helvetica", "B", 8)
