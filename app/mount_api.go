@@ -51,7 +51,7 @@ func (a *App) mountAPI() error {
 		Billing: &billing.Service{DB: a.DB, Location: a.Cfg.BillingTimezone, PublicURL: a.Cfg.PublicURL}}
 	// mountIngest builds a.Vehicles after this mount; the service is stateless.
 	vehicleSvc := &vehicles.Service{DB: a.DB, Catalog: catalog.Default()}
-	h := &providerapi.Handler{DB: a.DB, Onboarding: a.newOnboardingService(), Vehicles: vehicleSvc, Webhooks: hooks,
+	h := &providerapi.Handler{DB: a.DB, Onboarding: a.newOnboardingService(), Vehicles: vehicleSvc, Webhooks: hooks, Billing: a.newBillingService(),
 		Tokens:  &providerapi.Tokens{DB: a.DB, TTL: a.Cfg.APITokenTTL},
 		Limiter: providerapi.NewLimiter(float64(a.Cfg.APIRateLimit), a.Cfg.APIRateBurst),
 		Usage:   usage, Ledger: ledger, Location: a.Cfg.BillingTimezone}

@@ -2,7 +2,7 @@
 // credentials token endpoint, the bearer-token resolver with per-client
 // rate limits and Idempotency-Key handling, and the /api/v1 endpoints a
 // provider's systems call (capabilities, telematic data, deliveries, usage,
-// webhook endpoints, the OpenAPI document).
+// invoices and their documents, webhook endpoints, the OpenAPI document).
 //
 // Every telematicData read is decided by policies.Decide on facts gathered
 // fresh for the request, and a read that carries values is recorded in the
@@ -54,7 +54,7 @@ type Handler struct {
 	DB         *gorm.DB
 	Onboarding *onboarding.Service
 	Vehicles   *vehicles.Service
-	Billing    *billing.Service
+	Billing    *billing.Service // the provider's invoices (issued documents only)
 	Webhooks   *webhooks.Service
 	Tokens     *Tokens
 	Usage      *UsageCalculator
@@ -89,6 +89,10 @@ func (h *Handler) Routes(app fiber.Router) {
 	v1.Get("/vehicles/:vin/telematicData", h.telematicData)
 	v1.Get("/deliveries", h.deliveries)
 	v1.Get("/usage", h.usage)
+	v1.Get("/invoices", h.invoices)
+	v1.Get("/invoices/:id", h.invoice)
+	v1.Get("/invoices/:id/pdf", h.invoiceDocument("pdf"))
+	v1.Get("/invoices/:id/xml", h.invoiceDocument("ubl"))
 	v1.Get("/webhooks", h.listWebhooks)
 	v1.Post("/webhooks", h.createWebhook)
 	v1.Get("/webhooks/:id", h.getWebhook)
