@@ -50,7 +50,11 @@ func (a *App) newConsentService() *consent.Service {
 
 // newContainerService builds the container domain on a consent service.
 func (a *App) newContainerService(cs *consent.Service) *containers.Service {
-	return &containers.Service{DB: a.DB, Catalog: catalog.Default(), Consents: cs, PublicURL: a.Cfg.PublicURL}
+	ct := &containers.Service{DB: a.DB, Catalog: catalog.Default(), Consents: cs, PublicURL: a.Cfg.PublicURL}
+	if a.Webhooks != nil {
+		ct.DropPushes = a.Webhooks.DropForContainer
+	}
+	return ct
 }
 
 // mountConsent mounts data containers (portal, staff review, provider
@@ -117,7 +121,7 @@ func (a *App) mountConsent() error {
 	if a.Jobs == nil {
 		return nil
 	}
-	for _, j := range consentJobs(cs) {
+	for _, j := range append(consentJobs(cs), containerJobs(ct)...) {
 		if err := a.Jobs.Register(j); err != nil {
 			return err
 		}
@@ -165,6 +169,29 @@ func consentJobs(cs *consent.Service) []jobs.Job {
 			}
 			m, err := cs.PurgeLoginAttempts(ctx)
 			r.Set("login_attempts_deleted", m)
+			return err
+		},
+	}}
+}
+
+// containerJobs are the container module's scheduled jobs.
+func containerJobs(ct *containers.Service) []jobs.Job {
+	return []jobs.Job{{
+		Name:  "containers.purge-withdrawn",
+		Title: "Purge of withdrawn containers",
+		// The decision (onboarding/containers.PurgeWithdrawn): 29 days after
+		// its withdrawal a container disappears from its provider's portal
+		// and API; versions, keys and ended consents stay for the ledger,
+		// invoices (§ 147 AO) and transaction reports; staff still see it.
+		Description: "Purges data containers withdrawn at least 29 days ago: hidden from their provider (portal and API), " +
+			"open consent requests expired, queued pushes dropped; versions, keys and ended consents are kept for invoices " +
+			"and transaction reports, and staff still see the container as purged.",
+		Spec: "30 4 * * *", Timeout: 30 * time.Minute, CatchUp: 24 * time.Hour,
+		Run: func(ctx context.Context, r *jobs.Run) error {
+			res, err := ct.PurgeWithdrawn(ctx, 100, func(done int) { r.Progress(ctx, int64(done), 0, "purging withdrawn containers") })
+			r.Set("containers_purged", int64(res.Purged))
+			r.Set("requests_expired", int64(res.RequestsExpired))
+			r.Set("pushes_dropped", res.PushesDropped)
 			return err
 		},
 	}}

@@ -137,12 +137,16 @@ type Version struct {
 	CreatedAt          time.Time
 	SubmittedAt        *time.Time
 	DecidedAt          *time.Time
+	WithdrawnAt        *time.Time // set by the withdraw transition
 	UpdatedAt          time.Time
 
-	ProviderName string     `gorm:"->;-:migration"`
-	Keys         []Key      `gorm:"-"`
-	Approvals    []Approval `gorm:"-"`
-	Events       []Event    `gorm:"-"`
+	ProviderName string `gorm:"->;-:migration"`
+	// ContainerPurgedAt is when the container was purged (staff views only:
+	// a purged container is not found for its provider).
+	ContainerPurgedAt *time.Time `gorm:"->;-:migration"`
+	Keys              []Key      `gorm:"-"`
+	Approvals         []Approval `gorm:"-"`
+	Events            []Event    `gorm:"-"`
 }
 
 func (Version) TableName() string { return "container_versions" }
@@ -223,7 +227,10 @@ type Container struct {
 	ProviderID   int64
 	ProviderName string
 	CreatedAt    time.Time
-	Versions     []Version
+	// PurgedAt is set once the purge job has removed the withdrawn container
+	// from its provider's view (PurgeWithdrawn); only staff see it then.
+	PurgedAt *time.Time
+	Versions []Version
 	// Consents counts consents per version id and state.
 	Consents map[int64]map[consent.State]int64
 }
@@ -273,6 +280,9 @@ type Service struct {
 	Consents  *consent.Service // ends and carries over consents in the container's transactions
 	PublicURL string
 	Now       func() time.Time
+	// DropPushes drops queued pushes about a purged container (nil: none
+	// to drop); app wires onboarding/webhooks in.
+	DropPushes DropPushesFunc
 }
 
 func (s *Service) now() time.Time {
@@ -561,7 +571,7 @@ func sensitiveNote(sensitive bool) string {
 func lockVersion(tx *gorm.DB, providerID, versionID int64) (*Version, error) {
 	q := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", versionID)
 	if providerID != 0 {
-		q = q.Where("provider_id = ?", providerID)
+		q = q.Where("provider_id = ?", providerID).Where(notPurged)
 	}
 	var v Version
 	err := q.Take(&v).Error
@@ -631,7 +641,7 @@ func (s *Service) NewVersion(ctx context.Context, providerID, containerID int64,
 		}
 		var versions []Version
 		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("container_id = ? AND provider_id = ?", containerID, providerID).
-			Order("version DESC").Find(&versions).Error; err != nil {
+			Where(notPurged).Order("version DESC").Find(&versions).Error; err != nil {
 			return errs.Wrap(err, "container versions")
 		}
 		if len(versions) == 0 {
@@ -932,6 +942,9 @@ func (s *Service) setState(ctx context.Context, tx *gorm.DB, v *Version, a Actio
 	upd := map[string]any{"state": to, "updated_at": now}
 	if to == Rejected || to == Withdrawn {
 		upd["state_reason"] = note
+	}
+	if to == Withdrawn {
+		upd["withdrawn_at"] = now // the purge counts its 29 days from here
 	}
 	if to == Rejected {
 		upd["decided_at"] = now

@@ -11,18 +11,33 @@ import (
 	"cardata/policies/errs"
 )
 
+// notPurged is the condition (on container_versions) that keeps purged
+// containers out of everything their provider sees: lists, pages and the
+// provider API answer 404 container_not_found for them. Staff queries
+// (providerID 0) leave it out, so audit and billing stay explainable.
+const notPurged = "NOT EXISTS (SELECT 1 FROM containers purged WHERE purged.id = container_versions.container_id AND purged.purged_at IS NOT NULL)"
+
 func (s *Service) versions(tx *gorm.DB) *gorm.DB {
-	return tx.Table("container_versions").Select("container_versions.*, providers.legal_name AS provider_name").
-		Joins("JOIN providers ON providers.id = container_versions.provider_id")
+	return tx.Table("container_versions").
+		Select("container_versions.*, providers.legal_name AS provider_name, containers.purged_at AS container_purged_at").
+		Joins("JOIN providers ON providers.id = container_versions.provider_id").
+		Joins("JOIN containers ON containers.id = container_versions.container_id")
+}
+
+// forProvider narrows q to the provider's own, unpurged containers;
+// providerID 0 means any provider, purged ones included (staff).
+func forProvider(q *gorm.DB, providerID int64) *gorm.DB {
+	if providerID == 0 {
+		return q
+	}
+	return q.Where("container_versions.provider_id = ? AND containers.purged_at IS NULL", providerID)
 }
 
 // FindVersion returns one version with keys, hints, approvals and history.
-// providerID 0 means any provider (staff).
+// providerID 0 means any provider (staff); a provider never finds a version
+// of a purged container.
 func (s *Service) FindVersion(ctx context.Context, providerID, versionID int64) (*Version, error) {
-	q := s.versions(s.DB.WithContext(ctx)).Where("container_versions.id = ?", versionID)
-	if providerID != 0 {
-		q = q.Where("container_versions.provider_id = ?", providerID)
-	}
+	q := forProvider(s.versions(s.DB.WithContext(ctx)).Where("container_versions.id = ?", versionID), providerID)
 	var v Version
 	if err := q.Take(&v).Error; err != nil {
 		if err == gorm.ErrRecordNotFound {
@@ -90,12 +105,10 @@ func (s *Service) fill(ctx context.Context, vs []Version, full bool) error {
 }
 
 // FindContainer returns a container with every version, newest first, and
-// its consent counts. providerID 0 means any provider (staff).
+// its consent counts. providerID 0 means any provider, purged containers
+// included (staff); for a provider a purged container is not found.
 func (s *Service) FindContainer(ctx context.Context, providerID, containerID int64) (*Container, error) {
-	q := s.versions(s.DB.WithContext(ctx)).Where("container_versions.container_id = ?", containerID)
-	if providerID != 0 {
-		q = q.Where("container_versions.provider_id = ?", providerID)
-	}
+	q := forProvider(s.versions(s.DB.WithContext(ctx)).Where("container_versions.container_id = ?", containerID), providerID)
 	var vs []Version
 	if err := q.Order("container_versions.version DESC").Find(&vs).Error; err != nil {
 		return nil, errs.Wrap(err, "find container")
@@ -107,7 +120,7 @@ func (s *Service) FindContainer(ctx context.Context, providerID, containerID int
 		return nil, err
 	}
 	c := &Container{ID: containerID, ProviderID: vs[0].ProviderID, ProviderName: vs[0].ProviderName, Versions: vs,
-		Consents: map[int64]map[consent.State]int64{}}
+		PurgedAt: vs[0].ContainerPurgedAt, Consents: map[int64]map[consent.State]int64{}}
 	var created time.Time
 	if err := s.DB.WithContext(ctx).Raw("SELECT created_at FROM containers WHERE id = ?", containerID).Scan(&created).Error; err != nil {
 		return nil, errs.Wrap(err, "container")
@@ -136,7 +149,7 @@ func group(vs []Version) []Container {
 	var out []Container
 	for _, v := range vs {
 		if len(out) == 0 || out[len(out)-1].ID != v.ContainerID {
-			out = append(out, Container{ID: v.ContainerID, ProviderID: v.ProviderID, ProviderName: v.ProviderName})
+			out = append(out, Container{ID: v.ContainerID, ProviderID: v.ProviderID, ProviderName: v.ProviderName, PurgedAt: v.ContainerPurgedAt})
 		}
 		c := &out[len(out)-1]
 		c.Versions = append(c.Versions, v)
@@ -144,10 +157,14 @@ func group(vs []Version) []Container {
 	return out
 }
 
-// FindProviderContainers lists a provider's containers, newest first.
+// FindProviderContainers lists a provider's containers, newest first,
+// without the purged ones.
 func (s *Service) FindProviderContainers(ctx context.Context, providerID int64) ([]Container, error) {
+	if providerID == 0 {
+		return nil, nil // not a staff listing: FindContainers is
+	}
 	var vs []Version
-	err := s.versions(s.DB.WithContext(ctx)).Where("container_versions.provider_id = ?", providerID).
+	err := forProvider(s.versions(s.DB.WithContext(ctx)), providerID).
 		Order("container_versions.container_id DESC, container_versions.version DESC").Find(&vs).Error
 	if err != nil {
 		return nil, errs.Wrap(err, "provider containers")
@@ -185,7 +202,8 @@ type Filter struct {
 
 // FindContainers lists versions for staff (newest change first) and the total.
 func (s *Service) FindContainers(ctx context.Context, f Filter) ([]Version, int64, error) {
-	q := s.DB.WithContext(ctx).Table("container_versions").Joins("JOIN providers ON providers.id = container_versions.provider_id")
+	q := s.DB.WithContext(ctx).Table("container_versions").Joins("JOIN providers ON providers.id = container_versions.provider_id").
+		Joins("JOIN containers ON containers.id = container_versions.container_id")
 	if f.State != "" {
 		q = q.Where("container_versions.state = ?", f.State)
 	}
@@ -201,7 +219,7 @@ func (s *Service) FindContainers(ctx context.Context, f Filter) ([]Version, int6
 		f.Limit = 25
 	}
 	var vs []Version
-	if err := q.Select("container_versions.*, providers.legal_name AS provider_name").Order("container_versions.updated_at DESC, container_versions.id DESC").Offset(f.Offset).Limit(f.Limit).Find(&vs).Error; err != nil {
+	if err := q.Select("container_versions.*, providers.legal_name AS provider_name, containers.purged_at AS container_purged_at").Order("container_versions.updated_at DESC, container_versions.id DESC").Offset(f.Offset).Limit(f.Limit).Find(&vs).Error; err != nil {
 		return nil, 0, errs.Wrap(err, "list containers")
 	}
 	return vs, total, s.fill(ctx, vs, false)

@@ -723,6 +723,20 @@ func (s *Service) DropForConsent(ctx context.Context, tx *gorm.DB, consentID int
 	return res.RowsAffected, errs.Wrap(res.Error, "drop deliveries of consent")
 }
 
+// DropForContainer drops the queued deliveries of every event about a
+// purged data container (containers.purge-withdrawn), in tx, the purge's
+// transaction. Endpoints subscribe to event types, not to containers, so
+// no subscription refers to a container alone and none is touched; dead
+// and delivered pushes stay as the delivery history.
+func (s *Service) DropForContainer(ctx context.Context, tx *gorm.DB, providerID, containerID int64, reason string) (int64, error) {
+	now := s.now() // a delivery being sent right now (leased) finishes; one whose lease ran out (a crash) is dropped
+	res := tx.WithContext(ctx).Exec(`UPDATE webhook_deliveries d SET status = 'dropped', status_reason = ?, finished_at = ?
+		FROM webhook_events ev WHERE ev.id = d.event_id AND ev.provider_id = ? AND ev.container_id = ?
+		AND d.status = 'pending' AND (d.lease_token IS NULL OR d.lease_until < ?)`,
+		reason, now, providerID, containerID, now)
+	return res.RowsAffected, errs.Wrap(res.Error, "drop deliveries of container")
+}
+
 // DeadLetters counts a provider's dead deliveries (shown on its pages).
 func (s *Service) DeadLetters(ctx context.Context, providerID int64) (int64, error) {
 	var n int64

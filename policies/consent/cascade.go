@@ -95,6 +95,18 @@ func (s *Service) CloseRequestsForVersion(ctx context.Context, tx *gorm.DB, vers
 	return len(expired), s.notifyEnded(ctx, tx, expired, Expired, now)
 }
 
+// ExpireRequestsForContainer lets the still-open requests of every version
+// of a container expire, in tx (the container purge's transaction). They
+// were never granted, so no data flowed and no ledger row refers to them;
+// they are expired rather than deleted so the customer's history of who
+// asked stays whole. No webhook event is emitted: the provider was told
+// when the container was withdrawn, and the purge drops the container's
+// queued pushes in the same transaction. It returns how many expired.
+func (s *Service) ExpireRequestsForContainer(ctx context.Context, tx *gorm.DB, containerID int64, note string) (int, error) {
+	expired, err := moveWhere(ctx, tx, s.now(), Requested, Expired, note, 0, "c.container_id = ?", containerID)
+	return len(expired), err
+}
+
 // CarryOver moves the open requests and grants of version fromID to the
 // new version toID in tx. The container's service calls it only when the
 // new version's keys are a subset of the old one's: a consent to share

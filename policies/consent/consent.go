@@ -347,7 +347,9 @@ func (s *Service) Request(ctx context.Context, providerID int64, in NewRequest) 
 			State   string
 			Name    string
 		}
+		// A purged container (withdrawn and purged by the containers.purge-withdrawn job) is not found.
 		err := tx.Raw(`SELECT id, version, state, name FROM container_versions WHERE container_id = ? AND provider_id = ?
+			AND NOT EXISTS (SELECT 1 FROM containers k WHERE k.id = container_versions.container_id AND k.purged_at IS NOT NULL)
 			ORDER BY (state = 'approved') DESC, version DESC LIMIT 1`, in.ContainerID, providerID).Scan(&ver).Error
 		if err != nil {
 			return errs.Wrap(err, "container version")
