@@ -29,17 +29,16 @@ const LoginAttemptRetention = 30 * 24 * time.Hour
 //		Spec: "0 3 1 * *", CatchUp: 7 * 24 * time.Hour, Roles: []string{policies.RoleFinance},
 //		Run: func(ctx context.Context, r *jobs.Run) error { ... }})
 //
-// Jobs expected from the modules (not registered here, since their domains
-// live there): billing.invoice_run, billing.send_invoices,
-// billing.payment_reminders (Roles: finance); support.sla_warnings;
-// providerapi.push_retries (unless a continuous worker); consent.requests_expiry
-// and consent.expiry; containers.purge_withdrawn (after 29 days);
-// ingest.telemetry_retention; reports.archive_cleanup.
+// The modules' jobs are registered in their mount functions: billing
+// (invoice run, sending, reminders), support (SLA warnings), the provider API
+// (clean-up; pushes run as a continuous worker), consent (expiry, report
+// archives), containers.purge-withdrawn (mount_consent.go, 29 days after
+// withdrawal) and ingest (reading-history retention).
 func (a *App) mountJobs() error {
 	a.Jobs = jobs.NewScheduler(a.DB, a.Cfg.BillingTimezone, a.Log)
 	a.AddWorker(a.Jobs.Loop)
 	a.AddWorker(a.newOutbox().Run)
-	for _, j := range a.platformJobs() {
+	for _, j := range append(a.platformJobs(), a.outboxPurgeJob()) {
 		if err := a.Jobs.Register(j); err != nil {
 			return err
 		}
@@ -86,6 +85,35 @@ func (a *App) platformJobs() []jobs.Job {
 			Description: "Walks the audit trail's hash chain; when it is broken, e-mails every administrator and fails.",
 			Run:         a.verifyAuditChain},
 	}
+}
+
+// outboxPurgeJob deletes sent e-mails older than OUTBOX_RETENTION. It is
+// not one of platformJobs, which the demo runs once each.
+func (a *App) outboxPurgeJob() jobs.Job {
+	keep := a.Cfg.OutboxRetention
+	if keep <= 0 {
+		keep = 90 * 24 * time.Hour
+	}
+	return jobs.Job{Name: "outbox.purge", Title: "E-mail outbox clean-up", Spec: "50 3 * * *", CatchUp: 24 * time.Hour,
+		Timeout: 30 * time.Minute,
+		Description: fmt.Sprintf("Deletes e-mails sent (or kept locally) more than %s ago (OUTBOX_RETENTION); "+
+			"pending and failed e-mails are kept.", retentionWords(keep)),
+		Run: func(ctx context.Context, r *jobs.Run) error {
+			n, err := jobs.PurgeSentEmails(ctx, a.DB, time.Now().Add(-keep), 1000)
+			r.Set("emails_deleted", n)
+			return err
+		}}
+}
+
+// retentionWords is a retention period in days when it is whole days.
+func retentionWords(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		if n := int(d / (24 * time.Hour)); n != 1 {
+			return fmt.Sprintf("%d days", n)
+		}
+		return "1 day"
+	}
+	return d.String()
 }
 
 // verifyAuditChain is the body of audit.verify.

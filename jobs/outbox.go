@@ -332,3 +332,38 @@ func RetryEmail(ctx context.Context, db *gorm.DB, id int64) error {
 			fmt.Sprintf("retry of %s e-mail to %s after %d attempts (%s)", e.Kind, e.ToAddr, e.Attempts, truncate(e.LastError, 200)))
 	})
 }
+
+// PurgeSentEmails deletes e-mails delivered before before: status sent
+// (accepted by the SMTP server) or local (SMTP not configured: they were
+// only ever kept in the outbox). Pending e-mails are still to be sent and
+// failed ones are kept for inspection and retry, whatever their age. The
+// job outbox.purge calls it daily with now minus OUTBOX_RETENTION.
+//
+// It deletes in batches of batch rows (default 1000), each its own
+// statement, so a run stopped midway has deleted whole batches and the next
+// run deletes the rest. Deleting a row frees its dedupe key; the keys in
+// use name an event that happens once (a consent request, an invoice sent,
+// a ticket message) or carry the day, so nothing is sent twice because of
+// it; only re-running `cardata demo` after the period would enqueue its
+// welcome e-mails again.
+func PurgeSentEmails(ctx context.Context, db *gorm.DB, before time.Time, batch int) (int64, error) {
+	if batch <= 0 {
+		batch = 1000
+	}
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		res := db.WithContext(ctx).Exec(`DELETE FROM email_outbox WHERE id IN (
+			SELECT id FROM email_outbox WHERE status IN (?, ?) AND sent_at < ? ORDER BY id LIMIT ?)`,
+			EmailSent, EmailLocal, before.UTC(), batch)
+		if res.Error != nil {
+			return total, errs.Wrap(res.Error, "purge sent e-mails")
+		}
+		total += res.RowsAffected
+		if res.RowsAffected < int64(batch) {
+			return total, nil
+		}
+	}
+}

@@ -45,7 +45,13 @@ type Config struct {
 	APIRateBurst int           // API_RATE_BURST: bucket size per API client
 
 	ReadingsRetention time.Duration // READINGS_RETENTION: how long the reading history is kept (dropped by day partition)
+
+	OutboxRetention time.Duration // OUTBOX_RETENTION: how long sent e-mails stay in the outbox (pending and failed ones stay)
 }
+
+// MinOutboxRetention is the shortest OUTBOX_RETENTION accepted: a sent
+// e-mail stays browsable for at least a day.
+const MinOutboxRetention = 24 * time.Hour
 
 // Load reads the environment. Every error names the variable at fault.
 func Load() (Config, error) { return LoadFrom(os.LookupEnv) }
@@ -77,6 +83,7 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 		APIRateLimit:               r.integer("API_RATE_LIMIT", 20, 1, 1000000),
 		APIRateBurst:               r.integer("API_RATE_BURST", 100, 1, 1000000),
 		ReadingsRetention:          r.duration("READINGS_RETENTION", 30*24*time.Hour),
+		OutboxRetention:            r.duration("OUTBOX_RETENTION", 90*24*time.Hour),
 	}
 	tz := r.str("BILLING_TIMEZONE", "Europe/Berlin")
 	if loc, err := time.LoadLocation(tz); err != nil {
@@ -97,6 +104,9 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if c.SessionIdleTimeout > c.SessionMaxAge {
 		r.fail("SESSION_IDLE_TIMEOUT", "must not exceed SESSION_MAX_AGE")
+	}
+	if c.OutboxRetention < MinOutboxRetention {
+		r.fail("OUTBOX_RETENTION", "must be at least 24h (1d), got %s", c.OutboxRetention)
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.ListenAddr
@@ -119,7 +129,7 @@ func (c Config) Redacted() map[string]any {
 		"billing_timezone": c.BillingTimezone.String(), "cookie_secure": c.CookieSecure,
 		"session_idle_timeout": c.SessionIdleTimeout.String(), "session_max_age": c.SessionMaxAge.String(),
 		"smtp_host": c.SMTPHost, "smtp_password_set": c.SMTPPassword != "",
-		"readings_retention": c.ReadingsRetention.String(),
+		"readings_retention": c.ReadingsRetention.String(), "outbox_retention": c.OutboxRetention.String(),
 	}
 }
 
@@ -146,12 +156,25 @@ func (r *reader) duration(name string, def time.Duration) time.Duration {
 	if v == "" {
 		return def
 	}
-	d, err := time.ParseDuration(v)
+	d, err := parseDuration(v)
 	if err != nil || d <= 0 {
-		r.fail(name, "must be a positive duration such as 30m, got %q", v)
+		r.fail(name, "must be a positive duration such as 30m, 12h or 90d, got %q", v)
 		return def
 	}
 	return d
+}
+
+// parseDuration is time.ParseDuration plus whole days ("90d"), the natural
+// unit of retention periods.
+func parseDuration(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 100*365 {
+			return 0, fmt.Errorf("invalid number of days %q", v)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(v)
 }
 
 func (r *reader) integer(name string, def, min, max int) int {

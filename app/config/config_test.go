@@ -34,11 +34,32 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"COOKIE_SECURE":        {"COOKIE_SECURE": "maybe"},
 		"BCRYPT_COST":          {"BCRYPT_COST": "99"},
 		"LOG_LEVEL":            {"LOG_LEVEL": "loud"},
+		"OUTBOX_RETENTION":     {"OUTBOX_RETENTION": "ninety days"},
 	}
 	for name, env := range cases {
 		_, err := load(env)
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: got %v", name, err)
+		}
+	}
+}
+
+func TestOutboxRetention(t *testing.T) {
+	t.Parallel()
+	c, err := load(nil)
+	if err != nil || c.OutboxRetention != 90*24*time.Hour {
+		t.Fatalf("default: %v %v", c.OutboxRetention, err)
+	}
+	for v, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "2160h": 90 * 24 * time.Hour, " 1d ": 24 * time.Hour} {
+		c, err := load(map[string]string{"OUTBOX_RETENTION": v})
+		if err != nil || c.OutboxRetention != want {
+			t.Errorf("%q: %v %v", v, c.OutboxRetention, err)
+		}
+	}
+	for _, v := range []string{"0", "-5d", "d", "1.5d", "12h", "0d", "forever", "9999999d"} {
+		_, err := load(map[string]string{"OUTBOX_RETENTION": v})
+		if err == nil || !strings.Contains(err.Error(), "OUTBOX_RETENTION") {
+			t.Errorf("%q: got %v", v, err)
 		}
 	}
 }
