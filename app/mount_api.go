@@ -55,6 +55,10 @@ func (a *App) mountAPI() error {
 		Tokens:  &providerapi.Tokens{DB: a.DB, TTL: a.Cfg.APITokenTTL},
 		Limiter: providerapi.NewLimiter(float64(a.Cfg.APIRateLimit), a.Cfg.APIRateBurst),
 		Usage:   usage, Ledger: ledger, Location: a.Cfg.BillingTimezone}
+	// The consent module's facts statement, embedded in a telematicData
+	// read's one round trip (mountConsent sets h.Facts, without which no
+	// read is served at all).
+	h.Consents = a.newConsentService()
 	a.API = h
 	h.Routes(a.Fiber)
 	a.bearer = h.Bearer

@@ -297,9 +297,12 @@ func TestProviderAPIRevocationStopsReadsAndQueuedPushes(t *testing.T) {
 	if err := onboardingFor(tt).RevokeAPIClient(tt.Ctx, w.Provider.Provider.ID, clientPK); err != nil {
 		t.Fatal(err)
 	}
-	res, body = apiGet(t, c, apiBase+"/api/v1/deliveries")
-	if res.StatusCode != 401 || !strings.Contains(body, "invalid_token") || !strings.Contains(res.Header.Get("WWW-Authenticate"), "invalid_token") {
-		t.Fatalf("revoked client's token: %d %s", res.StatusCode, body)
+	// Both token paths: the general one and a telematicData read's one statement.
+	for _, u := range []string{apiBase + "/api/v1/deliveries", dataURL} {
+		res, body = apiGet(t, c, u)
+		if res.StatusCode != 401 || !strings.Contains(body, "invalid_token") || !strings.Contains(res.Header.Get("WWW-Authenticate"), "invalid_token") {
+			t.Fatalf("revoked client's token on %s: %d %s", u, res.StatusCode, body)
+		}
 	}
 }
 
@@ -314,8 +317,11 @@ func TestProviderAPISuspensionStopsTokens(t *testing.T) {
 	if _, err := onboardingFor(tt).Review(tt.Ctx, w.Provider.Provider.ID, "suspend", "unpaid invoices"); err != nil {
 		t.Fatal(err)
 	}
-	if res, body := apiGet(t, c, apiBase+"/api/v1/webhooks"); res.StatusCode != 401 {
-		t.Fatalf("suspended provider's token: %d %s", res.StatusCode, body)
+	dataURL := fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, w.VIN, w.ContainerID)
+	for _, u := range []string{apiBase + "/api/v1/webhooks", dataURL} {
+		if res, body := apiGet(t, c, u); res.StatusCode != 401 {
+			t.Fatalf("suspended provider's token on %s: %d %s", u, res.StatusCode, body)
+		}
 	}
 	res, m := apiPostToken(t, tt, url.Values{"grant_type": {"client_credentials"}}, w.ClientID, w.Secret)
 	if res.StatusCode != 400 || m["error"] != "unauthorized_client" {
@@ -381,8 +387,11 @@ func TestOAuthTokenErrorsFollowRFC6749(t *testing.T) {
 		t.Fatalf("no token: %d %v", res.Status, res.Header)
 	}
 	cl.Header.Set("Authorization", "Bearer not-a-token")
-	if res := cl.Get("/api/v1/deliveries"); res.Status != 401 || !strings.Contains(res.Body, `"code":"invalid_token"`) {
-		t.Fatalf("bad token: %d %s", res.Status, res.Body)
+	for _, p := range []string{"/api/v1/deliveries", fmt.Sprintf("/api/v1/vehicles/%s/telematicData?containerId=%d", w.VIN, w.ContainerID)} {
+		if res := cl.Get(p); res.Status != 401 || !strings.Contains(res.Body, `"code":"invalid_token"`) ||
+			!strings.Contains(res.Header.Get("WWW-Authenticate"), "invalid_token") {
+			t.Fatalf("bad token on %s: %d %s", p, res.Status, res.Body)
+		}
 	}
 }
 

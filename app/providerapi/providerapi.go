@@ -26,6 +26,7 @@ import (
 	"cardata/onboarding/vehicles"
 	"cardata/onboarding/webhooks"
 	"cardata/policies"
+	"cardata/policies/consent"
 	"cardata/policies/errs"
 )
 
@@ -62,7 +63,11 @@ type Handler struct {
 	Ledger     LedgerWriter
 	// Facts is wired to the consent module; while it is nil telematicData
 	// answers 503 telematics_unavailable (no data leaves unchecked).
-	Facts    FactsFunc
+	Facts FactsFunc
+	// Consents lets a telematicData read resolve its token, gather the
+	// decision's facts (consent.FactsSQL) and read the values in one
+	// statement (fastread.go); nil keeps every read on the general path.
+	Consents *consent.Service
 	Location *time.Location // billing time zone, for usage periods
 	Now      func() time.Time
 }

@@ -3,7 +3,6 @@ package providerapi
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
@@ -68,30 +67,24 @@ func (h *Handler) telematicData(c *fiber.Ctx) error {
 	}
 	ctx := c.UserContext()
 	now := h.now()
-	rf, err := h.Facts(ctx, p.ProviderID, p.ID, vin, containerID, now)
-	if err != nil {
+	pf := takePrefetched(c, vin, containerID)
+	var rf *ReadFacts
+	if pf != nil {
+		rf = &pf.facts
+	} else if rf, err = h.Facts(ctx, p.ProviderID, p.ID, vin, containerID, now); err != nil {
 		return err
 	}
 	if d := policies.Decide(rf.Facts); !d.Allowed {
 		return denial(d.Reason)
 	}
-	out := TelematicData{VIN: vin, ContainerID: containerID, TelematicData: make(map[string]*webhooks.Value, len(rf.Facts.ContainerKeys))}
-	for _, k := range rf.Facts.ContainerKeys {
-		out.TelematicData[k] = nil
-	}
 	var rows []latestRow
-	if err := h.DB.WithContext(ctx).Raw(SQLLatestValues, rf.VehicleID, "{"+strings.Join(rf.Facts.ContainerKeys, ",")+"}").
+	if pf != nil {
+		rows = pf.values
+	} else if err := h.DB.WithContext(ctx).Raw(SQLLatestValues, rf.VehicleID, "{"+strings.Join(rf.Facts.ContainerKeys, ",")+"}").
 		Scan(&rows).Error; err != nil {
 		return errs.Wrap(err, "latest values")
 	}
-	for _, r := range rows {
-		v := webhooks.NewValue(r.DataType, r.Unit, r.Value, r.ReadAt)
-		out.TelematicData[r.Key] = &v
-	}
-	body, err := json.Marshal(out)
-	if err != nil {
-		return errs.Wrap(err, "encode telematic data")
-	}
+	body := appendTelematicData(make([]byte, 0, 512), vin, containerID, rf.Facts.ContainerKeys, rows)
 	if len(rows) > 0 {
 		id := newDeliveryID()
 		err := h.Ledger.Write(ctx, billing.Delivery{ProviderID: p.ProviderID, ClientID: p.ID, VIN: vin, ContainerID: containerID,

@@ -20,7 +20,11 @@ type Refs struct {
 	ContainerVersion   int
 }
 
-// factsSQL gathers everything policies.Decide needs in one round trip.
+// FactsSQL gathers everything policies.Decide needs in one round trip.
+// Its parameters are the named @provider, @client, @vin and @container; the
+// provider API embeds it (with SQL expressions in their place) in the one
+// statement of a telematicData read, which scans the columns by name into a
+// FactsRow, so the decision's facts have one definition.
 //
 // The consent looked at is the provider's consent for this container and
 // vehicle that is in force, else the most recently changed one; consents of
@@ -29,7 +33,7 @@ type Refs struct {
 // is the consent's version (what the customer agreed to), else the
 // container's approved version, else its most relevant one. A container of
 // another provider is treated as absent.
-const factsSQL = `
+const FactsSQL = `
 SELECT
 	COALESCE(p.status = 'active', false) AS provider_active,
 	(@client = 0 OR EXISTS (SELECT 1 FROM api_clients ac
@@ -62,7 +66,8 @@ LEFT JOIN LATERAL (
 		x.version DESC LIMIT 1
 ) cv ON true`
 
-type factsRow struct {
+// FactsRow is one row of FactsSQL.
+type FactsRow struct {
 	ProviderActive    bool
 	ClientActive      bool
 	VehicleID         int64
@@ -94,13 +99,20 @@ func (s *Service) Facts(ctx context.Context, providerID, clientID int64, vin str
 // FactsAt is Facts with the decision's clock set to at (end dates are
 // compared with it).
 func (s *Service) FactsAt(ctx context.Context, providerID, clientID int64, vin string, containerID int64, at time.Time) (policies.AccessFacts, Refs, error) {
-	var r factsRow
-	err := s.DB.WithContext(ctx).Raw(factsSQL, map[string]any{
+	var r FactsRow
+	err := s.DB.WithContext(ctx).Raw(FactsSQL, map[string]any{
 		"provider": providerID, "client": clientID, "vin": NormalizeVIN(vin), "container": containerID,
 	}).Scan(&r).Error
 	if err != nil {
 		return policies.AccessFacts{}, Refs{}, errs.Wrap(err, "access facts")
 	}
+	f, refs := s.FactsOf(&r, at)
+	return f, refs, nil
+}
+
+// FactsOf turns a row of FactsSQL into the decision's facts at `at` and
+// the ids behind them.
+func (s *Service) FactsOf(r *FactsRow, at time.Time) (policies.AccessFacts, Refs) {
 	inEU := false
 	if s.IsEU != nil {
 		inEU = s.IsEU(r.Market)
@@ -119,7 +131,7 @@ func (s *Service) FactsAt(ctx context.Context, providerID, clientID int64, vin s
 	if r.ContainerKeys != nil && *r.ContainerKeys != "" {
 		f.ContainerKeys = strings.Split(*r.ContainerKeys, ",")
 	}
-	return f, Refs{ConsentID: r.ConsentID, VehicleID: r.VehicleID, ContainerVersionID: r.VersionID, ContainerVersion: r.Version}, nil
+	return f, Refs{ConsentID: r.ConsentID, VehicleID: r.VehicleID, ContainerVersionID: r.VersionID, ContainerVersion: r.Version}
 }
 
 // Decide gathers the facts and decides in one call, for keys (empty: all of

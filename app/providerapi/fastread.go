@@ -1,0 +1,363 @@
+package providerapi
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"cardata/onboarding/webhooks"
+	"cardata/policies/consent"
+	"cardata/policies/errs"
+)
+
+// The hot path: GET /api/v1/vehicles/{vin}/telematicData costs one SQL
+// round trip before the ledger write. The bearer resolver (which runs before
+// the route guard) sends sqlRead, which in one statement
+//
+//   - resolves the token with its client and provider state exactly as
+//     Tokens.Resolve does (no row: 401 invalid_token);
+//   - gathers the consent module's facts for policies.Decide with
+//     consent.FactsSQL itself, the same statement FactsAt sends, so both
+//     paths decide on the same facts;
+//   - reads the latest values of the container's keys for the vehicle.
+//
+// Nothing is cached between requests: a revoked client, a suspended
+// provider or a revoked consent committed before the statement is seen by
+// it. The values are read before the guard and the decision have run, but
+// they are used only when both allow; otherwise they are dropped. Requests
+// the fast path does not recognise (another spelling of the route, a bad
+// containerId) take the general path: Tokens.Resolve, then FactsFunc and
+// SQLLatestValues in the handler.
+
+// sqlRead is the statement of the fast path. $1 token hash (bytea), $2 now,
+// $3 normalized VIN, $4 container id.
+var sqlRead = `SELECT tok.client_id, tok.client_key, tok.provider_id,
+	f.provider_active, f.client_active, f.vehicle_id, f.brand, f.market, f.telematics_capable, f.mapped, f.market_supported, f.covers,
+	f.consent_id, f.consent_state, f.consent_ends_at, f.version_id, f.version, f.container_state, f.container_keys,
+	lv.keys, lv.units, lv.types, lv.vals, lv.read_ats
+FROM (SELECT t.client_id, c.client_id AS client_key, t.provider_id
+	FROM api_access_tokens t
+	JOIN api_clients c ON c.id = t.client_id AND c.revoked_at IS NULL
+	JOIN providers p ON p.id = t.provider_id AND p.status = 'active'
+	WHERE t.token_hash = $1 AND t.expires_at > $2) tok
+CROSS JOIN LATERAL (` + strings.NewReplacer("@provider", "tok.provider_id", "@client", "tok.client_id", "@vin", "$3::text",
+	"@container", "$4::bigint").Replace(consent.FactsSQL) + `) f
+LEFT JOIN LATERAL (SELECT array_agg(k.key) AS keys, array_agg(k.unit) AS units, array_agg(k.data_type) AS types,
+		array_agg(l.value) AS vals, array_agg(l.read_at) AS read_ats
+	FROM catalog_keys k JOIN vehicle_latest_values l ON l.key_id = k.id AND l.vehicle_id = f.vehicle_id
+	WHERE k.key = ANY(string_to_array(f.container_keys, ','))) lv ON true`
+
+// prefetched is what the fast path found for one request (c.Locals).
+type prefetched struct {
+	vin         string // normalized
+	containerID int64
+	facts       ReadFacts
+	values      []latestRow
+}
+
+const localRead = "providerapi.read"
+
+// telematicPath recognises /api/v1/vehicles/{vin}/telematicData with a
+// well-formed containerId; anything else takes the general path.
+func telematicPath(c *fiber.Ctx) (vin string, containerID int64, ok bool) {
+	if c.Method() != fiber.MethodGet {
+		return "", 0, false
+	}
+	rest, found := strings.CutPrefix(c.Path(), "/api/v1/vehicles/")
+	if !found {
+		return "", 0, false
+	}
+	vin, found = strings.CutSuffix(rest, "/telematicData")
+	if !found || vin == "" || strings.IndexByte(vin, '/') >= 0 {
+		return "", 0, false
+	}
+	containerID, err := strconv.ParseInt(c.Query("containerId"), 10, 64)
+	if err != nil || containerID <= 0 {
+		return "", 0, false
+	}
+	return consent.NormalizeVIN(vin), containerID, true
+}
+
+// readFast runs sqlRead on a pgx connection of the app's pool. It returns
+// nil without an error when the token is unknown, expired or revoked.
+func (h *Handler) readFast(ctx context.Context, tok, vin string, containerID int64, now time.Time) (*Caller, *prefetched, error) {
+	sqlDB, err := h.DB.DB()
+	if err != nil {
+		return nil, nil, errs.Wrap(err, "database")
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return nil, nil, errs.Wrap(err, "database connection")
+	}
+	defer conn.Close()
+	hash := tokenSum(tok)
+	var (
+		cl                       Caller
+		r                        consent.FactsRow
+		keys, units, types, vals []string
+		readAts                  []time.Time
+		found                    bool
+	)
+	err = conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		rows, err := pc.Query(ctx, sqlRead, hash[:], now, vin, containerID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		if rows.Next() {
+			found = true
+			if err := rows.Scan(&cl.ClientID, &cl.ClientKey, &cl.ProviderID,
+				&r.ProviderActive, &r.ClientActive, &r.VehicleID, &r.Brand, &r.Market, &r.TelematicsCapable, &r.Mapped, &r.MarketSupported, &r.Covers,
+				&r.ConsentID, &r.ConsentState, &r.ConsentEndsAt, &r.VersionID, &r.Version, &r.ContainerState, &r.ContainerKeys,
+				&keys, &units, &types, &vals, &readAts); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	if err == sql.ErrConnDone {
+		return nil, nil, errs.Wrap(err, "database connection")
+	}
+	if err != nil {
+		return nil, nil, errs.Wrap(err, "telematic read")
+	}
+	if !found {
+		return nil, nil, nil
+	}
+	f, refs := h.Consents.FactsOf(&r, now)
+	pf := &prefetched{vin: vin, containerID: containerID,
+		facts: ReadFacts{Facts: f, VehicleID: refs.VehicleID, ContainerVersion: refs.ContainerVersion, ConsentID: refs.ConsentID}}
+	if len(keys) > 0 && len(units) == len(keys) && len(types) == len(keys) && len(vals) == len(keys) && len(readAts) == len(keys) {
+		pf.values = make([]latestRow, len(keys))
+		for i := range keys {
+			pf.values[i] = latestRow{Key: keys[i], Unit: units[i], DataType: types[i], Value: vals[i], ReadAt: readAts[i]}
+		}
+	}
+	return &cl, pf, nil
+}
+
+// fastBearer is Bearer for a recognised telematicData read: the token, the
+// facts and the values in one round trip. It reports false when the
+// request is not one (the caller then resolves the token the general way).
+func (h *Handler) fastBearer(c *fiber.Ctx, tok string) (bool, error) {
+	if h.Consents == nil || h.Facts == nil {
+		return false, nil
+	}
+	vin, containerID, ok := telematicPath(c)
+	if !ok {
+		return false, nil
+	}
+	cl, pf, err := h.readFast(c.UserContext(), tok, vin, containerID, h.now())
+	if err != nil {
+		return true, err
+	}
+	if cl == nil {
+		return true, invalidToken(c)
+	}
+	c.Locals(localRead, pf)
+	return true, h.admit(c, cl)
+}
+
+// takePrefetched returns the fast path's read when it is for vin and
+// containerID (normalized as the handler does).
+func takePrefetched(c *fiber.Ctx, vin string, containerID int64) *prefetched {
+	pf, _ := c.Locals(localRead).(*prefetched)
+	if pf == nil || pf.containerID != containerID || pf.vin != consent.NormalizeVIN(vin) {
+		return nil
+	}
+	return pf
+}
+
+// appendTelematicData encodes a TelematicData answer the way encoding/json
+// does (keys sorted, HTML-safe strings, RFC 3339 timestamps) without
+// reflection: every key of the container, null for a key never received.
+func appendTelematicData(b []byte, vin string, containerID int64, keys []string, values []latestRow) []byte {
+	b = append(b, `{"vin":`...)
+	b = appendJSONString(b, vin)
+	b = append(b, `,"containerId":`...)
+	b = strconv.AppendInt(b, containerID, 10)
+	b = append(b, `,"telematicData":{`...)
+	sorted := keys
+	if !sortedStrings(keys) {
+		sorted = append([]string(nil), keys...)
+		insertionSort(sorted)
+	}
+	for i, k := range sorted {
+		if i > 0 && k == sorted[i-1] {
+			continue // a map holds a key once
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		var v *latestRow
+		for j := range values {
+			if values[j].Key == k {
+				v = &values[j]
+			}
+		}
+		if v == nil {
+			b = append(b, "null"...)
+			continue
+		}
+		b = append(b, `{"value":`...)
+		b = appendValue(b, v.DataType, v.Value)
+		b = append(b, `,"unit":`...)
+		if v.Unit == "" {
+			b = append(b, "null"...)
+		} else {
+			b = appendJSONString(b, v.Unit)
+		}
+		b = append(b, `,"timestamp":"`...)
+		b = v.ReadAt.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `"}`...)
+	}
+	return append(b, "}}"...)
+}
+
+// appendValue writes a value typed by its catalog data type, as
+// webhooks.TypedValue does; text that is not valid for its type is a string.
+func appendValue(b []byte, dataType, text string) []byte {
+	switch dataType {
+	case "integer", "decimal":
+		if jsonNumber(text) {
+			return append(b, text...)
+		}
+	case "boolean":
+		if v, err := strconv.ParseBool(text); err == nil {
+			return strconv.AppendBool(b, v)
+		}
+	case "json":
+		raw := webhooks.TypedValue(dataType, text)
+		if len(raw) > 0 && raw[0] != '"' {
+			var compact, safe bytes.Buffer
+			if json.Compact(&compact, raw) == nil {
+				json.HTMLEscape(&safe, compact.Bytes())
+				return append(b, safe.Bytes()...)
+			}
+		}
+	}
+	return appendJSONString(b, text)
+}
+
+// jsonNumber reports whether s is a JSON number (RFC 8259 grammar).
+func jsonNumber(s string) bool {
+	i, n := 0, len(s)
+	if i < n && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < n && s[i] == '0':
+		i++
+	case i < n && s[i] >= '1' && s[i] <= '9':
+		for i < n && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < n && s[i] == '.' {
+		i++
+		if i >= n || s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		for i < n && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	}
+	if i < n && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < n && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if i >= n || s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		for i < n && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	}
+	return i == n
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString quotes s as encoding/json does with HTML escaping:
+// <, > and & as \u00XX, U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+func sortedStrings(s []string) bool {
+	for i := 1; i < len(s); i++ {
+		if s[i] < s[i-1] {
+			return false
+		}
+	}
+	return true
+}
+
+func insertionSort(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
