@@ -16,6 +16,7 @@ package providerapi
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -68,8 +69,13 @@ type Handler struct {
 	// decision's facts (consent.FactsSQL) and read the values in one
 	// statement (fastread.go); nil keeps every read on the general path.
 	Consents *consent.Service
-	Location *time.Location // billing time zone, for usage periods
-	Now      func() time.Time
+	// ReadConcurrency bounds the fast reads in PostgreSQL at once (0: four
+	// per core).
+	ReadConcurrency int
+	readOnce        sync.Once
+	readSem         chan struct{}
+	Location        *time.Location // billing time zone, for usage periods
+	Now             func() time.Time
 }
 
 func (h *Handler) now() time.Time {
