@@ -49,9 +49,12 @@ bench-ingest: postgres build
 bench-api: postgres build
 	go run ./app/providerapi/benchapi -binary $(BIN)
 
-## bench-invoice: the monthly invoice run vs. the bare SQL aggregate (see docs/PERFORMANCE.md for sizes)
+## bench-invoice: the monthly invoice run over 10 million records of 1,000 providers vs. the bare SQL aggregate
+BILLING_BENCH_RECORDS ?= 10000000
+BILLING_BENCH_PROVIDERS ?= 1000
 bench-invoice: postgres
-	go test ./billing -run '^$$' -bench InvoiceRun -benchtime 1x -timeout 60m
+	BILLING_BENCH_RECORDS=$(BILLING_BENCH_RECORDS) BILLING_BENCH_PROVIDERS=$(BILLING_BENCH_PROVIDERS) \
+		go test ./billing -run '^$$' -bench InvoiceRun -benchtime 1x -timeout 60m
 
 ## bench-ledger: grouped ledger commits vs. one commit per record
 bench-ledger: postgres

@@ -105,12 +105,29 @@ func (d onboardingDirectory) BillingParty(ctx context.Context, id int64) (billin
 	if err != nil {
 		return billing.Party{}, err
 	}
+	return billingParty(p), nil
+}
+
+// BillingParties is BillingParty for many providers in one query.
+func (d onboardingDirectory) BillingParties(ctx context.Context, ids []int64) (map[int64]billing.Party, error) {
+	list, err := d.svc.FindProvidersByIDs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]billing.Party, len(list))
+	for i := range list {
+		out[list[i].ID] = billingParty(&list[i])
+	}
+	return out, nil
+}
+
+func billingParty(p *onboarding.Provider) billing.Party {
 	email := p.BillingEmail
 	if email == "" {
 		email = p.ContactEmail
 	}
 	return billing.Party{ProviderID: p.ID, LegalName: p.LegalName, Street: p.Street, PostalCode: p.PostalCode, City: p.City,
-		Country: strings.TrimSpace(p.Country), VATID: p.VATID, Email: email}, nil
+		Country: strings.TrimSpace(p.Country), VATID: p.VATID, Email: email}
 }
 
 func (d onboardingDirectory) ActiveProviderIDs(ctx context.Context) ([]int64, error) {

@@ -50,6 +50,8 @@ type Service struct {
 	// beforeFinalizeCommit fails a finalization after its number was
 	// taken (gapless numbers); see export_test.go.
 	beforeFinalizeCommit func(invoiceID int64) error
+	// bulkMin overrides globalMin (tests count in bulk or alone).
+	bulkMin int
 }
 
 func (s *Service) now() time.Time {

@@ -156,8 +156,10 @@ func TestFinalizedDocumentsAreReproducibleAndFrozen(t *testing.T) {
 		"UPDATE invoice_lines SET net_amount = 0 WHERE invoice_id = ?",
 		"DELETE FROM invoice_lines WHERE invoice_id = ?",
 		"UPDATE invoice_documents SET content = 'x' WHERE invoice_id = ?",
-		"UPDATE delivery_ledger SET invoice_id = NULL, service_period = NULL, month_position = NULL WHERE invoice_id = ?",
-		"DELETE FROM delivery_ledger WHERE invoice_id = ?",
+		"UPDATE ledger_claims SET high_id = high_id + 1 WHERE invoice_id = ?",
+		"DELETE FROM ledger_claims WHERE invoice_id = ?",
+		"UPDATE delivery_ledger SET keys_delivered = 9 WHERE provider_id = (SELECT provider_id FROM invoices WHERE id = ?)",
+		"DELETE FROM delivery_ledger WHERE provider_id = (SELECT provider_id FROM invoices WHERE id = ?)",
 		"DELETE FROM invoices WHERE id = ?",
 	} {
 		if err := gdb.Exec(stmt, de.ID).Error; err == nil {

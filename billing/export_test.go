@@ -27,3 +27,7 @@ func (s *Service) InvoiceProvider(ctx context.Context, providerID int64, period 
 	}
 	return s.invoiceProvider(ctx, nil, providerID, p, pl)
 }
+
+// SetBulkMin sets the smallest group of providers counted in one pass
+// (1: always in bulk; a large number: always provider by provider).
+func SetBulkMin(s *Service, n int) { s.bulkMin = n }

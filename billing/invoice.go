@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -327,37 +328,70 @@ func (s *Service) Credited(ctx context.Context, invoiceID int64) (decimal.Decima
 
 // LedgerPage lists an invoice's ledger records (paged), or those of one
 // usage line: the records of its item and month whose positions fall in
-// the line's tier range.
+// the line's tier range. The records are those of the invoice's claim; a
+// record's position is its rank by delivery time within its kind and month
+// after the units earlier invoices billed (the line's first position).
 func (s *Service) LedgerPage(ctx context.Context, invoiceID, lineID int64, offset, limit int) ([]LedgerRecord, int64, error) {
-	var providerID int64
-	if err := s.DB.WithContext(ctx).Raw(`SELECT provider_id FROM invoices WHERE id = ?`, invoiceID).Scan(&providerID).Error; err != nil {
-		return nil, 0, errs.Wrap(err, "invoice provider")
+	db := s.DB.WithContext(ctx)
+	var c Claim
+	if err := db.Where("invoice_id = ?", invoiceID).Limit(1).Find(&c).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "invoice claim")
 	}
-	q := s.DB.WithContext(ctx).Model(&LedgerRecord{}).Where("provider_id = ? AND invoice_id = ?", providerID, invoiceID)
+	if c.ID == 0 {
+		return nil, 0, nil
+	}
+	cs, err := providerClaims(db, c.ProviderID)
+	if err != nil {
+		return nil, 0, err
+	}
+	if limit <= 0 || limit > 500 {
+		limit = 50
+	}
+	q := `WITH b AS (
+    SELECT CASE item WHEN 'push' THEN 'push' ELSE 'pull' END AS kind, service_period, min(tier_from) - 1 AS base
+    FROM invoice_lines WHERE invoice_id = @invoice AND item IN ('telematics','push') GROUP BY 1, 2
+), r AS (
+    SELECT l.*, CAST(@invoice AS bigint) AS invoice_id, to_char(l.delivered_at AT TIME ZONE @tz, 'YYYY-MM') AS service_period
+    FROM delivery_ledger l WHERE l.provider_id = @provider AND ` + sqlRects(claimRegion(cs, c)) + `
+), p AS (
+    SELECT r.*, COALESCE(b.base, 0) + row_number() OVER (PARTITION BY r.kind, r.service_period ORDER BY r.delivered_at, r.id) AS month_position
+    FROM r LEFT JOIN b ON b.kind = r.kind AND b.service_period = r.service_period
+)
+SELECT *, count(*) OVER () AS total FROM p`
+	args := []any{sql.Named("invoice", invoiceID), sql.Named("provider", c.ProviderID), sql.Named("tz", s.loc().String())}
 	if lineID != 0 {
 		var l Line
-		if err := s.DB.WithContext(ctx).Where("id = ? AND invoice_id = ?", lineID, invoiceID).First(&l).Error; err != nil {
+		if err := db.Where("id = ? AND invoice_id = ?", lineID, invoiceID).First(&l).Error; err != nil {
 			return nil, 0, dbError(err, "invoice line")
 		}
 		if !l.IsUsage() || l.TierFrom == nil || l.TierTo == nil {
 			return nil, 0, nil
 		}
-		kind := KindPull
-		if l.Item == ItemPush {
-			kind = KindPush
-		}
-		q = q.Where("kind = ? AND service_period = ? AND month_position BETWEEN ? AND ?", kind, l.ServicePeriod, *l.TierFrom, *l.TierTo)
+		q += ` WHERE kind = @kind AND service_period = @sp AND month_position BETWEEN @from AND @to`
+		args = append(args, sql.Named("kind", kindOf(l.Item)), sql.Named("sp", l.ServicePeriod), sql.Named("from", *l.TierFrom),
+			sql.Named("to", *l.TierTo))
+	}
+	q += ` ORDER BY kind, service_period, month_position LIMIT @limit OFFSET @offset`
+	args = append(args, sql.Named("limit", limit), sql.Named("offset", offset))
+	var out []struct {
+		LedgerRecord
+		Total int64
+	}
+	if err := db.Raw(q, args...).Scan(&out).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "ledger records")
 	}
 	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, errs.Wrap(err, "count ledger records")
+	recs := make([]LedgerRecord, len(out))
+	for i := range out {
+		recs[i], total = out[i].LedgerRecord, out[i].Total
 	}
-	if limit <= 0 || limit > 500 {
-		limit = 50
+	if len(out) == 0 && offset > 0 {
+		// Past the end: count without paging.
+		if _, t, err := s.LedgerPage(ctx, invoiceID, lineID, 0, 1); err == nil {
+			total = t
+		}
 	}
-	var out []LedgerRecord
-	err := q.Order("kind, service_period, month_position").Offset(offset).Limit(limit).Find(&out).Error
-	return out, total, errs.Wrap(err, "ledger records")
+	return recs, total, nil
 }
 
 // InvoiceSupportItems lists the support items billed on an invoice.

@@ -53,9 +53,11 @@ type LedgerRecord struct {
 	RequestID        string
 	DeliveredAt      time.Time
 	RecordedAt       time.Time `gorm:"<-:false"`
-	InvoiceID        *int64
-	ServicePeriod    *string // set when invoiced: the month the delivery belongs to
-	MonthPosition    *int64  // set when invoiced: the unit's position in that month's count
+	// Filled by LedgerPage (the ledger itself never changes): the invoice,
+	// the month the delivery belongs to and its position in that month's count.
+	InvoiceID     *int64  `gorm:"->"`
+	ServicePeriod *string `gorm:"->"`
+	MonthPosition *int64  `gorm:"->"`
 }
 
 func (LedgerRecord) TableName() string { return "delivery_ledger" }

@@ -347,27 +347,33 @@ func (s *Service) BookPayment(ctx context.Context, id int64, in NewPayment) (*Pa
 	return pay, nil
 }
 
-// newestCheck refuses to touch a draft when a later invoice of the same
-// provider exists: that invoice's month positions continue this one's.
-func newestCheck(tx *gorm.DB, inv *Invoice) error {
-	var later int64
-	if err := tx.Raw(`SELECT count(*) FROM invoices WHERE provider_id = ? AND doc_type = 'invoice' AND id > ? AND status <> 'discarded'`,
-		inv.ProviderID, inv.ID).Scan(&later).Error; err != nil {
-		return errs.Wrap(err, "later invoices")
+// releaseClaim removes inv's claim so that its ledger records become
+// billable again, and frees its support items. Only the provider's latest
+// invoice claim can go (a later invoice's records were counted without
+// these); later claims without an invoice go with it, since they billed
+// nothing but their quadrants would now cover the released records.
+func releaseClaim(tx *gorm.DB, inv *Invoice) error {
+	cs, err := providerClaims(tx, inv.ProviderID)
+	if err != nil {
+		return err
 	}
-	if later > 0 {
-		return errs.New(errs.Conflict, "invoice_not_latest", "a later invoice of this provider exists; only the provider's latest draft can be discarded or regenerated")
+	var own *Claim
+	for i := range cs {
+		if cs[i].InvoiceID != nil && *cs[i].InvoiceID == inv.ID {
+			own = &cs[i]
+		}
 	}
-	return nil
-}
-
-func releaseUsage(tx *gorm.DB, inv *Invoice) error {
-	invoiceID := inv.ID
-	if err := tx.Exec(`UPDATE delivery_ledger SET invoice_id = NULL, service_period = NULL, month_position = NULL
-		WHERE invoice_id = ? AND provider_id = ?`, invoiceID, inv.ProviderID).Error; err != nil {
-		return dbError(err, "release ledger records")
+	if own != nil {
+		for _, c := range cs {
+			if c.ID > own.ID && c.InvoiceID != nil {
+				return errs.New(errs.Conflict, "invoice_not_latest", "a later invoice of this provider exists; only the provider's latest draft can be discarded or regenerated")
+			}
+		}
+		if err := tx.Exec(`DELETE FROM ledger_claims WHERE provider_id = ? AND id >= ?`, inv.ProviderID, own.ID).Error; err != nil {
+			return dbError(err, "release ledger records")
+		}
 	}
-	if err := tx.Exec(`UPDATE billing_support_items SET invoice_id = NULL, invoice_line_id = NULL WHERE invoice_id = ?`, invoiceID).Error; err != nil {
+	if err := tx.Exec(`UPDATE billing_support_items SET invoice_id = NULL, invoice_line_id = NULL WHERE invoice_id = ?`, inv.ID).Error; err != nil {
 		return dbError(err, "release support items")
 	}
 	return nil
@@ -394,10 +400,7 @@ func (s *Service) Discard(ctx context.Context, id int64, reason string) error {
 			if err := lockProvider(tx, inv.ProviderID); err != nil {
 				return err
 			}
-			if err := newestCheck(tx, inv); err != nil {
-				return err
-			}
-			if err := releaseUsage(tx, inv); err != nil {
+			if err := releaseClaim(tx, inv); err != nil {
 				return err
 			}
 		}
@@ -417,6 +420,10 @@ func (s *Service) Regenerate(ctx context.Context, id int64) (*Invoice, error) {
 	if err != nil {
 		return nil, err
 	}
+	w, err := watermark(ctx, s.DB)
+	if err != nil {
+		return nil, err
+	}
 	var out *Invoice
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		inv, err := lockInvoice(tx, id)
@@ -429,10 +436,7 @@ func (s *Service) Regenerate(ctx context.Context, id int64) (*Invoice, error) {
 		if err := lockProvider(tx, inv.ProviderID); err != nil {
 			return err
 		}
-		if err := newestCheck(tx, inv); err != nil {
-			return err
-		}
-		if err := releaseUsage(tx, inv); err != nil {
+		if err := releaseClaim(tx, inv); err != nil {
 			return err
 		}
 		var keep []Line
@@ -461,9 +465,29 @@ func (s *Service) Regenerate(ctx context.Context, id int64) (*Invoice, error) {
 		if err != nil {
 			return err
 		}
-		n, err := s.rate(ctx, tx, inv, p, pl, keep)
+		cs, err := providerClaims(tx, inv.ProviderID)
 		if err != nil {
 			return err
+		}
+		rows, err := s.providerUsage(tx, inv.ProviderID, cs, w, p.End, pl)
+		if err != nil {
+			return err
+		}
+		floor, err := floorAfter(tx, inv.ProviderID, w, p.End)
+		if err != nil {
+			return err
+		}
+		base, err := billedBefore(tx, []int64{inv.ProviderID})
+		if err != nil {
+			return err
+		}
+		n, err := s.bill(ctx, tx, inv, p, pl, rows, base[inv.ProviderID], keep)
+		if err != nil {
+			return err
+		}
+		if err := tx.Create(&Claim{ProviderID: inv.ProviderID, InvoiceID: &inv.ID, Period: p.String(), HighID: w, EndsAt: p.End.UTC(),
+			FloorID: floor, CreatedAt: s.now()}).Error; err != nil {
+			return dbError(err, "claim")
 		}
 		if err := saveTotals(tx, inv); err != nil {
 			return err

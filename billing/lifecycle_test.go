@@ -239,7 +239,8 @@ func TestDraftLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	var free int64
-	gdb.Raw(`SELECT count(*) FROM delivery_ledger WHERE invoice_id IS NULL`).Scan(&free)
+	gdb.Raw(`SELECT count(*) FROM delivery_ledger l WHERE NOT EXISTS (SELECT 1 FROM ledger_claims e
+		WHERE e.provider_id = l.provider_id AND e.invoice_id IS NOT NULL AND l.id <= e.high_id AND l.delivered_at < e.ends_at)`).Scan(&free)
 	if free != 11 {
 		t.Fatalf("%d records released", free)
 	}

@@ -47,39 +47,43 @@ type Reconciliation struct {
 func (r *Reconciliation) OK() bool { return len(r.Differences) == 0 }
 
 // reconcileSteps re-rate every ledger record on the period's invoices in
-// plain SQL, without the Go rating code: they recompute each record's
-// month and position from scratch (units of the same provider, kind and
-// month on earlier live invoices come first), find the version valid at
+// plain SQL, without the Go rating code: they select each invoice's
+// records from its claim with an anti-join on the provider's earlier claims
+// (not the rectangles the run computes), recompute each record's month and
+// position from scratch (units of the same provider, kind and month that
+// earlier claims cover come first), find the version valid at
 // delivery, price the record by the tier that contains its position, and
 // match it to the stored line whose range contains that position. Each
 // step is a temporary table with fresh statistics, so the planner sees
 // real row counts at every size.
 var reconcileSteps = []string{`
+CREATE TEMP TABLE rc_claims ON COMMIT DROP AS
+SELECT c.id AS claim_id, c.invoice_id, c.provider_id, c.high_id, c.ends_at,
+       (SELECT COALESCE(max(e.floor_id), 0) FROM ledger_claims e WHERE e.provider_id = c.provider_id AND e.id < c.id) AS floor_id
+FROM ledger_claims c JOIN invoices i ON i.id = c.invoice_id
+WHERE i.period = @period AND i.doc_type = 'invoice' AND i.status <> 'discarded'`,
+	`ANALYZE rc_claims`, `
 CREATE TEMP TABLE rc_rec ON COMMIT DROP AS
-SELECT l.id, l.invoice_id, l.provider_id, l.kind, l.delivered_at, l.month_position, l.service_period AS stored_sp,
+SELECT l.id, c.invoice_id, c.claim_id, l.provider_id, l.kind, l.delivered_at,
        to_char(l.delivered_at AT TIME ZONE @tz, 'YYYY-MM') AS month
-FROM delivery_ledger l
-WHERE l.invoice_id = ANY (ARRAY(SELECT id FROM invoices WHERE period = @period AND doc_type = 'invoice' AND status <> 'discarded'))`,
+FROM rc_claims c
+JOIN delivery_ledger l ON l.provider_id = c.provider_id AND l.id <= c.high_id AND l.delivered_at < c.ends_at AND l.id >= c.floor_id
+WHERE NOT EXISTS (SELECT 1 FROM ledger_claims e WHERE e.provider_id = c.provider_id AND e.id < c.claim_id
+                  AND l.id <= e.high_id AND l.delivered_at < e.ends_at)`,
 	`ANALYZE rc_rec`, `
 CREATE TEMP TABLE rc_earlier ON COMMIT DROP AS
 WITH g AS MATERIALIZED (
-    SELECT DISTINCT invoice_id, provider_id, kind, month FROM rc_rec
-), span AS MATERIALIZED (
-    SELECT min(to_date(month, 'YYYY-MM'))::timestamp AT TIME ZONE @tz AS lo,
-           (max(to_date(month, 'YYYY-MM')) + interval '1 month')::timestamp AT TIME ZONE @tz AS hi
-    FROM g
-), prior AS MATERIALIZED (
-    SELECT x.provider_id, x.kind, to_char(x.delivered_at AT TIME ZONE @tz, 'YYYY-MM') AS month, x.invoice_id, count(*) AS n
-    FROM delivery_ledger x
-    WHERE x.provider_id = ANY (ARRAY(SELECT DISTINCT provider_id FROM g)) AND x.invoice_id IS NOT NULL
-      AND x.delivered_at >= (SELECT lo FROM span) AND x.delivered_at < (SELECT hi FROM span)
-    GROUP BY 1, 2, 3, 4
+    SELECT DISTINCT invoice_id, claim_id, provider_id, kind, month,
+           to_date(month, 'YYYY-MM')::timestamp AT TIME ZONE @tz AS lo,
+           (to_date(month, 'YYYY-MM') + interval '1 month')::timestamp AT TIME ZONE @tz AS hi
+    FROM rc_rec
 )
-SELECT g.invoice_id, g.kind, g.month, COALESCE(sum(p.n) FILTER (WHERE xi.status <> 'discarded'), 0) AS n
-FROM g
-LEFT JOIN prior p ON p.provider_id = g.provider_id AND p.kind = g.kind AND p.month = g.month AND p.invoice_id < g.invoice_id
-LEFT JOIN invoices xi ON xi.id = p.invoice_id
-GROUP BY g.invoice_id, g.kind, g.month`,
+SELECT g.invoice_id, g.kind, g.month,
+       (SELECT count(*) FROM delivery_ledger x
+        WHERE x.provider_id = g.provider_id AND x.kind = g.kind AND x.delivered_at >= g.lo AND x.delivered_at < g.hi
+          AND EXISTS (SELECT 1 FROM ledger_claims e WHERE e.provider_id = g.provider_id AND e.id < g.claim_id
+                      AND x.id <= e.high_id AND x.delivered_at < e.ends_at)) AS n
+FROM g`,
 	`ANALYZE rc_earlier`, `
 CREATE TEMP TABLE rc_versions ON COMMIT DROP AS
 SELECT id, valid_from, lead(valid_from) OVER (ORDER BY valid_from) AS valid_to FROM price_list_versions`,
@@ -99,7 +103,7 @@ LEFT JOIN price_list_items pi ON pi.version_id = r.version_id AND pi.item = r.it
      AND r.pos >= pi.tier_from AND (pi.tier_to IS NULL OR r.pos <= pi.tier_to)`,
 	`ANALYZE rc_priced`, `
 CREATE TEMP TABLE rc_matched ON COMMIT DROP AS
-SELECT p.id, p.invoice_id, p.unit_price, p.pos, p.month, p.month_position, p.stored_sp, li.id AS line_id
+SELECT p.id, p.invoice_id, p.unit_price, p.pos, p.month, li.id AS line_id
 FROM rc_priced p
 LEFT JOIN invoice_lines li ON li.invoice_id = p.invoice_id AND li.item = p.item AND li.service_period = p.month
      AND p.pos BETWEEN li.tier_from AND li.tier_to`,
@@ -195,42 +199,25 @@ ORDER BY li.invoice_id, li.position`, args...).Scan(&lines).Error
 		}
 	}
 
-	// Every record in exactly one line, at the position it should have.
+	// Every record in exactly one line.
 	var recs []struct {
 		ID        int64
 		InvoiceID int64
 		Number    *string
 		Lines     int64
-		StoredPos *int64
-		Pos       int64
-		StoredSP  *string
-		Month     string
 	}
 	err = db.Raw(`
 WITH per AS MATERIALIZED (
-    SELECT id, invoice_id, count(line_id) AS lines, min(pos) AS pos, min(month) AS month,
-           min(month_position) AS stored_pos, min(stored_sp) AS stored_sp
-    FROM rc_matched GROUP BY id, invoice_id
+    SELECT id, invoice_id, count(line_id) AS lines FROM rc_matched GROUP BY id, invoice_id
 )
-SELECT per.id, per.invoice_id, (SELECT number FROM invoices WHERE id = per.invoice_id) AS number, per.lines,
-       per.stored_pos, per.pos, per.stored_sp, per.month
-FROM per
-WHERE per.lines <> 1 OR per.stored_pos IS DISTINCT FROM per.pos OR per.stored_sp IS DISTINCT FROM per.month
+SELECT per.id, per.invoice_id, (SELECT number FROM invoices WHERE id = per.invoice_id) AS number, per.lines
+FROM per WHERE per.lines <> 1
 ORDER BY per.id LIMIT 50`).Scan(&recs).Error
 	if err != nil {
 		return errs.Wrap(err, "reconcile records")
 	}
 	for _, r := range recs {
-		name := docName(r.Number, r.InvoiceID)
-		if r.Lines != 1 {
-			add(name, 0, fmt.Sprintf("ledger record %d lines", r.ID), fmt.Sprint(r.Lines), "exactly 1")
-		}
-		if r.StoredPos == nil || *r.StoredPos != r.Pos {
-			add(name, 0, fmt.Sprintf("ledger record %d position", r.ID), ptrString(r.StoredPos), fmt.Sprint(r.Pos))
-		}
-		if r.StoredSP == nil || *r.StoredSP != r.Month {
-			add(name, 0, fmt.Sprintf("ledger record %d month", r.ID), ptrString(r.StoredSP), r.Month)
-		}
+		add(docName(r.Number, r.InvoiceID), 0, fmt.Sprintf("ledger record %d lines", r.ID), fmt.Sprint(r.Lines), "exactly 1")
 	}
 	if err := db.Raw(`SELECT count(*) FROM rc_rec`).Scan(&rep.Records).Error; err != nil {
 		return errs.Wrap(err, "reconcile count")
@@ -345,27 +332,12 @@ GROUP BY i.id ORDER BY i.id`, args...).Scan(&docs).Error
 			add(name, 0, "gross total", d.GrossTotal.StringFixed(2), d.NetTotal.Add(d.TaxTotal).StringFixed(2))
 		}
 	}
-	if err := db.Raw(`SELECT count(*) FROM delivery_ledger WHERE invoice_id IS NULL AND delivered_at >= ? AND delivered_at < ?`,
+	if err := db.Raw(`SELECT count(*) FROM delivery_ledger l WHERE l.delivered_at >= ? AND l.delivered_at < ?
+		AND NOT EXISTS (SELECT 1 FROM ledger_claims e WHERE e.provider_id = l.provider_id AND l.id <= e.high_id AND l.delivered_at < e.ends_at)`,
 		p.Start, p.End).Scan(&rep.Pending).Error; err != nil {
 		return errs.Wrap(err, "reconcile pending")
 	}
 	return nil
-}
-
-func ptrString(p any) string {
-	switch x := p.(type) {
-	case *int64:
-		if x == nil {
-			return "none"
-		}
-		return fmt.Sprint(*x)
-	case *string:
-		if x == nil {
-			return "none"
-		}
-		return *x
-	}
-	return fmt.Sprint(p)
 }
 
 func derefInt(p *int) int {

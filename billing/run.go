@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -201,6 +202,36 @@ func (s *Service) ListRuns(ctx context.Context, offset, limit int) ([]InvoiceRun
 var errSkip = errors.New("already invoiced")
 var errNothing = errors.New("nothing to bill")
 
+// batchSize is how many providers share one transaction of a run (each in
+// its own savepoint, so one provider's failure leaves the others).
+const batchSize = 250
+
+// globalMin is the smallest group of providers whose usage is counted in
+// one pass over the ledger rather than provider by provider.
+const globalMin = 20
+
+// provJob is one provider's share of a run: the usage counted for it
+// against the claims it had then (state), or compute when it must be
+// counted inside its own transaction.
+type provJob struct {
+	providerID int64
+	skip       bool
+	compute    bool
+	state      claimState
+	rows       []usageRow
+	floor      int64
+	support    bool
+}
+
+// execute runs the period in three steps. (1) It seals the ledger at a
+// watermark W and reads every provider's claims. (2) It counts the usage
+// to bill: providers whose claims form one quadrant (every run made in
+// period order) are grouped by that quadrant and counted in one pass over
+// the records since it, grouped by provider, kind, month, price list
+// version and container; the others are counted alone. (3) It writes each
+// provider's draft and claim, batchSize providers per transaction, each
+// under the provider's lock and re-checking that its claims did not change
+// meanwhile (else its usage is counted again there).
 func (s *Service) execute(ctx context.Context, run *InvoiceRun, p Period, opt RunOptions) (runErr error) {
 	bg := context.WithoutCancel(ctx)
 	defer func() {
@@ -233,56 +264,422 @@ func (s *Service) execute(ctx context.Context, run *InvoiceRun, p Period, opt Ru
 	if s.Directory == nil {
 		return errs.New(errs.Unavailable, "directory_unavailable", "no provider directory is configured")
 	}
-	pl, err := loadPriceList(s.DB.WithContext(ctx))
+	db := s.DB.WithContext(ctx)
+	pl, err := loadPriceList(db)
 	if err != nil {
 		return err
 	}
-	var providers []int64
-	err = s.DB.WithContext(ctx).Raw(`SELECT provider_id FROM delivery_ledger WHERE invoice_id IS NULL AND delivered_at < ?
-		UNION SELECT provider_id FROM billing_support_items WHERE invoice_id IS NULL AND occurred_at < ?
-		ORDER BY 1`, p.End, p.End).Scan(&providers).Error
+	w, err := watermark(ctx, s.DB)
 	if err != nil {
-		return errs.Wrap(err, "run: providers to bill")
+		return err
 	}
-	if err := s.DB.WithContext(ctx).Exec(`UPDATE invoice_runs SET providers_total = ? WHERE id = ?`, len(providers), run.ID).Error; err != nil {
+	jobs, err := s.planRun(db, p, pl, w)
+	if err != nil {
+		return err
+	}
+	base, err := billedBefore(db, nil)
+	if err != nil {
+		return err
+	}
+	if err := db.Exec(`UPDATE invoice_runs SET providers_total = ? WHERE id = ?`, len(jobs), run.ID).Error; err != nil {
 		return errs.Wrap(err, "run: progress")
 	}
 	var failures []string
-	for i, pid := range providers {
+	for i := 0; i < len(jobs); i += batchSize {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		_, err := s.invoiceProvider(ctx, &run.ID, pid, p, pl)
-		counter := ""
-		switch {
-		case err == nil:
-		case errors.Is(err, errSkip), errors.Is(err, errNothing):
-			counter = "providers_skipped"
-		default:
+		batch := jobs[i:min(i+batchSize, len(jobs))]
+		var batchFailures []string
+		err := db.Transaction(func(tx *gorm.DB) error {
+			batchFailures = batchFailures[:0]
+			var created, skipped, failed int
+			var records int64
+			net := decimal.Zero
+			slow, n, err := s.writeFast(ctx, tx, &run.ID, batch, p, pl, w, base)
+			if err != nil {
+				return err
+			}
+			created, skipped, records, net = n.created, n.skipped, n.records, n.net
+			for _, j := range slow {
+				var inv *Invoice
+				var n int64
+				err := tx.Transaction(func(tx *gorm.DB) error {
+					var err error
+					inv, n, err = s.invoiceJob(ctx, tx, &run.ID, j, p, pl, w, base[j.providerID])
+					if err == nil && s.beforeCommit != nil {
+						err = s.beforeCommit(j.providerID)
+					}
+					return err
+				})
+				switch {
+				case err == nil && inv != nil:
+					created++
+					records += n
+					net = net.Add(inv.NetTotal)
+				case err == nil, errors.Is(err, errSkip), errors.Is(err, errNothing):
+					skipped++
+				default:
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					failed++
+					msg := errs.As(err).Message
+					if errs.KindOf(err) == errs.Internal {
+						msg = err.Error()
+					}
+					batchFailures = append(batchFailures, fmt.Sprintf("provider %d: %s", j.providerID, msg))
+				}
+			}
+			if err := tx.Exec(`UPDATE invoice_runs SET providers_done = providers_done + ?, invoices_created = invoices_created + ?,
+				providers_skipped = providers_skipped + ?, providers_failed = providers_failed + ?, records_billed = records_billed + ?,
+				net_total = net_total + ? WHERE id = ?`, len(batch), created, skipped, failed, records, net, run.ID).Error; err != nil {
+				return errs.Wrap(err, "run figures")
+			}
+			return nil
+		})
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			counter = "providers_failed"
-			failures = append(failures, fmt.Sprintf("provider %d: %s", pid, errs.As(err).Message))
-			if errs.KindOf(err) == errs.Internal {
-				failures[len(failures)-1] = fmt.Sprintf("provider %d: %v", pid, err)
-			}
+			return err
 		}
-		q := `UPDATE invoice_runs SET providers_done = providers_done + 1 WHERE id = ?`
-		if counter != "" {
-			q = `UPDATE invoice_runs SET providers_done = providers_done + 1, ` + counter + ` = ` + counter + ` + 1 WHERE id = ?`
-		}
-		if err := s.DB.WithContext(bg).Exec(q, run.ID).Error; err != nil {
-			return errs.Wrap(err, "run: progress")
-		}
+		failures = append(failures, batchFailures...)
 		if opt.Progress != nil {
-			opt.Progress(i+1, len(providers))
+			opt.Progress(i+len(batch), len(jobs))
 		}
 	}
 	if len(failures) > 0 {
 		return errs.New(errs.Conflict, "run_incomplete", "%d provider(s) could not be invoiced: %s", len(failures), strings.Join(failures, "; "))
 	}
 	return nil
+}
+
+// planRun lists the providers to bill for p up to the watermark w and
+// counts their usage where it can be counted in bulk.
+func (s *Service) planRun(db *gorm.DB, p Period, pl PriceList, w int64) ([]*provJob, error) {
+	var all []Claim
+	if err := db.Order("provider_id, id").Find(&all).Error; err != nil {
+		return nil, errs.Wrap(err, "run: claims")
+	}
+	claims := map[int64][]Claim{}
+	for _, c := range all {
+		claims[c.ProviderID] = append(claims[c.ProviderID], c)
+	}
+	// Every provider with records, and its first delivery (a skip scan of
+	// the (provider, time) index), and those with unbilled support items.
+	var firsts []struct {
+		ProviderID int64
+		FirstAt    time.Time
+	}
+	if err := db.Raw(`WITH RECURSIVE p(id) AS (
+			SELECT min(provider_id) FROM delivery_ledger
+			UNION ALL
+			SELECT (SELECT min(provider_id) FROM delivery_ledger WHERE provider_id > p.id) FROM p WHERE p.id IS NOT NULL)
+		SELECT p.id AS provider_id, (SELECT min(delivered_at) FROM delivery_ledger WHERE provider_id = p.id) AS first_at
+		FROM p WHERE p.id IS NOT NULL`).Scan(&firsts).Error; err != nil {
+		return nil, errs.Wrap(err, "run: providers with deliveries")
+	}
+	var supported []int64
+	if err := db.Raw(`SELECT DISTINCT provider_id FROM billing_support_items WHERE invoice_id IS NULL AND occurred_at < ?`, p.End).
+		Scan(&supported).Error; err != nil {
+		return nil, errs.Wrap(err, "run: providers with support items")
+	}
+	jobs := map[int64]*provJob{}
+	first := map[int64]time.Time{}
+	for _, f := range firsts {
+		jobs[f.ProviderID] = &provJob{providerID: f.ProviderID}
+		first[f.ProviderID] = f.FirstAt
+	}
+	for _, id := range supported {
+		if jobs[id] == nil {
+			jobs[id] = &provJob{providerID: id}
+		}
+		jobs[id].support = true
+	}
+	// The pass reads other providers' records too (and drops them): the
+	// rating buckets start at the first delivery of all.
+	var from time.Time
+	for _, f := range firsts {
+		if from.IsZero() || f.FirstAt.Before(from) {
+			from = f.FirstAt
+		}
+	}
+	// Group by the quadrant the provider's claims make.
+	type quad struct {
+		w int64
+		e time.Time
+	}
+	groups := map[quad][]*provJob{}
+	floors := map[int64]int64{}
+	for id, j := range jobs {
+		cs := claims[id]
+		j.state = stateOf(cs)
+		var top Claim
+		floor := int64(1)
+		for _, c := range cs {
+			if c.Period == p.String() {
+				j.skip = true
+			}
+			if c.HighID > top.HighID || (c.HighID == top.HighID && c.EndsAt.After(top.EndsAt)) {
+				top = c
+			}
+			floor = max(floor, c.FloorID)
+		}
+		if j.skip {
+			continue
+		}
+		for _, c := range cs {
+			if c.HighID > top.HighID || c.EndsAt.After(top.EndsAt) {
+				j.compute = true // a staircase: counted alone
+			}
+		}
+		if j.compute || first[id].IsZero() {
+			j.compute = j.compute || !first[id].IsZero()
+			continue
+		}
+		floors[id] = floor
+		k := quad{top.HighID, top.EndsAt.UTC()}
+		groups[k] = append(groups[k], j)
+	}
+	for k, g := range groups {
+		if bulk := cmp.Or(s.bulkMin, globalMin); len(g) < bulk {
+			for _, j := range g {
+				j.compute = true
+			}
+			continue
+		}
+		member := map[int64]*provJob{}
+		floor := int64(-1)
+		ids := make([]int64, 0, len(g))
+		for _, j := range g {
+			member[j.providerID] = j
+			ids = append(ids, j.providerID)
+			if floor < 0 || floors[j.providerID] < floor {
+				floor = floors[j.providerID]
+			}
+		}
+		// Every condition costs on each record: leave out those that hold
+		// for all (no claims yet: no quadrant to leave out, no floor).
+		where := `l.id <= @w AND l.delivered_at < @end`
+		if floor > 1 {
+			where += ` AND l.id >= @floor`
+		}
+		if k.w > 0 {
+			where += ` AND NOT (l.id <= @w1 AND l.delivered_at < @e1)`
+		}
+		exact, err := scanPeriod(db, s.makeBuckets(from, p.End, pl), p.Start, where,
+			[]any{sql.Named("floor", floor), sql.Named("w", w), sql.Named("end", p.End), sql.Named("w1", k.w), sql.Named("e1", k.e)},
+			func(r usageRow) {
+				if j := member[r.ProviderID]; j != nil {
+					j.rows = append(j.rows, r)
+				}
+			})
+		if err != nil {
+			return nil, err
+		}
+		for id := range exact {
+			if j := member[id]; j != nil {
+				j.compute, j.rows = true, nil
+			}
+		}
+		var fl []struct {
+			ID    int64
+			Floor *int64
+		}
+		if err := db.Raw(`SELECT p.id, (SELECT min(l.id) FROM delivery_ledger l WHERE l.provider_id = p.id AND l.delivered_at >= ? AND l.id <= ?) AS floor
+			FROM unnest(?::bigint[]) AS p(id)`, p.End, w, int64Array(ids)).Scan(&fl).Error; err != nil {
+			return nil, errs.Wrap(err, "run: claim floors")
+		}
+		for _, f := range fl {
+			if f.Floor != nil {
+				member[f.ID].floor = *f.Floor
+			} else {
+				member[f.ID].floor = w + 1
+			}
+		}
+	}
+	out := make([]*provJob, 0, len(jobs))
+	for _, j := range jobs {
+		out = append(out, j)
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].providerID < out[k].providerID })
+	return out, nil
+}
+
+// batchFigures counts what a batch did.
+type batchFigures struct {
+	created, skipped int
+	records          int64
+	net              decimal.Decimal
+}
+
+// writeFast writes the drafts and claims of the batch's providers whose
+// usage was counted in bulk and who have no support items, with a constant
+// number of statements for the whole batch: lock the providers (in id
+// order, as every other claimer locks one), check that their claims did
+// not change since the count, then insert the invoices, usage details,
+// lines, claims and audit entries as multi-row inserts. It runs in a
+// savepoint; if anything fails, every provider goes the slow way (one
+// savepoint each), which also reports the failure per provider. It
+// returns the jobs left for the slow way.
+func (s *Service) writeFast(ctx context.Context, tx *gorm.DB, runID *int64, batch []*provJob, p Period, pl PriceList, w int64,
+	base map[int64]map[string]int64) (slow []*provJob, fig batchFigures, err error) {
+	fig.net = decimal.Zero
+	var fast []*provJob
+	for _, j := range batch {
+		if j.skip || j.compute || j.support || s.beforeCommit != nil {
+			slow = append(slow, j)
+		} else {
+			fast = append(fast, j)
+		}
+	}
+	if len(fast) == 0 {
+		return slow, fig, nil
+	}
+	var out batchFigures
+	err = tx.Transaction(func(tx *gorm.DB) error {
+		out = batchFigures{net: decimal.Zero}
+		ids := make([]int64, len(fast))
+		for i, j := range fast {
+			ids[i] = j.providerID
+		}
+		if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended(? || t.id::text, 0))
+			FROM unnest(CAST(? AS bigint[])) AS t(id) ORDER BY t.id`, providerLockSpace, int64Array(ids)).Error; err != nil {
+			return errs.Wrap(err, "lock providers")
+		}
+		var cs []Claim
+		if err := tx.Where("provider_id = ANY (CAST(? AS bigint[]))", int64Array(ids)).Order("provider_id, id").Find(&cs).Error; err != nil {
+			return errs.Wrap(err, "claims")
+		}
+		claims := map[int64][]Claim{}
+		for _, c := range cs {
+			claims[c.ProviderID] = append(claims[c.ProviderID], c)
+		}
+		var todo []*provJob
+		for _, j := range fast {
+			if stateOf(claims[j.providerID]) != j.state {
+				return errs.New(errs.Conflict, "claims_changed", "provider %d's claims changed during the run", j.providerID)
+			}
+			todo = append(todo, j)
+		}
+		parties, err := s.parties(ctx, ids)
+		if err != nil {
+			return err
+		}
+		by, byID := actor(ctx)
+		var invs []*Invoice
+		var lineSets [][]Line
+		var detailSets [][]UsageDetail
+		var newClaims []Claim
+		var billed []int64
+		for _, j := range todo {
+			claim := Claim{ProviderID: j.providerID, Period: p.String(), HighID: w, EndsAt: p.End.UTC(), FloorID: j.floor, CreatedAt: s.now()}
+			if len(j.rows) == 0 {
+				newClaims = append(newClaims, claim)
+				out.skipped++
+				continue
+			}
+			lines, details, n, err := s.priceUsage(j.rows, base[j.providerID], pl)
+			if err != nil {
+				return err
+			}
+			party, ok := parties[j.providerID]
+			if !ok {
+				return errs.New(errs.Conflict, "provider_unknown", "provider %d is not in the provider directory", j.providerID)
+			}
+			inv := &Invoice{DocType: DocInvoice, ProviderID: j.providerID, Period: p.String(), PeriodStart: p.Start.UTC(), PeriodEnd: p.End.UTC(),
+				Status: StatusDraft, Currency: "EUR", RunID: runID, CreatedBy: by, CreatedByID: byID, CreatedAt: s.now(), Lines: lines}
+			inv.setBuyer(party)
+			tc, err := TaxFor(inv.Buyer())
+			if err != nil {
+				tc = TaxCase{} // finalization will refuse and say why
+			}
+			computeTotals(inv, tc)
+			invs = append(invs, inv)
+			lineSets, detailSets, billed = append(lineSets, lines), append(detailSets, details), append(billed, n)
+			newClaims = append(newClaims, claim)
+		}
+		if len(invs) > 0 {
+			if err := tx.Omit("Lines").CreateInBatches(invs, 500).Error; err != nil {
+				return dbError(err, "create invoices")
+			}
+		}
+		var allLines []Line
+		var allDetails []UsageDetail
+		var items []audit.Item
+		invOf := map[int64]*Invoice{}
+		for i, inv := range invs {
+			invOf[inv.ProviderID] = inv
+			for k := range lineSets[i] {
+				l := &lineSets[i][k]
+				l.InvoiceID, l.Position, l.CreatedBy = inv.ID, k+1, by
+			}
+			for k := range detailSets[i] {
+				detailSets[i][k].InvoiceID = inv.ID
+			}
+			allLines = append(allLines, lineSets[i]...)
+			allDetails = append(allDetails, detailSets[i]...)
+			out.created++
+			out.records += billed[i]
+			out.net = out.net.Add(inv.NetTotal)
+			items = append(items, audit.Item{Action: "invoice.draft", ObjectType: "invoice", ObjectID: strconv.FormatInt(inv.ID, 10),
+				Summary: fmt.Sprintf("draft for %s, %s: %d lines, %d ledger records, net %s", inv.BuyerName, p, len(lineSets[i]), billed[i],
+					FormatMoney(inv.NetTotal))})
+		}
+		for i := range newClaims {
+			if inv := invOf[newClaims[i].ProviderID]; inv != nil {
+				newClaims[i].InvoiceID = &inv.ID
+			}
+		}
+		if len(allDetails) > 0 {
+			if err := tx.CreateInBatches(&allDetails, 2000).Error; err != nil {
+				return dbError(err, "usage details")
+			}
+		}
+		if len(allLines) > 0 {
+			if err := tx.CreateInBatches(&allLines, 1000).Error; err != nil {
+				return dbError(err, "invoice lines")
+			}
+		}
+		if len(newClaims) > 0 {
+			if err := tx.CreateInBatches(&newClaims, 2000).Error; err != nil {
+				return dbError(err, "claims")
+			}
+		}
+		return audit.RecordMany(ctx, tx, items)
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fig, ctx.Err()
+		}
+		// Counted again, provider by provider.
+		for _, j := range fast {
+			j.compute = true
+		}
+		return batch, fig, nil
+	}
+	return slow, out, nil
+}
+
+// parties looks up the buyers of a batch, in one lookup when the directory
+// can.
+func (s *Service) parties(ctx context.Context, ids []int64) (map[int64]Party, error) {
+	if l, ok := s.Directory.(PartyLister); ok {
+		return l.BillingParties(ctx, ids)
+	}
+	out := make(map[int64]Party, len(ids))
+	for _, id := range ids {
+		p, err := s.Directory.BillingParty(ctx, id)
+		if err != nil {
+			if errs.KindOf(err) == errs.NotFound {
+				continue
+			}
+			return nil, err
+		}
+		out[id] = p
+	}
+	return out, nil
 }
 
 // lockProvider serialises every transaction that claims or releases a
@@ -292,116 +689,116 @@ func lockProvider(tx *gorm.DB, providerID int64) error {
 		providerLockSpace+strconv.FormatInt(providerID, 10)).Error, "lock provider")
 }
 
-// invoiceProvider creates the provider's draft for p in one transaction
-// that also claims its ledger records and support items: either all of it
-// commits or none (crash-safe), and a second attempt finds the invoice and
-// skips (idempotent). The unique index on (provider, period) settles races.
+// invoiceProvider makes one provider's draft for p on its own (the same
+// transaction a run makes for each provider).
 func (s *Service) invoiceProvider(ctx context.Context, runID *int64, providerID int64, p Period, pl PriceList) (*Invoice, error) {
-	party, err := s.Directory.BillingParty(ctx, providerID)
+	w, err := watermark(ctx, s.DB)
 	if err != nil {
-		if errs.KindOf(err) == errs.NotFound {
-			return nil, errs.New(errs.Conflict, "provider_unknown", "provider %d is not in the provider directory", providerID)
-		}
 		return nil, err
 	}
-	by, byID := actor(ctx)
 	var inv *Invoice
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := lockProvider(tx, providerID); err != nil {
-			return err
+		var err error
+		inv, _, err = s.invoiceJob(ctx, tx, runID, &provJob{providerID: providerID, compute: true, support: true}, p, pl, w, nil)
+		return err
+	})
+	if err == nil && inv == nil {
+		err = errNothing
+	}
+	return inv, err
+}
+
+// invoiceJob writes one provider's draft for p in tx: the invoice, its
+// lines and usage details, and the claim (w, p.End) that makes its records
+// billed; with nothing to bill, only a claim without invoice (so the next
+// run starts from w). A claim for p already there means the work is done:
+// errSkip. The provider lock and the unique (provider, period) claim keep
+// concurrent attempts to one.
+func (s *Service) invoiceJob(ctx context.Context, tx *gorm.DB, runID *int64, j *provJob, p Period, pl PriceList, w int64,
+	base map[string]int64) (*Invoice, int64, error) {
+	if j.skip {
+		return nil, 0, errSkip
+	}
+	if err := lockProvider(tx, j.providerID); err != nil {
+		return nil, 0, err
+	}
+	cs, err := providerClaims(tx, j.providerID)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, c := range cs {
+		if c.Period == p.String() {
+			return nil, 0, errSkip
 		}
-		var exists int64
-		if err := tx.Raw(`SELECT count(*) FROM invoices WHERE provider_id = ? AND period = ? AND doc_type = 'invoice' AND status <> 'discarded'`,
-			providerID, p.String()).Scan(&exists).Error; err != nil {
-			return errs.Wrap(err, "existing invoice")
+	}
+	rows, floor, support := j.rows, j.floor, j.support
+	if j.compute || stateOf(cs) != j.state {
+		if rows, err = s.providerUsage(tx, j.providerID, cs, w, p.End, pl); err != nil {
+			return nil, 0, err
 		}
-		if exists > 0 {
-			return errSkip
+		if floor, err = floorAfter(tx, j.providerID, w, p.End); err != nil {
+			return nil, 0, err
 		}
-		inv = &Invoice{DocType: DocInvoice, ProviderID: providerID, Period: p.String(), PeriodStart: p.Start.UTC(), PeriodEnd: p.End.UTC(),
-			Status: StatusDraft, Currency: "EUR", RunID: runID, CreatedBy: by, CreatedByID: byID, CreatedAt: s.now()}
-		inv.setBuyer(party)
+		b, err := billedBefore(tx, []int64{j.providerID})
+		if err != nil {
+			return nil, 0, err
+		}
+		base = b[j.providerID]
+		support = true
+	}
+	claim := &Claim{ProviderID: j.providerID, Period: p.String(), HighID: w, EndsAt: p.End.UTC(), FloorID: floor, CreatedAt: s.now()}
+	if len(rows) == 0 && !support {
+		return nil, 0, errs.Wrap(tx.Create(claim).Error, "claim")
+	}
+	party, err := s.Directory.BillingParty(ctx, j.providerID)
+	if err != nil {
+		if errs.KindOf(err) == errs.NotFound {
+			return nil, 0, errs.New(errs.Conflict, "provider_unknown", "provider %d is not in the provider directory", j.providerID)
+		}
+		return nil, 0, err
+	}
+	by, byID := actor(ctx)
+	inv := &Invoice{DocType: DocInvoice, ProviderID: j.providerID, Period: p.String(), PeriodStart: p.Start.UTC(), PeriodEnd: p.End.UTC(),
+		Status: StatusDraft, Currency: "EUR", RunID: runID, CreatedBy: by, CreatedByID: byID, CreatedAt: s.now()}
+	inv.setBuyer(party)
+	// The draft lives in a savepoint: with nothing to bill after all (the
+	// support items went elsewhere) only the bare claim stays.
+	var records int64
+	err = tx.Transaction(func(tx *gorm.DB) error {
 		if err := tx.Omit("Lines").Create(inv).Error; err != nil {
 			if isUniqueViolation(err) {
 				return errSkip
 			}
 			return errs.Wrap(err, "create invoice")
 		}
-		records, err := s.rate(ctx, tx, inv, p, pl, nil)
-		if err != nil {
+		var err error
+		if records, err = s.bill(ctx, tx, inv, p, pl, rows, base, nil); err != nil {
 			return err
 		}
 		if len(inv.Lines) == 0 {
 			return errNothing
 		}
-		if err := saveTotals(tx, inv); err != nil {
-			return err
-		}
-		if runID != nil {
-			if err := tx.Exec(`UPDATE invoice_runs SET invoices_created = invoices_created + 1, records_billed = records_billed + ?,
-				net_total = net_total + ? WHERE id = ?`, records, inv.NetTotal, *runID).Error; err != nil {
-				return errs.Wrap(err, "run figures")
-			}
-		}
-		if s.beforeCommit != nil {
-			if err := s.beforeCommit(providerID); err != nil {
-				return err
-			}
-		}
-		return audit.Record(ctx, tx, "invoice.draft", "invoice", strconv.FormatInt(inv.ID, 10),
-			fmt.Sprintf("draft for %s, %s: %d lines, net %s", party.LegalName, p, len(inv.Lines), FormatMoney(inv.NetTotal)))
+		return saveTotals(tx, inv)
 	})
-	if err != nil {
-		return nil, err
+	if errors.Is(err, errNothing) {
+		return nil, 0, errs.Wrap(tx.Create(claim).Error, "claim")
 	}
-	return inv, nil
-}
-
-// claimLedger assigns the provider's uninvoiced records delivered before
-// end to an invoice, in one statement: each gets its month and its
-// position in the provider's count of that kind in that month, continuing
-// after the positions earlier invoices billed (a late record of a finalized
-// month continues that month's count, and its line carries that month).
-// The same statement returns what rating needs, summed per kind, month,
-// price list version (valid at delivery) and container, so the claimed
-// rows are never read twice.
-const claimLedger = `
-WITH cand AS MATERIALIZED (
-    SELECT l.id, l.kind, to_char(l.delivered_at AT TIME ZONE @tz, 'YYYY-MM') AS sp, l.delivered_at
-    FROM delivery_ledger l
-    WHERE l.provider_id = @provider AND l.invoice_id IS NULL AND l.delivered_at < @end
-), base AS MATERIALIZED (
-    SELECT k.kind, k.sp,
-           COALESCE((SELECT max(x.month_position) FROM delivery_ledger x
-                     WHERE x.provider_id = @provider AND x.kind = k.kind AND x.service_period = k.sp
-                       AND x.invoice_id IS NOT NULL), 0) AS n
-    FROM (SELECT DISTINCT kind, sp FROM cand) k
-), ranked AS (
-    SELECT c.id, c.sp, b.n + row_number() OVER (PARTITION BY c.kind, c.sp ORDER BY c.delivered_at, c.id) AS pos
-    FROM cand c JOIN base b ON b.kind = c.kind AND b.sp = c.sp
-), upd AS (
-    UPDATE delivery_ledger d SET invoice_id = @invoice, service_period = r.sp, month_position = r.pos
-    FROM ranked r WHERE d.id = r.id
-    RETURNING d.kind, d.service_period, d.month_position, d.container_id, d.container_version, d.delivered_at
-), v AS (
-    SELECT id, valid_from, lead(valid_from) OVER (ORDER BY valid_from) AS valid_to FROM price_list_versions
-)
-SELECT u.kind, u.service_period, v.id AS version_id, u.container_id, u.container_version,
-       min(u.month_position) AS first_pos, max(u.month_position) AS last_pos, count(*) AS n
-FROM upd u
-LEFT JOIN v ON u.delivered_at >= v.valid_from AND (v.valid_to IS NULL OR u.delivered_at < v.valid_to)
-GROUP BY 1, 2, 3, 4, 5`
-
-// claimRow is one row of claimLedger's answer.
-type claimRow struct {
-	Kind             string
-	ServicePeriod    string
-	VersionID        *int64
-	ContainerID      int64
-	ContainerVersion int
-	FirstPos         int64
-	LastPos          int64
-	N                int64
+	if err != nil {
+		return nil, 0, err
+	}
+	claim.InvoiceID = &inv.ID
+	if err := tx.Create(claim).Error; err != nil {
+		if isUniqueViolation(err) {
+			return nil, 0, errSkip
+		}
+		return nil, 0, errs.Wrap(err, "claim")
+	}
+	err = audit.Record(ctx, tx, "invoice.draft", "invoice", strconv.FormatInt(inv.ID, 10),
+		fmt.Sprintf("draft for %s, %s: %d lines, %d ledger records, net %s", party.LegalName, p, len(inv.Lines), records, FormatMoney(inv.NetTotal)))
+	if err != nil {
+		return nil, 0, err
+	}
+	return inv, records, nil
 }
 
 // usageGroup is a run of units of one kind, month and version: contiguous
@@ -410,56 +807,48 @@ type usageGroup struct {
 	Kind          string
 	ServicePeriod string
 	VersionID     *int64
-	FirstPos      int64
-	LastPos       int64
+	ValidFrom     time.Time
 	N             int64
 }
 
-// rate claims the provider's billable usage up to p.End for inv and writes
-// its lines (after any keep lines, e.g. manual ones on regeneration). It
-// returns the number of ledger records billed.
-func (s *Service) rate(ctx context.Context, tx *gorm.DB, inv *Invoice, p Period, pl PriceList, keep []Line) (int64, error) {
-	var rows []claimRow
-	err := tx.Raw(claimLedger, sql.Named("tz", s.loc().String()), sql.Named("provider", inv.ProviderID), sql.Named("end", p.End),
-		sql.Named("invoice", inv.ID)).Scan(&rows).Error
-	if err != nil {
-		return 0, dbError(err, "claim ledger records")
-	}
-	// Sum the containers into groups (kind, month, version), and the
-	// versions into the per-container details (kind, month, container).
+// priceUsage prices usage rows: per kind, month and version by graduated
+// tiers, the units of a month continuing after those earlier invoices
+// billed (base, keyed kind|month); and the per-container details. The
+// lines and details have no invoice yet. records is the number of ledger
+// records they bill.
+func (s *Service) priceUsage(rows []usageRow, base map[string]int64, pl PriceList) (lines []Line, out []UsageDetail, records int64, err error) {
 	groupIdx := map[string]int{}
 	var groups []usageGroup
 	details := map[string]*UsageDetail{}
 	var detailKeys []string
-	var claimed int64
 	for _, r := range rows {
-		claimed += r.N
-		vid := int64(0)
-		if r.VersionID != nil {
-			vid = *r.VersionID
+		records += r.N
+		if r.VersionID == nil {
+			return nil, nil, 0, errs.New(errs.Conflict, "no_price_list", "no price list version is valid for %s deliveries of %s", itemOf(r.Kind).ShortLabel(), r.ServicePeriod)
 		}
-		gk := fmt.Sprintf("%s|%s|%d", r.Kind, r.ServicePeriod, vid)
+		ver, _ := pl.ByID(*r.VersionID)
+		if ver == nil {
+			return nil, nil, 0, errs.Wrap(fmt.Errorf("version %d", *r.VersionID), "price list changed during the run")
+		}
+		gk := fmt.Sprintf("%s|%s|%d", r.Kind, r.ServicePeriod, *r.VersionID)
 		if i, ok := groupIdx[gk]; ok {
-			g := &groups[i]
-			g.FirstPos, g.LastPos, g.N = min(g.FirstPos, r.FirstPos), max(g.LastPos, r.LastPos), g.N+r.N
+			groups[i].N += r.N
 		} else {
 			groupIdx[gk] = len(groups)
-			groups = append(groups, usageGroup{Kind: r.Kind, ServicePeriod: r.ServicePeriod, VersionID: r.VersionID,
-				FirstPos: r.FirstPos, LastPos: r.LastPos, N: r.N})
+			groups = append(groups, usageGroup{Kind: r.Kind, ServicePeriod: r.ServicePeriod, VersionID: r.VersionID, ValidFrom: ver.ValidFrom, N: r.N})
 		}
-		item := ItemTelematics
-		if r.Kind == KindPush {
-			item = ItemPush
-		}
+		item := itemOf(r.Kind)
 		dk := fmt.Sprintf("%s|%s|%d|%d", item, r.ServicePeriod, r.ContainerID, r.ContainerVersion)
 		if d, ok := details[dk]; ok {
 			d.Quantity += r.N
 		} else {
-			details[dk] = &UsageDetail{InvoiceID: inv.ID, Item: item, ServicePeriod: r.ServicePeriod, ContainerID: r.ContainerID,
+			details[dk] = &UsageDetail{Item: item, ServicePeriod: r.ServicePeriod, ContainerID: r.ContainerID,
 				ContainerVersion: r.ContainerVersion, Quantity: r.N}
 			detailKeys = append(detailKeys, dk)
 		}
 	}
+	// Positions follow delivery time: within a month the earlier version's
+	// units come first.
 	sort.Slice(groups, func(i, j int) bool {
 		a, b := groups[i], groups[j]
 		if a.ServicePeriod != b.ServicePeriod {
@@ -468,29 +857,22 @@ func (s *Service) rate(ctx context.Context, tx *gorm.DB, inv *Invoice, p Period,
 		if a.Kind != b.Kind {
 			return a.Kind < b.Kind // pull (telematics) before push
 		}
-		return a.FirstPos < b.FirstPos
+		return a.ValidFrom.Before(b.ValidFrom)
 	})
-	var lines []Line
+	next := map[string]int64{}
 	for _, g := range groups {
-		item := ItemTelematics
-		if g.Kind == KindPush {
-			item = ItemPush
-		}
-		if g.VersionID == nil {
-			return 0, errs.New(errs.Conflict, "no_price_list", "no price list version is valid for %s deliveries of %s", item.ShortLabel(), g.ServicePeriod)
-		}
-		if g.LastPos-g.FirstPos+1 != g.N {
-			return 0, errs.Wrap(fmt.Errorf("positions %d..%d hold %d records", g.FirstPos, g.LastPos, g.N), "usage positions not contiguous")
+		item := itemOf(g.Kind)
+		mk := g.Kind + "|" + g.ServicePeriod
+		if _, ok := next[mk]; !ok {
+			next[mk] = base[mk]
 		}
 		ver, _ := pl.ByID(*g.VersionID)
-		if ver == nil {
-			return 0, errs.Wrap(fmt.Errorf("version %d", *g.VersionID), "price list changed during the run")
-		}
-		slices, ok := Graduate(ver.Tiers(item), g.FirstPos-1, g.N)
+		slices, ok := Graduate(ver.Tiers(item), next[mk], g.N)
 		if !ok {
-			return 0, errs.New(errs.Conflict, "price_list_incomplete", "the price list valid from %s has no price for every %s unit",
+			return nil, nil, 0, errs.New(errs.Conflict, "price_list_incomplete", "the price list valid from %s has no price for every %s unit",
 				ver.ValidFrom.In(s.loc()).Format("2006-01-02"), item.ShortLabel())
 		}
+		next[mk] += g.N
 		sp, _ := ParsePeriod(g.ServicePeriod, s.loc())
 		for _, sl := range slices {
 			from, to, vid := sl.From, sl.To, ver.ID
@@ -499,13 +881,27 @@ func (s *Service) rate(ctx context.Context, tx *gorm.DB, inv *Invoice, p Period,
 				Quantity:    decimal.NewFromInt(sl.Quantity), UnitCode: "C62", UnitPrice: sl.UnitPrice, NetAmount: sl.Amount()})
 		}
 	}
-	if len(detailKeys) > 0 {
-		sort.Strings(detailKeys)
-		out := make([]UsageDetail, 0, len(detailKeys))
-		for _, k := range detailKeys {
-			out = append(out, *details[k])
+	sort.Strings(detailKeys)
+	out = make([]UsageDetail, 0, len(detailKeys))
+	for _, k := range detailKeys {
+		out = append(out, *details[k])
+	}
+	return lines, out, records, nil
+}
+
+// bill writes inv's lines: the priced usage rows and their details, the
+// support items it claims, then keep (e.g. manual lines on regeneration).
+// It returns the number of ledger records billed.
+func (s *Service) bill(ctx context.Context, tx *gorm.DB, inv *Invoice, p Period, pl PriceList, rows []usageRow, base map[string]int64, keep []Line) (int64, error) {
+	lines, details, claimed, err := s.priceUsage(rows, base, pl)
+	if err != nil {
+		return 0, err
+	}
+	if len(details) > 0 {
+		for i := range details {
+			details[i].InvoiceID = inv.ID
 		}
-		if err := tx.Create(&out).Error; err != nil {
+		if err := tx.Create(&details).Error; err != nil {
 			return 0, dbError(err, "usage details")
 		}
 	}

@@ -31,6 +31,12 @@ type ProviderDirectory interface {
 	ActiveProviderIDs(ctx context.Context) ([]int64, error)
 }
 
+// PartyLister is a ProviderDirectory that also returns many parties in one
+// lookup (the invoice run's batches use it when available).
+type PartyLister interface {
+	BillingParties(ctx context.Context, providerIDs []int64) (map[int64]Party, error)
+}
+
 // VAT categories (EN 16931 code list UNCL5305) used by cardata.
 const (
 	TaxStandard      = "S"  // buyer in Germany: 19 %

@@ -233,6 +233,16 @@ type ProviderFilter struct {
 	Limit   int
 }
 
+// FindProvidersByIDs loads the given providers (unknown ids are left out).
+func (s *Service) FindProvidersByIDs(ctx context.Context, ids []int64) ([]Provider, error) {
+	var out []Provider
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	err := s.DB.WithContext(ctx).Table("providers").Where("id IN ?", ids).Find(&out).Error
+	return out, errs.Wrap(err, "find providers")
+}
+
 // FindProviders lists providers by name and the total matching.
 func (s *Service) FindProviders(ctx context.Context, f ProviderFilter) ([]Provider, int64, error) {
 	q := s.DB.WithContext(ctx).Table("providers")

@@ -70,7 +70,8 @@ func (s *Service) FindLedger(ctx context.Context, providerID int64, f LedgerFilt
 		f.Limit = 100
 	}
 	q := `SELECT l.id, l.kind, c.client_id, l.vin, l.container_id, l.container_version, l.consent_id, l.keys_delivered, l.bytes,
-		l.request_id, l.delivered_at, l.invoice_id IS NOT NULL AS invoiced
+		l.request_id, l.delivered_at, EXISTS (SELECT 1 FROM ledger_claims lc WHERE lc.provider_id = l.provider_id AND lc.invoice_id IS NOT NULL
+		           AND l.id <= lc.high_id AND l.delivered_at < lc.ends_at) AS invoiced
 		FROM delivery_ledger l LEFT JOIN api_clients c ON c.id = l.client_id
 		WHERE l.provider_id = ? AND l.delivered_at >= ? AND l.delivered_at < ? AND l.id > ?`
 	args := []any{providerID, f.From, f.To, after}

@@ -96,3 +96,32 @@ func TestVerifyNamesFirstTamperedEntry(t *testing.T) {
 		t.Fatalf("want entry 4 unlinked, got %+v", broken)
 	}
 }
+
+// RecordMany appends its entries as one chain step, in order, interleaved
+// safely with single records.
+func TestRecordManyKeepsTheChain(t *testing.T) {
+	t.Parallel()
+	gdb := dbtest.New(t)
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var items []audit.Item
+			for k := 0; k < 40; k++ {
+				items = append(items, audit.Item{Action: "bulk.create", ObjectType: "thing", ObjectID: fmt.Sprint(i, "-", k), Summary: "bulk"})
+			}
+			if err := audit.RecordMany(ctx(), gdb, items); err != nil {
+				t.Error(err)
+			}
+			if err := audit.Record(ctx(), gdb, "thing.create", "thing", fmt.Sprint(i), "single"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	n, broken, err := audit.Verify(context.Background(), gdb)
+	if err != nil || broken != nil || n != 6*41 {
+		t.Fatalf("verify: n=%d broken=%+v err=%v", n, broken, err)
+	}
+}
