@@ -112,9 +112,12 @@ func (s *Service) client() *http.Client {
 	if s.HTTP != nil {
 		return s.HTTP
 	}
-	return &http.Client{Timeout: s.opt().Timeout,
-		// A redirect is a failed attempt: the signature was made for this URL's owner.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	s.httpOnce.Do(func() {
+		s.httpc = &http.Client{Timeout: s.opt().Timeout, Transport: s.transport(),
+			// A redirect is a failed attempt: the signature was made for this URL's owner.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	})
+	return s.httpc
 }
 
 // outcome of one attempt.

@@ -232,8 +232,11 @@ type Options struct {
 	DisableMin   int           // ... with at least this many failures in a row is disabled (10)
 	Concurrency  int           // attempts in flight per replica (8)
 	Poll         time.Duration // idle wait between scans (1 s)
-	// AllowPrivateHTTP accepts plain-http loopback URLs (always allowed) and
-	// nothing else: HTTPS is required for every other host.
+	// AllowLoopback accepts receivers on loopback addresses (development);
+	// without it they are accepted only while PUBLIC_URL is a loopback
+	// address. Plain http is accepted for loopback only; private and
+	// reserved addresses are never reached (ssrf.go).
+	AllowLoopback bool
 }
 
 func (o Options) withDefaults() Options {
@@ -272,6 +275,8 @@ type Service struct {
 
 	kickOnce sync.Once
 	kick     chan struct{}
+	httpOnce sync.Once
+	httpc    *http.Client
 }
 
 func (s *Service) now() time.Time {
@@ -424,6 +429,9 @@ const MaxEndpoints = 20
 // (shown to the provider; it needs it to verify signatures).
 func (s *Service) CreateEndpoint(ctx context.Context, providerID int64, in NewEndpoint) (*Endpoint, error) {
 	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	if err := s.checkTarget(in.URL); err != nil {
 		return nil, err
 	}
 	e := &Endpoint{ProviderID: providerID, URL: in.URL, Description: in.Description, EventTypes: TypeList(in.EventTypes),
