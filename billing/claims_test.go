@@ -120,3 +120,39 @@ func TestBulkAndAloneCountingAgree(t *testing.T) {
 		}
 	}
 }
+
+// The watermark waits for ledger writes in flight: a record whose
+// transaction is open when the run starts is either on this run's invoice
+// (committed before the seal) or above the watermark (next invoice), never
+// lost between the two.
+func TestWatermarkWaitsForRecordsInFlight(t *testing.T) {
+	t.Parallel()
+	gdb := dbtest.New(t)
+	s := billingtest.MustSetup(t, gdb, billingtest.NewDirectory(billingtest.German(1)))
+	billingtest.MustDeliveries(t, gdb, 1, billing.KindPull, utc("2026-10-05T10:00:00Z"), time.Minute, 10, "a")
+	tx := gdb.Begin()
+	if err := tx.Exec(`INSERT INTO delivery_ledger (provider_id, client_id, vin, container_id, container_version, consent_id, kind,
+		keys_delivered, bytes, request_id, delivered_at) VALUES (1, 1, 'WBA12345678901234', 10, 1, 100, 'pull', 2, 10, 'in-flight', '2026-10-31T20:00:00Z')`).Error; err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *billing.InvoiceRun)
+	go func() {
+		r, err := s.RunPeriod(billingtest.Ctx(), "2026-10", billing.RunOptions{Trigger: billing.TriggerTest})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	select {
+	case <-done:
+		t.Fatal("the run did not wait for the open ledger write")
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := tx.Commit().Error; err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r == nil || r.RecordsBilled != 11 {
+		t.Fatalf("run: %+v", r)
+	}
+	wantLines(t, invoiceFor(t, s, 1, "2026-10"), "telematics 2026-10 1-11 11@0.02=0.22")
+}
