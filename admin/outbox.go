@@ -30,13 +30,22 @@ func (h *JobsHandlers) listOutbox(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	ids := make([]int64, len(list))
+	for i, e := range list {
+		ids[i] = e.ID
+	}
+	atts, err := jobs.EmailAttachments(c.UserContext(), h.DB, ids...)
+	if err != nil {
+		return err
+	}
 	pager.Total = total
 	return h.View.Render(c, fiber.StatusOK, "admin/outbox/index", &templates.Page{Title: "E-mail outbox", Pager: pager, Form: form,
 		Data: struct {
-			Emails   []jobs.Email
-			Statuses []string
-			Counts   map[string]int64
-		}{list, outboxStatuses, counts}})
+			Emails      []jobs.Email
+			Attachments map[int64][]jobs.AttachmentInfo
+			Statuses    []string
+			Counts      map[string]int64
+		}{list, atts, outboxStatuses, counts}})
 }
 
 func (h *JobsHandlers) showEmail(c *fiber.Ctx) error {
@@ -48,14 +57,19 @@ func (h *JobsHandlers) showEmail(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	atts, err := jobs.EmailAttachments(c.UserContext(), h.DB, e.ID)
+	if err != nil {
+		return err
+	}
 	p := policies.PrincipalFrom(c.UserContext())
 	retryURL := fmt.Sprintf("/admin/outbox/%d/retry", e.ID)
 	return h.View.Render(c, fiber.StatusOK, "admin/outbox/show", &templates.Page{Title: "E-mail " + strconv.FormatInt(e.ID, 10),
 		Data: struct {
-			Email    *jobs.Email
-			CanRetry bool
-			RetryURL string
-		}{e, e.Status == jobs.EmailFailed && h.mayPost(p, retryURL), retryURL}})
+			Email       *jobs.Email
+			Attachments []jobs.AttachmentInfo
+			CanRetry    bool
+			RetryURL    string
+		}{e, atts[e.ID], e.Status == jobs.EmailFailed && h.mayPost(p, retryURL), retryURL}})
 }
 
 func (h *JobsHandlers) retryEmail(c *fiber.Ctx) error {

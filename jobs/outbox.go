@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"mime"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,9 @@ type Email struct {
 	CreatedAt     time.Time
 	SentAt        *time.Time
 	SentVia       string // "smtp host:port" or "local" (SMTP not configured)
+
+	// Attachments are loaded by the worker before Send (not a column).
+	Attachments []Attachment `gorm:"-"`
 }
 
 func (Email) TableName() string { return "email_outbox" }
@@ -51,6 +55,69 @@ type Message struct {
 	ObjectType string // what it is about, for the admin outbox view
 	ObjectID   string
 	DedupeKey  string // optional: a second enqueue with the same key is ignored
+	// Attachments are stored with the e-mail, in the same transaction, and
+	// sent as a multipart/mixed message (text body + base64 parts).
+	Attachments []Attachment
+}
+
+// Attachment is a file sent with an e-mail.
+type Attachment struct {
+	Filename    string // e.g. CD-2026-000001.pdf; no path, no control characters
+	ContentType string // e.g. application/pdf
+	Content     []byte
+}
+
+// MaxAttachmentBytes bounds the attachments of one e-mail together (common
+// SMTP servers refuse messages over 10 MB; base64 adds a third).
+const MaxAttachmentBytes = 7 << 20
+
+// AttachmentInfo describes a stored attachment without its content (the
+// admin outbox lists names and sizes).
+type AttachmentInfo struct {
+	EmailID     int64
+	Position    int
+	Filename    string
+	ContentType string
+	Size        int64
+	SHA256      string `gorm:"column:sha256"`
+}
+
+// attachmentRow is one row of email_outbox_attachments; size and sha256 are
+// computed by the database.
+type attachmentRow struct {
+	EmailID     int64
+	Position    int
+	Filename    string
+	ContentType string
+	Content     []byte
+}
+
+func (attachmentRow) TableName() string { return "email_outbox_attachments" }
+
+// checkAttachments refuses attachments a mail client could not handle
+// safely. They come from domain services, never from a form, so a bad one
+// is a programming error.
+func checkAttachments(list []Attachment) error {
+	total := 0
+	for i, a := range list {
+		name := a.Filename
+		switch {
+		case strings.TrimSpace(name) == "" || len(name) > 255:
+			return fmt.Errorf("attachment %d: filename %q must be 1-255 characters", i+1, name)
+		case strings.ContainsAny(name, "/\\\"") || strings.IndexFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0:
+			return fmt.Errorf("attachment %d: filename %q has a path separator, a quote or a control character", i+1, name)
+		case len(a.Content) == 0:
+			return fmt.Errorf("attachment %q is empty", name)
+		}
+		if _, _, err := mime.ParseMediaType(a.ContentType); err != nil {
+			return fmt.Errorf("attachment %q: content type %q: %w", name, a.ContentType, err)
+		}
+		total += len(a.Content)
+	}
+	if total > MaxAttachmentBytes {
+		return fmt.Errorf("attachments of %d bytes exceed %d", total, MaxAttachmentBytes)
+	}
+	return nil
 }
 
 // Enqueue writes msg to the outbox using tx, the caller's transaction, so the
@@ -59,14 +126,56 @@ func Enqueue(ctx context.Context, tx *gorm.DB, msg Message) error {
 	if strings.TrimSpace(msg.To) == "" {
 		return errs.Wrap(errors.New("no recipient"), "enqueue "+msg.Kind)
 	}
+	if err := checkAttachments(msg.Attachments); err != nil {
+		return errs.Wrap(err, "enqueue "+msg.Kind)
+	}
 	e := Email{Kind: msg.Kind, ToAddr: msg.To, Subject: msg.Subject, BodyText: msg.Body,
 		ObjectType: msg.ObjectType, ObjectID: msg.ObjectID, Status: "pending", NextAttemptAt: time.Now().UTC()}
 	if msg.DedupeKey != "" {
 		k := msg.DedupeKey
 		e.DedupeKey = &k
 	}
-	err := tx.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "dedupe_key"}}, DoNothing: true}).Create(&e).Error
-	return errs.Wrap(err, "enqueue "+msg.Kind)
+	res := tx.WithContext(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "dedupe_key"}}, DoNothing: true}).Create(&e)
+	if res.Error != nil || res.RowsAffected == 0 || len(msg.Attachments) == 0 {
+		return errs.Wrap(res.Error, "enqueue "+msg.Kind) // RowsAffected 0: a duplicate, already enqueued with its attachments
+	}
+	rows := make([]attachmentRow, len(msg.Attachments))
+	for i, a := range msg.Attachments {
+		rows[i] = attachmentRow{EmailID: e.ID, Position: i + 1, Filename: a.Filename, ContentType: a.ContentType, Content: a.Content}
+	}
+	return errs.Wrap(tx.WithContext(ctx).Create(&rows).Error, "enqueue "+msg.Kind+" attachments")
+}
+
+// loadAttachments reads e's attachments (with their content) in order.
+func loadAttachments(tx *gorm.DB, e *Email) error {
+	var rows []attachmentRow
+	if err := tx.Where("email_id = ?", e.ID).Order("position").Find(&rows).Error; err != nil {
+		return errs.Wrap(err, "e-mail attachments")
+	}
+	e.Attachments = nil
+	for _, r := range rows {
+		e.Attachments = append(e.Attachments, Attachment{Filename: r.Filename, ContentType: r.ContentType, Content: r.Content})
+	}
+	return nil
+}
+
+// EmailAttachments lists the attachments of the given e-mails without their
+// content, by e-mail id, in order.
+func EmailAttachments(ctx context.Context, db *gorm.DB, ids ...int64) (map[int64][]AttachmentInfo, error) {
+	out := map[int64][]AttachmentInfo{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []AttachmentInfo
+	err := db.WithContext(ctx).Raw(`SELECT email_id, position, filename, content_type, size, sha256
+		FROM email_outbox_attachments WHERE email_id IN ? ORDER BY email_id, position`, ids).Scan(&rows).Error
+	if err != nil {
+		return nil, errs.Wrap(err, "e-mail attachments")
+	}
+	for _, r := range rows {
+		out[r.EmailID] = append(out[r.EmailID], r)
+	}
+	return out, nil
 }
 
 // Outbox statuses.
@@ -225,6 +334,9 @@ func (o *Outbox) SendOne(ctx context.Context) (bool, error) {
 		}
 		found = true
 		e := &rows[0]
+		if err := loadAttachments(tx, e); err != nil {
+			return err
+		}
 		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
 		sendErr := tr.Send(sctx, e)
 		cancel()

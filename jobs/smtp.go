@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +16,8 @@ import (
 )
 
 // SMTPTransport sends over SMTP (github.com/wneessen/go-mail), one
-// connection per e-mail. Port 465 uses implicit TLS; other ports use
+// connection per e-mail: a text/plain message, or multipart/mixed when the
+// e-mail has attachments. Port 465 uses implicit TLS; other ports use
 // STARTTLS, which is mandatory when credentials are configured (a password
 // never crosses the network in clear) unless the server is on loopback, and
 // opportunistic otherwise.
@@ -116,6 +118,11 @@ func (t *SMTPTransport) Send(ctx context.Context, e *Email) error {
 	m.SetDate()
 	m.SetGenHeader("X-Cardata-Kind", e.Kind)
 	m.SetBodyString(gomail.TypeTextPlain, e.BodyText)
+	// With attachments go-mail writes multipart/mixed: the text part, then
+	// each file base64-encoded with Content-Disposition: attachment; filename.
+	for _, a := range e.Attachments {
+		m.AttachReadSeeker(a.Filename, bytes.NewReader(a.Content), gomail.WithFileContentType(gomail.ContentType(a.ContentType)))
+	}
 	sc, err := client.DialToSMTPClientWithContext(ctx)
 	if err == nil {
 		err = client.SendWithSMTPClient(sc, m)

@@ -127,6 +127,7 @@ var funcs = template.FuncMap{
 	"join":      strings.Join,
 	"hasPrefix": strings.HasPrefix,
 	"add":       func(a, b int) int { return a + b },
+	"bytesize":  ByteSize,
 	"seq": func(n int) []int {
 		s := make([]int, n)
 		for i := range s {
@@ -292,4 +293,16 @@ func (v *View) AddNav(section string, item NavItem) {
 		}
 	}
 	v.Nav = append(v.Nav, NavSection{Title: section, Items: []NavItem{item}})
+}
+
+// ByteSize is a size for people: 512 B, 14.2 KB, 3.0 MB (powers of 1024).
+func ByteSize(n int64) string {
+	switch {
+	case n < 1024:
+		return fmt.Sprintf("%d B", n)
+	case n < 1024*1024:
+		return fmt.Sprintf("%.1f KB", float64(n)/1024)
+	default:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1024*1024))
+	}
 }

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +28,19 @@ type Message struct {
 	Data      string // the raw message (headers and body)
 	Subject   string
 	MessageID string
-	Body      string
+	Body      string // the text: the whole body, or the first text/plain part of a multipart message
+
+	// Attachments are the parts of a multipart message with a
+	// Content-Disposition "attachment", decoded.
+	Attachments []Attachment
+}
+
+// Attachment is one attached file of an accepted message.
+type Attachment struct {
+	Filename    string // from Content-Disposition (RFC 2047 words decoded)
+	ContentType string // media type without parameters
+	Encoding    string // Content-Transfer-Encoding as sent
+	Content     []byte
 }
 
 // Server is a running test server.
@@ -186,8 +200,7 @@ func (s *Server) serve(c net.Conn) {
 				}
 				cur.Subject = subj
 				cur.MessageID = strings.Trim(pm.Header.Get("Message-Id"), "<>")
-				body, _ := io.ReadAll(decodeBody(pm))
-				cur.Body = string(body)
+				cur.Body, cur.Attachments = readBody(textproto.MIMEHeader(pm.Header), pm.Body)
 			}
 			code, text := 250, "2.0.0 queued"
 			if s.OnData != nil {
@@ -218,13 +231,49 @@ func (s *Server) serve(c net.Conn) {
 	}
 }
 
-// decodeBody undoes the transfer encoding of a single-part message.
-func decodeBody(m *mail.Message) io.Reader {
-	switch strings.ToLower(m.Header.Get("Content-Transfer-Encoding")) {
+// decode undoes a transfer encoding (multipart.Reader already undoes
+// quoted-printable in parts and drops the header).
+func decode(h textproto.MIMEHeader, r io.Reader) io.Reader {
+	switch strings.ToLower(h.Get("Content-Transfer-Encoding")) {
 	case "quoted-printable":
-		return quotedprintable.NewReader(m.Body)
+		return quotedprintable.NewReader(r)
 	case "base64":
-		return base64.NewDecoder(base64.StdEncoding, m.Body)
+		return base64.NewDecoder(base64.StdEncoding, r)
 	}
-	return m.Body
+	return r
+}
+
+// readBody returns the text of a message or part with header h and its
+// attachments, descending into nested multiparts.
+func readBody(h textproto.MIMEHeader, r io.Reader) (string, []Attachment) {
+	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil || !strings.HasPrefix(mt, "multipart/") {
+		b, _ := io.ReadAll(decode(h, r))
+		return string(b), nil
+	}
+	var text string
+	var atts []Attachment
+	mr := multipart.NewReader(r, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			return text, atts
+		}
+		disp, dparams, _ := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+		if disp == "attachment" {
+			name := dparams["filename"]
+			if dec, err := new(mime.WordDecoder).DecodeHeader(name); err == nil {
+				name = dec
+			}
+			ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+			b, _ := io.ReadAll(decode(p.Header, p))
+			atts = append(atts, Attachment{Filename: name, ContentType: ct, Encoding: p.Header.Get("Content-Transfer-Encoding"), Content: b})
+			continue
+		}
+		t, inner := readBody(p.Header, p)
+		if text == "" {
+			text = t
+		}
+		atts = append(atts, inner...)
+	}
 }
