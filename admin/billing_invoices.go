@@ -209,7 +209,7 @@ func (h *BillingHandlers) send(c *fiber.Ctx) error {
 	if err != nil {
 		return h.flashErr(c, invoicePath(id), err)
 	}
-	templates.SetFlash(c, "success", fmt.Sprintf("%s was e-mailed to %s (with links to the PDF and XML in the portal).", *inv.Number, inv.BuyerEmail))
+	templates.SetFlash(c, "success", fmt.Sprintf("%s was e-mailed to %s with the PDF and the XML attached.", *inv.Number, inv.BuyerEmail))
 	return c.Redirect(invoicePath(id), fiber.StatusSeeOther)
 }
 

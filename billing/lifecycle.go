@@ -222,9 +222,9 @@ func (s *Service) Rerender(ctx context.Context, id int64) ([]StoredDocument, err
 	return RenderDocuments(inv, orig)
 }
 
-// Send marks a finalized document as sent and e-mails the buyer. The
-// outbox carries no attachments: the e-mail links to the PDF and the XML,
-// which the provider downloads in the portal.
+// Send marks a finalized document as sent and e-mails the buyer the stored
+// PDF and UBL XML as attachments (the bytes stored at finalization, with
+// their sha256), plus links to both in the partner portal.
 func (s *Service) Send(ctx context.Context, id int64) (*Invoice, error) {
 	var out *Invoice
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -243,7 +243,13 @@ func (s *Service) Send(ctx context.Context, id int64) (*Invoice, error) {
 			return dbError(err, "send invoice")
 		}
 		inv.Status, inv.SentAt = StatusSent, &now
-		if err := jobs.Enqueue(ctx, tx, s.invoiceMail(inv)); err != nil {
+		atts, err := documentAttachments(tx, inv)
+		if err != nil {
+			return err
+		}
+		msg := s.invoiceMail(inv)
+		msg.Attachments = atts
+		if err := jobs.Enqueue(ctx, tx, msg); err != nil {
 			return err
 		}
 		out = inv
@@ -251,6 +257,28 @@ func (s *Service) Send(ctx context.Context, id int64) (*Invoice, error) {
 			fmt.Sprintf("sent %s to %s", *inv.Number, inv.BuyerEmail))
 	})
 	return out, err
+}
+
+// documentAttachments are the stored PDF and UBL XML of a finalized
+// document as e-mail attachments named after its number.
+func documentAttachments(tx *gorm.DB, inv *Invoice) ([]jobs.Attachment, error) {
+	var docs []StoredDocument
+	if err := tx.Where("invoice_id = ?", inv.ID).Find(&docs).Error; err != nil {
+		return nil, errs.Wrap(err, "invoice documents")
+	}
+	byFormat := map[string][]byte{}
+	for _, d := range docs {
+		byFormat[d.Format] = d.Content
+	}
+	var out []jobs.Attachment
+	for _, f := range []struct{ format, ext, ctype string }{{"pdf", "pdf", "application/pdf"}, {"ubl", "xml", "application/xml"}} {
+		b := byFormat[f.format]
+		if len(b) == 0 {
+			return nil, errs.New(errs.Conflict, "document_missing", "the stored %s of %s is missing; it cannot be sent", strings.ToUpper(f.ext), *inv.Number)
+		}
+		out = append(out, jobs.Attachment{Filename: *inv.Number + "." + f.ext, ContentType: f.ctype, Content: b})
+	}
+	return out, nil
 }
 
 func (s *Service) docLinks(inv *Invoice) string {
@@ -272,8 +300,8 @@ func (s *Service) invoiceMail(inv *Invoice) jobs.Message {
 	if inv.TaxNote != "" {
 		fmt.Fprintf(&b, "\n%s\n", inv.TaxNote)
 	}
-	fmt.Fprintf(&b, "\nDownload the documents in the CarData partner portal (sign in first):\n%s", s.docLinks(inv))
-	b.WriteString("\nThis e-mail carries no attachments by design.\n")
+	fmt.Fprintf(&b, "\nAttached: %s.pdf (PDF) and %s.xml (EN 16931 e-invoice, UBL 2.1).\n", *inv.Number, *inv.Number)
+	fmt.Fprintf(&b, "Both are also in the CarData partner portal (sign in first):\n%s", s.docLinks(inv))
 	return jobs.Message{Kind: kind, To: inv.BuyerEmail, Subject: fmt.Sprintf("CarData %s %s", what, *inv.Number), Body: b.String(),
 		ObjectType: "invoice", ObjectID: strconv.FormatInt(inv.ID, 10), DedupeKey: kind + ":" + strconv.FormatInt(inv.ID, 10)}
 }
