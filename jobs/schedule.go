@@ -112,6 +112,20 @@ func Describe(spec string) string {
 		if n, ok := step(hour); ok && okm && dom == "*" && dow == "*" {
 			return fmt.Sprintf("every %d hours at :%02d", n, m)
 		}
+		// An hour range: "0 8-18 * * 1-5" is hourly 08:00-18:00 on weekdays.
+		if from, to, ok := strings.Cut(hour, "-"); ok && okm && dom == "*" {
+			a, oka := num(from)
+			b, okb := num(to)
+			if oka && okb && a < b && b < 24 {
+				hours := fmt.Sprintf("hourly %02d:%02d–%02d:%02d", a, m, b, m)
+				switch {
+				case dow == "*":
+					return hours
+				case dow == "1-5" || strings.EqualFold(dow, "mon-fri"):
+					return "on weekdays " + hours
+				}
+			}
+		}
 		return fallback
 	}
 	at := fmt.Sprintf("%02d:%02d", h, m)
