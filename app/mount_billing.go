@@ -63,7 +63,8 @@ func (a *App) mountBilling() error {
 	return nil
 }
 
-// billingJobs are the monthly invoice run and the payment reminders.
+// billingJobs are the monthly invoice run, sending finalized invoices and
+// the payment reminders.
 func (a *App) billingJobs() []jobs.Job {
 	return []jobs.Job{
 		{Name: "invoice.monthly_run", Title: "Monthly invoice run", Spec: "0 3 1 * *", Roles: []string{policies.RoleFinance},
@@ -85,6 +86,18 @@ func (a *App) billingJobs() []jobs.Job {
 					r.Set("providers_failed", int64(run.ProvidersFailed))
 					r.Set("records_billed", run.RecordsBilled)
 				}
+				return err
+			}},
+		{Name: "invoice.send_finalized", Title: "Send finalized invoices", Spec: "0 8-18 * * 1-5", Roles: []string{policies.RoleFinance},
+			Timeout: time.Hour,
+			Description: "Weekdays every hour from 08:00 to 18:00 (Berlin) e-mails every finalized, not yet sent invoice and credit note " +
+				"to the buyer's billing address with its PDF and XML attached; documents without an address are skipped and counted, " +
+				"one that fails does not stop the others.",
+			Run: func(ctx context.Context, r *jobs.Run) error {
+				res, err := a.Billing.SendFinalized(ctx)
+				r.Set("sent", int64(res.Sent))
+				r.Set("skipped", int64(res.Skipped))
+				r.Set("failed", int64(res.Failed))
 				return err
 			}},
 		{Name: "invoice.reminders", Title: "Payment reminders", Spec: "30 8 * * 1-5", Roles: []string{policies.RoleFinance},

@@ -259,6 +259,65 @@ func (s *Service) Send(ctx context.Context, id int64) (*Invoice, error) {
 	return out, err
 }
 
+// SendFinalizedResult counts what SendFinalized did.
+type SendFinalizedResult struct {
+	Sent    int // e-mailed and marked sent
+	Skipped int // no billing e-mail address on the document
+	Failed  int // could not be sent (the error names them); retried on the next run
+}
+
+// SendFinalized sends every finalized, not yet sent invoice and credit note
+// through Send, each in its own transaction, so one failure does not stop
+// the others. Documents without a buyer e-mail address are skipped and
+// counted (finalization requires one, so this only meets documents whose
+// address was lost outside the application); they stay finalized for
+// finance to send by hand. A document sent or paid meanwhile (a concurrent
+// run, finance clicking "send") is left alone: nothing is sent twice, and
+// the outbox's dedupe key per document guards the e-mail as well. The
+// error, when any document failed, names the first few failures.
+func (s *Service) SendFinalized(ctx context.Context) (SendFinalizedResult, error) {
+	var res SendFinalizedResult
+	var docs []struct {
+		ID         int64
+		Number     string
+		BuyerEmail string
+	}
+	if err := s.DB.WithContext(ctx).Raw(`SELECT id, number, buyer_email FROM invoices WHERE status = ? ORDER BY id`,
+		StatusFinalized).Scan(&docs).Error; err != nil {
+		return res, errs.Wrap(err, "finalized invoices")
+	}
+	var failures []string
+	for _, d := range docs {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		if strings.TrimSpace(d.BuyerEmail) == "" {
+			res.Skipped++
+			continue
+		}
+		_, err := s.Send(ctx, d.ID)
+		switch {
+		case err == nil:
+			res.Sent++
+		case errs.Is(err, "invoice_not_sendable"):
+			// sent or paid since the list was read
+		case errs.Is(err, "buyer_email_missing"):
+			res.Skipped++
+		case ctx.Err() != nil:
+			return res, ctx.Err()
+		default:
+			res.Failed++
+			if len(failures) < 5 {
+				failures = append(failures, d.Number+": "+err.Error())
+			}
+		}
+	}
+	if res.Failed > 0 {
+		return res, fmt.Errorf("%d of %d finalized documents could not be sent: %s", res.Failed, len(docs), strings.Join(failures, "; "))
+	}
+	return res, nil
+}
+
 // documentAttachments are the stored PDF and UBL XML of a finalized
 // document as e-mail attachments named after its number.
 func documentAttachments(tx *gorm.DB, inv *Invoice) ([]jobs.Attachment, error) {

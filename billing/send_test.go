@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,5 +140,92 @@ func TestSendAttachesTheStoredDocuments(t *testing.T) {
 				t.Errorf("%s: received %s with sha256 %s, stored %s", *doc.Number, a.Filename, sha(a.Content), stored.SHA256)
 			}
 		}
+	}
+}
+
+// markFinalizedBySQL turns a draft into a finalized document behind the
+// service's back (as if imported or finalized before an address was
+// required): a number, no documents, and the given buyer e-mail.
+func markFinalizedBySQL(t *testing.T, gdb *gorm.DB, id int64, number, email string) {
+	t.Helper()
+	if err := gdb.Exec(`UPDATE invoices SET status = 'finalized', number = ?, issue_date = '2027-01-15', finalized_at = now(), buyer_email = ?
+		WHERE id = ? AND status = 'draft'`, number, email, id).Error; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The job body invoice.send_finalized: every finalized, unsent document
+// with a buyer e-mail address is sent once; one without an address is
+// skipped and counted; one that cannot be sent (its documents are missing)
+// fails without stopping the others. Running again sends nothing twice,
+// and neither do two concurrent runs.
+func TestSendFinalizedSendsEachDocumentOnce(t *testing.T) {
+	t.Parallel()
+	gdb := dbtest.New(t)
+	s := billingtest.MustSetup(t, gdb, billingtest.NewDirectory(billingtest.German(1), billingtest.Austrian(2), billingtest.Norwegian(3)))
+	ctx := billingtest.Ctx()
+	for p := int64(1); p <= 3; p++ {
+		billingtest.MustDeliveries(t, gdb, p, billing.KindPull, utc("2026-10-05T00:00:00Z"), time.Minute, 10, fmt.Sprint("p", p))
+	}
+	mustRun(t, s, "2026-10")
+	broken, good, noMail := invoiceFor(t, s, 1, "2026-10"), invoiceFor(t, s, 2, "2026-10"), invoiceFor(t, s, 3, "2026-10")
+	markFinalizedBySQL(t, gdb, broken.ID, "CD-2099-000001", "billing1@werkstatt.example")
+	markFinalizedBySQL(t, gdb, noMail.ID, "CD-2099-000002", "")
+	if _, err := s.Finalize(ctx, good.ID); err != nil {
+		t.Fatal(err)
+	}
+	if broken.ID > good.ID {
+		t.Fatalf("the failing document should come first (ids %d, %d)", broken.ID, good.ID)
+	}
+
+	res, err := s.SendFinalized(ctx)
+	if res != (billing.SendFinalizedResult{Sent: 1, Skipped: 1, Failed: 1}) || err == nil || !strings.Contains(err.Error(), "CD-2099-000001") {
+		t.Fatalf("first run: %+v, %v", res, err)
+	}
+	sent, err := s.FindInvoice(ctx, good.ID)
+	if err != nil || sent.Status != billing.StatusSent || sent.SentAt == nil {
+		t.Fatalf("sent invoice: %+v %v", sent, err)
+	}
+	g, _ := s.FindInvoice(ctx, good.ID)
+	_, atts := outboxMail(t, gdb, "invoice.sent", good.ID)
+	wantDocumentAttachments(t, s, g, atts)
+	for _, id := range []int64{broken.ID, noMail.ID} {
+		if inv, _ := s.FindInvoice(ctx, id); inv.Status != billing.StatusFinalized {
+			t.Errorf("invoice %d is %s", id, inv.Status)
+		}
+	}
+
+	// Again: nothing new is sent; the skipped and failed ones are counted again.
+	res, err = s.SendFinalized(ctx)
+	if res != (billing.SendFinalizedResult{Sent: 0, Skipped: 1, Failed: 1}) || err == nil {
+		t.Fatalf("second run: %+v, %v", res, err)
+	}
+	var mails int64
+	gdb.Model(&jobs.Email{}).Where("kind = 'invoice.sent'").Count(&mails)
+	if mails != 1 {
+		t.Fatalf("%d invoice e-mails", mails)
+	}
+
+	// A credit note on the sent invoice: two concurrent runs send it once.
+	cn, err := s.RequestCreditNote(billingtest.StaffCtx(11, "fiona@test"), good.ID, billing.CreditRequest{Reason: "goodwill", Amount: "0.05"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Finalize(billingtest.StaffCtx(12, "frank@test"), cn.ID); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	results := make([]billing.SendFinalizedResult, 2)
+	for i := range results {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i], _ = s.SendFinalized(ctx) }()
+	}
+	wg.Wait()
+	if results[0].Sent+results[1].Sent != 1 {
+		t.Fatalf("concurrent runs sent %+v", results)
+	}
+	gdb.Model(&jobs.Email{}).Where("kind = 'credit_note.sent'").Count(&mails)
+	if mails != 1 {
+		t.Fatalf("%d credit note e-mails", mails)
 	}
 }
