@@ -79,10 +79,12 @@ WITH g AS MATERIALIZED (
     FROM rc_rec
 )
 SELECT g.invoice_id, g.kind, g.month,
-       (SELECT count(*) FROM delivery_ledger x
-        WHERE x.provider_id = g.provider_id AND x.kind = g.kind AND x.delivered_at >= g.lo AND x.delivered_at < g.hi
-          AND EXISTS (SELECT 1 FROM ledger_claims e WHERE e.provider_id = g.provider_id AND e.id < g.claim_id
-                      AND x.id <= e.high_id AND x.delivered_at < e.ends_at)) AS n
+       CASE WHEN EXISTS (SELECT 1 FROM ledger_claims e WHERE e.provider_id = g.provider_id AND e.id < g.claim_id AND e.ends_at > g.lo)
+       THEN (SELECT count(*) FROM delivery_ledger x
+             WHERE x.provider_id = g.provider_id AND x.kind = g.kind AND x.delivered_at >= g.lo AND x.delivered_at < g.hi
+               AND EXISTS (SELECT 1 FROM ledger_claims e WHERE e.provider_id = g.provider_id AND e.id < g.claim_id
+                           AND x.id <= e.high_id AND x.delivered_at < e.ends_at))
+       ELSE 0 END AS n
 FROM g`,
 	`ANALYZE rc_earlier`, `
 CREATE TEMP TABLE rc_versions ON COMMIT DROP AS
