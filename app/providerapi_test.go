@@ -395,6 +395,27 @@ func TestOAuthTokenErrorsFollowRFC6749(t *testing.T) {
 	}
 }
 
+// Failed client authentications are throttled per address: after 20 within
+// ten minutes even correct credentials from there get 429 with Retry-After.
+func TestOAuthTokenThrottlesFailedAuthentication(t *testing.T) {
+	t.Parallel()
+	tt := apptest.New(t)
+	w := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	if res, _ := apiPostToken(t, tt, cc, w.ClientID, w.Secret); res.StatusCode != 200 {
+		t.Fatalf("good credentials: %d", res.StatusCode)
+	}
+	for i := 0; i < 20; i++ {
+		if res, m := apiPostToken(t, tt, cc, w.ClientID, fmt.Sprint("wrong-", i)); res.StatusCode != 401 {
+			t.Fatalf("failure %d: %d %v", i, res.StatusCode, m)
+		}
+	}
+	res, m := apiPostToken(t, tt, cc, w.ClientID, w.Secret)
+	if res.StatusCode != 429 || m["error"] != "temporarily_unavailable" || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("after 20 failures: %d %v %v", res.StatusCode, m, res.Header)
+	}
+}
+
 func TestProviderCannotReadAnotherProvidersVehicle(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)

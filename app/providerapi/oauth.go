@@ -155,11 +155,18 @@ func (h *Handler) token(c *fiber.Ctx) error {
 	if s := strings.TrimSpace(form.Get("scope")); s != "" && s != Scope {
 		return oauthError(c, fiber.StatusBadRequest, "invalid_scope", "the only scope is "+Scope)
 	}
+	now := time.Now()
+	if wait := h.authFails.blocked(c.IP(), now); wait > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(wait.Seconds())+1))
+		return oauthError(c, fiber.StatusTooManyRequests, "temporarily_unavailable",
+			"too many failed client authentications from this address; try again later")
+	}
 	cl, err := h.Onboarding.AuthenticateAPIClient(c.UserContext(), id, secret)
 	switch {
 	case errs.Is(err, "provider_not_active"):
 		return oauthError(c, fiber.StatusBadRequest, "unauthorized_client", "the provider's access is not active")
 	case errs.KindOf(err) == errs.Unauthorized:
+		h.authFails.fail(c.IP(), now)
 		return oauthError(c, fiber.StatusUnauthorized, "invalid_client", "client authentication failed")
 	case err != nil:
 		return err

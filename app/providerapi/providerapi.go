@@ -72,6 +72,7 @@ type Handler struct {
 	// ReadConcurrency bounds the fast reads in PostgreSQL at once (0: four
 	// per core).
 	ReadConcurrency int
+	authFails       authFailures
 	readOnce        sync.Once
 	readSem         chan struct{}
 	Location        *time.Location // billing time zone, for usage periods
