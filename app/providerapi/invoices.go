@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"cardata/billing"
+	"cardata/policies"
 	"cardata/policies/errs"
 )
 
@@ -260,21 +261,31 @@ func (h *Handler) invoices(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-// invoice is GET /invoices/{id}.
-func (h *Handler) invoice(c *fiber.Ctx) error {
+// ownInvoice is the caller's issued invoice named by the path's {id}
+// (404 for anything else: another provider's, a draft, an unknown id).
+func (h *Handler) ownInvoice(c *fiber.Ctx) (*policies.Principal, *billing.Invoice, error) {
 	p, err := caller(c)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	id, err := pathInt(c, "id")
+	if err != nil {
+		return nil, nil, err
+	}
+	inv, err := h.Billing.FindProviderInvoice(c.UserContext(), p.ProviderID, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, inv, nil
+}
+
+// invoice is GET /invoices/{id}.
+func (h *Handler) invoice(c *fiber.Ctx) error {
+	p, inv, err := h.ownInvoice(c)
 	if err != nil {
 		return err
 	}
 	ctx := c.UserContext()
-	inv, err := h.Billing.FindProviderInvoice(ctx, p.ProviderID, id)
-	if err != nil {
-		return err
-	}
 	var credited decimal.Decimal
 	var corrects string
 	out := APIInvoiceDetail{Lines: make([]APIInvoiceLine, 0, len(inv.Lines)), UsageDetails: []APIUsageDetail{}, Payments: []APIPayment{},
@@ -335,19 +346,11 @@ func (h *Handler) invoiceDocument(format string) fiber.Handler {
 		ext, ctype = "xml", "application/xml"
 	}
 	return func(c *fiber.Ctx) error {
-		p, err := caller(c)
-		if err != nil {
-			return err
-		}
-		id, err := pathInt(c, "id")
+		_, inv, err := h.ownInvoice(c)
 		if err != nil {
 			return err
 		}
 		ctx := c.UserContext()
-		inv, err := h.Billing.FindProviderInvoice(ctx, p.ProviderID, id)
-		if err != nil {
-			return err
-		}
 		d, err := h.Billing.Document(ctx, inv.ID, format)
 		if err != nil {
 			return err
