@@ -38,6 +38,16 @@ func (a *App) mountAPI() error {
 	}
 	a.AddWorker(func(ctx context.Context) { <-ctx.Done(); ledger.Close() })
 
+	// Signing secrets are sealed at rest under SECRETS_KEY; any still in
+	// clear (made before the key was set) are sealed now.
+	if err := webhooks.SetSecretsKey(a.Cfg.SecretsKey); err != nil {
+		return err
+	}
+	if n, err := webhooks.SealStoredSecrets(context.Background(), a.DB); err != nil {
+		return err
+	} else if n > 0 {
+		a.Log.Info("sealed webhook signing secrets", "count", n)
+	}
 	hooks := &webhooks.Service{DB: a.DB, Log: a.Log, PublicURL: a.Cfg.PublicURL,
 		RecordPush: func(ctx context.Context, tx *gorm.DB, r webhooks.PushRecord) error {
 			return billing.Ledger{}.Record(ctx, tx, billing.Delivery{ProviderID: r.ProviderID, VIN: r.VIN, ContainerID: r.ContainerID,

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/url"
@@ -38,7 +39,11 @@ type Config struct {
 	SMTPPort     int    // SMTP_PORT
 	SMTPUser     string // SMTP_USER
 	SMTPPassword string // SMTP_PASSWORD (secret, never logged)
-	SMTPFrom     string // SMTP_FROM
+	// SecretsKey encrypts the secrets that must stay recoverable (webhook
+	// signing secrets) at rest: SECRETS_KEY, 32 bytes in base64; required
+	// unless PUBLIC_URL is a loopback address (development). Never logged.
+	SecretsKey []byte
+	SMTPFrom   string // SMTP_FROM
 
 	APITokenTTL  time.Duration // API_TOKEN_TTL: lifetime of provider API access tokens
 	APIRateLimit int           // API_RATE_LIMIT: requests per second per API client (token bucket refill)
@@ -112,6 +117,18 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 		c.PublicURL = "http://" + c.ListenAddr
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if k := strings.TrimSpace(r.str("SECRETS_KEY", "")); k != "" {
+		key, err := base64.StdEncoding.DecodeString(k)
+		if err != nil {
+			key, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(k, "="))
+		}
+		if err != nil || len(key) != 32 {
+			r.fail("SECRETS_KEY", "must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)")
+		}
+		c.SecretsKey = key
+	} else if u, err := url.Parse(c.PublicURL); err == nil && !loopbackHost(u.Hostname()) {
+		r.fail("SECRETS_KEY", "is required when PUBLIC_URL (%s) is not a loopback address: it encrypts webhook signing secrets at rest (`openssl rand -base64 32`)", c.PublicURL)
+	}
 	if r.err != nil {
 		return Config{}, r.err
 	}
@@ -128,7 +145,7 @@ func (c Config) Redacted() map[string]any {
 		"database_url": dsn, "listen_addr": c.ListenAddr, "public_url": c.PublicURL,
 		"billing_timezone": c.BillingTimezone.String(), "cookie_secure": c.CookieSecure,
 		"session_idle_timeout": c.SessionIdleTimeout.String(), "session_max_age": c.SessionMaxAge.String(),
-		"smtp_host": c.SMTPHost, "smtp_password_set": c.SMTPPassword != "",
+		"smtp_host": c.SMTPHost, "smtp_password_set": c.SMTPPassword != "", "secrets_key_set": len(c.SecretsKey) > 0,
 		"readings_retention": c.ReadingsRetention.String(), "outbox_retention": c.OutboxRetention.String(),
 	}
 }
@@ -201,4 +218,13 @@ func (r *reader) boolean(name string, def bool) bool {
 		return def
 	}
 	return b
+}
+
+// loopbackHost reports a development host (localhost or a loopback address).
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

@@ -35,6 +35,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"BCRYPT_COST":          {"BCRYPT_COST": "99"},
 		"LOG_LEVEL":            {"LOG_LEVEL": "loud"},
 		"OUTBOX_RETENTION":     {"OUTBOX_RETENTION": "ninety days"},
+		"SECRETS_KEY":          {"SECRETS_KEY": "c2hvcnQ="},
 	}
 	for name, env := range cases {
 		_, err := load(env)
@@ -93,4 +94,21 @@ func toString(v any) string {
 		return "false"
 	}
 	return ""
+}
+
+// Outside development (a PUBLIC_URL that is not loopback) the key that seals
+// webhook signing secrets is required; given, it must be 32 bytes.
+func TestSecretsKey(t *testing.T) {
+	t.Parallel()
+	if _, err := load(map[string]string{"PUBLIC_URL": "https://cardata.example"}); err == nil || !strings.Contains(err.Error(), "SECRETS_KEY") {
+		t.Fatalf("production without a key: %v", err)
+	}
+	key := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
+	c, err := load(map[string]string{"PUBLIC_URL": "https://cardata.example", "SECRETS_KEY": key})
+	if err != nil || len(c.SecretsKey) != 32 || c.Redacted()["secrets_key_set"] != true {
+		t.Fatalf("with a key: %v %d", err, len(c.SecretsKey))
+	}
+	if c, err := load(nil); err != nil || c.SecretsKey != nil {
+		t.Fatalf("development needs no key: %v", err)
+	}
 }

@@ -38,7 +38,7 @@ func (h *Handler) listWebhooks(c *fiber.Ctx) error {
 	}
 	out := make([]WebhookEndpoint, len(list))
 	for i := range list {
-		out[i] = WebhookEndpoint{Endpoint: &list[i], Secret: list[i].Secret}
+		out[i] = WebhookEndpoint{Endpoint: &list[i], Secret: string(list[i].Secret)}
 	}
 	return c.JSON(fiber.Map{"webhooks": out, "eventTypes": webhooks.EventTypes})
 }
@@ -57,7 +57,7 @@ func (h *Handler) createWebhook(c *fiber.Ctx) error {
 		return err
 	}
 	c.Set(fiber.HeaderLocation, "/api/v1/webhooks/"+strconv.FormatInt(e.ID, 10))
-	return c.Status(fiber.StatusCreated).JSON(WebhookEndpoint{Endpoint: e, Secret: e.Secret})
+	return c.Status(fiber.StatusCreated).JSON(WebhookEndpoint{Endpoint: e, Secret: string(e.Secret)})
 }
 
 func (h *Handler) getWebhook(c *fiber.Ctx) error {
@@ -73,7 +73,7 @@ func (h *Handler) getWebhook(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(WebhookEndpoint{Endpoint: e, Secret: e.Secret})
+	return c.JSON(WebhookEndpoint{Endpoint: e, Secret: string(e.Secret)})
 }
 
 func (h *Handler) deleteWebhook(c *fiber.Ctx) error {

@@ -160,7 +160,7 @@ func (s *Service) deliver(ctx context.Context, c claimed) error {
 
 func (s *Service) post(ctx context.Context, c claimed, body []byte) outcome {
 	o := outcome{started: s.now()}
-	sig, err := Sign(c.ep.Secret, c.ev.ID, o.started, body)
+	sig, err := Sign(string(c.ep.Secret), c.ev.ID, o.started, body)
 	if err != nil {
 		o.err = "signing: " + err.Error()
 		return o

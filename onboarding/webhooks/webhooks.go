@@ -79,20 +79,20 @@ const (
 
 // Endpoint is a provider's push receiver.
 type Endpoint struct {
-	ID                  int64      `gorm:"primaryKey" json:"id"`
-	ProviderID          int64      `json:"-"`
-	URL                 string     `json:"url"`
-	Description         string     `json:"description"`
-	EventTypes          TypeList   `gorm:"type:text[]" json:"eventTypes"`
-	Secret              string     `json:"-"`
-	Status              string     `json:"status"`
-	StatusReason        string     `json:"statusReason,omitempty"`
-	ConsecutiveFailures int        `json:"consecutiveFailures"`
-	FailingSince        *time.Time `json:"failingSince,omitempty"`
-	LastSuccessAt       *time.Time `json:"lastSuccessAt,omitempty"`
-	CreatedBy           string     `json:"-"`
-	CreatedAt           time.Time  `json:"createdAt"`
-	UpdatedAt           time.Time  `json:"-"`
+	ID                  int64        `gorm:"primaryKey" json:"id"`
+	ProviderID          int64        `json:"-"`
+	URL                 string       `json:"url"`
+	Description         string       `json:"description"`
+	EventTypes          TypeList     `gorm:"type:text[]" json:"eventTypes"`
+	Secret              SealedSecret `json:"-"` // encrypted at rest (sealed.go)
+	Status              string       `json:"status"`
+	StatusReason        string       `json:"statusReason,omitempty"`
+	ConsecutiveFailures int          `json:"consecutiveFailures"`
+	FailingSince        *time.Time   `json:"failingSince,omitempty"`
+	LastSuccessAt       *time.Time   `json:"lastSuccessAt,omitempty"`
+	CreatedBy           string       `json:"-"`
+	CreatedAt           time.Time    `json:"createdAt"`
+	UpdatedAt           time.Time    `json:"-"`
 }
 
 func (Endpoint) TableName() string { return "webhook_endpoints" }
@@ -102,7 +102,7 @@ func (e *Endpoint) SecretHint() string {
 	if len(e.Secret) < 4 {
 		return ""
 	}
-	return e.Secret[len(e.Secret)-4:]
+	return string(e.Secret[len(e.Secret)-4:])
 }
 
 // Subscribed reports whether the endpoint wants events of type t.
@@ -435,7 +435,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, providerID int64, in NewEn
 		return nil, err
 	}
 	e := &Endpoint{ProviderID: providerID, URL: in.URL, Description: in.Description, EventTypes: TypeList(in.EventTypes),
-		Secret: NewSecret(), Status: EndpointActive, CreatedBy: actorLabel(ctx), CreatedAt: s.now(), UpdatedAt: s.now()}
+		Secret: SealedSecret(NewSecret()), Status: EndpointActive, CreatedBy: actorLabel(ctx), CreatedAt: s.now(), UpdatedAt: s.now()}
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var status string
 		if err := tx.Raw("SELECT status FROM providers WHERE id = ? FOR SHARE", providerID).Scan(&status).Error; err != nil {
