@@ -141,9 +141,19 @@ func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur ti
 		return nil
 	}
 	fmt.Printf("API peak run: %d clients, %s warm-up, %s measured ...\n", workers, warmup, dur)
+	// Every phase starts right after a checkpoint, so that PostgreSQL's
+	// time-based checkpoint (every 5 minutes by default) does not fall into
+	// one phase and not another; the figures say which phases saw one.
+	checkpoint := func() {
+		if err := gdb.Exec("CHECKPOINT").Error; err != nil {
+			fmt.Printf("(CHECKPOINT before the phase failed: %v)\n", err)
+		}
+	}
+	checkpoint()
 	peak := closedLoop(ctx, workers, warmup, dur, read)
 	target := 0.8 * peak.rate()
 	fmt.Printf("API latency run at 80 %% of peak (%.0f req/s) ...\n", target)
+	checkpoint()
 	at80 := openLoop(ctx, workers*4, target, warmup, dur, read)
 	if err := stopServer(); err != nil {
 		fmt.Printf("server stop: %v\n", err)
@@ -216,7 +226,9 @@ func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur ti
 		return insertLedger(ctx, i, k)
 	}
 	fmt.Printf("database ceiling run (the handler's read statement + ledger insert per request, %d connections) ...\n", workers)
+	checkpoint()
 	ceil := closedLoop(ctx, workers, warmup, dur, ceilingReq)
+	checkpoint()
 	ceil80 := openLoop(ctx, workers*4, 0.8*ceil.rate(), warmup, dur, ceilingReq)
 	fmt.Printf("reference run (latest values alone + ledger insert per request) ...\n")
 	valuesOnly := closedLoop(ctx, workers, warmup, dur, valuesOnlyReq)
