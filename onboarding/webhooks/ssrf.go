@@ -94,8 +94,10 @@ func (s *Service) dialControl(_, address string, _ syscall.RawConn) error {
 func (s *Service) transport() http.RoundTripper {
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: s.dialControl}
 	return &http.Transport{
-		Proxy:                 nil, // a proxy would dial for us, past the check
-		DialContext:           func(ctx context.Context, network, addr string) (net.Conn, error) { return d.DialContext(ctx, network, addr) },
+		Proxy: nil, // a proxy would dial for us, past the check
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
 		TLSHandshakeTimeout:   5 * time.Second,
 		ResponseHeaderTimeout: s.opt().Timeout,
 		MaxIdleConnsPerHost:   2,
