@@ -61,15 +61,11 @@ func (h *Handler) createWebhook(c *fiber.Ctx) error {
 }
 
 func (h *Handler) getWebhook(c *fiber.Ctx) error {
-	p, err := caller(c)
+	providerID, id, err := endpointRef(c)
 	if err != nil {
 		return err
 	}
-	id, err := pathInt(c, "id")
-	if err != nil {
-		return webhooks.ErrEndpointNotFound
-	}
-	e, err := h.Webhooks.FindEndpoint(c.UserContext(), p.ProviderID, id)
+	e, err := h.Webhooks.FindEndpoint(c.UserContext(), providerID, id)
 	if err != nil {
 		return err
 	}
@@ -77,30 +73,22 @@ func (h *Handler) getWebhook(c *fiber.Ctx) error {
 }
 
 func (h *Handler) deleteWebhook(c *fiber.Ctx) error {
-	p, err := caller(c)
+	providerID, id, err := endpointRef(c)
 	if err != nil {
 		return err
 	}
-	id, err := pathInt(c, "id")
-	if err != nil {
-		return webhooks.ErrEndpointNotFound
-	}
-	if err := h.Webhooks.DeleteEndpoint(c.UserContext(), p.ProviderID, id); err != nil {
+	if err := h.Webhooks.DeleteEndpoint(c.UserContext(), providerID, id); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
 func (h *Handler) testWebhook(c *fiber.Ctx) error {
-	p, err := caller(c)
+	providerID, id, err := endpointRef(c)
 	if err != nil {
 		return err
 	}
-	id, err := pathInt(c, "id")
-	if err != nil {
-		return webhooks.ErrEndpointNotFound
-	}
-	evID, err := h.Webhooks.SendTest(c.UserContext(), p.ProviderID, id)
+	evID, err := h.Webhooks.SendTest(c.UserContext(), providerID, id)
 	if err != nil {
 		return err
 	}
@@ -110,15 +98,11 @@ func (h *Handler) testWebhook(c *fiber.Ctx) error {
 // webhookDeliveries is GET /webhooks/{id}/deliveries?status=&cursor=: the
 // deliveries to one endpoint with every attempt, newest first.
 func (h *Handler) webhookDeliveries(c *fiber.Ctx) error {
-	p, err := caller(c)
+	providerID, id, err := endpointRef(c)
 	if err != nil {
 		return err
 	}
-	id, err := pathInt(c, "id")
-	if err != nil {
-		return webhooks.ErrEndpointNotFound
-	}
-	if _, err := h.Webhooks.FindEndpoint(c.UserContext(), p.ProviderID, id); err != nil {
+	if _, err := h.Webhooks.FindEndpoint(c.UserContext(), providerID, id); err != nil {
 		return err
 	}
 	f := webhooks.DeliveryFilter{EndpointID: id, Status: c.Query("status")}
@@ -136,7 +120,7 @@ func (h *Handler) webhookDeliveries(c *fiber.Ctx) error {
 		}
 		f.Before = n
 	}
-	list, next, err := h.Webhooks.FindDeliveries(c.UserContext(), p.ProviderID, f)
+	list, next, err := h.Webhooks.FindDeliveries(c.UserContext(), providerID, f)
 	if err != nil {
 		return err
 	}
@@ -151,28 +135,37 @@ func (h *Handler) webhookDeliveries(c *fiber.Ctx) error {
 }
 
 func (h *Handler) redeliver(c *fiber.Ctx) error {
-	p, err := caller(c)
+	providerID, id, err := endpointRef(c)
 	if err != nil {
 		return err
-	}
-	id, err := pathInt(c, "id")
-	if err != nil {
-		return webhooks.ErrEndpointNotFound
 	}
 	did, err := pathInt(c, "delivery")
 	if err != nil {
 		return errs.New(errs.NotFound, "webhook_delivery_not_found", "no such delivery")
 	}
-	d, err := h.Webhooks.FindDelivery(c.UserContext(), p.ProviderID, did)
+	d, err := h.Webhooks.FindDelivery(c.UserContext(), providerID, did)
 	if err != nil {
 		return err
 	}
 	if d.EndpointID != id {
 		return errs.New(errs.NotFound, "webhook_delivery_not_found", "no such delivery")
 	}
-	d, err = h.Webhooks.Redeliver(c.UserContext(), p.ProviderID, did)
+	d, err = h.Webhooks.Redeliver(c.UserContext(), providerID, did)
 	if err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(d)
+}
+
+// endpointRef is the caller's provider and the endpoint id in the path; an
+// id that is not a number is an unknown endpoint.
+func endpointRef(c *fiber.Ctx) (providerID, id int64, err error) {
+	p, err := caller(c)
+	if err != nil {
+		return 0, 0, err
+	}
+	if id, err = pathInt(c, "id"); err != nil {
+		return 0, 0, webhooks.ErrEndpointNotFound
+	}
+	return p.ProviderID, id, nil
 }
