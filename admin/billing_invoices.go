@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -187,109 +188,98 @@ func (h *BillingHandlers) download(format string) fiber.Handler {
 
 func invoicePath(id int64) string { return "/admin/billing/invoices/" + strconv.FormatInt(id, 10) }
 
-func (h *BillingHandlers) finalize(c *fiber.Ctx) error {
+// invoiceAction runs one form action on an invoice: invalid input re-renders
+// the invoice page with the field errors (under the form's names where
+// formNames renames the domain's), any other error comes back as a flash,
+// and success flashes msg and redirects to the invoice, or to the one the
+// action returns.
+func (h *BillingHandlers) invoiceAction(c *fiber.Ctx, fields []string, formNames map[string]string,
+	do func(ctx context.Context, id int64, form map[string]string) (msg string, next int64, err error)) error {
 	id, err := pathID(c)
 	if err != nil {
 		return err
 	}
-	inv, err := h.Billing.Finalize(c.UserContext(), id)
+	form := formValues(c, fields...)
+	msg, next, err := do(c.UserContext(), id, form)
+	if invalid(err) {
+		fe := errs.FieldMap(err)
+		if formNames != nil {
+			renamed := map[string]string{}
+			for from, to := range formNames {
+				renamed[to] = fe[from]
+			}
+			fe = renamed
+		}
+		return h.renderInvoice(c, fiber.StatusUnprocessableEntity, id, fe, form)
+	}
 	if err != nil {
 		return h.flashErr(c, invoicePath(id), err)
 	}
-	templates.SetFlash(c, "success", fmt.Sprintf("%s %s is final; its PDF and e-invoice are stored.", inv.Title(), *inv.Number))
-	return c.Redirect(invoicePath(id), fiber.StatusSeeOther)
+	templates.SetFlash(c, "success", msg)
+	if next == 0 {
+		next = id
+	}
+	return c.Redirect(invoicePath(next), fiber.StatusSeeOther)
+}
+
+func (h *BillingHandlers) finalize(c *fiber.Ctx) error {
+	return h.invoiceAction(c, nil, nil, func(ctx context.Context, id int64, _ map[string]string) (string, int64, error) {
+		inv, err := h.Billing.Finalize(ctx, id)
+		if err != nil {
+			return "", 0, err
+		}
+		return fmt.Sprintf("%s %s is final; its PDF and e-invoice are stored.", inv.Title(), *inv.Number), 0, nil
+	})
 }
 
 func (h *BillingHandlers) send(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	inv, err := h.Billing.Send(c.UserContext(), id)
-	if err != nil {
-		return h.flashErr(c, invoicePath(id), err)
-	}
-	templates.SetFlash(c, "success", fmt.Sprintf("%s was e-mailed to %s with the PDF and the XML attached.", *inv.Number, inv.BuyerEmail))
-	return c.Redirect(invoicePath(id), fiber.StatusSeeOther)
+	return h.invoiceAction(c, nil, nil, func(ctx context.Context, id int64, _ map[string]string) (string, int64, error) {
+		inv, err := h.Billing.Send(ctx, id)
+		if err != nil {
+			return "", 0, err
+		}
+		return fmt.Sprintf("%s was e-mailed to %s with the PDF and the XML attached.", *inv.Number, inv.BuyerEmail), 0, nil
+	})
 }
 
 func (h *BillingHandlers) bookPayment(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	form := formValues(c, "amount", "received_on", "reference")
-	_, err = h.Billing.BookPayment(c.UserContext(), id, billing.NewPayment{Amount: form["amount"], ReceivedOn: form["received_on"], Reference: form["reference"]})
-	if invalid(err) {
-		return h.renderInvoice(c, fiber.StatusUnprocessableEntity, id, errs.FieldMap(err), form)
-	}
-	if err != nil {
-		return h.flashErr(c, invoicePath(id), err)
-	}
-	templates.SetFlash(c, "success", "Payment of "+form["amount"]+" EUR booked.")
-	return c.Redirect(invoicePath(id), fiber.StatusSeeOther)
+	return h.invoiceAction(c, []string{"amount", "received_on", "reference"}, nil,
+		func(ctx context.Context, id int64, form map[string]string) (string, int64, error) {
+			_, err := h.Billing.BookPayment(ctx, id, billing.NewPayment{Amount: form["amount"], ReceivedOn: form["received_on"], Reference: form["reference"]})
+			return "Payment of " + form["amount"] + " EUR booked.", 0, err
+		})
 }
 
 func (h *BillingHandlers) addLine(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	form := formValues(c, "description", "amount", "reason")
-	_, err = h.Billing.AddManualLine(c.UserContext(), id, billing.ManualLine{Description: form["description"], Amount: form["amount"], Reason: form["reason"]})
-	if invalid(err) {
-		return h.renderInvoice(c, fiber.StatusUnprocessableEntity, id, errs.FieldMap(err), form)
-	}
-	if err != nil {
-		return h.flashErr(c, invoicePath(id), err)
-	}
-	templates.SetFlash(c, "success", "Line added.")
-	return c.Redirect(invoicePath(id), fiber.StatusSeeOther)
+	return h.invoiceAction(c, []string{"description", "amount", "reason"}, nil,
+		func(ctx context.Context, id int64, form map[string]string) (string, int64, error) {
+			_, err := h.Billing.AddManualLine(ctx, id, billing.ManualLine{Description: form["description"], Amount: form["amount"], Reason: form["reason"]})
+			return "Line added.", 0, err
+		})
 }
 
 func (h *BillingHandlers) regenerate(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	if _, err := h.Billing.Regenerate(c.UserContext(), id); err != nil {
-		return h.flashErr(c, invoicePath(id), err)
-	}
-	templates.SetFlash(c, "success", "The draft was rated again from the ledger (manual lines kept).")
-	return c.Redirect(invoicePath(id), fiber.StatusSeeOther)
+	return h.invoiceAction(c, nil, nil, func(ctx context.Context, id int64, _ map[string]string) (string, int64, error) {
+		_, err := h.Billing.Regenerate(ctx, id)
+		return "The draft was rated again from the ledger (manual lines kept).", 0, err
+	})
 }
 
 func (h *BillingHandlers) discard(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	form := formValues(c, "discard_reason")
-	err = h.Billing.Discard(c.UserContext(), id, form["discard_reason"])
-	if invalid(err) {
-		return h.renderInvoice(c, fiber.StatusUnprocessableEntity, id, map[string]string{"discard_reason": errs.FieldMap(err)["reason"]}, form)
-	}
-	if err != nil {
-		return h.flashErr(c, invoicePath(id), err)
-	}
-	templates.SetFlash(c, "success", "The draft was discarded; its deliveries are billable again.")
-	return c.Redirect(invoicePath(id), fiber.StatusSeeOther)
+	return h.invoiceAction(c, []string{"discard_reason"}, map[string]string{"reason": "discard_reason"},
+		func(ctx context.Context, id int64, form map[string]string) (string, int64, error) {
+			err := h.Billing.Discard(ctx, id, form["discard_reason"])
+			return "The draft was discarded; its deliveries are billable again.", 0, err
+		})
 }
 
 func (h *BillingHandlers) creditNote(c *fiber.Ctx) error {
-	id, err := pathID(c)
-	if err != nil {
-		return err
-	}
-	form := formValues(c, "credit_reason", "credit_amount")
-	cn, err := h.Billing.RequestCreditNote(c.UserContext(), id, billing.CreditRequest{Reason: form["credit_reason"], Amount: form["credit_amount"]})
-	if invalid(err) {
-		fe := errs.FieldMap(err)
-		return h.renderInvoice(c, fiber.StatusUnprocessableEntity, id, map[string]string{"credit_reason": fe["reason"], "credit_amount": fe["amount"]}, form)
-	}
-	if err != nil {
-		return h.flashErr(c, invoicePath(id), err)
-	}
-	templates.SetFlash(c, "success", "Credit note drafted. A second finance user reviews and issues it.")
-	return c.Redirect(invoicePath(cn.ID), fiber.StatusSeeOther)
+	return h.invoiceAction(c, []string{"credit_reason", "credit_amount"}, map[string]string{"reason": "credit_reason", "amount": "credit_amount"},
+		func(ctx context.Context, id int64, form map[string]string) (string, int64, error) {
+			cn, err := h.Billing.RequestCreditNote(ctx, id, billing.CreditRequest{Reason: form["credit_reason"], Amount: form["credit_amount"]})
+			if err != nil {
+				return "", 0, err
+			}
+			return "Credit note drafted. A second finance user reviews and issues it.", cn.ID, nil
+		})
 }
