@@ -14,6 +14,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/signin"
 )
 
 // Provider user roles (the casbin rules for /portal use them).
@@ -57,23 +58,11 @@ func (u *ProviderUser) Principal(sessionID int64) *policies.Principal {
 		Roles: []string{u.Role}, ProviderID: u.ProviderID, SessionID: sessionID}
 }
 
-type loginAttempt struct {
-	ID         int64 `gorm:"primaryKey"`
-	Email      string
-	ClientAddr string
-	Succeeded  bool
-	At         time.Time
-}
-
-func (loginAttempt) TableName() string { return "provider_login_attempts" }
-
 // Portal sign-in errors; the message never says whether the account exists.
 var (
-	ErrBadCredentials = errs.New(errs.Unauthorized, "login_failed", "e-mail or password is wrong")
-	ErrThrottled      = errs.New(errs.TooMany, "login_throttled", "too many failed sign-ins; wait a few minutes and try again")
+	ErrBadCredentials = signin.ErrBadCredentials
+	ErrThrottled      = signin.ErrThrottled
 )
-
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("cardata-timing-equaliser"), bcrypt.MinCost)
 
 // FindProviderUserByID loads a provider user (for the session resolver).
 func (s *Service) FindProviderUserByID(ctx context.Context, id int64) (*ProviderUser, error) {
@@ -110,44 +99,18 @@ func (s *Service) ResolvePrincipal(ctx context.Context, userID, sessionID int64)
 // Authenticate checks a portal sign-in, throttled per account and per
 // client address, and records the attempt.
 func (s *Service) Authenticate(ctx context.Context, email, password, addr string) (*ProviderUser, error) {
-	email = strings.ToLower(strings.TrimSpace(email))
-	if len(email) > 320 {
-		email = email[:320]
-	}
+	email = signin.Email(email)
 	db := s.DB.WithContext(ctx)
-	window := s.Throttle.Window
-	if window <= 0 {
-		window = 15 * time.Minute
-	}
-	since := s.now().Add(-window)
-	var byAccount, byAddr int64
-	if err := db.Model(&loginAttempt{}).Where("lower(email) = ? AND NOT succeeded AND at > ?", email, since).Count(&byAccount).Error; err != nil {
-		return nil, errs.Wrap(err, "count attempts")
-	}
-	if err := db.Model(&loginAttempt{}).Where("client_addr = ? AND NOT succeeded AND at > ?", addr, since).Count(&byAddr).Error; err != nil {
-		return nil, errs.Wrap(err, "count attempts")
-	}
-	perAccount, perAddr := s.Throttle.PerAccount, s.Throttle.PerAddress
-	if perAccount <= 0 {
-		perAccount = 5
-	}
-	if perAddr <= 0 {
-		perAddr = 20
-	}
-	if int(byAccount) >= perAccount || int(byAddr) >= perAddr {
-		return nil, ErrThrottled
+	attempts := signin.Attempts{Table: "provider_login_attempts", Throttle: signin.Throttle(s.Throttle)}
+	if err := attempts.Allow(db, email, addr, s.now()); err != nil {
+		return nil, err
 	}
 	var u ProviderUser
 	err := db.Where("lower(email) = ?", email).Take(&u).Error
-	ok := false
-	switch {
-	case err == nil && u.PasswordHash != "":
-		ok = bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) == nil && u.Active
-	case err == nil || errors.Is(err, gorm.ErrRecordNotFound):
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
-	default:
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, errs.Wrap(err, "find provider user")
 	}
+	ok := signin.PasswordMatches(u.PasswordHash, password) && u.Active
 	if ok {
 		var statuses []string
 		if err := db.Table("providers").Where("id = ?", u.ProviderID).Pluck("status", &statuses).Error; err != nil {
@@ -156,17 +119,14 @@ func (s *Service) Authenticate(ctx context.Context, email, password, addr string
 		ok = len(statuses) == 1 && Status(statuses[0]) != StatusTerminated
 	}
 	now := s.now()
-	if err := db.Create(&loginAttempt{Email: email, ClientAddr: addr, Succeeded: ok, At: now}).Error; err != nil {
-		return nil, errs.Wrap(err, "record attempt")
+	if err := attempts.Record(db, email, addr, ok, now); err != nil {
+		return nil, err
 	}
 	if !ok {
 		return nil, ErrBadCredentials
 	}
 	if err := db.Model(&ProviderUser{}).Where("id = ?", u.ID).Update("last_login_at", now).Error; err != nil {
 		return nil, errs.Wrap(err, "record login")
-	}
-	if err := db.Where("lower(email) = ? AND NOT succeeded", email).Delete(&loginAttempt{}).Error; err != nil {
-		return nil, errs.Wrap(err, "clear attempts")
 	}
 	return &u, nil
 }

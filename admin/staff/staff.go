@@ -21,6 +21,7 @@ import (
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 	"cardata/policies/session"
+	"cardata/policies/signin"
 )
 
 // User is a staff member.
@@ -44,16 +45,6 @@ type userRole struct {
 }
 
 func (userRole) TableName() string { return "staff_user_roles" }
-
-type loginAttempt struct {
-	ID         int64 `gorm:"primaryKey"`
-	Email      string
-	ClientAddr string
-	Succeeded  bool
-	At         time.Time
-}
-
-func (loginAttempt) TableName() string { return "login_attempts" }
 
 // Throttle limits failed logins.
 type Throttle struct {
@@ -356,54 +347,37 @@ func (s *Service) SetPassword(ctx context.Context, id int64, password string) er
 
 // Login errors. The message never says whether the account exists.
 var (
-	ErrBadCredentials = errs.New(errs.Unauthorized, "login_failed", "e-mail or password is wrong")
-	ErrThrottled      = errs.New(errs.TooMany, "login_throttled", "too many failed sign-ins; wait a few minutes and try again")
+	ErrBadCredentials = signin.ErrBadCredentials
+	ErrThrottled      = signin.ErrThrottled
 )
-
-// dummyHash keeps the response time of unknown accounts equal to known ones.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("cardata-timing-equaliser"), bcrypt.MinCost)
 
 // Authenticate checks email and password from addr, enforcing the throttle
 // per account and per client address, and records the attempt.
 func (s *Service) Authenticate(ctx context.Context, email, password, addr string) (*User, error) {
-	email = normalizeEmail(email)
-	since := time.Now().UTC().Add(-s.Throttle.Window)
+	email = signin.Email(email)
 	db := s.DB.WithContext(ctx)
-	var byAccount, byAddr int64
-	if err := db.Model(&loginAttempt{}).Where("lower(email) = ? AND NOT succeeded AND at > ?", email, since).Count(&byAccount).Error; err != nil {
-		return nil, errs.Wrap(err, "count attempts")
-	}
-	if err := db.Model(&loginAttempt{}).Where("client_addr = ? AND NOT succeeded AND at > ?", addr, since).Count(&byAddr).Error; err != nil {
-		return nil, errs.Wrap(err, "count attempts")
-	}
-	if int(byAccount) >= s.Throttle.PerAccount || int(byAddr) >= s.Throttle.PerAddress {
-		return nil, ErrThrottled
-	}
-	u, err := s.FindByEmail(ctx, email)
-	ok := false
-	if err == nil {
-		ok = bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) == nil && u.Active
-	} else if errs.KindOf(err) == errs.NotFound {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
-	} else {
+	attempts := signin.Attempts{Table: "login_attempts", Throttle: signin.Throttle(s.Throttle)}
+	if err := attempts.Allow(db, email, addr, time.Now().UTC()); err != nil {
 		return nil, err
 	}
-	if len(email) > 320 {
-		email = email[:320]
+	u, err := s.FindByEmail(ctx, email)
+	hash := ""
+	switch {
+	case err == nil:
+		hash = u.PasswordHash
+	case errs.KindOf(err) != errs.NotFound:
+		return nil, err
 	}
+	ok := signin.PasswordMatches(hash, password) && u != nil && u.Active
 	now := time.Now().UTC()
-	if err := db.Create(&loginAttempt{Email: email, ClientAddr: addr, Succeeded: ok, At: now}).Error; err != nil {
-		return nil, errs.Wrap(err, "record attempt")
+	if err := attempts.Record(db, email, addr, ok, now); err != nil {
+		return nil, err
 	}
 	if !ok {
 		return nil, ErrBadCredentials
 	}
 	if err := db.Model(&User{}).Where("id = ?", u.ID).Update("last_login_at", now).Error; err != nil {
 		return nil, errs.Wrap(err, "record login")
-	}
-	// A successful login clears the account's failure count.
-	if err := db.Where("lower(email) = ? AND NOT succeeded", email).Delete(&loginAttempt{}).Error; err != nil {
-		return nil, errs.Wrap(err, "clear attempts")
 	}
 	return u, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"cardata/policies"
 	"cardata/policies/errs"
+	"cardata/policies/signin"
 )
 
 // RoleCustomer is the one role of a signed-in customer (policies/rules).
@@ -128,53 +129,20 @@ func (s *Service) SetCustomerPasswordHashes(ctx context.Context, hash string, ac
 	return errs.Wrap(err, "set customer passwords")
 }
 
-type customerAttempt struct {
-	ID         int64 `gorm:"primaryKey"`
-	Email      string
-	ClientAddr string
-	Succeeded  bool
-	At         time.Time
-}
-
-func (customerAttempt) TableName() string { return "customer_login_attempts" }
-
 // Customer sign-in errors; the message never says whether the account exists.
 var (
-	ErrBadCredentials = errs.New(errs.Unauthorized, "login_failed", "e-mail or password is wrong")
-	ErrThrottled      = errs.New(errs.TooMany, "login_throttled", "too many failed sign-ins; wait a few minutes and try again")
+	ErrBadCredentials = signin.ErrBadCredentials
+	ErrThrottled      = signin.ErrThrottled
 )
-
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("cardata-timing-equaliser"), bcrypt.MinCost)
 
 // AuthenticateCustomer checks a /my sign-in, throttled per account and per
 // client address, and records the attempt.
 func (s *Service) AuthenticateCustomer(ctx context.Context, email, password, addr string) (*Customer, error) {
-	email = strings.ToLower(strings.TrimSpace(email))
-	if len(email) > 320 {
-		email = email[:320]
-	}
+	email = signin.Email(email)
 	db := s.DB.WithContext(ctx)
-	window := s.Throttle.Window
-	if window <= 0 {
-		window = 15 * time.Minute
-	}
-	since := s.now().Add(-window)
-	var byAccount, byAddr int64
-	if err := db.Model(&customerAttempt{}).Where("lower(email) = ? AND NOT succeeded AND at > ?", email, since).Count(&byAccount).Error; err != nil {
-		return nil, errs.Wrap(err, "count attempts")
-	}
-	if err := db.Model(&customerAttempt{}).Where("client_addr = ? AND NOT succeeded AND at > ?", addr, since).Count(&byAddr).Error; err != nil {
-		return nil, errs.Wrap(err, "count attempts")
-	}
-	perAccount, perAddr := s.Throttle.PerAccount, s.Throttle.PerAddress
-	if perAccount <= 0 {
-		perAccount = 5
-	}
-	if perAddr <= 0 {
-		perAddr = 20
-	}
-	if int(byAccount) >= perAccount || int(byAddr) >= perAddr {
-		return nil, ErrThrottled
+	attempts := signin.Attempts{Table: "customer_login_attempts", Throttle: signin.Throttle(s.Throttle)}
+	if err := attempts.Allow(db, email, addr, s.now()); err != nil {
+		return nil, err
 	}
 	var row struct {
 		ID           int64
@@ -185,24 +153,16 @@ func (s *Service) AuthenticateCustomer(ctx context.Context, email, password, add
 	if err != nil {
 		return nil, errs.Wrap(err, "find customer")
 	}
-	ok := false
-	if row.PasswordHash != "" {
-		ok = bcrypt.CompareHashAndPassword([]byte(row.PasswordHash), []byte(password)) == nil
-	} else {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
-	}
+	ok := signin.PasswordMatches(row.PasswordHash, password)
 	now := s.now()
-	if err := db.Create(&customerAttempt{Email: email, ClientAddr: addr, Succeeded: ok, At: now}).Error; err != nil {
-		return nil, errs.Wrap(err, "record attempt")
+	if err := attempts.Record(db, email, addr, ok, now); err != nil {
+		return nil, err
 	}
 	if !ok {
 		return nil, ErrBadCredentials
 	}
 	if err := db.Exec("UPDATE customer_credentials SET last_login_at = ? WHERE account_id = ?", now, row.ID).Error; err != nil {
 		return nil, errs.Wrap(err, "record login")
-	}
-	if err := db.Where("lower(email) = ? AND NOT succeeded", email).Delete(&customerAttempt{}).Error; err != nil {
-		return nil, errs.Wrap(err, "clear attempts")
 	}
 	return s.FindCustomer(ctx, row.ID)
 }
@@ -225,7 +185,7 @@ func (s *Service) ResolveCustomer(ctx context.Context, accountID, sessionID int6
 
 // PurgeLoginAttempts deletes sign-in attempts older than a day.
 func (s *Service) PurgeLoginAttempts(ctx context.Context) (int64, error) {
-	res := s.DB.WithContext(ctx).Where("at < ?", s.now().Add(-24*time.Hour)).Delete(&customerAttempt{})
+	res := s.DB.WithContext(ctx).Exec("DELETE FROM customer_login_attempts WHERE at < ?", s.now().Add(-24*time.Hour))
 	return res.RowsAffected, errs.Wrap(res.Error, "purge customer login attempts")
 }
 
