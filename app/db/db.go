@@ -157,6 +157,32 @@ func EnsureDatabase(ctx context.Context, dsn string) (created bool, err error) {
 	return err == nil, err
 }
 
+// RecreateDatabase drops the database name on dsn's server (closing its
+// connections) and creates it empty; it returns the URL of the new database.
+// The benchmarks use it for their own databases.
+func RecreateDatabase(ctx context.Context, dsn, name string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", err
+	}
+	maint := *u
+	maint.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, maint.String())
+	if err != nil {
+		return "", fmt.Errorf("connecting to PostgreSQL: %w", err)
+	}
+	defer conn.Close(ctx)
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+		return "", err
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+		return "", err
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
 // Close closes the pool under gdb.
 func Close(gdb *gorm.DB) error {
 	sqlDB, err := gdb.DB()

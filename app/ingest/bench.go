@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -20,7 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
@@ -74,7 +72,7 @@ const benchDBName = "cardata_bench"
 // survives a noisy machine.
 func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 	out := cfg.Out
-	benchURL, err := freshDatabase(ctx, cfg.DatabaseURL)
+	benchURL, err := db.RecreateDatabase(ctx, cfg.DatabaseURL, benchDBName)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +140,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 // Print writes the report.
 func (r *BenchReport) Print(w io.Writer, cfg BenchConfig) {
 	cpu := runtime.NumCPU()
-	model := cpuModel()
+	model := CPUModel()
 	fmt.Fprintf(w, "\ningest benchmark: %d vehicles, batches of %d signals, %d concurrent clients, %s measured after a warm-up of at least %s and one pass over the fleet\n",
 		cfg.Vehicles, cfg.Batch, cfg.Workers, cfg.Duration, cfg.Warmup)
 	fmt.Fprintf(w, "machine: %d CPUs (%s), PostgreSQL %s, %s; client, server and database share the machine\n", cpu, model, r.Postgres, runtime.Version())
@@ -155,7 +153,8 @@ func (r *BenchReport) Print(w io.Writer, cfg BenchConfig) {
 	fmt.Fprintf(w, "  ratio end-to-end / ceiling: %.2f    server peak RSS: %d MiB\n", r.Ratio(), r.ServerPeakRSS>>20)
 }
 
-func cpuModel() string {
+// CPUModel names the machine's processor for benchmark reports.
+func CPUModel() string {
 	f, err := os.Open("/proc/cpuinfo")
 	if err != nil {
 		return runtime.GOARCH
@@ -168,29 +167,6 @@ func cpuModel() string {
 		}
 	}
 	return runtime.GOARCH
-}
-
-// freshDatabase drops and recreates the benchmark database next to dsn's.
-func freshDatabase(ctx context.Context, dsn string) (string, error) {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "", err
-	}
-	maint := *u
-	maint.Path = "/postgres"
-	conn, err := pgx.Connect(ctx, maint.String())
-	if err != nil {
-		return "", fmt.Errorf("connecting to PostgreSQL: %w", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+benchDBName+" WITH (FORCE)"); err != nil {
-		return "", err
-	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+benchDBName); err != nil {
-		return "", err
-	}
-	u.Path = "/" + benchDBName
-	return u.String(), nil
 }
 
 func loadBenchFleet(ctx context.Context, gdb *gorm.DB, n int) ([]*SimVehicle, error) {

@@ -19,7 +19,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -31,13 +30,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/oauth2/clientcredentials"
 	"gorm.io/gorm"
 
 	"cardata/admin/staff"
 	"cardata/app/db"
+	"cardata/app/ingest"
 	"cardata/app/providerapi"
 	"cardata/onboarding"
 	"cardata/onboarding/containers"
@@ -87,7 +86,7 @@ type world struct {
 }
 
 func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur time.Duration) error {
-	benchURL, err := freshDatabase(ctx, dsn)
+	benchURL, err := db.RecreateDatabase(ctx, dsn, benchDB)
 	if err != nil {
 		return err
 	}
@@ -235,7 +234,7 @@ func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur ti
 
 	fmt.Printf("\nprovider API benchmark: %d consented vehicles, container of %d keys (2 with values), %d clients, %s measured after %s warm-up\n",
 		n, len(containerKeys), workers, dur, warmup)
-	fmt.Printf("machine: %d CPUs (%s), PostgreSQL %s, %s; client, server and database share the machine\n", runtime.NumCPU(), cpuModel(), pgVersion, runtime.Version())
+	fmt.Printf("machine: %d CPUs (%s), PostgreSQL %s, %s; client, server and database share the machine\n", runtime.NumCPU(), ingest.CPUModel(), pgVersion, runtime.Version())
 	line := func(name string, p phase) {
 		fmt.Printf("  %-52s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  (%d requests, %d errors)\n", name, p.rate(),
 			ms(p.p50), ms(p.p99), p.requests, p.errors)
@@ -452,42 +451,6 @@ func seed(ctx context.Context, gdb *gorm.DB, n int) (*world, error) {
 		w.vehicleIDs = append(w.vehicleIDs, r.ID)
 	}
 	return w, nil
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
-}
-
-// freshDatabase drops and recreates the benchmark database next to dsn's.
-func freshDatabase(ctx context.Context, dsn string) (string, error) {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "", err
-	}
-	maint := *u
-	maint.Path = "/postgres"
-	conn, err := pgx.Connect(ctx, maint.String())
-	if err != nil {
-		return "", fmt.Errorf("connecting to PostgreSQL: %w", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+benchDB+" WITH (FORCE)"); err != nil {
-		return "", err
-	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+benchDB); err != nil {
-		return "", err
-	}
-	u.Path = "/" + benchDB
-	return u.String(), nil
 }
 
 // startServer runs `cardata serve` on a free port against dsn, with rate
