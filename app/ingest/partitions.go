@@ -13,7 +13,7 @@ import (
 // partitionLock serialises partition DDL across replicas.
 const partitionLock = 727_041
 
-const partitionPrefix = "vehicle_readings_p"
+const partitionPrefix = "vehicle_snapshots_p"
 
 func partitionName(day time.Time) string { return partitionPrefix + day.Format("20060102") }
 
@@ -34,7 +34,7 @@ func (s *Service) EnsurePartitions(ctx context.Context, now time.Time, daysAhead
 			if exists {
 				continue
 			}
-			sql := fmt.Sprintf("CREATE TABLE %s PARTITION OF vehicle_readings FOR VALUES FROM ('%s') TO ('%s')",
+			sql := fmt.Sprintf("CREATE TABLE %s PARTITION OF vehicle_snapshots FOR VALUES FROM ('%s') TO ('%s')",
 				partitionName(day), day.Format(time.RFC3339), day.AddDate(0, 0, 1).Format(time.RFC3339))
 			if err := tx.Exec(sql).Error; err != nil {
 				return err
@@ -56,7 +56,7 @@ type Partition struct {
 func (s *Service) Partitions(ctx context.Context) ([]Partition, error) {
 	var names []string
 	err := s.DB.WithContext(ctx).Raw(`SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'vehicle_readings'::regclass ORDER BY c.relname`).Scan(&names).Error
+		WHERE i.inhparent = 'vehicle_snapshots'::regclass ORDER BY c.relname`).Scan(&names).Error
 	if err != nil {
 		return nil, errs.Wrap(err, "list partitions")
 	}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -187,6 +188,22 @@ func TestEventsOutbox(t *testing.T) {
 	if got := events(); len(got) != 1 || got[0] != "position_updated:48.2" {
 		t.Fatalf("events = %v", got)
 	}
+	// The history holds one row per reading time: the two keys read at t2
+	// share one, in the same order in both arrays.
+	var snaps []string
+	f.db.Raw(`SELECT (SELECT string_agg(k.key || '=' || r.v, ',' ORDER BY k.key)
+		FROM unnest(s.key_ids, s.key_values) AS r(id, v) JOIN catalog_keys k ON k.id = r.id)
+		FROM vehicle_snapshots s ORDER BY s.read_at`).Scan(&snaps)
+	pair := []string{kLat + "=48.2", kMileage + "=5"}
+	slices.Sort(pair)
+	if len(snaps) != 2 || snaps[0] != kLat+"=48.1" || snaps[1] != strings.Join(pair, ",") {
+		t.Fatalf("snapshots = %v", snaps)
+	}
+	changedAt := func() time.Time {
+		var at time.Time
+		f.db.Raw("SELECT l.changed_at FROM vehicle_latest_values l JOIN catalog_keys k ON k.id = l.key_id WHERE k.key = ?", kLat).Row().Scan(&at)
+		return at
+	}
 	// A late, older position is not a position update; neither is a newer
 	// reading of the same position (the car is parked).
 	f.ingest(t, sig(v, kLat, "47.9", t1.Add(time.Minute)))
@@ -194,8 +211,8 @@ func TestEventsOutbox(t *testing.T) {
 	if got := events(); len(got) != 1 {
 		t.Fatalf("a late or unchanged position produced an event: %v", got)
 	}
-	if val, _ := f.latest(t, v, kLat); val != "48.2" {
-		t.Fatalf("latitude = %s", val)
+	if val, at := f.latest(t, v, kLat); val != "48.2" || !at.Equal(t2.Add(time.Minute)) || !changedAt().Equal(t2) {
+		t.Fatalf("latitude = %s read at %s, unchanged since %s", val, at, changedAt())
 	}
 	// Every service call is an event, even a late one.
 	f.ingest(t, sig(v, kCall, `{"reason":"OIL"}`, t2), sig(v, kCall, `{"reason":"BRAKES"}`, t1))
@@ -205,8 +222,8 @@ func TestEventsOutbox(t *testing.T) {
 	}
 	// The car moves: a new position is an event again.
 	f.ingest(t, sig(v, kLat, "48.3", t2.Add(2*time.Minute)))
-	if got := events(); len(got) != 4 || got[3] != "position_updated:48.3" {
-		t.Fatalf("events = %v", got)
+	if got := events(); len(got) != 4 || got[3] != "position_updated:48.3" || !changedAt().Equal(t2.Add(2*time.Minute)) {
+		t.Fatalf("events = %v, changed at %s", got, changedAt())
 	}
 	if n := f.count(t, "SELECT count(*) FROM vehicle_events WHERE processed_at IS NULL"); n != 4 {
 		t.Fatalf("pending events: %d", n)

@@ -89,6 +89,14 @@ func URL(t testing.TB) string {
 	return pgtestdb.Custom(t, config(t), migrator{}).URL()
 }
 
+// URLMigratedBy creates a fresh database prepared by m instead of the full
+// migration set (for tests of a single migration on older schema versions).
+func URLMigratedBy(t testing.TB, m pgtestdb.Migrator) string {
+	t.Helper()
+	requireServer(t)
+	return pgtestdb.Custom(t, config(t), m).URL()
+}
+
 // New returns a gorm handle on a fresh migrated database, closed at cleanup.
 func New(t testing.TB) *gorm.DB {
 	t.Helper()

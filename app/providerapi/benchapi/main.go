@@ -432,8 +432,8 @@ func seed(ctx context.Context, gdb *gorm.DB, n int) (*world, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consents: %w", err)
 	}
-	err = gdb.Exec(`INSERT INTO vehicle_latest_values (vehicle_id, key_id, read_at, received_at, value)
-		SELECT v.id, k.id, now() - interval '1 minute', now(), (1000 + (random() * 200000)::int)::text
+	err = gdb.Exec(`INSERT INTO vehicle_latest_values (vehicle_id, key_id, read_at, received_at, value, changed_at)
+		SELECT v.id, k.id, now() - interval '1 minute', now(), (1000 + (random() * 200000)::int)::text, now() - interval '1 minute'
 		FROM vehicles v CROSS JOIN catalog_keys k WHERE k.key IN (?, ?)`, containerKeys[0], containerKeys[1]).Error
 	if err != nil {
 		return nil, fmt.Errorf("latest values: %w", err)
