@@ -5,13 +5,13 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"gorm.io/gorm"
 
 	"cardata/policies/errs"
+	"cardata/policies/sqlarray"
 )
 
 // Claim is one row of ledger_claims: an invoice (or a "nothing to bill"
@@ -363,7 +363,7 @@ func billedBefore(tx *gorm.DB, providerIDs []int64) (map[int64]map[string]int64,
 	var args []any
 	if providerIDs != nil {
 		q += ` AND i.provider_id = ANY (?::bigint[])`
-		args = append(args, int64Array(providerIDs))
+		args = append(args, sqlarray.Int64s(providerIDs))
 	}
 	if err := tx.Raw(q+` GROUP BY 1, 2, 3`, args...).Scan(&rows).Error; err != nil {
 		return nil, errs.Wrap(err, "units billed before")
@@ -390,12 +390,4 @@ func itemOf(kind string) Item {
 		return ItemPush
 	}
 	return ItemTelematics
-}
-
-func int64Array(ids []int64) string {
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = strconv.FormatInt(id, 10)
-	}
-	return "{" + strings.Join(parts, ",") + "}"
 }

@@ -16,6 +16,7 @@ import (
 
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/sqlarray"
 )
 
 // InvoiceRun is one execution of the monthly run (history and progress).
@@ -488,7 +489,7 @@ func (s *Service) planRun(db *gorm.DB, p Period, pl PriceList, w int64) ([]*prov
 			Floor *int64
 		}
 		if err := db.Raw(`SELECT p.id, (SELECT min(l.id) FROM delivery_ledger l WHERE l.provider_id = p.id AND l.delivered_at >= ? AND l.id <= ?) AS floor
-			FROM unnest(?::bigint[]) AS p(id)`, p.End, w, int64Array(ids)).Scan(&fl).Error; err != nil {
+			FROM unnest(?::bigint[]) AS p(id)`, p.End, w, sqlarray.Int64s(ids)).Scan(&fl).Error; err != nil {
 			return nil, errs.Wrap(err, "run: claim floors")
 		}
 		for _, f := range fl {
@@ -545,11 +546,11 @@ func (s *Service) writeFast(ctx context.Context, tx *gorm.DB, runID *int64, batc
 			ids[i] = j.providerID
 		}
 		if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended(? || t.id::text, 0))
-			FROM unnest(CAST(? AS bigint[])) AS t(id) ORDER BY t.id`, providerLockSpace, int64Array(ids)).Error; err != nil {
+			FROM unnest(CAST(? AS bigint[])) AS t(id) ORDER BY t.id`, providerLockSpace, sqlarray.Int64s(ids)).Error; err != nil {
 			return errs.Wrap(err, "lock providers")
 		}
 		var cs []Claim
-		if err := tx.Where("provider_id = ANY (CAST(? AS bigint[]))", int64Array(ids)).Order("provider_id, id").Find(&cs).Error; err != nil {
+		if err := tx.Where("provider_id = ANY (CAST(? AS bigint[]))", sqlarray.Int64s(ids)).Order("provider_id, id").Find(&cs).Error; err != nil {
 			return errs.Wrap(err, "claims")
 		}
 		claims := map[int64][]Claim{}

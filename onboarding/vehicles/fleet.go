@@ -2,7 +2,6 @@ package vehicles
 
 import (
 	"context"
-	"database/sql/driver"
 	"fmt"
 	"strings"
 	"time"
@@ -11,6 +10,7 @@ import (
 
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/sqlarray"
 )
 
 // FleetVehicle is one vehicle of a bulk import, with its primary holder
@@ -62,7 +62,7 @@ func (s *Service) ImportFleet(ctx context.Context, fleet []FleetVehicle) (Import
 	}
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		r := tx.Exec(`INSERT INTO customer_accounts (email, name)
-			SELECT * FROM unnest(?::text[], ?::text[]) ON CONFLICT (lower(email)) DO NOTHING`, textArray(emails), textArray(names))
+			SELECT * FROM unnest(?::text[], ?::text[]) ON CONFLICT (lower(email)) DO NOTHING`, sqlarray.Texts(emails), sqlarray.Texts(names))
 		if r.Error != nil {
 			return errs.Wrap(r.Error, "import accounts")
 		}
@@ -74,8 +74,8 @@ func (s *Service) ImportFleet(ctx context.Context, fleet []FleetVehicle) (Import
 		err := tx.Raw(`INSERT INTO vehicles (vin, brand, model, drivetrain, market, telematics_capable, sim_active)
 			SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bool[], ?::bool[])
 			ON CONFLICT (vin) DO NOTHING RETURNING id, vin`,
-			textArray(vins), textArray(brands), textArray(models), textArray(drivetrains), textArray(markets),
-			boolArray(capable), boolArray(sim)).Scan(&created).Error
+			sqlarray.Texts(vins), sqlarray.Texts(brands), sqlarray.Texts(models), sqlarray.Texts(drivetrains), sqlarray.Texts(markets),
+			sqlarray.Bools(capable), sqlarray.Bools(sim)).Scan(&created).Error
 		if err != nil {
 			return errs.Wrap(err, "import vehicles")
 		}
@@ -110,13 +110,13 @@ func (s *Service) ImportFleet(ctx context.Context, fleet []FleetVehicle) (Import
 		if err := tx.Exec(`INSERT INTO vehicle_holders (vehicle_id, account_id, role)
 			SELECT v.id, a.id, 'primary' FROM unnest(?::text[], ?::text[]) AS h(vin, email)
 			JOIN vehicles v ON v.vin = h.vin JOIN customer_accounts a ON lower(a.email) = lower(h.email)`,
-			textArray(hVIN), textArray(hEmail)).Error; err != nil {
+			sqlarray.Texts(hVIN), sqlarray.Texts(hEmail)).Error; err != nil {
 			return errs.Wrap(err, "import holders")
 		}
 		r = tx.Exec(`INSERT INTO service_subscriptions (vehicle_id, service, starts_at, ends_at)
 			SELECT v.id, s.service, s.starts_at::timestamptz, NULLIF(s.ends_at, '')::timestamptz
 			FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) AS s(vin, service, starts_at, ends_at)
-			JOIN vehicles v ON v.vin = s.vin`, textArray(sVIN), textArray(sService), textArray(sStart), textArray(sEnd))
+			JOIN vehicles v ON v.vin = s.vin`, sqlarray.Texts(sVIN), sqlarray.Texts(sService), sqlarray.Texts(sStart), sqlarray.Texts(sEnd))
 		if r.Error != nil {
 			return errs.Wrap(r.Error, "import subscriptions")
 		}
@@ -125,42 +125,4 @@ func (s *Service) ImportFleet(ctx context.Context, fleet []FleetVehicle) (Import
 			fmt.Sprintf("imported %d vehicles, %d accounts, %d subscriptions", res.Vehicles, res.Accounts, res.Subscriptions))
 	})
 	return res, err
-}
-
-// textArray and boolArray pass Go slices as PostgreSQL arrays: gorm would
-// otherwise expand a slice into a list of placeholders.
-type textArray []string
-
-func (a textArray) Value() (driver.Value, error) {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, s := range a {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('"')
-		b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s))
-		b.WriteByte('"')
-	}
-	b.WriteByte('}')
-	return b.String(), nil
-}
-
-type boolArray []bool
-
-func (a boolArray) Value() (driver.Value, error) {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, v := range a {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		if v {
-			b.WriteByte('t')
-		} else {
-			b.WriteByte('f')
-		}
-	}
-	b.WriteByte('}')
-	return b.String(), nil
 }

@@ -4,7 +4,9 @@ package main
 
 // Built with -tags pprof, the binary serves net/http/pprof on
 // CARDATA_PPROF_ADDR (e.g. 127.0.0.1:6060) for profiling under load
-// (docs/PERFORMANCE.md). Production builds do not contain it.
+// (docs/PERFORMANCE.md). Only `serve` listens, so a benchmark command that
+// starts the server as a child process profiles the server, not itself.
+// Production builds do not contain it.
 
 import (
 	"net/http"
@@ -13,7 +15,7 @@ import (
 )
 
 func init() {
-	if addr := os.Getenv("CARDATA_PPROF_ADDR"); addr != "" {
+	if addr := os.Getenv("CARDATA_PPROF_ADDR"); addr != "" && len(os.Args) > 1 && os.Args[1] == "serve" {
 		go func() { _ = http.ListenAndServe(addr, nil) }()
 	}
 }
