@@ -491,6 +491,14 @@ func TestPushRecipientsAndSendTimeCheck(t *testing.T) {
 	if rs, _ := w.cs.Recipients(context.Background(), w.tt.DB, veh.ID, csMileage, time.Now()); len(rs) != 2 {
 		t.Fatalf("recipients of the mileage: %+v", rs)
 	}
+	// The fan-out asks for a whole batch at once; each reading keeps its own answer.
+	batch, err := w.cs.RecipientsOf(context.Background(), w.tt.DB, []consent.Reading{
+		{VehicleID: veh.ID, Key: csMileage, At: time.Now()}, {VehicleID: veh.ID + 1000, Key: csLat, At: time.Now()},
+		{VehicleID: veh.ID, Key: csLat, At: time.Now()}, {VehicleID: veh.ID, Key: "no.such.key", At: time.Now()}})
+	if err != nil || len(batch) != 4 || len(batch[0]) != 2 || len(batch[1]) != 0 || len(batch[2]) != 1 ||
+		batch[2][0].ConsentID != k.ID || len(batch[3]) != 0 {
+		t.Fatalf("recipients of a batch: %+v %v", batch, err)
+	}
 	if ok, reason, err := w.cs.ConsentActive(context.Background(), w.pid, k.ID, time.Now()); !ok || err != nil {
 		t.Fatalf("active consent: %v %s %v", ok, reason, err)
 	}

@@ -79,11 +79,17 @@ func (a *App) mountConsent() error {
 		}
 	}
 	if a.Webhooks != nil {
-		a.Webhooks.Recipients = func(ctx context.Context, tx *gorm.DB, vehicleID int64, key string, at time.Time) ([]webhooks.Recipient, error) {
-			rs, err := cs.Recipients(ctx, tx, vehicleID, key, at)
-			out := make([]webhooks.Recipient, len(rs))
-			for i, r := range rs {
-				out[i] = webhooks.Recipient{ProviderID: r.ProviderID, ConsentID: r.ConsentID, ContainerID: r.ContainerID, ContainerVersion: r.ContainerVersion}
+		a.Webhooks.Recipients = func(ctx context.Context, tx *gorm.DB, readings []webhooks.Reading) ([][]webhooks.Recipient, error) {
+			qs := make([]consent.Reading, len(readings))
+			for i, r := range readings {
+				qs[i] = consent.Reading{VehicleID: r.VehicleID, Key: r.Key, At: r.At}
+			}
+			rss, err := cs.RecipientsOf(ctx, tx, qs)
+			out := make([][]webhooks.Recipient, len(rss))
+			for i, rs := range rss {
+				for _, r := range rs {
+					out[i] = append(out[i], webhooks.Recipient{ProviderID: r.ProviderID, ConsentID: r.ConsentID, ContainerID: r.ContainerID, ContainerVersion: r.ContainerVersion})
+				}
 			}
 			return out, err
 		}

@@ -1,8 +1,10 @@
 package webhooks
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"cardata/policies/errs"
+	"cardata/policies/sqlarray"
 )
 
 // TypedValue turns a stored reading (text) into its JSON value by the
@@ -62,7 +65,6 @@ type TelematicsData struct {
 type pendingVehicleEvent struct {
 	ID        int64
 	VehicleID int64
-	VIN       string
 	Key       string
 	Unit      string
 	DataType  string
@@ -72,10 +74,13 @@ type pendingVehicleEvent struct {
 }
 
 // FanOut turns up to limit unprocessed vehicle events (the ingest's outbox)
-// into events for the providers entitled to them, and marks them
-// processed, in one transaction. Rows are claimed with SKIP LOCKED so
-// replicas share the work. Without a Recipients function (the consent
-// module not wired) it leaves the outbox alone.
+// into events for the providers entitled to them, and removes them from the
+// outbox, in one transaction with a constant number of statements: the
+// claim (SKIP LOCKED, so replicas share the work) deletes the rows as it
+// returns them (a delete costs a fraction of an update that leaves the
+// pending index: the readings themselves are in the history), the recipients of all events are found in one query, and
+// only vehicles with recipients are looked up. Without a Recipients
+// function (the consent module not wired) it leaves the outbox alone.
 func (s *Service) FanOut(ctx context.Context, limit int) (int, error) {
 	if s.Recipients == nil {
 		return 0, nil
@@ -83,27 +88,53 @@ func (s *Service) FanOut(ctx context.Context, limit int) (int, error) {
 	n := 0
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var evs []pendingVehicleEvent
-		err := tx.Raw(`SELECT ve.id, ve.vehicle_id, v.vin, k.key, k.unit, k.data_type, ve.event_type, ve.value, ve.read_at
-			FROM vehicle_events ve JOIN vehicles v ON v.id = ve.vehicle_id JOIN catalog_keys k ON k.id = ve.key_id
-			WHERE ve.processed_at IS NULL ORDER BY ve.id LIMIT ? FOR UPDATE OF ve SKIP LOCKED`, limit).Scan(&evs).Error
+		err := tx.Raw(`WITH c AS (
+				SELECT ve.id, coalesce(k.key, '') AS key, coalesce(k.unit, '') AS unit, coalesce(k.data_type, '') AS data_type
+				FROM vehicle_events ve LEFT JOIN catalog_keys k ON k.id = ve.key_id
+				ORDER BY ve.id LIMIT ? FOR UPDATE OF ve SKIP LOCKED)
+			DELETE FROM vehicle_events ve USING c WHERE ve.id = c.id
+			RETURNING ve.id, ve.vehicle_id, c.key, c.unit, c.data_type, ve.event_type, ve.value, ve.read_at`,
+			limit).Scan(&evs).Error
 		if err != nil {
 			return errs.Wrap(err, "claim vehicle events")
 		}
 		if len(evs) == 0 {
 			return nil
 		}
-		ids := make([]int64, len(evs))
+		slices.SortFunc(evs, func(a, b pendingVehicleEvent) int { return cmp.Compare(a.ID, b.ID) })
+		readings := make([]Reading, len(evs))
 		for i, ve := range evs {
-			ids[i] = ve.ID
-			rs, err := s.Recipients(ctx, tx, ve.VehicleID, ve.Key, ve.ReadAt)
-			if err != nil {
-				return err
+			readings[i] = Reading{VehicleID: ve.VehicleID, Key: ve.Key, At: ve.ReadAt}
+		}
+		recipients, err := s.Recipients(ctx, tx, readings)
+		if err != nil {
+			return err
+		}
+		var vehicleIDs []int64
+		for i, rs := range recipients {
+			if len(rs) > 0 {
+				vehicleIDs = append(vehicleIDs, evs[i].VehicleID)
 			}
-			for _, r := range rs {
-				src := ve.ID
-				data := TelematicsData{VIN: ve.VIN, ContainerID: r.ContainerID,
+		}
+		vins := map[int64]string{}
+		if len(vehicleIDs) > 0 {
+			var rows []struct {
+				ID  int64
+				VIN string `gorm:"column:vin"`
+			}
+			if err := tx.Raw("SELECT id, vin FROM vehicles WHERE id = ANY (?::bigint[])", sqlarray.Int64s(vehicleIDs)).Scan(&rows).Error; err != nil {
+				return errs.Wrap(err, "vehicles of vehicle events")
+			}
+			for _, r := range rows {
+				vins[r.ID] = r.VIN
+			}
+		}
+		for i, ve := range evs {
+			for _, r := range recipients[i] {
+				src, vin := ve.ID, vins[ve.VehicleID]
+				data := TelematicsData{VIN: vin, ContainerID: r.ContainerID,
 					TelematicData: map[string]Value{ve.Key: NewValue(ve.DataType, ve.Unit, ve.Value, ve.ReadAt)}}
-				if _, err := s.Emit(ctx, tx, NewEvent{ProviderID: r.ProviderID, Type: TypeForPushEvent(ve.EventType), VIN: ve.VIN,
+				if _, err := s.Emit(ctx, tx, NewEvent{ProviderID: r.ProviderID, Type: TypeForPushEvent(ve.EventType), VIN: vin,
 					ContainerID: r.ContainerID, ContainerVersion: r.ContainerVersion, ConsentID: r.ConsentID, KeysCount: 1,
 					SourceEventID: &src, Data: data}); err != nil {
 					return err
@@ -111,7 +142,7 @@ func (s *Service) FanOut(ctx context.Context, limit int) (int, error) {
 			}
 		}
 		n = len(evs)
-		return errs.Wrap(tx.Exec("UPDATE vehicle_events SET processed_at = ? WHERE id IN ?", s.now(), ids).Error, "mark vehicle events")
+		return nil
 	})
 	return n, err
 }

@@ -346,7 +346,7 @@ func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for ctx.Err() == nil {
-		fanned, err := s.FanOut(ctx, 500)
+		fanned, err := s.FanOut(ctx, 2000)
 		if err != nil && ctx.Err() == nil {
 			s.log().Error("webhook fan-out failed", "error", err.Error())
 		}

@@ -187,9 +187,16 @@ type Recipient struct {
 	ContainerVersion int
 }
 
-// RecipientsFunc finds the recipients of a reading of key for a vehicle
-// (the consent module answers it, in the caller's transaction).
-type RecipientsFunc func(ctx context.Context, tx *gorm.DB, vehicleID int64, key string, at time.Time) ([]Recipient, error)
+// Reading is a vehicle event's reading: the key of a vehicle, read at At.
+type Reading struct {
+	VehicleID int64
+	Key       string
+	At        time.Time
+}
+
+// RecipientsFunc finds the recipients of each reading, in order (the
+// consent module answers it, in the caller's transaction, in one query).
+type RecipientsFunc func(ctx context.Context, tx *gorm.DB, readings []Reading) ([][]Recipient, error)
 
 // ConsentCheck names what a data-carrying push flows under.
 type ConsentCheck struct {

@@ -154,21 +154,62 @@ type Recipient struct {
 	ContainerVersion int
 }
 
+// Reading names a reading of key for a vehicle at a time.
+type Reading struct {
+	VehicleID int64
+	Key       string
+	At        time.Time
+}
+
 // Recipients finds who may be pushed a reading of key for a vehicle, in
 // tx (the push fan-out's transaction). The send-time check (ConsentActive)
 // decides again before anything leaves.
 func (s *Service) Recipients(ctx context.Context, tx *gorm.DB, vehicleID int64, key string, at time.Time) ([]Recipient, error) {
-	var out []Recipient
-	err := tx.WithContext(ctx).Raw(`SELECT c.provider_id, c.id AS consent_id, c.container_id, cv.version AS container_version
-		FROM consents c
+	rs, err := s.RecipientsOf(ctx, tx, []Reading{{VehicleID: vehicleID, Key: key, At: at}})
+	if err != nil {
+		return nil, err
+	}
+	return rs[0], nil
+}
+
+// RecipientsOf answers Recipients for many readings in one query: out[i]
+// are the recipients of readings[i], by provider and consent.
+func (s *Service) RecipientsOf(ctx context.Context, tx *gorm.DB, readings []Reading) ([][]Recipient, error) {
+	out := make([][]Recipient, len(readings))
+	if len(readings) == 0 {
+		return out, nil
+	}
+	vehicles, keys, ats := make([]int64, len(readings)), make([]string, len(readings)), make([]time.Time, len(readings))
+	for i, r := range readings {
+		vehicles[i], keys[i], ats[i] = r.VehicleID, r.Key, r.At.UTC()
+	}
+	// The fan-out asks for thousands of readings at a time: the arrays go to
+	// pgx as Go slices (binary), not through gorm, which would expand them.
+	rows, err := tx.Statement.ConnPool.QueryContext(ctx, `SELECT q.i, c.provider_id, c.id, c.container_id, cv.version
+		FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS q(vehicle_id, key, at, i)
+		JOIN consents c ON c.vehicle_id = q.vehicle_id AND c.state = 'granted' AND (c.ends_at IS NULL OR c.ends_at > q.at)
 		JOIN container_versions cv ON cv.id = c.container_version_id AND cv.state IN ('approved','deprecated')
 		JOIN providers p ON p.id = c.provider_id AND p.status = 'active'
-		WHERE c.vehicle_id = ? AND c.state = 'granted' AND (c.ends_at IS NULL OR c.ends_at > ?)
-		  AND EXISTS (SELECT 1 FROM vehicle_holders h WHERE h.vehicle_id = c.vehicle_id AND h.account_id = c.account_id AND h.role = 'primary')
+		WHERE EXISTS (SELECT 1 FROM vehicle_holders h WHERE h.vehicle_id = c.vehicle_id AND h.account_id = c.account_id AND h.role = 'primary')
 		  AND EXISTS (SELECT 1 FROM container_version_keys ck JOIN catalog_keys k ON k.id = ck.key_id
-			WHERE ck.version_id = cv.id AND k.key = ?)
-		ORDER BY c.provider_id, c.id`, vehicleID, at.UTC(), key).Scan(&out).Error
-	return out, errs.Wrap(err, "push recipients")
+			WHERE ck.version_id = cv.id AND k.key = q.key)
+		ORDER BY q.i, c.provider_id, c.id`, vehicles, keys, ats)
+	if err != nil {
+		return nil, errs.Wrap(err, "push recipients")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var i int
+		var r Recipient
+		if err := rows.Scan(&i, &r.ProviderID, &r.ConsentID, &r.ContainerID, &r.ContainerVersion); err != nil {
+			return nil, errs.Wrap(err, "push recipients")
+		}
+		out[i-1] = append(out[i-1], r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, errs.Wrap(err, "push recipients")
+	}
+	return out, nil
 }
 
 // ConsentActive decides, at send time, whether data may still go out under

@@ -49,7 +49,16 @@ CREATE VIEW vehicle_readings AS
 SELECT s.vehicle_id, s.read_at, s.received_at, r.key_id, r.value
 FROM vehicle_snapshots s CROSS JOIN LATERAL unnest(s.key_ids, s.key_values) AS r(key_id, value);
 
+-- 3. The push fan-out deletes the vehicle events it has processed (the
+--    readings stay in the history), so every row of the outbox is pending:
+--    the primary key serves the claim, and neither processed_at nor its
+--    partial index (one more index entry per event) is needed.
+DROP INDEX vehicle_events_pending_idx;
+ALTER TABLE vehicle_events DROP COLUMN processed_at;
+
 -- +goose Down
+ALTER TABLE vehicle_events ADD COLUMN processed_at TIMESTAMPTZ;
+CREATE INDEX vehicle_events_pending_idx ON vehicle_events (id) WHERE processed_at IS NULL;
 DROP VIEW vehicle_readings;
 CREATE TABLE vehicle_readings (
     vehicle_id  BIGINT NOT NULL,
