@@ -47,6 +47,8 @@ import (
 
 const benchDB = "cardata_bench_api"
 
+var timeline *bool
+
 var containerKeys = []string{"vehicle.vehicle.travelledDistance", "vehicle.drivetrain.totalRemainingRange", "vehicle.isMoving"}
 
 func main() {
@@ -56,6 +58,7 @@ func main() {
 	workers := flag.Int("workers", 32, "concurrent clients (and database connections for the ceiling)")
 	warmup := flag.Duration("warmup", 3*time.Second, "warm-up before each measured run")
 	dur := flag.Duration("duration", 15*time.Second, "measured time per run")
+	timeline = flag.Bool("timeline", false, "print the p99 of each second of the open-loop runs")
 	flag.Parse()
 	ctx, stop := signalContext()
 	defer stop()
@@ -244,6 +247,10 @@ func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur ti
 	line("database ceiling, closed loop (peak):", ceil)
 	line("database ceiling, open loop at 80 % of its peak:", ceil80)
 	line("reference: latest values alone + ledger insert:", valuesOnly)
+	if *timeline {
+		fmt.Printf("  p99 per second (ms), API at 80 %%:    %s\n", at80.timeline())
+		fmt.Printf("  p99 per second (ms), ceiling at 80 %%:%s\n", ceil80.timeline())
+	}
 	fmt.Printf("  ratio API / ceiling (peak throughput): %.2f\n", peak.rate()/ceil.rate())
 	fmt.Printf("  responses with data: %d; ledger records: %d (every delivery durably recorded: %v)\n",
 		delivered.Load(), ledger, delivered.Load() == ledger)
@@ -259,6 +266,17 @@ type phase struct {
 	requests, errors int64
 	seconds          float64
 	p50, p99         time.Duration
+	perSecond        []time.Duration // open loop: the p99 of each second of the measured run, by due time
+}
+
+// timeline renders the per-second p99s (with -timeline), so stalls show
+// where they fell.
+func (p phase) timeline() string {
+	var b strings.Builder
+	for i, d := range p.perSecond {
+		fmt.Fprintf(&b, " %d:%.0f", i, ms(d))
+	}
+	return b.String()
 }
 
 func (p phase) rate() float64 { return float64(p.requests) / p.seconds }
@@ -325,6 +343,7 @@ func openLoop(ctx context.Context, concurrency int, rate float64, warmup, dur ti
 	sem := make(chan struct{}, concurrency)
 	var mu sync.Mutex
 	var lat []time.Duration
+	seconds := make([][]time.Duration, int(dur.Seconds())+1)
 	var errs int64
 	var wg sync.WaitGroup
 	// Send everything that is due, then nap: a late wake-up sends the
@@ -353,6 +372,8 @@ func openLoop(ctx context.Context, concurrency int, rate float64, warmup, dur ti
 					errs++
 				} else {
 					lat = append(lat, took)
+					sec := int(due.Sub(measureFrom) / time.Second)
+					seconds[sec] = append(seconds[sec], took)
 				}
 				mu.Unlock()
 			}(due)
@@ -360,7 +381,13 @@ func openLoop(ctx context.Context, concurrency int, rate float64, warmup, dur ti
 		time.Sleep(500 * time.Microsecond)
 	}
 	wg.Wait()
-	return summarize(lat, errs, dur.Seconds())
+	p := summarize(lat, errs, dur.Seconds())
+	for _, l := range seconds {
+		if len(l) > 0 {
+			p.perSecond = append(p.perSecond, summarize(l, 0, 1).p99)
+		}
+	}
+	return p
 }
 
 // seed creates the provider, its client, an approved container, the fleet
