@@ -916,3 +916,73 @@ func TestTwoReplicasSendEachEventOnce(t *testing.T) {
 		}
 	}
 }
+
+// Concurrent reads share pipelined batches (fastread.go); each request
+// still gets its own answer: its provider's value, a denial for a foreign
+// vehicle, 401 for a bad token, and one ledger record per data response.
+func TestConcurrentReadsGetTheirOwnAnswers(t *testing.T) {
+	t.Parallel()
+	tt := apptest.New(t)
+	a := mustAPIWorld(t, tt, "Provider A AG", "AT", "ATU13585627")
+	b := mustAPIWorld(t, tt, "Provider B GmbH", "DE", "DE136695976")
+	apiIngest(t, tt, a.VIN, apiKeyMileage, "111", time.Now().Add(-time.Minute))
+	apiIngest(t, tt, b.VIN, apiKeyMileage, "222", time.Now().Add(-time.Minute))
+	ca, cb := apiClient(t, tt, a), apiClient(t, tt, b)
+	bad := &http.Client{Transport: fixedBearer{token: "not-a-token", next: apiInProcessClient(tt).Transport}}
+	type try struct {
+		c      *http.Client
+		url    string
+		status int
+		want   string
+	}
+	tries := []try{
+		{ca, fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, a.VIN, a.ContainerID), 200, `"value":111`},
+		{cb, fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, b.VIN, b.ContainerID), 200, `"value":222`},
+		{ca, fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, b.VIN, a.ContainerID), 403, `"code":"no_consent"`},
+		{bad, fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, a.VIN, a.ContainerID), 401, `invalid_token`},
+	}
+	const rounds = 15
+	var wg sync.WaitGroup
+	failures := make(chan string, rounds*len(tries))
+	for r := 0; r < rounds; r++ {
+		for _, tr := range tries {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := tr.c.Get(tr.url)
+				if err != nil {
+					failures <- err.Error()
+					return
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != tr.status || !strings.Contains(string(body), tr.want) {
+					failures <- fmt.Sprintf("%s: %d %s, want %d with %s", tr.url, res.StatusCode, body, tr.status, tr.want)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(failures)
+	for f := range failures {
+		t.Error(f)
+	}
+	if n := len(apiLedgerRows(t, tt, a.Provider.Provider.ID)); n != rounds {
+		t.Errorf("provider A: %d ledger records, want %d", n, rounds)
+	}
+	if n := len(apiLedgerRows(t, tt, b.Provider.Provider.ID)); n != rounds {
+		t.Errorf("provider B: %d ledger records, want %d", n, rounds)
+	}
+}
+
+// fixedBearer sends a fixed bearer token.
+type fixedBearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (a fixedBearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+a.token)
+	return a.next.RoundTrip(r)
+}

@@ -8,10 +8,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"cardata/onboarding/webhooks"
@@ -69,6 +71,7 @@ type prefetched struct {
 	containerID int64
 	facts       ReadFacts
 	values      []latestRow
+	row         consent.FactsRow // what the statement found; facts are decided from it
 }
 
 const localRead = "providerapi.read"
@@ -94,61 +97,198 @@ func telematicPath(c *fiber.Ctx) (vin string, containerID int64, ok bool) {
 	return consent.NormalizeVIN(vin), containerID, true
 }
 
-// readFast runs sqlRead on a pgx connection of the app's pool. It returns
-// nil without an error when the token is unknown, expired or revoked.
+// readFast runs sqlRead for one request through the read pipeline (see
+// readPipeline). It returns nil without an error when the token is unknown,
+// expired or revoked.
 func (h *Handler) readFast(ctx context.Context, tok, vin string, containerID int64, now time.Time) (*Caller, *prefetched, error) {
-	sqlDB, err := h.DB.DB()
-	if err != nil {
-		return nil, nil, errs.Wrap(err, "database")
-	}
-	release, err := h.readSlot(ctx)
-	if err != nil {
+	r := &readReq{hash: tokenSum(tok), now: now, vin: vin, containerID: containerID, done: make(chan readRes, 1)}
+	if err := h.reads().submit(ctx, h, r); err != nil {
 		return nil, nil, err
 	}
-	defer release()
-	conn, err := sqlDB.Conn(ctx)
-	if err != nil {
-		return nil, nil, errs.Wrap(err, "database connection")
-	}
-	defer conn.Close()
-	hash := tokenSum(tok)
-	var (
-		cl                       Caller
-		r                        consent.FactsRow
-		keys, units, types, vals []string
-		readAts                  []time.Time
-		found                    bool
-	)
-	err = conn.Raw(func(dc any) error {
-		pc := dc.(*stdlib.Conn).Conn()
-		rows, err := pc.Query(ctx, sqlRead, hash[:], now, vin, containerID)
-		if err != nil {
-			return err
+	select {
+	case res := <-r.done:
+		if res.err != nil || res.caller == nil {
+			return nil, nil, res.err
 		}
-		defer rows.Close()
-		if rows.Next() {
-			found = true
-			if err := rows.Scan(&cl.ClientID, &cl.ClientKey, &cl.ProviderID,
-				&r.ProviderActive, &r.ClientActive, &r.VehicleID, &r.Brand, &r.Market, &r.TelematicsCapable, &r.Mapped, &r.MarketSupported, &r.Covers,
-				&r.ConsentID, &r.ConsentState, &r.ConsentEndsAt, &r.VersionID, &r.Version, &r.ContainerState, &r.ContainerKeys,
-				&keys, &units, &types, &vals, &readAts); err != nil {
+		f, refs := h.Consents.FactsOf(&res.read.row, now)
+		res.read.facts = ReadFacts{Facts: f, VehicleID: refs.VehicleID, ContainerVersion: refs.ContainerVersion, ConsentID: refs.ConsentID}
+		return res.caller, res.read, nil
+	case <-ctx.Done():
+		return nil, nil, errs.New(errs.Unavailable, "request_cancelled", "the request ended before it could be served")
+	}
+}
+
+// readReq is one fast read waiting for, or in, a pipeline batch.
+type readReq struct {
+	hash        [32]byte
+	now         time.Time
+	vin         string
+	containerID int64
+	done        chan readRes // buffered: the batch never blocks on a caller
+}
+
+type readRes struct {
+	caller *Caller
+	read   *prefetched
+	err    error
+}
+
+// readPipeline batches concurrent fast reads: a request joins the queue,
+// and whoever holds one of the few leader slots sends everything queued
+// (up to maxReadBatch) as one pipelined batch on one connection: one write
+// and one wake-up of one PostgreSQL backend for many statements instead of
+// one each, which was most of the server's and much of PostgreSQL's time
+// (loopback TCP) per read. Every statement is still the whole sqlRead with
+// the request's own token, facts and values; each runs in its own snapshot
+// (READ COMMITTED), so nothing is shared or cached between requests. A lone
+// request is sent at once: it becomes the leader of a batch of one.
+type readPipeline struct {
+	mu     sync.Mutex
+	queue  []*readReq
+	leader chan struct{} // slots: at most cap(leader) batches in PostgreSQL at once
+}
+
+const maxReadBatch = 16
+
+func (h *Handler) reads() *readPipeline {
+	h.readOnce.Do(func() {
+		n := h.ReadConcurrency
+		if n <= 0 {
+			n = 2 * runtime.GOMAXPROCS(0)
+		}
+		h.readPipe = &readPipeline{leader: make(chan struct{}, n)}
+	})
+	return h.readPipe
+}
+
+// submit queues r and, when a leader slot is free, leads batches until the
+// queue is empty. Every leader looks at the queue again after giving its
+// slot back, so no request is left behind by a leader that was just
+// finishing.
+func (p *readPipeline) submit(ctx context.Context, h *Handler, r *readReq) error {
+	p.mu.Lock()
+	p.queue = append(p.queue, r)
+	p.mu.Unlock()
+	for {
+		select {
+		case p.leader <- struct{}{}:
+		default:
+			return nil // a leader is at work and will look at the queue again
+		}
+		for {
+			p.mu.Lock()
+			n := min(len(p.queue), maxReadBatch)
+			batch := make([]*readReq, n)
+			copy(batch, p.queue)
+			p.queue = append(p.queue[:0], p.queue[n:]...)
+			p.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			h.runReadBatch(context.WithoutCancel(ctx), batch)
+		}
+		<-p.leader
+		p.mu.Lock()
+		empty := len(p.queue) == 0
+		p.mu.Unlock()
+		if empty {
+			return nil
+		}
+	}
+}
+
+// runReadBatch sends the batch pipelined on one pgx connection and answers
+// each request as its result arrives. A failure in the pipeline (which
+// aborts the statements after it) is retried statement by statement, so a
+// request gets its own error only.
+func (h *Handler) runReadBatch(ctx context.Context, batch []*readReq) {
+	answered := 0
+	err := h.withPgx(ctx, func(pc *pgx.Conn) error {
+		b := &pgx.Batch{}
+		for _, r := range batch {
+			b.Queue(sqlRead, r.hash[:], r.now, r.vin, r.containerID)
+		}
+		br := pc.SendBatch(ctx, b)
+		for _, r := range batch {
+			rows, err := br.Query()
+			if err != nil {
+				br.Close()
 				return err
 			}
+			cl, pf, err := scanRead(rows, r)
+			if err != nil {
+				br.Close()
+				return err
+			}
+			r.done <- readRes{caller: cl, read: pf}
+			answered++
 		}
-		return rows.Err()
+		return br.Close()
 	})
-	if err == sql.ErrConnDone {
-		return nil, nil, errs.Wrap(err, "database connection")
+	if err == nil || answered == len(batch) {
+		return
 	}
+	for _, r := range batch[answered:] {
+		var cl *Caller
+		var pf *prefetched
+		err := h.withPgx(ctx, func(pc *pgx.Conn) error {
+			rows, err := pc.Query(ctx, sqlRead, r.hash[:], r.now, r.vin, r.containerID)
+			if err != nil {
+				return err
+			}
+			cl, pf, err = scanRead(rows, r)
+			return err
+		})
+		if err != nil {
+			r.done <- readRes{err: errs.Wrap(err, "telematic read")}
+			continue
+		}
+		r.done <- readRes{caller: cl, read: pf}
+	}
+}
+
+// withPgx runs f on a pgx connection of the app's pool.
+func (h *Handler) withPgx(ctx context.Context, f func(*pgx.Conn) error) error {
+	sqlDB, err := h.DB.DB()
 	if err != nil {
-		return nil, nil, errs.Wrap(err, "telematic read")
+		return errs.Wrap(err, "database")
 	}
-	if !found {
-		return nil, nil, nil
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return errs.Wrap(err, "database connection")
 	}
-	f, refs := h.Consents.FactsOf(&r, now)
-	pf := &prefetched{vin: vin, containerID: containerID,
-		facts: ReadFacts{Facts: f, VehicleID: refs.VehicleID, ContainerVersion: refs.ContainerVersion, ConsentID: refs.ConsentID}}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error { return f(dc.(*stdlib.Conn).Conn()) })
+	if err == sql.ErrConnDone {
+		return errs.Wrap(err, "database connection")
+	}
+	return err
+}
+
+// scanRead reads sqlRead's one row (none: the token is not valid) and
+// closes rows.
+func scanRead(rows pgx.Rows, r *readReq) (*Caller, *prefetched, error) {
+	defer rows.Close()
+	var (
+		cl                       Caller
+		f                        consent.FactsRow
+		keys, units, types, vals []string
+		readAts                  []time.Time
+	)
+	if !rows.Next() {
+		return nil, nil, rows.Err()
+	}
+	if err := rows.Scan(&cl.ClientID, &cl.ClientKey, &cl.ProviderID,
+		&f.ProviderActive, &f.ClientActive, &f.VehicleID, &f.Brand, &f.Market, &f.TelematicsCapable, &f.Mapped, &f.MarketSupported, &f.Covers,
+		&f.ConsentID, &f.ConsentState, &f.ConsentEndsAt, &f.VersionID, &f.Version, &f.ContainerState, &f.ContainerKeys,
+		&keys, &units, &types, &vals, &readAts); err != nil {
+		return nil, nil, err
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	pf := &prefetched{vin: r.vin, containerID: r.containerID, row: f}
 	if len(keys) > 0 && len(units) == len(keys) && len(types) == len(keys) && len(vals) == len(keys) && len(readAts) == len(keys) {
 		pf.values = make([]latestRow, len(keys))
 		for i := range keys {
@@ -372,27 +512,5 @@ func insertionSort(s []string) {
 		for j := i; j > 0 && s[j] < s[j-1]; j-- {
 			s[j], s[j-1] = s[j-1], s[j]
 		}
-	}
-}
-
-// readSlot bounds the fast reads running in PostgreSQL at once
-// (Handler.ReadConcurrency): the statement touches a dozen tables, and on
-// a machine with few cores more backends running it at the same time only
-// add context switches and lock-manager traffic (measured with pgbench on
-// the benchmark database: 2 cores, 8 clients ~8,000 statements/s, 32
-// clients ~5,700). Waiting requests queue here in Go.
-func (h *Handler) readSlot(ctx context.Context) (func(), error) {
-	h.readOnce.Do(func() {
-		n := h.ReadConcurrency
-		if n <= 0 {
-			n = 4 * runtime.GOMAXPROCS(0)
-		}
-		h.readSem = make(chan struct{}, n)
-	})
-	select {
-	case h.readSem <- struct{}{}:
-		return func() { <-h.readSem }, nil
-	case <-ctx.Done():
-		return nil, errs.New(errs.Unavailable, "request_cancelled", "the request ended before it could be served")
 	}
 }

@@ -69,12 +69,12 @@ type Handler struct {
 	// decision's facts (consent.FactsSQL) and read the values in one
 	// statement (fastread.go); nil keeps every read on the general path.
 	Consents *consent.Service
-	// ReadConcurrency bounds the fast reads in PostgreSQL at once (0: four
-	// per core).
+	// ReadConcurrency bounds the pipelined batches of fast reads in
+	// PostgreSQL at once (0: two per core; fastread.go).
 	ReadConcurrency int
 	authFails       authFailures
 	readOnce        sync.Once
-	readSem         chan struct{}
+	readPipe        *readPipeline
 	Location        *time.Location // billing time zone, for usage periods
 	Now             func() time.Time
 }
