@@ -19,11 +19,11 @@ func (h *Handlers) loginForm(c *fiber.Ctx) error {
 
 func (h *Handlers) login(c *fiber.Ctx) error {
 	email, password := c.FormValue("email"), c.FormValue("password")
-	u, err := h.Staff.Authenticate(c.UserContext(), email, password, c.IP())
+	u, err := h.Staff.Authenticate(c.UserContext(), email, password, policies.RequestFrom(c.UserContext()).ClientAddr)
 	if err != nil {
 		return h.View.SignInFailed(c, err, "admin/login", "Sign in")
 	}
-	token, _, err := h.Sessions.Create(c.UserContext(), policies.KindStaff, u.ID, c.IP(), c.Get(fiber.HeaderUserAgent))
+	token, _, err := h.Sessions.Create(c.UserContext(), policies.KindStaff, u.ID, policies.RequestFrom(c.UserContext()).ClientAddr, c.Get(fiber.HeaderUserAgent))
 	if err != nil {
 		return err
 	}

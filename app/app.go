@@ -112,7 +112,7 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 		ProxyHeader:           "",
 	})
 	f := a.Fiber
-	f.Use(web.RequestContext(), web.AccessLog(log, metrics), web.Recover(log))
+	f.Use(web.RequestContext(cfg.TrustedProxies), web.AccessLog(log, metrics), web.Recover(log))
 	f.Use(web.Sessions(a.Sessions, a.resolvers))
 	// Machine principals (provider API bearer tokens) must be known before the
 	// route guard, which runs ahead of any group middleware.

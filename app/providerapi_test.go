@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -413,6 +414,46 @@ func TestOAuthTokenThrottlesFailedAuthentication(t *testing.T) {
 	res, m := apiPostToken(t, tt, cc, w.ClientID, w.Secret)
 	if res.StatusCode != 429 || m["error"] != "temporarily_unavailable" || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("after 20 failures: %d %v %v", res.StatusCode, m, res.Header)
+	}
+}
+
+// Behind a trusted reverse proxy (TRUSTED_PROXIES) the token throttle
+// counts the address the proxy saw, not the proxy's: one client's failures
+// do not lock out everyone behind the same proxy, and an X-Forwarded-For
+// entry the client wrote itself does not move it to another address.
+func TestOAuthThrottleBehindATrustedProxy(t *testing.T) {
+	t.Parallel()
+	tt := apptest.New(t, func(c *config.Config) {
+		// In-process requests come from 0.0.0.0: it stands for the proxy.
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")}
+	})
+	w := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
+	post := func(forwardedFor, secret string) int {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPost, "/oauth/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+		req.SetBasicAuth(url.QueryEscape(w.ClientID), url.QueryEscape(secret))
+		res, err := tt.App.Fiber.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for i := 0; i < 20; i++ {
+		if got := post("203.0.113.7", "wrong"); got != 401 {
+			t.Fatalf("failure %d: %d", i, got)
+		}
+	}
+	if got := post("203.0.113.7", w.Secret); got != 429 {
+		t.Fatalf("the failing client: %d, want 429", got)
+	}
+	if got := post("198.51.100.1, 203.0.113.7", w.Secret); got != 429 {
+		t.Fatalf("a forged left-most entry moved the failing client: %d, want 429", got)
+	}
+	if got := post("203.0.113.8", w.Secret); got != 200 {
+		t.Fatalf("another client behind the same proxy: %d, want 200", got)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -52,6 +53,12 @@ type Config struct {
 	ReadingsRetention time.Duration // READINGS_RETENTION: how long the reading history is kept (dropped by day partition)
 
 	OutboxRetention time.Duration // OUTBOX_RETENTION: how long sent e-mails stay in the outbox (pending and failed ones stay)
+
+	// TrustedProxies: TRUSTED_PROXIES, comma-separated addresses or CIDR
+	// ranges of the reverse proxies in front of the app. Only a request from
+	// one of them has its X-Forwarded-For read, from the right, skipping
+	// trusted hops; empty: the client address is the TCP peer.
+	TrustedProxies []netip.Prefix
 }
 
 // MinOutboxRetention is the shortest OUTBOX_RETENTION accepted: a sent
@@ -128,6 +135,19 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 		c.SecretsKey = key
 	} else if u, err := url.Parse(c.PublicURL); err == nil && !loopbackHost(u.Hostname()) {
 		r.fail("SECRETS_KEY", "is required when PUBLIC_URL (%s) is not a loopback address: it encrypts webhook signing secrets at rest (`openssl rand -base64 32`)", c.PublicURL)
+	}
+	for _, item := range strings.Split(r.str("TRUSTED_PROXIES", ""), ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if pfx, err := netip.ParsePrefix(item); err == nil {
+			c.TrustedProxies = append(c.TrustedProxies, pfx.Masked())
+		} else if addr, err := netip.ParseAddr(item); err == nil {
+			c.TrustedProxies = append(c.TrustedProxies, netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen()))
+		} else {
+			r.fail("TRUSTED_PROXIES", "must be comma-separated IP addresses or CIDR ranges, got %q", item)
+		}
 	}
 	if r.err != nil {
 		return Config{}, r.err

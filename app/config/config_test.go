@@ -112,3 +112,25 @@ func TestSecretsKey(t *testing.T) {
 		t.Fatalf("development needs no key: %v", err)
 	}
 }
+
+func TestTrustedProxies(t *testing.T) {
+	c, err := load(map[string]string{"TRUSTED_PROXIES": " 10.0.0.0/8, 192.168.1.7 ,::1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.0/8", "192.168.1.7/32", "::1/128"}
+	if len(c.TrustedProxies) != len(want) {
+		t.Fatalf("proxies %v", c.TrustedProxies)
+	}
+	for i, p := range c.TrustedProxies {
+		if p.String() != want[i] {
+			t.Fatalf("proxies %v, want %v", c.TrustedProxies, want)
+		}
+	}
+	if c, _ := load(nil); len(c.TrustedProxies) != 0 {
+		t.Fatalf("default trusts %v", c.TrustedProxies)
+	}
+	if _, err := load(map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"}); err == nil || !strings.Contains(err.Error(), "TRUSTED_PROXIES") {
+		t.Fatalf("a host name was accepted: %v", err)
+	}
+}

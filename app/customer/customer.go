@@ -13,6 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"cardata/app/web"
 	"cardata/policies"
 	"cardata/policies/consent"
 	"cardata/policies/errs"
@@ -91,11 +92,11 @@ func (h *Handlers) loginForm(c *fiber.Ctx) error {
 
 func (h *Handlers) login(c *fiber.Ctx) error {
 	email := c.FormValue("email")
-	cust, err := h.Consents.AuthenticateCustomer(c.UserContext(), email, c.FormValue("password"), c.IP())
+	cust, err := h.Consents.AuthenticateCustomer(c.UserContext(), email, c.FormValue("password"), web.ClientAddr(c))
 	if err != nil {
 		return h.View.SignInFailed(c, err, "my/login", "Sign in to My CarData")
 	}
-	token, _, err := h.Sessions.Create(c.UserContext(), policies.KindCustomer, cust.ID, c.IP(), c.Get(fiber.HeaderUserAgent))
+	token, _, err := h.Sessions.Create(c.UserContext(), policies.KindCustomer, cust.ID, web.ClientAddr(c), c.Get(fiber.HeaderUserAgent))
 	if err != nil {
 		return err
 	}

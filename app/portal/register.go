@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"cardata/app/web"
 	"cardata/onboarding"
 	"cardata/policies/errs"
 	"cardata/templates"
@@ -58,7 +59,7 @@ func (h *Handlers) register(c *fiber.Ctx) error {
 		RegisterNumber: form["register_number"], ContactName: form["contact_name"], ContactEmail: form["contact_email"],
 		ContactPhone: form["contact_phone"], BillingEmail: form["billing_email"], IntendedServices: form["intended_services"],
 		TermsVersion: c.FormValue("terms_version"), AcceptTerms: form["accept_terms"] == "yes",
-		AdminPassword: c.FormValue("password"), Documents: ups, ClientAddr: c.IP()}
+		AdminPassword: c.FormValue("password"), Documents: ups, ClientAddr: web.ClientAddr(c)}
 	fieldErrs := map[string]string{}
 	if r.AdminPassword != c.FormValue("password_confirm") {
 		fieldErrs["password_confirm"] = "the two passwords differ"
@@ -130,7 +131,7 @@ func (h *Handlers) RegistrationAPI(c *fiber.Ctx) error {
 	}
 	r := req.Registration
 	r.PasswordByMail = r.AdminPassword == ""
-	r.ClientAddr = c.IP()
+	r.ClientAddr = web.ClientAddr(c)
 	out, err := h.Onboarding.Register(c.UserContext(), r)
 	if err != nil {
 		return err

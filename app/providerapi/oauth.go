@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"gorm.io/gorm"
 
+	"cardata/app/web"
 	"cardata/onboarding"
 	"cardata/policies"
 	"cardata/policies/errs"
@@ -156,7 +157,7 @@ func (h *Handler) token(c *fiber.Ctx) error {
 		return oauthError(c, fiber.StatusBadRequest, "invalid_scope", "the only scope is "+Scope)
 	}
 	now := time.Now()
-	if wait := h.authFails.blocked(c.IP(), now); wait > 0 {
+	if wait := h.authFails.blocked(web.ClientAddr(c), now); wait > 0 {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(wait.Seconds())+1))
 		return oauthError(c, fiber.StatusTooManyRequests, "temporarily_unavailable",
 			"too many failed client authentications from this address; try again later")
@@ -166,7 +167,7 @@ func (h *Handler) token(c *fiber.Ctx) error {
 	case errs.Is(err, "provider_not_active"):
 		return oauthError(c, fiber.StatusBadRequest, "unauthorized_client", "the provider's access is not active")
 	case errs.KindOf(err) == errs.Unauthorized:
-		h.authFails.fail(c.IP(), now)
+		h.authFails.fail(web.ClientAddr(c), now)
 		return oauthError(c, fiber.StatusUnauthorized, "invalid_client", "client authentication failed")
 	case err != nil:
 		return err

@@ -5,7 +5,9 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,9 +22,48 @@ import (
 	"cardata/templates"
 )
 
+// Proxies are the reverse proxies whose X-Forwarded-For is believed.
+type Proxies []netip.Prefix
+
+func (p Proxies) trusted(a netip.Addr) bool {
+	for _, pfx := range p {
+		if pfx.Contains(a.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientAddr is the address of the client behind peer: peer itself unless
+// it is a trusted proxy; then X-Forwarded-For read from the right (each
+// proxy appends the address it saw), skipping trusted hops, so entries a
+// client wrote itself (at the left) are never taken. A malformed entry
+// stops the walk at the last address known to be good.
+func (p Proxies) ClientAddr(peer string, forwardedFor []string) string {
+	addr, err := netip.ParseAddr(peer)
+	if err != nil || len(p) == 0 || !p.trusted(addr) {
+		return peer
+	}
+	for i := len(forwardedFor) - 1; i >= 0; i-- {
+		for _, hop := range slices.Backward(strings.Split(forwardedFor[i], ",")) {
+			a, err := netip.ParseAddr(strings.TrimSpace(hop))
+			if err != nil {
+				return addr.Unmap().String()
+			}
+			addr = a
+			if !p.trusted(a) {
+				return a.Unmap().String()
+			}
+		}
+	}
+	return addr.Unmap().String()
+}
+
 // RequestContext gives every request an id (honouring a sane X-Request-Id),
-// echoes it, and puts the request info into the user context for the audit trail.
-func RequestContext() fiber.Handler {
+// echoes it, and puts the request info into the user context for the audit
+// trail, with the client address (see Proxies.ClientAddr) that the access
+// log, sign-in throttles and audit entries use.
+func RequestContext(proxies Proxies) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		rid := c.Get(fiber.HeaderXRequestID)
 		if len(rid) == 0 || len(rid) > 64 || strings.ContainsFunc(rid, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
@@ -30,7 +71,13 @@ func RequestContext() fiber.Handler {
 		}
 		c.Locals(templates.LocalRequestID, rid)
 		c.Set(fiber.HeaderXRequestID, rid)
-		c.SetUserContext(policies.WithRequest(c.UserContext(), policies.Request{ID: rid, ClientAddr: c.IP()}))
+		var forwarded []string
+		if len(proxies) > 0 {
+			for _, v := range c.Request().Header.PeekAll(fiber.HeaderXForwardedFor) {
+				forwarded = append(forwarded, string(v))
+			}
+		}
+		c.SetUserContext(policies.WithRequest(c.UserContext(), policies.Request{ID: rid, ClientAddr: proxies.ClientAddr(c.IP(), forwarded)}))
 		return c.Next()
 	}
 }
@@ -76,9 +123,17 @@ func AccessLog(log *slog.Logger, m *Metrics) fiber.Handler {
 		log.LogAttrs(c.UserContext(), slog.LevelInfo, "request",
 			slog.String("request_id", rid), slog.String("method", c.Method()), slog.String("path", c.Path()),
 			slog.String("route", route), slog.Int("status", status), slog.Duration("duration", dur),
-			slog.String("client", c.IP()))
+			slog.String("client", ClientAddr(c)))
 		return nil
 	}
+}
+
+// ClientAddr is the request's client address (RequestContext's).
+func ClientAddr(c *fiber.Ctx) string {
+	if a := policies.RequestFrom(c.UserContext()).ClientAddr; a != "" {
+		return a
+	}
+	return c.IP()
 }
 
 // Recover turns a panic into an internal error (logged with a stack by the error handler).
