@@ -167,6 +167,7 @@ func (c Config) Redacted() map[string]any {
 		"session_idle_timeout": c.SessionIdleTimeout.String(), "session_max_age": c.SessionMaxAge.String(),
 		"smtp_host": c.SMTPHost, "smtp_password_set": c.SMTPPassword != "", "secrets_key_set": len(c.SecretsKey) > 0,
 		"readings_retention": c.ReadingsRetention.String(), "outbox_retention": c.OutboxRetention.String(),
+		"trusted_proxies": fmt.Sprint(c.TrustedProxies),
 	}
 }
 
