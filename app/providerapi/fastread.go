@@ -102,9 +102,7 @@ func telematicPath(c *fiber.Ctx) (vin string, containerID int64, ok bool) {
 // expired or revoked.
 func (h *Handler) readFast(ctx context.Context, tok, vin string, containerID int64, now time.Time) (*Caller, *prefetched, error) {
 	r := &readReq{hash: tokenSum(tok), now: now, vin: vin, containerID: containerID, done: make(chan readRes, 1)}
-	if err := h.reads().submit(ctx, h, r); err != nil {
-		return nil, nil, err
-	}
+	h.reads().submit(h, r)
 	select {
 	case res := <-r.done:
 		if res.err != nil || res.caller == nil {
@@ -161,41 +159,53 @@ func (h *Handler) reads() *readPipeline {
 	return h.readPipe
 }
 
-// submit queues r and, when a leader slot is free, leads batches until the
-// queue is empty. Every leader looks at the queue again after giving its
-// slot back, so no request is left behind by a leader that was just
-// finishing.
-func (p *readPipeline) submit(ctx context.Context, h *Handler, r *readReq) error {
+// submit queues r and, when a leader slot is free, starts a leader. A
+// leader runs in its own goroutine, so no request waits for batches other
+// than its own; it sends batches until the queue is empty, gives its slot
+// back and looks at the queue once more, so no request is left behind by a
+// leader that was just finishing.
+func (p *readPipeline) submit(h *Handler, r *readReq) {
 	p.mu.Lock()
 	p.queue = append(p.queue, r)
 	p.mu.Unlock()
-	for {
-		select {
-		case p.leader <- struct{}{}:
-		default:
-			return nil // a leader is at work and will look at the queue again
-		}
-		for {
-			p.mu.Lock()
-			n := min(len(p.queue), maxReadBatch)
-			batch := make([]*readReq, n)
-			copy(batch, p.queue)
-			p.queue = append(p.queue[:0], p.queue[n:]...)
-			p.mu.Unlock()
-			if n == 0 {
-				break
-			}
-			h.runReadBatch(context.WithoutCancel(ctx), batch)
-		}
-		<-p.leader
-		p.mu.Lock()
-		empty := len(p.queue) == 0
-		p.mu.Unlock()
-		if empty {
-			return nil
-		}
+	p.startLeader(h)
+}
+
+func (p *readPipeline) startLeader(h *Handler) {
+	select {
+	case p.leader <- struct{}{}:
+		go p.lead(h)
+	default: // every slot is taken; their leaders will look at the queue
 	}
 }
+
+func (p *readPipeline) lead(h *Handler) {
+	for {
+		p.mu.Lock()
+		n := min(len(p.queue), maxReadBatch)
+		batch := make([]*readReq, n)
+		copy(batch, p.queue)
+		p.queue = append(p.queue[:0], p.queue[n:]...)
+		p.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), readBatchTimeout)
+		h.runReadBatch(ctx, batch)
+		cancel()
+	}
+	<-p.leader
+	p.mu.Lock()
+	waiting := len(p.queue) > 0
+	p.mu.Unlock()
+	if waiting {
+		p.startLeader(h)
+	}
+}
+
+// readBatchTimeout bounds one batch (a dead connection must not hold its
+// requests forever); a request's own context ends its wait sooner.
+const readBatchTimeout = 30 * time.Second
 
 // runReadBatch sends the batch pipelined on one pgx connection and answers
 // each request as its result arrives. A failure in the pipeline (which
