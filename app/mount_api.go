@@ -63,7 +63,7 @@ func (a *App) mountAPI() error {
 	vehicleSvc := &vehicles.Service{DB: a.DB, Catalog: catalog.Default()}
 	h := &providerapi.Handler{DB: a.DB, Onboarding: a.newOnboardingService(), Vehicles: vehicleSvc, Webhooks: hooks, Billing: a.newBillingService(),
 		Tokens:  &providerapi.Tokens{DB: a.DB, TTL: a.Cfg.APITokenTTL},
-		Limiter: providerapi.NewLimiter(float64(a.Cfg.APIRateLimit), a.Cfg.APIRateBurst),
+		Limiter: providerapi.NewSharedLimiter(float64(a.Cfg.APIRateLimit), a.Cfg.APIRateBurst, a.DB, a.Log),
 		Usage:   usage, Ledger: ledger, Location: a.Cfg.BillingTimezone}
 	// The consent module's facts statement, embedded in a telematicData
 	// read's one round trip (mountConsent sets h.Facts, without which no

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -22,6 +23,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"golang.org/x/oauth2"
 
+	"cardata/app"
 	"cardata/app/apptest"
 	"cardata/app/config"
 	"cardata/app/providerapi"
@@ -1026,4 +1028,51 @@ func (a fixedBearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", "Bearer "+a.token)
 	return a.next.RoundTrip(r)
+}
+
+// Two replicas on one database share each client's bucket: together they
+// allow the configured burst, not twice it, and both show the shared
+// remainder in RateLimit-Remaining.
+func TestRateLimitIsSharedByReplicas(t *testing.T) {
+	t.Parallel()
+	limit := func(c *config.Config) { c.APIRateLimit, c.APIRateBurst = 1, 6 }
+	tt := apptest.New(t, limit)
+	w := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
+	cfg := apptest.Config(t, tt.DBURL)
+	limit(&cfg)
+	second, err := app.New(cfg, tt.DB, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tok := apiPostToken(t, tt, url.Values{"grant_type": {"client_credentials"}}, w.ClientID, w.Secret)
+	bearer, _ := tok["access_token"].(string)
+	start := time.Now()
+	allowed := 0
+	var remaining []string
+	for i := 0; i < 12; i++ {
+		replica := tt.App
+		if i%2 == 1 {
+			replica = second
+		}
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/webhooks", nil)
+		req.Header.Set("Authorization", "Bearer "+bearer)
+		res, err := replica.Fiber.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == 200 {
+			allowed++
+		} else if res.StatusCode != 429 {
+			t.Fatalf("request %d: %d", i, res.StatusCode)
+		}
+		remaining = append(remaining, res.Header.Get("RateLimit-Remaining"))
+	}
+	// One token comes back per second while the test runs.
+	if most := 6 + int(time.Since(start).Seconds()); allowed < 6 || allowed > most {
+		t.Fatalf("two replicas allowed %d requests, want 6 to %d (remaining: %v)", allowed, most, remaining)
+	}
+	if remaining[0] != "5" || remaining[1] != "4" || remaining[4] != "1" {
+		t.Fatalf("RateLimit-Remaining across replicas: %v", remaining)
+	}
 }

@@ -248,7 +248,7 @@ func invalidToken(c *fiber.Ctx) error {
 func (h *Handler) admit(c *fiber.Ctx, caller *Caller) error {
 	c.SetUserContext(policies.WithPrincipal(c.UserContext(), caller.Principal()))
 	if h.Limiter != nil {
-		d := h.Limiter.Take(caller.ClientID, time.Now())
+		d := h.Limiter.Take(c.UserContext(), caller.ClientID, time.Now())
 		c.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
 		c.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
 		c.Set("RateLimit-Reset", strconv.Itoa(d.ResetSeconds))
