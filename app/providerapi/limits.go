@@ -39,6 +39,7 @@ type bucket struct {
 	leased int     // shared mode: tokens leased by this replica, not yet spent
 	left   float64 // shared mode: the shared bucket after the last lease
 	known  bool    // shared mode: the client's row exists
+	seen   time.Time // last Take, so that sweep forgets only idle clients
 }
 
 // LimitDecision is the outcome of one Take, with what the headers show.
@@ -107,6 +108,7 @@ func (l *Limiter) bucket(client int64, now time.Time) *bucket {
 		b = &bucket{tokens: float64(l.Burst), at: now}
 		l.buckets[client] = b
 	}
+	b.seen = now
 	return b
 }
 
@@ -174,7 +176,7 @@ func (l *Limiter) takeLocal(b *bucket, now time.Time) LimitDecision {
 func (l *Limiter) sweep(now time.Time) {
 	full := time.Duration(float64(l.Burst)/l.Rate*float64(time.Second)) + time.Minute
 	for id, b := range l.buckets {
-		if now.Sub(b.at) > full {
+		if now.Sub(b.at) > full && now.Sub(b.seen) > full {
 			delete(l.buckets, id)
 		}
 	}
