@@ -36,9 +36,9 @@ type Limiter struct {
 type bucket struct {
 	tokens float64 // local mode, and the fallback
 	at     time.Time
-	leased int     // shared mode: tokens leased by this replica, not yet spent
-	left   float64 // shared mode: the shared bucket after the last lease
-	known  bool    // shared mode: the client's row exists
+	leased int       // shared mode: tokens leased by this replica, not yet spent
+	left   float64   // shared mode: the shared bucket after the last lease
+	known  bool      // shared mode: the client's row exists
 	seen   time.Time // last Take, so that sweep forgets only idle clients
 }
 
