@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"fmt"
 	"html/template"
 	"strconv"
 	"strings"
@@ -330,8 +329,7 @@ func (h *BillingHandlers) exportCSV(c *fiber.Ctx) error {
 	if period != "" {
 		name = "cardata-invoices-" + period + ".csv"
 	}
-	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
-	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s"`, name))
+	templates.Attachment(c, name, "text/csv; charset=utf-8")
 	return c.Send(b)
 }
 

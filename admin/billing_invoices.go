@@ -175,12 +175,8 @@ func (h *BillingHandlers) download(format string) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		ext, ctype := "pdf", "application/pdf"
-		if format == "ubl" {
-			ext, ctype = "xml", "application/xml"
-		}
-		c.Set(fiber.HeaderContentType, ctype)
-		c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s.%s"`, inv.NumberOrDraft(), ext))
+		name, ctype := d.File(inv)
+		templates.Attachment(c, name, ctype)
 		c.Set("Digest", "sha-256="+d.SHA256)
 		return c.Send(d.Content)
 	}

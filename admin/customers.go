@@ -127,14 +127,7 @@ func (h *CustomerHandlers) download(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return sendCustomerFile(c, name, "application/zip", data)
-}
-
-func sendCustomerFile(c *fiber.Ctx, name, contentType string, data []byte) error {
-	c.Set(fiber.HeaderContentType, contentType)
-	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s"`, name))
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.Send(data)
+	return templates.SendFile(c, name, "application/zip", data)
 }
 
 // transactions downloads the transaction report as CSV or PDF.
@@ -166,11 +159,11 @@ func (h *CustomerHandlers) transactions(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		return sendCustomerFile(c, base+".csv", "text/csv; charset=utf-8", data)
+		return templates.SendFile(c, base+".csv", "text/csv; charset=utf-8", data)
 	}
 	data, err := consent.TransactionsPDF(r, h.loc())
 	if err != nil {
 		return err
 	}
-	return sendCustomerFile(c, base+".pdf", "application/pdf", data)
+	return templates.SendFile(c, base+".pdf", "application/pdf", data)
 }

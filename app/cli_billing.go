@@ -161,12 +161,13 @@ func runInvoiceExport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 			if inv.Number == nil {
 				continue
 			}
-			for format, ext := range map[string]string{"pdf": "pdf", "ubl": "xml"} {
-				d, err := a.Billing.Document(ctx, inv.ID, format)
+			for _, f := range billing.DocumentFormats {
+				d, err := a.Billing.Document(ctx, inv.ID, f.Format)
 				if err != nil {
 					return err
 				}
-				if err := os.WriteFile(filepath.Join(dir, *inv.Number+"."+ext), d.Content, 0o644); err != nil {
+				name, _ := d.File(&inv)
+				if err := os.WriteFile(filepath.Join(dir, name), d.Content, 0o644); err != nil {
 					return err
 				}
 			}

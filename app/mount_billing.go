@@ -290,12 +290,8 @@ func (a *App) portalInvoiceDocument(format string) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		ext, ctype := "pdf", "application/pdf"
-		if format == "ubl" {
-			ext, ctype = "xml", "application/xml"
-		}
-		c.Set(fiber.HeaderContentType, ctype)
-		c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+*inv.Number+"."+ext+`"`)
+		name, ctype := d.File(inv)
+		templates.Attachment(c, name, ctype)
 		c.Set("Digest", "sha-256="+d.SHA256)
 		return c.Send(d.Content)
 	}

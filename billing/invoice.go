@@ -210,6 +210,24 @@ type StoredDocument struct {
 
 func (StoredDocument) TableName() string { return "invoice_documents" }
 
+// DocumentFormats are the stored formats of a finalized document, with
+// the file extension and media type each is delivered under.
+var DocumentFormats = []struct{ Format, Ext, ContentType string }{
+	{"pdf", "pdf", "application/pdf"},
+	{"ubl", "xml", "application/xml"},
+}
+
+// File is the name and media type the document is delivered under:
+// the invoice's number with the format's extension.
+func (d *StoredDocument) File(inv *Invoice) (name, contentType string) {
+	for _, f := range DocumentFormats {
+		if f.Format == d.Format {
+			return inv.NumberOrDraft() + "." + f.Ext, f.ContentType
+		}
+	}
+	return inv.NumberOrDraft(), "application/octet-stream"
+}
+
 // InvoiceFilter narrows ListInvoices.
 type InvoiceFilter struct {
 	Period     string

@@ -330,12 +330,12 @@ func documentAttachments(tx *gorm.DB, inv *Invoice) ([]jobs.Attachment, error) {
 		byFormat[d.Format] = d.Content
 	}
 	var out []jobs.Attachment
-	for _, f := range []struct{ format, ext, ctype string }{{"pdf", "pdf", "application/pdf"}, {"ubl", "xml", "application/xml"}} {
-		b := byFormat[f.format]
+	for _, f := range DocumentFormats {
+		b := byFormat[f.Format]
 		if len(b) == 0 {
-			return nil, errs.New(errs.Conflict, "document_missing", "the stored %s of %s is missing; it cannot be sent", strings.ToUpper(f.ext), *inv.Number)
+			return nil, errs.New(errs.Conflict, "document_missing", "the stored %s of %s is missing; it cannot be sent", strings.ToUpper(f.Ext), *inv.Number)
 		}
-		out = append(out, jobs.Attachment{Filename: *inv.Number + "." + f.ext, ContentType: f.ctype, Content: b})
+		out = append(out, jobs.Attachment{Filename: *inv.Number + "." + f.Ext, ContentType: f.ContentType, Content: b})
 	}
 	return out, nil
 }

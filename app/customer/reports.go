@@ -1,7 +1,6 @@
 package customer
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 
@@ -60,15 +59,7 @@ func (h *Handlers) downloadReport(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return SendFile(c, name, "application/zip", data)
-}
-
-// SendFile answers with a download that caches nowhere.
-func SendFile(c *fiber.Ctx, name, contentType string, data []byte) error {
-	c.Set(fiber.HeaderContentType, contentType)
-	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s"`, name))
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.Send(data)
+	return templates.SendFile(c, name, "application/zip", data)
 }
 
 type transactionsPage struct {
@@ -108,13 +99,13 @@ func RenderTransactions(c *fiber.Ctx, view *templates.View, page string, r *cons
 		if err != nil {
 			return err
 		}
-		return SendFile(c, base+".csv", "text/csv; charset=utf-8", data)
+		return templates.SendFile(c, base+".csv", "text/csv; charset=utf-8", data)
 	case "pdf":
 		data, err := consent.TransactionsPDF(r, loc)
 		if err != nil {
 			return err
 		}
-		return SendFile(c, base+".pdf", "application/pdf", data)
+		return templates.SendFile(c, base+".pdf", "application/pdf", data)
 	case "", "html":
 		return view.Render(c, fiber.StatusOK, page, &templates.Page{Title: "Transfers to third parties", Form: form,
 			Data: transactionsPage{Report: r}})

@@ -14,6 +14,7 @@ import (
 	"cardata/billing"
 	"cardata/policies"
 	"cardata/policies/errs"
+	"cardata/templates"
 )
 
 // The provider's invoices and credit notes (issue 7: "providers see their
@@ -341,10 +342,6 @@ func (h *Handler) invoice(c *fiber.Ctx) error {
 // at finalization, byte for byte, with its SHA-256 as a strong ETag and as
 // an RFC 9530 Repr-Digest. If-None-Match with that ETag answers 304.
 func (h *Handler) invoiceDocument(format string) fiber.Handler {
-	ext, ctype := "pdf", "application/pdf"
-	if format == "ubl" {
-		ext, ctype = "xml", "application/xml"
-	}
 	return func(c *fiber.Ctx) error {
 		_, inv, err := h.ownInvoice(c)
 		if err != nil {
@@ -369,8 +366,8 @@ func (h *Handler) invoiceDocument(format string) fiber.Handler {
 			c.Status(fiber.StatusNotModified)
 			return nil
 		}
-		c.Set(fiber.HeaderContentType, ctype)
-		c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+inv.NumberOrDraft()+"."+ext+`"`)
+		name, ctype := d.File(inv)
+		templates.Attachment(c, name, ctype)
 		return c.Send(d.Content)
 	}
 }
