@@ -183,6 +183,28 @@ func RecreateDatabase(ctx context.Context, dsn, name string) (string, error) {
 	return u.String(), nil
 }
 
+// WithPgx runs f on a pgx connection taken from gdb's pool, for what gorm
+// and database/sql cannot do (COPY, pipelined batches). A connection left
+// in an unknown state is discarded by the pool.
+func WithPgx(ctx context.Context, gdb *gorm.DB, f func(*pgx.Conn) error) error {
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		return err
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("this needs the pgx driver, got %T", dc)
+		}
+		return f(sc.Conn())
+	})
+}
+
 // Close closes the pool under gdb.
 func Close(gdb *gorm.DB) error {
 	sqlDB, err := gdb.DB()

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"cardata/app/db"
@@ -131,7 +131,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 		rows := f.appendRows(nil, cfg.Batch, time.Now(), cat)
 		prepareRows(rows)
 		buf = encodeCopy(buf, rows)
-		err := withPgConn(ctx, gdb, func(pc *pgconn.PgConn) error { return copyAndApply(ctx, pc, buf, apply) })
+		err := db.WithPgx(ctx, gdb, func(c *pgx.Conn) error { return copyAndApply(ctx, c.PgConn(), buf, apply) })
 		return buf, len(rows), err
 	})
 	return rep, nil

@@ -17,10 +17,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"cardata/app/db"
 	"cardata/onboarding/catalog"
 	"cardata/onboarding/vehicles"
 	"cardata/policies/errs"
@@ -353,7 +354,7 @@ func (s *Service) write(ctx context.Context, rows []row) error {
 	}()
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
-		err = withPgConn(ctx, s.DB, func(pc *pgconn.PgConn) error { return copyAndApply(ctx, pc, data, applySQL) })
+		err = db.WithPgx(ctx, s.DB, func(c *pgx.Conn) error { return copyAndApply(ctx, c.PgConn(), data, applySQL) })
 		var np errNoPartition
 		var rt errRetry
 		switch {

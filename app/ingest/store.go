@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/stdlib"
-	"gorm.io/gorm"
 )
 
 // row is one accepted reading on its way to the database.
@@ -145,27 +143,6 @@ type errRetry struct{ err error }
 
 func (e errRetry) Error() string { return e.err.Error() }
 func (e errRetry) Unwrap() error { return e.err }
-
-// withPgConn runs f on a pgx connection of gdb's pool (the ingest shares the
-// application's pool). A connection left in an unknown state is discarded.
-func withPgConn(ctx context.Context, gdb *gorm.DB, f func(pc *pgconn.PgConn) error) error {
-	sqlDB, err := gdb.DB()
-	if err != nil {
-		return err
-	}
-	conn, err := sqlDB.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return conn.Raw(func(dc any) error {
-		sc, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("ingest needs the pgx driver, got %T", dc)
-		}
-		return f(sc.Conn().PgConn())
-	})
-}
 
 // copyAndApply stages a COPY-encoded batch and runs apply (which must end
 // with COMMIT) in one transaction. It returns only once the commit is done.

@@ -3,7 +3,6 @@ package providerapi
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"runtime"
 	"strconv"
@@ -14,8 +13,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 
+	"cardata/app/db"
 	"cardata/onboarding/webhooks"
 	"cardata/policies/consent"
 	"cardata/policies/errs"
@@ -213,7 +212,7 @@ const readBatchTimeout = 30 * time.Second
 // request gets its own error only.
 func (h *Handler) runReadBatch(ctx context.Context, batch []*readReq) {
 	answered := 0
-	err := h.withPgx(ctx, func(pc *pgx.Conn) error {
+	err := db.WithPgx(ctx, h.DB, func(pc *pgx.Conn) error {
 		b := &pgx.Batch{}
 		for _, r := range batch {
 			b.Queue(sqlRead, r.hash[:], r.now, r.vin, r.containerID)
@@ -241,7 +240,7 @@ func (h *Handler) runReadBatch(ctx context.Context, batch []*readReq) {
 	for _, r := range batch[answered:] {
 		var cl *Caller
 		var pf *prefetched
-		err := h.withPgx(ctx, func(pc *pgx.Conn) error {
+		err := db.WithPgx(ctx, h.DB, func(pc *pgx.Conn) error {
 			rows, err := pc.Query(ctx, sqlRead, r.hash[:], r.now, r.vin, r.containerID)
 			if err != nil {
 				return err
@@ -255,24 +254,6 @@ func (h *Handler) runReadBatch(ctx context.Context, batch []*readReq) {
 		}
 		r.done <- readRes{caller: cl, read: pf}
 	}
-}
-
-// withPgx runs f on a pgx connection of the app's pool.
-func (h *Handler) withPgx(ctx context.Context, f func(*pgx.Conn) error) error {
-	sqlDB, err := h.DB.DB()
-	if err != nil {
-		return errs.Wrap(err, "database")
-	}
-	conn, err := sqlDB.Conn(ctx)
-	if err != nil {
-		return errs.Wrap(err, "database connection")
-	}
-	defer conn.Close()
-	err = conn.Raw(func(dc any) error { return f(dc.(*stdlib.Conn).Conn()) })
-	if err == sql.ErrConnDone {
-		return errs.Wrap(err, "database connection")
-	}
-	return err
 }
 
 // scanRead reads sqlRead's one row (none: the token is not valid) and
