@@ -330,15 +330,7 @@ func TestBillingRoleMatrix(t *testing.T) {
 // CLI: invoice run, reconcile (exit 1 after tampering), finalize, export.
 // It sets DATABASE_URL, so it does not run in parallel.
 func TestInvoiceCLI(t *testing.T) {
-	u := dbtest.URL(t)
-	t.Setenv("DATABASE_URL", u)
-	t.Setenv("BCRYPT_COST", "4")
-	t.Setenv("LOG_LEVEL", "error")
-	gdb, err := db.Open(u, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(gdb)
+	gdb, u := cliDatabase(t)
 	s := &billing.Service{DB: gdb, Location: billingtest.Berlin(t)}
 	ctx := policies.WithPrincipal(context.Background(), policies.System("test"))
 	if _, err := s.UpdateSeller(ctx, billingtest.Seller()); err != nil {

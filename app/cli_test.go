@@ -7,9 +7,10 @@ import (
 	"net/url"
 	"time"
 
-	"gorm.io/gorm"
 	"strings"
 	"testing"
+
+	"gorm.io/gorm"
 
 	"cardata/app"
 	"cardata/app/db"
@@ -24,11 +25,25 @@ func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
 }
 
 // CLI tests set DATABASE_URL in the environment and therefore don't run in parallel.
-func TestCLIUserAddDemoAndAuditVerify(t *testing.T) {
+// cliDatabase gives a CLI test its own migrated database in the
+// environment the command reads (so CLI tests don't run in parallel), and
+// a handle on it that is closed when the test ends, with its URL.
+func cliDatabase(t *testing.T) (*gorm.DB, string) {
+	t.Helper()
 	u := dbtest.URL(t)
 	t.Setenv("DATABASE_URL", u)
 	t.Setenv("BCRYPT_COST", "4")
 	t.Setenv("LOG_LEVEL", "error")
+	gdb, err := db.Open(u, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close(gdb) })
+	return gdb, u
+}
+
+func TestCLIUserAddDemoAndAuditVerify(t *testing.T) {
+	_, u := cliDatabase(t)
 
 	if code, out, _ := runCLI(t, "", "--help"); code != 0 || !strings.Contains(out, "audit verify") || !strings.Contains(out, "user add") {
 		t.Fatalf("help: %d %s", code, out)

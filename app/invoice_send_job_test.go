@@ -3,24 +3,13 @@ package app_test
 import (
 	"strings"
 	"testing"
-
-	"cardata/app/db"
-	"cardata/app/db/dbtest"
 )
 
 // invoice.send_finalized is in the registry: `cardata jobs list` shows it
 // with its Berlin schedule and `cardata jobs run` runs it with its figures.
 // (CLI tests set the environment: not parallel.)
 func TestSendFinalizedJobCLI(t *testing.T) {
-	u := dbtest.URL(t)
-	t.Setenv("DATABASE_URL", u)
-	t.Setenv("BCRYPT_COST", "4")
-	t.Setenv("LOG_LEVEL", "error")
-	gdb, err := db.Open(u, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(gdb)
+	cliDatabase(t)
 
 	code, out, errOut := runCLI(t, "", "jobs", "list")
 	if code != 0 || !strings.Contains(out, "invoice.send_finalized") || !strings.Contains(out, "on weekdays hourly 08:00–18:00") ||

@@ -4,22 +4,12 @@ import (
 	"strings"
 	"testing"
 
-	"cardata/app/db"
-	"cardata/app/db/dbtest"
 	"cardata/jobs"
 )
 
 // CLI tests set DATABASE_URL in the environment and therefore don't run in parallel.
 func TestJobsCLIAndDemo(t *testing.T) {
-	u := dbtest.URL(t)
-	t.Setenv("DATABASE_URL", u)
-	t.Setenv("BCRYPT_COST", "4")
-	t.Setenv("LOG_LEVEL", "error")
-	gdb, err := db.Open(u, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(gdb)
+	gdb, _ := cliDatabase(t)
 
 	code, out, errOut := runCLI(t, "", "jobs", "list")
 	if code != 0 || !strings.Contains(out, "sessions.purge") || !strings.Contains(out, "every 15 minutes") ||

@@ -3,15 +3,11 @@ package app_test
 import (
 	"strings"
 	"testing"
-
-	"cardata/app/db/dbtest"
 )
 
 // CLI tests set DATABASE_URL in the environment and therefore don't run in parallel.
 func TestCLIProvidersAndMarkets(t *testing.T) {
-	t.Setenv("DATABASE_URL", dbtest.URL(t))
-	t.Setenv("BCRYPT_COST", "4")
-	t.Setenv("LOG_LEVEL", "error")
+	cliDatabase(t)
 	if code, out, errOut := runCLI(t, "", "demo"); code != 0 {
 		t.Fatalf("demo: %d %s %s", code, out, errOut)
 	}

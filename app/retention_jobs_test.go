@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"cardata/app/apptest"
-	"cardata/app/db"
-	"cardata/app/db/dbtest"
 	"cardata/jobs"
 	"cardata/policies"
 )
@@ -16,16 +14,8 @@ import (
 // with their Berlin schedule and `cardata jobs run` runs them; outbox.purge
 // honours OUTBOX_RETENTION. (CLI tests set the environment: not parallel.)
 func TestRetentionJobsCLI(t *testing.T) {
-	u := dbtest.URL(t)
-	t.Setenv("DATABASE_URL", u)
-	t.Setenv("BCRYPT_COST", "4")
-	t.Setenv("LOG_LEVEL", "error")
+	gdb, _ := cliDatabase(t)
 	t.Setenv("OUTBOX_RETENTION", "30d")
-	gdb, err := db.Open(u, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close(gdb)
 
 	code, out, errOut := runCLI(t, "", "jobs", "list")
 	if code != 0 || !strings.Contains(out, "containers.purge-withdrawn") || !strings.Contains(out, "daily at 04:30") ||
