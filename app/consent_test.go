@@ -484,11 +484,18 @@ func TestPushRecipientsAndSendTimeCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := w.cs.Recipients(context.Background(), w.tt.DB, veh.ID, csLat, time.Now())
+	recipients := func(key string) ([]consent.Recipient, error) {
+		rs, err := w.cs.RecipientsOf(context.Background(), w.tt.DB, []consent.Reading{{VehicleID: veh.ID, Key: key, At: time.Now()}})
+		if err != nil {
+			return nil, err
+		}
+		return rs[0], nil
+	}
+	rs, err := recipients(csLat)
 	if err != nil || len(rs) != 1 || rs[0].ConsentID != k.ID || rs[0].ContainerID != v.ContainerID || rs[0].ContainerVersion != 1 {
 		t.Fatalf("recipients of a position: %+v %v", rs, err)
 	}
-	if rs, _ := w.cs.Recipients(context.Background(), w.tt.DB, veh.ID, csMileage, time.Now()); len(rs) != 2 {
+	if rs, _ := recipients(csMileage); len(rs) != 2 {
 		t.Fatalf("recipients of the mileage: %+v", rs)
 	}
 	// The fan-out asks for a whole batch at once; each reading keeps its own answer.
@@ -508,7 +515,7 @@ func TestPushRecipientsAndSendTimeCheck(t *testing.T) {
 	if ok, reason, _ := w.cs.ConsentActive(context.Background(), w.pid, k.ID, time.Now()); ok || reason != policies.ReasonConsentRevoked {
 		t.Fatalf("after revoke: %v %s", ok, reason)
 	}
-	if rs, _ := w.cs.Recipients(context.Background(), w.tt.DB, veh.ID, csLat, time.Now()); len(rs) != 0 {
+	if rs, _ := recipients(csLat); len(rs) != 0 {
 		t.Fatalf("recipients after revoke: %+v", rs)
 	}
 	// Another provider's consent id tells it nothing.

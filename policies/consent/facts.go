@@ -161,19 +161,10 @@ type Reading struct {
 	At        time.Time
 }
 
-// Recipients finds who may be pushed a reading of key for a vehicle, in
-// tx (the push fan-out's transaction). The send-time check (ConsentActive)
-// decides again before anything leaves.
-func (s *Service) Recipients(ctx context.Context, tx *gorm.DB, vehicleID int64, key string, at time.Time) ([]Recipient, error) {
-	rs, err := s.RecipientsOf(ctx, tx, []Reading{{VehicleID: vehicleID, Key: key, At: at}})
-	if err != nil {
-		return nil, err
-	}
-	return rs[0], nil
-}
-
-// RecipientsOf answers Recipients for many readings in one query: out[i]
-// are the recipients of readings[i], by provider and consent.
+// RecipientsOf finds who may be pushed each reading, in tx (the push
+// fan-out's transaction), in one query: out[i] are the recipients of
+// readings[i], by provider and consent. The send-time check
+// (ConsentActive) decides again before anything leaves.
 func (s *Service) RecipientsOf(ctx context.Context, tx *gorm.DB, readings []Reading) ([][]Recipient, error) {
 	out := make([][]Recipient, len(readings))
 	if len(readings) == 0 {
