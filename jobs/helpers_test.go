@@ -38,7 +38,9 @@ func newScheduler(t testing.TB, gdb *gorm.DB, instance string) *jobs.Scheduler {
 	s := jobs.NewScheduler(gdb, loc, quietLog())
 	s.Instance = instance
 	s.HeartbeatEvery = 200 * time.Millisecond
-	s.StaleGrace = 300 * time.Millisecond
+	// Long: a tick claimed and not yet locked counts as abandoned after
+	// StaleGrace, and on a loaded machine claim and lock can be far apart.
+	s.StaleGrace = patience
 	s.LockRetry = 300 * time.Millisecond
 	return s
 }
@@ -59,13 +61,17 @@ func asStaff(id int64, roles ...string) context.Context {
 		Email: "staff@example.test", Name: "Staff", Roles: roles})
 }
 
+// patience bounds waits: no estimate of how long anything takes, only
+// a hang reaches it.
+const patience = 2 * time.Minute
+
 // eventually polls cond until it holds or the timeout passes.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("still waiting for %s after %s", what, timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

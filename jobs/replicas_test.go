@@ -61,14 +61,21 @@ func TestTwoSchedulersRunEachTickOnce(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.Loop(ctx) }()
 	}
-	time.Sleep(4500 * time.Millisecond)
+	// Run until both jobs have shown what the test is about, however long
+	// that takes on this machine: fast ticks that succeeded and a slow tick
+	// skipped because the previous run was still going.
+	count := func(job string, outcome jobs.Outcome) int64 {
+		var n int64
+		gdb.Model(&jobs.RunRecord{}).Where("job = ? AND outcome = ?", job, outcome).Count(&n)
+		return n
+	}
+	eventually(t, patience, "fast ticks and a skipped slow tick", func() bool {
+		return count("t.fast", jobs.Succeeded) >= 3 && count("t.slow", jobs.Skipped) >= 1
+	})
 	cancel()
 	wg.Wait()
 
 	fast := runs(t, gdb, "t.fast")
-	if len(fast) < 3 {
-		t.Fatalf("only %d fast ticks in 4.5s", len(fast))
-	}
 	seen := map[time.Time]bool{}
 	succeeded := 0
 	for _, r := range fast {
@@ -134,7 +141,7 @@ func TestCatchUpOfAMissedTickHappensOnce(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.Loop(ctx) }()
 	}
-	eventually(t, 5*time.Second, "catch-up run", func() bool {
+	eventually(t, patience, "catch-up run", func() bool {
 		r := runs(t, gdb, "t.hourly")
 		return len(r) == 1 && r[0].Outcome == jobs.Succeeded
 	})
@@ -251,7 +258,7 @@ func TestKilledRunLeavesConsistentDataAndCompletesNextRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	eventually(t, 20*time.Second, "the helper to hang mid-run", func() bool {
+	eventually(t, patience, "the helper to hang mid-run", func() bool {
 		var n int64
 		gdb.Raw(`SELECT count(*) FROM crash_marker`).Scan(&n)
 		return n > 0
@@ -276,7 +283,7 @@ func TestKilledRunLeavesConsistentDataAndCompletesNextRun(t *testing.T) {
 	// The kill released the advisory lock with the session: the next run
 	// starts (PostgreSQL may need a moment to notice the closed socket).
 	var rec *jobs.RunRecord
-	eventually(t, 10*time.Second, "the next run to start", func() bool {
+	eventually(t, patience, "the next run to start", func() bool {
 		r, err := s.RunAndWait(asSystem(), "t.crash")
 		if err != nil {
 			return false

@@ -144,7 +144,7 @@ func TestOneRunAtATimeAcrossReplicasAndLiveProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Live progress is visible while it runs.
-	eventually(t, 5*time.Second, "live progress", func() bool {
+	eventually(t, patience, "live progress", func() bool {
 		r, err := a.GetRun(context.Background(), h.RunID)
 		return err == nil && r.Outcome == jobs.Running && r.ProgressDone == 1 && r.ProgressTotal == 4 && r.Percent() == 25
 	})
@@ -215,7 +215,7 @@ func TestLosingTheLockSessionStopsTheRun(t *testing.T) {
 	}
 	// Kill the database session that holds the advisory lock (as a network
 	// partition or a database failover would).
-	eventually(t, 5*time.Second, "lock holder terminated", func() bool {
+	eventually(t, patience, "lock holder terminated", func() bool {
 		var killed []bool
 		gdb.Raw(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = 727002 AND granted
 			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&killed)
@@ -223,7 +223,7 @@ func TestLosingTheLockSessionStopsTheRun(t *testing.T) {
 	})
 	select {
 	case <-h.Done():
-	case <-time.After(10 * time.Second):
+	case <-time.After(patience):
 		t.Fatal("run did not stop after losing its lock")
 	}
 	rec, _ := s.GetRun(context.Background(), h.RunID)
