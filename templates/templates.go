@@ -23,6 +23,10 @@ import (
 //go:embed layouts partials admin errors static portal register my public
 var files embed.FS
 
+// Files is the whole embedded tree: page templates and static assets
+// (tests inspect the templates through it).
+func Files() fs.FS { return files }
+
 // Static is the static asset tree (served under /static).
 func Static() fs.FS {
 	sub, _ := fs.Sub(files, "static")
@@ -33,6 +37,9 @@ func Static() fs.FS {
 const (
 	LocalCSRF      = "csrf_token"
 	LocalRequestID = "requestid"
+	// LocalSecureCookies (bool) is COOKIE_SECURE, for the flash cookie,
+	// which is set here rather than beside the session and CSRF cookies.
+	LocalSecureCookies = "secure_cookies"
 )
 
 // NavItem is one entry of the navigation; it shows when the principal may GET its path.
@@ -199,15 +206,18 @@ const flashCookie = "cardata_flash"
 // SetFlash stores a message for the next page the browser loads.
 func SetFlash(c *fiber.Ctx, kind, msg string) {
 	c.Cookie(&fiber.Cookie{Name: flashCookie, Value: url.QueryEscape(kind + ":" + msg), Path: "/",
-		HTTPOnly: true, SameSite: "Lax", MaxAge: 60})
+		HTTPOnly: true, Secure: secureCookies(c), SameSite: "Lax", MaxAge: 60})
 }
+
+func secureCookies(c *fiber.Ctx) bool { s, _ := c.Locals(LocalSecureCookies).(bool); return s }
 
 func takeFlash(c *fiber.Ctx) *Flash {
 	raw := c.Cookies(flashCookie)
 	if raw == "" {
 		return nil
 	}
-	c.Cookie(&fiber.Cookie{Name: flashCookie, Value: "", Path: "/", MaxAge: -1, Expires: time.Unix(1, 0)})
+	c.Cookie(&fiber.Cookie{Name: flashCookie, Value: "", Path: "/", HTTPOnly: true, Secure: secureCookies(c),
+		SameSite: "Lax", MaxAge: -1, Expires: time.Unix(1, 0)})
 	s, err := url.QueryUnescape(raw)
 	if err != nil {
 		return nil
