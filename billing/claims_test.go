@@ -143,10 +143,20 @@ func TestWatermarkWaitsForRecordsInFlight(t *testing.T) {
 		}
 		done <- r
 	}()
-	select {
-	case <-done:
-		t.Fatal("the run did not wait for the open ledger write")
-	case <-time.After(300 * time.Millisecond):
+	// The run is sealing the ledger: its lock waits behind the open write.
+	var waiting int64
+	for deadline := time.Now().Add(2 * time.Minute); waiting == 0; time.Sleep(10 * time.Millisecond) {
+		select {
+		case <-done:
+			t.Fatal("the run did not wait for the open ledger write")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the run never asked for the ledger lock")
+		}
+		// every test database is a clone, with the same table oids: name the database too
+		gdb.Raw(`SELECT count(*) FROM pg_locks WHERE relation = 'delivery_ledger'::regclass AND mode = 'ShareLock' AND NOT granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&waiting)
 	}
 	if err := tx.Commit().Error; err != nil {
 		t.Fatal(err)
