@@ -19,6 +19,7 @@ import (
 type Config struct {
 	DatabaseURL     string         // DATABASE_URL
 	ListenAddr      string         // LISTEN_ADDR
+	MetricsAddr     string         // METRICS_ADDR: Prometheus /metrics listener, apart from the public one; "" when off
 	PublicURL       string         // PUBLIC_URL: base URL printed and used in e-mails
 	BillingTimezone *time.Location // BILLING_TIMEZONE
 	LogLevel        string         // LOG_LEVEL: debug, info, warn, error
@@ -109,6 +110,17 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		r.fail("LISTEN_ADDR", "must be host:port, got %q", c.ListenAddr)
 	}
+	// Set but empty turns the metrics listener off, so this is not r.str.
+	c.MetricsAddr = "127.0.0.1:9090"
+	if v, ok := lookup("METRICS_ADDR"); ok {
+		c.MetricsAddr = strings.TrimSpace(v)
+	}
+	if strings.EqualFold(c.MetricsAddr, "off") {
+		c.MetricsAddr = ""
+	}
+	if _, _, err := net.SplitHostPort(c.MetricsAddr); c.MetricsAddr != "" && err != nil {
+		r.fail("METRICS_ADDR", "must be host:port, empty or off, got %q", c.MetricsAddr)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -162,7 +174,7 @@ func (c Config) Redacted() map[string]any {
 		dsn = u.Redacted()
 	}
 	return map[string]any{
-		"database_url": dsn, "listen_addr": c.ListenAddr, "public_url": c.PublicURL,
+		"database_url": dsn, "listen_addr": c.ListenAddr, "metrics_addr": c.MetricsAddr, "public_url": c.PublicURL,
 		"billing_timezone": c.BillingTimezone.String(), "cookie_secure": c.CookieSecure,
 		"session_idle_timeout": c.SessionIdleTimeout.String(), "session_max_age": c.SessionMaxAge.String(),
 		"smtp_host": c.SMTPHost, "smtp_password_set": c.SMTPPassword != "", "secrets_key_set": len(c.SecretsKey) > 0,
