@@ -104,7 +104,8 @@ func validatePassword(v *errs.Validation, field, pw string) {
 	}
 }
 
-// Create adds a staff member (audited).
+// Create adds a staff member (audited). Its roles must pass
+// policies.CheckRoleChange; a refusal is audited although nothing is created.
 func (s *Service) Create(ctx context.Context, in NewUser) (*User, error) {
 	var v errs.Validation
 	in.Email = normalizeEmail(in.Email)
@@ -116,7 +117,14 @@ func (s *Service) Create(ctx context.Context, in NewUser) (*User, error) {
 		v.Add("name", "name_required", "enter the name")
 	}
 	roles := validateRoles(&v, in.Roles)
+	sod := policies.CheckRoleChange(policies.PrincipalFrom(ctx), 0, nil, roles)
+	if sod != nil {
+		v.Fields = append(v.Fields, errs.As(sod).Fields...)
+	}
 	validatePassword(&v, "password", in.Password)
+	if sod != nil {
+		return nil, s.refuseRoles(ctx, "", in.Email, nil, roles, sod, v.Fields)
+	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -257,7 +265,9 @@ type Update struct {
 
 // UpdateUser changes name, roles and active flag (audited). An
 // administrator cannot remove their own admin role or deactivate themselves,
-// so the system never loses its last way in by accident.
+// so the system never loses its last way in by accident. Role changes follow
+// policies.CheckRoleChange (no self-granted roles, no incompatible pairs);
+// a refusal is audited although nothing changes.
 func (s *Service) UpdateUser(ctx context.Context, id int64, in Update) (*User, error) {
 	u, err := s.FindByID(ctx, id)
 	if err != nil {
@@ -269,13 +279,19 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, in Update) (*User, e
 		v.Add("name", "name_required", "enter the name")
 	}
 	roles := validateRoles(&v, in.Roles)
-	if actor := policies.PrincipalFrom(ctx); actor != nil && actor.Kind == policies.KindStaff && actor.ID == id {
+	actor := policies.PrincipalFrom(ctx)
+	if actor != nil && actor.Kind == policies.KindStaff && actor.ID == id {
 		if !slices.Contains(roles, policies.RoleAdmin) && slices.Contains(u.Roles, policies.RoleAdmin) {
 			v.Add("roles", "own_admin_role", "you cannot remove your own administrator role")
 		}
 		if !in.Active {
 			v.Add("active", "own_deactivation", "you cannot deactivate yourself")
 		}
+	}
+	sod := policies.CheckRoleChange(actor, id, u.Roles, roles)
+	if sod != nil {
+		v.Fields = append(v.Fields, errs.As(sod).Fields...)
+		return nil, s.refuseRoles(ctx, fmt.Sprint(id), u.Email, u.Roles, roles, sod, v.Fields)
 	}
 	if err := v.Err(); err != nil {
 		return nil, err
@@ -293,7 +309,22 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, in Update) (*User, e
 	if len(changes) == 0 {
 		return u, nil
 	}
+	var locked []string // the roles under the row lock, for the audit entry of a refusal
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Decide on the roles as they are under the row lock: a concurrent
+		// change by another administrator must not turn a kept role into a
+		// self-granted one.
+		if err := tx.Exec("SELECT 1 FROM staff_users WHERE id = ? FOR UPDATE", id).Error; err != nil {
+			return errs.Wrap(err, "lock staff user")
+		}
+		var cur []string
+		if err := tx.Model(&userRole{}).Where("user_id = ?", id).Order("role").Pluck("role", &cur).Error; err != nil {
+			return errs.Wrap(err, "load roles")
+		}
+		locked = cur
+		if err := policies.CheckRoleChange(actor, id, cur, roles); err != nil {
+			return err
+		}
 		if err := tx.Model(&User{}).Where("id = ?", id).Updates(map[string]any{
 			"name": in.Name, "active": in.Active, "updated_at": time.Now().UTC()}).Error; err != nil {
 			return errs.Wrap(err, "update staff user")
@@ -310,10 +341,29 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, in Update) (*User, e
 		return audit.Record(ctx, tx, "staff_user.update", "staff_user", fmt.Sprint(id),
 			u.Email+": "+strings.Join(changes, "; "))
 	})
+	if errs.Is(err, policies.CodeSelfGrant) || errs.Is(err, policies.CodeIncompatibleRoles) {
+		return nil, s.refuseRoles(ctx, fmt.Sprint(id), u.Email, locked, roles, err, errs.As(err).Fields)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return s.FindByID(ctx, id)
+}
+
+// refuseRoles records a refused role change in the audit trail and returns
+// the refusal with every field error of the form. The entry is written in
+// its own transaction: the change itself is not made, but who tried to get
+// which roles must stay on record.
+func (s *Service) refuseRoles(ctx context.Context, objectID, email string, oldRoles, newRoles []string, sod error, fields []errs.FieldError) error {
+	e := errs.As(sod)
+	summary := fmt.Sprintf("refused (%s): %s roles [%s] -> [%s]", e.Code, email, strings.Join(oldRoles, ", "), strings.Join(newRoles, ", "))
+	if objectID == "" {
+		summary = fmt.Sprintf("refused (%s): create %s with roles [%s]", e.Code, email, strings.Join(newRoles, ", "))
+	}
+	if err := audit.Record(ctx, s.DB.WithContext(ctx), "staff_user.roles_refused", "staff_user", objectID, summary); err != nil {
+		return err
+	}
+	return &errs.Error{Kind: errs.Invalid, Code: e.Code, Message: e.Message, Fields: fields}
 }
 
 // SetPassword replaces a user's password (audited, sessions ended).
