@@ -19,6 +19,9 @@ type userPage struct {
 	Roles    []string
 	Selected []string
 	Timeline []audit.Entry
+	// Incompatible is the separation-of-duties table, shown as a hint
+	// beside the roles so the refusal does not come as a surprise.
+	Incompatible []policies.RolePair
 }
 
 func (h *Handlers) listUsers(c *fiber.Ctx) error {
@@ -35,7 +38,7 @@ func (h *Handlers) listUsers(c *fiber.Ctx) error {
 }
 
 func (h *Handlers) newUser(c *fiber.Ctx) error {
-	return h.View.Render(c, fiber.StatusOK, "admin/users/form", &templates.Page{Data: userPage{Roles: policies.StaffRoles}})
+	return h.View.Render(c, fiber.StatusOK, "admin/users/form", &templates.Page{Data: userPage{Roles: policies.StaffRoles, Incompatible: policies.IncompatibleRoles}})
 }
 
 func (h *Handlers) createUser(c *fiber.Ctx) error {
@@ -44,7 +47,7 @@ func (h *Handlers) createUser(c *fiber.Ctx) error {
 	if invalid(err) {
 		return h.View.Render(c, fiber.StatusUnprocessableEntity, "admin/users/form", &templates.Page{
 			Errors: errs.FieldMap(err), Form: formValues(c, "email", "name"),
-			Data: userPage{Roles: policies.StaffRoles, Selected: in.Roles}})
+			Data: userPage{Roles: policies.StaffRoles, Incompatible: policies.IncompatibleRoles, Selected: in.Roles}})
 	}
 	if err != nil {
 		return err
@@ -71,7 +74,7 @@ func (h *Handlers) renderUser(c *fiber.Ctx, status int, u *staff.User, fieldErrs
 		return err
 	}
 	return h.View.Render(c, status, "admin/users/form", &templates.Page{Errors: fieldErrs, Form: form,
-		Data: userPage{User: u, Roles: policies.StaffRoles, Selected: selected, Timeline: timeline}})
+		Data: userPage{User: u, Roles: policies.StaffRoles, Incompatible: policies.IncompatibleRoles, Selected: selected, Timeline: timeline}})
 }
 
 func (h *Handlers) updateUser(c *fiber.Ctx) error {

@@ -92,7 +92,8 @@ func commands() []Command {
 			Flags: func(fs *flag.FlagSet) {
 				fs.String("email", "", "e-mail address (required)")
 				fs.String("name", "", "display name (required)")
-				fs.String("role", "", "comma-separated roles: "+strings.Join(policies.StaffRoles, ", "))
+				fs.String("role", "", "comma-separated roles: "+strings.Join(policies.StaffRoles, ", ")+
+					" (separation of duties: "+incompatibleRolesHint()+")")
 				fs.Bool("password-stdin", false, "read the password from standard input (required)")
 			}, Run: runUserAdd},
 		{Name: "audit verify", Summary: "verify the audit trail's hash chain; names the first broken entry", Run: runAuditVerify},
@@ -216,6 +217,17 @@ func runDemo(ctx context.Context, env *Env, _ *flag.FlagSet) error {
 	return a.LoadDemo(ctx, env.Stdout)
 }
 
+func incompatibleRolesHint() string {
+	var pairs []string
+	for _, p := range policies.IncompatibleRoles {
+		pairs = append(pairs, p.A+" and "+p.B+" cannot be combined")
+	}
+	return strings.Join(pairs, "; ")
+}
+
+// runUserAdd creates the user through staff.Service.Create, so the CLI obeys
+// the same separation-of-duties rule as the staff form (and its refusals are
+// audited, with the CLI as the actor).
 func runUserAdd(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 	get := func(n string) string { return fs.Lookup(n).Value.String() }
 	if get("password-stdin") != "true" {
