@@ -113,6 +113,7 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	})
 	f := a.Fiber
 	f.Use(web.RequestContext(cfg.TrustedProxies), web.AccessLog(log, metrics), web.Recover(log))
+	f.Use(web.ValidInput())
 	f.Use(web.Sessions(a.Sessions, a.resolvers))
 	// Machine principals (provider API bearer tokens) must be known before the
 	// route guard, which runs ahead of any group middleware.
