@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"encoding/csv"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"cardata/onboarding"
+	"cardata/policies/csvsafe"
 	"cardata/templates"
 )
 
@@ -99,14 +99,6 @@ func names(refs []onboarding.ProviderRef) string {
 	return strings.Join(out, "; ")
 }
 
-// csvSafe keeps spreadsheet programs from running a cell as a formula.
-func csvSafe(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
-}
-
 func (h *ProviderHandlers) coverageCSV(c *fiber.Ctx) error {
 	report, err := h.Onboarding.CoverageReport(c.UserContext())
 	if err != nil {
@@ -114,7 +106,7 @@ func (h *ProviderHandlers) coverageCSV(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="cardata-coverage.csv"`)
-	w := csv.NewWriter(c.Response().BodyWriter())
+	w := csvsafe.NewWriter(c.Response().BodyWriter())
 	_ = w.Write([]string{"market", "name", "market_status", "active_providers", "pending_requests", "eligible_vehicles", "providers", "pending"})
 	for _, r := range report {
 		status := "active"
@@ -126,7 +118,7 @@ func (h *ProviderHandlers) coverageCSV(c *fiber.Ctx) error {
 			vehicles = strconv.FormatInt(*r.Vehicles, 10)
 		}
 		_ = w.Write([]string{r.Market.Code, r.Market.Name, status, strconv.Itoa(len(r.Active)), strconv.Itoa(len(r.Pending)),
-			vehicles, csvSafe(names(r.Active)), csvSafe(names(r.Pending))})
+			vehicles, names(r.Active), names(r.Pending)})
 	}
 	w.Flush()
 	return w.Error()

@@ -3,15 +3,17 @@ package billing
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"strconv"
 
+	"cardata/policies/csvsafe"
 	"cardata/policies/errs"
 )
 
 // ExportCSV lists the finalized documents (invoices and credit notes) of a
 // period for accounting, one row each, credit notes with negative amounts.
-// An empty period exports every period.
+// An empty period exports every period. Buyer names and VAT IDs come from
+// providers' registrations, so every cell is written formula-safe; the
+// negative amounts are plain numbers and stay usable.
 func (s *Service) ExportCSV(ctx context.Context, period string) ([]byte, error) {
 	q := s.DB.WithContext(ctx).Where("status IN ('finalized','sent','paid')")
 	if period != "" {
@@ -30,7 +32,7 @@ func (s *Service) ExportCSV(ctx context.Context, period string) ([]byte, error) 
 		numbers[d.ID] = *d.Number
 	}
 	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
+	w := csvsafe.NewWriter(&buf)
 	_ = w.Write([]string{"number", "type", "issue_date", "due_date", "period", "provider_id", "buyer", "buyer_country", "buyer_vat_id",
 		"vat_category", "vat_rate", "net", "vat", "gross", "paid", "status", "corrects", "currency"})
 	for _, d := range docs {

@@ -3,7 +3,6 @@ package consent
 import (
 	"archive/zip"
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/go-pdf/fpdf"
 
+	"cardata/policies/csvsafe"
 	"cardata/policies/errs"
 )
 
@@ -26,29 +26,10 @@ func rfc3339(t *time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// cell keeps spreadsheet programs from reading a value as a formula.
-func cell(s string) string {
-	if s == "" {
-		return s
-	}
-	switch s[0] {
-	case '=', '+', '@', '\t', '\r':
-		return "'" + s
-	case '-':
-		if _, err := strconv.ParseFloat(s, 64); err != nil {
-			return "'" + s
-		}
-	}
-	return s
-}
-
 func writeCSV(rows [][]string) ([]byte, error) {
 	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
+	w := csvsafe.NewWriter(&buf)
 	for _, r := range rows {
-		for i := range r {
-			r[i] = cell(r[i])
-		}
 		if err := w.Write(r); err != nil {
 			return nil, err
 		}
