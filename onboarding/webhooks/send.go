@@ -162,15 +162,13 @@ func (s *Service) post(ctx context.Context, c claimed, body []byte) outcome {
 	o := outcome{started: s.now()}
 	sig, err := Sign(string(c.ep.Secret), c.ev.ID, o.started, body)
 	if err != nil {
-		o.err = "signing: " + err.Error()
-		return o
+		return s.failed(c, o, FailureSigning, err)
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.opt().Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.ep.URL, bytes.NewReader(body))
 	if err != nil {
-		o.err = "request: " + err.Error()
-		return o
+		return s.failed(c, o, FailureInvalidURL, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "CarData-Webhooks/1")
@@ -181,11 +179,11 @@ func (s *Service) post(ctx context.Context, c claimed, body []byte) outcome {
 	res, err := s.client().Do(req)
 	o.took = time.Since(start)
 	if err != nil {
-		o.err = clip(err.Error(), 300)
-		if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "Client.Timeout") {
-			o.err = fmt.Sprintf("no answer within %s", s.opt().Timeout)
+		if ctx.Err() != nil { // shutting down: deliver releases the delivery, nothing is shown
+			o.err = ctx.Err().Error()
+			return o
 		}
-		return o
+		return s.failed(c, o, failureCategory(err), err)
 	}
 	defer res.Body.Close()
 	excerpt, _ := io.ReadAll(io.LimitReader(res.Body, 1024))
@@ -195,6 +193,15 @@ func (s *Service) post(ctx context.Context, c claimed, body []byte) outcome {
 	if !o.ok() {
 		o.err = fmt.Sprintf("HTTP %d", res.StatusCode)
 	}
+	return o
+}
+
+// failed records a failed attempt as its category (see failure.go) and
+// logs the error itself, which may name internal addresses.
+func (s *Service) failed(c claimed, o outcome, category string, err error) outcome {
+	o.err = category
+	s.log().Warn("webhook attempt failed", "delivery", c.ID, "endpoint", c.EndpointID, "event", c.EventID,
+		"category", category, "error", err.Error())
 	return o
 }
 

@@ -76,16 +76,16 @@ func (s *Service) dialControl(_, address string, _ syscall.RawConn) error {
 	}
 	ip := net.ParseIP(host)
 	if ip == nil {
-		return fmt.Errorf("receiver address %q is not an IP address", host)
+		return &notAllowedError{fmt.Sprintf("receiver address %q is not an IP address", host)}
 	}
 	if ip.IsLoopback() {
 		if s.loopbackOK() {
 			return nil
 		}
-		return fmt.Errorf("receiver resolves to loopback address %s: not allowed outside development", ip)
+		return &notAllowedError{fmt.Sprintf("receiver resolves to loopback address %s: not allowed outside development", ip)}
 	}
 	if blockedIP(ip) {
-		return fmt.Errorf("receiver resolves to private or reserved address %s: not allowed", ip)
+		return &notAllowedError{fmt.Sprintf("receiver resolves to private or reserved address %s: not allowed", ip)}
 	}
 	return nil
 }
