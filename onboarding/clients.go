@@ -31,6 +31,10 @@ type APIClient struct {
 	RotatedAt          *time.Time
 	RevokedAt          *time.Time
 	LastUsedAt         *time.Time
+	// AuthSecretHash is the hash of the secret AuthenticateAPIClient
+	// accepted (the current or, during an overlap, the previous one); the
+	// token endpoint issues a token only while that secret is still valid.
+	AuthSecretHash []byte `gorm:"-" json:"-"`
 }
 
 func (APIClient) TableName() string { return "api_clients" }
@@ -129,6 +133,13 @@ func (s *Service) FindAPIClient(ctx context.Context, providerID, id int64) (*API
 
 // RotateAPIClientSecret issues a new secret; the old one keeps working for
 // overlap (at most MaxRotationOverlap) so deployments can switch over.
+//
+// The access tokens issued under the old secret end with it: at once
+// without overlap (a rotation is how a leaked secret is contained, and a
+// token bought with it must not outlive it), else when the overlap ends.
+// Tokens are resolved from api_access_tokens on every request, so deleting
+// or shortening them here, in the rotation's transaction, holds on every
+// replica without touching the token check itself.
 func (s *Service) RotateAPIClientSecret(ctx context.Context, providerID, id int64, overlap time.Duration) (*NewSecret, error) {
 	if overlap < 0 || overlap > MaxRotationOverlap {
 		var v errs.Validation
@@ -157,8 +168,19 @@ func (s *Service) RotateAPIClientSecret(ctx context.Context, providerID, id int6
 		if err := tx.Model(&APIClient{}).Where("id = ?", c.ID).Updates(upd).Error; err != nil {
 			return errs.Wrap(err, "rotate API client")
 		}
+		// Every token of the client was issued under the secret replaced
+		// now (or an older one, whose tokens an earlier rotation cut).
+		var ended error
+		if overlap == 0 {
+			ended = tx.Exec(`DELETE FROM api_access_tokens WHERE client_id = ?`, c.ID).Error
+		} else {
+			ended = tx.Exec(`UPDATE api_access_tokens SET expires_at = ? WHERE client_id = ? AND expires_at > ?`, until, c.ID, until).Error
+		}
+		if ended != nil {
+			return errs.Wrap(ended, "end the old secret's tokens")
+		}
 		return audit.Record(ctx, tx, "api_client.rotate", "provider", fmt.Sprint(providerID),
-			fmt.Sprintf("rotated the secret of %s; the old one is valid until %s", c.ClientID, until.Format(time.RFC3339)))
+			fmt.Sprintf("rotated the secret of %s; the old one and its access tokens are valid until %s", c.ClientID, until.Format(time.RFC3339)))
 	})
 	if err != nil {
 		return nil, err
@@ -213,6 +235,7 @@ func (s *Service) AuthenticateAPIClient(ctx context.Context, clientID, secret st
 	if !ok || c.Revoked() {
 		return nil, ErrInvalidClient
 	}
+	c.AuthSecretHash = h
 	active, err := s.ProviderIsActive(ctx, c.ProviderID)
 	if err != nil {
 		return nil, err

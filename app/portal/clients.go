@@ -26,7 +26,7 @@ type overlap struct {
 	Label string
 }
 
-var overlaps = []overlap{{0, "no overlap (old secret stops now)"}, {1, "1 hour"}, {24, "24 hours"}, {72, "3 days"}, {168, "7 days"}}
+var overlaps = []overlap{{0, "no overlap (old secret and its access tokens stop now)"}, {1, "1 hour"}, {24, "24 hours"}, {72, "3 days"}, {168, "7 days"}}
 
 func (h *Handlers) clients(c *fiber.Ctx) error {
 	return h.renderClients(c, fiber.StatusOK, nil, nil, nil, false)

@@ -30,7 +30,10 @@ const Scope = "api"
 // Tokens issues and resolves opaque bearer tokens. Only their SHA-256 is
 // stored; the client and its provider are checked on every resolution in
 // the same query, so revoking a client or suspending its provider stops
-// its tokens at once.
+// its tokens at once. A rotation of the client's secret ends the tokens of
+// the old secret by deleting them (no overlap) or by cutting their expiry
+// to the overlap's end (onboarding.RotateAPIClientSecret), so the check on
+// the hot path stays the one indexed lookup.
 type Tokens struct {
 	DB  *gorm.DB
 	TTL time.Duration
@@ -51,7 +54,17 @@ func tokenHash(tok string) string { h := tokenSum(tok); return hex.EncodeToStrin
 // tokenSum is the SHA-256 of a token (the stored token_hash).
 func tokenSum(tok string) [sha256.Size]byte { return sha256.Sum256([]byte(tok)) }
 
-// Issue creates a token for an authenticated client.
+// ErrSecretRotated refuses a token for a secret that a rotation ended
+// between its check and the token's issue.
+var ErrSecretRotated = errs.New(errs.Unauthorized, "invalid_client", "client authentication failed")
+
+// Issue creates a token for a client AuthenticateAPIClient just accepted.
+// The token lives TTL, and no longer than the secret it was bought with: a
+// previous secret's token ends with the rotation overlap. The insert reads
+// the client row FOR SHARE and checks that secret once more, so a rotation
+// that commits between the check and the insert cannot leave a token of
+// the old secret behind (the rotation ends the tokens it finds; this one it
+// would not have found).
 func (t *Tokens) Issue(ctx context.Context, c *onboarding.APIClient) (string, time.Duration, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -59,12 +72,24 @@ func (t *Tokens) Issue(ctx context.Context, c *onboarding.APIClient) (string, ti
 	}
 	tok := "cdat_" + base64.RawURLEncoding.EncodeToString(b)
 	now := t.now()
-	err := t.DB.WithContext(ctx).Exec(`INSERT INTO api_access_tokens (token_hash, client_id, provider_id, scope, issued_at, expires_at)
-		VALUES (decode(?, 'hex'), ?, ?, ?, ?, ?)`, tokenHash(tok), c.ID, c.ProviderID, Scope, now, now.Add(t.TTL)).Error
+	secret := hex.EncodeToString(c.AuthSecretHash)
+	var expires []time.Time
+	err := t.DB.WithContext(ctx).Raw(`INSERT INTO api_access_tokens (token_hash, client_id, provider_id, scope, issued_at, expires_at)
+		SELECT decode(?, 'hex'), c.id, c.provider_id, ?, ?,
+		       CASE WHEN c.secret_hash = decode(?, 'hex') THEN ? ELSE LEAST(?, c.previous_valid_until) END
+		FROM api_clients c
+		WHERE c.id = ? AND c.revoked_at IS NULL AND (c.secret_hash = decode(?, 'hex')
+		      OR (c.previous_secret_hash = decode(?, 'hex') AND c.previous_valid_until > ?))
+		FOR SHARE
+		RETURNING expires_at`, tokenHash(tok), Scope, now, secret, now.Add(t.TTL), now.Add(t.TTL),
+		c.ID, secret, secret, now).Scan(&expires).Error
 	if err != nil {
 		return "", 0, errs.Wrap(err, "store token")
 	}
-	return tok, t.TTL, nil
+	if len(expires) == 0 {
+		return "", 0, ErrSecretRotated
+	}
+	return tok, expires[0].Sub(now).Round(time.Second), nil
 }
 
 // Caller is who a valid token belongs to.
@@ -173,6 +198,9 @@ func (h *Handler) token(c *fiber.Ctx) error {
 		return err
 	}
 	tok, ttl, err := h.Tokens.Issue(c.UserContext(), cl)
+	if errors.Is(err, ErrSecretRotated) {
+		return oauthError(c, fiber.StatusUnauthorized, "invalid_client", "client authentication failed")
+	}
 	if err != nil {
 		return err
 	}
