@@ -15,6 +15,7 @@ package providerapi
 
 import (
 	"context"
+	"crypto/cipher"
 	"strconv"
 	"sync"
 	"time"
@@ -75,6 +76,9 @@ type Handler struct {
 	authFails       authFailures
 	readOnce        sync.Once
 	readPipe        *readPipeline
+	memKeyOnce      sync.Once // seals stored answers without SECRETS_KEY (idempotency.go)
+	memKey          cipher.AEAD
+	memKeyErr       error
 	Location        *time.Location // billing time zone, for usage periods
 	Now             func() time.Time
 }

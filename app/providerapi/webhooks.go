@@ -57,6 +57,7 @@ func (h *Handler) createWebhook(c *fiber.Ctx) error {
 		return err
 	}
 	c.Set(fiber.HeaderLocation, "/api/v1/webhooks/"+strconv.FormatInt(e.ID, 10))
+	markSecretAnswer(c)
 	return c.Status(fiber.StatusCreated).JSON(WebhookEndpoint{Endpoint: e, Secret: string(e.Secret)})
 }
 

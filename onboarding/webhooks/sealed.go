@@ -25,6 +25,9 @@ import (
 
 const sealedPrefix = "enc1:"
 
+// secretPurpose is the additional data of a sealed signing secret.
+const secretPurpose = "webhook-secret"
+
 var secretsAEAD atomic.Pointer[cipher.AEAD]
 
 // SetSecretsKey sets the 32-byte key that seals signing secrets (nil: none).
@@ -33,19 +36,53 @@ func SetSecretsKey(key []byte) error {
 		secretsAEAD.Store(nil)
 		return nil
 	}
-	if len(key) != 32 {
-		return fmt.Errorf("the secrets key must be 32 bytes, got %d", len(key))
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := NewAEAD(key)
 	if err != nil {
 		return err
 	}
 	secretsAEAD.Store(&aead)
 	return nil
+}
+
+// NewAEAD is AES-256-GCM under a 32-byte key.
+func NewAEAD(key []byte) (cipher.AEAD, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("the secrets key must be 32 bytes, got %d", len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// SecretsAEAD is the AEAD of SECRETS_KEY, nil when no key is set. Other
+// secrets at rest (stored API answers that carry a signing secret) are
+// sealed under the same key with SealBytes, with their own purpose.
+func SecretsAEAD() cipher.AEAD {
+	if p := secretsAEAD.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// SealBytes encrypts plain as nonce || ciphertext. purpose is the
+// additional data: a ciphertext made for one purpose never opens as
+// another, so a stored answer cannot be passed off as a signing secret.
+func SealBytes(aead cipher.AEAD, plain []byte, purpose string) ([]byte, error) {
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return aead.Seal(nonce, nonce, plain, []byte(purpose)), nil
+}
+
+// OpenBytes decrypts what SealBytes made for the same purpose.
+func OpenBytes(aead cipher.AEAD, sealed []byte, purpose string) ([]byte, error) {
+	if len(sealed) < aead.NonceSize() {
+		return nil, errors.New("malformed ciphertext")
+	}
+	return aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(purpose))
 }
 
 // SealedSecret is a signing secret, encrypted when written to the database
@@ -58,12 +95,10 @@ func (s SealedSecret) Value() (driver.Value, error) {
 	if p == nil || s == "" || strings.HasPrefix(string(s), sealedPrefix) {
 		return string(s), nil
 	}
-	aead := *p
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
+	out, err := SealBytes(*p, []byte(s), secretPurpose)
+	if err != nil {
 		return nil, err
 	}
-	out := aead.Seal(nonce, nonce, []byte(s), []byte("webhook-secret"))
 	return sealedPrefix + base64.RawStdEncoding.EncodeToString(out), nil
 }
 
@@ -89,12 +124,11 @@ func (s *SealedSecret) Scan(v any) error {
 	if p == nil {
 		return errors.New("webhook secret is encrypted but SECRETS_KEY is not set")
 	}
-	aead := *p
 	b, err := base64.RawStdEncoding.DecodeString(raw[len(sealedPrefix):])
-	if err != nil || len(b) < aead.NonceSize() {
+	if err != nil || len(b) < (*p).NonceSize() {
 		return errors.New("webhook secret: malformed ciphertext")
 	}
-	plain, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], []byte("webhook-secret"))
+	plain, err := OpenBytes(*p, b, secretPurpose)
 	if err != nil {
 		return errors.New("webhook secret: cannot decrypt (wrong SECRETS_KEY?)")
 	}
