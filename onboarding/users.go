@@ -101,16 +101,17 @@ func (s *Service) ResolvePrincipal(ctx context.Context, userID, sessionID int64)
 func (s *Service) Authenticate(ctx context.Context, email, password, addr string) (*ProviderUser, error) {
 	email = signin.Email(email)
 	db := s.DB.WithContext(ctx)
-	attempts := signin.Attempts{Table: "provider_login_attempts", Throttle: signin.Throttle(s.Throttle)}
-	if err := attempts.Allow(db, email, addr, s.now()); err != nil {
+	attempts := signin.Attempts{Table: "provider_login_attempts", Throttle: signin.Throttle(s.Throttle), Cost: s.BcryptCost}
+	attempt, err := attempts.Begin(db, email, addr, s.now())
+	if err != nil {
 		return nil, err
 	}
 	var u ProviderUser
-	err := db.Where("lower(email) = ?", email).Take(&u).Error
+	err = db.Where("lower(email) = ?", email).Take(&u).Error
 	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, errs.Wrap(err, "find provider user")
 	}
-	ok := signin.PasswordMatches(u.PasswordHash, password) && u.Active
+	ok := attempt.Check(u.PasswordHash, password) && u.Active
 	if ok {
 		var statuses []string
 		if err := db.Table("providers").Where("id = ?", u.ProviderID).Pluck("status", &statuses).Error; err != nil {
@@ -119,7 +120,7 @@ func (s *Service) Authenticate(ctx context.Context, email, password, addr string
 		ok = len(statuses) == 1 && Status(statuses[0]) != StatusTerminated
 	}
 	now := s.now()
-	if err := attempts.Record(db, email, addr, ok, now); err != nil {
+	if err := attempt.Finish(db, ok); err != nil {
 		return nil, err
 	}
 	if !ok {

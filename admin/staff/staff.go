@@ -406,8 +406,9 @@ var (
 func (s *Service) Authenticate(ctx context.Context, email, password, addr string) (*User, error) {
 	email = signin.Email(email)
 	db := s.DB.WithContext(ctx)
-	attempts := signin.Attempts{Table: "login_attempts", Throttle: signin.Throttle(s.Throttle)}
-	if err := attempts.Allow(db, email, addr, time.Now().UTC()); err != nil {
+	attempts := signin.Attempts{Table: "login_attempts", Throttle: signin.Throttle(s.Throttle), Cost: s.BcryptCost}
+	attempt, err := attempts.Begin(db, email, addr, time.Now().UTC())
+	if err != nil {
 		return nil, err
 	}
 	u, err := s.FindByEmail(ctx, email)
@@ -418,9 +419,9 @@ func (s *Service) Authenticate(ctx context.Context, email, password, addr string
 	case errs.KindOf(err) != errs.NotFound:
 		return nil, err
 	}
-	ok := signin.PasswordMatches(hash, password) && u != nil && u.Active
+	ok := attempt.Check(hash, password) && u != nil && u.Active
 	now := time.Now().UTC()
-	if err := attempts.Record(db, email, addr, ok, now); err != nil {
+	if err := attempt.Finish(db, ok); err != nil {
 		return nil, err
 	}
 	if !ok {

@@ -140,22 +140,23 @@ var (
 func (s *Service) AuthenticateCustomer(ctx context.Context, email, password, addr string) (*Customer, error) {
 	email = signin.Email(email)
 	db := s.DB.WithContext(ctx)
-	attempts := signin.Attempts{Table: "customer_login_attempts", Throttle: signin.Throttle(s.Throttle)}
-	if err := attempts.Allow(db, email, addr, s.now()); err != nil {
+	attempts := signin.Attempts{Table: "customer_login_attempts", Throttle: signin.Throttle(s.Throttle), Cost: s.BcryptCost}
+	attempt, err := attempts.Begin(db, email, addr, s.now())
+	if err != nil {
 		return nil, err
 	}
 	var row struct {
 		ID           int64
 		PasswordHash string
 	}
-	err := db.Raw(`SELECT a.id, COALESCE(cc.password_hash, '') AS password_hash FROM customer_accounts a
+	err = db.Raw(`SELECT a.id, COALESCE(cc.password_hash, '') AS password_hash FROM customer_accounts a
 		LEFT JOIN customer_credentials cc ON cc.account_id = a.id WHERE lower(a.email) = ?`, email).Scan(&row).Error
 	if err != nil {
 		return nil, errs.Wrap(err, "find customer")
 	}
-	ok := signin.PasswordMatches(row.PasswordHash, password)
+	ok := attempt.Check(row.PasswordHash, password)
 	now := s.now()
-	if err := attempts.Record(db, email, addr, ok, now); err != nil {
+	if err := attempt.Finish(db, ok); err != nil {
 		return nil, err
 	}
 	if !ok {
