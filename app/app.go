@@ -10,11 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -61,6 +62,8 @@ type App struct {
 	resolvers map[string]web.Resolver
 	bearer    fiber.Handler               // resolves API bearer tokens before the guard (mountAPI sets it)
 	workers   []func(ctx context.Context) // started by Serve, stopped on shutdown
+
+	metricsAddr atomic.Pointer[string] // bound METRICS_ADDR while serving
 }
 
 // New builds the whole application on an open, migrated database.
@@ -113,6 +116,7 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	})
 	f := a.Fiber
 	f.Use(web.RequestContext(cfg.TrustedProxies), web.AccessLog(log, metrics), web.Recover(log))
+	f.Use(web.SecurityHeaders(a.Cookies))
 	f.Use(web.ValidInput())
 	f.Use(web.Sessions(a.Sessions, a.resolvers))
 	// Machine principals (provider API bearer tokens) must be known before the
@@ -125,12 +129,13 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	})
 
 	// Operational endpoints: open, bound to LISTEN_ADDR (loopback by default).
+	// /metrics is not among them: it reveals internals, so it has its own
+	// listener (METRICS_ADDR, see ServeListener).
 	f.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	f.Get("/readyz", a.readyz)
-	f.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})))
 	f.Use("/static", filesystem.New(filesystem.Config{Root: httpFS(templates.Static()), MaxAge: 3600}))
 	f.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/admin", fiber.StatusSeeOther) })
-	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/"} {
+	for _, p := range []string{"/healthz", "/readyz", "/"} {
 		a.Access.Public(fiber.MethodGet, p)
 	}
 	a.Access.PublicPrefix("/static/")
@@ -185,9 +190,9 @@ func (a *App) readyz(c *fiber.Ctx) error {
 // AddWorker registers a background loop run by Serve until shutdown.
 func (a *App) AddWorker(w func(ctx context.Context)) { a.workers = append(a.workers, w) }
 
-// Serve listens on LISTEN_ADDR until ctx ends, then shuts down gracefully:
-// stop accepting, finish in-flight requests, stop workers, all within
-// SHUTDOWN_TIMEOUT. The caller closes the database afterwards.
+// Serve listens on LISTEN_ADDR (and METRICS_ADDR) until ctx ends, then shuts
+// down gracefully: stop accepting, finish in-flight requests, stop workers,
+// all within SHUTDOWN_TIMEOUT. The caller closes the database afterwards.
 func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	ln, err := net.Listen("tcp", a.Cfg.ListenAddr)
 	if err != nil {
@@ -196,8 +201,15 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	return a.ServeListener(ctx, ln, ready)
 }
 
-// ServeListener is Serve on an existing listener (tests pass port 0).
+// ServeListener is Serve on an existing listener (tests pass port 0). The
+// metrics listener on METRICS_ADDR is bound before ready is called, and shut
+// down with the server.
 func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(addr string)) error {
+	msrv, err := a.serveMetrics()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	wctx, stopWorkers := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, w := range a.workers {
@@ -212,6 +224,9 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(add
 	select {
 	case err := <-errc:
 		stopWorkers()
+		if msrv != nil {
+			msrv.Close()
+		}
 		wg.Wait()
 		return err
 	case <-ctx.Done():
@@ -219,6 +234,14 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(add
 	a.Log.Info("shutting down", "timeout", a.Cfg.ShutdownTimeout.String())
 	deadline := time.Now().Add(a.Cfg.ShutdownTimeout)
 	shutErr := a.Fiber.ShutdownWithTimeout(a.Cfg.ShutdownTimeout)
+	if msrv != nil {
+		mctx, cancel := context.WithDeadline(context.Background(), deadline)
+		if err := msrv.Shutdown(mctx); err != nil {
+			msrv.Close()
+		}
+		cancel()
+		a.metricsAddr.Store(nil)
+	}
 	stopWorkers()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -228,4 +251,44 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(add
 		a.Log.Warn("background workers did not stop in time")
 	}
 	return shutErr
+}
+
+// MetricsHandler is the Prometheus exposition of the app's registry. It is
+// served on METRICS_ADDR only, never on the public listener.
+func (a *App) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{})
+}
+
+// MetricsAddr is the address the metrics listener is bound to, known from
+// the moment ServeListener calls ready until shutdown; "" when
+// METRICS_ADDR is off.
+func (a *App) MetricsAddr() string {
+	if p := a.metricsAddr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// serveMetrics binds METRICS_ADDR and serves GET /metrics there; nil when
+// it is off.
+func (a *App) serveMetrics() (*http.Server, error) {
+	if a.Cfg.MetricsAddr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", a.Cfg.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("METRICS_ADDR %s: %w", a.Cfg.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.MetricsHandler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	addr := ln.Addr().String()
+	a.metricsAddr.Store(&addr)
+	a.Log.Info("metrics listening", "addr", addr)
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			a.Log.Error("metrics listener stopped", "addr", addr, "err", err)
+		}
+	}()
+	return srv, nil
 }

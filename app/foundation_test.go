@@ -303,12 +303,17 @@ func TestHealthReadyMetrics(t *testing.T) {
 		t.Fatal(r.Status, r.Body)
 	}
 	c.Get("/admin/login")
-	r := c.Get("/metrics")
+	// Metrics are served on METRICS_ADDR only (see security_headers_test.go).
+	rec := httptest.NewRecorder()
+	tt.App.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	for _, want := range []string{`cardata_http_requests_total{method="GET",route="/admin/login",status="200"}`,
 		"cardata_http_request_duration_seconds_bucket", "go_sql_open_connections"} {
-		if !strings.Contains(r.Body, want) {
+		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	if r := c.Get("/metrics"); r.Status != http.StatusNotFound {
+		t.Errorf("/metrics on the public listener: %d", r.Status)
 	}
 	// readyz reports an outdated schema.
 	tt.DB.Exec("INSERT INTO goose_db_version (version_id, is_applied) VALUES (1, false)")

@@ -38,7 +38,9 @@ type T struct {
 // Config returns the test configuration for a database URL.
 func Config(t testing.TB, dbURL string) config.Config {
 	t.Helper()
-	env := map[string]string{"DATABASE_URL": dbURL, "BCRYPT_COST": "4", "LISTEN_ADDR": "127.0.0.1:0"}
+	// METRICS_ADDR on port 0: parallel tests each serve metrics and must not
+	// share the default port.
+	env := map[string]string{"DATABASE_URL": dbURL, "BCRYPT_COST": "4", "LISTEN_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0"}
 	cfg, err := config.LoadFrom(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
