@@ -16,7 +16,9 @@ import (
 func (a *App) newOnboardingService() *onboarding.Service {
 	return &onboarding.Service{DB: a.DB, BcryptCost: a.Cfg.BcryptCost, PublicURL: a.Cfg.PublicURL, Sessions: a.Sessions,
 		Throttle: onboarding.Throttle{PerAccount: a.Cfg.LoginMaxFailuresPerAccount,
-			PerAddress: a.Cfg.LoginMaxFailuresPerAddress, Window: a.Cfg.LoginThrottleWindow}}
+			PerAddress: a.Cfg.LoginMaxFailuresPerAddress, Window: a.Cfg.LoginThrottleWindow},
+		RegistrationLimits: onboarding.RegistrationLimits{PerHour: a.Cfg.RegistrationRateLimit,
+			DailyUploadBytes: a.Cfg.RegistrationDailyUploadBytes}}
 }
 
 // mountOnboarding mounts the partner managers' pages (review queue,

@@ -156,10 +156,23 @@ func (r *Registration) normalise() {
 	r.TermsVersion = clean(r.TermsVersion, 40)
 }
 
+// ErrAlreadyRegistered means the application's contact e-mail already signs
+// in to the partner portal, or its VAT ID belongs to a provider registered
+// or under review: nothing was created, and the known address was told by
+// e-mail. The public registration answers it exactly like a new application
+// (see Apply), so the form cannot be used to find out who is registered.
+var ErrAlreadyRegistered = errs.New(errs.Conflict, "already_registered", "this company or e-mail address is already registered")
+
+// errDuplicateKey marks a unique-index conflict inside Register's
+// transaction: a concurrent application with the same e-mail or VAT ID.
+var errDuplicateKey = errors.New("duplicate key")
+
 // Register records a company's application (status submitted) with its
 // documents and its first provider admin, after checking the EEA seat, the
 // VAT ID and duplicates. Similar names in the same country are flagged for
-// the reviewer, never refused.
+// the reviewer, never refused. A known e-mail or VAT ID is not a field
+// error: Register mails an "already registered" notice to the known address
+// and returns ErrAlreadyRegistered.
 func (s *Service) Register(ctx context.Context, r Registration) (*Registered, error) {
 	r.normalise()
 	var v errs.Validation
@@ -204,38 +217,11 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 		validatePassword(&v, "admin_password", r.AdminPassword)
 	}
 	docs := checkUploads(&v, r.Documents, true)
-	if !v.Has("contact_email") {
-		var n int64
-		if err := s.DB.WithContext(ctx).Model(&ProviderUser{}).Where("lower(email) = ?", r.ContactEmail).Count(&n).Error; err != nil {
-			return nil, errs.Wrap(err, "check e-mail")
-		}
-		if n > 0 {
-			v.Add("contact_email", "email_taken", "this e-mail address already signs in to the partner portal; use another one or sign in")
-		}
-	}
-	var flags []string
-	if vatID != "" {
-		var dups []Provider
-		if err := s.DB.WithContext(ctx).Where("vat_id = ?", vatID).Order("id").Find(&dups).Error; err != nil {
-			return nil, errs.Wrap(err, "check duplicates")
-		}
-		for _, d := range dups {
-			if d.Status.Open() {
-				v.Add("vat_id", "vat_id_taken", "a provider with this VAT ID is already registered or under review")
-				break
-			}
-			flags = append(flags, fmt.Sprintf("Same VAT ID as %s (#%d, %s)", d.LegalName, d.ID, d.Status.Label()))
-		}
-	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	similar, err := s.similarNames(ctx, r.Country, r.LegalName)
-	if err != nil {
-		return nil, err
-	}
-	flags = append(flags, similar...)
-
+	// Hashed before the duplicate check, so an application whose e-mail or
+	// VAT ID is already known costs the same time as a new one.
 	var hash string
 	if r.AdminPassword != "" {
 		h, err := bcrypt.GenerateFromPassword([]byte(r.AdminPassword), s.BcryptCost)
@@ -244,6 +230,19 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 		}
 		hash = string(h)
 	}
+	known, flags, err := s.knownApplicant(s.DB.WithContext(ctx), r.ContactEmail, vatID)
+	if err != nil {
+		return nil, err
+	}
+	if len(known) > 0 {
+		return nil, s.noticeKnown(ctx, known, vatID)
+	}
+	similar, err := s.similarNames(ctx, r.Country, r.LegalName)
+	if err != nil {
+		return nil, err
+	}
+	flags = append(flags, similar...)
+
 	now := s.now()
 	p := &Provider{LegalName: r.LegalName, LegalForm: r.LegalForm, Street: r.Street, PostalCode: r.PostalCode, City: r.City,
 		Country: r.Country, VATID: vatID, RegisterNumber: r.RegisterNumber, ContactName: r.ContactName,
@@ -255,8 +254,7 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Omit("ReviewerName").Create(p).Error; err != nil {
 			if errors.Is(err, gorm.ErrDuplicatedKey) {
-				return &errs.Error{Kind: errs.Invalid, Code: "validation_failed", Message: "some fields are invalid",
-					Fields: []errs.FieldError{{Field: "vat_id", Code: "vat_id_taken", Message: "a provider with this VAT ID is already registered or under review"}}}
+				return errDuplicateKey
 			}
 			return errs.Wrap(err, "create provider")
 		}
@@ -285,8 +283,7 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 		}
 		if err := tx.Create(admin).Error; err != nil {
 			if errors.Is(err, gorm.ErrDuplicatedKey) {
-				return &errs.Error{Kind: errs.Invalid, Code: "validation_failed", Message: "some fields are invalid",
-					Fields: []errs.FieldError{{Field: "contact_email", Code: "email_taken", Message: "this e-mail address already signs in to the partner portal"}}}
+				return errDuplicateKey
 			}
 			return errs.Wrap(err, "create provider admin")
 		}
@@ -298,17 +295,141 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 		if err := audit.Record(ctx, tx, "provider.submit", "provider", fmt.Sprint(p.ID), summary); err != nil {
 			return err
 		}
-		body := fmt.Sprintf("Dear %s,\n\nthank you for registering %s as a CarData provider. A partner manager will review the application; you can follow it in the partner portal: %s\n\nTerms accepted: %s\n",
-			p.ContactName, p.LegalName, s.link("/portal"), terms.Title)
+		// Fixed wording: the only applicant text in it is the company name,
+		// made safe for one line, so the form cannot send spam in our name.
+		body := fmt.Sprintf("Hello,\n\nthank you for registering \"%s\" as a CarData provider. A partner manager will review the application; you can follow it in the partner portal: %s\n\nTerms accepted: %s\n",
+			MailSafeName(p.LegalName), s.link("/portal"), terms.Title)
 		if token != "" {
 			body += fmt.Sprintf("\nSet your portal password with this one-time link (valid %d days):\n%s\n", int(s.inviteTTL().Hours()/24), out.SetPasswordLink)
 		}
 		return enqueueMail(ctx, tx, "provider.submitted", p.ContactEmail, "Your CarData registration", body, p.ID, fmt.Sprintf("provider-event-%d", ev.ID))
 	})
+	if errors.Is(err, errDuplicateKey) {
+		// Another application with this e-mail or VAT ID committed first.
+		known, _, kerr := s.knownApplicant(s.DB.WithContext(ctx), r.ContactEmail, vatID)
+		if kerr != nil {
+			return nil, kerr
+		}
+		return nil, s.noticeKnown(ctx, known, vatID)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// knownApplicant finds who already holds the application's e-mail (a
+// provider user) or VAT ID (a provider registered or under review), and the
+// review flags for VAT IDs of providers that were rejected or terminated
+// (who may apply again).
+func (s *Service) knownApplicant(db *gorm.DB, email, vatID string) ([]knownAddress, []string, error) {
+	var known []knownAddress
+	var users []ProviderUser
+	if err := db.Where("lower(email) = ?", email).Limit(1).Find(&users).Error; err != nil {
+		return nil, nil, errs.Wrap(err, "check e-mail")
+	}
+	for _, u := range users {
+		known = append(known, knownAddress{email: u.Email, providerID: u.ProviderID, byEmail: true})
+	}
+	var flags []string
+	if vatID != "" {
+		var dups []Provider
+		if err := db.Where("vat_id = ?", vatID).Order("id").Find(&dups).Error; err != nil {
+			return nil, nil, errs.Wrap(err, "check duplicates")
+		}
+		for _, d := range dups {
+			if d.Status.Open() {
+				known = append(known, knownAddress{email: d.ContactEmail, providerID: d.ID})
+				continue
+			}
+			flags = append(flags, fmt.Sprintf("Same VAT ID as %s (#%d, %s)", d.LegalName, d.ID, d.Status.Label()))
+		}
+	}
+	return known, flags, nil
+}
+
+// knownAddress is an address that hears about an application naming it:
+// a provider user whose e-mail was given, or the contact of a provider
+// whose VAT ID was given.
+type knownAddress struct {
+	email      string
+	providerID int64
+	byEmail    bool
+}
+
+// noticeKnown mails the "already registered" notice to the known addresses
+// and returns ErrAlreadyRegistered. The notice has fixed wording with no
+// applicant text but the (validated) VAT ID, and goes out at most once per
+// address and day, so repeating the form cannot flood a known mailbox.
+func (s *Service) noticeKnown(ctx context.Context, known []knownAddress, vatID string) error {
+	day := s.now().Format("2006-01-02")
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		sent := map[string]bool{}
+		for _, k := range known {
+			to := strings.ToLower(k.email)
+			if to == "" || sent[to] {
+				continue
+			}
+			sent[to] = true
+			var body string
+			if k.byEmail {
+				body = fmt.Sprintf("Hello,\n\nsomeone, perhaps you, tried to register a company as a CarData provider with this e-mail address. "+
+					"This address already signs in to the CarData partner portal, so no new application was created.\n\n"+
+					"If it was you, sign in to the partner portal: %s\n"+
+					"Colleagues get their own access by invitation from your portal administrator.\n\n"+
+					"If it was not you, you can ignore this e-mail; nothing has changed.\n", s.link("/portal/login"))
+			} else {
+				body = fmt.Sprintf("Hello,\n\nsomeone tried to register a company with the VAT ID %s as a CarData provider. "+
+					"A provider with this VAT ID is already registered or under review, so no second application was created.\n\n"+
+					"If a colleague needs access, a portal administrator can invite them in the partner portal: %s\n\n"+
+					"If you do not know about this, you can ignore this e-mail; nothing has changed.\n", vatID, s.link("/portal/users"))
+			}
+			if err := enqueueMail(ctx, tx, "provider.already_registered", to, "Your CarData registration", body, k.providerID,
+				"provider.already_registered:"+day+":"+to); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return ErrAlreadyRegistered
+}
+
+// MailNameLength is how much of a company name an e-mail repeats.
+const MailNameLength = 80
+
+// MailSafeName makes applicant text fit to repeat in an e-mail we send:
+// one line (control, format and separator characters become spaces, runs
+// of spaces one), only the characters company names use, at most
+// MailNameLength characters, and no web address a mail program would turn
+// into a link (a dot before a letter or digit gets a space after it, which
+// reads naturally in "Co. KG").
+func MailSafeName(s string) string {
+	var b strings.Builder
+	space := false
+	rs := []rune(s)
+	for i, r := range rs {
+		keep := unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r) || strings.ContainsRune("&'’.,-()+", r)
+		if !keep {
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(r)
+		if r == '.' && i+1 < len(rs) && (unicode.IsLetter(rs[i+1]) || unicode.IsDigit(rs[i+1])) {
+			space = true
+		}
+	}
+	out := []rune(b.String())
+	if len(out) > MailNameLength {
+		out = append([]rune(strings.TrimSpace(string(out[:MailNameLength-1]))), '…')
+	}
+	return string(out)
 }
 
 // legalForms are dropped before names are compared, so "Alpen Versicherung

@@ -2,8 +2,10 @@ package onboarding_test
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"cardata/onboarding"
 	"cardata/policies/errs"
@@ -138,13 +140,48 @@ func TestRegistrationChecksSeatVATTermsAndDocuments(t *testing.T) {
 	}
 }
 
-func TestDuplicateVATRefusedAndSimilarNamesFlagged(t *testing.T) {
+// A known VAT ID or e-mail is not a field error (that would tell anyone who
+// is registered): Register creates nothing, mails a notice with fixed
+// wording to the known address and returns ErrAlreadyRegistered.
+func TestDuplicateVATOrEmailNoticedAndSimilarNamesFlagged(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	first := f.mustRegister(t, "Alpen Versicherung AG", "AT", "ATU13585627")
-	_, err := f.svc.Register(f.ctx, registration("Other Name GmbH", "AT", "AT U 135 856 27"))
-	if fieldCode(err, "vat_id") != "vat_id_taken" {
+	count := func(q string, args ...any) (n int64) {
+		t.Helper()
+		if err := f.svc.DB.Raw(q, args...).Scan(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	providers := count("SELECT count(*) FROM providers")
+	dupVAT := registration("Other Name GmbH", "AT", "AT U 135 856 27")
+	dupVAT.LegalName = "Other Name GmbH\nVisit https://spam.example"
+	if _, err := f.svc.Register(f.ctx, dupVAT); !errors.Is(err, onboarding.ErrAlreadyRegistered) {
 		t.Fatalf("duplicate VAT: %v", err)
+	}
+	var notice string
+	f.svc.DB.Raw("SELECT body_text FROM email_outbox WHERE kind = 'provider.already_registered' AND to_addr = ?", first.Admin.Email).Scan(&notice)
+	if !strings.Contains(notice, "ATU13585627") || strings.Contains(notice, "Other Name") || strings.Contains(notice, "spam") {
+		t.Fatalf("VAT notice to the known contact: %q", notice)
+	}
+	if n := count("SELECT count(*) FROM email_outbox WHERE to_addr = ?", dupVAT.ContactEmail); n != 0 {
+		t.Fatalf("the applicant of a known VAT ID got %d e-mails", n)
+	}
+	dupEmail := registration("Third AG", "DE", "DE136695976")
+	dupEmail.ContactEmail = strings.ToUpper(first.Admin.Email)
+	if _, err := f.svc.Register(f.ctx, dupEmail); !errors.Is(err, onboarding.ErrAlreadyRegistered) {
+		t.Fatalf("known e-mail: %v", err)
+	}
+	// Once a day per address: a second attempt does not mail again.
+	if _, err := f.svc.Register(f.ctx, dupEmail); !errors.Is(err, onboarding.ErrAlreadyRegistered) {
+		t.Fatalf("known e-mail again: %v", err)
+	}
+	if n := count("SELECT count(*) FROM email_outbox WHERE kind = 'provider.already_registered' AND to_addr = ?", first.Admin.Email); n != 1 {
+		t.Fatalf("%d notices to the known address, want 1 a day", n)
+	}
+	if n := count("SELECT count(*) FROM providers"); n != providers {
+		t.Fatalf("a known applicant created a provider (%d -> %d)", providers, n)
 	}
 	similar := f.mustRegister(t, "Alpen-Versicherung GmbH", "AT", "ATU46080404")
 	if !strings.Contains(similar.Provider.ReviewFlags, "Alpen Versicherung AG") {
@@ -183,5 +220,109 @@ func TestSimilarity(t *testing.T) {
 		if got := onboarding.Similarity(tc.a, tc.b) >= 0.6; got != tc.similar {
 			t.Errorf("Similarity(%q, %q) = %.2f", tc.a, tc.b, onboarding.Similarity(tc.a, tc.b))
 		}
+	}
+}
+
+// The confirmation repeats no applicant text but the company name, on one
+// line, shortened, without links.
+func TestConfirmationMailHasFixedWordingAndASafeCompanyName(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	hostile := "Evil AG\r\nBcc: victim@example.org\n\n<a href=\"https://spam.example\">WIN</a> www.spam.example\u202e" + strings.Repeat("x", 500)
+	reg := registration(hostile, "DE", "DE136695976")
+	reg.ContactName = "Click https://phish.example now"
+	reg.IntendedServices = "Buy cheap pills at https://pills.example today"
+	r, err := f.svc.Register(f.ctx, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body, subject string
+	f.svc.DB.Raw("SELECT body_text FROM email_outbox WHERE to_addr = ?", r.Admin.Email).Scan(&body)
+	f.svc.DB.Raw("SELECT subject FROM email_outbox WHERE to_addr = ?", r.Admin.Email).Scan(&subject)
+	if subject != "Your CarData registration" || !strings.HasPrefix(body, "Hello,\n\nthank you for registering \"Evil AG Bcc victim") {
+		t.Fatalf("mail: %q %q", subject, body)
+	}
+	for _, bad := range []string{"phish", "pills", "Click", "<", ">", "@", "www.spam", "spam.example", "\r", "\u202e", strings.Repeat("x", 80)} {
+		if strings.Contains(body, bad) {
+			t.Errorf("the confirmation echoes %q: %q", bad, body)
+		}
+	}
+	if strings.Count(body, "://") != 1 { // only our own portal link
+		t.Errorf("links in the confirmation: %q", body)
+	}
+	line := strings.Split(body, "\n")[2]
+	name := line[strings.Index(line, "\"")+1 : strings.LastIndex(line, "\"")]
+	if n := len([]rune(name)); n > onboarding.MailNameLength {
+		t.Fatalf("company name of %d characters in the mail: %q", n, name)
+	}
+}
+
+func TestMailSafeName(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"Müller & Söhne GmbH & Co. KG":  "Müller & Söhne GmbH & Co. KG",
+		"Alpen\nVersicherung\tAG":       "Alpen Versicherung AG",
+		"  visit www.spam.example/now ": "visit www. spam. example now",
+		"<b>Bold</b>":                   "b Bold b",
+		"O’Brien (Ireland) Ltd.":        "O’Brien (Ireland) Ltd.",
+		"\u202eevil\u200b":              "evil",
+	} {
+		if got := onboarding.MailSafeName(in); got != want {
+			t.Errorf("MailSafeName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := []rune(onboarding.MailSafeName(strings.Repeat("ab ", 100))); len(got) != onboarding.MailNameLength || got[len(got)-1] != '…' {
+		t.Errorf("long name: %q", string(got))
+	}
+}
+
+// Apply limits applications per address and hour and stored document bytes
+// per address and day; the clock is the service's, so nothing waits.
+func TestApplyLimitsPerAddress(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	f.svc.Now = func() time.Time { return now }
+	f.svc.RegistrationLimits = onboarding.RegistrationLimits{PerHour: 2, DailyUploadBytes: int64(3 * len(tinyPDF))}
+	apply := func(vatID, addr string) error {
+		r := registration("Limit AG", "DE", vatID)
+		r.ClientAddr = addr
+		_, err := f.svc.Apply(f.ctx, r)
+		return err
+	}
+	if err := apply("DE136695976", "198.51.100.1"); err != nil {
+		t.Fatal(err)
+	}
+	bad := registration("Limit AG", "DE", "DE136695977")
+	bad.ClientAddr = "198.51.100.1"
+	if _, err := f.svc.Apply(f.ctx, bad); errs.KindOf(err) != errs.Invalid {
+		t.Fatalf("invalid application: %v", err)
+	}
+	var limited *onboarding.LimitError
+	err := apply("DE811569869", "198.51.100.1")
+	if !errors.As(err, &limited) || !errs.Is(err, "registration_rate_limited") || limited.RetryAfter != time.Hour {
+		t.Fatalf("third in an hour: %v", err)
+	}
+	if err := apply("DE811569877", "198.51.100.2"); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+	now = now.Add(time.Hour)
+	// The refused application stored nothing, so two more documents fit.
+	if err := apply("DE811569869", "198.51.100.1"); err != nil {
+		t.Fatalf("next hour: %v", err)
+	}
+	now = now.Add(2 * time.Hour)
+	if err := apply("DE811569885", "198.51.100.1"); err != nil {
+		t.Fatalf("third document of the day: %v", err)
+	}
+	now = now.Add(2 * time.Hour)
+	err = apply("DE811569893", "198.51.100.1")
+	if !errors.As(err, &limited) || fieldCode(err, "documents") != "registration_upload_cap" || limited.RetryAfter != 19*time.Hour {
+		t.Fatalf("over the daily upload cap: %v %+v", err, limited)
+	}
+	var n int64
+	f.svc.DB.Raw("SELECT count(*) FROM providers WHERE vat_id = 'DE811569893'").Scan(&n)
+	if n != 0 {
+		t.Fatal("stored over the cap")
 	}
 }

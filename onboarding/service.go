@@ -31,6 +31,8 @@ type Service struct {
 	// Sessions, when set, ends a provider user's sessions when they are deactivated.
 	Sessions *session.Store
 	Throttle Throttle
+	// RegistrationLimits bound the public registration per client address (Apply).
+	RegistrationLimits RegistrationLimits
 	// InviteTTL is how long a set-password link works (default 7 days).
 	InviteTTL time.Duration
 	// EligibleVehicles counts the vehicles registered in a market that could

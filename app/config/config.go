@@ -37,6 +37,9 @@ type Config struct {
 	LoginMaxFailuresPerAddress int           // LOGIN_MAX_FAILURES_ADDRESS
 	LoginThrottleWindow        time.Duration // LOGIN_THROTTLE_WINDOW
 
+	RegistrationRateLimit        int   // REGISTRATION_RATE_LIMIT: public registrations per client address per hour
+	RegistrationDailyUploadBytes int64 // REGISTRATION_DAILY_UPLOAD_BYTES: registration documents stored per client address per 24 hours
+
 	SMTPHost     string // SMTP_HOST: empty keeps all e-mail in the outbox
 	SMTPPort     int    // SMTP_PORT
 	SMTPUser     string // SMTP_USER
@@ -87,6 +90,7 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 		LoginMaxFailuresPerAccount: r.integer("LOGIN_MAX_FAILURES_ACCOUNT", 5, 1, 1000),
 		LoginMaxFailuresPerAddress: r.integer("LOGIN_MAX_FAILURES_ADDRESS", 20, 1, 100000),
 		LoginThrottleWindow:        r.duration("LOGIN_THROTTLE_WINDOW", 15*time.Minute),
+		RegistrationRateLimit:      r.integer("REGISTRATION_RATE_LIMIT", 10, 1, 1000000),
 		SMTPHost:                   r.str("SMTP_HOST", ""),
 		SMTPPort:                   r.integer("SMTP_PORT", 587, 1, 65535),
 		SMTPUser:                   r.str("SMTP_USER", ""),
@@ -98,6 +102,7 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 		ReadingsRetention:          r.duration("READINGS_RETENTION", 30*24*time.Hour),
 		OutboxRetention:            r.duration("OUTBOX_RETENTION", 90*24*time.Hour),
 	}
+	c.RegistrationDailyUploadBytes = int64(r.integer("REGISTRATION_DAILY_UPLOAD_BYTES", 50<<20, 1<<20, 1<<40))
 	tz := r.str("BILLING_TIMEZONE", "Europe/Berlin")
 	if loc, err := time.LoadLocation(tz); err != nil {
 		r.fail("BILLING_TIMEZONE", "unknown time zone %q", tz)

@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"math"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -64,9 +66,17 @@ func (h *Handlers) register(c *fiber.Ctx) error {
 	if r.AdminPassword != c.FormValue("password_confirm") {
 		fieldErrs["password_confirm"] = "the two passwords differ"
 	}
-	var out *onboarding.Registered
 	if len(fieldErrs) == 0 {
-		out, err = h.Onboarding.Register(c.UserContext(), r)
+		_, err = h.Onboarding.Apply(c.UserContext(), r)
+	}
+	var limited *onboarding.LimitError
+	if errors.As(err, &limited) {
+		setRetryAfter(c, limited)
+		fieldErrs = errs.FieldMap(err)
+		if len(fieldErrs) == 0 {
+			fieldErrs["form"] = limited.Err.Message
+		}
+		return h.renderRegister(c, fiber.StatusTooManyRequests, fieldErrs, form)
 	}
 	if invalid(err) || len(fieldErrs) > 0 {
 		for k, v := range errs.FieldMap(err) {
@@ -80,8 +90,17 @@ func (h *Handlers) register(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	templates.SetFlash(c, "success", "Thank you. Your application is submitted; a partner manager will review it. You can follow it here.")
-	return h.startSession(c, out.Admin, "/portal")
+	// The same answer whether the application is new or its e-mail or VAT ID
+	// was already known (then the known address got a notice instead), so
+	// nobody is signed in here: the applicant signs in with the password
+	// just chosen.
+	templates.SetFlash(c, "success", "Thank you, we have received your application. Sign in with your e-mail and password to follow it.")
+	return c.Redirect("/portal/login", fiber.StatusSeeOther)
+}
+
+// setRetryAfter tells a refused client when it may try again.
+func setRetryAfter(c *fiber.Ctx, e *onboarding.LimitError) {
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(math.Ceil(e.RetryAfter.Seconds())))))
 }
 
 // registrationRequest is the JSON body of POST /api/v1/registrations.
@@ -94,9 +113,10 @@ type registrationRequest struct {
 	} `json:"documents"`
 }
 
-// RegistrationResponse is the answer of POST /api/v1/registrations.
+// RegistrationResponse is the answer of POST /api/v1/registrations. It
+// repeats the application and carries no id: it is the same whether the
+// registration was new or its e-mail or VAT ID was already known.
 type RegistrationResponse struct {
-	ID            int64  `json:"id"`
 	Status        string `json:"status"`
 	LegalName     string `json:"legal_name"`
 	Country       string `json:"country"`
@@ -110,6 +130,9 @@ type RegistrationResponse struct {
 // RegistrationAPI handles POST /api/v1/registrations: the same registration
 // as the form, as JSON, for partners who automate. Documents come base64
 // encoded; without admin_password the admin receives a set-password link.
+// An accepted application answers 202 (also when its e-mail or VAT ID is
+// already known: the known address is told by e-mail), too many from one
+// address 429 with Retry-After.
 func (h *Handlers) RegistrationAPI(c *fiber.Ctx) error {
 	var req registrationRequest
 	dec := json.NewDecoder(strings.NewReader(string(c.Body())))
@@ -132,18 +155,17 @@ func (h *Handlers) RegistrationAPI(c *fiber.Ctx) error {
 	r := req.Registration
 	r.PasswordByMail = r.AdminPassword == ""
 	r.ClientAddr = web.ClientAddr(c)
-	out, err := h.Onboarding.Register(c.UserContext(), r)
+	out, err := h.Onboarding.Apply(c.UserContext(), r)
+	var limited *onboarding.LimitError
+	if errors.As(err, &limited) {
+		setRetryAfter(c, limited)
+	}
 	if err != nil {
 		return err
 	}
-	setup := "set"
-	if out.SetPasswordLink != "" {
-		setup = "link_sent"
-	}
-	p := out.Provider
-	return c.Status(fiber.StatusCreated).JSON(RegistrationResponse{ID: p.ID, Status: string(p.Status), LegalName: p.LegalName,
-		Country: p.Country, VATID: p.VATID, TermsVersion: p.TermsVersion, AdminEmail: out.Admin.Email, PasswordSetup: setup,
-		PortalURL: strings.TrimRight(h.Onboarding.PublicURL, "/") + "/portal"})
+	return c.Status(fiber.StatusAccepted).JSON(RegistrationResponse{Status: out.Status, LegalName: out.LegalName,
+		Country: out.Country, VATID: out.VATID, TermsVersion: out.TermsVersion, AdminEmail: out.AdminEmail,
+		PasswordSetup: out.PasswordSetup, PortalURL: strings.TrimRight(h.Onboarding.PublicURL, "/") + "/portal"})
 }
 
 func jsonProblem(err error) string {
