@@ -10,6 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"cardata/app/web"
 	"cardata/onboarding"
 	"cardata/policies"
 	"cardata/policies/errs"
@@ -100,7 +101,7 @@ func (h *Handlers) loginForm(c *fiber.Ctx) error {
 
 func (h *Handlers) login(c *fiber.Ctx) error {
 	email := c.FormValue("email")
-	u, err := h.Onboarding.Authenticate(c.UserContext(), email, c.FormValue("password"), c.IP())
+	u, err := h.Onboarding.Authenticate(c.UserContext(), email, c.FormValue("password"), web.ClientAddr(c))
 	if err != nil {
 		return h.View.SignInFailed(c, err, "portal/login", "Partner portal sign-in")
 	}
