@@ -34,7 +34,7 @@ func (h *Handlers) Routes(r fiber.Router) {
 	r.Get("/login", h.loginForm)
 	r.Post("/login", h.login)
 	r.Post("/logout", h.logout)
-	r.Get("/", h.dashboard)
+	r.Get("", h.dashboard)
 	r.Get("/account", h.account)
 	r.Post("/account/password", h.changePassword)
 	r.Get("/users", h.listUsers)

@@ -111,16 +111,21 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 		ReadTimeout:           60 * time.Second,
 		WriteTimeout:          60 * time.Second,
 		IdleTimeout:           120 * time.Second,
-		StrictRouting:         false,
-		ProxyHeader:           "",
+		// Routes match exactly as registered: the guard authorizes the route
+		// the router matched, so no other spelling may reach one (see
+		// web.CanonicalPath for the spellings that are redirected).
+		CaseSensitive: true,
+		StrictRouting: true,
+		ProxyHeader:   "",
 	})
 	f := a.Fiber
 	f.Use(web.RequestContext(cfg.TrustedProxies), web.AccessLog(log, metrics), web.Recover(log))
 	f.Use(web.SecurityHeaders(a.Cookies))
 	f.Use(web.ValidInput())
+	f.Use(web.CanonicalPath())
 	f.Use(web.Sessions(a.Sessions, a.resolvers))
-	// Machine principals (provider API bearer tokens) must be known before the
-	// route guard, which runs ahead of any group middleware.
+	// Machine principals (provider API bearer tokens); the guard in front of
+	// each route's handlers reads the principal this sets.
 	f.Use(func(c *fiber.Ctx) error {
 		if a.bearer == nil {
 			return c.Next()
@@ -138,21 +143,19 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	for _, p := range []string{"/healthz", "/readyz", "/"} {
 		a.Access.Public(fiber.MethodGet, p)
 	}
-	a.Access.PublicPrefix("/static/")
 
-	// Browser surfaces carry CSRF protection; machine surfaces (API, OAuth,
-	// ingest) authenticate with bearer tokens and never read the session cookie.
-	for _, prefix := range []string{"/admin", "/portal", "/my", "/register"} {
-		f.Use(prefix, web.CSRF(a.Cookies, a.Access.Known))
-	}
-	f.Use(a.Access.Guard())
+	// Every unsafe request carries a CSRF token, whatever its path spelling;
+	// machine surfaces (API, OAuth, ingest) authenticate with bearer tokens
+	// and never read the session cookie, and static files and probes get no
+	// cookie.
+	f.Use(web.CSRF(a.Cookies, "/api/", "/oauth/", "/ingest/", "/static/", "/healthz", "/readyz", "/metrics"))
 
 	adminH := &admin.Handlers{
 		DB: gdb, View: view, Staff: a.Staff, Sessions: a.Sessions,
 		StartSession: func(c *fiber.Ctx, token string) { web.SetSessionCookie(c, a.Cookies, token, cfg.SessionMaxAge) },
 		EndSession:   func(c *fiber.Ctx) { web.ClearSessionCookie(c, a.Cookies) },
 	}
-	adminGroup := f.Group("/admin")
+	adminGroup := a.surface("/admin")
 	adminH.Routes(adminGroup)
 	a.Access.Public(fiber.MethodGet, "/admin/login")
 	a.Access.Public(fiber.MethodPost, "/admin/login")
@@ -164,8 +167,25 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 			return nil, err
 		}
 	}
-	a.Access.Learn(f.GetRoutes(true))
+	// Deny by default: every route gets the guard in front of its handlers.
+	a.Access.Seal(f)
 	return a, nil
+}
+
+// surface is the route group of a browser surface: every route mounted
+// through it also refuses a request without a principal of the surface's
+// kind (web.Surface), the sign-in pages excepted.
+func (a *App) surface(prefix string) fiber.Router {
+	g := a.Fiber.Group(prefix)
+	switch prefix {
+	case "/admin":
+		return web.Surface(g, prefix, policies.KindStaff, "/admin/login")
+	case "/portal":
+		return web.Surface(g, prefix, policies.KindProvider, "/portal/login", "/portal/invitations/:token")
+	case "/my":
+		return web.Surface(g, prefix, policies.KindCustomer, "/my/login")
+	}
+	panic("app: no browser surface " + prefix)
 }
 
 func (a *App) readyz(c *fiber.Ctx) error {
@@ -205,6 +225,7 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 // metrics listener on METRICS_ADDR is bound before ready is called, and shut
 // down with the server.
 func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(addr string)) error {
+	a.Access.Seal(a.Fiber) // routes added after New are guarded too
 	msrv, err := a.serveMetrics()
 	if err != nil {
 		ln.Close()

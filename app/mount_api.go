@@ -77,13 +77,13 @@ func (a *App) mountAPI() error {
 	}
 
 	pages := &portal.APIPages{View: a.View, Webhooks: hooks, Usage: usage.Usage, Location: a.Cfg.BillingTimezone}
-	pages.Routes(a.Fiber.Group("/portal"))
+	pages.Routes(a.surface("/portal"))
 	for _, item := range portal.APINav() {
 		a.View.AddNav("Partner portal", item)
 	}
 	staffPages := &admin.DeliveryHandlers{View: a.View, Onboarding: a.newOnboardingService(), Webhooks: hooks, Usage: usage.Usage,
 		Location: a.Cfg.BillingTimezone}
-	staffPages.Routes(a.Fiber.Group("/admin"))
+	staffPages.Routes(a.surface("/admin"))
 	a.View.AddNav("Partners", admin.DeliveryNav())
 
 	if a.Jobs == nil {

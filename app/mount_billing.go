@@ -34,14 +34,14 @@ func (a *App) mountBilling() error {
 	a.AddWorker(func(ctx context.Context) { <-ctx.Done(); stop() })
 
 	pages := &admin.BillingHandlers{View: a.View, Billing: svc, Shutdown: shutdown}
-	pages.Routes(a.Fiber.Group("/admin"))
+	pages.Routes(a.surface("/admin"))
 	for _, item := range admin.BillingNav() {
 		a.View.AddNav("Finance", item)
 	}
 
 	// Providers' own invoices in the partner portal (the sent e-mails link
 	// here); the ownership check is in billing's query.
-	portal := a.Fiber.Group("/portal")
+	portal := a.surface("/portal")
 	portal.Get("/invoices", a.portalInvoices)
 	portal.Get("/invoices/:id/pdf", a.portalInvoiceDocument("pdf"))
 	portal.Get("/invoices/:id/xml", a.portalInvoiceDocument("ubl"))

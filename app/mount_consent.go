@@ -100,12 +100,12 @@ func (a *App) mountConsent() error {
 
 	// Partner portal and provider API: the provider's own containers and consents.
 	ph := &portal.ContainerHandlers{View: a.View, Containers: ct, Consents: cs, Catalog: catalog.Default()}
-	ph.Routes(a.Fiber.Group("/portal"))
+	ph.Routes(a.surface("/portal"))
 	ph.APIRoutes(a.Fiber)
 	a.View.AddNav("Partner portal", portal.ContainerNav())
 
 	// Staff: container review, customer requests.
-	staffGroup := a.Fiber.Group("/admin")
+	staffGroup := a.surface("/admin")
 	(&admin.ContainerHandlers{View: a.View, Containers: ct}).Routes(staffGroup)
 	(&admin.CustomerHandlers{View: a.View, Consents: cs, Location: a.Cfg.BillingTimezone}).Routes(staffGroup)
 	a.View.AddNav("Partners", admin.ContainerNav())
@@ -116,7 +116,7 @@ func (a *App) mountConsent() error {
 		StartSession: func(c *fiber.Ctx, token string) { web.SetSessionCookie(c, a.Cookies, token, a.Cfg.SessionMaxAge) },
 		EndSession:   func(c *fiber.Ctx) { web.ClearSessionCookie(c, a.Cookies) },
 	}
-	ch.Routes(a.Fiber.Group("/my"))
+	ch.Routes(a.surface("/my"))
 	for _, r := range customer.PublicRoutes {
 		a.Access.Public(r[0], r[1])
 	}

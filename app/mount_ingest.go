@@ -45,15 +45,16 @@ func (a *App) mountIngest() error {
 	})
 
 	h := &ingest.Handler{Svc: a.Ingest, Allowed: a.Enforcer.Allowed}
+	// The group's bearer check sets the gateway principal; the route guard
+	// then authorizes it by the policy like every other principal.
 	h.Routes(a.Fiber.Group("/ingest/v1"))
-	a.Access.Public(fiber.MethodPost, "/ingest/v1/signals")
 
 	// The catalog is public reference data for now; it moves behind provider
 	// OAuth together with the rest of /api/v1 (provider API issue).
 	a.Fiber.Get("/api/v1/catalog", ingest.CatalogHandler(cat))
 	a.Access.Public(fiber.MethodGet, "/api/v1/catalog")
 
-	staffGroup := a.Fiber.Group("/admin")
+	staffGroup := a.surface("/admin")
 	(&admin.VehicleHandlers{View: a.View, Vehicles: a.Vehicles}).Routes(staffGroup)
 	(&admin.CatalogHandlers{View: a.View, Catalog: cat}).Routes(staffGroup)
 	a.View.AddNav("Data", admin.VehicleNav())

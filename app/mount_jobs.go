@@ -44,7 +44,7 @@ func (a *App) mountJobs() error {
 		}
 	}
 	h := &admin.JobsHandlers{DB: a.DB, View: a.View, Jobs: a.Jobs}
-	h.Routes(a.Fiber.Group("/admin"))
+	h.Routes(a.surface("/admin"))
 	for _, item := range admin.JobsNav() {
 		a.View.AddNav("System", item)
 	}

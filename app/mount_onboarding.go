@@ -36,7 +36,7 @@ func (a *App) mountOnboarding() error {
 	}
 
 	staffPages := &admin.ProviderHandlers{View: a.View, Onboarding: svc}
-	staffPages.Routes(a.Fiber.Group("/admin"))
+	staffPages.Routes(a.surface("/admin"))
 	for _, item := range admin.ProviderNav() {
 		a.View.AddNav("Partners", item)
 	}

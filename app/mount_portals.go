@@ -14,7 +14,7 @@ func (a *App) mountPortals() error {
 		StartSession: func(c *fiber.Ctx, token string) { web.SetSessionCookie(c, a.Cookies, token, a.Cfg.SessionMaxAge) },
 		EndSession:   func(c *fiber.Ctx) { web.ClearSessionCookie(c, a.Cookies) },
 	}
-	h.Routes(a.Fiber.Group("/portal"))
+	h.Routes(a.surface("/portal"))
 	h.RegisterRoutes(a.Fiber.Group("/register"))
 	for _, r := range portal.PublicRoutes {
 		a.Access.Public(r[0], r[1])

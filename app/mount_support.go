@@ -26,12 +26,12 @@ func (a *App) newSupportService() *support.Service {
 func (a *App) mountSupport() error {
 	svc := a.newSupportService()
 	staffPages := &admin.TicketHandlers{View: a.View, Support: svc}
-	staffPages.Routes(a.Fiber.Group("/admin"))
+	staffPages.Routes(a.surface("/admin"))
 	for _, item := range admin.TicketNav() {
 		a.View.AddNav("Support", item)
 	}
 	providerPages := &portal.TicketHandlers{View: a.View, Support: svc}
-	providerPages.Routes(a.Fiber.Group("/portal"))
+	providerPages.Routes(a.surface("/portal"))
 	providerPages.APIRoutes(a.Fiber.Group("/api/v1"))
 	a.View.AddNav("Partner portal", portal.TicketNav())
 	for _, j := range a.supportJobs(svc) {
@@ -70,15 +70,16 @@ func (a *App) supportJobs(svc *support.Service) []jobs.Job {
 // (staff only), that provider's invoices, and that provider's containers.
 func (a *App) resolveSupportLink(ctx context.Context, providerID int64, staff bool, kind support.LinkKind, ref string) (support.LinkTarget, error) {
 	db := a.DB.WithContext(ctx)
-	// page returns the first candidate page that is mounted for the viewer's side.
-	page := func(staffPaths, portalPaths []string) string {
-		paths := portalPaths
+	// page returns the first candidate page that is mounted for the viewer's
+	// side: each candidate is a route pattern and the path filling it in.
+	page := func(staffPages, portalPages [][2]string) string {
+		pages := portalPages
 		if staff {
-			paths = staffPaths
+			pages = staffPages
 		}
-		for _, p := range paths {
-			if a.Access.Known(fiber.MethodGet, p) {
-				return p
+		for _, p := range pages {
+			if a.Access.Registered(fiber.MethodGet, p[0]) {
+				return p[1]
 			}
 		}
 		return ""
@@ -94,7 +95,7 @@ func (a *App) resolveSupportLink(ctx context.Context, providerID int64, staff bo
 			return out, errs.Wrap(err, "resolve vin link")
 		}
 		if out.Exists = n > 0; out.Exists {
-			out.URL = page([]string{"/admin/vehicles/" + ref}, nil)
+			out.URL = page([][2]string{{"/admin/vehicles/:vin", "/admin/vehicles/" + ref}}, nil)
 		}
 	case support.LinkInvoice:
 		var inv struct {
@@ -106,8 +107,8 @@ func (a *App) resolveSupportLink(ctx context.Context, providerID int64, staff bo
 		}
 		if out.Exists = inv.ID != 0; out.Exists {
 			out.Label = inv.Status
-			out.URL = page([]string{fmt.Sprintf("/admin/billing/invoices/%d", inv.ID)},
-				[]string{fmt.Sprintf("/portal/invoices/%d", inv.ID), fmt.Sprintf("/portal/billing/invoices/%d", inv.ID)})
+			out.URL = page([][2]string{{"/admin/billing/invoices/:id", fmt.Sprintf("/admin/billing/invoices/%d", inv.ID)}},
+				[][2]string{{"/portal/invoices/:id", fmt.Sprintf("/portal/invoices/%d", inv.ID)}, {"/portal/billing/invoices/:id", fmt.Sprintf("/portal/billing/invoices/%d", inv.ID)}})
 		}
 	case support.LinkContainer:
 		// Containers are onboarding's; until its migration is applied the
@@ -125,7 +126,7 @@ func (a *App) resolveSupportLink(ctx context.Context, providerID int64, staff bo
 		}
 		if out.Exists = name != ""; out.Exists {
 			out.Label = name
-			out.URL = page([]string{"/admin/containers/" + ref}, []string{"/portal/containers/" + ref})
+			out.URL = page([][2]string{{"/admin/containers/:id", "/admin/containers/" + ref}}, [][2]string{{"/portal/containers/:id", "/portal/containers/" + ref}})
 		}
 	}
 	return out, nil

@@ -24,7 +24,6 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 		return c.SendString("finished")
 	})
 	tt.App.Access.Public("GET", "/api/v1/test-slow")
-	tt.App.Access.Learn(tt.App.Fiber.GetRoutes(true))
 	workerStopped := make(chan struct{})
 	tt.App.AddWorker(func(ctx context.Context) { <-ctx.Done(); close(workerStopped) })
 

@@ -153,6 +153,7 @@ func (c *Client) Do(req *http.Request) *Response {
 	for k, v := range c.cookies {
 		req.AddCookie(&http.Cookie{Name: k, Value: v})
 	}
+	c.tt.App.Access.Seal(c.tt.App.Fiber) // routes a test added are guarded like the others
 	res, err := c.tt.App.Fiber.Test(req, -1)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", req.Method, req.URL, err)

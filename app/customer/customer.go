@@ -37,7 +37,7 @@ func (h *Handlers) Routes(r fiber.Router) {
 	r.Get("/login", h.loginForm)
 	r.Post("/login", h.login)
 	r.Post("/logout", h.logout)
-	r.Get("/", h.home)
+	r.Get("", h.home)
 	r.Get("/consents/:id", h.showConsent)
 	r.Post("/consents/:id/grant", h.grant)
 	r.Post("/consents/:id/deny", h.deny)

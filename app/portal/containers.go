@@ -142,7 +142,7 @@ func containerEditor(c *fiber.Ctx) error {
 		return err
 	}
 	if !p.HasRole(onboarding.RoleProviderAdmin) && !p.HasRole(onboarding.RoleProviderDeveloper) {
-		return errs.New(errs.Forbidden, "forbidden", "only administrators and developers change data containers")
+		return errs.New(errs.Forbidden, "container_editor_required", "only administrators and developers change data containers")
 	}
 	return nil
 }

@@ -35,7 +35,7 @@ func (h *Handlers) Routes(r fiber.Router) {
 	r.Post("/logout", h.logout)
 	r.Get("/invitations/:token", h.invitation)
 	r.Post("/invitations/:token", h.acceptInvitation)
-	r.Get("/", h.home)
+	r.Get("", h.home)
 	r.Get("/application", h.home)
 	r.Post("/application/answer", h.answer)
 	r.Post("/application/documents", h.uploadDocuments)

@@ -18,8 +18,8 @@ import (
 
 // RegisterRoutes mounts the public registration form on r (the /register group).
 func (h *Handlers) RegisterRoutes(r fiber.Router) {
-	r.Get("/", h.registerForm)
-	r.Post("/", h.register)
+	r.Get("", h.registerForm)
+	r.Post("", h.register)
 }
 
 type registerPage struct {

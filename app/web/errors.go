@@ -121,7 +121,7 @@ func ErrorHandler(log *slog.Logger, view *templates.View) fiber.ErrorHandler {
 			log.Error("request failed", "request_id", rid, "method", c.Method(), "path", c.Path(), "error", err.Error())
 		}
 		// Staff and portal pages send an anonymous visitor to sign in.
-		if status == fiber.StatusUnauthorized && !IsAPI(c) && c.Method() == fiber.MethodGet {
+		if status == fiber.StatusUnauthorized && !IsAPI(c) && (c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead) {
 			if login := loginPathFor(c.Path()); login != "" {
 				return c.Redirect(login+"?next="+url.QueryEscape(string(c.Request().URI().RequestURI())), fiber.StatusSeeOther)
 			}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"regexp"
+	"path"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -214,9 +216,19 @@ var ErrCSRF = errs.New(errs.Forbidden, "csrf_invalid", "the form has expired or 
 
 // CSRF protects browser forms with the double-submit cookie pattern: the
 // cookie is HttpOnly and SameSite=Lax, and every unsafe request must echo its
-// value in the _csrf form field or the X-CSRF-Token header.
-func CSRF(cs CookieSettings, known func(method, path string) bool) fiber.Handler {
+// value in the _csrf form field or the X-CSRF-Token header. It checks every
+// unsafe request whatever its path spelling, except under the machine
+// prefixes (exact, case-sensitive), which authenticate with bearer tokens and
+// never read the session cookie: a misspelt machine path is checked like any
+// browser path and then answered 404 by the router.
+func CSRF(cs CookieSettings, machinePrefixes ...string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
+		path := c.Path()
+		for _, p := range machinePrefixes {
+			if strings.HasPrefix(path, p) {
+				return c.Next()
+			}
+		}
 		tok := c.Cookies(csrfCookie)
 		if len(tok) < 32 {
 			tok = session.NewToken()
@@ -229,9 +241,6 @@ func CSRF(cs CookieSettings, known func(method, path string) bool) fiber.Handler
 		case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
 			return c.Next()
 		}
-		if known != nil && !known(c.Method(), c.Path()) {
-			return c.Next() // fiber answers 404/405
-		}
 		sent := c.Get("X-CSRF-Token")
 		if sent == "" {
 			sent = c.FormValue("_csrf")
@@ -243,164 +252,180 @@ func CSRF(cs CookieSettings, known func(method, path string) bool) fiber.Handler
 	}
 }
 
-// Access decides which routes need no principal and checks the rest with
-// casbin by the principal's roles.
-type Access struct {
-	Enforcer *policies.Enforcer
-	public   map[string]bool // "METHOD path-pattern"
-	prefixes []string        // public path prefixes (static assets)
-	// routes indexes the registered routes by method and leading literal
-	// segments, so unknown paths fall through to 404/405 and known ones are
-	// authorized by their pattern (a finite set, so decisions can be cached).
-	routes map[string]map[string][]routeMatcher
-}
-
-type routeMatcher struct {
-	order   int // registration order: fiber serves the first match
-	pattern string
-	re      *regexp.Regexp
-}
-
-// maxPrefix is how many leading literal segments index a route.
-const maxPrefix = 3
-
-// compileRoute turns a fiber route pattern into an anchored regexp and
-// returns its leading literal segments (at most maxPrefix).
-func compileRoute(pattern string) (*regexp.Regexp, []string) {
-	var b strings.Builder
-	b.WriteString("^")
-	if len(pattern) > 1 {
-		pattern = strings.TrimRight(pattern, "/")
-	}
-	segs := strings.Split(pattern, "/")
-	var literal []string
-	literalRun := true
-	for i, seg := range segs {
-		isParam := seg == "*" || seg == "+" || strings.HasPrefix(seg, ":")
-		if i > 0 {
-			if literalRun && !isParam && len(literal) < maxPrefix {
-				literal = append(literal, seg)
-			} else {
-				literalRun = false
+// CanonicalPath refuses every spelling of a path but the one routes are
+// registered under, before anything else looks at it: doubled slashes, dot
+// segments, a trailing slash, backslashes and percent-encoded separators or
+// dots. A GET or HEAD whose spelling cleans to a different path is redirected
+// there (308, query kept), so a typed or pasted URL still works; every other
+// request is answered 404. Routing itself is case-sensitive and strict
+// (fiber's CaseSensitive and StrictRouting), and nothing decodes the path
+// before the router sees it, so a variant this check lets through can only
+// miss every route.
+func CanonicalPath() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		raw := string(c.Request().URI().PathOriginal())
+		if i := strings.IndexByte(raw, '?'); i >= 0 {
+			raw = raw[:i]
+		}
+		if !strings.HasPrefix(raw, "/") || strings.ContainsAny(raw, "\\\x00") || hasEncodedSeparator(raw) {
+			return fiber.ErrNotFound
+		}
+		clean := path.Clean(raw)
+		if clean == raw {
+			return c.Next()
+		}
+		switch c.Method() {
+		case fiber.MethodGet, fiber.MethodHead:
+			target := clean
+			if q := c.Request().URI().QueryString(); len(q) > 0 {
+				target += "?" + string(q)
 			}
-			if strings.HasPrefix(seg, ":") && strings.HasSuffix(seg, "?") {
-				b.WriteString("(?:/[^/]*)?")
-				continue
-			}
-			b.WriteString("/")
+			return c.Redirect(target, fiber.StatusPermanentRedirect)
 		}
-		switch {
-		case seg == "*":
-			b.WriteString(".*")
-		case seg == "+":
-			b.WriteString(".+")
-		case strings.HasPrefix(seg, ":"):
-			b.WriteString("[^/]+")
-		default:
-			b.WriteString(regexp.QuoteMeta(seg))
-		}
-	}
-	b.WriteString("/?$")
-	return regexp.MustCompile(b.String()), literal
-}
-
-// Learn records the app's routes (call after every route is mounted).
-func (a *Access) Learn(routes []fiber.Route) {
-	a.routes = map[string]map[string][]routeMatcher{}
-	for i, r := range routes {
-		pattern := r.Path
-		if len(pattern) > 1 {
-			pattern = strings.TrimRight(pattern, "/")
-		}
-		re, literal := compileRoute(pattern)
-		byPrefix := a.routes[r.Method]
-		if byPrefix == nil {
-			byPrefix = map[string][]routeMatcher{}
-			a.routes[r.Method] = byPrefix
-		}
-		key := strings.Join(literal, "/")
-		byPrefix[key] = append(byPrefix[key], routeMatcher{order: i, pattern: pattern, re: re})
+		return fiber.ErrNotFound
 	}
 }
 
-// Known reports whether a registered route serves method+path.
-func (a *Access) Known(method, path string) bool {
-	_, ok := a.routeFor(method, path)
-	return ok
-}
-
-// routeFor returns the registered pattern serving method+path, if any: the
-// earliest registered route among those indexed under a prefix of the path.
-func (a *Access) routeFor(method, path string) (string, bool) {
-	byPrefix := a.routes[method]
-	if byPrefix == nil {
-		return "", false
-	}
-	segs := strings.SplitN(strings.TrimPrefix(path, "/"), "/", maxPrefix+1)
-	if len(segs) > maxPrefix {
-		segs = segs[:maxPrefix]
-	}
-	best := routeMatcher{order: -1}
-	for n := len(segs); n >= 0; n-- {
-		for _, r := range byPrefix[strings.Join(segs[:n], "/")] {
-			if (best.order < 0 || r.order < best.order) && r.re.MatchString(path) {
-				best = r
-				break // within a bucket, routes are in registration order
-			}
+// hasEncodedSeparator reports a percent-encoded '/', '\', '.' or NUL in a path:
+// decoded by a later layer they would make a second spelling of a route.
+func hasEncodedSeparator(p string) bool {
+	for i := 0; i+2 < len(p); i++ {
+		if p[i] != '%' {
+			continue
 		}
-	}
-	return best.pattern, best.order >= 0
-}
-
-// NewAccess builds the route guard.
-func NewAccess(en *policies.Enforcer) *Access {
-	return &Access{Enforcer: en, public: map[string]bool{}}
-}
-
-// Public marks method+path (as registered) as open to anonymous callers.
-func (a *Access) Public(method, path string) { a.public[method+" "+path] = true }
-
-// PublicPrefix marks every path under prefix as public.
-func (a *Access) PublicPrefix(prefix string) { a.prefixes = append(a.prefixes, prefix) }
-
-// IsPublic reports whether a registered route is public.
-func (a *Access) IsPublic(method, path string) bool {
-	if a.public[method+" "+path] || (method == fiber.MethodHead && a.public["GET "+path]) {
-		return true
-	}
-	for _, p := range a.prefixes {
-		if strings.HasPrefix(path, p) {
+		switch strings.ToUpper(p[i+1 : i+3]) {
+		case "2F", "5C", "2E", "00":
 			return true
 		}
 	}
 	return false
 }
 
-// Guard returns the middleware. It runs after routing is known only by
-// path, so public routes are matched by their concrete path too.
-func (a *Access) Guard() fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		method := c.Method()
-		if method == fiber.MethodHead {
-			method = fiber.MethodGet
+// Access authorizes requests by the route the router matched: Seal puts its
+// check in front of the handlers of every registered route, so a request
+// reaches a handler only when that route is public or allowed for the
+// principal's roles, and a request no route serves never reaches a handler
+// at all. There is no second path matcher that could disagree with the
+// router.
+type Access struct {
+	Enforcer *policies.Enforcer
+	public   map[string]bool // "METHOD pattern", as registered
+	guard    fiber.Handler
+	guardPC  uintptr // the guard's code address, to recognise sealed routes
+
+	mu       sync.RWMutex
+	patterns map[string]bool // "METHOD pattern" of every route sealed
+	routes   []*fiber.Route  // every route sealed
+	sealedAt uint32          // the app's handler count when last sealed
+}
+
+// NewAccess builds the route guard.
+func NewAccess(en *policies.Enforcer) *Access {
+	a := &Access{Enforcer: en, public: map[string]bool{}, patterns: map[string]bool{}}
+	a.guard = a.check
+	a.guardPC = reflect.ValueOf(a.guard).Pointer()
+	return a
+}
+
+// Public marks method+pattern (as registered) as open to anonymous callers.
+// HEAD follows GET.
+func (a *Access) Public(method, pattern string) { a.public[method+" "+pattern] = true }
+
+// IsPublic reports whether a registered route is public.
+func (a *Access) IsPublic(method, pattern string) bool {
+	return a.public[method+" "+pattern] || (method == fiber.MethodHead && a.public["GET "+pattern])
+}
+
+// Registered reports whether a route with exactly this pattern is mounted
+// (for links to pages that may not exist in every deployment).
+func (a *Access) Registered(method, pattern string) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.patterns[method+" "+pattern]
+}
+
+// Seal puts the guard in front of the handlers of every route registered on
+// app so far (middleware, which serves no route of its own, excepted). It is
+// idempotent: New calls it once every surface is mounted, and ServeListener
+// and the test client again, so a route added later is guarded as well.
+func (a *Access) Seal(app *fiber.App) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := app.HandlersCount()
+	if n == a.sealedAt {
+		return // nothing registered since (the guard itself is not counted)
+	}
+	a.sealedAt = n
+	// GetRoutes(true) lists copies of the handler routes (not middleware);
+	// a copy shares its handler array with the route in the stack, which
+	// is how the stack's routes are told apart from middleware.
+	handlerRoutes := map[*fiber.Handler]bool{}
+	for _, r := range app.GetRoutes(true) {
+		if len(r.Handlers) > 0 {
+			handlerRoutes[&r.Handlers[0]] = true
 		}
-		path := c.Path()
-		if len(path) > 1 {
-			path = strings.TrimRight(path, "/")
+		a.patterns[r.Method+" "+r.Path] = true
+	}
+	for _, routes := range app.Stack() {
+		for _, r := range routes {
+			if len(r.Handlers) == 0 || !handlerRoutes[&r.Handlers[0]] || a.Sealed(r) {
+				continue
+			}
+			a.routes = append(a.routes, r)
+			r.Handlers = append([]fiber.Handler{a.guard}, r.Handlers...)
 		}
-		pattern, known := a.routeFor(method, path)
-		// Unknown paths and methods fall through to fiber's 404/405, which
-		// reveal nothing; public routes need no principal.
-		if !known || a.IsPublic(method, pattern) || a.IsPublic(method, path) {
-			return c.Next()
-		}
-		p := policies.PrincipalFrom(c.UserContext())
-		if p == nil {
-			return errs.New(errs.Unauthorized, "unauthenticated", "sign in first")
-		}
-		if !a.Enforcer.AllowedRoute(p.Roles, pattern, method) {
-			return errs.New(errs.Forbidden, "forbidden", "you are not allowed to do this")
-		}
+	}
+}
+
+// Routes lists the routes Seal guarded (not middleware), for tests.
+func (a *Access) Routes() []*fiber.Route {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return append([]*fiber.Route(nil), a.routes...)
+}
+
+// Sealed reports whether r's first handler is the guard.
+func (a *Access) Sealed(r *fiber.Route) bool {
+	return len(r.Handlers) > 0 && reflect.ValueOf(r.Handlers[0]).Pointer() == a.guardPC
+}
+
+// check is the guard: public routes pass; everything else needs a principal
+// whose roles the policy allows on the matched route's pattern.
+func (a *Access) check(c *fiber.Ctx) error {
+	r := c.Route()
+	method := r.Method
+	if method == fiber.MethodHead {
+		method = fiber.MethodGet
+	}
+	if a.IsPublic(method, r.Path) {
 		return c.Next()
 	}
+	p := policies.PrincipalFrom(c.UserContext())
+	if p == nil {
+		return errs.New(errs.Unauthorized, "unauthenticated", "sign in first")
+	}
+	if !kindServes(p.Kind, r.Path) || !a.Enforcer.AllowedRoute(p.Roles, r.Path, method) {
+		return errs.New(errs.Forbidden, "forbidden", "you are not allowed to do this")
+	}
+	return c.Next()
+}
+
+// surfaces names the principal kind each surface serves; the roles in the
+// policy already differ by kind, and this keeps one kind's session from ever
+// reaching another kind's pages even if a role name were reused.
+var surfaces = []struct{ prefix, kind string }{
+	{"/admin", policies.KindStaff},
+	{"/portal", policies.KindProvider},
+	{"/api/", policies.KindProvider},
+	{"/my", policies.KindCustomer},
+	{"/ingest/", policies.KindGateway},
+}
+
+func kindServes(kind, pattern string) bool {
+	for _, s := range surfaces {
+		if pattern == s.prefix || strings.HasPrefix(pattern, strings.TrimSuffix(s.prefix, "/")+"/") {
+			return kind == s.kind
+		}
+	}
+	return true
 }
