@@ -38,9 +38,12 @@ type T struct {
 // Config returns the test configuration for a database URL.
 func Config(t testing.TB, dbURL string) config.Config {
 	t.Helper()
-	// METRICS_ADDR on port 0: parallel tests each serve metrics and must not
-	// share the default port.
-	env := map[string]string{"DATABASE_URL": dbURL, "BCRYPT_COST": "4", "LISTEN_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0"}
+	// A shutdown that outlasts the drain on a loaded machine is a failure
+	// of the test, not of the server: the bound only catches a real hang.
+	env := map[string]string{"DATABASE_URL": dbURL, "BCRYPT_COST": "4", "LISTEN_ADDR": "127.0.0.1:0",
+		"SHUTDOWN_TIMEOUT": ShutdownTimeout.String(),
+		// port 0: parallel tests each serve metrics and must not share the default port
+		"METRICS_ADDR": "127.0.0.1:0"}
 	cfg, err := config.LoadFrom(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +96,8 @@ func (tt *T) MustCreateStaff(t testing.TB, email string, roles ...string) *staff
 	return u
 }
 
-// Serve runs the app on a loopback port until the test ends; returns the base URL.
+// Serve runs the app on a loopback port until the test ends and returns
+// the base URL once the server answers /healthz.
 func (tt *T) Serve(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -107,11 +111,51 @@ func (tt *T) Serve(t testing.TB) string {
 		cancel()
 		select {
 		case <-done:
-		case <-time.After(20 * time.Second):
+		case <-time.After(ShutdownTimeout + time.Minute):
 			t.Error("server did not shut down")
 		}
 	})
-	return "http://" + ln.Addr().String()
+	base := "http://" + ln.Addr().String()
+	WaitServing(t, base)
+	return base
+}
+
+// ShutdownTimeout is SHUTDOWN_TIMEOUT in tests: far above any drain a
+// loaded machine needs, so that only a hang reaches it.
+const ShutdownTimeout = 2 * time.Minute
+
+// Patience bounds waits in tests. It is no estimate of how long anything
+// takes: only a hang reaches it.
+const Patience = 2 * time.Minute
+
+// WaitFor polls cond until it holds and fails the test if it still does not
+// after limit. Tests wait on the condition itself this way instead of
+// sleeping for a time that a slow machine may exceed.
+func WaitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for pause := time.Millisecond; !cond(); pause = min(2*pause, 50*time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after %s", what, limit)
+		}
+		time.Sleep(pause)
+	}
+}
+
+// WaitServing waits until the server at base answers GET /healthz with 200.
+func WaitServing(t testing.TB, base string) {
+	t.Helper()
+	// no keep-alive: an idle connection left behind is no business of the test's server
+	client := &http.Client{Timeout: Patience, Transport: &http.Transport{DisableKeepAlives: true}}
+	WaitFor(t, Patience, base+" to serve", func() bool {
+		res, err := client.Get(base + "/healthz")
+		if err != nil {
+			return false
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
 }
 
 // Client is an in-process HTTP client with cookies.
