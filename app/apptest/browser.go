@@ -5,15 +5,17 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 )
 
-// Browser starts a fresh headless Chromium for one test and returns its
-// context (with a generous timeout). Without Chromium the test is skipped,
-// except with CI=true, where that is a failure (`make test` installs it).
+// Browser starts a fresh headless Chromium for one user of a test and
+// returns its context, bounded by BrowserPatience. Without Chromium the
+// test is skipped, except with CI=true, where that is a failure (`make
+// test` installs it).
 func Browser(t testing.TB) context.Context {
 	t.Helper()
 	path := os.Getenv("CHROMIUM")
@@ -31,6 +33,7 @@ func Browser(t testing.TB) context.Context {
 		}
 		t.Skip("Chromium not installed; run `make test` to install it")
 	}
+	browserSlot(t)
 	// Not t.TempDir: Chromium's helper processes may still write to the
 	// profile for a moment after the browser exits, and a failed RemoveAll
 	// would fail the test. The directory is removed on a best-effort basis.
@@ -45,16 +48,12 @@ func Browser(t testing.TB) context.Context {
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
 		chromedp.Flag("no-default-browser-check", true), chromedp.UserDataDir(dir),
 		chromedp.WindowSize(1280, 900),
-		// a loaded 2-core machine can take longer than the default 20 s to start one
-		chromedp.WSURLReadTimeout(60 * time.Second),
+		// the default 20 s is not enough for a start on a loaded machine
+		chromedp.WSURLReadTimeout(BrowserPatience),
 	}
-	// At most two browsers at a time: parallel tests starting many at once
-	// starved each other of CPU until Chromium's start-up timed out.
-	browserSlots <- struct{}{}
-	t.Cleanup(func() { <-browserSlots }) // runs last: cleanups are LIFO
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, BrowserPatience)
 	t.Cleanup(func() {
 		cancelTimeout()
 		cancelCtx()
@@ -69,7 +68,40 @@ func Browser(t testing.TB) context.Context {
 	return ctx
 }
 
-var browserSlots = make(chan struct{}, 2)
+// BrowserPatience bounds one browser's work. It only catches a hang: the
+// steps wait on the page's own state, never on a time.
+const BrowserPatience = 3 * time.Minute
+
+var (
+	// One browser test at a time: parallel tests starting several Chromiums
+	// at once on a 2-core machine starved each other and the servers they
+	// talk to. The slot belongs to the test, not to one browser, so that a
+	// test with two users never waits for a second slot (two such tests
+	// would wait for each other for ever).
+	browserSlots = make(chan struct{}, 1)
+	slotMu       sync.Mutex
+	slotHolders  = map[testing.TB]bool{}
+)
+
+// browserSlot takes the browser slot for t until it ends, once per test.
+func browserSlot(t testing.TB) {
+	slotMu.Lock()
+	held := slotHolders[t]
+	slotMu.Unlock()
+	if held {
+		return
+	}
+	browserSlots <- struct{}{}
+	slotMu.Lock()
+	slotHolders[t] = true
+	slotMu.Unlock()
+	t.Cleanup(func() { // registered first, so it runs after the browsers' own clean-up
+		slotMu.Lock()
+		delete(slotHolders, t)
+		slotMu.Unlock()
+		<-browserSlots
+	})
+}
 
 // WaitJS polls a JavaScript expression until it is true. Use it after a
 // click that navigates: chromedp's selector waits can stay bound to the old
