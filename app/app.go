@@ -255,6 +255,9 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(add
 	a.Log.Info("shutting down", "timeout", a.Cfg.ShutdownTimeout.String())
 	deadline := time.Now().Add(a.Cfg.ShutdownTimeout)
 	shutErr := a.Fiber.ShutdownWithTimeout(a.Cfg.ShutdownTimeout)
+	// A shutdown that comes before fasthttp has registered the listener
+	// closes nothing, and Serve would then accept on it for ever after.
+	ln.Close()
 	if msrv != nil {
 		mctx, cancel := context.WithDeadline(context.Background(), deadline)
 		if err := msrv.Shutdown(mctx); err != nil {
