@@ -109,16 +109,14 @@ func TestFinanceInvoicingThroughTheUI(t *testing.T) {
 	}
 	runPath := location(res)
 	var progress string
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	apptest.WaitFor(t, apptest.Patience, "the run to finish", func() bool {
 		p := fiona.Get(runPath + "/progress")
 		if p.Status != 200 || strings.Contains(p.Body, "<html") {
 			t.Fatalf("progress fragment: %d %q", p.Status, p.Body)
 		}
 		progress = p.Body
-		if !strings.Contains(progress, ">running<") {
-			break
-		}
-	}
+		return !strings.Contains(progress, ">running<")
+	})
 	if !strings.Contains(progress, ">succeeded<") || !regexp.MustCompile(`Draft invoices created</dt><dd>2<`).MatchString(progress) {
 		t.Fatalf("run summary: %s", progress)
 	}
