@@ -111,7 +111,7 @@ func TestSendAttachesTheStoredDocuments(t *testing.T) {
 	// Delivered over SMTP: multipart/mixed, attachments equal to the stored documents.
 	srv := smtptest.Start(t)
 	o := &jobs.Outbox{DB: gdb, Transport: &jobs.SMTPTransport{Host: srv.Host, Port: srv.Port, From: "CarData <billing@cardata.example>",
-		Timeout: 5 * time.Second}}
+		Timeout: time.Minute}}
 	if n, err := o.ProcessDue(context.Background(), 10); err != nil || n != 2 {
 		t.Fatalf("outbox processed %d, %v", n, err)
 	}

@@ -18,7 +18,7 @@ import (
 )
 
 func smtpTransport(srv *smtptest.Server) *jobs.SMTPTransport {
-	return &jobs.SMTPTransport{Host: srv.Host, Port: srv.Port, From: "CarData <noreply@cardata.test>", Timeout: 5 * time.Second}
+	return &jobs.SMTPTransport{Host: srv.Host, Port: srv.Port, From: "CarData <noreply@cardata.test>", Timeout: patience}
 }
 
 func enqueue(t testing.TB, gdb *gorm.DB, msgs ...jobs.Message) {
