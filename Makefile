@@ -3,9 +3,13 @@ SHELL := /bin/bash
 BIN   := bin/cardata
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cardata?sslmode=disable
 export LISTEN_ADDR  ?= 127.0.0.1:8080
-GOTEST_FLAGS ?= -count=1 -timeout 25m
+# Each parallel test holds its own database and pools, some a server or a
+# Chromium: as many packages and tests at once as there are cores, at most 4,
+# keeps a small machine's CPU and PostgreSQL's 100 connections ahead of them.
+TEST_PARALLEL ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
+GOTEST_FLAGS ?= -count=1 -timeout 25m -p $(TEST_PARALLEL) -parallel $(TEST_PARALLEL)
 
-.PHONY: run test build postgres chromium vet bench bench-ingest bench-api bench-invoice bench-ledger clean
+.PHONY: run test test-stress build postgres chromium vet bench bench-ingest bench-api bench-invoice bench-ledger clean
 
 ## run: start Postgres if needed, create + migrate the database, load demo data, serve
 run: postgres build
@@ -24,6 +28,16 @@ run: postgres build
 ## test: every test, including database and headless-browser tests
 test: postgres chromium vet
 	go test $(GOTEST_FLAGS) ./...
+
+## test-stress (not in CI): the whole suite STRESS_COUNT times in shuffled order, then the
+## packages where goroutines meet under -race; a flake shows here before it shows in CI
+STRESS_COUNT ?= 3
+RACE_PKGS ?= ./jobs/... ./billing/... ./app/ingest/... ./app/providerapi/... ./app/web/... ./onboarding/webhooks/... ./policies/...
+RACE_APP_TESTS ?= Shutdown|TwoInstances|Simulate|Replicas|RateLimit|Pushes|Concurrent|Starve|TestIngest
+test-stress: postgres chromium vet
+	go test -count=$(STRESS_COUNT) -shuffle=on -timeout $$((25 * $(STRESS_COUNT)))m -p $(TEST_PARALLEL) -parallel $(TEST_PARALLEL) ./...
+	go test -race -count=1 -shuffle=on -timeout 60m -p $(TEST_PARALLEL) $(RACE_PKGS)
+	go test -race -count=1 -shuffle=on -timeout 60m -run '$(RACE_APP_TESTS)' ./app
 
 build:
 	go build -o $(BIN) ./app/cmd/cardata
