@@ -22,6 +22,7 @@ const (
 	ReasonMarketNotSupported   = "vehicle_market_not_supported"
 	ReasonMarketNotCovered     = "market_not_covered"
 	ReasonKeyNotInContainer    = "key_not_in_container"
+	ReasonSIMInactive          = "vehicle_sim_inactive"
 )
 
 // VehicleFacts are what the decision needs to know about a vehicle.
@@ -33,6 +34,10 @@ type VehicleFacts struct {
 	Mapped            bool // assigned to a customer account
 	MarketSupported   bool // one of the 31 markets
 	MarketInEU        bool
+	// SIMInactive: the built-in SIM is switched off, so nothing reaches the
+	// backend. Negative so that facts gathered without it keep deciding as
+	// before.
+	SIMInactive bool
 }
 
 // AccessFacts are gathered fresh for every request (no cache may outlive a
@@ -97,6 +102,8 @@ func Decide(f AccessFacts) Decision {
 		return deny(ReasonNotTelematicsCapable)
 	case !v.Mapped:
 		return deny(ReasonVehicleNotMapped)
+	case v.SIMInactive:
+		return deny(ReasonSIMInactive)
 	case !v.MarketSupported:
 		return deny(ReasonMarketNotSupported)
 	case v.Brand == "MINI" && !v.MarketInEU:

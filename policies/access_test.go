@@ -42,6 +42,9 @@ func TestDecideEveryReason(t *testing.T) {
 		{"BMW in CH is fine", func(f *AccessFacts) { f.Vehicle.Market, f.Vehicle.MarketInEU = "CH", false }, ReasonAllowed},
 		{"market not covered", func(f *AccessFacts) { f.ProviderCoversMarket = false }, ReasonMarketNotCovered},
 		{"key not in container", func(f *AccessFacts) { f.RequestedKeys = []string{"a", "z"} }, ReasonKeyNotInContainer},
+		{"SIM inactive", func(f *AccessFacts) { f.Vehicle.SIMInactive = true }, ReasonSIMInactive},
+		{"unknown vehicle with SIM off stays no_consent", func(f *AccessFacts) { f.Vehicle = VehicleFacts{SIMInactive: true} }, ReasonNoConsent},
+		{"revoked consent before SIM", func(f *AccessFacts) { f.ConsentState = "revoked"; f.Vehicle.SIMInactive = true }, ReasonConsentRevoked},
 	}
 	for _, c := range cases {
 		f := ok()

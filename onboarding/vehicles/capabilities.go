@@ -3,6 +3,7 @@ package vehicles
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -18,6 +19,11 @@ const (
 	ReasonNotMapped            = "not_mapped_to_account"
 	ReasonMINIOutsideEU        = "mini_outside_eu"
 	ReasonMarketNotSupported   = "market_not_supported"
+	ReasonSIMInactive          = "sim_inactive"
+	// ReasonNoServiceForKeys is not a property of the vehicle alone: no
+	// connected service active on it enables any key of the data container
+	// a consent is asked for (see NoServiceFor).
+	ReasonNoServiceForKeys = "no_service_for_container_keys"
 )
 
 // ReasonText explains a reason code to people.
@@ -31,6 +37,10 @@ func ReasonText(code string) string {
 		return "CarData serves MINI vehicles only when registered in the EU."
 	case ReasonMarketNotSupported:
 		return "The market of registration is not a supported CarData market."
+	case ReasonSIMInactive:
+		return "The vehicle's built-in SIM is inactive, so no data reaches CarData."
+	case ReasonNoServiceForKeys:
+		return "No connected service active on the vehicle provides any data the container asks for."
 	}
 	return code
 }
@@ -84,6 +94,10 @@ func Eligibility(v *Vehicle, mapped bool) []string {
 	if !v.TelematicsCapable {
 		reasons = append(reasons, ReasonNotTelematicsCapable)
 	}
+	if v.TelematicsCapable && !v.SIMActive {
+		// A vehicle without a telematics unit has no SIM to speak of.
+		reasons = append(reasons, ReasonSIMInactive)
+	}
 	if !mapped {
 		reasons = append(reasons, ReasonNotMapped)
 	}
@@ -94,6 +108,18 @@ func Eligibility(v *Vehicle, mapped bool) []string {
 		reasons = append(reasons, ReasonMINIOutsideEU)
 	}
 	return reasons
+}
+
+// NoServiceFor reports whether none of keys is available on the vehicle
+// (capabilities c): the reason a consent to a container of those keys
+// could never deliver anything, even when the vehicle is otherwise eligible.
+func (c *Capabilities) NoServiceFor(keys []string) bool {
+	for _, k := range c.Keys {
+		if k.Available && slices.Contains(keys, k.Key) {
+			return false
+		}
+	}
+	return true
 }
 
 // CapabilitiesOf computes the capabilities from the facts: the vehicle,

@@ -238,15 +238,16 @@ func TestCapabilitiesEligibility(t *testing.T) {
 		mapped  bool
 		reasons []string
 	}{
-		{"BMW in Austria", vehicles.NewVehicle{Brand: "BMW", Market: "AT", TelematicsCapable: true}, true, nil},
-		{"BMW in Switzerland", vehicles.NewVehicle{Brand: "BMW", Market: "CH", TelematicsCapable: true}, true, nil},
-		{"MINI in Germany", vehicles.NewVehicle{Brand: "MINI", Market: "DE", TelematicsCapable: true}, true, nil},
-		{"MINI in Norway", vehicles.NewVehicle{Brand: "MINI", Market: "NO", TelematicsCapable: true}, true, []string{vehicles.ReasonMINIOutsideEU}},
-		{"MINI in Switzerland", vehicles.NewVehicle{Brand: "MINI", Market: "CH", TelematicsCapable: true}, true, []string{vehicles.ReasonMINIOutsideEU}},
-		{"MINI in the UK", vehicles.NewVehicle{Brand: "MINI", Market: "GB", TelematicsCapable: true}, true, []string{vehicles.ReasonMINIOutsideEU}},
+		{"BMW in Austria", vehicles.NewVehicle{Brand: "BMW", Market: "AT", TelematicsCapable: true, SIMActive: true}, true, nil},
+		{"BMW in Switzerland", vehicles.NewVehicle{Brand: "BMW", Market: "CH", TelematicsCapable: true, SIMActive: true}, true, nil},
+		{"MINI in Germany", vehicles.NewVehicle{Brand: "MINI", Market: "DE", TelematicsCapable: true, SIMActive: true}, true, nil},
+		{"MINI in Norway", vehicles.NewVehicle{Brand: "MINI", Market: "NO", TelematicsCapable: true, SIMActive: true}, true, []string{vehicles.ReasonMINIOutsideEU}},
+		{"MINI in Switzerland", vehicles.NewVehicle{Brand: "MINI", Market: "CH", TelematicsCapable: true, SIMActive: true}, true, []string{vehicles.ReasonMINIOutsideEU}},
+		{"MINI in the UK", vehicles.NewVehicle{Brand: "MINI", Market: "GB", TelematicsCapable: true, SIMActive: true}, true, []string{vehicles.ReasonMINIOutsideEU}},
 		{"no telematics", vehicles.NewVehicle{Brand: "BMW", Market: "FR"}, true, []string{vehicles.ReasonNotTelematicsCapable}},
-		{"unmapped", vehicles.NewVehicle{Brand: "BMW", Market: "IT", TelematicsCapable: true}, false, []string{vehicles.ReasonNotMapped}},
-		{"BMW in Iceland", vehicles.NewVehicle{Brand: "BMW", Market: "IS", TelematicsCapable: true}, true, []string{vehicles.ReasonMarketNotSupported}},
+		{"unmapped", vehicles.NewVehicle{Brand: "BMW", Market: "IT", TelematicsCapable: true, SIMActive: true}, false, []string{vehicles.ReasonNotMapped}},
+		{"BMW in Iceland", vehicles.NewVehicle{Brand: "BMW", Market: "IS", TelematicsCapable: true, SIMActive: true}, true, []string{vehicles.ReasonMarketNotSupported}},
+		{"SIM inactive", vehicles.NewVehicle{Brand: "BMW", Market: "DE", TelematicsCapable: true}, true, []string{vehicles.ReasonSIMInactive}},
 		{"MINI in the US, unmapped, no telematics", vehicles.NewVehicle{Brand: "MINI", Market: "US"}, false,
 			[]string{vehicles.ReasonNotTelematicsCapable, vehicles.ReasonNotMapped, vehicles.ReasonMarketNotSupported, vehicles.ReasonMINIOutsideEU}},
 	}
@@ -354,7 +355,7 @@ func TestCapabilitiesDrivetrain(t *testing.T) {
 	t.Parallel()
 	s := newService(t)
 	a := mustAccount(t, s, "e@example.com")
-	bev := mustVehicle(t, s, vehicles.NewVehicle{VIN: vin("WBY", 1), Brand: "BMW", Market: "DE", Drivetrain: "bev", TelematicsCapable: true})
+	bev := mustVehicle(t, s, vehicles.NewVehicle{VIN: vin("WBY", 1), Brand: "BMW", Market: "DE", Drivetrain: "bev", TelematicsCapable: true, SIMActive: true})
 	if err := s.AssignHolder(ctx, bev.VIN, a.ID, vehicles.RolePrimary); err != nil {
 		t.Fatal(err)
 	}
@@ -376,9 +377,9 @@ func TestImportFleet(t *testing.T) {
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	end := t0.AddDate(1, 0, 0)
 	fleet := []vehicles.FleetVehicle{
-		{NewVehicle: vehicles.NewVehicle{VIN: vin("WBA", 1), Brand: "BMW", Model: "320d", Drivetrain: "combustion", Market: "DE", TelematicsCapable: true},
+		{NewVehicle: vehicles.NewVehicle{VIN: vin("WBA", 1), Brand: "BMW", Model: "320d", Drivetrain: "combustion", Market: "DE", TelematicsCapable: true, SIMActive: true},
 			HolderEmail: "a@example.com", HolderName: "A", Subscriptions: []vehicles.NewSubscription{{Service: "cd_basic", StartsAt: t0}, {Service: "remote_services", StartsAt: t0, EndsAt: &end}}},
-		{NewVehicle: vehicles.NewVehicle{VIN: vin("WMW", 2), Brand: "MINI", Model: "Cooper SE", Drivetrain: "bev", Market: "NL", TelematicsCapable: true},
+		{NewVehicle: vehicles.NewVehicle{VIN: vin("WMW", 2), Brand: "MINI", Model: "Cooper SE", Drivetrain: "bev", Market: "NL", TelematicsCapable: true, SIMActive: true},
 			HolderEmail: "a@example.com", HolderName: "A"},
 		{NewVehicle: vehicles.NewVehicle{VIN: vin("WBA", 3), Brand: "BMW", Model: "X5", Drivetrain: "phev", Market: "SE"}},
 	}
