@@ -65,16 +65,25 @@ type Server struct {
 // Start starts a server that stops when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := Listen()
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Listen starts a server outside a test (the fault soak); Close stops it.
+func Listen() (*Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
 	addr := ln.Addr().(*net.TCPAddr)
 	s := &Server{Host: "127.0.0.1", Port: addr.Port, ln: ln, conns: map[net.Conn]bool{}}
 	s.wg.Add(1)
 	go s.accept()
-	t.Cleanup(s.Close)
-	return s
+	return s, nil
 }
 
 // Close stops the server and drops open connections.
