@@ -5,14 +5,18 @@
 package web
 
 import (
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"cardata/policies/errs"
 	"cardata/templates"
@@ -109,6 +113,11 @@ func ErrorHandler(log *slog.Logger, view *templates.View) fiber.ErrorHandler {
 		default:
 			e = errs.As(err)
 		}
+		if e.Kind == errs.Internal && DatabaseUnavailable(e) {
+			e = &errs.Error{Kind: errs.Unavailable, Code: "database_unavailable",
+				Message: "the database cannot be reached right now; retry in a moment", Err: e}
+			c.Set(fiber.HeaderRetryAfter, "1")
+		}
 		status, ok := statusOf[e.Kind]
 		if !ok {
 			status = extraStatus(e.Kind)
@@ -154,6 +163,27 @@ func ErrorHandler(log *slog.Logger, view *templates.View) fiber.ErrorHandler {
 		}
 		return nil
 	}
+}
+
+// DatabaseUnavailable reports an error that says the database could not be
+// reached or dropped the connection: it restarts, fails over, or refuses
+// connections for a moment. Nothing is wrong with the request, and the
+// same request is likely to succeed a moment later, so it is answered 503
+// with Retry-After (a gateway or provider retries), not 500.
+func DatabaseUnavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, driver.ErrBadConn) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// 08: connection exception; 57P01-03: the server shuts down or starts
+		// up; 53300: too many connections.
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || pe.Code == "53300"
+	}
+	// The connection broke mid-statement.
+	var oe *net.OpError
+	return errors.As(err, &oe) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // loginPathFor names the sign-in page of the surface a path belongs to.
