@@ -43,7 +43,7 @@ import (
 // sqlRead is the statement of the fast path. $1 token hash (bytea), $2 now,
 // $3 normalized VIN, $4 container id.
 var sqlRead = `SELECT tok.client_id, tok.client_key, tok.provider_id,
-	f.provider_active, f.client_active, f.vehicle_id, f.brand, f.market, f.telematics_capable, f.mapped, f.market_supported, f.covers,
+	f.provider_active, f.client_active, f.vehicle_id, f.brand, f.market, f.telematics_capable, f.sim_active, f.mapped, f.market_supported, f.covers,
 	f.consent_id, f.consent_state, f.consent_ends_at, f.version_id, f.version, f.container_state, f.container_keys,
 	lv.keys, lv.units, lv.types, lv.vals, lv.read_ats
 FROM (SELECT t.client_id, c.client_id AS client_key, t.provider_id
@@ -270,7 +270,7 @@ func scanRead(rows pgx.Rows, r *readReq) (*Caller, *prefetched, error) {
 		return nil, nil, rows.Err()
 	}
 	if err := rows.Scan(&cl.ClientID, &cl.ClientKey, &cl.ProviderID,
-		&f.ProviderActive, &f.ClientActive, &f.VehicleID, &f.Brand, &f.Market, &f.TelematicsCapable, &f.Mapped, &f.MarketSupported, &f.Covers,
+		&f.ProviderActive, &f.ClientActive, &f.VehicleID, &f.Brand, &f.Market, &f.TelematicsCapable, &f.SIMActive, &f.Mapped, &f.MarketSupported, &f.Covers,
 		&f.ConsentID, &f.ConsentState, &f.ConsentEndsAt, &f.VersionID, &f.Version, &f.ContainerState, &f.ContainerKeys,
 		&keys, &units, &types, &vals, &readAts); err != nil {
 		return nil, nil, err

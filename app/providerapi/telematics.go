@@ -118,6 +118,7 @@ func denial(reason string) error {
 		policies.ReasonMarketNotSupported:   "the vehicle's market is not supported",
 		policies.ReasonMarketNotCovered:     "your provider has no access to the vehicle's market",
 		policies.ReasonKeyNotInContainer:    "a requested key is not in the container",
+		policies.ReasonSIMInactive:          "the vehicle's SIM is inactive, so it sends no data",
 	}[reason]
 	if msg == "" {
 		msg = "access denied"

@@ -39,7 +39,7 @@ SELECT
 	(@client = 0 OR EXISTS (SELECT 1 FROM api_clients ac
 		WHERE ac.id = @client AND ac.provider_id = @provider AND ac.revoked_at IS NULL)) AS client_active,
 	COALESCE(v.id, 0) AS vehicle_id, COALESCE(v.brand, '') AS brand, COALESCE(v.market, '') AS market,
-	COALESCE(v.telematics_capable, false) AS telematics_capable,
+	COALESCE(v.telematics_capable, false) AS telematics_capable, COALESCE(v.sim_active, false) AS sim_active,
 	(ph.account_id IS NOT NULL) AS mapped,
 	EXISTS (SELECT 1 FROM markets m WHERE m.code = v.market) AS market_supported,
 	EXISTS (SELECT 1 FROM market_access ma JOIN markets m ON m.code = ma.market
@@ -74,6 +74,7 @@ type FactsRow struct {
 	Brand             string
 	Market            string
 	TelematicsCapable bool
+	SIMActive         bool `gorm:"column:sim_active"`
 	Mapped            bool
 	MarketSupported   bool
 	Covers            bool
@@ -126,7 +127,8 @@ func (s *Service) FactsOf(r *FactsRow, at time.Time) (policies.AccessFacts, Refs
 		ConsentState:         r.ConsentState,
 		ConsentEndsAt:        r.ConsentEndsAt,
 		Vehicle: policies.VehicleFacts{Known: r.VehicleID != 0, Brand: r.Brand, Market: r.Market,
-			TelematicsCapable: r.TelematicsCapable, Mapped: r.Mapped, MarketSupported: r.MarketSupported, MarketInEU: inEU},
+			TelematicsCapable: r.TelematicsCapable, Mapped: r.Mapped, MarketSupported: r.MarketSupported, MarketInEU: inEU,
+			SIMInactive: r.VehicleID != 0 && !r.SIMActive},
 	}
 	if r.ContainerKeys != nil && *r.ContainerKeys != "" {
 		f.ContainerKeys = strings.Split(*r.ContainerKeys, ",")
@@ -231,4 +233,15 @@ func (s *Service) ConsentActive(ctx context.Context, providerID, consentID int64
 		return false, policies.ReasonConsentRevoked, nil // replaced by a grant of a newer version
 	}
 	return true, policies.ReasonAllowed, nil
+}
+
+// GrantedAtDelivery reports, in tx (the transaction that records a
+// delivery), whether consent consentID is still granted, and holds a share
+// lock on it until tx ends. A revoke that committed before is seen, and
+// one that comes later waits for tx: a push whose send raced a revoke is
+// recorded (and billed) only if its record commits before the revoke.
+func GrantedAtDelivery(ctx context.Context, tx *gorm.DB, consentID int64) (bool, error) {
+	var granted bool
+	err := tx.WithContext(ctx).Raw("SELECT state = 'granted' FROM consents WHERE id = ? FOR SHARE", consentID).Scan(&granted).Error
+	return granted, errs.Wrap(err, "consent at delivery")
 }
