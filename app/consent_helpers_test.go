@@ -135,6 +135,11 @@ func (w *consentWorld) vehicle(t *testing.T, brand, market string, capable bool,
 			t.Fatal(err)
 		}
 	}
+	// The standard service, so that a consent request can pass the
+	// eligibility check (a connected service must enable the container's keys).
+	if _, err := w.veh.Subscribe(w.tt.Ctx, vin, vehicles.NewSubscription{Service: "cd_basic", StartsAt: time.Now().AddDate(-1, 0, 0)}); err != nil {
+		t.Fatal(err)
+	}
 	return vin
 }
 

@@ -29,8 +29,8 @@ func TestConsentRequestGrantDenyAndOnlyPrimaryHolder(t *testing.T) {
 	}
 	v := w.approvedContainer(t, "Mileage", csMileage, csWeekly)
 
-	// Bad requests are problems with fields; unknown VINs and vehicles
-	// without a holder look the same.
+	// Bad requests are problems with fields; a vehicle without a holder is
+	// not eligible (the capability service tells any provider as much).
 	unmapped := w.vehicle(t, "BMW", "DE", true, 0)
 	for _, tc := range []struct {
 		body        any
@@ -39,7 +39,7 @@ func TestConsentRequestGrantDenyAndOnlyPrimaryHolder(t *testing.T) {
 	}{
 		{map[string]any{"vin": "123", "containerId": v.ContainerID}, 422, "vin", "vin_invalid"},
 		{map[string]any{"vin": "WBATEST9999999999", "containerId": v.ContainerID}, 422, "vin", "vehicle_not_found"},
-		{map[string]any{"vin": unmapped, "containerId": v.ContainerID}, 422, "vin", "vehicle_not_found"},
+		{map[string]any{"vin": unmapped, "containerId": v.ContainerID}, 422, "vin", "not_mapped_to_account"},
 		{map[string]any{"vin": vin, "containerId": 0}, 422, "containerId", "container_required"},
 		{map[string]any{"vin": vin, "containerId": 999999}, 422, "containerId", "container_not_found"},
 		{map[string]any{"vin": vin, "containerId": v.ContainerID, "validUntil": "2001-01-01T00:00:00Z"}, 422, "validUntil", "valid_until_past"},

@@ -14,6 +14,7 @@ import (
 	"cardata/onboarding/catalog"
 	"cardata/onboarding/vehicles"
 	"cardata/onboarding/webhooks"
+	"cardata/policies/consent"
 )
 
 // mountAPI mounts the provider API (/oauth/token, /api/v1), its bearer
@@ -50,6 +51,11 @@ func (a *App) mountAPI() error {
 	}
 	hooks := &webhooks.Service{DB: a.DB, Log: a.Log, PublicURL: a.Cfg.PublicURL,
 		RecordPush: func(ctx context.Context, tx *gorm.DB, r webhooks.PushRecord) error {
+			// A revoke that committed while the push was on the wire: the
+			// receiver has it, but it is not billed (the consent had ended).
+			if granted, err := consent.GrantedAtDelivery(ctx, tx, r.ConsentID); err != nil || !granted {
+				return err
+			}
 			return billing.Ledger{}.Record(ctx, tx, billing.Delivery{ProviderID: r.ProviderID, VIN: r.VIN, ContainerID: r.ContainerID,
 				ContainerVersion: r.ContainerVersion, ConsentID: r.ConsentID, Kind: billing.KindPush, KeysDelivered: r.KeysDelivered,
 				Bytes: r.Bytes, RequestID: r.RequestID, At: r.At})

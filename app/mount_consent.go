@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -16,6 +17,7 @@ import (
 	"cardata/onboarding"
 	"cardata/onboarding/catalog"
 	"cardata/onboarding/containers"
+	"cardata/onboarding/vehicles"
 	"cardata/onboarding/webhooks"
 	"cardata/policies"
 	"cardata/policies/consent"
@@ -35,8 +37,30 @@ func (a *App) newConsentService() *consent.Service {
 				ObjectType: m.ObjectType, ObjectID: m.ObjectID, DedupeKey: m.DedupeKey})
 		},
 	}
+	// The capability service decides which vehicles a consent can be asked
+	// for; it is stateless, so this one need not be a.Vehicles.
+	vs := &vehicles.Service{DB: a.DB, Catalog: catalog.Default()}
+	s.Eligibility = func(ctx context.Context, vin string, keys []string, at time.Time) ([]consent.Ineligibility, error) {
+		c, err := vs.Capabilities(ctx, vin, at)
+		if err != nil {
+			return nil, err
+		}
+		reasons := slices.Clone(c.Reasons)
+		if len(reasons) == 0 && c.NoServiceFor(keys) {
+			reasons = append(reasons, vehicles.ReasonNoServiceForKeys)
+		}
+		out := make([]consent.Ineligibility, len(reasons))
+		for i, r := range reasons {
+			out[i] = consent.Ineligibility{Code: r, Text: vehicles.ReasonText(r)}
+		}
+		return out, nil
+	}
 	if a.Webhooks != nil {
 		hooks := a.Webhooks
+		s.DropPushes = func(ctx context.Context, tx *gorm.DB, consentID int64, reason string) error {
+			_, err := hooks.DropForConsent(ctx, tx, consentID, reason)
+			return err
+		}
 		s.Notify = func(ctx context.Context, tx *gorm.DB, e consent.Event) error {
 			_, err := hooks.Emit(ctx, tx, webhooks.NewEvent{ProviderID: e.ProviderID, Type: e.Type, VIN: e.VIN,
 				ContainerID: e.ContainerID, ContainerVersion: e.Version, ConsentID: e.ConsentID,

@@ -61,6 +61,16 @@ func (s *Service) notifyEnded(ctx context.Context, tx *gorm.DB, ended []Ended, t
 	return nil
 }
 
+// dropEnded drops the queued pushes of grants a cascade just ended.
+func (s *Service) dropEnded(ctx context.Context, tx *gorm.DB, ended []Ended, to State) error {
+	for _, e := range ended {
+		if err := s.dropPushes(ctx, tx, e.ID, to); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // EndForVersion ends every consent of a withdrawn container version in tx,
 // the container's transaction: grants are revoked, open requests expire.
 // It returns how many grants were revoked.
@@ -72,6 +82,9 @@ func (s *Service) EndForVersion(ctx context.Context, tx *gorm.DB, versionID int6
 	}
 	revoked, err := moveWhere(ctx, tx, now, Granted, Revoked, note, 0, "c.container_version_id = ?", versionID)
 	if err != nil {
+		return 0, err
+	}
+	if err := s.dropEnded(ctx, tx, revoked, Revoked); err != nil {
 		return 0, err
 	}
 	expired, err := moveWhere(ctx, tx, now, Requested, Expired, note, 0, "c.container_version_id = ?", versionID)
@@ -192,6 +205,11 @@ func (s *Service) ExpireDue(ctx context.Context, batch int) (Expiry, error) {
 					return err
 				}
 				n = len(ended)
+				if st.from == Granted {
+					if err := s.dropEnded(ctx, tx, ended, st.to); err != nil {
+						return err
+					}
+				}
 				return s.notifyEnded(ctx, tx, ended, st.to, now)
 			})
 			if err != nil {

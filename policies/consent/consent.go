@@ -218,6 +218,17 @@ type Service struct {
 	// jobs outbox (policies sits below jobs and may not import it). Nil
 	// sends nothing.
 	Mailer Mailer
+	// Eligibility says why a vehicle could never deliver any of keys (the
+	// capability service's reason codes; none: eligible). app passes the
+	// vehicle registry's capability service (policies may not import
+	// onboarding). Nil checks only that the vehicle has a primary holder.
+	Eligibility EligibilityFunc
+	// DropPushes drops, in tx, the queued and retrying pushes of consents
+	// that just ended (reason: the consent_* code), so the provider's
+	// delivery list shows them dropped when the change commits. app passes
+	// the webhook queue's (policies may not import onboarding). Nil drops
+	// nothing here; the send-time check still stops them.
+	DropPushes DropPushesFunc
 	// Transfers reads the delivery ledger for transaction reports.
 	Transfers TransferSource
 	// BcryptCost and Throttle govern customer sign-in.
@@ -227,6 +238,24 @@ type Service struct {
 	Location *time.Location
 	Now      func() time.Time
 }
+
+// Ineligibility is one reason a vehicle cannot take part, as the
+// capability service names it.
+type Ineligibility struct {
+	Code string
+	Text string
+}
+
+// EligibilityFunc answers Service.Eligibility.
+type EligibilityFunc func(ctx context.Context, vin string, keys []string, at time.Time) ([]Ineligibility, error)
+
+// DropPushesFunc answers Service.DropPushes.
+type DropPushesFunc func(ctx context.Context, tx *gorm.DB, consentID int64, reason string) error
+
+// ErrVehicleNotEligible is the code of a refused consent request for a
+// vehicle that can deliver nothing; its fields (all "vin") carry the
+// capability service's reason codes.
+const ErrVehicleNotEligible = "vehicle_not_eligible"
 
 // Throttle limits failed customer sign-ins.
 type Throttle struct {
@@ -372,7 +401,15 @@ func (s *Service) Request(ctx context.Context, providerID int64, in NewRequest) 
 		if err != nil {
 			return errs.Wrap(err, "vehicle")
 		}
-		if veh.ID == 0 || veh.AccountID == nil {
+		if veh.ID == 0 || (veh.AccountID == nil && s.Eligibility == nil) {
+			var fv errs.Validation
+			fv.Add("vin", "vehicle_not_found", "no customer can be asked for consent for VIN %s", in.VIN)
+			return fv.Err()
+		}
+		if err := s.eligible(ctx, tx, in.VIN, ver.ID, now); err != nil {
+			return err
+		}
+		if veh.AccountID == nil {
 			var fv errs.Validation
 			fv.Add("vin", "vehicle_not_found", "no customer can be asked for consent for VIN %s", in.VIN)
 			return fv.Err()
@@ -411,6 +448,34 @@ func (s *Service) Request(ctx context.Context, providerID int64, in NewRequest) 
 		return nil, err
 	}
 	return s.FindProviderConsent(ctx, providerID, out.ID)
+}
+
+// eligible refuses a request for a vehicle that could never deliver any
+// key of container version versionID: not telematics-capable, SIM
+// inactive, no customer account, a MINI outside the EU, a market that is
+// not served, or no connected service enabling any of the keys. The
+// capability service answers the same to any provider, so the reasons
+// reveal nothing a provider could not ask for anyway.
+func (s *Service) eligible(ctx context.Context, tx *gorm.DB, vin string, versionID int64, now time.Time) error {
+	if s.Eligibility == nil {
+		return nil
+	}
+	var keys []string
+	err := tx.Raw(`SELECT k.key FROM container_version_keys ck JOIN catalog_keys k ON k.id = ck.key_id
+		WHERE ck.version_id = ? ORDER BY ck.position`, versionID).Scan(&keys).Error
+	if err != nil {
+		return errs.Wrap(err, "container keys")
+	}
+	reasons, err := s.Eligibility(ctx, vin, keys, now)
+	if err != nil || len(reasons) == 0 {
+		return err
+	}
+	e := &errs.Error{Kind: errs.Invalid, Code: ErrVehicleNotEligible,
+		Message: fmt.Sprintf("vehicle %s cannot deliver data for this container, so no consent can be asked for it", vin)}
+	for _, r := range reasons {
+		e.Fields = append(e.Fields, errs.FieldError{Field: "vin", Code: r.Code, Message: r.Text})
+	}
+	return e
 }
 
 // mailCustomer tells the primary holder a provider asks for consent.
@@ -523,8 +588,26 @@ func (s *Service) move(ctx context.Context, tx *gorm.DB, c *Consent, a Action, n
 	if err := s.logChange(ctx, tx, c, from, t.To, version, note); err != nil {
 		return err
 	}
+	if from == Granted {
+		if err := s.dropPushes(ctx, tx, c.ID, t.To); err != nil {
+			return err
+		}
+	}
 	return s.notify(ctx, tx, Event{Type: "consent." + string(t.To), ProviderID: c.ProviderID, ConsentID: c.ID, VIN: c.VIN,
 		ContainerID: c.ContainerID, Version: version, State: string(t.To), At: now})
+}
+
+// dropPushes drops the queued and retrying pushes of a grant that ended
+// (to: revoked, expired or superseded) in tx, the transaction that ends it.
+func (s *Service) dropPushes(ctx context.Context, tx *gorm.DB, consentID int64, to State) error {
+	if s.DropPushes == nil {
+		return nil
+	}
+	reason := policies.ReasonConsentRevoked // superseded: what the send-time check answers too
+	if to == Expired {
+		reason = policies.ReasonConsentExpired
+	}
+	return s.DropPushes(ctx, tx, consentID, reason)
 }
 
 // Grant is the primary holder's yes. endsAt optionally ends the consent
