@@ -193,6 +193,8 @@ func check(k *Key) error {
 		return fmt.Errorf("English and German descriptions are required")
 	case (k.Min != nil || k.Max != nil) && k.Type != Integer && k.Type != Decimal:
 		return fmt.Errorf("min and max apply to numbers only")
+	case (k.Type == Integer || k.Type == Decimal) && (k.Min == nil || k.Max == nil):
+		return fmt.Errorf("numbers need min and max (their physical bounds)")
 	case k.Min != nil && k.Max != nil && *k.Min > *k.Max:
 		return fmt.Errorf("min exceeds max")
 	}

@@ -55,7 +55,7 @@ func TestDefaultCatalogIsComplete(t *testing.T) {
 
 func TestParseRefusesBrokenFiles(t *testing.T) {
 	t.Parallel()
-	good := `{"id":1,"key":"vehicle.a.b","type":"integer","unit":"km","category":"status","sensitivity":"normal","pushable":false,"en":"x","de":"y"}`
+	good := `{"id":1,"key":"vehicle.a.b","type":"integer","unit":"km","min":0,"max":9,"category":"status","sensitivity":"normal","pushable":false,"en":"x","de":"y"}`
 	cases := map[string]string{
 		"duplicate id":      `{"keys":[` + good + `,` + strings.Replace(good, "vehicle.a.b", "vehicle.a.c", 1) + `]}`,
 		"duplicate name":    `{"keys":[` + good + `,` + strings.Replace(good, `"id":1`, `"id":2`, 1) + `]}`,
@@ -68,7 +68,9 @@ func TestParseRefusesBrokenFiles(t *testing.T) {
 		"push without name": `{"keys":[` + strings.Replace(good, `"pushable":false`, `"pushable":true`, 1) + `]}`,
 		"no german":         `{"keys":[` + strings.Replace(good, `"de":"y"`, `"de":" "`, 1) + `]}`,
 		"unknown field":     `{"keys":[` + strings.Replace(good, `"en":"x"`, `"en":"x","colour":"red"`, 1) + `]}`,
-		"range on boolean":  `{"keys":[` + strings.Replace(good, `"integer"`, `"boolean","min":1`, 1) + `]}`,
+		"range on boolean":  `{"keys":[` + strings.Replace(good, `"integer"`, `"boolean"`, 1) + `]}`,
+		"number no max":     `{"keys":[` + strings.Replace(good, `,"max":9`, ``, 1) + `]}`,
+		"number no min":     `{"keys":[` + strings.Replace(good, `"min":0,`, ``, 1) + `]}`,
 	}
 	if _, err := Parse([]byte(`{"keys":[` + good + `]}`)); err != nil {
 		t.Fatalf("the good key must parse: %v", err)
@@ -110,9 +112,18 @@ func TestValidate(t *testing.T) {
 		{charging, "CHARGINGACTIVE", ""}, {charging, "charging", CodeValueNotInEnum},
 		{model, "iX3", ""}, {model, "", ""}, {model, strings.Repeat("x", MaxStringLen+1), CodeValueTooLong},
 		{model, "a\x00b", CodeValueNotAllowed}, {model, "\xff\xfe", CodeValueNotUTF8},
-		{cbs, `[{"type":"OIL","due":"2025-01"}]`, ""}, {cbs, `{"broken":`, CodeValueType}, {cbs, `"\u0000"`, ""},
+		{cbs, `[{"type":"OIL","due":"2025-01"}]`, ""}, {cbs, `{"broken":`, CodeValueType}, {cbs, `"\u0000"`, CodeValueNotAllowed},
+		{cbs, `[{"t":"a\u0000b"}]`, CodeValueNotAllowed}, {cbs, `{"a\u0000":1}`, CodeValueNotAllowed},
+		{cbs, `1e999999`, CodeValueRange}, {cbs, `[1e-999999]`, CodeValueRange}, {cbs, `{"km":-1E+400}`, CodeValueRange},
+		{cbs, `[0, -0.0, 1e-300, 1.5E+300, "\ud83d\ude97", "\u00e9"]`, ""}, {cbs, `["\ud800"]`, CodeValueNotAllowed},
+		{cbs, `"\udc00"`, CodeValueNotAllowed}, {cbs, `"\ud800\u0041"`, CodeValueNotAllowed}, {cbs, `[01]`, CodeValueType},
+		{cbs, `[1] [2]`, CodeValueType}, {cbs, strings.Repeat("[", 65) + strings.Repeat("]", 65), CodeValueType},
+		{cbs, "[" + strings.Repeat("1", 65) + "]", CodeValueRange}, {cbs, `{"a":tru}`, CodeValueType}, {cbs, `nul`, CodeValueType},
+		{mileage, "007", CodeValueType}, {mileage, "+5", CodeValueType}, {mileage, "-0", ""}, {lat, "00.5", CodeValueType},
+		{lat, "0.5", ""}, {lat, "1." + strings.Repeat("0", 70), CodeValueType},
 		{cbs, "{\"a\":\"\x01\"}", CodeValueNotAllowed},
 		{due, "2025-06-01T00:00:00Z", ""}, {due, "2025-06-01T00:00:00.123+02:00", ""}, {due, "2025-06-01", CodeValueType},
+		{due, "1999-12-31T23:59:59Z", CodeValueRange}, {due, "2100-01-01T00:00:00Z", CodeValueRange}, {due, "0000-01-01T00:00:00Z", CodeValueRange},
 	}
 	for _, tc := range cases {
 		err := tc.key.Validate(tc.value)
@@ -148,6 +159,17 @@ func BenchmarkValidateDecimal(b *testing.B) {
 	k, _ := Default().Lookup("vehicle.cabin.infotainment.navigation.currentLocation.latitude")
 	for b.Loop() {
 		if err := k.Validate("48.137154"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkValidateJSON(b *testing.B) {
+	k, _ := Default().Lookup("vehicle.status.conditionBasedServices")
+	v := `[{"type":"OIL","status":"OK","dueDate":"2026-03-01T00:00:00Z","distance":12000},{"type":"BRAKE_FLUID","status":"PENDING","dueDate":"2025-11-01T00:00:00Z","distance":-250.5,"note":"caf\u00e9"}]`
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := k.Validate(v); err != nil {
 			b.Fatal(err)
 		}
 	}

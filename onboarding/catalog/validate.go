@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
@@ -17,6 +16,18 @@ import (
 const (
 	MaxStringLen = 1024      // bytes, string values
 	MaxJSONLen   = 16 * 1024 // bytes, json values
+	// MaxNumberLen bounds a number's literal (also inside JSON values):
+	// pushes carry numbers as JSON numbers, and PostgreSQL's numeric (what
+	// jsonb stores them as) refuses more than 16383 fractional digits.
+	MaxNumberLen = 64
+	maxJSONDepth = 64
+)
+
+// Bounds of timestamp values: readings of connected vehicles (built from
+// 2000 on) and due dates within the life of one.
+var (
+	MinTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
 // Stable codes of value errors (also used by the ingest's rejection list).
@@ -43,17 +54,20 @@ func (k *Key) Validate(value string) error {
 	}
 	switch k.Type {
 	case Integer:
+		if len(value) > MaxNumberLen || !isNumber(value, false) {
+			return valueErr(CodeValueType, "%s is an integer such as 42; %q is not", k.Name, clip(value))
+		}
 		n, err := strconv.ParseInt(value, 10, 64)
 		if err != nil {
 			return valueErr(CodeValueType, "%s is an integer; %q is not", k.Name, clip(value))
 		}
 		return k.checkRange(float64(n), value)
 	case Decimal:
-		if !isDecimal(value) {
+		if len(value) > MaxNumberLen || !isNumber(value, true) {
 			return valueErr(CodeValueType, "%s is a decimal number such as 12.5; %q is not", k.Name, clip(value))
 		}
 		f, err := strconv.ParseFloat(value, 64)
-		if err != nil || math.IsInf(f, 0) {
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return valueErr(CodeValueRange, "%s: %q is out of range", k.Name, clip(value))
 		}
 		return k.checkRange(f, value)
@@ -66,8 +80,12 @@ func (k *Key) Validate(value string) error {
 			return valueErr(CodeValueNotInEnum, "%s is one of %s; %q is not", k.Name, strings.Join(k.Values, ", "), clip(value))
 		}
 	case Timestamp:
-		if _, err := time.Parse(time.RFC3339, value); err != nil {
+		t, err := time.Parse(time.RFC3339, value)
+		if err != nil {
 			return valueErr(CodeValueType, "%s is an RFC 3339 timestamp such as 2024-05-01T12:00:00Z; %q is not", k.Name, clip(value))
+		}
+		if t.Before(MinTime) || !t.Before(MaxTime) {
+			return valueErr(CodeValueRange, "%s lies between 2000 and 2100; %q does not", k.Name, clip(value))
 		}
 	case String:
 		if len(value) > MaxStringLen {
@@ -81,8 +99,8 @@ func (k *Key) Validate(value string) error {
 		if err := checkText(k, value); err != nil {
 			return err
 		}
-		if !json.Valid([]byte(value)) {
-			return valueErr(CodeValueType, "%s is a JSON document; the value does not parse as JSON", k.Name)
+		if code, why := checkJSON(value); code != "" {
+			return valueErr(code, "%s is a JSON document: %s", k.Name, why)
 		}
 	}
 	return nil
@@ -116,9 +134,11 @@ func checkText(k *Key, value string) error {
 	return nil
 }
 
-// isDecimal accepts -?digits(.digits)? : the plain notation sensors send;
-// no exponents, no leading plus, no NaN or Inf.
-func isDecimal(s string) bool {
+// isNumber accepts the JSON notation of an integer, -?(0|[1-9][0-9]*), and
+// with frac a fraction too: no exponent, leading plus or zeros, NaN or Inf.
+// Values are pushed as JSON numbers verbatim, so anything JSON refuses
+// ("007", "+5") would break every push that carries it.
+func isNumber(s string, frac bool) bool {
 	i := 0
 	if i < len(s) && s[i] == '-' {
 		i++
@@ -127,21 +147,21 @@ func isDecimal(s string) bool {
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 		i++
 	}
-	if i == start {
+	if i == start || (s[start] == '0' && i-start > 1) {
 		return false
 	}
 	if i == len(s) {
 		return true
 	}
-	if s[i] != '.' {
+	if !frac || s[i] != '.' {
 		return false
 	}
 	i++
-	frac := i
+	f := i
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 		i++
 	}
-	return i > frac && i == len(s)
+	return i > f && i == len(s)
 }
 
 // clip shortens a bad value for an error message.
