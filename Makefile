@@ -9,7 +9,7 @@ export LISTEN_ADDR  ?= 127.0.0.1:8080
 TEST_PARALLEL ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
 GOTEST_FLAGS ?= -count=1 -timeout 25m -p $(TEST_PARALLEL) -parallel $(TEST_PARALLEL)
 
-.PHONY: run test test-stress build postgres chromium vet bench bench-ingest bench-api bench-invoice bench-ledger clean
+.PHONY: run test test-stress soak build postgres chromium vet bench bench-ingest bench-api bench-invoice bench-ledger clean
 
 ## run: start Postgres if needed, create + migrate the database, load demo data, serve
 run: postgres build
@@ -38,6 +38,16 @@ test-stress: postgres chromium vet
 	go test -count=$(STRESS_COUNT) -shuffle=on -timeout $$((25 * $(STRESS_COUNT)))m -p $(TEST_PARALLEL) -parallel $(TEST_PARALLEL) ./...
 	go test -race -count=1 -shuffle=on -timeout 60m -p $(TEST_PARALLEL) $(RACE_PKGS)
 	go test -race -count=1 -shuffle=on -timeout 60m -run '$(RACE_APP_TESTS)' ./app
+
+## soak (not in CI; bounded): three `cardata serve` replicas behind a load balancer on a fresh database,
+## steady ingest and provider API load, faults injected (kill -9, PostgreSQL restart, a hanging webhook
+## receiver, invoicing mid-traffic, secret rotation, revocations), invariants checked; exit 1 on a breach.
+## SOAK_PG=private runs on a throwaway cluster instead of restarting the shared server.
+SOAK_DURATION ?= 10m
+SOAK_PG ?= shared
+soak: postgres build
+	go build -o bin/soak ./app/cmd/soak
+	bin/soak -binary $(BIN) -duration $(SOAK_DURATION) -pg $(SOAK_PG)
 
 build:
 	go build -o $(BIN) ./app/cmd/cardata
