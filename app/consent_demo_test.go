@@ -50,6 +50,16 @@ func TestConsentDemoIsCompleteAndIdempotent(t *testing.T) {
 	if count("SELECT count(*) FROM delivery_ledger WHERE request_id LIKE 'demo-consent-%'") == 0 {
 		t.Error("no demo transfers for the transaction reports")
 	}
+	// The demo passes the product's own rules: nothing is asked for, nor
+	// billed, for a vehicle that cannot deliver.
+	ineligible := `(NOT v.telematics_capable OR NOT v.sim_active OR (v.brand = 'MINI' AND v.market IN ('CH','NO','GB','LI'))
+		OR NOT EXISTS (SELECT 1 FROM vehicle_holders h WHERE h.vehicle_id = v.id AND h.role = 'primary'))`
+	if n := count("SELECT count(*) FROM consents c JOIN vehicles v ON v.id = c.vehicle_id WHERE " + ineligible); n != 0 {
+		t.Errorf("%d demo consents for ineligible vehicles", n)
+	}
+	if n := count("SELECT count(*) FROM delivery_ledger l JOIN vehicles v ON v.vin = l.vin WHERE " + ineligible); n != 0 {
+		t.Errorf("%d demo ledger rows for ineligible vehicles", n)
+	}
 	c := tt.Client(t)
 	res := c.PostForm("/my/login", url.Values{"email": {app.DemoCustomer1Email}, "password": {app.DemoPassword}})
 	if res.Status != http.StatusSeeOther {
@@ -57,6 +67,9 @@ func TestConsentDemoIsCompleteAndIdempotent(t *testing.T) {
 	}
 	if home := c.Get("/my"); !strings.Contains(home.Body, "Pay-as-you-drive") || !strings.Contains(home.Body, "Mileage check") {
 		t.Fatalf("customer1's page lacks the demo consents")
+	}
+	if home := c.Get("/my"); !strings.Contains(home.Body, `id="no-data-`+app.DemoMININorway+`"`) || !strings.Contains(home.Body, `data-reason="mini_outside_eu"`) {
+		t.Fatalf("customer1's page does not say why the MINI in Norway sends nothing")
 	}
 
 	if err := tt.App.LoadDemo(tt.Ctx, io.Discard); err != nil {

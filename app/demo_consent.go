@@ -348,12 +348,12 @@ func (d *consentDemo) showcase(ctx context.Context, ids map[string]int64) error 
 			return fmt.Errorf("showcase %s: %w", st.what, err)
 		}
 	}
-	// customer1's MINI registered in Norway: granted, yet the decision
-	// refuses it (MINI outside the EU).
-	if k, err := d.request(ctx, d.cs, "Demo Insurance AG", ids[DemoPAYD], DemoMININorway, nil); err == nil {
-		if err := d.cs.Grant(cctx, accountID, k.ID, nil); err != nil {
-			return err
-		}
+	// customer1's MINI registered in Norway is not eligible (MINI outside
+	// the EU): no consent can be asked for it, and /my says why.
+	if _, err := d.request(ctx, d.cs, "Demo Insurance AG", ids[DemoPAYD], DemoMININorway, nil); err == nil {
+		return fmt.Errorf("a consent request for the MINI in Norway %s was accepted", DemoMININorway)
+	} else if !errs.Is(err, consent.ErrVehicleNotEligible) && errs.KindOf(err) != errs.Invalid {
+		return err
 	}
 	// Anna grants the mileage check for her BMW in Austria.
 	if actx, annaID, err := d.customerCtx(ctx, DemoAnnaEmail); err == nil && annaID != 0 {
@@ -427,7 +427,7 @@ func (d *consentDemo) insurerFleet(ctx context.Context, payd int64) error {
 	err := d.a.DB.WithContext(ctx).Raw(`SELECT v.vin, a.email FROM vehicles v
 		JOIN vehicle_holders h ON h.vehicle_id = v.id AND h.role = 'primary'
 		JOIN customer_accounts a ON a.id = h.account_id
-		WHERE v.telematics_capable AND v.market IN ('DE','AT','FR','IT') AND v.vin NOT IN (?, ?)
+		WHERE v.telematics_capable AND v.sim_active AND v.market IN ('DE','AT','FR','IT') AND v.vin NOT IN (?, ?)
 		  AND lower(a.email) NOT IN (?, ?)
 		  AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.vehicle_id = v.id AND c.container_id = ?)
 		ORDER BY v.vin LIMIT ?`, DemoAnnaVIN, demoVIN("WBA", "8E91C", 900001), DemoCustomer1Email, DemoAnnaEmail, payd,
@@ -449,6 +449,9 @@ func (d *consentDemo) insurerFleet(ctx context.Context, payd int64) error {
 			return err
 		}
 		k, err := d.request(ctx, d.cs, "Demo Insurance AG", payd, r.VIN, nil)
+		if errs.Is(err, consent.ErrVehicleNotEligible) {
+			continue // e.g. no connected service for the container's keys
+		}
 		if err != nil {
 			return err
 		}
@@ -486,6 +489,15 @@ func (d *consentDemo) deliveries(ctx context.Context) error {
 	}
 	t0 := time.Now().UTC() // after every grant above: no transfer before its consent
 	for _, g := range grants {
+		// A grant whose vehicle sends nothing (e.g. one from an older demo
+		// for the MINI in Norway) would never see a delivery.
+		why, err := d.cs.WhyNoData(ctx, g.VIN)
+		if err != nil {
+			return err
+		}
+		if len(why) > 0 {
+			continue
+		}
 		for i := 0; i < 3; i++ {
 			err := billing.Ledger{}.Record(ctx, d.a.DB, billing.Delivery{ProviderID: g.ProviderID, VIN: g.VIN, ContainerID: g.ContainerID,
 				ContainerVersion: g.Version, ConsentID: g.ID, Kind: billing.KindPull, KeysDelivered: max(g.Keys, 1), Bytes: 420,

@@ -40,13 +40,14 @@ func (a *App) newConsentService() *consent.Service {
 	// The capability service decides which vehicles a consent can be asked
 	// for; it is stateless, so this one need not be a.Vehicles.
 	vs := &vehicles.Service{DB: a.DB, Catalog: catalog.Default()}
+	// keys: a container's (consent requests); none: the vehicle alone (/my).
 	s.Eligibility = func(ctx context.Context, vin string, keys []string, at time.Time) ([]consent.Ineligibility, error) {
 		c, err := vs.Capabilities(ctx, vin, at)
 		if err != nil {
 			return nil, err
 		}
 		reasons := slices.Clone(c.Reasons)
-		if len(reasons) == 0 && c.NoServiceFor(keys) {
+		if len(reasons) == 0 && len(keys) > 0 && c.NoServiceFor(keys) {
 			reasons = append(reasons, vehicles.ReasonNoServiceForKeys)
 		}
 		out := make([]consent.Ineligibility, len(reasons))

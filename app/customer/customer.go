@@ -120,6 +120,9 @@ type vehicleRow struct {
 	consent.Vehicle
 	Pending []consent.Consent
 	Active  []consent.Consent
+	// NoData is why the vehicle sends nothing a provider could receive
+	// (the capability service's reasons); empty when it can.
+	NoData []consent.Ineligibility
 }
 
 type homePage struct {
@@ -146,7 +149,11 @@ func (h *Handlers) home(c *fiber.Ctx) error {
 	index := map[int64]int{}
 	for _, v := range vs {
 		index[v.ID] = len(page.Vehicles)
-		page.Vehicles = append(page.Vehicles, vehicleRow{Vehicle: v})
+		noData, err := h.Consents.WhyNoData(ctx, v.VIN)
+		if err != nil {
+			return err
+		}
+		page.Vehicles = append(page.Vehicles, vehicleRow{Vehicle: v, NoData: noData})
 	}
 	for _, k := range list {
 		i, ok := index[k.VehicleID]

@@ -212,3 +212,14 @@ func (s *Service) CustomerVehicles(ctx context.Context, accountID int64) ([]Vehi
 		FROM vehicle_holders h JOIN vehicles v ON v.id = h.vehicle_id WHERE h.account_id = ? ORDER BY v.vin`, accountID).Scan(&out).Error
 	return out, errs.Wrap(err, "customer vehicles")
 }
+
+// WhyNoData says why a vehicle sends nothing a provider could receive (a
+// grant stays in force, but no data flows under it), in the capability
+// service's words; empty when it can send, or when no capability service
+// is wired.
+func (s *Service) WhyNoData(ctx context.Context, vin string) ([]Ineligibility, error) {
+	if s.Eligibility == nil {
+		return nil, nil
+	}
+	return s.Eligibility(ctx, vin, nil, s.now())
+}
