@@ -38,10 +38,10 @@ func (a *App) newConsentService() *consent.Service {
 		},
 	}
 	// The capability service decides which vehicles a consent can be asked
-	// for; it is stateless, so this one need not be a.Vehicles.
-	vs := &vehicles.Service{DB: a.DB, Catalog: catalog.Default()}
-	// keys: a container's (consent requests); none: the vehicle alone (/my).
-	s.Eligibility = func(ctx context.Context, vin string, keys []string, at time.Time) ([]consent.Ineligibility, error) {
+	// for; it is stateless, so it runs on the caller's transaction. keys: a
+	// container's (consent requests); none: the vehicle alone (/my).
+	s.Eligibility = func(ctx context.Context, db *gorm.DB, vin string, keys []string, at time.Time) ([]consent.Ineligibility, error) {
+		vs := &vehicles.Service{DB: db, Catalog: catalog.Default()}
 		c, err := vs.Capabilities(ctx, vin, at)
 		if err != nil {
 			return nil, err

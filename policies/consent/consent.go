@@ -247,7 +247,9 @@ type Ineligibility struct {
 }
 
 // EligibilityFunc answers Service.Eligibility.
-type EligibilityFunc func(ctx context.Context, vin string, keys []string, at time.Time) ([]Ineligibility, error)
+// db is the caller's transaction (or the pool), so that a request holds
+// one connection, not two.
+type EligibilityFunc func(ctx context.Context, db *gorm.DB, vin string, keys []string, at time.Time) ([]Ineligibility, error)
 
 // DropPushesFunc answers Service.DropPushes.
 type DropPushesFunc func(ctx context.Context, tx *gorm.DB, consentID int64, reason string) error
@@ -466,7 +468,7 @@ func (s *Service) eligible(ctx context.Context, tx *gorm.DB, vin string, version
 	if err != nil {
 		return errs.Wrap(err, "container keys")
 	}
-	reasons, err := s.Eligibility(ctx, vin, keys, now)
+	reasons, err := s.Eligibility(ctx, tx, vin, keys, now)
 	if err != nil || len(reasons) == 0 {
 		return err
 	}

@@ -221,5 +221,5 @@ func (s *Service) WhyNoData(ctx context.Context, vin string) ([]Ineligibility, e
 	if s.Eligibility == nil {
 		return nil, nil
 	}
-	return s.Eligibility(ctx, vin, nil, s.now())
+	return s.Eligibility(ctx, s.DB, vin, nil, s.now())
 }
