@@ -1,6 +1,7 @@
 package soak
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -137,9 +138,59 @@ func (r *report) print(w io.Writer) {
 			m.Lived.Round(time.Second), mib(m.Settled), mib(m.Last), mib(m.Peak), how, flag)
 	}
 
+	fmt.Fprintf(w, "\nREPLICA LOGS (%s): error lines by message\n", s.cfg.Dir)
+	for _, l := range logErrors(s.reps, 8) {
+		fmt.Fprintf(w, "  %6d  %s\n", l.n, l.msg)
+	}
+
 	if r.breached() {
 		fmt.Fprintf(w, "\nRESULT: FAIL: %d lost or breached (must be 0)\n", r.lost())
 	} else {
 		fmt.Fprintf(w, "\nRESULT: PASS: 0 lost\n")
 	}
+}
+
+type logCount struct {
+	msg string
+	n   int
+}
+
+// logErrors counts the replicas' error log lines by message, most frequent
+// first: what the faults made the replicas complain about.
+func logErrors(reps []*replica, top int) []logCount {
+	counts := map[string]int{}
+	for _, r := range reps {
+		b, err := os.ReadFile(r.logPath)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			var e struct {
+				Level, Msg, Path, Error string
+			}
+			if json.Unmarshal([]byte(line), &e) != nil || e.Level != "ERROR" {
+				continue
+			}
+			key := e.Msg
+			if e.Path != "" {
+				key += " " + e.Path
+			}
+			if i := strings.Index(e.Error, ": "); i > 0 {
+				why := clip(e.Error[:i], 40)
+				if j := strings.LastIndex(e.Error, "(SQLSTATE "); j >= 0 {
+					why += ", " + strings.TrimSuffix(e.Error[j+1:], ")")
+				} else if strings.Contains(e.Error, "connection refused") {
+					why += ", connection refused"
+				}
+				key += " (" + why + ")"
+			}
+			counts[key]++
+		}
+	}
+	out := make([]logCount, 0, len(counts))
+	for m, n := range counts {
+		out = append(out, logCount{m, n})
+	}
+	slices.SortFunc(out, func(a, b logCount) int { return b.n - a.n })
+	return out[:min(top, len(out))]
 }
