@@ -154,6 +154,7 @@ type Run struct {
 	ScheduledFor *time.Time // the tick, for scheduled runs
 
 	s         *Scheduler
+	lock      *Lock // the run's lock; progress goes over its session
 	mu        sync.Mutex
 	figures   Figures
 	done      int64
@@ -206,14 +207,19 @@ func (r *Run) snapshot() (Figures, int64, int64, string) {
 }
 
 // flush writes progress, figures and the heartbeat; errors are only logged
-// (progress is informative; the final update is what counts).
+// (progress is informative; the final update is what counts). It goes over
+// the lock's session, not the pool: a body may report progress from inside
+// a transaction of its own, and must not then wait for a second connection.
 func (r *Run) flush(ctx context.Context) {
 	f, done, total, msg := r.snapshot()
 	r.mu.Lock()
 	r.lastFlush = time.Now()
 	r.mu.Unlock()
-	err := r.s.DB.WithContext(ctx).Exec(`UPDATE job_runs SET progress_done = ?, progress_total = ?, progress_message = ?,
-		figures = ?, heartbeat_at = now() WHERE id = ? AND outcome = 'running'`, done, total, msg, jsonFigures(f), r.ID).Error
+	if r.lock == nil {
+		return
+	}
+	err := r.lock.Exec(ctx, `UPDATE job_runs SET progress_done = $1, progress_total = $2, progress_message = $3,
+		figures = $4, heartbeat_at = now() WHERE id = $5 AND outcome = 'running'`, done, total, msg, jsonFigures(f), r.ID)
 	if err != nil && ctx.Err() == nil {
 		r.s.log().Warn("job progress not saved", "job", r.Job, "run", r.ID, "error", err.Error())
 	}

@@ -39,15 +39,28 @@ const lockNamespace int32 = 727_002
 //   - A scheduled tick first claims the row (job, scheduled_for) in job_runs,
 //     which is unique, so two replicas firing the same tick produce one run
 //     even when the first finished before the second started.
-//   - Every run (scheduled or by hand) holds a session-level advisory lock on
-//     a dedicated connection for its whole duration, so a job never runs
-//     twice at once across replicas; a tick whose lock is taken is recorded as
-//     "skipped". An in-process guard does the same within one replica.
-//   - The run heartbeats over the lock's connection. If that connection is
-//     lost, the lock is gone and the run is cancelled. A process that dies
-//     leaves its row "running" but its lock is released with its connection;
-//     rows without a lock holder and without a recent heartbeat are marked
+//   - Every run (scheduled or by hand) holds a session-level advisory lock for
+//     its whole duration, so a job never runs twice at once across replicas;
+//     a tick whose lock is taken is recorded as "skipped". An in-process
+//     guard does the same within one replica.
+//   - The run heartbeats over the lock's session. If that session is lost,
+//     the lock is gone and the run is cancelled. A process that dies leaves
+//     its row "running" but its lock is released with its session; rows
+//     without a lock holder and without a recent heartbeat are marked
 //     "abandoned" by the next run of the job and by a periodic sweep.
+//
+// Connections (issue 15: a replica must never starve its pool). The locks
+// and all of the scheduler's own statements (claims, heartbeats, progress,
+// outcomes, the sweep) go over one shared Session, a single connection for
+// the whole process; only the job bodies use the pool, and at most MaxRuns
+// of them run at once. A run waits for its slot before it claims its tick,
+// so a waiting tick holds no row, no lock and no connection, and a replica
+// with a free slot may take it meanwhile. Catch-up runs at start go one
+// after another instead of all at once. So the jobs take at most MaxRuns+1
+// connections, whatever falls due together, and no run ever holds a
+// connection while it waits for another: the body holds none of its own
+// while it asks the pool, and the session never waits for the pool while
+// a statement of it is pending.
 type Scheduler struct {
 	DB       *gorm.DB
 	Location *time.Location // the zone cron specs are read in (Europe/Berlin)
@@ -58,8 +71,19 @@ type Scheduler struct {
 	StaleGrace     time.Duration // default 1m: heartbeat age before a lock-less running row counts as abandoned
 	SweepEvery     time.Duration // default 1m
 	LockRetry      time.Duration // default 2s: how long a scheduled tick waits for a busy lock before it is skipped
+	// MaxRuns bounds the job bodies running at once in this process
+	// (default 2), each using one pool connection at a time. Set it from
+	// the pool budget before Loop.
+	MaxRuns int
+	// Locks is the session of the job locks and the scheduler's bookkeeping
+	// (default: one on DB's pool). Other modules holding long advisory
+	// locks (the invoice run) share it through LockSession.
+	Locks *Session
 
 	mu       sync.Mutex
+	initOnce sync.Once
+	slots    chan struct{} // one per job body running
+	catchUp  chan struct{} // catch-up ticks run one after another
 	entries  map[string]*entry
 	running  map[string]bool
 	loopCtx  context.Context
@@ -211,38 +235,55 @@ func lockKey(name string) int32 {
 	return int32(h.Sum32())
 }
 
-// jobLock is a held advisory lock and the dedicated connection holding it.
-type jobLock struct {
-	conn *sql.Conn
-	name string
-	pid  int32 // the backend holding the lock, recorded in job_runs.lock_pid
+// init sizes the run slots and opens the lock session (lazily: the
+// fields may be set after NewScheduler, before the first run).
+func (s *Scheduler) init() {
+	s.initOnce.Do(func() {
+		n := s.MaxRuns
+		if n <= 0 {
+			n = 2
+		}
+		s.slots = make(chan struct{}, n)
+		s.catchUp = make(chan struct{}, 1)
+		if s.Locks == nil {
+			s.Locks = &Session{}
+			if s.DB != nil {
+				if sqlDB, err := s.DB.DB(); err == nil {
+					s.Locks.DB = sqlDB
+				}
+			}
+		}
+	})
 }
 
-// tryLock takes the job's advisory lock on a dedicated connection, without waiting.
-func (s *Scheduler) tryLock(ctx context.Context, name string) (*jobLock, error) {
-	sqlDB, err := s.DB.DB()
-	if err != nil {
-		return nil, err
+// LockSession is the session holding this process's job locks; other
+// long-lived advisory locks (the invoice run's) belong there too, so that
+// they cost no connection of their own.
+func (s *Scheduler) LockSession() *Session {
+	s.init()
+	return s.Locks
+}
+
+// waitSlot waits for a free run slot; false when ctx ended first.
+func (s *Scheduler) waitSlot(ctx context.Context) bool {
+	s.init()
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
 	}
-	conn, err := sqlDB.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var ok bool
-	var pid int32
-	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1, $2), pg_backend_pid()", lockNamespace, lockKey(name)).Scan(&ok, &pid); err != nil {
-		discard(conn)
-		return nil, err
-	}
-	if !ok {
-		conn.Close()
-		return nil, nil
-	}
-	return &jobLock{conn: conn, name: name, pid: pid}, nil
+}
+
+func (s *Scheduler) freeSlot() { <-s.slots }
+
+// tryLock takes the job's advisory lock without waiting (nil: held elsewhere).
+func (s *Scheduler) tryLock(ctx context.Context, name string) (*Lock, error) {
+	return s.LockSession().TryLock(ctx, lockNamespace, lockKey(name))
 }
 
 // lockWithin retries tryLock until wait has passed.
-func (s *Scheduler) lockWithin(ctx context.Context, name string, wait time.Duration) (*jobLock, error) {
+func (s *Scheduler) lockWithin(ctx context.Context, name string, wait time.Duration) (*Lock, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		l, err := s.tryLock(ctx, name)
@@ -255,20 +296,6 @@ func (s *Scheduler) lockWithin(ctx context.Context, name string, wait time.Durat
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-// release unlocks and returns the connection to the pool; when unlocking
-// fails the connection is discarded, which ends its session and so the lock.
-func (l *jobLock) release() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var ok bool
-	err := l.conn.QueryRowContext(ctx, "SELECT pg_advisory_unlock($1, $2)", lockNamespace, lockKey(l.name)).Scan(&ok)
-	if err != nil || !ok {
-		discard(l.conn)
-		return
-	}
-	l.conn.Close()
 }
 
 func discard(c *sql.Conn) {
@@ -377,13 +404,13 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (*Handle, error) {
 	defer cancelRec()
 	err = s.DB.WithContext(recCtx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Raw(`INSERT INTO job_runs (job, trigger, actor_kind, actor_id, actor_label, instance, lock_pid, outcome)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 'running') RETURNING id`, name, trigger, kind, actorID, label, s.instanceName(), lk.pid).Scan(&id).Error; err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'running') RETURNING id`, name, trigger, kind, actorID, label, s.instanceName(), lk.PID).Scan(&id).Error; err != nil {
 			return errs.Wrap(err, "record run")
 		}
 		return audit.Record(ctx, tx, "job.run", "job", name, fmt.Sprintf("started run #%d of %s (%s)", id, e.Title, trigger))
 	})
 	if err != nil {
-		lk.release()
+		lk.Release()
 		s.unmark(name)
 		return nil, err
 	}
@@ -408,9 +435,31 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (*Handle, error) {
 		defer stopAfter()
 		defer cancel(nil)
 		defer s.unmark(name)
-		h.err = s.execute(runCtx, cancel, e, id, trigger, nil, lk)
+		h.err = s.runQueued(runCtx, cancel, e, id, trigger, lk)
 	}()
 	return h, nil
+}
+
+// runQueued waits for a run slot, then executes a run started by hand. The
+// run is recorded and locked already, so the caller learns its number at
+// once; while it waits it holds its lock (on the shared session, no
+// connection of its own) and no pool connection.
+func (s *Scheduler) runQueued(ctx context.Context, cancel context.CancelCauseFunc, e *entry, id int64, trigger Trigger, lk *Lock) error {
+	s.init()
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		_ = lk.Exec(ctx, `UPDATE job_runs SET progress_message = $1 WHERE id = $2 AND outcome = 'running'`,
+			fmt.Sprintf("waiting: %d jobs are running, the most this process runs at once", cap(s.slots)), id)
+		if !s.waitSlot(ctx) {
+			defer lk.Release()
+			err := fmt.Errorf("not started: %w", context.Cause(ctx))
+			s.finish(id, Failed, err.Error(), nil, 0, 0, "")
+			return err
+		}
+	}
+	defer s.freeSlot()
+	return s.execute(ctx, cancel, e, id, trigger, nil, lk)
 }
 
 // RunAndWait is RunNow followed by Wait; it returns the finished record.
@@ -433,29 +482,32 @@ func (s *Scheduler) tick(ctx context.Context, e *entry, t time.Time) {
 	ctx = policies.WithPrincipal(ctx, policies.System("scheduler"))
 	ctx = policies.WithRequest(ctx, policies.Request{ID: "job:" + e.Name + "@" + t.Format(time.RFC3339), ClientAddr: s.instanceName()})
 	if !s.mark(e.Name) {
-		// Still running here: record the tick as skipped, unless another
-		// replica has already claimed it.
-		err := s.DB.WithContext(ctx).Exec(`INSERT INTO job_runs (job, trigger, actor_kind, actor_label, scheduled_for, instance, outcome, finished_at, error)
-			VALUES (?, 'schedule', 'system', 'scheduler', ?, ?, 'skipped', now(), 'the previous run was still in progress')
-			ON CONFLICT (job, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING`, e.Name, t, s.instanceName()).Error
+		// Still running (or waiting for a slot) here: record the tick as
+		// skipped, unless another replica has already claimed it.
+		_, err := s.LockSession().Exec(ctx, `INSERT INTO job_runs (job, trigger, actor_kind, actor_label, scheduled_for, instance, outcome, finished_at, error)
+			VALUES ($1, 'schedule', 'system', 'scheduler', $2, $3, 'skipped', now(), 'the previous run was still in progress')
+			ON CONFLICT (job, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING`, e.Name, t, s.instanceName())
 		if err != nil && ctx.Err() == nil {
 			s.log().Error("job tick not recorded", "job", e.Name, "error", err.Error())
 		}
 		return
 	}
 	defer s.unmark(e.Name)
-	if ctx.Err() != nil {
+	// The slot comes first: a tick waiting for one has claimed nothing, so
+	// it holds nothing, and a replica with a free slot may run it meanwhile.
+	if !s.waitSlot(ctx) {
 		return // shutting down: leave the tick to a replica that is not
 	}
-	// The claim must not be cut off by shutdown: an INSERT that commits in
-	// PostgreSQL while the client already reports cancellation would leave
-	// a claimed row nobody finishes. Detach it and bound it instead.
-	claimCtx, cancelClaim := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancelClaim()
-	var ids []int64
-	err := s.DB.WithContext(claimCtx).Raw(`INSERT INTO job_runs (job, trigger, actor_kind, actor_label, scheduled_for, instance, outcome)
-		VALUES (?, 'schedule', 'system', 'scheduler', ?, ?, 'running')
-		ON CONFLICT (job, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING RETURNING id`, e.Name, t, s.instanceName()).Scan(&ids).Error
+	defer s.freeSlot()
+	if ctx.Err() != nil {
+		return
+	}
+	// The claim runs on the session, detached from ctx: an INSERT that
+	// commits in PostgreSQL while the client already reports cancellation
+	// would leave a claimed row nobody finishes.
+	ids, err := s.LockSession().QueryInt64s(ctx, `INSERT INTO job_runs (job, trigger, actor_kind, actor_label, scheduled_for, instance, outcome)
+		VALUES ($1, 'schedule', 'system', 'scheduler', $2, $3, 'running')
+		ON CONFLICT (job, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING RETURNING id`, e.Name, t, s.instanceName())
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log().Error("job tick not claimed", "job", e.Name, "error", err.Error())
@@ -475,7 +527,7 @@ func (s *Scheduler) tick(ctx context.Context, e *entry, t time.Time) {
 		case err != nil:
 			msg = "could not take the job lock: " + err.Error()
 		}
-		s.finish(context.WithoutCancel(ctx), id, Skipped, msg, nil, 0, 0, "")
+		s.finish(id, Skipped, msg, nil, 0, 0, "")
 		return
 	}
 	runCtx, cancel := context.WithCancelCause(ctx)
@@ -484,46 +536,52 @@ func (s *Scheduler) tick(ctx context.Context, e *entry, t time.Time) {
 }
 
 // execute runs the body of a recorded, locked run and records the outcome.
-func (s *Scheduler) execute(ctx context.Context, cancel context.CancelCauseFunc, e *entry, id int64, trigger Trigger, scheduledFor *time.Time, lk *jobLock) (runErr error) {
-	defer lk.release()
+// The caller holds a run slot.
+func (s *Scheduler) execute(ctx context.Context, cancel context.CancelCauseFunc, e *entry, id int64, trigger Trigger, scheduledFor *time.Time, lk *Lock) (runErr error) {
+	defer lk.Release()
 	if scheduledFor != nil {
-		if err := s.DB.WithContext(ctx).Exec(`UPDATE job_runs SET lock_pid = ?, heartbeat_at = now() WHERE id = ?`, lk.pid, id).Error; err != nil {
-			s.finish(context.WithoutCancel(ctx), id, Failed, "could not record the lock holder: "+err.Error(), nil, 0, 0, "")
+		if err := lk.Exec(ctx, `UPDATE job_runs SET lock_pid = $1, heartbeat_at = now() WHERE id = $2`, lk.PID, id); err != nil {
+			s.finish(id, Failed, "could not record the lock holder: "+err.Error(), nil, 0, 0, "")
 			return err
 		}
 	}
 	// We hold the lock, so no other run of this job is alive anywhere: older
 	// rows still "running" belong to processes that died.
-	s.abandonStale(ctx, e.Name, id)
+	s.abandonStale(ctx, lk, e.Name, id)
 
 	if e.Timeout > 0 {
 		var stop context.CancelFunc
 		ctx, stop = context.WithTimeoutCause(ctx, e.Timeout, fmt.Errorf("timed out after %s", e.Timeout))
 		defer stop()
 	}
-	r := &Run{ID: id, Job: e.Name, Trigger: trigger, ScheduledFor: scheduledFor, s: s, figures: Figures{}}
+	r := &Run{ID: id, Job: e.Name, Trigger: trigger, ScheduledFor: scheduledFor, s: s, lock: lk, figures: Figures{}}
 
-	// Heartbeat over the lock's connection: if it fails, the lock may be
-	// gone, so the run must stop before another replica starts one.
+	// Heartbeat over the lock's session: if it fails, or the session is
+	// lost otherwise, the lock is gone, so the run must stop before another
+	// replica starts one.
 	hbDone := make(chan struct{})
 	hbStopped := make(chan struct{})
 	go func() {
 		defer close(hbStopped)
 		t := time.NewTicker(orDefault(s.HeartbeatEvery, 10*time.Second))
 		defer t.Stop()
+		lost := func(err error) {
+			s.log().Error("job heartbeat failed; stopping the run", "job", e.Name, "run", id, "error", err.Error())
+			cancel(fmt.Errorf("lost the database session holding the job lock: %w", err))
+		}
 		for {
 			select {
 			case <-hbDone:
 				return
+			case <-lk.Lost():
+				lost(lk.Err())
+				return
 			case <-t.C:
-				hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
 				f, done, total, msg := r.snapshot()
-				_, err := lk.conn.ExecContext(hctx, `UPDATE job_runs SET heartbeat_at = now(), progress_done = $1, progress_total = $2,
+				err := lk.Exec(context.Background(), `UPDATE job_runs SET heartbeat_at = now(), progress_done = $1, progress_total = $2,
 					progress_message = $3, figures = $4 WHERE id = $5`, done, total, msg, jsonFigures(f), id)
-				hcancel()
 				if err != nil {
-					s.log().Error("job heartbeat failed; stopping the run", "job", e.Name, "run", id, "error", err.Error())
-					cancel(fmt.Errorf("lost the database session holding the job lock: %w", err))
+					lost(err)
 					return
 				}
 			}
@@ -543,7 +601,7 @@ func (s *Scheduler) execute(ctx context.Context, cancel context.CancelCauseFunc,
 		}
 	}
 	f, done, total, pmsg := r.snapshot()
-	s.finish(context.WithoutCancel(ctx), id, outcome, msg, f, done, total, pmsg)
+	s.finish(id, outcome, msg, f, done, total, pmsg)
 	level := slog.LevelInfo
 	if runErr != nil {
 		level = slog.LevelError
@@ -564,12 +622,14 @@ func (s *Scheduler) call(ctx context.Context, e *entry, r *Run) (err error) {
 	return e.Run(ctx, r)
 }
 
-func (s *Scheduler) finish(ctx context.Context, id int64, outcome Outcome, msg string, f Figures, done, total int64, pmsg string) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// finish records a run's outcome on the session (which it reopens if the
+// run's lock went with the old one), whatever became of the run's context.
+func (s *Scheduler) finish(id int64, outcome Outcome, msg string, f Figures, done, total int64, pmsg string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // bounds the wait for the session
 	defer cancel()
-	err := s.DB.WithContext(ctx).Exec(`UPDATE job_runs SET outcome = ?, error = ?, figures = ?, progress_done = ?, progress_total = ?,
-		progress_message = ?, finished_at = now(), heartbeat_at = now() WHERE id = ? AND outcome = 'running'`,
-		outcome, truncate(msg, 2000), jsonFigures(f), done, total, pmsg, id).Error
+	_, err := s.LockSession().Exec(ctx, `UPDATE job_runs SET outcome = $1, error = $2, figures = $3, progress_done = $4, progress_total = $5,
+		progress_message = $6, finished_at = now(), heartbeat_at = now() WHERE id = $7 AND outcome = 'running'`,
+		string(outcome), truncate(msg, 2000), jsonFigures(f), done, total, pmsg, id)
 	if err != nil {
 		// The row stays "running" without a lock: the next run or sweep marks it abandoned.
 		s.log().Error("job outcome not recorded", "run", id, "error", err.Error())
@@ -583,11 +643,11 @@ const abandonedMsg = "abandoned: the process running it stopped (crash or kill) 
 // (we hold the lock now); a row without one may be a tick that another
 // replica claimed a moment ago and is about to lock, so it gets the grace
 // period.
-func (s *Scheduler) abandonStale(ctx context.Context, job string, keep int64) {
+func (s *Scheduler) abandonStale(ctx context.Context, lk *Lock, job string, keep int64) {
 	grace := orDefault(s.StaleGrace, time.Minute)
-	err := s.DB.WithContext(ctx).Exec(`UPDATE job_runs SET outcome = 'abandoned', finished_at = now(), error = ?
-		WHERE job = ? AND outcome = 'running' AND id <> ? AND (lock_pid IS NOT NULL OR heartbeat_at < now() - make_interval(secs => ?))`,
-		abandonedMsg, job, keep, grace.Seconds()).Error
+	err := lk.Exec(ctx, `UPDATE job_runs SET outcome = 'abandoned', finished_at = now(), error = $1
+		WHERE job = $2 AND outcome = 'running' AND id <> $3 AND (lock_pid IS NOT NULL OR heartbeat_at < now() - make_interval(secs => $4))`,
+		abandonedMsg, job, keep, grace.Seconds())
 	if err != nil && ctx.Err() == nil {
 		s.log().Error("marking abandoned runs failed", "job", job, "error", err.Error())
 	}
@@ -599,23 +659,24 @@ func (s *Scheduler) abandonStale(ctx context.Context, job string, keep int64) {
 // never takes a job's lock, so it cannot make a real run skip.
 func (s *Scheduler) Sweep(ctx context.Context) (int64, error) {
 	grace := orDefault(s.StaleGrace, time.Minute)
-	var names []string
-	if err := s.DB.WithContext(ctx).Raw(`SELECT DISTINCT job FROM job_runs WHERE outcome = 'running'`).Scan(&names).Error; err != nil {
+	// On the session, like all of the scheduler's own statements.
+	names, err := s.LockSession().QueryStrings(ctx, `SELECT DISTINCT job FROM job_runs WHERE outcome = 'running'`)
+	if err != nil {
 		return 0, errs.Wrap(err, "sweep runs")
 	}
 	var total int64
 	for _, name := range names {
-		res := s.DB.WithContext(ctx).Exec(`UPDATE job_runs r SET outcome = 'abandoned', finished_at = now(), error = ?
-			WHERE job = ? AND outcome = 'running' AND (lock_pid IS NOT NULL OR heartbeat_at < now() - make_interval(secs => ?))
+		n, err := s.LockSession().Exec(ctx, `UPDATE job_runs r SET outcome = 'abandoned', finished_at = now(), error = $1
+			WHERE job = $2 AND outcome = 'running' AND (lock_pid IS NOT NULL OR heartbeat_at < now() - make_interval(secs => $3))
 			AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
-			  AND l.classid::bigint = ? AND l.objid::bigint = ? AND l.objsubid = 2
+			  AND l.classid::bigint = $4 AND l.objid::bigint = $5 AND l.objsubid = 2
 			  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 			  AND (r.lock_pid IS NULL OR l.pid = r.lock_pid))`,
 			abandonedMsg, name, grace.Seconds(), int64(uint32(lockNamespace)), int64(uint32(lockKey(name))))
-		if res.Error != nil {
-			return total, errs.Wrap(res.Error, "sweep mark")
+		if err != nil {
+			return total, errs.Wrap(err, "sweep mark")
 		}
-		total += res.RowsAffected
+		total += n
 	}
 	return total, nil
 }
@@ -670,7 +731,7 @@ func (s *Scheduler) startJobLoop(ctx context.Context, e *entry) {
 		if e.CatchUp > 0 {
 			if prev := lastTick(e.sched, now, e.CatchUp); !prev.IsZero() {
 				s.wg.Add(1)
-				go func() { defer s.wg.Done(); s.tick(ctx, e, prev) }()
+				go func() { defer s.wg.Done(); s.catchUpTick(ctx, e, prev) }()
 			}
 		}
 		next := e.sched.Next(now)
@@ -691,6 +752,21 @@ func (s *Scheduler) startJobLoop(ctx context.Context, e *entry) {
 			}
 		}
 	}()
+}
+
+// catchUpTick runs a missed tick once the catch-ups before it have
+// finished: at start every job with a catch-up window may be due at once,
+// and they run one after another, leaving the other run slots to the
+// regular ticks.
+func (s *Scheduler) catchUpTick(ctx context.Context, e *entry, t time.Time) {
+	s.init()
+	select {
+	case s.catchUp <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-s.catchUp }()
+	s.tick(ctx, e, t)
 }
 
 // lastTick is the latest tick of sched in (now-window, now], or zero.
