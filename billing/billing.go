@@ -28,6 +28,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"cardata/jobs"
 	"cardata/policies"
 	"cardata/policies/errs"
 )
@@ -43,6 +44,11 @@ type Service struct {
 	PublicURL string
 	// Now is the clock (tests move it); nil means time.Now.
 	Now func() time.Time
+	// Locks holds the invoice run's period lock for the whole run: the
+	// process's lock session (the job scheduler's), so that a run holds no
+	// pooled connection while its work asks the pool for more. Nil: a
+	// session on DB of the run's own.
+	Locks *jobs.Session
 
 	// beforeCommit lets tests fail a provider's transaction at its last
 	// step (crash safety); see export_test.go.

@@ -14,6 +14,7 @@ import (
 	"github.com/shopspring/decimal"
 	"gorm.io/gorm"
 
+	"cardata/jobs"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 	"cardata/policies/sqlarray"
@@ -105,27 +106,22 @@ func (s *Service) StartRun(ctx, shutdownCtx context.Context, period string, opt 
 	if !p.End.After(p.Start) || s.now().Before(p.End) {
 		return nil, errs.New(errs.Invalid, "period_not_over", "%s is not over yet; a month is invoiced once it has ended", p)
 	}
-	sqlDB, err := s.DB.DB()
-	if err != nil {
-		return nil, errs.Wrap(err, "run: pool")
+	locks := s.Locks
+	if locks == nil {
+		sqlDB, err := s.DB.DB()
+		if err != nil {
+			return nil, errs.Wrap(err, "run: pool")
+		}
+		locks = &jobs.Session{DB: sqlDB}
 	}
-	conn, err := sqlDB.Conn(ctx)
+	lk, err := locks.TryLock(ctx, runLockKey, int32(p.Year*100+int(p.Month)))
 	if err != nil {
-		return nil, errs.Wrap(err, "run: connection")
-	}
-	var got bool
-	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1, $2)", runLockKey, p.Year*100+int(p.Month)).Scan(&got); err != nil {
-		conn.Close()
 		return nil, errs.Wrap(err, "run: lock")
 	}
-	if !got {
-		conn.Close()
+	if lk == nil {
 		return nil, ErrRunInProgress
 	}
-	release := func() {
-		_, _ = conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1, $2)", runLockKey, p.Year*100+int(p.Month))
-		conn.Close()
-	}
+	release := lk.Release
 	by, _ := actor(ctx)
 	if opt.Trigger == "" {
 		opt.Trigger = TriggerCLI
