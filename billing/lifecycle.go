@@ -58,11 +58,44 @@ func lockInvoice(tx *gorm.DB, id int64) (*Invoice, error) {
 	return &inv, nil
 }
 
+// invoiceBuyer is an invoice's buyer as the directory knows it, looked up
+// before the caller's transaction (buyerOf).
+type invoiceBuyer struct {
+	ok         bool // looked up: an invoice (not a credit note) with a directory
+	providerID int64
+	party      Party
+	err        error
+}
+
+// buyerOf looks up the buyer of invoice id before the caller opens its
+// transaction: the directory is onboarding's, on a connection of its own,
+// and a transaction holding the invoice's lock must not wait for a second
+// connection from the pool it holds one of. A credit note keeps its
+// original's buyer and gets none; the transaction reports a missing invoice.
+func (s *Service) buyerOf(ctx context.Context, id int64) invoiceBuyer {
+	var b invoiceBuyer
+	if s.Directory == nil {
+		return b
+	}
+	var rows []struct {
+		ProviderID        int64
+		CorrectsInvoiceID *int64
+	}
+	if err := s.DB.WithContext(ctx).Raw(`SELECT provider_id, corrects_invoice_id FROM invoices WHERE id = ?`, id).Scan(&rows).Error; err != nil ||
+		len(rows) == 0 || rows[0].CorrectsInvoiceID != nil {
+		return b
+	}
+	b.ok, b.providerID = true, rows[0].ProviderID
+	b.party, b.err = s.Directory.BillingParty(ctx, b.providerID)
+	return b
+}
+
 // Finalize numbers a draft, freezes it and stores its PDF and UBL
 // documents. It refuses while seller or buyer data is incomplete. A credit
 // note is issued this way too, and only by a second finance user (not the
 // one who drafted it).
 func (s *Service) Finalize(ctx context.Context, id int64) (*Invoice, error) {
+	pre := s.buyerOf(ctx, id)
 	var out *Invoice
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		inv, err := lockInvoice(tx, id)
@@ -105,10 +138,13 @@ func (s *Service) Finalize(ctx context.Context, id int64) (*Invoice, error) {
 			if s.Directory == nil {
 				return errs.New(errs.Unavailable, "directory_unavailable", "no provider directory is configured")
 			}
-			party, err := s.Directory.BillingParty(ctx, inv.ProviderID)
-			if err != nil {
-				return err
+			if !pre.ok || pre.providerID != inv.ProviderID {
+				return errs.New(errs.Conflict, "invoice_changed", "the invoice changed while it was being finalized; try again")
 			}
+			if pre.err != nil {
+				return pre.err
+			}
+			party := pre.party
 			if err := checkParty(party); err != nil {
 				return err
 			}
@@ -511,6 +547,7 @@ func (s *Service) Regenerate(ctx context.Context, id int64) (*Invoice, error) {
 	if err != nil {
 		return nil, err
 	}
+	pre := s.buyerOf(ctx, id)
 	var out *Invoice
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		inv, err := lockInvoice(tx, id)
@@ -538,14 +575,12 @@ func (s *Service) Regenerate(ctx context.Context, id int64) (*Invoice, error) {
 		if err := tx.Exec(`DELETE FROM invoice_lines WHERE invoice_id = ?`, id).Error; err != nil {
 			return dbError(err, "clear lines")
 		}
-		if s.Directory != nil {
-			if party, err := s.Directory.BillingParty(ctx, inv.ProviderID); err == nil {
-				inv.setBuyer(party)
-				if err := tx.Model(&Invoice{}).Where("id = ?", id).Updates(map[string]any{"buyer_name": inv.BuyerName,
-					"buyer_street": inv.BuyerStreet, "buyer_postal_code": inv.BuyerPostalCode, "buyer_city": inv.BuyerCity,
-					"buyer_country": inv.BuyerCountry, "buyer_vat_id": inv.BuyerVATID, "buyer_email": inv.BuyerEmail}).Error; err != nil {
-					return dbError(err, "refresh buyer")
-				}
+		if pre.ok && pre.err == nil && pre.providerID == inv.ProviderID { // looked up before the transaction
+			inv.setBuyer(pre.party)
+			if err := tx.Model(&Invoice{}).Where("id = ?", id).Updates(map[string]any{"buyer_name": inv.BuyerName,
+				"buyer_street": inv.BuyerStreet, "buyer_postal_code": inv.BuyerPostalCode, "buyer_city": inv.BuyerCity,
+				"buyer_country": inv.BuyerCountry, "buyer_vat_id": inv.BuyerVATID, "buyer_email": inv.BuyerEmail}).Error; err != nil {
+				return dbError(err, "refresh buyer")
 			}
 		}
 		p, err := ParsePeriod(inv.Period, s.loc())

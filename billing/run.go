@@ -287,13 +287,28 @@ func (s *Service) execute(ctx context.Context, run *InvoiceRun, p Period, opt Ru
 			return ctx.Err()
 		}
 		batch := jobs[i:min(i+batchSize, len(jobs))]
+		// The buyers are looked up before the batch's transaction: the
+		// directory is onboarding's, on a connection of its own, and the
+		// transaction (holding its providers' locks) must not wait for a
+		// second connection from the pool it holds one of.
+		ids := make([]int64, len(batch))
+		for k, j := range batch {
+			ids[k] = j.providerID
+		}
+		parties, err := s.parties(ctx, ids)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
 		var batchFailures []string
-		err := db.Transaction(func(tx *gorm.DB) error {
+		err = db.Transaction(func(tx *gorm.DB) error {
 			batchFailures = batchFailures[:0]
 			var created, skipped, failed int
 			var records int64
 			net := decimal.Zero
-			slow, n, err := s.writeFast(ctx, tx, &run.ID, batch, p, pl, w, base)
+			slow, n, err := s.writeFast(ctx, tx, &run.ID, batch, p, pl, w, base, parties)
 			if err != nil {
 				return err
 			}
@@ -303,7 +318,7 @@ func (s *Service) execute(ctx context.Context, run *InvoiceRun, p Period, opt Ru
 				var n int64
 				err := tx.Transaction(func(tx *gorm.DB) error {
 					var err error
-					inv, n, err = s.invoiceJob(ctx, tx, &run.ID, j, p, pl, w, base[j.providerID])
+					inv, n, err = s.invoiceJob(ctx, tx, &run.ID, j, p, pl, w, base[j.providerID], parties)
 					if err == nil && s.beforeCommit != nil {
 						err = s.beforeCommit(j.providerID)
 					}
@@ -521,7 +536,7 @@ type batchFigures struct {
 // savepoint each), which also reports the failure per provider. It
 // returns the jobs left for the slow way.
 func (s *Service) writeFast(ctx context.Context, tx *gorm.DB, runID *int64, batch []*provJob, p Period, pl PriceList, w int64,
-	base map[int64]map[string]int64) (slow []*provJob, fig batchFigures, err error) {
+	base map[int64]map[string]int64, parties map[int64]Party) (slow []*provJob, fig batchFigures, err error) {
 	fig.net = decimal.Zero
 	var fast []*provJob
 	for _, j := range batch {
@@ -559,10 +574,6 @@ func (s *Service) writeFast(ctx context.Context, tx *gorm.DB, runID *int64, batc
 				return errs.New(errs.Conflict, "claims_changed", "provider %d's claims changed during the run", j.providerID)
 			}
 			todo = append(todo, j)
-		}
-		parties, err := s.parties(ctx, ids)
-		if err != nil {
-			return err
 		}
 		by, byID := actor(ctx)
 		var invs []*Invoice
@@ -660,7 +671,8 @@ func (s *Service) writeFast(ctx context.Context, tx *gorm.DB, runID *int64, batc
 }
 
 // parties looks up the buyers of a batch, in one lookup when the directory
-// can.
+// can; a provider the directory does not know is left out. Call it outside
+// any transaction: the directory takes a connection of its own.
 func (s *Service) parties(ctx context.Context, ids []int64) (map[int64]Party, error) {
 	if l, ok := s.Directory.(PartyLister); ok {
 		return l.BillingParties(ctx, ids)
@@ -693,10 +705,14 @@ func (s *Service) invoiceProvider(ctx context.Context, runID *int64, providerID 
 	if err != nil {
 		return nil, err
 	}
+	parties, err := s.parties(ctx, []int64{providerID}) // before the transaction (see execute)
+	if err != nil {
+		return nil, err
+	}
 	var inv *Invoice
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		inv, _, err = s.invoiceJob(ctx, tx, runID, &provJob{providerID: providerID, compute: true, support: true}, p, pl, w, nil)
+		inv, _, err = s.invoiceJob(ctx, tx, runID, &provJob{providerID: providerID, compute: true, support: true}, p, pl, w, nil, parties)
 		return err
 	})
 	if err == nil && inv == nil {
@@ -712,7 +728,7 @@ func (s *Service) invoiceProvider(ctx context.Context, runID *int64, providerID 
 // errSkip. The provider lock and the unique (provider, period) claim keep
 // concurrent attempts to one.
 func (s *Service) invoiceJob(ctx context.Context, tx *gorm.DB, runID *int64, j *provJob, p Period, pl PriceList, w int64,
-	base map[string]int64) (*Invoice, int64, error) {
+	base map[string]int64, parties map[int64]Party) (*Invoice, int64, error) {
 	if j.skip {
 		return nil, 0, errSkip
 	}
@@ -747,12 +763,9 @@ func (s *Service) invoiceJob(ctx context.Context, tx *gorm.DB, runID *int64, j *
 	if len(rows) == 0 && !support {
 		return nil, 0, errs.Wrap(tx.Create(claim).Error, "claim")
 	}
-	party, err := s.Directory.BillingParty(ctx, j.providerID)
-	if err != nil {
-		if errs.KindOf(err) == errs.NotFound {
-			return nil, 0, errs.New(errs.Conflict, "provider_unknown", "provider %d is not in the provider directory", j.providerID)
-		}
-		return nil, 0, err
+	party, ok := parties[j.providerID] // looked up before the transaction
+	if !ok {
+		return nil, 0, errs.New(errs.Conflict, "provider_unknown", "provider %d is not in the provider directory", j.providerID)
 	}
 	by, byID := actor(ctx)
 	inv := &Invoice{DocType: DocInvoice, ProviderID: j.providerID, Period: p.String(), PeriodStart: p.Start.UTC(), PeriodEnd: p.End.UTC(),
