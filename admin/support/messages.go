@@ -238,7 +238,7 @@ func (s *Service) Reply(ctx context.Context, id int64, in NewMessage) (*Message,
 					return err
 				}
 			}
-		} else if !in.Internal && t.Status == StatusNew && s.checkAgent(ctx, vw.p.ID) == nil {
+		} else if !in.Internal && t.Status == StatusNew && checkAgentIn(tx, vw.p.ID) == nil {
 			if err := s.assign(ctx, tx, vw, t, vw.p.ID, now); err != nil {
 				return err
 			}

@@ -444,8 +444,14 @@ func (s *Service) SetTeamLead(ctx context.Context, staffID *int64) error {
 
 // checkAgent verifies that id is an active support agent.
 func (s *Service) checkAgent(ctx context.Context, id int64) error {
+	return checkAgentIn(s.DB.WithContext(ctx), id)
+}
+
+// checkAgentIn is checkAgent on db: inside a transaction, pass the
+// transaction, never the service's DB (a second connection while holding one).
+func checkAgentIn(db *gorm.DB, id int64) error {
 	var n int64
-	err := s.DB.WithContext(ctx).Table("staff_users").
+	err := db.Table("staff_users").
 		Where("id = ? AND active AND id IN (SELECT user_id FROM staff_user_roles WHERE role = 'support')", id).Count(&n).Error
 	if err != nil {
 		return errs.Wrap(err, "check agent")
