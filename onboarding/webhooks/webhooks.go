@@ -486,8 +486,13 @@ var ErrEndpointNotFound = errs.New(errs.NotFound, "webhook_endpoint_not_found", 
 
 // FindEndpoint returns one live endpoint of the provider.
 func (s *Service) FindEndpoint(ctx context.Context, providerID, id int64) (*Endpoint, error) {
+	return findEndpoint(s.DB.WithContext(ctx), providerID, id)
+}
+
+// findEndpoint is FindEndpoint on db (inside a transaction: the transaction).
+func findEndpoint(db *gorm.DB, providerID, id int64) (*Endpoint, error) {
 	var e Endpoint
-	err := s.DB.WithContext(ctx).Where("provider_id = ? AND id = ? AND status <> ?", providerID, id, EndpointDeleted).Take(&e).Error
+	err := db.Where("provider_id = ? AND id = ? AND status <> ?", providerID, id, EndpointDeleted).Take(&e).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrEndpointNotFound
 	}
@@ -601,7 +606,7 @@ func (s *Service) Emit(ctx context.Context, tx *gorm.DB, in NewEvent) (string, e
 func (s *Service) SendTest(ctx context.Context, providerID, endpointID int64) (string, error) {
 	var id string
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		e, err := s.FindEndpoint(ctx, providerID, endpointID)
+		e, err := findEndpoint(tx, providerID, endpointID)
 		if err != nil {
 			return err
 		}
