@@ -139,8 +139,10 @@ func (s *Service) deliver(ctx context.Context, c claimed) error {
 		ok, reason := false, "consent_unverifiable"
 		if s.ConsentActive != nil {
 			var err error
+			done := s.dbTurn()
 			ok, reason, err = s.ConsentActive(ctx, ConsentCheck{ProviderID: c.ProviderID, ConsentID: c.ev.ConsentID,
 				VIN: c.ev.VIN, ContainerID: c.ev.ContainerID})
+			done()
 			if err != nil {
 				return s.release(ctx, c, err)
 			}
@@ -223,6 +225,7 @@ func (o Options) Backoff(n int) time.Duration {
 // guarded by the lease token: a holder whose lease was taken over records
 // nothing.
 func (s *Service) record(ctx context.Context, c claimed, o outcome, manual bool) error {
+	defer s.dbTurn()()
 	now := s.now()
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var code *int
@@ -321,6 +324,7 @@ func (s *Service) endpointFailed(ctx context.Context, tx *gorm.DB, id int64, now
 
 // finish ends a delivery without an attempt (dropped: consent gone).
 func (s *Service) finish(ctx context.Context, c claimed, status, reason string) error {
+	defer s.dbTurn()()
 	err := s.DB.WithContext(ctx).Exec(`UPDATE webhook_deliveries SET status = ?, status_reason = ?, finished_at = ?,
 		lease_until = NULL, lease_token = NULL WHERE id = ? AND lease_token = ?`, status, reason, s.now(), c.ID, c.token).Error
 	return errs.Wrap(err, "finish delivery")
@@ -328,12 +332,31 @@ func (s *Service) finish(ctx context.Context, c claimed, status, reason string) 
 
 // release gives a claimed delivery back without counting an attempt.
 func (s *Service) release(ctx context.Context, c claimed, cause error) error {
+	defer s.dbTurn()()
 	err := s.DB.WithContext(ctx).Exec(`UPDATE webhook_deliveries SET lease_until = NULL, lease_token = NULL
 		WHERE id = ? AND lease_token = ?`, c.ID, c.token).Error
 	if err != nil {
 		return errs.Wrap(err, "release delivery")
 	}
 	return cause
+}
+
+// dbTurn waits until an attempt may use the database (Opt.DBConcurrency)
+// and returns the function that gives the turn back. Attempts take it
+// around each of their short database steps, holding no connection while
+// they wait; the wait is not cancelled, so a delivery claimed before a
+// shutdown is still released or recorded.
+func (s *Service) dbTurn() func() {
+	s.dbOnce.Do(func() {
+		if n := s.opt().DBConcurrency; n > 0 {
+			s.dbSlots = make(chan struct{}, n)
+		}
+	})
+	if s.dbSlots == nil {
+		return func() {}
+	}
+	s.dbSlots <- struct{}{}
+	return func() { <-s.dbSlots }
 }
 
 func (s *Service) kickChan() chan struct{} {

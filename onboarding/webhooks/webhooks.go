@@ -244,6 +244,11 @@ type Options struct {
 	// address. Plain http is accepted for loopback only; private and
 	// reserved addresses are never reached (ssrf.go).
 	AllowLoopback bool
+	// DBConcurrency bounds the attempts using the database at once (their
+	// consent check and their record; never the HTTP call): the push
+	// worker's share of the pool budget less the loop's own connection.
+	// 0: no bound besides Concurrency.
+	DBConcurrency int
 }
 
 func (o Options) withDefaults() Options {
@@ -283,6 +288,8 @@ type Service struct {
 	kickOnce sync.Once
 	kick     chan struct{}
 	httpOnce sync.Once
+	dbOnce   sync.Once
+	dbSlots  chan struct{}
 	httpc    *http.Client
 }
 
