@@ -33,7 +33,13 @@ import (
 // Recipients and ConsentActive for pushes. Until then telematicData answers
 // 503 telematics_unavailable and no data push is created or sent.
 func (a *App) mountAPI() error {
-	ledger, err := billing.NewLedgerWriter(a.DB, billing.WriterOptions{})
+	// Shares of the pool budget (mount_jobs.go poolBudget): ledger commits,
+	// push attempts in the database and read batches at once.
+	budget, err := a.poolBudget()
+	if err != nil {
+		return err
+	}
+	ledger, err := billing.NewLedgerWriter(a.DB, billing.WriterOptions{Committers: budget.Ledger})
 	if err != nil {
 		return err
 	}
@@ -60,6 +66,9 @@ func (a *App) mountAPI() error {
 				ContainerVersion: r.ContainerVersion, ConsentID: r.ConsentID, Kind: billing.KindPush, KeysDelivered: r.KeysDelivered,
 				Bytes: r.Bytes, RequestID: r.RequestID, At: r.At})
 		}}
+	// The loop (fan-out, claims) takes one connection of the push share,
+	// the attempts the rest; their HTTP calls hold none and stay as many.
+	hooks.Opt.DBConcurrency = budget.PushAttempts()
 	a.Webhooks = hooks
 	a.AddWorker(hooks.Run)
 
@@ -70,7 +79,7 @@ func (a *App) mountAPI() error {
 	h := &providerapi.Handler{DB: a.DB, Onboarding: a.newOnboardingService(), Vehicles: vehicleSvc, Webhooks: hooks, Billing: a.newBillingService(),
 		Tokens:  &providerapi.Tokens{DB: a.DB, TTL: a.Cfg.APITokenTTL},
 		Limiter: providerapi.NewSharedLimiter(float64(a.Cfg.APIRateLimit), a.Cfg.APIRateBurst, a.DB, a.Log),
-		Usage:   usage, Ledger: ledger, Location: a.Cfg.BillingTimezone}
+		Usage:   usage, Ledger: ledger, Location: a.Cfg.BillingTimezone, ReadConcurrency: budget.APIReads}
 	// The consent module's facts statement, embedded in a telematicData
 	// read's one round trip (mountConsent sets h.Facts, without which no
 	// read is served at all).

@@ -21,7 +21,7 @@ import (
 // provider directory.
 func (a *App) newBillingService() *billing.Service {
 	return &billing.Service{DB: a.DB, Location: a.Cfg.BillingTimezone, PublicURL: a.Cfg.PublicURL,
-		Directory: onboardingDirectory{svc: a.newOnboardingService()}}
+		Directory: onboardingDirectory{svc: a.newOnboardingService()}, Locks: a.jobLocks()}
 }
 
 // mountBilling mounts finance's pages (/admin/billing), the published price

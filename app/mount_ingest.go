@@ -30,7 +30,13 @@ func (a *App) mountIngest() error {
 		return err
 	}
 	a.Vehicles = &vehicles.Service{DB: a.DB, Catalog: cat}
-	a.Ingest = ingest.New(a.DB, ingest.Options{Retention: a.Cfg.ReadingsRetention})
+	budget, err := a.poolBudget()
+	if err != nil {
+		return err
+	}
+	// The ingest's share of the pool: batches written at once (each holds
+	// one connection for its COPY and apply); more wait their turn.
+	a.Ingest = ingest.New(a.DB, ingest.Options{Retention: a.Cfg.ReadingsRetention, MaxWriters: budget.Ingest})
 	a.Ingest.Register(a.Registry)
 	if _, err := a.Ingest.EnsurePartitions(ctx, time.Now(), 3); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 
 	"cardata/admin"
 	"cardata/admin/staff"
+	"cardata/app/db"
 	"cardata/jobs"
 	"cardata/policies"
 	"cardata/policies/audit"
@@ -34,8 +35,18 @@ const LoginAttemptRetention = 30 * 24 * time.Hour
 // (clean-up; pushes run as a continuous worker), consent (expiry, report
 // archives), containers.purge-withdrawn (mount_consent.go, 29 days after
 // withdrawal) and ingest (reading-history retention).
+//
+// It also checks the pool budget first (poolBudget): an app whose shares
+// do not fit its pool does not start.
 func (a *App) mountJobs() error {
+	budget, err := a.poolBudget()
+	if err != nil {
+		return err
+	}
 	a.Jobs = jobs.NewScheduler(a.DB, a.Cfg.BillingTimezone, a.Log)
+	// The jobs' share: the scheduler's session, the outbox worker (one
+	// connection, one e-mail at a time) and the job bodies at once.
+	a.Jobs.MaxRuns = budget.JobRuns()
 	a.AddWorker(a.Jobs.Loop)
 	a.AddWorker(a.newOutbox().Run)
 	for _, j := range append(a.platformJobs(), a.outboxPurgeJob()) {
@@ -49,6 +60,31 @@ func (a *App) mountJobs() error {
 		a.View.AddNav("System", item)
 	}
 	return nil
+}
+
+// poolBudget splits the app's pool between the subsystems that take
+// connections on their own (app/db.PlanPool): the DB_POOL_* settings,
+// the rest sized from the pool the app really runs on (DB_MAX_OPEN_CONNS
+// in production; tests open smaller pools). Each mount function bounds its
+// subsystem by its share, and what remains is the HTTP requests'.
+func (a *App) poolBudget() (db.PoolBudget, error) {
+	total := a.Cfg.DBMaxOpenConns
+	if sqlDB, err := a.DB.DB(); err == nil {
+		if n := sqlDB.Stats().MaxOpenConnections; n > 0 {
+			total = n
+		}
+	}
+	return db.PlanPool(total, db.PoolBudget{Jobs: a.Cfg.DBPoolJobs, Push: a.Cfg.DBPoolPush, Ingest: a.Cfg.DBPoolIngest,
+		APIReads: a.Cfg.DBPoolAPIReads, Ledger: a.Cfg.DBPoolLedger})
+}
+
+// jobLocks is the session holding the process's long advisory locks (the
+// scheduler's), for other modules' long locks (the invoice run's period).
+func (a *App) jobLocks() *jobs.Session {
+	if a.Jobs == nil {
+		return nil
+	}
+	return a.Jobs.LockSession()
 }
 
 // newOutbox is the e-mail worker: SMTP when SMTP_HOST is set; otherwise the

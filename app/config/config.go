@@ -33,6 +33,15 @@ type Config struct {
 	DBMaxOpenConns  int           // DB_MAX_OPEN_CONNS
 	BcryptCost      int           // BCRYPT_COST
 
+	// The pool budget: each subsystem's share of DB_MAX_OPEN_CONNS (0:
+	// sized from the pool). app/db.PlanPool checks at start that the shares
+	// leave HTTP requests their part.
+	DBPoolJobs     int // DB_POOL_JOBS: scheduler session + e-mail outbox + job runs at once
+	DBPoolPush     int // DB_POOL_PUSH: push worker loop + push attempts in the database at once
+	DBPoolIngest   int // DB_POOL_INGEST: ingest batches written at once
+	DBPoolAPIReads int // DB_POOL_API_READS: provider API read batches at once
+	DBPoolLedger   int // DB_POOL_LEDGER: delivery-ledger commits at once
+
 	LoginMaxFailuresPerAccount int           // LOGIN_MAX_FAILURES_ACCOUNT
 	LoginMaxFailuresPerAddress int           // LOGIN_MAX_FAILURES_ADDRESS
 	LoginThrottleWindow        time.Duration // LOGIN_THROTTLE_WINDOW
@@ -86,6 +95,11 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 		CookieDomain:               r.str("COOKIE_DOMAIN", ""),
 		ShutdownTimeout:            r.duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 		DBMaxOpenConns:             r.integer("DB_MAX_OPEN_CONNS", 20, 1, 1000),
+		DBPoolJobs:                 r.integer("DB_POOL_JOBS", 0, 0, 1000),
+		DBPoolPush:                 r.integer("DB_POOL_PUSH", 0, 0, 1000),
+		DBPoolIngest:               r.integer("DB_POOL_INGEST", 0, 0, 1000),
+		DBPoolAPIReads:             r.integer("DB_POOL_API_READS", 0, 0, 1000),
+		DBPoolLedger:               r.integer("DB_POOL_LEDGER", 0, 0, 1000),
 		BcryptCost:                 r.integer("BCRYPT_COST", 11, 4, 16),
 		LoginMaxFailuresPerAccount: r.integer("LOGIN_MAX_FAILURES_ACCOUNT", 5, 1, 1000),
 		LoginMaxFailuresPerAddress: r.integer("LOGIN_MAX_FAILURES_ADDRESS", 20, 1, 100000),
