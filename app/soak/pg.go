@@ -32,7 +32,12 @@ type postgres struct {
 func startPostgres(ctx context.Context, mode, base, workDir string) (*postgres, error) {
 	switch mode {
 	case "shared":
-		p := &postgres{mode: mode, url: base}
+		u, err := url.Parse(base)
+		if err != nil {
+			return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		}
+		u.Path = "/postgres" // the server's maintenance database: DATABASE_URL's may not exist yet
+		p := &postgres{mode: mode, url: u.String()}
 		return p, p.waitReady(ctx, 30*time.Second)
 	case "private":
 	default:
