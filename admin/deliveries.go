@@ -9,6 +9,7 @@ import (
 
 	"cardata/onboarding"
 	"cardata/onboarding/webhooks"
+	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/templates"
 )
@@ -31,6 +32,8 @@ type DeliveryHandlers struct {
 func (h *DeliveryHandlers) Routes(r fiber.Router) {
 	r.Get("/deliveries", h.index)
 	r.Get("/deliveries/:id", h.show)
+	r.Post("/deliveries/dead-events/:event/retry", h.retryEvent)
+	r.Post("/deliveries/:id/pushes/:delivery/retry", h.retryDelivery)
 }
 
 // DeliveryNav is the navigation entry.
@@ -49,12 +52,53 @@ func (h *DeliveryHandlers) index(c *fiber.Ctx) error {
 		return err
 	}
 	pager.Total = total
+	dead, deadTotal, err := h.Webhooks.DeadEvents(c.UserContext(), 50)
+	if err != nil {
+		return err
+	}
 	return h.View.Render(c, fiber.StatusOK, "admin/deliveries/index", &templates.Page{Title: "Deliveries and pushes", Pager: pager,
 		Form: map[string]string{"q": c.Query("q"), "status": c.Query("status")},
 		Data: struct {
-			Providers []onboarding.Provider
-			Statuses  []onboarding.Status
-		}{list, onboarding.Statuses}})
+			Providers  []onboarding.Provider
+			Statuses   []onboarding.Status
+			DeadEvents []webhooks.DeadEvent
+			DeadTotal  int64
+			CanRetry   bool
+		}{list, onboarding.Statuses, dead, deadTotal, h.mayRetry(c)}})
+}
+
+// mayRetry: the retry buttons show only to roles the policy lets post them.
+func (h *DeliveryHandlers) mayRetry(c *fiber.Ctx) bool {
+	p := policies.PrincipalFrom(c.UserContext())
+	return p != nil && h.View.Allowed != nil && h.View.Allowed(p.Roles, "/admin/deliveries/dead-events/0/retry", fiber.MethodPost)
+}
+
+// retryEvent puts a vehicle event the push fan-out set aside back into its
+// queue (audited in the service).
+func (h *DeliveryHandlers) retryEvent(c *fiber.Ctx) error {
+	id, err := strconv.ParseInt(c.Params("event"), 10, 64)
+	if err != nil {
+		return webhooks.ErrDeadEventNotFound
+	}
+	if err := h.Webhooks.RetryDeadEvent(c.UserContext(), id); err != nil {
+		return err
+	}
+	templates.SetFlash(c, "success", "Vehicle event "+strconv.FormatInt(id, 10)+" is queued for the push fan-out again.")
+	return c.Redirect("/admin/deliveries", fiber.StatusSeeOther)
+}
+
+// retryDelivery queues a dead-lettered push delivery once more.
+func (h *DeliveryHandlers) retryDelivery(c *fiber.Ctx) error {
+	pid, err1 := strconv.ParseInt(c.Params("id"), 10, 64)
+	did, err2 := strconv.ParseInt(c.Params("delivery"), 10, 64)
+	if err1 != nil || err2 != nil {
+		return errs.New(errs.NotFound, "not_found", "no such delivery")
+	}
+	if err := h.Webhooks.RetryDelivery(c.UserContext(), pid, did); err != nil {
+		return err
+	}
+	templates.SetFlash(c, "success", "Delivery "+strconv.FormatInt(did, 10)+" is queued again.")
+	return c.Redirect("/admin/deliveries/"+strconv.FormatInt(pid, 10)+"#pushes", fiber.StatusSeeOther)
 }
 
 // DeliveryPage is the data of a provider's deliveries page (staff and portal).
@@ -67,6 +111,7 @@ type DeliveryPage struct {
 	Endpoints  []webhooks.Endpoint
 	Deliveries []webhooks.Delivery
 	Dead       int64
+	CanRetry   bool
 }
 
 func (h *DeliveryHandlers) show(c *fiber.Ctx) error {
@@ -79,7 +124,7 @@ func (h *DeliveryHandlers) show(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	d := DeliveryPage{Provider: p}
+	d := DeliveryPage{Provider: p, CanRetry: h.mayRetry(c)}
 	f, err := LedgerFilterFrom(c, time.Now(), h.Location)
 	if err != nil {
 		return err

@@ -100,6 +100,8 @@ func (a *App) mountAPI() error {
 		Location: a.Cfg.BillingTimezone}
 	staffPages.Routes(a.surface("/admin"))
 	a.View.AddNav("Partners", admin.DeliveryNav())
+	// Dead-lettered vehicle events and deliveries, by stage, on /metrics.
+	hooks.Register(a.Registry)
 
 	if a.Jobs == nil {
 		return nil

@@ -65,12 +65,14 @@ type TelematicsData struct {
 type pendingVehicleEvent struct {
 	ID        int64
 	VehicleID int64
+	KeyID     int16
 	Key       string
 	Unit      string
 	DataType  string
 	EventType string
 	Value     string
 	ReadAt    time.Time
+	CreatedAt time.Time
 }
 
 // FanOut turns up to limit unprocessed vehicle events (the ingest's outbox)
@@ -81,19 +83,36 @@ type pendingVehicleEvent struct {
 // pending index: the readings themselves are in the history), the recipients of all events are found in one query, and
 // only vehicles with recipients are looked up. Without a Recipients
 // function (the consent module not wired) it leaves the outbox alone.
+//
+// One event that cannot be processed (a value its push cannot carry) must
+// not hold up the events behind it: when the batch fails on such an error
+// it is run again with each event on its own savepoint, and the events
+// that fail alone are moved to vehicle_events_dead with their error.
 func (s *Service) FanOut(ctx context.Context, limit int) (int, error) {
-	if s.Recipients == nil {
-		return 0, nil
+	n, _, err := s.fanOut(ctx, limit, false)
+	if err == nil || ctx.Err() != nil || !poison(err) {
+		return n, err
 	}
-	n := 0
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	s.log().Warn("webhook fan-out failed; isolating the events of the batch", "error", err.Error())
+	n, dead, err := s.fanOut(ctx, limit, true)
+	if err == nil {
+		s.countDead(StageFanOut, dead)
+	}
+	return n, err
+}
+
+func (s *Service) fanOut(ctx context.Context, limit int, isolate bool) (n, dead int, err error) {
+	if s.Recipients == nil {
+		return 0, 0, nil
+	}
+	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var evs []pendingVehicleEvent
 		err := tx.Raw(`WITH c AS (
 				SELECT ve.id, coalesce(k.key, '') AS key, coalesce(k.unit, '') AS unit, coalesce(k.data_type, '') AS data_type
 				FROM vehicle_events ve LEFT JOIN catalog_keys k ON k.id = ve.key_id
 				ORDER BY ve.id LIMIT ? FOR UPDATE OF ve SKIP LOCKED)
 			DELETE FROM vehicle_events ve USING c WHERE ve.id = c.id
-			RETURNING ve.id, ve.vehicle_id, c.key, c.unit, c.data_type, ve.event_type, ve.value, ve.read_at`,
+			RETURNING ve.id, ve.vehicle_id, ve.key_id, c.key, c.unit, c.data_type, ve.event_type, ve.value, ve.read_at, ve.created_at`,
 			limit).Scan(&evs).Error
 		if err != nil {
 			return errs.Wrap(err, "claim vehicle events")
@@ -130,19 +149,44 @@ func (s *Service) FanOut(ctx context.Context, limit int) (int, error) {
 			}
 		}
 		for i, ve := range evs {
-			for _, r := range recipients[i] {
-				src, vin := ve.ID, vins[ve.VehicleID]
-				data := TelematicsData{VIN: vin, ContainerID: r.ContainerID,
-					TelematicData: map[string]Value{ve.Key: NewValue(ve.DataType, ve.Unit, ve.Value, ve.ReadAt)}}
-				if _, err := s.Emit(ctx, tx, NewEvent{ProviderID: r.ProviderID, Type: TypeForPushEvent(ve.EventType), VIN: vin,
-					ContainerID: r.ContainerID, ContainerVersion: r.ContainerVersion, ConsentID: r.ConsentID, KeysCount: 1,
-					SourceEventID: &src, Data: data}); err != nil {
+			if len(recipients[i]) == 0 {
+				continue
+			}
+			emit := func(tx *gorm.DB) error {
+				for _, r := range recipients[i] {
+					src, vin := ve.ID, vins[ve.VehicleID]
+					data := TelematicsData{VIN: vin, ContainerID: r.ContainerID,
+						TelematicData: map[string]Value{ve.Key: NewValue(ve.DataType, ve.Unit, ve.Value, ve.ReadAt)}}
+					if _, err := s.Emit(ctx, tx, NewEvent{ProviderID: r.ProviderID, Type: TypeForPushEvent(ve.EventType), VIN: vin,
+						ContainerID: r.ContainerID, ContainerVersion: r.ContainerVersion, ConsentID: r.ConsentID, KeysCount: 1,
+						SourceEventID: &src, Data: data}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			if !isolate {
+				if err := emit(tx); err != nil {
 					return err
 				}
+				continue
 			}
+			// A savepoint per event: its failure undoes only its own pushes.
+			err := tx.Transaction(emit)
+			if err == nil {
+				continue
+			}
+			if ctx.Err() != nil || !poison(err) {
+				return err
+			}
+			if err := deadLetterEvent(tx, ve, err, s.now()); err != nil {
+				return err
+			}
+			s.log().Error("vehicle event dead-lettered", "vehicle_event", ve.ID, "key", ve.Key, "error", err.Error())
+			dead++
 		}
 		n = len(evs)
 		return nil
 	})
-	return n, err
+	return n, dead, err
 }

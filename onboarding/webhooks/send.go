@@ -398,6 +398,9 @@ func (s *Service) Run(ctx context.Context) {
 				}()
 				if err := s.deliver(ctx, c); err != nil && ctx.Err() == nil {
 					s.log().Error("webhook delivery failed", "delivery", c.ID, "error", err.Error())
+					if err := s.processingFailed(ctx, c, err); err != nil && ctx.Err() == nil {
+						s.log().Error("webhook delivery failure not recorded", "delivery", c.ID, "error", err.Error())
+					}
 				}
 			}()
 		}
@@ -421,7 +424,8 @@ func (s *Service) Pending(ctx context.Context) (int64, error) {
 }
 
 // DeliverDue sends every due delivery once, in this goroutine (CLI and
-// tests); it returns how many were attempted.
+// tests); it returns how many were attempted. A delivery whose processing
+// fails is handled as in Run (back-off, then dead-lettered).
 func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	n := 0
 	for {
@@ -431,7 +435,13 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 		}
 		for _, c := range cs {
 			if err := s.deliver(ctx, c); err != nil {
-				return n, err
+				if ctx.Err() != nil {
+					return n, err
+				}
+				// One delivery that cannot be processed stops no other.
+				if err := s.processingFailed(ctx, c, err); err != nil {
+					return n, err
+				}
 			}
 			n++
 		}

@@ -284,6 +284,7 @@ type Service struct {
 	Log           *slog.Logger
 	PublicURL     string
 	Now           func() time.Time
+	metrics       *metrics // Register sets it; nil: nothing counted
 
 	kickOnce sync.Once
 	kick     chan struct{}
