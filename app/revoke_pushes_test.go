@@ -163,3 +163,34 @@ func TestPushInFlightDuringRevokeIsNotBilled(t *testing.T) {
 		}
 	}
 }
+
+// The expiry job ends a grant past its end date like a revoke: its queued
+// pushes are dropped in the job's transaction, with consent_expired.
+func TestConsentExpiryDropsQueuedPushes(t *testing.T) {
+	t.Parallel()
+	tt := apptest.New(t)
+	ending := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
+	hooks := tt.App.Webhooks
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
+	defer down.Close()
+	pid := ending.Provider.Provider.ID
+	pctx := policies.WithPrincipal(tt.Ctx, &policies.Principal{Kind: policies.KindProvider, ProviderID: pid})
+	ep, err := hooks.CreateEndpoint(pctx, pid, webhooks.NewEndpoint{URL: down.URL, EventTypes: []string{webhooks.TypeServiceCall}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiIngest(t, tt, ending.VIN, apiKeyServiceCall, `{"reason":"breakdown"}`, time.Now().Add(-time.Minute))
+	if n, err := hooks.FanOut(tt.Ctx, 100); err != nil || n != 1 {
+		t.Fatalf("fan-out: %d %v", n, err)
+	}
+	// The end date passes (the job compares it with the clock).
+	tt.DB.Exec("UPDATE consents SET ends_at = now() - interval '1 second' WHERE id = ?", ending.ConsentID)
+	res, err := tt.App.Jobs.RunAndWait(tt.Ctx, "consent.expire")
+	if err != nil || res.Outcome != "succeeded" {
+		t.Fatalf("job: %v %+v", err, res)
+	}
+	ds := apiDeliveries(t, apiClient(t, tt, ending), ep.ID)
+	if len(ds) != 1 || ds[0].Status != "dropped" || ds[0].StatusReason != "consent_expired" {
+		t.Fatalf("after the expiry job: %+v", ds)
+	}
+}
