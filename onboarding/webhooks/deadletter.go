@@ -163,6 +163,7 @@ func (s *Service) RetryDeadEvent(ctx context.Context, id int64) error {
 // the worker nor is tried in a tight loop. A delivery that another worker
 // has claimed since (another lease token) is left alone.
 func (s *Service) processingFailed(ctx context.Context, c claimed, cause error) error {
+	defer s.dbTurn()() // an attempt's database step: within the push share of the pool
 	now := s.now()
 	var status []string
 	err := s.DB.WithContext(ctx).Raw(`UPDATE webhook_deliveries SET processing_failures = processing_failures + 1,
