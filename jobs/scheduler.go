@@ -539,6 +539,11 @@ func (s *Scheduler) tick(ctx context.Context, e *entry, t time.Time) {
 // The caller holds a run slot.
 func (s *Scheduler) execute(ctx context.Context, cancel context.CancelCauseFunc, e *entry, id int64, trigger Trigger, scheduledFor *time.Time, lk *Lock) (runErr error) {
 	defer lk.Release()
+	if err := lk.Err(); err != nil { // lost while the run waited for its slot
+		err = fmt.Errorf("lost the database session holding the job lock: %w", err)
+		s.finish(id, Failed, "not started: "+err.Error(), nil, 0, 0, "")
+		return err
+	}
 	if scheduledFor != nil {
 		if err := lk.Exec(ctx, `UPDATE job_runs SET lock_pid = $1, heartbeat_at = now() WHERE id = $2`, lk.PID, id); err != nil {
 			s.finish(id, Failed, "could not record the lock holder: "+err.Error(), nil, 0, 0, "")

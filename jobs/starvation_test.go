@@ -177,3 +177,56 @@ func TestSessionRefusesALockItHolds(t *testing.T) {
 	}
 	again.Release()
 }
+
+// A run started by hand while every slot is taken is recorded at once,
+// says it is waiting, and runs when a slot frees up.
+func TestRunByHandWaitsForASlot(t *testing.T) {
+	t.Parallel()
+	_, gdb := freshDB(t)
+	s := newScheduler(t, gdb, "a")
+	s.MaxRuns = 1
+	started, release := make(chan struct{}), make(chan struct{})
+	s.MustRegister(jobs.Job{Name: "t.long", Run: func(ctx context.Context, r *jobs.Run) error {
+		close(started)
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}})
+	var ran atomic.Bool
+	s.MustRegister(jobs.Job{Name: "t.next", Run: func(context.Context, *jobs.Run) error { ran.Store(true); return nil }})
+	long, err := s.RunNow(asSystem(), "t.long")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select { // the long run has the only slot
+	case <-started:
+	case <-time.After(tinyPoolPatience):
+		t.Fatal("the first run did not start")
+	}
+	next, err := s.RunNow(asSystem(), "t.next")
+	if err != nil {
+		t.Fatalf("a run by hand while the slots are taken: %v", err)
+	}
+	eventually(t, tinyPoolPatience, "the queued run to say it waits", func() bool {
+		r, err := s.GetRun(context.Background(), next.RunID)
+		return err == nil && r.Outcome == jobs.Running && strings.HasPrefix(r.ProgressMessage, "waiting")
+	})
+	if ran.Load() {
+		t.Fatal("the queued run ran while the only slot was taken")
+	}
+	close(release)
+	for _, h := range []*jobs.Handle{long, next} {
+		wctx, stop := context.WithTimeout(context.Background(), tinyPoolPatience)
+		err := h.Wait(wctx)
+		stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, _ := s.GetRun(context.Background(), next.RunID); r.Outcome != jobs.Succeeded || !ran.Load() {
+		t.Fatalf("queued run = %+v", r)
+	}
+}
