@@ -48,7 +48,9 @@ func (a *App) mountJobs() error {
 	// connection, one e-mail at a time) and the job bodies at once.
 	a.Jobs.MaxRuns = budget.JobRuns()
 	a.AddWorker(a.Jobs.Loop)
-	a.AddWorker(a.newOutbox().Run)
+	outbox := a.newOutbox()
+	outbox.Register(a.Registry)
+	a.AddWorker(outbox.Run)
 	for _, j := range append(a.platformJobs(), a.outboxPurgeJob()) {
 		if err := a.Jobs.Register(j); err != nil {
 			return err

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -238,6 +240,15 @@ type Outbox struct {
 	Backoff      func(attempt int) time.Duration // delay after the nth failed attempt; default ExpBackoff
 	PollInterval time.Duration                   // default 2s
 	SendTimeout  time.Duration                   // default 60s per e-mail
+
+	dead prometheus.Counter // Register sets it
+}
+
+// Register adds the outbox's metrics to reg.
+func (o *Outbox) Register(reg prometheus.Registerer) {
+	o.dead = prometheus.NewCounter(prometheus.CounterOpts{Name: "cardata_outbox_dead_letters_total",
+		Help: "E-mails set aside (status failed) because processing them failed, not their sending."})
+	reg.MustRegister(o.dead)
 }
 
 // ExpBackoff waits 30s after the first failure, doubling up to one hour,
@@ -320,6 +331,7 @@ func (o *Outbox) SendOne(ctx context.Context) (bool, error) {
 	}
 	tr := o.transport()
 	found := false
+	var claimed int64
 	// The transaction must not die with ctx once the server has accepted
 	// the message: the "sent" mark is what prevents a second send.
 	txCtx := context.WithoutCancel(ctx)
@@ -334,6 +346,7 @@ func (o *Outbox) SendOne(ctx context.Context) (bool, error) {
 		}
 		found = true
 		e := &rows[0]
+		claimed = e.ID
 		if err := loadAttachments(tx, e); err != nil {
 			return err
 		}
@@ -365,7 +378,41 @@ func (o *Outbox) SendOne(ctx context.Context) (bool, error) {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false, err
 	}
+	if err != nil && claimed != 0 && dataError(err) {
+		// The row itself cannot be processed (its attachments do not load,
+		// its outcome cannot be stored): it would be claimed first again and
+		// again and hold up every e-mail behind it. Set it aside as failed
+		// with the error; staff see it in the outbox and may retry it.
+		o.log().Error("e-mail set aside: it cannot be processed", "email", claimed, "error", err.Error())
+		merr := o.DB.WithContext(txCtx).Exec(`UPDATE email_outbox SET status = 'failed', last_error = ? WHERE id = ? AND status = 'pending'`,
+			truncate("processing failed: "+errText(err), 1000), claimed).Error
+		if merr != nil {
+			return found, errs.Wrap(merr, "set e-mail aside")
+		}
+		if o.dead != nil {
+			o.dead.Inc()
+		}
+		return true, nil
+	}
 	return found, err
+}
+
+// dataError reports whether err is the database refusing this row's data
+// (SQLSTATE class 22 data exception, 23 integrity constraint), which the
+// same row meets again on every try, rather than a lost connection.
+func dataError(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"))
+}
+
+// errText is the cause of an error for staff (errs.Error shows its
+// client-safe message only).
+func errText(err error) string {
+	var e *errs.Error
+	if errors.As(err, &e) && e.Err != nil {
+		return e.Err.Error()
+	}
+	return err.Error()
 }
 
 // EmailFilter narrows ListEmails.
