@@ -71,6 +71,7 @@ type Scheduler struct {
 	StaleGrace     time.Duration // default 1m: heartbeat age before a lock-less running row counts as abandoned
 	SweepEvery     time.Duration // default 1m
 	LockRetry      time.Duration // default 2s: how long a scheduled tick waits for a busy lock before it is skipped
+	ClaimWithin    time.Duration // default 10m: how long a tick whose claim fails (database down) is tried again
 	// MaxRuns bounds the job bodies running at once in this process
 	// (default 2), each using one pool connection at a time. Set it from
 	// the pool budget before Loop.
@@ -484,9 +485,12 @@ func (s *Scheduler) tick(ctx context.Context, e *entry, t time.Time) {
 	if !s.mark(e.Name) {
 		// Still running (or waiting for a slot) here: record the tick as
 		// skipped, unless another replica has already claimed it.
-		_, err := s.LockSession().Exec(ctx, `INSERT INTO job_runs (job, trigger, actor_kind, actor_label, scheduled_for, instance, outcome, finished_at, error)
-			VALUES ($1, 'schedule', 'system', 'scheduler', $2, $3, 'skipped', now(), 'the previous run was still in progress')
-			ON CONFLICT (job, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING`, e.Name, t, s.instanceName())
+		err := s.untilRecorded(ctx, e.Name, t, "record the skipped tick", func() error {
+			_, err := s.LockSession().Exec(ctx, `INSERT INTO job_runs (job, trigger, actor_kind, actor_label, scheduled_for, instance, outcome, finished_at, error)
+				VALUES ($1, 'schedule', 'system', 'scheduler', $2, $3, 'skipped', now(), 'the previous run was still in progress')
+				ON CONFLICT (job, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING`, e.Name, t, s.instanceName())
+			return err
+		})
 		if err != nil && ctx.Err() == nil {
 			s.log().Error("job tick not recorded", "job", e.Name, "error", err.Error())
 		}
@@ -505,9 +509,22 @@ func (s *Scheduler) tick(ctx context.Context, e *entry, t time.Time) {
 	// The claim runs on the session, detached from ctx: an INSERT that
 	// commits in PostgreSQL while the client already reports cancellation
 	// would leave a claimed row nobody finishes.
-	ids, err := s.LockSession().QueryInt64s(ctx, `INSERT INTO job_runs (job, trigger, actor_kind, actor_label, scheduled_for, instance, outcome)
-		VALUES ($1, 'schedule', 'system', 'scheduler', $2, $3, 'running')
-		ON CONFLICT (job, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING RETURNING id`, e.Name, t, s.instanceName())
+	//
+	// A claim that fails (the database restarting, a connection lost) is
+	// tried again for ClaimWithin: a tick that falls into
+	// an outage runs once the database is back instead of being lost. A
+	// retry finds its own earlier claim when that one committed but its
+	// answer was lost (same instance, not yet locked) and takes it back.
+	var ids []int64
+	err := s.untilRecorded(ctx, e.Name, t, "claim the tick", func() error {
+		var err error
+		ids, err = s.LockSession().QueryInt64s(ctx, `INSERT INTO job_runs (job, trigger, actor_kind, actor_label, scheduled_for, instance, outcome)
+			VALUES ($1, 'schedule', 'system', 'scheduler', $2, $3, 'running')
+			ON CONFLICT (job, scheduled_for) WHERE scheduled_for IS NOT NULL DO UPDATE SET instance = EXCLUDED.instance
+				WHERE job_runs.instance = EXCLUDED.instance AND job_runs.outcome = 'running' AND job_runs.lock_pid IS NULL
+			RETURNING id`, e.Name, t, s.instanceName())
+		return err
+	})
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log().Error("job tick not claimed", "job", e.Name, "error", err.Error())
@@ -533,6 +550,32 @@ func (s *Scheduler) tick(ctx context.Context, e *entry, t time.Time) {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	_ = s.execute(runCtx, cancel, e, id, TriggerSchedule, &t, lk)
+}
+
+// untilRecorded runs write, a statement recording tick t of job, and tries
+// it again while it fails, with a growing pause, for ClaimWithin or until
+// ctx ends; the first failure is logged as a warning.
+func (s *Scheduler) untilRecorded(ctx context.Context, job string, t time.Time, what string, write func() error) error {
+	deadline := time.Now().Add(orDefault(s.ClaimWithin, 10*time.Minute))
+	pause := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := write()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if time.Now().Add(pause).After(deadline) {
+			return fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+		}
+		if attempt == 1 {
+			s.log().Warn("job tick: database unavailable, trying again", "job", job, "scheduled_for", t, "step", what, "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 5*time.Second)
+	}
 }
 
 // execute runs the body of a recorded, locked run and records the outcome.
