@@ -511,18 +511,19 @@ func (s *Scheduler) tick(ctx context.Context, e *entry, t time.Time) {
 	// would leave a claimed row nobody finishes.
 	//
 	// A claim that fails (the database restarting, a connection lost) is
-	// tried again for ClaimWithin: a tick that falls into
-	// an outage runs once the database is back instead of being lost. A
-	// retry finds its own earlier claim when that one committed but its
-	// answer was lost (same instance, not yet locked) and takes it back.
+	// tried again for ClaimWithin: a tick that falls into an outage runs
+	// once the database is back instead of being lost. A retry never takes
+	// over an existing row, not even one that looks like its own (two
+	// schedulers may share an instance name, and a claim is the only thing
+	// that keeps a tick from running twice): in the rare case that a claim
+	// committed but its answer was lost, the row is left without a lock and
+	// the sweep records it abandoned.
 	var ids []int64
 	err := s.untilRecorded(ctx, e.Name, t, "claim the tick", func() error {
 		var err error
 		ids, err = s.LockSession().QueryInt64s(ctx, `INSERT INTO job_runs (job, trigger, actor_kind, actor_label, scheduled_for, instance, outcome)
 			VALUES ($1, 'schedule', 'system', 'scheduler', $2, $3, 'running')
-			ON CONFLICT (job, scheduled_for) WHERE scheduled_for IS NOT NULL DO UPDATE SET instance = EXCLUDED.instance
-				WHERE job_runs.instance = EXCLUDED.instance AND job_runs.outcome = 'running' AND job_runs.lock_pid IS NULL
-			RETURNING id`, e.Name, t, s.instanceName())
+			ON CONFLICT (job, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING RETURNING id`, e.Name, t, s.instanceName())
 		return err
 	})
 	if err != nil {
