@@ -275,7 +275,7 @@ func TestTransactionReportListsExactlyWhatWasDelivered(t *testing.T) {
 	record := func(consentID int64, vin string, at time.Time, kind string, keys int, id string) {
 		t.Helper()
 		if err := (billing.Ledger{}).Record(context.Background(), w.tt.DB, billing.Delivery{ProviderID: w.pid, ClientID: w.clientID, VIN: vin,
-			ContainerID: v.ContainerID, ContainerVersion: 1, ConsentID: consentID, Kind: kind, KeysDelivered: keys, Bytes: 100,
+			ContainerID: v.ContainerID, ContainerVersion: 1, ConsentID: consentID, Kind: kind, KeyIDs: firstKeyIDs(keys), Bytes: 100,
 			RequestID: id, At: at}); err != nil {
 			t.Fatal(err)
 		}
@@ -334,4 +334,13 @@ func TestTransactionReportListsExactlyWhatWasDelivered(t *testing.T) {
 	if res := auditor.Get("/admin/customers?q=anna"); res.Status != 200 || !strings.Contains(res.Body, "anna@test.local") {
 		t.Fatalf("search: %d", res.Status)
 	}
+}
+
+// firstKeyIDs names n catalog keys for a hand-written ledger record.
+func firstKeyIDs(n int) []int16 {
+	ids := make([]int16, n)
+	for i := range ids {
+		ids[i] = int16(i + 1)
+	}
+	return ids
 }

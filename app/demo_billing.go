@@ -114,12 +114,18 @@ func demoDeliveries(ctx context.Context, gdb *gorm.DB, providerID int64, p billi
 		}
 		step := span / time.Duration(count+1)
 		err := gdb.WithContext(ctx).Exec(`INSERT INTO delivery_ledger (provider_id, client_id, vin, container_id, container_version,
-			consent_id, kind, keys_delivered, bytes, request_id, delivered_at)
-			SELECT ?, NULL, 'WBADEMOFLEET' || lpad((g % 40)::text, 5, '0'), 900000 + ?, 1, 900000 + (g % 40), ?, 3, 410,
-			       'demo-billing-' || ? || '-' || ? || '-' || g, ?::timestamptz + g * ?::interval
+			consent_id, kind, keys_delivered, bytes, request_id, delivered_at, key_ids, event_id, event_type)
+			SELECT ?, NULL, 'WBADEMOFLEET' || lpad((g % 40)::text, 5, '0'), 900000 + ?, 1, 900000 + (g % 40), ?,
+			       CASE WHEN ? = 'push' THEN 2 ELSE 3 END, 410,
+			       'demo-billing-' || ? || '-' || ? || '-' || g, ?::timestamptz + g * ?::interval,
+			       -- pulls: brand, model and basic data; pushes: one whole position update
+			       CASE WHEN ? = 'push' THEN '{150,151}'::smallint[] ELSE '{1,2,3}'::smallint[] END,
+			       CASE WHEN ? = 'push' THEN 'evt_demo' || ?::bigint || '_' || g END,
+			       CASE WHEN ? = 'push' THEN 'vehicle.positionUpdated' END
 			FROM generate_series(1, ?) AS g
 			ON CONFLICT (provider_id, kind, request_id) DO NOTHING`,
-			providerID, providerID, kind, kind, p.String(), p.Start, fmt.Sprintf("%d microseconds", step.Microseconds()), count).Error
+			providerID, providerID, kind, kind, kind, p.String(), p.Start, fmt.Sprintf("%d microseconds", step.Microseconds()),
+			kind, kind, providerID, kind, count).Error
 		if err != nil {
 			return errs.Wrap(err, "demo deliveries")
 		}

@@ -15,6 +15,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/consent"
 	"cardata/policies/errs"
+	"cardata/policies/sqlarray"
 )
 
 // Demo consent data (documented in README): customer1@demo.local holds a
@@ -476,10 +477,12 @@ func (d *consentDemo) deliveries(ctx context.Context) error {
 		VIN         string `gorm:"column:vin"`
 		ContainerID int64
 		Version     int
-		Keys        int
+		Keys        sqlarray.Int16s // the container's keys the vehicle has values for: what a read delivers
 	}
 	err := d.a.DB.WithContext(ctx).Raw(`SELECT c.id, c.provider_id, c.vin, c.container_id, cv.version,
-			(SELECT count(*) FROM container_version_keys k WHERE k.version_id = cv.id) AS keys
+			ARRAY(SELECT k.key_id FROM container_version_keys k JOIN vehicles v ON v.vin = c.vin
+				JOIN vehicle_latest_values l ON l.vehicle_id = v.id AND l.key_id = k.key_id
+				WHERE k.version_id = cv.id ORDER BY k.key_id) AS keys
 		FROM consents c JOIN container_versions cv ON cv.id = c.container_version_id
 		JOIN customer_accounts a ON a.id = c.account_id
 		WHERE lower(a.email) IN (?, ?) AND c.state = 'granted'`,
@@ -500,7 +503,7 @@ func (d *consentDemo) deliveries(ctx context.Context) error {
 		}
 		for i := 0; i < 3; i++ {
 			err := billing.Ledger{}.Record(ctx, d.a.DB, billing.Delivery{ProviderID: g.ProviderID, VIN: g.VIN, ContainerID: g.ContainerID,
-				ContainerVersion: g.Version, ConsentID: g.ID, Kind: billing.KindPull, KeysDelivered: max(g.Keys, 1), Bytes: 420,
+				ContainerVersion: g.Version, ConsentID: g.ID, Kind: billing.KindPull, KeyIDs: g.Keys, Bytes: 420,
 				RequestID: fmt.Sprintf("demo-consent-%d-%d", g.ID, i), At: t0.Add(time.Duration(i) * time.Millisecond)})
 			if err != nil && !errors.Is(err, billing.ErrNotBillable) {
 				return err

@@ -63,8 +63,8 @@ func (a *App) mountAPI() error {
 				return err
 			}
 			return billing.Ledger{}.Record(ctx, tx, billing.Delivery{ProviderID: r.ProviderID, VIN: r.VIN, ContainerID: r.ContainerID,
-				ContainerVersion: r.ContainerVersion, ConsentID: r.ConsentID, Kind: billing.KindPush, KeysDelivered: r.KeysDelivered,
-				Bytes: r.Bytes, RequestID: r.RequestID, At: r.At})
+				ContainerVersion: r.ContainerVersion, ConsentID: r.ConsentID, Kind: billing.KindPush, KeyIDs: r.KeyIDs,
+				EventID: r.EventID, EventType: r.EventType, Bytes: r.Bytes, RequestID: r.RequestID, At: r.At})
 		}}
 	// The loop (fan-out, claims) takes one connection of the push share,
 	// the attempts the rest; their HTTP calls hold none and stay as many.

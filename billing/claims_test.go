@@ -132,7 +132,7 @@ func TestWatermarkWaitsForRecordsInFlight(t *testing.T) {
 	billingtest.MustDeliveries(t, gdb, 1, billing.KindPull, utc("2026-10-05T10:00:00Z"), time.Minute, 10, "a")
 	tx := gdb.Begin()
 	if err := tx.Exec(`INSERT INTO delivery_ledger (provider_id, client_id, vin, container_id, container_version, consent_id, kind,
-		keys_delivered, bytes, request_id, delivered_at) VALUES (1, 1, 'WBA12345678901234', 10, 1, 100, 'pull', 2, 10, 'in-flight', '2026-10-31T20:00:00Z')`).Error; err != nil {
+		keys_delivered, bytes, request_id, delivered_at, key_ids) VALUES (1, 1, 'WBA12345678901234', 10, 1, 100, 'pull', 2, 10, 'in-flight', '2026-10-31T20:00:00Z', '{1,2}')`).Error; err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan *billing.InvoiceRun)

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"cardata/policies/errs"
+	"cardata/policies/sqlarray"
 )
 
 // Delivery kinds.
@@ -29,8 +30,16 @@ type Delivery struct {
 	ContainerVersion int
 	ConsentID        int64
 	Kind             string // KindPull or KindPush
-	KeysDelivered    int    // values actually sent; must be > 0
-	Bytes            int64
+	// KeyIDs are the catalog key ids whose values were sent (a key whose
+	// value was null is not among them); required, no duplicates.
+	KeyIDs []int16
+	// KeysDelivered is len(KeyIDs); left 0 it is filled in.
+	KeysDelivered int
+	// EventID and EventType name the push event (its id as the receiver saw
+	// it, evt_...; its type) a push carried; pushes only.
+	EventID   string
+	EventType string
+	Bytes     int64
 	// RequestID identifies the transfer; a second record with the same
 	// (provider, kind, request id) is ignored, so retried writes count once.
 	// For pushes use the event id plus the endpoint id.
@@ -49,10 +58,15 @@ type LedgerRecord struct {
 	ConsentID        int64
 	Kind             string
 	KeysDelivered    int
-	Bytes            int64
-	RequestID        string
-	DeliveredAt      time.Time
-	RecordedAt       time.Time `gorm:"<-:false"`
+	// KeyIDs is nil for records written before the ledger named its keys:
+	// which keys they carried is unknown (see KeysKnown).
+	KeyIDs      sqlarray.Int16s `gorm:"column:key_ids"`
+	EventID     *string
+	EventType   *string
+	Bytes       int64
+	RequestID   string
+	DeliveredAt time.Time
+	RecordedAt  time.Time `gorm:"<-:false"`
 	// Filled by LedgerPage (the ledger itself never changes): the invoice,
 	// the month the delivery belongs to and its position in that month's count.
 	InvoiceID     *int64  `gorm:"->"`
@@ -61,6 +75,10 @@ type LedgerRecord struct {
 }
 
 func (LedgerRecord) TableName() string { return "delivery_ledger" }
+
+// KeysKnown reports whether the record names the keys it delivered
+// (records written before the ledger stored keys do not).
+func (r LedgerRecord) KeysKnown() bool { return r.KeyIDs != nil }
 
 // ErrNotBillable refuses a delivery that carried no values: rule 13 says a
 // request that delivered nothing is not billed, and it transmitted nothing
@@ -72,10 +90,27 @@ var ErrNotBillable = errs.New(errs.Invalid, "delivery_not_billable", "a delivery
 var ErrLedgerUnavailable = errs.New(errs.Unavailable, "ledger_unavailable", "the delivery could not be recorded; no data was sent, try again")
 
 func (d *Delivery) check() error {
-	if d.KeysDelivered <= 0 {
+	if len(d.KeyIDs) == 0 {
 		return ErrNotBillable
 	}
 	v := &errs.Validation{}
+	if d.KeysDelivered == 0 {
+		d.KeysDelivered = len(d.KeyIDs)
+	}
+	if d.KeysDelivered != len(d.KeyIDs) {
+		v.Add("keys_delivered", "keys_count_mismatch", "keys_delivered must be the number of key ids")
+	}
+	seen := make(map[int16]bool, len(d.KeyIDs))
+	for _, k := range d.KeyIDs {
+		if k <= 0 || seen[k] {
+			v.Add("key_ids", "key_ids_invalid", "key ids must be positive catalog ids without duplicates")
+			break
+		}
+		seen[k] = true
+	}
+	if d.Kind != KindPush && (d.EventID != "" || d.EventType != "") {
+		v.Add("event_id", "event_not_push", "only a push names a vehicle event")
+	}
 	if d.ProviderID <= 0 {
 		v.Add("provider_id", "required", "provider id is required")
 	}
@@ -105,8 +140,9 @@ func (d *Delivery) check() error {
 }
 
 const insertOne = `INSERT INTO delivery_ledger
-	(provider_id, client_id, vin, container_id, container_version, consent_id, kind, keys_delivered, bytes, request_id, delivered_at)
-	VALUES (?, NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	(provider_id, client_id, vin, container_id, container_version, consent_id, kind, keys_delivered, bytes, request_id, delivered_at,
+	 key_ids, event_id, event_type)
+	VALUES (?, NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::smallint[], NULLIF(?, ''), NULLIF(?, ''))
 	ON CONFLICT (provider_id, kind, request_id) DO NOTHING`
 
 // Ledger records deliveries inside a caller's transaction (pushes record the
@@ -120,23 +156,27 @@ func (Ledger) Record(ctx context.Context, tx *gorm.DB, d Delivery) error {
 		return err
 	}
 	err := tx.WithContext(ctx).Exec(insertOne, d.ProviderID, d.ClientID, d.VIN, d.ContainerID, d.ContainerVersion,
-		d.ConsentID, d.Kind, d.KeysDelivered, d.Bytes, d.RequestID, d.At).Error
+		d.ConsentID, d.Kind, d.KeysDelivered, d.Bytes, d.RequestID, d.At, sqlarray.Int16s(d.KeyIDs), d.EventID, d.EventType).Error
 	return errs.Wrap(err, "record delivery")
 }
 
 const insertSingle = `INSERT INTO delivery_ledger
-	(provider_id, client_id, vin, container_id, container_version, consent_id, kind, keys_delivered, bytes, request_id, delivered_at)
-	VALUES ($1, NULLIF($2, 0), $3, $4, $5, $6, $7, $8, $9, $10, $11)
+	(provider_id, client_id, vin, container_id, container_version, consent_id, kind, keys_delivered, bytes, request_id, delivered_at,
+	 key_ids, event_id, event_type)
+	VALUES ($1, NULLIF($2, 0), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::smallint[], NULLIF($13, ''), NULLIF($14, ''))
 	ON CONFLICT (provider_id, kind, request_id) DO NOTHING`
 
 // insertBatch writes many deliveries in one statement (one transaction):
 // the arrays are unnested server-side, so the statement text is the same
-// for every batch size.
+// for every batch size. unnest flattens a two-dimensional array, so each
+// record's key ids travel as an array literal and are cast per row.
 const insertBatch = `INSERT INTO delivery_ledger
-	(provider_id, client_id, vin, container_id, container_version, consent_id, kind, keys_delivered, bytes, request_id, delivered_at)
-	SELECT p, NULLIF(c, 0), v, ct, cv, cs, k, kd, b, r, a
-	FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::int[], $6::bigint[], $7::text[], $8::int[], $9::bigint[], $10::text[], $11::timestamptz[])
-	     AS t(p, c, v, ct, cv, cs, k, kd, b, r, a)
+	(provider_id, client_id, vin, container_id, container_version, consent_id, kind, keys_delivered, bytes, request_id, delivered_at,
+	 key_ids, event_id, event_type)
+	SELECT p, NULLIF(c, 0), v, ct, cv, cs, k, kd, b, r, a, ki::smallint[], NULLIF(ei, ''), NULLIF(et, '')
+	FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::int[], $6::bigint[], $7::text[], $8::int[], $9::bigint[], $10::text[], $11::timestamptz[],
+	            $12::text[], $13::text[], $14::text[])
+	     AS t(p, c, v, ct, cv, cs, k, kd, b, r, a, ki, ei, et)
 	ON CONFLICT (provider_id, kind, request_id) DO NOTHING`
 
 // WriterOptions tune a LedgerWriter.
@@ -267,7 +307,8 @@ func (w *LedgerWriter) commit(batch []ledgerReq) error {
 	n := len(batch)
 	var (
 		prov, client, cont, consent, bytes = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		vin, kind, req                     = make([]string, n), make([]string, n), make([]string, n)
+		vin, kind, req, keyIDs, evID       = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		evType                             = make([]string, n)
 		cver, keys                         = make([]int32, n), make([]int32, n)
 		at                                 = make([]time.Time, n)
 	)
@@ -275,14 +316,16 @@ func (w *LedgerWriter) commit(batch []ledgerReq) error {
 		d := r.d
 		prov[i], client[i], vin[i], cont[i], cver[i] = d.ProviderID, d.ClientID, d.VIN, d.ContainerID, int32(d.ContainerVersion)
 		consent[i], kind[i], keys[i], bytes[i], req[i], at[i] = d.ConsentID, d.Kind, int32(d.KeysDelivered), d.Bytes, d.RequestID, d.At
+		keyIDs[i], evID[i], evType[i] = sqlarray.Int16s(d.KeyIDs).Literal(), d.EventID, d.EventType
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.opt.CommitTimeout)
 	defer cancel()
 	var err error
 	if n == 1 { // a lone request: the plain statement is cheaper than unnesting arrays
-		_, err = w.db.ExecContext(ctx, insertSingle, prov[0], client[0], vin[0], cont[0], cver[0], consent[0], kind[0], keys[0], bytes[0], req[0], at[0])
+		_, err = w.db.ExecContext(ctx, insertSingle, prov[0], client[0], vin[0], cont[0], cver[0], consent[0], kind[0], keys[0], bytes[0], req[0], at[0],
+			keyIDs[0], evID[0], evType[0])
 	} else {
-		_, err = w.db.ExecContext(ctx, insertBatch, prov, client, vin, cont, cver, consent, kind, keys, bytes, req, at)
+		_, err = w.db.ExecContext(ctx, insertBatch, prov, client, vin, cont, cver, consent, kind, keys, bytes, req, at, keyIDs, evID, evType)
 	}
 	if err != nil {
 		return &errs.Error{Kind: errs.Unavailable, Code: "ledger_unavailable", Message: ErrLedgerUnavailable.Message, Err: err}

@@ -19,7 +19,7 @@ import (
 
 func delivery(provider int64, req string) billing.Delivery {
 	return billing.Delivery{ProviderID: provider, ClientID: 3, VIN: "WBA12345678901234", ContainerID: 10, ContainerVersion: 2,
-		ConsentID: 77, Kind: billing.KindPull, KeysDelivered: 3, Bytes: 512, RequestID: req, At: time.Now()}
+		ConsentID: 77, Kind: billing.KindPull, KeyIDs: []int16{1, 2, 3}, KeysDelivered: 3, Bytes: 512, RequestID: req, At: time.Now()}
 }
 
 // Many concurrent callers: every Write returns only after its record is
@@ -135,7 +135,7 @@ func TestLedgerWriterReportsFailedCommitToEveryCaller(t *testing.T) {
 	}
 	// A delivery without values is refused before it reaches the database.
 	d := delivery(1, "empty")
-	d.KeysDelivered = 0
+	d.KeyIDs, d.KeysDelivered = nil, 0
 	if err := w.Write(context.Background(), d); err != billing.ErrNotBillable {
 		t.Fatalf("empty delivery: %v", err)
 	}

@@ -46,10 +46,10 @@ func BenchmarkInvoiceRun(b *testing.B) {
 		start := time.Date(2026, 9, 30, 22, 0, 0, 0, time.UTC)
 		// Spread over the month; provider sizes vary (some cross the 10,000 tier).
 		if err := gdb.Exec(`INSERT INTO delivery_ledger (provider_id, client_id, vin, container_id, container_version, consent_id, kind,
-			keys_delivered, bytes, request_id, delivered_at)
+			keys_delivered, bytes, request_id, delivered_at, key_ids)
 			SELECT 1 + (g::bigint * 7919) % ?, 1, 'WBA0000000' || lpad((g % 100000)::text, 7, '0'), 10 + g % 3, 1, g % 5000 + 1,
 			       CASE WHEN g % 10 = 0 THEN 'push' ELSE 'pull' END, 3, 400, 'b-' || g,
-			       ?::timestamptz + (g::float8 / ? * 2678399) * interval '1 second'
+			       ?::timestamptz + (g::float8 / ? * 2678399) * interval '1 second', '{1,2,3}'
 			FROM generate_series(1, ?) AS g`, providers, start, records, records).Error; err != nil {
 			b.Fatal(err)
 		}

@@ -45,7 +45,7 @@ import (
 var sqlRead = `SELECT tok.client_id, tok.client_key, tok.provider_id,
 	f.provider_active, f.client_active, f.vehicle_id, f.brand, f.market, f.telematics_capable, f.sim_active, f.mapped, f.market_supported, f.covers,
 	f.consent_id, f.consent_state, f.consent_ends_at, f.version_id, f.version, f.container_state, f.container_keys,
-	lv.keys, lv.units, lv.types, lv.vals, lv.read_ats
+	lv.keys, lv.units, lv.types, lv.vals, lv.read_ats, lv.ids
 FROM (SELECT t.client_id, c.client_id AS client_key, t.provider_id
 	FROM api_access_tokens t
 	JOIN api_clients c ON c.id = t.client_id AND c.revoked_at IS NULL
@@ -54,7 +54,7 @@ FROM (SELECT t.client_id, c.client_id AS client_key, t.provider_id
 CROSS JOIN LATERAL (` + strings.NewReplacer("@provider", "tok.provider_id", "@client", "tok.client_id", "@vin", "$3::text",
 	"@container", "$4::bigint").Replace(consent.FactsSQL) + `) f
 LEFT JOIN LATERAL (SELECT array_agg(k.key) AS keys, array_agg(k.unit) AS units, array_agg(k.data_type) AS types,
-		array_agg(l.value) AS vals, array_agg(l.read_at) AS read_ats
+		array_agg(l.value) AS vals, array_agg(l.read_at) AS read_ats, array_agg(k.id) AS ids
 	FROM container_version_keys ck JOIN catalog_keys k ON k.id = ck.key_id
 	JOIN vehicle_latest_values l ON l.key_id = ck.key_id AND l.vehicle_id = f.vehicle_id
 	WHERE ck.version_id = f.version_id) lv ON true`
@@ -265,6 +265,7 @@ func scanRead(rows pgx.Rows, r *readReq) (*Caller, *prefetched, error) {
 		f                        consent.FactsRow
 		keys, units, types, vals []string
 		readAts                  []time.Time
+		ids                      []int16
 	)
 	if !rows.Next() {
 		return nil, nil, rows.Err()
@@ -272,7 +273,7 @@ func scanRead(rows pgx.Rows, r *readReq) (*Caller, *prefetched, error) {
 	if err := rows.Scan(&cl.ClientID, &cl.ClientKey, &cl.ProviderID,
 		&f.ProviderActive, &f.ClientActive, &f.VehicleID, &f.Brand, &f.Market, &f.TelematicsCapable, &f.SIMActive, &f.Mapped, &f.MarketSupported, &f.Covers,
 		&f.ConsentID, &f.ConsentState, &f.ConsentEndsAt, &f.VersionID, &f.Version, &f.ContainerState, &f.ContainerKeys,
-		&keys, &units, &types, &vals, &readAts); err != nil {
+		&keys, &units, &types, &vals, &readAts, &ids); err != nil {
 		return nil, nil, err
 	}
 	rows.Close()
@@ -280,10 +281,10 @@ func scanRead(rows pgx.Rows, r *readReq) (*Caller, *prefetched, error) {
 		return nil, nil, err
 	}
 	pf := &prefetched{vin: r.vin, containerID: r.containerID, row: f}
-	if len(keys) > 0 && len(units) == len(keys) && len(types) == len(keys) && len(vals) == len(keys) && len(readAts) == len(keys) {
+	if len(keys) > 0 && len(units) == len(keys) && len(types) == len(keys) && len(vals) == len(keys) && len(readAts) == len(keys) && len(ids) == len(keys) {
 		pf.values = make([]latestRow, len(keys))
 		for i := range keys {
-			pf.values[i] = latestRow{Key: keys[i], Unit: units[i], DataType: types[i], Value: vals[i], ReadAt: readAts[i]}
+			pf.values[i] = latestRow{ID: ids[i], Key: keys[i], Unit: units[i], DataType: types[i], Value: vals[i], ReadAt: readAts[i]}
 		}
 	}
 	return &cl, pf, nil

@@ -30,11 +30,12 @@ const DeliveryHeader = "CarData-Delivery-Id"
 
 // SQLLatestValues reads the latest values of a vehicle's keys (the one
 // read per request the benchmark's ceiling repeats).
-const SQLLatestValues = `SELECT k.key, k.unit, k.data_type, l.value, l.read_at
+const SQLLatestValues = `SELECT k.id, k.key, k.unit, k.data_type, l.value, l.read_at
 	FROM catalog_keys k JOIN vehicle_latest_values l ON l.key_id = k.id AND l.vehicle_id = $1
 	WHERE k.key = ANY($2)`
 
 type latestRow struct {
+	ID       int16 // the catalog key id, for the ledger
 	Key      string
 	Unit     string
 	DataType string
@@ -86,9 +87,13 @@ func (h *Handler) telematicData(c *fiber.Ctx) error {
 	}
 	body := appendTelematicData(make([]byte, 0, 512), vin, containerID, rf.Facts.ContainerKeys, rows)
 	if len(rows) > 0 {
+		keyIDs := make([]int16, len(rows))
+		for i := range rows {
+			keyIDs[i] = rows[i].ID
+		}
 		id := newDeliveryID()
 		err := h.Ledger.Write(ctx, billing.Delivery{ProviderID: p.ProviderID, ClientID: p.ID, VIN: vin, ContainerID: containerID,
-			ContainerVersion: rf.ContainerVersion, ConsentID: rf.ConsentID, Kind: billing.KindPull, KeysDelivered: len(rows),
+			ContainerVersion: rf.ContainerVersion, ConsentID: rf.ConsentID, Kind: billing.KindPull, KeyIDs: keyIDs,
 			Bytes: int64(len(body)), RequestID: id, At: now})
 		if err != nil { // not recorded: nothing may leave
 			return &errs.Error{Kind: errs.Unavailable, Code: "ledger_unavailable", Message: billing.ErrLedgerUnavailable.Message, Err: err}

@@ -140,9 +140,9 @@ func MustSetup(t testing.TB, gdb *gorm.DB, dir billing.ProviderDirectory) *billi
 func MustDeliveries(t testing.TB, gdb *gorm.DB, providerID int64, kind string, start time.Time, step time.Duration, n int, tag string) {
 	t.Helper()
 	err := gdb.Exec(`INSERT INTO delivery_ledger (provider_id, client_id, vin, container_id, container_version, consent_id, kind,
-		keys_delivered, bytes, request_id, delivered_at)
+		keys_delivered, bytes, request_id, delivered_at, key_ids)
 		SELECT ?, 1, 'WBA00000000000' || lpad((g % 1000)::text, 3, '0'), 10 + (g % 2), 1, 100 + (g % 5), ?, 3, 420,
-		       ? || '-' || g, ?::timestamptz + (g - 1) * ?::interval
+		       ? || '-' || g, ?::timestamptz + (g - 1) * ?::interval, '{1,2,3}'
 		FROM generate_series(1, ?) AS g`, providerID, kind, tag, start, fmt.Sprintf("%d microseconds", step.Microseconds()), n).Error
 	if err != nil {
 		t.Fatalf("deliveries: %v", err)
@@ -167,8 +167,13 @@ func MustDelivery(t testing.TB, gdb *gorm.DB, d billing.Delivery) {
 	if d.Kind == "" {
 		d.Kind = billing.KindPull
 	}
-	if d.KeysDelivered == 0 {
+	if d.KeysDelivered == 0 && len(d.KeyIDs) == 0 {
 		d.KeysDelivered = 2
+	}
+	if len(d.KeyIDs) == 0 { // any catalog keys will do for billing: it counts deliveries
+		for i := 1; i <= d.KeysDelivered; i++ {
+			d.KeyIDs = append(d.KeyIDs, int16(i))
+		}
 	}
 	if d.RequestID == "" {
 		d.RequestID = fmt.Sprintf("req-%d-%d", d.ProviderID, d.At.UnixNano())

@@ -158,7 +158,7 @@ func (s *Service) fanOut(ctx context.Context, limit int, isolate bool) (n, dead 
 					data := TelematicsData{VIN: vin, ContainerID: r.ContainerID,
 						TelematicData: map[string]Value{ve.Key: NewValue(ve.DataType, ve.Unit, ve.Value, ve.ReadAt)}}
 					if _, err := s.Emit(ctx, tx, NewEvent{ProviderID: r.ProviderID, Type: TypeForPushEvent(ve.EventType), VIN: vin,
-						ContainerID: r.ContainerID, ContainerVersion: r.ContainerVersion, ConsentID: r.ConsentID, KeysCount: 1,
+						ContainerID: r.ContainerID, ContainerVersion: r.ContainerVersion, ConsentID: r.ConsentID, KeysCount: 1, KeyIDs: []int16{ve.KeyID},
 						SourceEventID: &src, Data: data}); err != nil {
 						return err
 					}

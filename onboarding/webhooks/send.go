@@ -270,7 +270,8 @@ func (s *Service) record(ctx context.Context, c claimed, o outcome, manual bool)
 					return errs.Wrap(errors.New("no ledger wired"), "record push")
 				}
 				return s.RecordPush(ctx, tx, PushRecord{ProviderID: c.ProviderID, VIN: c.ev.VIN, ContainerID: c.ev.ContainerID,
-					ContainerVersion: c.ev.ContainerVersion, ConsentID: c.ev.ConsentID, KeysDelivered: c.ev.KeysCount,
+					ContainerVersion: c.ev.ContainerVersion, ConsentID: c.ev.ConsentID, KeyIDs: c.ev.KeyIDs,
+					EventID: c.ev.ID, EventType: c.ev.Type,
 					Bytes: o.bytes, RequestID: fmt.Sprintf("%s:%d", c.ev.ID, c.EndpointID), At: now})
 			}
 			return nil

@@ -37,6 +37,7 @@ import (
 
 	"cardata/policies"
 	"cardata/policies/audit"
+	"cardata/policies/sqlarray"
 	"cardata/policies/errs"
 )
 
@@ -120,6 +121,7 @@ type Event struct {
 	ContainerVersion int             `json:"-"`
 	ConsentID        int64           `json:"-"`
 	KeysCount        int             `json:"-"`
+	KeyIDs           sqlarray.Int16s `gorm:"column:key_ids" json:"-"` // the catalog keys a data-carrying event carries
 	SourceEventID    *int64          `json:"-"`
 	Payload          json.RawMessage `gorm:"type:jsonb" json:"data"`
 	CreatedAt        time.Time       `json:"timestamp"`
@@ -218,7 +220,9 @@ type PushRecord struct {
 	ContainerID      int64
 	ContainerVersion int
 	ConsentID        int64
-	KeysDelivered    int
+	KeyIDs           []int16 // the catalog keys whose values the push carried
+	EventID          string  // the push event (evt_...) and its type
+	EventType        string
 	Bytes            int64
 	RequestID        string // event id + ":" + endpoint id: a redelivery is recorded once
 	At               time.Time
@@ -553,7 +557,8 @@ type NewEvent struct {
 	ContainerID      int64
 	ContainerVersion int
 	ConsentID        int64 // required when KeysCount > 0
-	KeysCount        int   // telematics values carried (billable when accepted)
+	KeysCount        int   // telematics values carried (billable when accepted); len(KeyIDs)
+	KeyIDs           []int16 // the catalog keys of those values (required when KeysCount > 0)
 	SourceEventID    *int64
 	Data             any   // the "data" object of the message
 	OnlyEndpoint     int64 // send to this endpoint only (test events)
@@ -567,6 +572,9 @@ type NewEvent struct {
 func (s *Service) Emit(ctx context.Context, tx *gorm.DB, in NewEvent) (string, error) {
 	if in.KeysCount > 0 && in.ConsentID <= 0 {
 		return "", errs.Wrap(errors.New("a data-carrying event needs its consent"), "emit event")
+	}
+	if in.KeysCount != len(in.KeyIDs) {
+		return "", errs.Wrap(errors.New("a data-carrying event names the keys it carries"), "emit event")
 	}
 	var eps []Endpoint
 	q := tx.WithContext(ctx).Where("provider_id = ? AND status = ?", in.ProviderID, EndpointActive)
@@ -589,9 +597,14 @@ func (s *Service) Emit(ctx context.Context, tx *gorm.DB, in NewEvent) (string, e
 	ev := Event{ID: randomID("evt_", 12), ProviderID: in.ProviderID, Type: in.Type, VIN: in.VIN, ContainerID: in.ContainerID,
 		ContainerVersion: in.ContainerVersion, ConsentID: in.ConsentID, KeysCount: in.KeysCount, SourceEventID: in.SourceEventID,
 		Payload: data, CreatedAt: now}
+	var keyIDs any // NULL for events that carry no telematics values
+	if len(in.KeyIDs) > 0 {
+		ev.KeyIDs = in.KeyIDs
+		keyIDs = ev.KeyIDs
+	}
 	res := tx.WithContext(ctx).Exec(`INSERT INTO webhook_events (id, provider_id, type, vin, container_id, container_version, consent_id,
-		keys_count, source_event_id, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		ev.ID, ev.ProviderID, ev.Type, ev.VIN, ev.ContainerID, ev.ContainerVersion, ev.ConsentID, ev.KeysCount, ev.SourceEventID,
+		keys_count, key_ids, source_event_id, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?::smallint[], ?, ?, ?) ON CONFLICT DO NOTHING`,
+		ev.ID, ev.ProviderID, ev.Type, ev.VIN, ev.ContainerID, ev.ContainerVersion, ev.ConsentID, ev.KeysCount, keyIDs, ev.SourceEventID,
 		string(ev.Payload), ev.CreatedAt)
 	if res.Error != nil {
 		return "", errs.Wrap(res.Error, "create event")

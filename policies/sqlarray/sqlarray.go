@@ -6,6 +6,7 @@ package sqlarray
 
 import (
 	"database/sql/driver"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,57 @@ type Int64s []int64
 
 func (a Int64s) Value() (driver.Value, error) {
 	return literal(len(a), func(b *strings.Builder, i int) { b.WriteString(strconv.FormatInt(a[i], 10)) }), nil
+}
+
+// Int16s is a smallint[] column or parameter (catalog key ids). Unlike the
+// other types it also scans: a NULL array scans as nil, an empty one as an
+// empty non-nil slice, and a nil Int16s is written as NULL.
+type Int16s []int16
+
+func (a Int16s) Value() (driver.Value, error) {
+	if a == nil {
+		return nil, nil
+	}
+	return a.Literal(), nil
+}
+
+// GormDataType tells gorm the column type of a struct field.
+func (Int16s) GormDataType() string { return "smallint[]" }
+
+// Literal renders the array literal ("{150,151}").
+func (a Int16s) Literal() string {
+	return literal(len(a), func(b *strings.Builder, i int) { b.WriteString(strconv.FormatInt(int64(a[i]), 10)) })
+}
+
+// Scan reads PostgreSQL's text form of a one-dimensional smallint[].
+func (a *Int16s) Scan(src any) error {
+	var s string
+	switch v := src.(type) {
+	case nil:
+		*a = nil
+		return nil
+	case string:
+		s = v
+	case []byte:
+		s = string(v)
+	default:
+		return fmt.Errorf("sqlarray: cannot scan %T into Int16s", src)
+	}
+	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' {
+		return fmt.Errorf("sqlarray: not an array literal: %q", s)
+	}
+	out := Int16s{}
+	if body := s[1 : len(s)-1]; body != "" {
+		for _, f := range strings.Split(body, ",") {
+			n, err := strconv.ParseInt(f, 10, 16)
+			if err != nil {
+				return fmt.Errorf("sqlarray: smallint element %q: %w", f, err)
+			}
+			out = append(out, int16(n))
+		}
+	}
+	*a = out
+	return nil
 }
 
 // Bools is a boolean[] parameter.

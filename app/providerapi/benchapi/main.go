@@ -39,6 +39,7 @@ import (
 	"cardata/app/db"
 	"cardata/app/ingest"
 	"cardata/app/providerapi"
+	"cardata/policies/sqlarray"
 	"cardata/onboarding"
 	"cardata/onboarding/containers"
 	"cardata/onboarding/vehicles"
@@ -176,9 +177,13 @@ func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur ti
 	defer pool.Close()
 	var seq atomic.Int64
 	insertLedger := func(ctx context.Context, i, k int) error {
+		ids := make(sqlarray.Int16s, max(k, 1))
+		for j := range ids {
+			ids[j] = int16(j + 1)
+		}
 		_, err := pool.Exec(ctx, `INSERT INTO delivery_ledger (provider_id, client_id, vin, container_id, container_version, consent_id, kind,
-			keys_delivered, bytes, request_id, delivered_at) VALUES ($1, NULL, $2, $3, 1, 1, 'pull', $4, 300, $5, now())`,
-			w.providerID+1_000_000, w.vins[i], w.containerID, max(k, 1), fmt.Sprintf("ceiling-%d", seq.Add(1)))
+			keys_delivered, bytes, request_id, delivered_at, key_ids) VALUES ($1, NULL, $2, $3, 1, 1, 'pull', $4, 300, $5, now(), $6::smallint[])`,
+			w.providerID+1_000_000, w.vins[i], w.containerID, len(ids), fmt.Sprintf("ceiling-%d", seq.Add(1)), ids.Literal())
 		return err
 	}
 	// The ceiling runs the very statement the handler runs for a read (the
