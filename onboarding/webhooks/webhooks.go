@@ -37,8 +37,8 @@ import (
 
 	"cardata/policies"
 	"cardata/policies/audit"
-	"cardata/policies/sqlarray"
 	"cardata/policies/errs"
+	"cardata/policies/sqlarray"
 )
 
 // Event types a provider can subscribe to.
@@ -556,8 +556,8 @@ type NewEvent struct {
 	VIN              string
 	ContainerID      int64
 	ContainerVersion int
-	ConsentID        int64 // required when KeysCount > 0
-	KeysCount        int   // telematics values carried (billable when accepted); len(KeyIDs)
+	ConsentID        int64   // required when KeysCount > 0
+	KeysCount        int     // telematics values carried (billable when accepted); len(KeyIDs)
 	KeyIDs           []int16 // the catalog keys of those values (required when KeysCount > 0)
 	SourceEventID    *int64
 	Data             any   // the "data" object of the message

@@ -39,12 +39,12 @@ import (
 	"cardata/app/db"
 	"cardata/app/ingest"
 	"cardata/app/providerapi"
-	"cardata/policies/sqlarray"
 	"cardata/onboarding"
 	"cardata/onboarding/containers"
 	"cardata/onboarding/vehicles"
 	"cardata/policies"
 	"cardata/policies/consent"
+	"cardata/policies/sqlarray"
 )
 
 const benchDB = "cardata_bench_api"
