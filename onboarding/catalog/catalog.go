@@ -2,6 +2,15 @@
 // transmit, with its type, unit, category, sensitivity, whether it can be
 // pushed, and an English and German description.
 //
+// Pushable keys belong to a vehicle event type (the "events" section): an
+// event is one thing that happened at one reading time, and it carries every
+// key of its type read at that time (a position update: latitude, longitude,
+// heading and altitude, as far as they were sent together). The section
+// names each type's webhook type and its English and German names; Parse
+// checks that every pushable key names one, that every type has keys, and
+// that a type's keys are all event keys (every reading is an event) or all
+// state keys (an event when a value changes).
+//
 // The source of truth is catalog.json, embedded in the binary. The
 // catalog_keys table mirrors it so SQL can join on keys: migration 00031 seeds
 // it (generated from the file; a test fails when the two drift) and Sync
@@ -93,12 +102,44 @@ func (k *Key) TypeLabel() string {
 	return string(k.Type)
 }
 
+// Event is a vehicle event type: what one push carries.
+type Event struct {
+	Name string `json:"name"` // position_updated, service_call, ...
+	// WebhookType is the event type providers subscribe to
+	// (vehicle.positionUpdated, vehicle.serviceCall, telematics.updated).
+	WebhookType   string `json:"webhookType"`
+	DescriptionEN string `json:"en"`
+	DescriptionDE string `json:"de"`
+	keyIDs        []int16
+	always        bool
+}
+
+// KeyIDs are the keys of the event type, in id order. Callers must not
+// modify the slice.
+func (e *Event) KeyIDs() []int16 { return e.keyIDs }
+
+// Always reports whether every reading of the type's keys is an event (a
+// service call) rather than only a changed value (a position).
+func (e *Event) Always() bool { return e.always }
+
 // Catalog is the loaded, validated catalog. It is immutable.
 type Catalog struct {
 	Version int
 	keys    []Key
 	byName  map[string]*Key
 	byID    map[int16]*Key
+	events  []Event
+	byEvent map[string]*Event
+}
+
+// Events returns the vehicle event types in file order. Callers must not
+// modify them.
+func (c *Catalog) Events() []Event { return c.events }
+
+// Event finds a vehicle event type by name.
+func (c *Catalog) Event(name string) (*Event, bool) {
+	e, ok := c.byEvent[name]
+	return e, ok
 }
 
 // Keys returns every key in id order. Callers must not modify the keys.
@@ -142,18 +183,40 @@ func Default() *Catalog {
 // start lower-case (row1, isOpen, hUandAu...).
 var keyPattern = regexp.MustCompile(`^vehicle(\.[a-z][a-zA-Z0-9]*)+$`)
 
+var (
+	eventPattern       = regexp.MustCompile(`^[a-z]+(_[a-z]+)*$`)
+	webhookTypePattern = regexp.MustCompile(`^[a-z]+\.[a-z][a-zA-Z]*$`)
+)
+
 // Parse reads and validates a catalog file.
 func Parse(data []byte) (*Catalog, error) {
 	var f struct {
-		Version int   `json:"version"`
-		Keys    []Key `json:"keys"`
+		Version int     `json:"version"`
+		Events  []Event `json:"events"`
+		Keys    []Key   `json:"keys"`
 	}
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
 		return nil, err
 	}
-	c := &Catalog{Version: f.Version, keys: f.Keys, byName: map[string]*Key{}, byID: map[int16]*Key{}}
+	c := &Catalog{Version: f.Version, keys: f.Keys, byName: map[string]*Key{}, byID: map[int16]*Key{},
+		events: f.Events, byEvent: map[string]*Event{}}
+	for i := range c.events {
+		e := &c.events[i]
+		switch {
+		case !eventPattern.MatchString(e.Name):
+			return nil, fmt.Errorf("event %q: name must be lower snake case", e.Name)
+		case !webhookTypePattern.MatchString(e.WebhookType):
+			return nil, fmt.Errorf("event %q: webhookType %q is not a type like vehicle.positionUpdated", e.Name, e.WebhookType)
+		case strings.TrimSpace(e.DescriptionEN) == "" || strings.TrimSpace(e.DescriptionDE) == "":
+			return nil, fmt.Errorf("event %q: English and German names are required", e.Name)
+		}
+		if _, dup := c.byEvent[e.Name]; dup {
+			return nil, fmt.Errorf("duplicate event %q", e.Name)
+		}
+		c.byEvent[e.Name] = e
+	}
 	slices.SortFunc(c.keys, func(a, b Key) int { return int(a.ID) - int(b.ID) })
 	for i := range c.keys {
 		k := &c.keys[i]
@@ -167,6 +230,22 @@ func Parse(data []byte) (*Catalog, error) {
 			return nil, fmt.Errorf("duplicate key %q", k.Name)
 		}
 		c.byID[k.ID], c.byName[k.Name] = k, k
+		if !k.Pushable {
+			continue
+		}
+		e, ok := c.byEvent[k.PushEvent]
+		if !ok {
+			return nil, fmt.Errorf("key %d %q: pushEvent %q is not in the events section", k.ID, k.Name, k.PushEvent)
+		}
+		if len(e.keyIDs) > 0 && e.always != k.IsEvent() {
+			return nil, fmt.Errorf("event %q mixes event keys and state keys (key %q)", e.Name, k.Name)
+		}
+		e.keyIDs, e.always = append(e.keyIDs, k.ID), k.IsEvent()
+	}
+	for _, e := range c.events {
+		if len(e.keyIDs) == 0 {
+			return nil, fmt.Errorf("event %q: no pushable key names it", e.Name)
+		}
 	}
 	return c, nil
 }

@@ -3,6 +3,7 @@ package catalog
 import (
 	"flag"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -53,6 +54,42 @@ func TestDefaultCatalogIsComplete(t *testing.T) {
 	}
 }
 
+// The shipped event types: a position update is latitude, longitude,
+// altitude and heading; every pushable key belongs to exactly one type.
+func TestDefaultCatalogEvents(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	pos, ok := c.Event("position_updated")
+	if !ok || !slices.Equal(pos.KeyIDs(), []int16{150, 151, 152, 153}) || pos.Always() || pos.WebhookType != "vehicle.positionUpdated" {
+		t.Fatalf("position_updated: %+v", pos)
+	}
+	if cc, ok := c.Event("check_control"); !ok || len(cc.KeyIDs()) != 4 || !cc.Always() {
+		t.Fatalf("check_control: %+v", cc)
+	}
+	if sc, ok := c.Event("service_call"); !ok || !slices.Equal(sc.KeyIDs(), []int16{90, 91}) || sc.WebhookType != "vehicle.serviceCall" {
+		t.Fatalf("service_call: %+v", sc)
+	}
+	inEvents := 0
+	for _, e := range c.Events() {
+		for _, id := range e.KeyIDs() {
+			k, ok := c.ByID(id)
+			if !ok || !k.Pushable || k.PushEvent != e.Name || k.IsEvent() != e.Always() {
+				t.Errorf("event %s lists key %d (%+v)", e.Name, id, k)
+			}
+			inEvents++
+		}
+	}
+	pushable := 0
+	for _, k := range c.Keys() {
+		if k.Pushable {
+			pushable++
+		}
+	}
+	if inEvents != pushable {
+		t.Errorf("%d keys in event types, %d pushable keys", inEvents, pushable)
+	}
+}
+
 func TestParseRefusesBrokenFiles(t *testing.T) {
 	t.Parallel()
 	good := `{"id":1,"key":"vehicle.a.b","type":"integer","unit":"km","min":0,"max":9,"category":"status","sensitivity":"normal","pushable":false,"en":"x","de":"y"}`
@@ -72,8 +109,28 @@ func TestParseRefusesBrokenFiles(t *testing.T) {
 		"number no max":     `{"keys":[` + strings.Replace(good, `,"max":9`, ``, 1) + `]}`,
 		"number no min":     `{"keys":[` + strings.Replace(good, `"min":0,`, ``, 1) + `]}`,
 	}
+	// Vehicle event types: every pushable key names a listed type, every
+	// type has keys, a type's keys are all event keys or all state keys.
+	ev := `{"name":"alarm","webhookType":"telematics.updated","en":"Alarm","de":"Alarm"}`
+	state := strings.Replace(good, `"pushable":false`, `"pushable":true,"pushEvent":"alarm"`, 1)
+	event := strings.NewReplacer(`"id":1`, `"id":2`, "vehicle.a.b", "vehicle.a.c", `"status"`, `"event"`).Replace(state)
+	cases["unknown push event"] = `{"keys":[` + state + `]}`
+	cases["event without keys"] = `{"events":[` + ev + `],"keys":[` + good + `]}`
+	cases["event mixes modes"] = `{"events":[` + ev + `],"keys":[` + state + `,` + event + `]}`
+	cases["event bad type"] = `{"events":[` + strings.Replace(ev, "telematics.updated", "telematics", 1) + `],"keys":[` + state + `]}`
+	cases["event no german"] = `{"events":[` + strings.Replace(ev, `"de":"Alarm"`, `"de":""`, 1) + `],"keys":[` + state + `]}`
+	cases["event twice"] = `{"events":[` + ev + `,` + ev + `],"keys":[` + state + `]}`
+	cases["event camel case"] = `{"events":[` + strings.Replace(ev, `"name":"alarm"`, `"name":"alarmOn"`, 1) + `],"keys":[` +
+		strings.Replace(state, `"pushEvent":"alarm"`, `"pushEvent":"alarmOn"`, 1) + `]}`
 	if _, err := Parse([]byte(`{"keys":[` + good + `]}`)); err != nil {
 		t.Fatalf("the good key must parse: %v", err)
+	}
+	c, err := Parse([]byte(`{"events":[` + ev + `],"keys":[` + state + `]}`))
+	if err != nil {
+		t.Fatalf("a key with its event type must parse: %v", err)
+	}
+	if e, ok := c.Event("alarm"); !ok || !slices.Equal(e.KeyIDs(), []int16{1}) || e.Always() {
+		t.Fatalf("event alarm: %+v %v", e, ok)
 	}
 	for name, doc := range cases {
 		if _, err := Parse([]byte(doc)); err == nil {

@@ -35,6 +35,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"cardata/onboarding/catalog"
 	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
@@ -58,15 +59,13 @@ const (
 var EventTypes = []string{TypeTelematicsUpdated, TypeServiceCall, TypePositionUpdated,
 	TypeConsentGranted, TypeConsentRevoked, TypeContainerApproved, TypeContainerRejected}
 
-// TypeForPushEvent maps the catalog's push event of a key to the event type
-// providers subscribe to: positions and service calls have their own types,
-// every other pushable key is a telematics update.
+// TypeForPushEvent maps a catalog vehicle event type to the event type
+// providers subscribe to, as the catalog's events section says: positions
+// and service calls have their own types, the others are telematics
+// updates (so is a type the catalog no longer lists).
 func TypeForPushEvent(pushEvent string) string {
-	switch pushEvent {
-	case "position_updated":
-		return TypePositionUpdated
-	case "service_call":
-		return TypeServiceCall
+	if e, ok := catalog.Default().Event(pushEvent); ok {
+		return e.WebhookType
 	}
 	return TypeTelematicsUpdated
 }
