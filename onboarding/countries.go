@@ -1,6 +1,3 @@
-// Package onboarding owns providers and their path to data access:
-// registration, review, provider users, API clients, markets and market
-// access, and data containers.
 package onboarding
 
 import "slices"
