@@ -575,7 +575,7 @@ func (s *Service) writeFast(ctx context.Context, tx *gorm.DB, runID *int64, batc
 			}
 			todo = append(todo, j)
 		}
-		by, byID := actor(ctx)
+		by, _ := actor(ctx)
 		var invs []*Invoice
 		var lineSets [][]Line
 		var detailSets [][]UsageDetail
@@ -592,18 +592,16 @@ func (s *Service) writeFast(ctx context.Context, tx *gorm.DB, runID *int64, batc
 			if err != nil {
 				return err
 			}
-			party, ok := parties[j.providerID]
-			if !ok {
-				return errs.New(errs.Conflict, "provider_unknown", "provider %d is not in the provider directory", j.providerID)
+			inv, err := s.newDraft(ctx, runID, j.providerID, p, parties)
+			if err == nil {
+				inv.Lines = lines
+				err = setTotals(inv)
 			}
-			inv := &Invoice{DocType: DocInvoice, ProviderID: j.providerID, Period: p.String(), PeriodStart: p.Start.UTC(), PeriodEnd: p.End.UTC(),
-				Status: StatusDraft, Currency: "EUR", RunID: runID, CreatedBy: by, CreatedByID: byID, CreatedAt: s.now(), Lines: lines}
-			inv.setBuyer(party)
-			tc, err := TaxFor(inv.Buyer())
 			if err != nil {
-				tc = TaxCase{} // finalization will refuse and say why
+				// The slow way reports it for this provider alone.
+				slow = append(slow, j)
+				continue
 			}
-			computeTotals(inv, tc)
 			invs = append(invs, inv)
 			lineSets, detailSets, billed = append(lineSets, lines), append(detailSets, details), append(billed, n)
 			newClaims = append(newClaims, claim)
@@ -691,6 +689,22 @@ func (s *Service) parties(ctx context.Context, ids []int64) (map[int64]Party, er
 	return out, nil
 }
 
+// newDraft is the draft invoice a run makes for one provider of p (both
+// the bulk and the provider-by-provider way): the buyer as the directory
+// has it (looked up before the transaction, see execute), the run, who
+// started it; no lines or totals yet.
+func (s *Service) newDraft(ctx context.Context, runID *int64, providerID int64, p Period, parties map[int64]Party) (*Invoice, error) {
+	party, ok := parties[providerID]
+	if !ok {
+		return nil, errs.New(errs.Conflict, "provider_unknown", "provider %d is not in the provider directory", providerID)
+	}
+	by, byID := actor(ctx)
+	inv := &Invoice{DocType: DocInvoice, ProviderID: providerID, Period: p.String(), PeriodStart: p.Start.UTC(), PeriodEnd: p.End.UTC(),
+		Status: StatusDraft, Currency: "EUR", RunID: runID, CreatedBy: by, CreatedByID: byID, CreatedAt: s.now()}
+	inv.setBuyer(party)
+	return inv, nil
+}
+
 // lockProvider serialises every transaction that claims or releases a
 // provider's ledger records (runs of different periods, regenerating a draft).
 func lockProvider(tx *gorm.DB, providerID int64) error {
@@ -763,14 +777,10 @@ func (s *Service) invoiceJob(ctx context.Context, tx *gorm.DB, runID *int64, j *
 	if len(rows) == 0 && !support {
 		return nil, 0, errs.Wrap(tx.Create(claim).Error, "claim")
 	}
-	party, ok := parties[j.providerID] // looked up before the transaction
-	if !ok {
-		return nil, 0, errs.New(errs.Conflict, "provider_unknown", "provider %d is not in the provider directory", j.providerID)
+	inv, err := s.newDraft(ctx, runID, j.providerID, p, parties)
+	if err != nil {
+		return nil, 0, err
 	}
-	by, byID := actor(ctx)
-	inv := &Invoice{DocType: DocInvoice, ProviderID: j.providerID, Period: p.String(), PeriodStart: p.Start.UTC(), PeriodEnd: p.End.UTC(),
-		Status: StatusDraft, Currency: "EUR", RunID: runID, CreatedBy: by, CreatedByID: byID, CreatedAt: s.now()}
-	inv.setBuyer(party)
 	// The draft lives in a savepoint: with nothing to bill after all (the
 	// support items went elsewhere) only the bare claim stays.
 	var records int64
@@ -804,7 +814,7 @@ func (s *Service) invoiceJob(ctx context.Context, tx *gorm.DB, runID *int64, j *
 		return nil, 0, errs.Wrap(err, "claim")
 	}
 	err = audit.Record(ctx, tx, "invoice.draft", "invoice", strconv.FormatInt(inv.ID, 10),
-		fmt.Sprintf("draft for %s, %s: %d lines, %d ledger records, net %s", party.LegalName, p, len(inv.Lines), records, FormatMoney(inv.NetTotal)))
+		fmt.Sprintf("draft for %s, %s: %d lines, %d ledger records, net %s", inv.BuyerName, p, len(inv.Lines), records, FormatMoney(inv.NetTotal)))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -1053,17 +1063,31 @@ func ticketLabel(it SupportItem) string {
 
 // saveTotals recomputes an invoice's totals from its lines (exact sums;
 // VAT rounded once for the invoice's one category) and stores them.
+// A buyer whose tax category cannot be determined gets no totals: the
+// error says what is missing.
 func saveTotals(tx *gorm.DB, inv *Invoice) error {
-	party := inv.Buyer()
-	tc, err := TaxFor(party)
-	if err != nil {
-		tc = TaxCase{} // finalization will refuse and say why
+	if err := setTotals(inv); err != nil {
+		return err
 	}
-	computeTotals(inv, tc)
-	err = tx.Model(&Invoice{}).Where("id = ?", inv.ID).Updates(map[string]any{
+	err := tx.Model(&Invoice{}).Where("id = ?", inv.ID).Updates(map[string]any{
 		"tax_category": inv.TaxCategory, "tax_rate": inv.TaxRate, "tax_note": inv.TaxNote,
 		"net_total": inv.NetTotal, "tax_total": inv.TaxTotal, "gross_total": inv.GrossTotal}).Error
 	return dbError(err, "invoice totals")
+}
+
+// setTotals computes an invoice's totals under its buyer's VAT treatment.
+// When that cannot be determined (no country, a country outside the EEA, an
+// EU buyer without VAT ID) it returns the reason and leaves inv as it was:
+// an invoice with an unknown tax category is never written.
+func setTotals(inv *Invoice) error {
+	tc, err := TaxFor(inv.Buyer())
+	if err != nil {
+		e := errs.As(err)
+		return errs.New(errs.Conflict, cmp.Or(e.Code, "tax_category_unknown"), "the tax category of %s cannot be determined: %s",
+			cmp.Or(inv.BuyerName, fmt.Sprintf("provider %d", inv.ProviderID)), e.Message)
+	}
+	computeTotals(inv, tc)
+	return nil
 }
 
 func computeTotals(inv *Invoice, tc TaxCase) {

@@ -93,39 +93,43 @@ type attachmentRow struct {
 func (attachmentRow) TableName() string { return "email_outbox_attachments" }
 
 // checkAttachments refuses attachments a mail client could not handle
-// safely. They come from domain services, never from a form, so a bad one
-// is a programming error.
-func checkAttachments(list []Attachment) error {
+// safely, as field errors of v ("attachments"): a 422, not a 500, should a
+// caller pass one on from its input.
+func checkAttachments(v *errs.Validation, list []Attachment) {
+	const field = "attachments"
 	total := 0
 	for i, a := range list {
 		name := a.Filename
 		switch {
 		case strings.TrimSpace(name) == "" || len(name) > 255:
-			return fmt.Errorf("attachment %d: filename %q must be 1-255 characters", i+1, name)
+			v.Add(field, "attachment_filename_invalid", "attachment %d: the filename %q must be 1-255 characters", i+1, name)
 		case strings.ContainsAny(name, "/\\\"") || strings.IndexFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0:
-			return fmt.Errorf("attachment %d: filename %q has a path separator, a quote or a control character", i+1, name)
+			v.Add(field, "attachment_filename_invalid", "attachment %d: the filename %q has a path separator, a quote or a control character", i+1, name)
 		case len(a.Content) == 0:
-			return fmt.Errorf("attachment %q is empty", name)
+			v.Add(field, "attachment_empty", "attachment %q is empty", name)
 		}
 		if _, _, err := mime.ParseMediaType(a.ContentType); err != nil {
-			return fmt.Errorf("attachment %q: content type %q: %w", name, a.ContentType, err)
+			v.Add(field, "attachment_type_invalid", "attachment %q: content type %q is not a media type", name, a.ContentType)
 		}
 		total += len(a.Content)
 	}
 	if total > MaxAttachmentBytes {
-		return fmt.Errorf("attachments of %d bytes exceed %d", total, MaxAttachmentBytes)
+		v.Add(field, "attachments_too_large", "attachments of %d bytes exceed %d", total, MaxAttachmentBytes)
 	}
-	return nil
 }
 
 // Enqueue writes msg to the outbox using tx, the caller's transaction, so the
-// e-mail exists exactly when the change that causes it commits.
+// e-mail exists exactly when the change that causes it commits. A message
+// without a recipient or with attachments a mail client could not handle is
+// refused as a validation error (errs.Invalid) and nothing is written.
 func Enqueue(ctx context.Context, tx *gorm.DB, msg Message) error {
+	var v errs.Validation
 	if strings.TrimSpace(msg.To) == "" {
-		return errs.Wrap(errors.New("no recipient"), "enqueue "+msg.Kind)
+		v.Add("to", "recipient_missing", "the %s e-mail has no recipient", msg.Kind)
 	}
-	if err := checkAttachments(msg.Attachments); err != nil {
-		return errs.Wrap(err, "enqueue "+msg.Kind)
+	checkAttachments(&v, msg.Attachments)
+	if err := v.Err(); err != nil {
+		return err
 	}
 	e := Email{Kind: msg.Kind, ToAddr: msg.To, Subject: msg.Subject, BodyText: msg.Body,
 		ObjectType: msg.ObjectType, ObjectID: msg.ObjectID, Status: "pending", NextAttemptAt: time.Now().UTC()}
