@@ -228,7 +228,7 @@ func (h *TicketHandlers) renderTicket(c *fiber.Ctx, status int, id int64, fieldE
 		LinkKinds: support.LinkKinds, Rule: support.BillableByRule(t.Category),
 		CanEdit: h.mayPost(c, fmt.Sprintf("/admin/tickets/%d/messages", id)),
 		Today:   time.Now().In(h.Support.Location()).Format("2006-01-02")}
-	tg := support.Targets[t.Priority]
+	tg := support.TargetOf(t.Priority)
 	page.Target = fmt.Sprintf("%s first response · %s resolution (business hours)", support.FormatBusiness(tg.FirstResponse), support.FormatBusiness(tg.Resolution))
 	if p := policies.PrincipalFrom(ctx); p != nil {
 		page.MeID = p.ID
@@ -515,7 +515,7 @@ func (h *TicketHandlers) renderReport(c *fiber.Ctx, status int, fieldErrs map[st
 	}
 	page := reportPage{R: r, Settings: st, Agents: agents, CanSettings: h.mayPost(c, "/admin/tickets/settings")}
 	for _, p := range support.Priorities {
-		tg := support.Targets[p]
+		tg := support.TargetOf(p)
 		page.Targets = append(page.Targets, targetRow{Priority: p, FirstResponse: support.FormatBusiness(tg.FirstResponse), Solve: support.FormatBusiness(tg.Resolution)})
 	}
 	return h.View.Render(c, status, "admin/tickets/report", &templates.Page{Title: "SLA report " + r.Label, Errors: fieldErrs,

@@ -156,8 +156,8 @@ type Transition struct {
 	Past       string // for the timeline and e-mails: "approved"
 }
 
-// Transitions is the review workflow: the only moves a provider can make.
-var Transitions = []Transition{
+// transitions is the review workflow: the only moves a provider can make.
+var transitions = []Transition{
 	{Action: ActionClaim, From: []Status{StatusSubmitted}, To: StatusInReview, Label: "Claim for review", Past: "claimed for review"},
 	{Action: ActionRequestInfo, From: []Status{StatusInReview}, To: StatusInfoRequested, Note: "question", Label: "Ask the provider", Past: "asked a question"},
 	{Action: ActionAnswer, From: []Status{StatusInfoRequested}, To: StatusInReview, Note: "answer", ByProvider: true, Label: "Send answer", Past: "answered"},
@@ -168,11 +168,26 @@ var Transitions = []Transition{
 	{Action: ActionTerminate, To: StatusTerminated, Note: "reason", Label: "Terminate", Past: "terminated"},
 }
 
+// Transitions returns the review workflow, the only moves a provider can
+// make (a copy: the table cannot be changed from outside).
+func Transitions() []Transition {
+	out := make([]Transition, len(transitions))
+	for i, t := range transitions {
+		out[i] = t.clone()
+	}
+	return out
+}
+
+func (t Transition) clone() Transition {
+	t.From = slices.Clone(t.From)
+	return t
+}
+
 // TransitionFor returns the table row of an action.
 func TransitionFor(a Action) (Transition, bool) {
-	for _, t := range Transitions {
+	for _, t := range transitions {
 		if t.Action == a {
-			return t, true
+			return t.clone(), true
 		}
 	}
 	return Transition{}, false
@@ -189,9 +204,9 @@ func (t Transition) allows(s Status) bool {
 // StaffActions lists the partner-manager actions allowed from the provider's status.
 func (p *Provider) StaffActions() []Transition {
 	var out []Transition
-	for _, t := range Transitions {
+	for _, t := range transitions {
 		if !t.ByProvider && t.allows(p.Status) {
-			out = append(out, t)
+			out = append(out, t.clone())
 		}
 	}
 	return out

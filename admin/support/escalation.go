@@ -181,7 +181,7 @@ func clockLabel(c string) string {
 }
 
 func (s *Service) sendAlert(ctx context.Context, tx *gorm.DB, t *Ticket, clock, level string, due, now time.Time, res *Escalations) error {
-	tg := Targets[t.Priority]
+	tg := targets[t.Priority]
 	target := tg.Resolution
 	if clock == ClockFirstResponse {
 		target = tg.FirstResponse

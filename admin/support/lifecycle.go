@@ -48,14 +48,14 @@ type Transition struct {
 	Past    string // for the timeline and e-mails
 }
 
-// Transitions is the ticket life cycle: the only moves a ticket can make.
+// transitions is the ticket life cycle: the only moves a ticket can make.
 //
 //	new -> open (assigned) -> waiting_on_provider (clock paused) -> resolved -> closed
 //
 // A resolved ticket closes by itself AutoCloseDays after its resolution;
 // the provider may reopen it within ReopenDays (also once closed, unless
 // it was merged into another ticket).
-var Transitions = []Transition{
+var transitions = []Transition{
 	{Action: ActionOpen, From: []Status{StatusNew}, To: StatusOpen, By: byStaff, Label: "Assign", Past: "assigned"},
 	{Action: ActionWait, From: []Status{StatusOpen}, To: StatusWaiting, By: byStaff, Message: true, Label: "Ask the provider and wait", Past: "asked the provider"},
 	{Action: ActionResume, From: []Status{StatusWaiting}, To: StatusOpen, By: byStaff, Label: "Stop waiting", Past: "stopped waiting on the provider"},
@@ -77,11 +77,26 @@ func daysAfter(t time.Time, days int, loc *time.Location) time.Time {
 	return t.In(loc).AddDate(0, 0, days).UTC()
 }
 
+// Transitions returns the ticket life cycle, the only moves a ticket can
+// make (a copy: the table cannot be changed from outside).
+func Transitions() []Transition {
+	out := make([]Transition, len(transitions))
+	for i, t := range transitions {
+		out[i] = t.clone()
+	}
+	return out
+}
+
+func (t Transition) clone() Transition {
+	t.From = slices.Clone(t.From)
+	return t
+}
+
 // TransitionFor returns the table row of an action.
 func TransitionFor(a Action) (Transition, bool) {
-	for _, t := range Transitions {
+	for _, t := range transitions {
 		if t.Action == a {
-			return t, true
+			return t.clone(), true
 		}
 	}
 	return Transition{}, false
@@ -120,12 +135,12 @@ func (s *Service) Actions(t *Ticket) []Transition {
 	now := s.now()
 	staff := &policies.Principal{Kind: policies.KindStaff}
 	var out []Transition
-	for _, tr := range Transitions {
+	for _, tr := range transitions {
 		if tr.Action == ActionOpen || tr.Action == ActionMerge {
 			continue // assignment and merging have their own forms
 		}
 		if tr.check(t, staff, now, s.Location()) == nil {
-			out = append(out, tr)
+			out = append(out, tr.clone())
 		}
 	}
 	return out

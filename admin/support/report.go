@@ -97,7 +97,7 @@ func (s *Service) SLAReport(ctx context.Context, period string) (*Report, error)
 		byC[Category(r.ByCategory[i].Key)] = &r.ByCategory[i]
 	}
 	for _, row := range rows {
-		resMet := time.Duration(row.SLAUsedSeconds)*time.Second <= Targets[row.Priority].Resolution
+		resMet := time.Duration(row.SLAUsedSeconds)*time.Second <= targets[row.Priority].Resolution
 		for _, rr := range []*ReportRow{byP[row.Priority], byC[row.Category], &r.Total} {
 			if rr == nil {
 				continue

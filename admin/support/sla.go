@@ -14,13 +14,17 @@ type Target struct {
 	Resolution    time.Duration // until resolved, not counting time waiting on the provider
 }
 
-// Targets are the published service levels (one business day = 10 hours).
-var Targets = map[Priority]Target{
+// targets are the published service levels (one business day = 10 hours).
+var targets = map[Priority]Target{
 	P1: {FirstResponse: 1 * time.Hour, Resolution: 10 * time.Hour},
 	P2: {FirstResponse: 4 * time.Hour, Resolution: 30 * time.Hour},
 	P3: {FirstResponse: 10 * time.Hour, Resolution: 50 * time.Hour},
 	P4: {FirstResponse: 20 * time.Hour, Resolution: 100 * time.Hour},
 }
+
+// TargetOf returns the published service level of a priority (one
+// business day = 10 hours); the table cannot be changed from outside.
+func TargetOf(p Priority) Target { return targets[p] }
 
 // WarnShare is the share of a target after which the desk is warned (80 %).
 const (
@@ -174,7 +178,7 @@ func (c *Clock) usedResolution(t *Ticket, now time.Time) time.Duration {
 
 // State computes the ticket's SLA standing at now.
 func (c *Clock) State(t *Ticket, now time.Time) SLAState {
-	tg := Targets[t.Priority]
+	tg := targets[t.Priority]
 	var st SLAState
 	if t.FirstResponseAt != nil {
 		met := !t.FirstResponseAt.After(t.FirstResponseDue)
@@ -238,7 +242,7 @@ func (c *Clock) State(t *Ticket, now time.Time) SLAState {
 // priority, creation time and resolution clock. Call it after every change
 // to the priority, the status or the clock.
 func (c *Clock) schedule(t *Ticket) {
-	tg := Targets[t.Priority]
+	tg := targets[t.Priority]
 	t.FirstResponseDue = c.Add(t.CreatedAt, tg.FirstResponse)
 	t.FirstResponseWarnAt = c.Add(t.CreatedAt, warnPart(tg.FirstResponse))
 	if t.SLARunningSince == nil {

@@ -147,7 +147,7 @@ func (s *Service) OpenTicket(ctx context.Context, in NewTicket) (*Ticket, error)
 				"We will answer within %s of business hours (Monday to Friday, 08:00-18:00 German time).\n"+
 				"Follow the ticket in the partner portal: %s\n\nCarData partner support\n",
 				greetName(t.ContactName), t.Number(), t.Priority.Label(), t.Category.Label(), t.Subject,
-				FormatBusiness(Targets[t.Priority].FirstResponse), s.link("/portal/tickets/"+ticketRef(t.ID)))}); err != nil {
+				FormatBusiness(targets[t.Priority].FirstResponse), s.link("/portal/tickets/"+ticketRef(t.ID)))}); err != nil {
 			return err
 		}
 		if t.Priority == P1 {

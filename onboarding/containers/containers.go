@@ -90,8 +90,8 @@ type Transition struct {
 	Past  string
 }
 
-// Transitions is the container life cycle: the only moves a version can make.
-var Transitions = []Transition{
+// transitions is the container life cycle: the only moves a version can make.
+var transitions = []Transition{
 	{Action: ActSubmit, From: Draft, To: Submitted, By: []string{policies.KindProvider}, Label: "Submit for review", Past: "submitted"},
 	{Action: ActApprove, From: Submitted, To: Approved, By: []string{policies.KindStaff}, Label: "Approve", Past: "approved"},
 	{Action: ActReject, From: Submitted, To: Rejected, By: []string{policies.KindStaff}, Note: "reason", Label: "Reject", Past: "rejected"},
@@ -101,11 +101,26 @@ var Transitions = []Transition{
 		Note: "reason", Label: "Withdraw (ends all consents)", Past: "withdrawn"},
 }
 
+// Transitions returns the container life cycle, the only moves a version
+// can make (a copy: the table cannot be changed from outside).
+func Transitions() []Transition {
+	out := make([]Transition, len(transitions))
+	for i, t := range transitions {
+		out[i] = t.clone()
+	}
+	return out
+}
+
+func (t Transition) clone() Transition {
+	t.By = slices.Clone(t.By)
+	return t
+}
+
 // TransitionFor returns the row of an action.
 func TransitionFor(a Action) (Transition, bool) {
-	for _, t := range Transitions {
+	for _, t := range transitions {
 		if t.Action == a {
-			return t, true
+			return t.clone(), true
 		}
 	}
 	return Transition{}, false

@@ -101,8 +101,8 @@ type Transition struct {
 	By []string
 }
 
-// Transitions is the consent life cycle: the only moves a consent can make.
-var Transitions = []Transition{
+// transitions is the consent life cycle: the only moves a consent can make.
+var transitions = []Transition{
 	{ActGrant, Requested, Granted, []string{policies.KindCustomer}},
 	{ActDeny, Requested, Denied, []string{policies.KindCustomer}},
 	{ActExpire, Requested, Expired, []string{policies.KindSystem}}, // unanswered for 30 days, container deprecated or withdrawn, provider stopped
@@ -111,11 +111,26 @@ var Transitions = []Transition{
 	{ActSupersede, Granted, Superseded, []string{policies.KindCustomer}},
 }
 
+// Transitions returns the consent life cycle, the only moves a consent can
+// make (a copy: the table cannot be changed from outside).
+func Transitions() []Transition {
+	out := make([]Transition, len(transitions))
+	for i, t := range transitions {
+		out[i] = t.clone()
+	}
+	return out
+}
+
+func (t Transition) clone() Transition {
+	t.By = slices.Clone(t.By)
+	return t
+}
+
 // transitionFor finds the row for action from state.
 func transitionFor(a Action, from State) (Transition, bool) {
-	for _, t := range Transitions {
+	for _, t := range transitions {
 		if t.Action == a && t.From == from {
-			return t, true
+			return t.clone(), true
 		}
 	}
 	return Transition{}, false
