@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"cardata/onboarding"
+	"cardata/onboarding/catalog"
 	"cardata/onboarding/containers"
 	"cardata/policies"
 	"cardata/policies/consent"
@@ -484,26 +486,56 @@ func TestPushRecipientsAndSendTimeCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recipients := func(key string) ([]consent.Recipient, error) {
-		rs, err := w.cs.RecipientsOf(context.Background(), w.tt.DB, []consent.Reading{{VehicleID: veh.ID, Key: key, At: time.Now()}})
+	id := func(key string) int16 {
+		if k, ok := catalog.Default().Lookup(key); ok {
+			return k.ID
+		}
+		return 9999 // no such key
+	}
+	recipients := func(keys ...string) ([]consent.Recipient, error) {
+		ev := consent.VehicleEvent{VehicleID: veh.ID, At: time.Now()}
+		for _, k := range keys {
+			ev.KeyIDs = append(ev.KeyIDs, id(k))
+		}
+		rs, err := w.cs.RecipientsOf(context.Background(), w.tt.DB, []consent.VehicleEvent{ev})
 		if err != nil {
 			return nil, err
 		}
 		return rs[0], nil
 	}
 	rs, err := recipients(csLat)
-	if err != nil || len(rs) != 1 || rs[0].ConsentID != k.ID || rs[0].ContainerID != v.ContainerID || rs[0].ContainerVersion != 1 {
+	if err != nil || len(rs) != 1 || rs[0].ConsentID != k.ID || rs[0].ContainerID != v.ContainerID || rs[0].ContainerVersion != 1 ||
+		!slices.Equal(rs[0].KeyIDs, []int16{id(csLat)}) {
 		t.Fatalf("recipients of a position: %+v %v", rs, err)
 	}
 	if rs, _ := recipients(csMileage); len(rs) != 2 {
 		t.Fatalf("recipients of the mileage: %+v", rs)
 	}
-	// The fan-out asks for a whole batch at once; each reading keeps its own answer.
-	batch, err := w.cs.RecipientsOf(context.Background(), w.tt.DB, []consent.Reading{
-		{VehicleID: veh.ID, Key: csMileage, At: time.Now()}, {VehicleID: veh.ID + 1000, Key: csLat, At: time.Now()},
-		{VehicleID: veh.ID, Key: csLat, At: time.Now()}, {VehicleID: veh.ID, Key: "no.such.key", At: time.Now()}})
+	// An event of several keys: each grant with the keys its container has.
+	const heading = "vehicle.cabin.infotainment.navigation.currentLocation.heading"
+	rs, err = recipients(csLon, heading, csLat, csMileage)
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("recipients of a whole event: %+v %v", rs, err)
+	}
+	for _, r := range rs {
+		want := []int16{id(csMileage)}
+		if r.ConsentID == k.ID {
+			want = []int16{id(csMileage), id(csLat), id(csLon)}
+		}
+		slices.Sort(want)
+		if !slices.Equal(r.KeyIDs, want) {
+			t.Fatalf("recipient %d carries keys %v, want %v", r.ConsentID, r.KeyIDs, want)
+		}
+	}
+	if rs, _ := recipients(heading); len(rs) != 0 {
+		t.Fatalf("recipients of a key no container has: %+v", rs)
+	}
+	// The fan-out asks for a whole batch at once; each event keeps its own answer.
+	batch, err := w.cs.RecipientsOf(context.Background(), w.tt.DB, []consent.VehicleEvent{
+		{VehicleID: veh.ID, KeyIDs: []int16{id(csMileage)}, At: time.Now()}, {VehicleID: veh.ID + 1000, KeyIDs: []int16{id(csLat)}, At: time.Now()},
+		{VehicleID: veh.ID, KeyIDs: []int16{id(csLat), id(csLat)}, At: time.Now()}, {VehicleID: veh.ID, KeyIDs: []int16{id("no.such.key")}, At: time.Now()}})
 	if err != nil || len(batch) != 4 || len(batch[0]) != 2 || len(batch[1]) != 0 || len(batch[2]) != 1 ||
-		batch[2][0].ConsentID != k.ID || len(batch[3]) != 0 {
+		batch[2][0].ConsentID != k.ID || !slices.Equal(batch[2][0].KeyIDs, []int16{id(csLat)}) || len(batch[3]) != 0 {
 		t.Fatalf("recipients of a batch: %+v %v", batch, err)
 	}
 	if ok, reason, err := w.cs.ConsentActive(context.Background(), w.pid, k.ID, time.Now()); !ok || err != nil {

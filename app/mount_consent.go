@@ -104,20 +104,7 @@ func (a *App) mountConsent() error {
 		}
 	}
 	if a.Webhooks != nil {
-		a.Webhooks.Recipients = func(ctx context.Context, tx *gorm.DB, readings []webhooks.Reading) ([][]webhooks.Recipient, error) {
-			qs := make([]consent.Reading, len(readings))
-			for i, r := range readings {
-				qs[i] = consent.Reading{VehicleID: r.VehicleID, Key: r.Key, At: r.At}
-			}
-			rss, err := cs.RecipientsOf(ctx, tx, qs)
-			out := make([][]webhooks.Recipient, len(rss))
-			for i, rs := range rss {
-				for _, r := range rs {
-					out[i] = append(out[i], webhooks.Recipient{ProviderID: r.ProviderID, ConsentID: r.ConsentID, ContainerID: r.ContainerID, ContainerVersion: r.ContainerVersion})
-				}
-			}
-			return out, err
-		}
+		a.Webhooks.Recipients = cs.RecipientsOf
 		a.Webhooks.ConsentActive = func(ctx context.Context, c webhooks.ConsentCheck) (bool, string, error) {
 			return cs.ConsentActive(ctx, c.ProviderID, c.ConsentID, time.Now())
 		}

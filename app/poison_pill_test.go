@@ -95,8 +95,8 @@ func TestPoisonedVehicleEventIsDeadLetteredAndStopsNothing(t *testing.T) {
 	apiIngest(t, tt, w.VIN, apiKeyServiceCall, `{"reason":"before"}`, time.Now().Add(-3*time.Minute))
 	// The ingest refuses this value now; it is forced in as an older
 	// version (or a hand-made row) would have left it.
-	if err := tt.DB.Exec(`INSERT INTO vehicle_events (vehicle_id, key_id, event_type, value, read_at)
-		SELECT v.id, k.id, k.push_event, ?, now() - interval '2 minutes' FROM vehicles v, catalog_keys k WHERE v.vin = ? AND k.key = ?`,
+	if err := tt.DB.Exec(`INSERT INTO vehicle_events (vehicle_id, key_ids, event_type, key_values, read_at)
+		SELECT v.id, ARRAY[k.id], k.push_event, ARRAY[?], now() - interval '2 minutes' FROM vehicles v, catalog_keys k WHERE v.vin = ? AND k.key = ?`,
 		`[{"t":"a\u0000b"}]`, w.VIN, apiKeyServiceCall).Error; err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestPoisonedVehicleEventIsDeadLetteredAndStopsNothing(t *testing.T) {
 		Value string
 		Error string
 	}
-	tt.DB.Raw("SELECT id, value, error FROM vehicle_events_dead").Scan(&dead)
+	tt.DB.Raw("SELECT id, key_values[1] AS value, error FROM vehicle_events_dead").Scan(&dead)
 	if len(dead) != 1 || dead[0].Value != `[{"t":"a\u0000b"}]` || !strings.Contains(dead[0].Error, "22P05") {
 		t.Fatalf("dead letters: %+v", dead)
 	}
@@ -156,7 +156,7 @@ func TestPoisonedVehicleEventIsDeadLetteredAndStopsNothing(t *testing.T) {
 		t.Fatalf("second retry of the same event: %d", res.Status)
 	}
 	var back string
-	tt.DB.Raw("SELECT value FROM vehicle_events WHERE id = ?", dead[0].ID).Scan(&back)
+	tt.DB.Raw("SELECT key_values[1] FROM vehicle_events WHERE id = ?", dead[0].ID).Scan(&back)
 	if back != dead[0].Value {
 		t.Fatalf("the retry did not queue the event again: %q", back)
 	}
@@ -166,7 +166,7 @@ func TestPoisonedVehicleEventIsDeadLetteredAndStopsNothing(t *testing.T) {
 		t.Fatalf("%d audit entries for the retry", audited)
 	}
 	// Once its cause is repaired, the retried event is pushed.
-	tt.DB.Exec(`UPDATE vehicle_events SET value = '[{"t":"repaired"}]' WHERE id = ?`, dead[0].ID)
+	tt.DB.Exec(`UPDATE vehicle_events SET key_values = ARRAY['[{"t":"repaired"}]'] WHERE id = ?`, dead[0].ID)
 	if n, err := hooks.FanOut(tt.Ctx, 100); err != nil || n != 1 {
 		t.Fatalf("fan-out after the retry: %d %v", n, err)
 	}

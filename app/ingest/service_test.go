@@ -180,7 +180,7 @@ func TestEventsOutbox(t *testing.T) {
 	t1, t2 := f.now.Add(-2*time.Hour), f.now.Add(-time.Hour)
 	events := func() []string {
 		var out []string
-		f.db.Raw("SELECT event_type || ':' || value FROM vehicle_events ORDER BY id").Scan(&out)
+		f.db.Raw("SELECT event_type || ':' || array_to_string(key_values, ',') FROM vehicle_events ORDER BY id").Scan(&out)
 		return out
 	}
 	// Two positions in one batch: one event, with the newest.
@@ -227,6 +227,65 @@ func TestEventsOutbox(t *testing.T) {
 	}
 	if n := f.count(t, "SELECT count(*) FROM vehicle_events"); n != 4 {
 		t.Fatalf("pending events: %d", n)
+	}
+}
+
+// A vehicle event is one thing that happened at one reading time: the keys
+// of an event type read together make one outbox row with all of them, in
+// key order (issue 17).
+func TestEventsAreWhole(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 2)
+	v, w := f.vins[0], f.vins[1]
+	const (
+		kLon     = "vehicle.cabin.infotainment.navigation.currentLocation.longitude"
+		kHeading = "vehicle.cabin.infotainment.navigation.currentLocation.heading"
+		kAlt     = "vehicle.cabin.infotainment.navigation.currentLocation.altitude"
+		kTele    = "vehicle.status.teleServiceCall"
+		kOil     = "vehicle.drivetrain.engine.oil.levelWarning"
+		kTyre    = "vehicle.chassis.tirePressureMonitoring.warning"
+	)
+	type event struct {
+		VIN       string `gorm:"column:vin"`
+		EventType string
+		Keys      string
+		Vals      string
+	}
+	events := func() []event {
+		var out []event
+		f.db.Raw(`SELECT v.vin, e.event_type, array_to_string(e.key_ids, ',') AS keys, array_to_string(e.key_values, '|') AS vals
+			FROM vehicle_events e JOIN vehicles v ON v.id = e.vehicle_id ORDER BY e.id`).Scan(&out)
+		f.db.Exec("DELETE FROM vehicle_events")
+		return out
+	}
+	t1, t2, t3 := f.now.Add(-3*time.Hour), f.now.Add(-2*time.Hour), f.now.Add(-time.Hour)
+	// Latitude, longitude, heading and altitude read together: one position
+	// update; the mileage read with them is no part of it.
+	f.ingest(t, sig(v, kHeading, "90", t1), sig(v, kLat, "48.1", t1), sig(v, kMileage, "10", t1), sig(v, kLon, "11.5", t1), sig(v, kAlt, "520", t1),
+		sig(w, kLat, "52.5", t1)) // only a latitude: still one event
+	if got := events(); len(got) != 2 || got[0] != (event{v, "position_updated", "150,151,152,153", "48.1|11.5|520|90"}) ||
+		got[1] != (event{w, "position_updated", "150", "52.5"}) {
+		t.Fatalf("events = %+v", got)
+	}
+	// Only the longitude changed: the event still carries the position as read.
+	f.ingest(t, sig(v, kLat, "48.1", t2), sig(v, kLon, "11.6", t2), sig(v, kHeading, "90", t2))
+	if got := events(); len(got) != 1 || got[0] != (event{v, "position_updated", "150,151,153", "48.1|11.6|90"}) {
+		t.Fatalf("events = %+v", got)
+	}
+	// Nothing changed: no event.
+	f.ingest(t, sig(v, kLat, "48.1", t3), sig(v, kLon, "11.6", t3))
+	if got := events(); len(got) != 0 {
+		t.Fatalf("an unchanged position made events: %+v", got)
+	}
+	// Event keys: two check control warnings read at one time are one event,
+	// the service calls another, a warning read at another time a third.
+	f.ingest(t, sig(v, kOil, "true", t3), sig(v, kTyre, "true", t3), sig(v, kCall, `{"reason":"OIL"}`, t3), sig(v, kTele, `{"dtc":"P0300"}`, t3),
+		sig(v, kOil, "true", t2))
+	got := events()
+	slices.SortFunc(got, func(a, b event) int { return strings.Compare(a.EventType+a.Keys, b.EventType+b.Keys) })
+	if len(got) != 3 || got[0] != (event{v, "check_control", "97", "true"}) || got[1] != (event{v, "check_control", "97,98", "true|true"}) ||
+		got[2] != (event{v, "service_call", "90,91", `{"reason":"OIL"}|{"dtc":"P0300"}`}) {
+		t.Fatalf("events = %+v", got)
 	}
 }
 

@@ -60,24 +60,35 @@ ON CONFLICT (vehicle_id, key_id) DO UPDATE
 
 // applySQL moves the staged batch into history, latest values and the event
 // outbox, then commits: one round trip. The history gets one row per vehicle
-// and reading time (the keys of a snapshot in arrays). A pushable state key
-// (a position, the lock state) produces an event when its reading becomes
-// the latest value with a changed value (changed_at = read_at after the
-// upsert, which also holds for a first value); every reading of an event key
-// (a service call) produces one.
+// and reading time (the keys of a snapshot in arrays). A vehicle event is
+// one thing that happened at one reading time: one outbox row per vehicle,
+// reading time and catalog event type, with the keys of that type read then
+// (a position update: latitude, longitude, heading, altitude) in arrays in
+// key order. For state keys (push = 1: a position, the lock state) the event
+// exists when at least one of its keys' readings became the latest value
+// with a changed value (changed_at = read_at after the upsert, which also
+// holds for a first value), and it carries every key of its type in that
+// reading; readings of event keys (push = 2: a service call) always make
+// one.
 var applySQL = `INSERT INTO vehicle_snapshots (vehicle_id, read_at, received_at, key_ids, key_values)
 SELECT vehicle_id, read_at, now(), array_agg(key_id), array_agg(value) FROM ingest_stage GROUP BY vehicle_id, read_at;
 ` + fmt.Sprintf(UpsertLatestSQL, "vehicle_latest_values", " AND push <> 1") + `;
 WITH up AS (
 ` + fmt.Sprintf(UpsertLatestSQL, "vehicle_latest_values", " AND push = 1") + `
-    RETURNING l.vehicle_id, l.key_id, l.read_at, l.value, l.changed_at)
-INSERT INTO vehicle_events (vehicle_id, key_id, event_type, value, read_at)
-SELECT up.vehicle_id, up.key_id, k.push_event, up.value, up.read_at
-FROM up JOIN catalog_keys k ON k.id = up.key_id
-WHERE up.changed_at = up.read_at;
-INSERT INTO vehicle_events (vehicle_id, key_id, event_type, value, read_at)
-SELECT s.vehicle_id, s.key_id, k.push_event, s.value, s.read_at
-FROM ingest_stage s JOIN catalog_keys k ON k.id = s.key_id WHERE s.push = 2;
+    RETURNING l.vehicle_id, l.key_id, l.read_at, l.changed_at),
+changed AS (
+    SELECT DISTINCT up.vehicle_id, up.read_at, k.push_event
+    FROM up JOIN catalog_keys k ON k.id = up.key_id WHERE up.changed_at = up.read_at)
+INSERT INTO vehicle_events (vehicle_id, event_type, key_ids, key_values, read_at)
+SELECT s.vehicle_id, k.push_event, array_agg(s.key_id ORDER BY s.key_id), array_agg(s.value ORDER BY s.key_id), s.read_at
+FROM ingest_stage s JOIN catalog_keys k ON k.id = s.key_id
+JOIN changed c ON c.vehicle_id = s.vehicle_id AND c.read_at = s.read_at AND c.push_event = k.push_event
+WHERE s.push = 1
+GROUP BY s.vehicle_id, s.read_at, k.push_event;
+INSERT INTO vehicle_events (vehicle_id, event_type, key_ids, key_values, read_at)
+SELECT s.vehicle_id, k.push_event, array_agg(s.key_id ORDER BY s.key_id), array_agg(s.value ORDER BY s.key_id), s.read_at
+FROM ingest_stage s JOIN catalog_keys k ON k.id = s.key_id WHERE s.push = 2
+GROUP BY s.vehicle_id, s.read_at, k.push_event;
 COMMIT`
 
 // prepareRows sorts the batch by (vehicle, key, newest first) and marks the

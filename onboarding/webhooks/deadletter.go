@@ -17,6 +17,7 @@ import (
 
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/sqlarray"
 )
 
 // Stages of the push pipeline that dead-letter (the metric's label).
@@ -75,11 +76,17 @@ func poison(err error) bool {
 	return !errors.As(err, &ce)
 }
 
-// deadLetterEvent sets a claimed (already deleted) vehicle event aside.
-func deadLetterEvent(tx *gorm.DB, ve pendingVehicleEvent, cause error, now time.Time) error {
-	err := tx.Exec(`INSERT INTO vehicle_events_dead (id, vehicle_id, key_id, event_type, value, read_at, created_at, error, failed_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET error = excluded.error, failed_at = excluded.failed_at`,
-		ve.ID, ve.VehicleID, ve.KeyID, ve.EventType, ve.Value, ve.ReadAt, ve.CreatedAt, clip(errText(cause), 2000), now).Error
+// deadLetterEvent sets a claimed (already deleted) vehicle event aside, with
+// all its keys and values.
+func deadLetterEvent(tx *gorm.DB, ve *pendingVehicleEvent, cause error, now time.Time) error {
+	values := make(sqlarray.Texts, len(ve.Keys))
+	for i, k := range ve.Keys {
+		values[i] = k.Value
+	}
+	err := tx.Exec(`INSERT INTO vehicle_events_dead (id, vehicle_id, event_type, key_ids, key_values, read_at, created_at, error, failed_at)
+		VALUES (?, ?, ?, ?::smallint[], ?::text[], ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET error = excluded.error, failed_at = excluded.failed_at`,
+		ve.ID, ve.VehicleID, ve.EventType, sqlarray.Int16s(ve.keyIDs()), values, ve.ReadAt, ve.CreatedAt, clip(errText(cause), 2000), now).Error
 	return errs.Wrap(err, "dead-letter vehicle event")
 }
 
@@ -95,7 +102,9 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// DeadEvent is a vehicle event the fan-out set aside.
+// DeadEvent is a vehicle event the fan-out set aside. An event has one or
+// more keys: Key lists their names (", "), Value their values in the same
+// order (" | ").
 type DeadEvent struct {
 	ID        int64
 	VehicleID int64
@@ -108,13 +117,17 @@ type DeadEvent struct {
 	Error     string
 }
 
+// deadKeyNames renders the key names of a dead-lettered event (d) for staff.
+const deadKeyNames = `(SELECT string_agg(coalesce(k.key, u.id::text), ', ' ORDER BY u.n)
+	FROM unnest(d.key_ids) WITH ORDINALITY AS u(id, n) LEFT JOIN catalog_keys k ON k.id = u.id)`
+
 // DeadEvents lists the vehicle events set aside by the fan-out, newest
 // first, and how many there are.
 func (s *Service) DeadEvents(ctx context.Context, limit int) ([]DeadEvent, int64, error) {
 	var out []DeadEvent
-	err := s.DB.WithContext(ctx).Raw(`SELECT d.id, d.vehicle_id, coalesce(v.vin, '') AS vin, coalesce(k.key, d.key_id::text) AS key,
-			d.event_type, d.value, d.read_at, d.failed_at, d.error
-		FROM vehicle_events_dead d LEFT JOIN vehicles v ON v.id = d.vehicle_id LEFT JOIN catalog_keys k ON k.id = d.key_id
+	err := s.DB.WithContext(ctx).Raw(`SELECT d.id, d.vehicle_id, coalesce(v.vin, '') AS vin, `+deadKeyNames+` AS key,
+			d.event_type, array_to_string(d.key_values, ' | ') AS value, d.read_at, d.failed_at, d.error
+		FROM vehicle_events_dead d LEFT JOIN vehicles v ON v.id = d.vehicle_id
 		ORDER BY d.failed_at DESC, d.id DESC LIMIT ?`, limit).Scan(&out).Error
 	if err != nil {
 		return nil, 0, errs.Wrap(err, "dead vehicle events")
@@ -139,9 +152,9 @@ func (s *Service) RetryDeadEvent(ctx context.Context, id int64) error {
 			Error string
 		}
 		err := tx.Raw(`WITH d AS (DELETE FROM vehicle_events_dead WHERE id = ? RETURNING *),
-			ins AS (INSERT INTO vehicle_events (id, vehicle_id, key_id, event_type, value, read_at, created_at)
-				SELECT id, vehicle_id, key_id, event_type, value, read_at, created_at FROM d)
-			SELECT d.id, coalesce(k.key, '') AS key, d.error FROM d LEFT JOIN catalog_keys k ON k.id = d.key_id`, id).Scan(&ev).Error
+			ins AS (INSERT INTO vehicle_events (id, vehicle_id, event_type, key_ids, key_values, read_at, created_at)
+				SELECT id, vehicle_id, event_type, key_ids, key_values, read_at, created_at FROM d)
+			SELECT d.id, coalesce(`+deadKeyNames+`, '') AS key, d.error FROM d`, id).Scan(&ev).Error
 		if err != nil {
 			return errs.Wrap(err, "retry dead vehicle event")
 		}

@@ -1,7 +1,6 @@
 package webhooks
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"slices"
@@ -11,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"cardata/policies/consent"
 	"cardata/policies/errs"
 	"cardata/policies/sqlarray"
 )
@@ -55,34 +55,99 @@ func NewValue(dataType, unit, text string, readAt time.Time) Value {
 }
 
 // TelematicsData is the data of a telematics push: the same shape as the
-// API's telematicData response, with the one value that changed.
+// API's telematicData response, with the keys of one vehicle event that the
+// recipient's container allows.
 type TelematicsData struct {
 	VIN           string           `json:"vin"`
 	ContainerID   int64            `json:"containerId"`
 	TelematicData map[string]Value `json:"telematicData"`
 }
 
+// eventKey is one key of a vehicle event with its value.
+type eventKey struct {
+	ID       int16
+	Key      string
+	Unit     string
+	DataType string
+	Value    string
+}
+
+// pendingVehicleEvent is a claimed vehicle event: one thing that happened
+// at one reading time, with the keys of its type read then.
 type pendingVehicleEvent struct {
 	ID        int64
 	VehicleID int64
-	KeyID     int16
-	Key       string
-	Unit      string
-	DataType  string
 	EventType string
-	Value     string
 	ReadAt    time.Time
 	CreatedAt time.Time
+	Keys      []eventKey
+}
+
+func (ve *pendingVehicleEvent) keyIDs() []int16 {
+	out := make([]int16, len(ve.Keys))
+	for i, k := range ve.Keys {
+		out[i] = k.ID
+	}
+	return out
+}
+
+// claimVehicleEvents claims and deletes up to limit vehicle events (SKIP
+// LOCKED, so replicas share the work), in id order, each with its keys in
+// the stored order. A key read twice at the same time (two readings of one
+// key in a batch) is carried once, with its first value.
+func claimVehicleEvents(tx *gorm.DB, limit int) ([]pendingVehicleEvent, error) {
+	var rows []struct {
+		ID        int64
+		VehicleID int64
+		EventType string
+		ReadAt    time.Time
+		CreatedAt time.Time
+		KeyID     int16
+		Key       string
+		Unit      string
+		DataType  string
+		Value     string
+	}
+	err := tx.Raw(`WITH c AS (SELECT id FROM vehicle_events ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED),
+			d AS (DELETE FROM vehicle_events ve USING c WHERE ve.id = c.id
+				RETURNING ve.id, ve.vehicle_id, ve.event_type, ve.read_at, ve.created_at, ve.key_ids, ve.key_values)
+		SELECT d.id, d.vehicle_id, d.event_type, d.read_at, d.created_at, u.key_id, u.value,
+			coalesce(k.key, '') AS key, coalesce(k.unit, '') AS unit, coalesce(k.data_type, '') AS data_type
+		FROM d CROSS JOIN LATERAL unnest(d.key_ids, d.key_values) WITH ORDINALITY AS u(key_id, value, n)
+		LEFT JOIN catalog_keys k ON k.id = u.key_id
+		ORDER BY d.id, u.n`, limit).Scan(&rows).Error
+	if err != nil {
+		return nil, errs.Wrap(err, "claim vehicle events")
+	}
+	var evs []pendingVehicleEvent
+	for _, r := range rows {
+		if len(evs) == 0 || evs[len(evs)-1].ID != r.ID {
+			evs = append(evs, pendingVehicleEvent{ID: r.ID, VehicleID: r.VehicleID, EventType: r.EventType, ReadAt: r.ReadAt, CreatedAt: r.CreatedAt})
+		}
+		ve := &evs[len(evs)-1]
+		if slices.ContainsFunc(ve.Keys, func(k eventKey) bool { return k.ID == r.KeyID }) {
+			continue
+		}
+		ve.Keys = append(ve.Keys, eventKey{ID: r.KeyID, Key: r.Key, Unit: r.Unit, DataType: r.DataType, Value: r.Value})
+	}
+	return evs, nil
 }
 
 // FanOut turns up to limit unprocessed vehicle events (the ingest's outbox)
-// into events for the providers entitled to them, and removes them from the
+// into pushes for the providers entitled to them, and removes them from the
 // outbox, in one transaction with a constant number of statements: the
 // claim (SKIP LOCKED, so replicas share the work) deletes the rows as it
 // returns them (a delete costs a fraction of an update that leaves the
-// pending index: the readings themselves are in the history), the recipients of all events are found in one query, and
-// only vehicles with recipients are looked up. Without a Recipients
-// function (the consent module not wired) it leaves the outbox alone.
+// pending index: the readings themselves are in the history), the
+// recipients of all events are found in one query, and only vehicles with
+// recipients are looked up. Without a Recipients function (the consent
+// module not wired) it leaves the outbox alone.
+//
+// A vehicle event is one thing that happened at one reading time (a
+// position update: latitude, longitude, heading, altitude): each recipient
+// whose container allows at least one of its keys gets one push, carrying
+// the keys its container allows, and is billed for one push when it is
+// delivered.
 //
 // One event that cannot be processed (a value its push cannot carry) must
 // not hold up the events behind it: when the batch fails on such an error
@@ -106,26 +171,15 @@ func (s *Service) fanOut(ctx context.Context, limit int, isolate bool) (n, dead 
 		return 0, 0, nil
 	}
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var evs []pendingVehicleEvent
-		err := tx.Raw(`WITH c AS (
-				SELECT ve.id, coalesce(k.key, '') AS key, coalesce(k.unit, '') AS unit, coalesce(k.data_type, '') AS data_type
-				FROM vehicle_events ve LEFT JOIN catalog_keys k ON k.id = ve.key_id
-				ORDER BY ve.id LIMIT ? FOR UPDATE OF ve SKIP LOCKED)
-			DELETE FROM vehicle_events ve USING c WHERE ve.id = c.id
-			RETURNING ve.id, ve.vehicle_id, ve.key_id, c.key, c.unit, c.data_type, ve.event_type, ve.value, ve.read_at, ve.created_at`,
-			limit).Scan(&evs).Error
-		if err != nil {
-			return errs.Wrap(err, "claim vehicle events")
+		evs, err := claimVehicleEvents(tx, limit)
+		if err != nil || len(evs) == 0 {
+			return err
 		}
-		if len(evs) == 0 {
-			return nil
+		queries := make([]consent.VehicleEvent, len(evs))
+		for i := range evs {
+			queries[i] = consent.VehicleEvent{VehicleID: evs[i].VehicleID, At: evs[i].ReadAt, KeyIDs: evs[i].keyIDs()}
 		}
-		slices.SortFunc(evs, func(a, b pendingVehicleEvent) int { return cmp.Compare(a.ID, b.ID) })
-		readings := make([]Reading, len(evs))
-		for i, ve := range evs {
-			readings[i] = Reading{VehicleID: ve.VehicleID, Key: ve.Key, At: ve.ReadAt}
-		}
-		recipients, err := s.Recipients(ctx, tx, readings)
+		recipients, err := s.Recipients(ctx, tx, queries)
 		if err != nil {
 			return err
 		}
@@ -148,18 +202,28 @@ func (s *Service) fanOut(ctx context.Context, limit int, isolate bool) (n, dead 
 				vins[r.ID] = r.VIN
 			}
 		}
-		for i, ve := range evs {
+		for i := range evs {
+			ve := &evs[i]
 			if len(recipients[i]) == 0 {
 				continue
 			}
 			emit := func(tx *gorm.DB) error {
 				for _, r := range recipients[i] {
 					src, vin := ve.ID, vins[ve.VehicleID]
-					data := TelematicsData{VIN: vin, ContainerID: r.ContainerID,
-						TelematicData: map[string]Value{ve.Key: NewValue(ve.DataType, ve.Unit, ve.Value, ve.ReadAt)}}
+					data := TelematicsData{VIN: vin, ContainerID: r.ContainerID, TelematicData: map[string]Value{}}
+					var keyIDs []int16
+					for _, k := range ve.Keys {
+						if k.Key != "" && slices.Contains(r.KeyIDs, k.ID) {
+							data.TelematicData[k.Key] = NewValue(k.DataType, k.Unit, k.Value, ve.ReadAt)
+							keyIDs = append(keyIDs, k.ID)
+						}
+					}
+					if len(keyIDs) == 0 {
+						continue // none of the keys it may have is a catalog key any more
+					}
 					if _, err := s.Emit(ctx, tx, NewEvent{ProviderID: r.ProviderID, Type: TypeForPushEvent(ve.EventType), VIN: vin,
-						ContainerID: r.ContainerID, ContainerVersion: r.ContainerVersion, ConsentID: r.ConsentID, KeysCount: 1, KeyIDs: []int16{ve.KeyID},
-						SourceEventID: &src, Data: data}); err != nil {
+						ContainerID: r.ContainerID, ContainerVersion: r.ContainerVersion, ConsentID: r.ConsentID,
+						KeysCount: len(keyIDs), KeyIDs: keyIDs, SourceEventID: &src, Data: data}); err != nil {
 						return err
 					}
 				}
@@ -182,7 +246,7 @@ func (s *Service) fanOut(ctx context.Context, limit int, isolate bool) (n, dead 
 			if err := deadLetterEvent(tx, ve, err, s.now()); err != nil {
 				return err
 			}
-			s.log().Error("vehicle event dead-lettered", "vehicle_event", ve.ID, "key", ve.Key, "error", err.Error())
+			s.log().Error("vehicle event dead-lettered", "vehicle_event", ve.ID, "event_type", ve.EventType, "error", err.Error())
 			dead++
 		}
 		n = len(evs)

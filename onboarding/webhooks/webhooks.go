@@ -10,9 +10,10 @@
 // It also declares the provider's read view of its delivery ledger and
 // usage (ledger.go), shown by the API, the portal and the staff pages.
 //
-// Neither the consent module nor billing is imported (billing sits above
-// onboarding): the service takes functions (Recipients, ConsentActive,
-// RecordPush) that app wires to them.
+// Billing is not imported (it sits above onboarding), nor is the consent
+// module's service: the service takes functions (Recipients, ConsentActive,
+// RecordPush) that app wires to them; the recipients' types are the consent
+// module's (policies/consent), one set for both.
 package webhooks
 
 import (
@@ -38,6 +39,7 @@ import (
 	"cardata/onboarding/catalog"
 	"cardata/policies"
 	"cardata/policies/audit"
+	"cardata/policies/consent"
 	"cardata/policies/errs"
 	"cardata/policies/sqlarray"
 )
@@ -179,25 +181,12 @@ type Attempt struct {
 
 func (Attempt) TableName() string { return "webhook_attempts" }
 
-// Recipient is a provider entitled to a vehicle event: it holds an active
-// consent whose container includes the event's key.
-type Recipient struct {
-	ProviderID       int64
-	ConsentID        int64
-	ContainerID      int64
-	ContainerVersion int
-}
-
-// Reading is a vehicle event's reading: the key of a vehicle, read at At.
-type Reading struct {
-	VehicleID int64
-	Key       string
-	At        time.Time
-}
-
-// RecipientsFunc finds the recipients of each reading, in order (the
-// consent module answers it, in the caller's transaction, in one query).
-type RecipientsFunc func(ctx context.Context, tx *gorm.DB, readings []Reading) ([][]Recipient, error)
+// RecipientsFunc finds the recipients of each vehicle event, in order,
+// each with the event's keys its container allows (the consent module
+// answers it, consent.Service.RecipientsOf, in the caller's transaction,
+// in one query). The types are the consent module's own: onboarding sits
+// above policies, so there is one set of them and nothing to copy.
+type RecipientsFunc func(ctx context.Context, tx *gorm.DB, events []consent.VehicleEvent) ([][]consent.Recipient, error)
 
 // ConsentCheck names what a data-carrying push flows under.
 type ConsentCheck struct {

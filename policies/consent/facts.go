@@ -9,6 +9,7 @@ import (
 
 	"cardata/policies"
 	"cardata/policies/errs"
+	"cardata/policies/sqlarray"
 )
 
 // Refs are the ids behind a decision that the provider API records in the
@@ -147,46 +148,60 @@ func (s *Service) Decide(ctx context.Context, providerID, clientID int64, vin st
 	return policies.Decide(f), f, refs, nil
 }
 
-// Recipient is a provider entitled to a reading of one key of a vehicle:
-// it holds a grant in force for a container version with that key.
+// VehicleEvent is a vehicle event the push fan-out looks for recipients
+// of: the keys a vehicle read at one time (a position update: latitude,
+// longitude, heading, altitude).
+type VehicleEvent struct {
+	VehicleID int64
+	At        time.Time
+	KeyIDs    []int16
+}
+
+// Recipient is a provider entitled to (part of) a vehicle event: it holds a
+// grant in force for a container version with at least one of the event's
+// keys; KeyIDs are those keys, in id order (what its push may carry).
 type Recipient struct {
 	ProviderID       int64
 	ConsentID        int64
 	ContainerID      int64
 	ContainerVersion int
+	KeyIDs           []int16
 }
 
-// Reading names a reading of key for a vehicle at a time.
-type Reading struct {
-	VehicleID int64
-	Key       string
-	At        time.Time
-}
-
-// RecipientsOf finds who may be pushed each reading, in tx (the push
+// RecipientsOf finds who may be pushed each vehicle event, in tx (the push
 // fan-out's transaction), in one query: out[i] are the recipients of
-// readings[i], by provider and consent. The send-time check
-// (ConsentActive) decides again before anything leaves.
-func (s *Service) RecipientsOf(ctx context.Context, tx *gorm.DB, readings []Reading) ([][]Recipient, error) {
-	out := make([][]Recipient, len(readings))
-	if len(readings) == 0 {
+// events[i], by provider and consent, each with the event's keys its
+// container allows. The send-time check (ConsentActive) decides again
+// before anything leaves.
+func (s *Service) RecipientsOf(ctx context.Context, tx *gorm.DB, events []VehicleEvent) ([][]Recipient, error) {
+	out := make([][]Recipient, len(events))
+	if len(events) == 0 {
 		return out, nil
 	}
-	vehicles, keys, ats := make([]int64, len(readings)), make([]string, len(readings)), make([]time.Time, len(readings))
-	for i, r := range readings {
-		vehicles[i], keys[i], ats[i] = r.VehicleID, r.Key, r.At.UTC()
+	vehicles, ats := make([]int64, len(events)), make([]time.Time, len(events))
+	var idx []int64 // the keys of all events, flat: event index (1-based) and key
+	var keys []int16
+	for i, e := range events {
+		vehicles[i], ats[i] = e.VehicleID, e.At.UTC()
+		for _, k := range e.KeyIDs {
+			idx, keys = append(idx, int64(i+1)), append(keys, k)
+		}
 	}
-	// The fan-out asks for thousands of readings at a time: the arrays go to
+	// The fan-out asks for thousands of events at a time: the arrays go to
 	// pgx as Go slices (binary), not through gorm, which would expand them.
-	rows, err := tx.Statement.ConnPool.QueryContext(ctx, `SELECT q.i, c.provider_id, c.id, c.container_id, cv.version
-		FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS q(vehicle_id, key, at, i)
+	rows, err := tx.Statement.ConnPool.QueryContext(ctx, `WITH q AS (
+			SELECT * FROM unnest($1::bigint[], $2::timestamptz[]) WITH ORDINALITY AS q(vehicle_id, at, i)),
+		qk AS (SELECT * FROM unnest($3::bigint[], $4::smallint[]) AS qk(i, key_id))
+		SELECT q.i, c.provider_id, c.id, c.container_id, cv.version, array_agg(DISTINCT qk.key_id ORDER BY qk.key_id)
+		FROM q
 		JOIN consents c ON c.vehicle_id = q.vehicle_id AND c.state = 'granted' AND (c.ends_at IS NULL OR c.ends_at > q.at)
 		JOIN container_versions cv ON cv.id = c.container_version_id AND cv.state IN ('approved','deprecated')
 		JOIN providers p ON p.id = c.provider_id AND p.status = 'active'
+		JOIN qk ON qk.i = q.i
+		JOIN container_version_keys ck ON ck.version_id = cv.id AND ck.key_id = qk.key_id
 		WHERE EXISTS (SELECT 1 FROM vehicle_holders h WHERE h.vehicle_id = c.vehicle_id AND h.account_id = c.account_id AND h.role = 'primary')
-		  AND EXISTS (SELECT 1 FROM container_version_keys ck JOIN catalog_keys k ON k.id = ck.key_id
-			WHERE ck.version_id = cv.id AND k.key = q.key)
-		ORDER BY q.i, c.provider_id, c.id`, vehicles, keys, ats)
+		GROUP BY q.i, c.provider_id, c.id, c.container_id, cv.version
+		ORDER BY q.i, c.provider_id, c.id`, vehicles, ats, idx, keys)
 	if err != nil {
 		return nil, errs.Wrap(err, "push recipients")
 	}
@@ -194,9 +209,11 @@ func (s *Service) RecipientsOf(ctx context.Context, tx *gorm.DB, readings []Read
 	for rows.Next() {
 		var i int
 		var r Recipient
-		if err := rows.Scan(&i, &r.ProviderID, &r.ConsentID, &r.ContainerID, &r.ContainerVersion); err != nil {
+		var keyIDs sqlarray.Int16s
+		if err := rows.Scan(&i, &r.ProviderID, &r.ConsentID, &r.ContainerID, &r.ContainerVersion, &keyIDs); err != nil {
 			return nil, errs.Wrap(err, "push recipients")
 		}
+		r.KeyIDs = keyIDs
 		out[i-1] = append(out[i-1], r)
 	}
 	if err := rows.Err(); err != nil {
