@@ -28,6 +28,7 @@ func (h *CustomerHandlers) Routes(r fiber.Router) {
 	r.Get("/customers/:id", h.show)
 	r.Post("/customers/:id/data-reports", h.requestReport)
 	r.Get("/customers/:id/data-reports/:report", h.download)
+	r.Post("/customers/:id/data-reports/:report/retry", h.retryReport)
 	r.Get("/customers/:id/transactions", h.transactions)
 }
 
@@ -43,21 +44,34 @@ func (h *CustomerHandlers) loc() *time.Location {
 	return time.UTC
 }
 
+type customersIndex struct {
+	Customers []consent.Customer
+	// DeadReports are the data reports the builder set aside (all
+	// customers), DeadTotal how many there are.
+	DeadReports []consent.DeadReport
+	DeadTotal   int64
+}
+
 func (h *CustomerHandlers) index(c *fiber.Ctx) error {
 	pager := templates.NewPager(c, 25)
 	q := c.Query("q")
-	var list []consent.Customer
+	var data customersIndex
 	if q != "" {
 		var total int64
 		var err error
-		list, total, err = h.Consents.FindCustomers(c.UserContext(), q, pager.Offset(), pager.PerPage)
+		data.Customers, total, err = h.Consents.FindCustomers(c.UserContext(), q, pager.Offset(), pager.PerPage)
 		if err != nil {
 			return err
 		}
 		pager.Total = total
 	}
+	var err error
+	data.DeadReports, data.DeadTotal, err = h.Consents.DeadReports(c.UserContext(), 50)
+	if err != nil {
+		return err
+	}
 	return h.View.Render(c, fiber.StatusOK, "admin/customers/index", &templates.Page{Title: "Customer requests", Pager: pager,
-		Form: map[string]string{"q": q}, Data: list})
+		Form: map[string]string{"q": q}, Data: data})
 }
 
 type customerPage struct {
@@ -128,6 +142,23 @@ func (h *CustomerHandlers) download(c *fiber.Ctx) error {
 		return err
 	}
 	return templates.SendFile(c, name, "application/zip", data)
+}
+
+// retryReport queues a data report the builder set aside once more.
+func (h *CustomerHandlers) retryReport(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	rid, err := strconv.ParseInt(c.Params("report"), 10, 64)
+	if err != nil || rid <= 0 {
+		return consent.ErrDeadReportNotFound
+	}
+	if err := h.Consents.RetryDataReport(c.UserContext(), id, rid); err != nil {
+		return err
+	}
+	templates.SetFlash(c, "success", fmt.Sprintf("Data report %d is queued again; it is built in the background within a few minutes.", rid))
+	return c.Redirect("/admin/customers/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
 }
 
 // transactions downloads the transaction report as CSV or PDF.

@@ -72,6 +72,7 @@ func TestContainerConsentCustomerRoleMatrix(t *testing.T) {
 		{"GET", fmt.Sprintf("/admin/customers/%d/transactions?format=csv", anna), nil, []string{su, au}},
 		{"GET", fmt.Sprintf("/admin/customers/%d/data-reports/999", anna), nil, []string{su, au}},
 		{"POST", fmt.Sprintf("/admin/customers/%d/data-reports", anna), nil, []string{su, au}},
+		{"POST", fmt.Sprintf("/admin/customers/%d/data-reports/999/retry", anna), nil, []string{su, au}},
 		{"GET", "/portal/containers", nil, []string{pa, pd, pf}},
 		{"GET", "/portal/containers/" + cid, nil, []string{pa, pd, pf}},
 		{"GET", "/portal/containers/new", nil, []string{pa, pd}},

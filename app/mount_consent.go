@@ -91,6 +91,7 @@ func (a *App) newContainerService(cs *consent.Service) *containers.Service {
 // It runs after mountAPI and mountIngest, whose services it completes.
 func (a *App) mountConsent() error {
 	cs := a.newConsentService()
+	cs.Register(a.Registry) // the data report builder's dead letters
 	ct := a.newContainerService(cs)
 	a.resolvers[policies.KindCustomer] = cs.ResolveCustomer
 

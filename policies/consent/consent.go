@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -252,6 +253,8 @@ type Service struct {
 	// Location renders times for people in reports (nil: UTC).
 	Location *time.Location
 	Now      func() time.Time
+
+	reportDead prometheus.Counter // cardata_report_dead_letters_total; Register sets it
 }
 
 // Ineligibility is one reason a vehicle cannot take part, as the

@@ -3,13 +3,20 @@ package consent
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
 	"cardata/policies"
@@ -216,7 +223,9 @@ const ReportTTL = 7 * 24 * time.Hour
 // archive at once; larger ones (fleets) are built in the background.
 const SyncReportMaxVehicles = 20
 
-// maxReportAttempts before a background build is given up.
+// maxReportAttempts: a build that fails for a passing reason (the database
+// unreachable, a timeout) or is abandoned by a stopped process is tried this
+// many times in all before the report is dead-lettered.
 const maxReportAttempts = 3
 
 // Report is a stored data-report archive (without its bytes).
@@ -236,13 +245,14 @@ type Report struct {
 	StartedAt     *time.Time
 	ReadyAt       *time.Time
 	ExpiresAt     time.Time
+	FailedAt      *time.Time // when it was dead-lettered (status failed)
 }
 
 func (Report) TableName() string { return "data_reports" }
 
 // reportColumns excludes the archive bytes from listings.
 var reportColumns = []string{"id", "account_id", "status", "requested_by", "requested_kind", "vehicles", "filename",
-	"size_bytes", "sha256", "error", "attempts", "created_at", "started_at", "ready_at", "expires_at"}
+	"size_bytes", "sha256", "error", "attempts", "created_at", "started_at", "ready_at", "expires_at", "failed_at"}
 
 // auditStaff records an entry when staff act on a customer's request (the
 // customer's own requests are the customer's business, not the audit trail's).
@@ -303,26 +313,36 @@ func (s *Service) RequestDataReport(ctx context.Context, accountID int64) (*Repo
 		return &rep, err
 	}
 	if err := s.buildReport(ctx, rep.ID, accountID); err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, err // left building: the job takes it over after 15 minutes
+		}
+		if dead, ferr := s.reportFailed(ctx, rep.ID, rep.Attempts, err); ferr != nil || dead {
+			return nil, err
+		}
+		// A passing failure: the report is queued for the background job.
 	}
 	return s.FindDataReport(ctx, accountID, rep.ID)
 }
 
-// buildReport renders and stores one archive (status building or pending).
-func (s *Service) buildReport(ctx context.Context, id, accountID int64) error {
+// buildReport renders and stores one claimed archive (status building). A
+// failure changes nothing here (reportFailed decides what becomes of the
+// report); a panic while building is returned as an error, so that one
+// report is set aside rather than the builder stopped.
+func (s *Service) buildReport(ctx context.Context, id, accountID int64) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = errs.Wrap(fmt.Errorf("panic while building: %v", p), "build report")
+		}
+	}()
 	r, err := s.BuildDataReport(ctx, accountID)
 	var data []byte
 	if err == nil {
 		data, err = RenderArchive(r, s.Location)
 	}
-	now := s.now()
 	if err != nil {
-		if errs.KindOf(err) == errs.Internal && ctx.Err() == nil {
-			_ = s.DB.WithContext(ctx).Model(&Report{}).Where("id = ?", id).
-				Updates(map[string]any{"status": ReportFailed, "error": "the archive could not be built"}).Error
-		}
 		return err
 	}
+	now := s.now()
 	sum := sha256.Sum256(data)
 	name := fmt.Sprintf("cardata-data-report-%d-%s.zip", accountID, now.Format("20060102-150405"))
 	return errs.Wrap(s.DB.WithContext(ctx).Model(&Report{}).Where("id = ?", id).Updates(map[string]any{
@@ -331,10 +351,11 @@ func (s *Service) buildReport(ctx context.Context, id, accountID int64) error {
 	}).Error, "store report")
 }
 
-// FindDataReports lists an account's archives that are not yet deleted, newest first.
+// FindDataReports lists an account's archives that are not yet deleted,
+// and its dead-lettered (failed) reports, newest first.
 func (s *Service) FindDataReports(ctx context.Context, accountID int64) ([]Report, error) {
 	var out []Report
-	err := s.DB.WithContext(ctx).Select(reportColumns).Where("account_id = ? AND expires_at > ?", accountID, s.now()).
+	err := s.DB.WithContext(ctx).Select(reportColumns).Where("account_id = ? AND (expires_at > ? OR status = ?)", accountID, s.now(), ReportFailed).
 		Order("id DESC").Find(&out).Error
 	return out, errs.Wrap(err, "data reports")
 }
@@ -375,8 +396,12 @@ func (s *Service) DataReportFile(ctx context.Context, accountID, id int64) (stri
 
 // BuildPendingReports builds queued archives, one claim at a time so that
 // several replicas share the work; a build abandoned by a crashed process
-// is claimed again after 15 minutes, at most three times.
+// is claimed again after 15 minutes. A report whose build fails never holds
+// up the others: a passing failure waits for the next run (each report is
+// tried at most once per run), and a failure the same report meets again,
+// or the last of three attempts, dead-letters it (reportFailed).
 func (s *Service) BuildPendingReports(ctx context.Context, max int) (built, failed int, err error) {
+	tried := []int64{0} // the reports claimed in this run (0: never an id; NOT IN () is not SQL)
 	for i := 0; i < max; i++ {
 		if err := ctx.Err(); err != nil {
 			return built, failed, err
@@ -389,20 +414,22 @@ func (s *Service) BuildPendingReports(ctx context.Context, max int) (built, fail
 		now := s.now()
 		err := s.DB.WithContext(ctx).Raw(`UPDATE data_reports SET status = 'building', started_at = ?, attempts = attempts + 1
 			WHERE id = (SELECT id FROM data_reports
-				WHERE (status = 'pending' OR (status = 'building' AND started_at < ?)) AND expires_at > ?
+				WHERE (status = 'pending' OR (status = 'building' AND started_at < ?)) AND expires_at > ? AND id NOT IN ?
 				ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
-			RETURNING id, account_id, attempts`, now, now.Add(-15*time.Minute), now).Scan(&claim).Error
+			RETURNING id, account_id, attempts`, now, now.Add(-15*time.Minute), now, tried).Scan(&claim).Error
 		if err != nil {
 			return built, failed, errs.Wrap(err, "claim report")
 		}
 		if claim.ID == 0 {
 			return built, failed, nil
 		}
+		tried = append(tried, claim.ID)
 		if claim.Attempts > maxReportAttempts {
+			// Abandoned midway by a stopped process every time.
 			failed++
-			if err := s.DB.WithContext(ctx).Model(&Report{}).Where("id = ?", claim.ID).
-				Updates(map[string]any{"status": ReportFailed, "error": "gave up after three attempts"}).Error; err != nil {
-				return built, failed, errs.Wrap(err, "fail report")
+			if _, err := s.deadLetterReport(ctx, claim.ID, claim.Attempts-1,
+				fmt.Sprintf("the build was abandoned midway %d times (the process building it stopped)", claim.Attempts-1)); err != nil {
+				return built, failed, err
 			}
 			continue
 		}
@@ -411,6 +438,9 @@ func (s *Service) BuildPendingReports(ctx context.Context, max int) (built, fail
 				return built, failed, err
 			}
 			failed++
+			if _, err := s.reportFailed(ctx, claim.ID, claim.Attempts, err); err != nil {
+				return built, failed, err
+			}
 			continue
 		}
 		built++
@@ -418,9 +448,154 @@ func (s *Service) BuildPendingReports(ctx context.Context, max int) (built, fail
 	return built, failed, nil
 }
 
-// PurgeExpiredReports deletes archives past their 7 days.
+// Register adds the report builder's metric to reg (the service that runs
+// the builder and the customers' requests).
+func (s *Service) Register(reg prometheus.Registerer) {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "cardata_report_dead_letters_total",
+		Help: "Data reports set aside (status failed) because they could not be built; staff retry them from the customer requests page."})
+	reg.MustRegister(c)
+	s.reportDead = c
+}
+
+// reportFailed records a failed build of a claimed report (cause, at its
+// attempts-th attempt): a failure that the same report meets again (its
+// data, the archive, a missing account), or the last of maxReportAttempts,
+// dead-letters it; a passing one (the database unreachable, a timeout)
+// gives it back to the queue with the error. It reports whether the report
+// was dead-lettered.
+func (s *Service) reportFailed(ctx context.Context, id int64, attempts int, cause error) (bool, error) {
+	if attempts >= maxReportAttempts || !transientFailure(cause) {
+		return s.deadLetterReport(ctx, id, attempts, causeText(cause))
+	}
+	slog.Default().Warn("data report build failed; it is tried again", "report", id, "attempts", attempts, "error", cause.Error())
+	err := s.DB.WithContext(context.WithoutCancel(ctx)).Model(&Report{}).Where("id = ? AND status = ?", id, ReportBuilding).
+		Updates(map[string]any{"status": ReportPending, "error": clipText(causeText(cause), 1000)}).Error
+	return false, errs.Wrap(err, "record report failure")
+}
+
+// deadLetterReport sets a claimed report aside as failed with its error
+// and counts it; staff see it on the customer requests pages and may retry
+// it (RetryDataReport).
+func (s *Service) deadLetterReport(ctx context.Context, id int64, attempts int, cause string) (bool, error) {
+	res := s.DB.WithContext(context.WithoutCancel(ctx)).Model(&Report{}).Where("id = ? AND status = ?", id, ReportBuilding).
+		Updates(map[string]any{"status": ReportFailed, "error": clipText(cause, 1000), "failed_at": s.now()})
+	if res.Error != nil {
+		return false, errs.Wrap(res.Error, "dead-letter report")
+	}
+	if res.RowsAffected == 0 {
+		return false, nil // taken over meanwhile
+	}
+	if s.reportDead != nil {
+		s.reportDead.Inc()
+	}
+	slog.Default().Error("data report dead-lettered", "report", id, "attempts", attempts, "error", cause)
+	return true, nil
+}
+
+// transientFailure reports whether err is a passing condition (connection
+// lost or refused, a timeout, the server shutting down, a serialization
+// failure) that a later attempt may not meet, rather than one of the report.
+func transientFailure(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// 08 connection exception, 40 transaction rollback, 53 insufficient
+		// resources, 57 operator intervention (shutdown, cancel).
+		for _, class := range []string{"08", "40", "53", "57"} {
+			if strings.HasPrefix(pe.Code, class) {
+				return true
+			}
+		}
+		return false
+	}
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ne) || errors.As(err, &ce) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		pgconn.Timeout(err)
+}
+
+// causeText is the cause of an error for staff (errs.Error shows its
+// client-safe message only).
+func causeText(err error) string {
+	var e *errs.Error
+	if errors.As(err, &e) && e.Err != nil {
+		return e.Err.Error()
+	}
+	return err.Error()
+}
+
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// DeadReport is a data report the builder set aside, for staff.
+type DeadReport struct {
+	ID            int64
+	AccountID     int64
+	CustomerName  string
+	CustomerEmail string
+	RequestedBy   string
+	Vehicles      int
+	Attempts      int
+	Error         string
+	CreatedAt     time.Time
+	FailedAt      time.Time
+}
+
+// DeadReports lists the dead-lettered data reports of all customers, most
+// recently failed first, and how many there are.
+func (s *Service) DeadReports(ctx context.Context, limit int) ([]DeadReport, int64, error) {
+	var out []DeadReport
+	err := s.DB.WithContext(ctx).Raw(`SELECT r.id, r.account_id, coalesce(a.name, '') AS customer_name, coalesce(a.email, '') AS customer_email,
+			r.requested_by, r.vehicles, r.attempts, r.error, r.created_at, coalesce(r.failed_at, r.created_at) AS failed_at
+		FROM data_reports r LEFT JOIN customer_accounts a ON a.id = r.account_id
+		WHERE r.status = 'failed' ORDER BY r.failed_at DESC, r.id DESC LIMIT ?`, limit).Scan(&out).Error
+	if err != nil {
+		return nil, 0, errs.Wrap(err, "dead data reports")
+	}
+	var n int64
+	if err := s.DB.WithContext(ctx).Raw("SELECT count(*) FROM data_reports WHERE status = 'failed'").Scan(&n).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "count dead data reports")
+	}
+	return out, n, nil
+}
+
+// ErrDeadReportNotFound: the account has no dead-lettered report with that id.
+var ErrDeadReportNotFound = errs.New(errs.NotFound, "dead_report_not_found", "no failed data report of this customer with that id")
+
+// RetryDataReport queues a dead-lettered report of the account again (staff
+// on the customer's request), audited: its attempts start again from zero
+// and it is kept 7 days from now; the background job builds it.
+func (s *Service) RetryDataReport(ctx context.Context, accountID, id int64) error {
+	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var old []struct {
+			Error    string
+			Attempts int
+		}
+		err := tx.Raw(`UPDATE data_reports r SET status = 'pending', attempts = 0, error = '', failed_at = NULL, started_at = NULL, expires_at = ?
+			FROM (SELECT id, error, attempts FROM data_reports WHERE id = ? AND account_id = ? AND status = 'failed' FOR UPDATE) old
+			WHERE r.id = old.id RETURNING old.error, old.attempts`, s.now().Add(ReportTTL), id, accountID).Scan(&old).Error
+		if err != nil {
+			return errs.Wrap(err, "retry data report")
+		}
+		if len(old) == 0 {
+			return ErrDeadReportNotFound
+		}
+		return audit.Record(ctx, tx, "customer.data_report_retry", "customer_account", strconv.FormatInt(accountID, 10),
+			fmt.Sprintf("data report %d queued again after it failed (%d attempts): %s", id, old[0].Attempts, clipText(old[0].Error, 300)))
+	})
+}
+
+// PurgeExpiredReports deletes archives past their 7 days; dead-lettered
+// reports are kept until staff retry them.
 func (s *Service) PurgeExpiredReports(ctx context.Context) (int64, error) {
-	res := s.DB.WithContext(ctx).Where("expires_at <= ?", s.now()).Delete(&Report{})
+	res := s.DB.WithContext(ctx).Where("expires_at <= ? AND status <> ?", s.now(), ReportFailed).Delete(&Report{})
 	return res.RowsAffected, errs.Wrap(res.Error, "purge reports")
 }
 
