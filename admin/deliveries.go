@@ -1,12 +1,12 @@
 package admin
 
 import (
-	"context"
 	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"cardata/billing"
 	"cardata/onboarding"
 	"cardata/onboarding/webhooks"
 	"cardata/policies"
@@ -22,9 +22,9 @@ type DeliveryHandlers struct {
 	View       *templates.View
 	Onboarding *onboarding.Service
 	Webhooks   *webhooks.Service
-	// Usage prices a provider's month so far (app wires the provider API's
-	// calculator, which uses billing's rating).
-	Usage    func(ctx context.Context, providerID int64, period string) (*webhooks.Usage, error)
+	// Billing reads the ledger (the delivery list) and prices the month's
+	// usage so far.
+	Billing  *billing.Service
 	Location *time.Location
 }
 
@@ -104,8 +104,8 @@ func (h *DeliveryHandlers) retryDelivery(c *fiber.Ctx) error {
 // DeliveryPage is the data of a provider's deliveries page (staff and portal).
 type DeliveryPage struct {
 	Provider   *onboarding.Provider
-	Usage      *webhooks.Usage
-	Ledger     []webhooks.LedgerEntry
+	Usage      *billing.Usage
+	Ledger     []billing.LedgerEntry
 	NextCursor string
 	From, To   time.Time
 	Endpoints  []webhooks.Endpoint
@@ -130,10 +130,10 @@ func (h *DeliveryHandlers) show(c *fiber.Ctx) error {
 		return err
 	}
 	d.From, d.To = f.From, f.To
-	if d.Usage, err = h.Usage(ctx, id, c.Query("period")); err != nil {
+	if d.Usage, err = h.Billing.Usage(ctx, id, c.Query("period")); err != nil {
 		return err
 	}
-	if d.Ledger, d.NextCursor, err = h.Webhooks.FindLedger(ctx, id, f); err != nil {
+	if d.Ledger, d.NextCursor, err = h.Billing.FindLedger(ctx, id, f); err != nil {
 		return err
 	}
 	if d.Endpoints, err = h.Webhooks.FindEndpoints(ctx, id, true); err != nil {
@@ -151,36 +151,6 @@ func (h *DeliveryHandlers) show(c *fiber.Ctx) error {
 
 // LedgerFilterFrom reads a ledger page's query (from, to as dates or RFC
 // 3339 times, cursor, kind); bad input is a 422, never a 500.
-func LedgerFilterFrom(c *fiber.Ctx, now time.Time, loc *time.Location) (webhooks.LedgerFilter, error) {
-	var v errs.Validation
-	f := webhooks.LedgerFilter{To: now.Add(time.Second), Cursor: c.Query("cursor"), Kind: c.Query("kind"), Limit: 100}
-	f.From = f.To.AddDate(0, 0, -30)
-	parse := func(field string, dst *time.Time, endOfDay bool) {
-		s := c.Query(field)
-		if s == "" {
-			return
-		}
-		if t, err := time.Parse(time.RFC3339, s); err == nil {
-			*dst = t
-			return
-		}
-		t, err := time.ParseInLocation("2006-01-02", s, loc)
-		if err != nil {
-			v.Add(field, "time_invalid", "%s must be a date like 2026-10-01", field)
-			return
-		}
-		if endOfDay {
-			t = t.AddDate(0, 0, 1)
-		}
-		*dst = t
-	}
-	parse("from", &f.From, false)
-	parse("to", &f.To, true)
-	if len(v.Fields) == 0 && !f.From.Before(f.To) {
-		v.Add("to", "range_invalid", "to must be after from")
-	}
-	if f.Kind != "" && f.Kind != "pull" && f.Kind != "push" {
-		v.Add("kind", "kind_invalid", "kind is pull or push")
-	}
-	return f, v.Err()
+func LedgerFilterFrom(c *fiber.Ctx, now time.Time, loc *time.Location) (billing.LedgerFilter, error) {
+	return billing.LedgerFilterFromQuery(func(k string) string { return c.Query(k) }, now, loc)
 }

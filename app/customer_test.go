@@ -16,6 +16,7 @@ import (
 
 	"cardata/app/ingest"
 	"cardata/billing"
+	"cardata/onboarding/catalog"
 	"cardata/policies"
 	"cardata/policies/consent"
 )
@@ -275,8 +276,8 @@ func TestTransactionReportListsExactlyWhatWasDelivered(t *testing.T) {
 	record := func(consentID int64, vin string, at time.Time, kind string, keys int, id string) {
 		t.Helper()
 		if err := (billing.Ledger{}).Record(context.Background(), w.tt.DB, billing.Delivery{ProviderID: w.pid, ClientID: w.clientID, VIN: vin,
-			ContainerID: v.ContainerID, ContainerVersion: 1, ConsentID: consentID, Kind: kind, KeyIDs: firstKeyIDs(keys), Bytes: 100,
-			RequestID: id, At: at}); err != nil {
+			ContainerID: v.ContainerID, ContainerVersion: 1, ConsentID: consentID, Kind: kind, KeyIDs: catalogIDs(t, []string{csMileage, csWeekly}[:keys]...),
+			Bytes: 100, RequestID: id, At: at}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -334,6 +335,21 @@ func TestTransactionReportListsExactlyWhatWasDelivered(t *testing.T) {
 	if res := auditor.Get("/admin/customers?q=anna"); res.Status != 200 || !strings.Contains(res.Body, "anna@test.local") {
 		t.Fatalf("search: %d", res.Status)
 	}
+}
+
+// catalogIDs are the catalog ids of keys (a ledger record names the keys
+// whose values it carried).
+func catalogIDs(t *testing.T, keys ...string) []int16 {
+	t.Helper()
+	ids := make([]int16, len(keys))
+	for i, k := range keys {
+		ck, ok := catalog.Default().Lookup(k)
+		if !ok {
+			t.Fatalf("no catalog key %s", k)
+		}
+		ids[i] = ck.ID
+	}
+	return ids
 }
 
 // firstKeyIDs names n catalog keys for a hand-written ledger record.

@@ -72,14 +72,15 @@ func (a *App) mountAPI() error {
 	a.Webhooks = hooks
 	a.AddWorker(hooks.Run)
 
-	usage := &providerapi.UsageCalculator{DB: a.DB, Location: a.Cfg.BillingTimezone,
-		Billing: &billing.Service{DB: a.DB, Location: a.Cfg.BillingTimezone, PublicURL: a.Cfg.PublicURL}}
+	// Billing owns the ledger: the deliveries lists and usage of the API,
+	// the portal and the staff pages read it through billing's methods.
+	ledgerReads := a.newBillingService()
 	// mountIngest builds a.Vehicles after this mount; the service is stateless.
 	vehicleSvc := &vehicles.Service{DB: a.DB, Catalog: catalog.Default()}
-	h := &providerapi.Handler{DB: a.DB, Onboarding: a.newOnboardingService(), Vehicles: vehicleSvc, Webhooks: hooks, Billing: a.newBillingService(),
+	h := &providerapi.Handler{DB: a.DB, Onboarding: a.newOnboardingService(), Vehicles: vehicleSvc, Webhooks: hooks, Billing: ledgerReads,
 		Tokens:  &providerapi.Tokens{DB: a.DB, TTL: a.Cfg.APITokenTTL},
 		Limiter: providerapi.NewSharedLimiter(float64(a.Cfg.APIRateLimit), a.Cfg.APIRateBurst, a.DB, a.Log),
-		Usage:   usage, Ledger: ledger, Location: a.Cfg.BillingTimezone, ReadConcurrency: budget.APIReads}
+		Ledger:  ledger, Location: a.Cfg.BillingTimezone, ReadConcurrency: budget.APIReads}
 	// The consent module's facts statement, embedded in a telematicData
 	// read's one round trip (mountConsent sets h.Facts, without which no
 	// read is served at all).
@@ -91,12 +92,12 @@ func (a *App) mountAPI() error {
 		a.Access.Public(r[0], r[1])
 	}
 
-	pages := &portal.APIPages{View: a.View, Webhooks: hooks, Usage: usage.Usage, Location: a.Cfg.BillingTimezone}
+	pages := &portal.APIPages{View: a.View, Webhooks: hooks, Billing: ledgerReads, Location: a.Cfg.BillingTimezone}
 	pages.Routes(a.surface("/portal"))
 	for _, item := range portal.APINav() {
 		a.View.AddNav("Partner portal", item)
 	}
-	staffPages := &admin.DeliveryHandlers{View: a.View, Onboarding: a.newOnboardingService(), Webhooks: hooks, Usage: usage.Usage,
+	staffPages := &admin.DeliveryHandlers{View: a.View, Onboarding: a.newOnboardingService(), Webhooks: hooks, Billing: ledgerReads,
 		Location: a.Cfg.BillingTimezone}
 	staffPages.Routes(a.surface("/admin"))
 	a.View.AddNav("Partners", admin.DeliveryNav())

@@ -13,6 +13,7 @@ import (
 	"cardata/app/portal"
 	"cardata/app/providerapi"
 	"cardata/app/web"
+	"cardata/billing"
 	"cardata/jobs"
 	"cardata/onboarding"
 	"cardata/onboarding/catalog"
@@ -21,7 +22,6 @@ import (
 	"cardata/onboarding/webhooks"
 	"cardata/policies"
 	"cardata/policies/consent"
-	"cardata/policies/errs"
 )
 
 // newConsentService builds the consent domain from the config. It holds no
@@ -31,7 +31,7 @@ func (a *App) newConsentService() *consent.Service {
 		Throttle: consent.Throttle{PerAccount: a.Cfg.LoginMaxFailuresPerAccount, PerAddress: a.Cfg.LoginMaxFailuresPerAddress,
 			Window: a.Cfg.LoginThrottleWindow},
 		Location:  a.Cfg.BillingTimezone,
-		Transfers: ledgerTransfers{a.DB},
+		Transfers: ledgerTransfers{&billing.Service{DB: a.DB, Location: a.Cfg.BillingTimezone}},
 		Mailer: func(ctx context.Context, tx *gorm.DB, m consent.Mail) error {
 			return jobs.Enqueue(ctx, tx, jobs.Message{Kind: m.Kind, To: m.To, Subject: m.Subject, Body: m.Body,
 				ObjectType: m.ObjectType, ObjectID: m.ObjectID, DedupeKey: m.DedupeKey})
@@ -216,26 +216,54 @@ func containerJobs(ct *containers.Service) []jobs.Job {
 	}}
 }
 
-// ledgerTransfers reads billing's delivery ledger for the customer's
-// transaction report. The ledger has no index on consent_id yet, so the
-// query also names the providers of those consents, which its
-// (provider_id, delivered_at) index serves.
-type ledgerTransfers struct{ db *gorm.DB }
+// ledgerTransfers gives the consent module billing's ledger reads for the
+// customer's transaction and data reports, with each record's keys named
+// from the catalog (nil, unknown, for records written before keys were
+// recorded).
+type ledgerTransfers struct{ billing *billing.Service }
+
+func transferKeys(ks []billing.DeliveredKey) []consent.TransferKey {
+	if ks == nil {
+		return nil
+	}
+	out := make([]consent.TransferKey, len(ks))
+	for i, k := range ks {
+		out[i] = consent.TransferKey{Key: k.Key, Label: k.Label, LabelDE: k.LabelDE}
+	}
+	return out
+}
 
 func (l ledgerTransfers) Transfers(ctx context.Context, consentIDs []int64, from, to time.Time) ([]consent.LedgerEntry, error) {
-	q := `SELECT d.id, d.consent_id, d.provider_id, d.vin, d.container_id, d.container_version, d.kind, d.keys_delivered, d.delivered_at
-		FROM delivery_ledger d
-		WHERE d.provider_id IN (SELECT DISTINCT provider_id FROM consents WHERE id IN ?) AND d.consent_id IN ?`
-	args := []any{consentIDs, consentIDs}
-	if !from.IsZero() {
-		q += " AND d.delivered_at >= ?"
-		args = append(args, from.UTC())
+	recs, err := l.billing.Transfers(ctx, consentIDs, from, to)
+	if err != nil {
+		return nil, err
 	}
-	if !to.IsZero() {
-		q += " AND d.delivered_at < ?"
-		args = append(args, to.UTC())
+	out := make([]consent.LedgerEntry, len(recs))
+	for i, r := range recs {
+		out[i] = consent.LedgerEntry{ID: r.ID, ConsentID: r.ConsentID, ProviderID: r.ProviderID, VIN: r.VIN, ContainerID: r.ContainerID,
+			ContainerVersion: r.ContainerVersion, Kind: r.Kind, KeysDelivered: r.KeysDelivered, Keys: transferKeys(r.Keys()),
+			DeliveredAt: r.DeliveredAt}
+		if r.EventID != nil {
+			out[i].EventID = *r.EventID
+		}
+		if r.EventType != nil {
+			out[i].EventType = *r.EventType
+		}
 	}
-	var out []consent.LedgerEntry
-	err := l.db.WithContext(ctx).Raw(q+" ORDER BY d.delivered_at, d.id", args...).Scan(&out).Error
-	return out, errs.Wrap(err, "read delivery ledger")
+	return out, nil
+}
+
+func (l ledgerTransfers) SentKeys(ctx context.Context, consentIDs []int64) ([]consent.SentKey, error) {
+	sent, err := l.billing.SentKeys(ctx, consentIDs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]consent.SentKey, len(sent))
+	for i, k := range sent {
+		out[i] = consent.SentKey{ConsentID: k.ConsentID, Deliveries: k.Deliveries, First: k.First, Last: k.Last}
+		if k.KeyID != 0 {
+			out[i].Key = &transferKeys(billing.NameKeys([]int16{k.KeyID}))[0]
+		}
+	}
+	return out, nil
 }

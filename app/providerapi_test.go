@@ -209,7 +209,7 @@ func TestProviderAPIReadsConsentedDataAndRecordsEveryDelivery(t *testing.T) {
 	}
 	res, body = apiGet(t, c, apiBase+"/api/v1/usage")
 	oa.check("GET", "/api/v1/usage", res, body)
-	var usage webhooks.Usage
+	var usage billing.Usage
 	_ = json.Unmarshal([]byte(body), &usage)
 	if res.StatusCode != 200 || len(usage.Items) != 2 || usage.Items[0].Count != 3 || usage.Items[1].Count != 0 {
 		t.Fatalf("usage: %d %s", res.StatusCode, body)

@@ -338,3 +338,10 @@ func IsLedgerUnavailable(err error) bool {
 	var e *errs.Error
 	return errors.As(err, &e) && e.Code == "ledger_unavailable"
 }
+
+// LedgerInsertSQL is the statement that records one delivery ($1..$14:
+// provider, client (0 none), VIN, container, version, consent, kind, keys
+// delivered, bytes, request id, delivered at, key ids as an array literal,
+// event id, event type; "" none), for benchmarks that must run exactly
+// what the provider API runs.
+func LedgerInsertSQL() string { return insertSingle }

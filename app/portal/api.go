@@ -8,7 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"cardata/admin"
+	"cardata/billing"
 	"cardata/onboarding/webhooks"
 	"cardata/policies/errs"
 	"cardata/templates"
@@ -20,7 +20,8 @@ import (
 type APIPages struct {
 	View     *templates.View
 	Webhooks *webhooks.Service
-	Usage    func(ctx context.Context, providerID int64, period string) (*webhooks.Usage, error)
+	// Billing reads the provider's ledger and prices its month so far.
+	Billing  *billing.Service
 	Location *time.Location
 }
 
@@ -41,21 +42,29 @@ func APINav() []templates.NavItem {
 	return []templates.NavItem{{Label: "Deliveries and usage", Path: "/portal/deliveries"}, {Label: "Webhooks", Path: "/portal/webhooks"}}
 }
 
+// deliveriesPage is the delivery log and the month's usage.
+type deliveriesPage struct {
+	Usage      *billing.Usage
+	Ledger     []billing.LedgerEntry
+	NextCursor string
+	From, To   time.Time
+}
+
 func (h *APIPages) deliveries(c *fiber.Ctx) error {
 	me, err := me(c)
 	if err != nil {
 		return err
 	}
 	ctx := c.UserContext()
-	f, err := admin.LedgerFilterFrom(c, time.Now(), h.Location)
+	f, err := billing.LedgerFilterFromQuery(func(k string) string { return c.Query(k) }, time.Now(), h.Location)
 	if err != nil {
 		return err
 	}
-	d := admin.DeliveryPage{From: f.From, To: f.To}
-	if d.Usage, err = h.Usage(ctx, me.ProviderID, c.Query("period")); err != nil {
+	d := deliveriesPage{From: f.From, To: f.To}
+	if d.Usage, err = h.Billing.Usage(ctx, me.ProviderID, c.Query("period")); err != nil {
 		return err
 	}
-	if d.Ledger, d.NextCursor, err = h.Webhooks.FindLedger(ctx, me.ProviderID, f); err != nil {
+	if d.Ledger, d.NextCursor, err = h.Billing.FindLedger(ctx, me.ProviderID, f); err != nil {
 		return err
 	}
 	return h.View.Render(c, fiber.StatusOK, "portal/api/deliveries", &templates.Page{Title: "Deliveries and usage", Data: d,

@@ -57,10 +57,9 @@ type Handler struct {
 	DB         *gorm.DB
 	Onboarding *onboarding.Service
 	Vehicles   *vehicles.Service
-	Billing    *billing.Service // the provider's invoices (issued documents only)
+	Billing    *billing.Service // the provider's invoices (issued documents only), its ledger and usage
 	Webhooks   *webhooks.Service
 	Tokens     *Tokens
-	Usage      *UsageCalculator
 	Limiter    *Limiter
 	Ledger     LedgerWriter
 	// Facts is wired to the consent module; while it is nil telematicData

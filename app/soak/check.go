@@ -105,9 +105,8 @@ func (s *soak) checkIngest(ctx context.Context) invariant {
 // ledger record, and every ledger record of the soak's reads an answer.
 func (s *soak) checkPulls(ctx context.Context) invariant {
 	inv := invariant{Name: "provider API: one ledger record per answer with data, and vice versa"}
-	var ledger []string
-	err := s.gdb.WithContext(ctx).Raw(`SELECT request_id FROM delivery_ledger WHERE provider_id = ? AND kind = 'pull' AND client_id = ?
-		AND recorded_at >= ?`, s.w.providerID, s.w.clientDBID, s.loadStart.Add(-time.Minute)).Scan(&ledger).Error
+	ledger, err := s.ledger().RequestIDs(ctx, billing.RequestIDFilter{ProviderID: s.w.providerID, Kind: billing.KindPull,
+		ClientID: s.w.clientDBID, RecordedSince: s.loadStart.Add(-time.Minute)})
 	if err != nil {
 		inv.Err = err.Error()
 		return inv
@@ -140,10 +139,9 @@ func (s *soak) checkPushes(ctx context.Context, rep *report) invariant {
 		inv.Err = err.Error()
 		return inv
 	}
-	var recs []string
 	suffix := fmt.Sprintf(":%d", s.w.endpointID)
-	if err := s.gdb.WithContext(ctx).Raw(`SELECT request_id FROM delivery_ledger WHERE provider_id = ? AND kind = 'push' AND request_id LIKE ?`,
-		s.w.providerID, "%"+suffix).Scan(&recs).Error; err != nil {
+	recs, err := s.ledger().RequestIDs(ctx, billing.RequestIDFilter{ProviderID: s.w.providerID, Kind: billing.KindPush, Suffix: suffix})
+	if err != nil {
 		inv.Err = err.Error()
 		return inv
 	}
@@ -269,28 +267,47 @@ func (s *soak) checkInvoices(ctx context.Context) []invariant {
 		once.Err = err.Error()
 		return []invariant{once}
 	}
-	var counts []struct {
+	type kindCount struct {
 		ProviderID int64
 		Kind       string
 		Records    int64
 		Billed     int64
 		Uncovered  int64
 	}
-	err = s.gdb.WithContext(ctx).Raw(`WITH rec AS (
-			SELECT provider_id, kind, count(*) AS records,
-			       count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM ledger_claims c JOIN invoices i ON i.id = c.invoice_id
-			           WHERE c.provider_id = l.provider_id AND l.id <= c.high_id AND l.delivered_at < c.ends_at AND i.status <> 'discarded')) AS uncovered
-			FROM delivery_ledger l WHERE delivered_at >= ? AND delivered_at < ? GROUP BY provider_id, kind),
-		billed AS (
-			SELECT i.provider_id, CASE d.item WHEN 'push' THEN 'push' ELSE 'pull' END AS kind, sum(d.quantity) AS billed
+	var counts []kindCount
+	// The ledger's side comes from billing (records and those on no live
+	// invoice), the billed side from the invoices' usage details.
+	cov, err := s.ledger().LedgerCoverage(ctx, p.Start, p.End)
+	var billed []struct {
+		ProviderID int64
+		Kind       string
+		Billed     int64
+	}
+	if err == nil {
+		err = s.gdb.WithContext(ctx).Raw(`SELECT i.provider_id, CASE d.item WHEN 'push' THEN 'push' ELSE 'pull' END AS kind, sum(d.quantity) AS billed
 			FROM invoice_usage_details d JOIN invoices i ON i.id = d.invoice_id
 			WHERE d.service_period = ? AND i.doc_type = 'invoice' AND i.status <> 'discarded'
-			GROUP BY 1, 2)
-		SELECT coalesce(r.provider_id, b.provider_id) AS provider_id, coalesce(r.kind, b.kind) AS kind,
-		       coalesce(r.records, 0) AS records, coalesce(b.billed, 0) AS billed, coalesce(r.uncovered, 0) AS uncovered
-		FROM rec r FULL JOIN billed b ON b.provider_id = r.provider_id AND b.kind = r.kind`, p.Start, p.End, s.w.period).Scan(&counts).Error
+			GROUP BY 1, 2`, s.w.period).Scan(&billed).Error
+	}
 	if err != nil {
 		once.Err = err.Error()
+	}
+	type pk struct {
+		provider int64
+		kind     string
+	}
+	at := map[pk]int{}
+	for _, c := range cov {
+		at[pk{c.ProviderID, c.Kind}] = len(counts)
+		counts = append(counts, kindCount{ProviderID: c.ProviderID, Kind: c.Kind, Records: c.Records, Uncovered: c.Uncovered})
+	}
+	for _, b := range billed {
+		i, ok := at[pk{b.ProviderID, b.Kind}]
+		if !ok {
+			i, at[pk{b.ProviderID, b.Kind}] = len(counts), len(counts)
+			counts = append(counts, kindCount{ProviderID: b.ProviderID, Kind: b.Kind})
+		}
+		counts[i].Billed += b.Billed
 	}
 	var drafts int64
 	s.gdb.WithContext(ctx).Raw(`SELECT count(*) FROM invoices WHERE period = ? AND doc_type = 'invoice' AND status = 'draft'`, s.w.period).Scan(&drafts)
@@ -401,4 +418,9 @@ func (s *soak) checkStops() invariant {
 	}
 	inv.Detail += fmt.Sprintf("slowest stop %s", slow.Round(time.Millisecond))
 	return inv
+}
+
+// ledger reads the delivery ledger through billing, which owns it.
+func (s *soak) ledger() *billing.Service {
+	return &billing.Service{DB: s.gdb, Location: s.app.Cfg.BillingTimezone}
 }

@@ -66,6 +66,51 @@ func ConsentsCSV(r *DataReport) ([]byte, error) {
 	return writeCSV(rows)
 }
 
+// SentKeysCSV has one row per consent and key the ledger says was sent,
+// and one row (without a key) per consent for deliveries whose keys were
+// not recorded.
+func SentKeysCSV(r *DataReport) ([]byte, error) {
+	rows := [][]string{{"consent_id", "provider", "vin", "key", "label", "deliveries", "first_sent_at", "last_sent_at"}}
+	for _, c := range r.Consents {
+		for _, k := range c.Sent {
+			rows = append(rows, []string{strconv.FormatInt(c.ID, 10), c.Provider, c.VIN, k.Key, k.Label, strconv.FormatInt(k.Deliveries, 10),
+				rfc3339(&k.FirstAt), rfc3339(&k.LastAt)})
+		}
+		if u := c.KeysNotRecorded; u != nil {
+			rows = append(rows, []string{strconv.FormatInt(c.ID, 10), c.Provider, c.VIN, "", KeysNotRecorded, strconv.FormatInt(u.Deliveries, 10),
+				rfc3339(&u.FirstAt), rfc3339(&u.LastAt)})
+		}
+	}
+	return writeCSV(rows)
+}
+
+// KeysNotRecorded is said for deliveries made before the ledger named the
+// keys they carried.
+const KeysNotRecorded = "keys not recorded"
+
+// KeyList renders delivered keys for a line of text: "Label (raw.key), ...",
+// or "keys not recorded" when they are unknown.
+func KeyList(known bool, keys []TransferKey) string { return keyList(known, keys, false) }
+
+// keyList renders the English or German labels.
+func keyList(known bool, keys []TransferKey, de bool) string {
+	if !known {
+		if de {
+			return "Schlüssel nicht erfasst"
+		}
+		return KeysNotRecorded
+	}
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		l := k.Label
+		if de {
+			l = k.LabelDE
+		}
+		parts[i] = l + " (" + k.Key + ")"
+	}
+	return strings.Join(parts, "; ")
+}
+
 // HistoryCSV has one row per changelog entry.
 func HistoryCSV(r *DataReport) ([]byte, error) {
 	rows := [][]string{{"consent_id", "at", "from_state", "to_state", "version", "actor_kind", "actor", "note"}}
@@ -105,7 +150,8 @@ th{background:#eef1f5}.never{color:#8a94a3;font-style:italic}.muted{color:#5b667
 <h1>Your CarData data report</h1>
 <p>For {{.R.Customer.Name}} ({{.R.Customer.Email}}), generated {{local .Loc .R.GeneratedAt}}.</p>
 <p class="muted">This archive lists, for each of your vehicles, the latest value stored for every data key and when the vehicle read it;
-"never received" means nothing has been stored for that key. It also lists every consent you were asked for and its history.
+"never received" means nothing has been stored for that key. It also lists every consent you were asked for, its history and
+which data keys were actually sent to the provider under it (from the delivery ledger).
 The same content is in report.json and the CSV files.</p>
 <h2>Vehicles</h2>
 {{range .R.Vehicles}}
@@ -121,6 +167,11 @@ The same content is in report.json and the CSV files.</p>
 <h3>{{.Provider}}: {{.Container}} (version {{.Version}}) · VIN {{.VIN}}</h3>
 <p>Purpose: <strong>{{.PurposeLabel}}</strong>. {{.Purpose}}</p>
 <p>State: <strong>{{.State}}</strong>{{if .EndsAt}} · ends {{local $.Loc .EndsAt}}{{end}} · data keys: <code>{{join .Keys ", "}}</code></p>
+<h4>Data sent to {{.Provider}} under this consent</h4>
+{{if or .Sent .KeysNotRecorded}}<table class="sent"><thead><tr><th>What it is</th><th>Data key</th><th>Deliveries</th><th>First sent</th><th>Last sent</th></tr></thead><tbody>
+{{range .Sent}}<tr><td>{{.Label}}</td><td><code>{{.Key}}</code></td><td>{{.Deliveries}}</td><td>{{local $.Loc .FirstAt}}</td><td>{{local $.Loc .LastAt}}</td></tr>
+{{end}}{{with .KeysNotRecorded}}<tr><td class="never" colspan="2">keys not recorded (deliveries made before the ledger named the keys)</td><td>{{.Deliveries}}</td><td>{{local $.Loc .FirstAt}}</td><td>{{local $.Loc .LastAt}}</td></tr>
+{{end}}</tbody></table>{{else}}<p class="muted">No data was sent under this consent.</p>{{end}}
 <table><thead><tr><th>When</th><th>Change</th><th>By</th><th>Note</th></tr></thead><tbody>
 {{range .History}}<tr><td>{{local $.Loc .At}}</td><td>{{if .From}}{{.From}} → {{end}}{{.To}} (version {{.Version}})</td><td>{{.Actor}} ({{.ActorKind}})</td><td>{{.Note}}</td></tr>{{end}}
 </tbody></table>
@@ -142,7 +193,7 @@ func ReportHTML(r *DataReport, loc *time.Location) ([]byte, error) {
 }
 
 // RenderArchive builds the ZIP: report.json, values.csv, consents.csv,
-// consent_history.csv and report.html.
+// consent_history.csv, sent_keys.csv and report.html.
 func RenderArchive(r *DataReport, loc *time.Location) ([]byte, error) {
 	js, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
@@ -160,6 +211,10 @@ func RenderArchive(r *DataReport, loc *time.Location) ([]byte, error) {
 	if err != nil {
 		return nil, errs.Wrap(err, "report csv")
 	}
+	sent, err := SentKeysCSV(r)
+	if err != nil {
+		return nil, errs.Wrap(err, "report csv")
+	}
 	page, err := ReportHTML(r, loc)
 	if err != nil {
 		return nil, errs.Wrap(err, "report html")
@@ -169,7 +224,7 @@ func RenderArchive(r *DataReport, loc *time.Location) ([]byte, error) {
 	for _, f := range []struct {
 		name string
 		data []byte
-	}{{"report.json", js}, {"values.csv", values}, {"consents.csv", consents}, {"consent_history.csv", history}, {"report.html", page}} {
+	}{{"report.json", js}, {"values.csv", values}, {"consents.csv", consents}, {"consent_history.csv", history}, {"sent_keys.csv", sent}, {"report.html", page}} {
 		w, err := zw.CreateHeader(&zip.FileHeader{Name: f.name, Method: zip.Deflate, Modified: r.GeneratedAt})
 		if err != nil {
 			return nil, errs.Wrap(err, "report zip")
@@ -186,12 +241,19 @@ func RenderArchive(r *DataReport, loc *time.Location) ([]byte, error) {
 
 // TransactionsCSV renders the transaction report as CSV.
 func TransactionsCSV(r *TransactionReport) ([]byte, error) {
+	// keys: the raw keys the transfer carried (empty when not recorded,
+	// keys_recorded then says no); key_labels: the same in plain language.
 	rows := [][]string{{"delivered_at", "vin", "provider", "container_id", "container", "version", "purpose_code", "purpose",
-		"kind", "values_delivered", "keys", "consent_id"}}
+		"kind", "values_delivered", "keys", "consent_id", "keys_recorded", "key_labels", "key_labels_de", "event_id", "event_type"}}
 	for _, t := range r.Transfers {
+		recorded := "yes"
+		if !t.KeysKnown {
+			recorded = "no"
+		}
 		rows = append(rows, []string{t.At.UTC().Format(time.RFC3339Nano), t.VIN, t.Provider, strconv.FormatInt(t.ContainerID, 10),
 			t.Container, strconv.Itoa(t.Version), t.PurposeCode, t.PurposeLabel, t.Kind, strconv.Itoa(t.Values),
-			strings.Join(t.Keys, " "), strconv.FormatInt(t.ConsentID, 10)})
+			strings.Join(t.Keys, " "), strconv.FormatInt(t.ConsentID, 10), recorded, KeyList(t.KeysKnown, t.KeyNames),
+			keyList(t.KeysKnown, t.KeyNames, true), t.EventID, t.EventType})
 	}
 	b, err := writeCSV(rows)
 	return b, errs.Wrap(err, "transactions csv")
@@ -279,6 +341,10 @@ func TransactionsPDF(r *TransactionReport, loc *time.Location) ([]byte, error) {
 			pdf.CellFormat(c.w, 5, s, "1", 0, align, false, 0, "")
 		}
 		pdf.Ln(-1)
+		// The keys this transfer carried, in plain language with the raw key.
+		pdf.SetFont("Helvetica", "", 7)
+		pdf.MultiCell(0, 3.6, tr("Keys sent: "+KeyList(t.KeysKnown, t.KeyNames)), "LRB", "L", false)
+		pdf.SetFont("Helvetica", "", 8)
 	}
 	if len(r.Transfers) == 0 {
 		pdf.CellFormat(0, 6, tr("No data of your vehicles was transferred to a third party in this period."), "", 1, "L", false, 0, "")
@@ -286,7 +352,7 @@ func TransactionsPDF(r *TransactionReport, loc *time.Location) ([]byte, error) {
 	if len(r.Containers) > 0 {
 		pdf.Ln(4)
 		pdf.SetFont("Helvetica", "B", 11)
-		pdf.CellFormat(0, 7, tr("The data containers named above and their data keys"), "", 1, "L", false, 0, "")
+		pdf.CellFormat(0, 7, tr("The data containers named above and the data keys their consent covers"), "", 1, "L", false, 0, "")
 		for _, c := range r.Containers {
 			pdf.SetFont("Helvetica", "B", 8)
 			pdf.MultiCell(0, 4.5, tr(fmt.Sprintf("%s: %s (version %d), purpose: %s", c.Provider, c.Name, c.Version, c.PurposeLabel)), "", "L", false)

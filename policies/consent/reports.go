@@ -81,22 +81,46 @@ type ReportValue struct {
 
 // ReportConsent is one consent with its history.
 type ReportConsent struct {
-	ID           int64          `json:"id"`
-	VIN          string         `json:"vin"`
-	Provider     string         `json:"provider"`
-	ContainerID  int64          `json:"containerId"`
-	Container    string         `json:"container"`
-	Version      int            `json:"version"`
-	PurposeCode  string         `json:"purposeCode"`
-	PurposeLabel string         `json:"purposeLabel"`
-	Purpose      string         `json:"purpose"`
-	Keys         []string       `json:"keys"`
-	State        State          `json:"state"`
-	RequestedAt  time.Time      `json:"requestedAt"`
-	DecidedAt    *time.Time     `json:"decidedAt"`
-	EndsAt       *time.Time     `json:"endsAt"`
-	EndedAt      *time.Time     `json:"endedAt"`
-	History      []ReportChange `json:"history"`
+	ID           int64    `json:"id"`
+	VIN          string   `json:"vin"`
+	Provider     string   `json:"provider"`
+	ContainerID  int64    `json:"containerId"`
+	Container    string   `json:"container"`
+	Version      int      `json:"version"`
+	PurposeCode  string   `json:"purposeCode"`
+	PurposeLabel string   `json:"purposeLabel"`
+	Purpose      string   `json:"purpose"`
+	Keys         []string `json:"keys"`
+	// Sent is what actually left under the consent, from the delivery
+	// ledger: each key whose value was delivered to the provider, how often
+	// and when first and last. KeysNotRecorded counts deliveries made
+	// before the ledger named keys (which keys they carried is unknown).
+	Sent            []ReportSentKey   `json:"sent"`
+	KeysNotRecorded *ReportUnrecorded `json:"keysNotRecorded"`
+	State           State             `json:"state"`
+	RequestedAt     time.Time         `json:"requestedAt"`
+	DecidedAt       *time.Time        `json:"decidedAt"`
+	EndsAt          *time.Time        `json:"endsAt"`
+	EndedAt         *time.Time        `json:"endedAt"`
+	History         []ReportChange    `json:"history"`
+}
+
+// ReportSentKey is one key delivered under a consent.
+type ReportSentKey struct {
+	Key        string    `json:"key"`
+	Label      string    `json:"label"`
+	LabelDE    string    `json:"labelDe"`
+	Deliveries int64     `json:"deliveries"`
+	FirstAt    time.Time `json:"firstSentAt"`
+	LastAt     time.Time `json:"lastSentAt"`
+}
+
+// ReportUnrecorded counts a consent's deliveries whose keys the ledger did
+// not record.
+type ReportUnrecorded struct {
+	Deliveries int64     `json:"deliveries"`
+	FirstAt    time.Time `json:"firstSentAt"`
+	LastAt     time.Time `json:"lastSentAt"`
 }
 
 // ReportChange is one changelog entry.
@@ -194,7 +218,7 @@ func (s *Service) BuildDataReport(ctx context.Context, accountID int64) (*DataRe
 	for _, c := range consents {
 		rc := ReportConsent{ID: c.ID, VIN: c.VIN, Provider: c.ProviderName, ContainerID: c.ContainerID, Container: c.ContainerName,
 			Version: c.Version, PurposeCode: c.PurposeCode, PurposeLabel: c.PurposeLabel(), Purpose: c.Purpose, Keys: []string{},
-			State: c.State, RequestedAt: c.RequestedAt.UTC(), DecidedAt: c.DecidedAt, EndsAt: c.EndsAt, EndedAt: c.EndedAt,
+			Sent: []ReportSentKey{}, State: c.State, RequestedAt: c.RequestedAt.UTC(), DecidedAt: c.DecidedAt, EndsAt: c.EndsAt, EndedAt: c.EndedAt,
 			History: []ReportChange{}}
 		for _, k := range keys[c.ContainerVersionID] {
 			rc.Keys = append(rc.Keys, k.Key)
@@ -205,7 +229,40 @@ func (s *Service) BuildDataReport(ctx context.Context, accountID int64) (*DataRe
 		}
 		r.Consents = append(r.Consents, rc)
 	}
+	if err := s.addSentKeys(ctx, r); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// addSentKeys fills in, per consent, the keys the ledger says were sent.
+func (s *Service) addSentKeys(ctx context.Context, r *DataReport) error {
+	if s.Transfers == nil || len(r.Consents) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(r.Consents))
+	at := map[int64]int{}
+	for i, c := range r.Consents {
+		ids[i], at[c.ID] = c.ID, i
+	}
+	sent, err := s.Transfers.SentKeys(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, k := range sent {
+		i, ok := at[k.ConsentID]
+		if !ok {
+			continue
+		}
+		c := &r.Consents[i]
+		if k.Key == nil {
+			c.KeysNotRecorded = &ReportUnrecorded{Deliveries: k.Deliveries, FirstAt: k.First.UTC(), LastAt: k.Last.UTC()}
+			continue
+		}
+		c.Sent = append(c.Sent, ReportSentKey{Key: k.Key.Key, Label: k.Key.Label, LabelDE: k.Key.LabelDE, Deliveries: k.Deliveries,
+			FirstAt: k.First.UTC(), LastAt: k.Last.UTC()})
+	}
+	return nil
 }
 
 // Report statuses.
@@ -613,13 +670,37 @@ type LedgerEntry struct {
 	ContainerVersion int
 	Kind             string // pull or push
 	KeysDelivered    int
-	DeliveredAt      time.Time
+	// Keys are the keys whose values the record carried; nil when the
+	// record was written before the ledger named its keys (unknown).
+	Keys        []TransferKey
+	EventID     string // pushes: the event the provider received
+	EventType   string
+	DeliveredAt time.Time
 }
 
-// TransferSource reads the delivery ledger (billing's table); app wires an
+// TransferKey is a delivered key: its raw name and its plain-language
+// description (the catalog's English and German texts).
+type TransferKey struct {
+	Key     string `json:"key"`
+	Label   string `json:"label"`
+	LabelDE string `json:"labelDe"`
+}
+
+// SentKey sums a consent's deliveries of one key; Key nil stands for the
+// deliveries whose keys were not recorded.
+type SentKey struct {
+	ConsentID   int64
+	Key         *TransferKey
+	Deliveries  int64
+	First, Last time.Time
+}
+
+// TransferSource reads the delivery ledger (billing owns it); app wires an
 // implementation in. from is inclusive, to exclusive; zero times are open.
 type TransferSource interface {
 	Transfers(ctx context.Context, consentIDs []int64, from, to time.Time) ([]LedgerEntry, error)
+	// SentKeys sums, per consent and key, what the ledger says was sent.
+	SentKeys(ctx context.Context, consentIDs []int64) ([]SentKey, error)
 }
 
 // Transfer is one line of the transaction report.
@@ -632,10 +713,18 @@ type Transfer struct {
 	Version      int       `json:"version"`
 	PurposeCode  string    `json:"purposeCode"`
 	PurposeLabel string    `json:"purposeLabel"`
-	Keys         []string  `json:"keys"`
-	Kind         string    `json:"kind"`
-	Values       int       `json:"values"`
-	ConsentID    int64     `json:"consentId"`
+	// Keys are the raw keys whose values this transfer carried (exactly
+	// the ledger record's, not the container's); KeyNames the same in
+	// plain language. Both are null when KeysKnown is false: the record
+	// predates the ledger naming its keys, and none are invented.
+	Keys      []string      `json:"keys"`
+	KeyNames  []TransferKey `json:"keyNames"`
+	KeysKnown bool          `json:"keysKnown"`
+	Kind      string        `json:"kind"`
+	Values    int           `json:"values"`
+	ConsentID int64         `json:"consentId"`
+	EventID   string        `json:"eventId,omitempty"`
+	EventType string        `json:"eventType,omitempty"`
 }
 
 // TransactionReport lists the transfers in a period.
@@ -644,7 +733,8 @@ type TransactionReport struct {
 	Customer    ReportCustomer
 	From, To    time.Time // inclusive start, exclusive end; zero: open
 	Transfers   []Transfer
-	// Containers are the container versions that appear, with their keys.
+	// Containers are the container versions that appear, with the keys
+	// their consent covers (what a transfer carried is in its Keys).
 	Containers []ReportContainer
 }
 
@@ -733,18 +823,26 @@ func (s *Service) BuildTransactionReport(ctx context.Context, accountID int64, f
 				continue
 			}
 			t := Transfer{At: e.DeliveredAt.UTC(), VIN: e.VIN, Provider: c.ProviderName, ContainerID: e.ContainerID,
-				Version: e.ContainerVersion, Kind: e.Kind, Values: e.KeysDelivered, ConsentID: e.ConsentID, Keys: []string{}}
+				Version: e.ContainerVersion, Kind: e.Kind, Values: e.KeysDelivered, ConsentID: e.ConsentID,
+				KeysKnown: e.Keys != nil, EventID: e.EventID, EventType: e.EventType}
+			if e.Keys != nil {
+				t.Keys, t.KeyNames = make([]string, len(e.Keys)), e.Keys
+				for i, key := range e.Keys {
+					t.Keys[i] = key.Key
+				}
+			}
 			k := vkey{e.ContainerID, e.ContainerVersion}
 			if i, ok := vIndex[k]; ok {
 				v := versions[i]
 				t.Container, t.PurposeCode, t.PurposeLabel = v.Name, v.PurposeCode, PurposeLabel(v.PurposeCode)
-				for _, key := range keys[v.ID] {
-					t.Keys = append(t.Keys, key.Key)
-				}
 				if !seen[k] {
 					seen[k] = true
+					covered := []string{}
+					for _, key := range keys[v.ID] {
+						covered = append(covered, key.Key)
+					}
 					r.Containers = append(r.Containers, ReportContainer{Provider: c.ProviderName, ContainerID: v.ContainerID, Name: v.Name,
-						Version: v.Version, PurposeLabel: t.PurposeLabel, Purpose: v.Purpose, Keys: t.Keys})
+						Version: v.Version, PurposeLabel: t.PurposeLabel, Purpose: v.Purpose, Keys: covered})
 				}
 			}
 			r.Transfers = append(r.Transfers, t)

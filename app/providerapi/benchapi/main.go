@@ -39,6 +39,7 @@ import (
 	"cardata/app/db"
 	"cardata/app/ingest"
 	"cardata/app/providerapi"
+	"cardata/billing"
 	"cardata/onboarding"
 	"cardata/onboarding/containers"
 	"cardata/onboarding/vehicles"
@@ -165,8 +166,7 @@ func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur ti
 		fmt.Printf("server stop: %v\n", err)
 	}
 
-	var ledger int64
-	gdb.Raw("SELECT count(*) FROM delivery_ledger WHERE provider_id = ? AND kind = 'pull'", w.providerID).Scan(&ledger)
+	ledger, _ := (&billing.Service{DB: gdb}).CountDeliveries(ctx, w.providerID, billing.KindPull)
 
 	// The database ceiling: the same two statements per request, each
 	// request its own transaction, from as many connections as clients.
@@ -181,9 +181,8 @@ func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur ti
 		for j := range ids {
 			ids[j] = int16(j + 1)
 		}
-		_, err := pool.Exec(ctx, `INSERT INTO delivery_ledger (provider_id, client_id, vin, container_id, container_version, consent_id, kind,
-			keys_delivered, bytes, request_id, delivered_at, key_ids) VALUES ($1, NULL, $2, $3, 1, 1, 'pull', $4, 300, $5, now(), $6::smallint[])`,
-			w.providerID+1_000_000, w.vins[i], w.containerID, len(ids), fmt.Sprintf("ceiling-%d", seq.Add(1)), ids.Literal())
+		_, err := pool.Exec(ctx, billing.LedgerInsertSQL(), w.providerID+1_000_000, int64(0), w.vins[i], w.containerID, 1, int64(1),
+			billing.KindPull, len(ids), int64(300), fmt.Sprintf("ceiling-%d", seq.Add(1)), time.Now(), ids.Literal(), "", "")
 		return err
 	}
 	// The ceiling runs the very statement the handler runs for a read (the
