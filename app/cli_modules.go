@@ -4,7 +4,7 @@ package app
 // Each module contributes through its own function in its own file.
 func moduleCommands() []Command {
 	var out []Command
-	for _, f := range []func() []Command{jobsCommands, onboardingCommands, billingCommands, ingestCommands} {
+	for _, f := range []func() []Command{jobsCommands, onboardingCommands, billingCommands, ingestCommands, masterDataCommands} {
 		out = append(out, f()...)
 	}
 	return out

@@ -50,6 +50,18 @@ func (a *App) mountIngest() error {
 		}
 	})
 
+	// The master-data API (vehicles, subscriptions, account mappings) is
+	// mounted first: its own bearer check answers its paths, so the
+	// gateways' check below never sees a master-data token. A change of
+	// owner ends the former owner's consents at once, as the consent
+	// expiry job does.
+	a.Vehicles.FormerOwnerConsents = func(ctx context.Context) (int, error) {
+		x, err := a.newConsentService().ExpireDue(ctx, 1000)
+		return x.FormerHolder, err
+	}
+	md := &ingest.MasterDataHandler{Svc: a.Ingest, Vehicles: a.Vehicles}
+	a.Access.Public(fiber.MethodGet, md.Mount(a.Fiber))
+
 	h := &ingest.Handler{Svc: a.Ingest, Allowed: a.Enforcer.Allowed}
 	// The group's bearer check sets the gateway principal; the route guard
 	// then authorizes it by the policy like every other principal.

@@ -88,6 +88,9 @@ type Subscription struct {
 	StartsAt  time.Time  `gorm:"column:starts_at"`
 	EndsAt    *time.Time `gorm:"column:ends_at"`
 	CreatedAt time.Time  `gorm:"column:created_at"`
+	// ExternalRef is the manufacturer's reference of the booking (master
+	// data API); nil for bookings made by hand or imported.
+	ExternalRef *string `gorm:"column:external_ref"`
 }
 
 func (Subscription) TableName() string { return "service_subscriptions" }
@@ -121,6 +124,10 @@ type Service struct {
 	DB      *gorm.DB
 	Catalog *catalog.Catalog
 	Now     func() time.Time // nil: time.Now
+	// FormerOwnerConsents ends the consents of customers who no longer hold
+	// their vehicle as primary holder (the consent module's expiry, wired in
+	// by the app); see EndFormerOwnersConsents.
+	FormerOwnerConsents func(ctx context.Context) (int, error)
 }
 
 func (s *Service) now() time.Time {
