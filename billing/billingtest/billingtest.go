@@ -183,6 +183,39 @@ func MustDelivery(t testing.TB, gdb *gorm.DB, d billing.Delivery) {
 	}
 }
 
+// MustLegacyDelivery writes a record the way the ledger did before it named
+// keys (key_ids NULL, keys_delivered only): the check that pins such records
+// to ids before the migration is dropped in this test database first.
+// d.KeysDelivered is the count; d.KeyIDs is ignored. It returns the id.
+func MustLegacyDelivery(t testing.TB, gdb *gorm.DB, d billing.Delivery) int64 {
+	t.Helper()
+	if err := gdb.Exec("ALTER TABLE delivery_ledger DROP CONSTRAINT IF EXISTS delivery_ledger_keys_named").Error; err != nil {
+		t.Fatalf("drop keys_named: %v", err)
+	}
+	if d.At.IsZero() {
+		d.At = time.Now()
+	}
+	var id int64
+	err := gdb.Raw(`INSERT INTO delivery_ledger (provider_id, client_id, vin, container_id, container_version, consent_id, kind,
+		keys_delivered, bytes, request_id, delivered_at, key_ids) VALUES (?, NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) RETURNING id`,
+		d.ProviderID, d.ClientID, d.VIN, d.ContainerID, d.ContainerVersion, d.ConsentID, d.Kind, d.KeysDelivered, d.Bytes,
+		d.RequestID, d.At.UTC()).Scan(&id).Error
+	if err != nil || id == 0 {
+		t.Fatalf("legacy delivery: %v", err)
+	}
+	return id
+}
+
+// DeliveryKeyIDs returns the key ids a record names (nil: not recorded).
+func DeliveryKeyIDs(t testing.TB, gdb *gorm.DB, id int64) []int16 {
+	t.Helper()
+	var r billing.LedgerRecord
+	if err := gdb.Where("id = ?", id).Take(&r).Error; err != nil {
+		t.Fatalf("ledger record %d: %v", id, err)
+	}
+	return r.KeyIDs
+}
+
 // Validator is the path of the EN 16931 validator script.
 func Validator() string {
 	if v := os.Getenv("EN16931_VALIDATOR"); v != "" {
