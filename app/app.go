@@ -36,6 +36,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/policies/session"
+	"cardata/policies/signin"
 	"cardata/templates"
 )
 
@@ -84,7 +85,7 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 		resolvers: map[string]web.Resolver{},
 	}
 	a.Sessions = &session.Store{DB: gdb, Idle: cfg.SessionIdleTimeout, MaxAge: cfg.SessionMaxAge}
-	a.Staff = &staff.Service{DB: gdb, BcryptCost: cfg.BcryptCost, Sessions: a.Sessions, Throttle: staff.Throttle{
+	a.Staff = &staff.Service{DB: gdb, BcryptCost: cfg.BcryptCost, Sessions: a.Sessions, Throttle: signin.Throttle{
 		PerAccount: cfg.LoginMaxFailuresPerAccount, PerAddress: cfg.LoginMaxFailuresPerAddress, Window: cfg.LoginThrottleWindow}}
 	a.resolvers[policies.KindStaff] = func(ctx context.Context, id, sid int64) (*policies.Principal, error) {
 		u, err := a.Staff.FindByID(ctx, id)

@@ -22,13 +22,14 @@ import (
 	"cardata/onboarding/webhooks"
 	"cardata/policies"
 	"cardata/policies/consent"
+	"cardata/policies/signin"
 )
 
 // newConsentService builds the consent domain from the config. It holds no
 // state, so each surface (and the demo) may have its own instance.
 func (a *App) newConsentService() *consent.Service {
 	s := &consent.Service{DB: a.DB, IsEU: onboarding.IsEU, PublicURL: a.Cfg.PublicURL, BcryptCost: a.Cfg.BcryptCost,
-		Throttle: consent.Throttle{PerAccount: a.Cfg.LoginMaxFailuresPerAccount, PerAddress: a.Cfg.LoginMaxFailuresPerAddress,
+		Throttle: signin.Throttle{PerAccount: a.Cfg.LoginMaxFailuresPerAccount, PerAddress: a.Cfg.LoginMaxFailuresPerAddress,
 			Window: a.Cfg.LoginThrottleWindow},
 		Location:  a.Cfg.BillingTimezone,
 		Transfers: ledgerTransfers{&billing.Service{DB: a.DB, Location: a.Cfg.BillingTimezone}},

@@ -9,13 +9,14 @@ import (
 	"cardata/app/portal"
 	"cardata/onboarding"
 	"cardata/policies"
+	"cardata/policies/signin"
 )
 
 // newOnboardingService builds the onboarding domain service from the config.
 // It holds no state of its own, so each surface may have its instance.
 func (a *App) newOnboardingService() *onboarding.Service {
 	return &onboarding.Service{DB: a.DB, BcryptCost: a.Cfg.BcryptCost, PublicURL: a.Cfg.PublicURL, Sessions: a.Sessions,
-		Throttle: onboarding.Throttle{PerAccount: a.Cfg.LoginMaxFailuresPerAccount,
+		Throttle: signin.Throttle{PerAccount: a.Cfg.LoginMaxFailuresPerAccount,
 			PerAddress: a.Cfg.LoginMaxFailuresPerAddress, Window: a.Cfg.LoginThrottleWindow},
 		RegistrationLimits: onboarding.RegistrationLimits{PerHour: a.Cfg.RegistrationRateLimit,
 			DailyUploadBytes: a.Cfg.RegistrationDailyUploadBytes}}

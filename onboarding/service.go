@@ -16,6 +16,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/policies/session"
+	"cardata/policies/signin"
 )
 
 // Service is the onboarding domain: registration and review of providers,
@@ -30,7 +31,7 @@ type Service struct {
 	PublicURL string
 	// Sessions, when set, ends a provider user's sessions when they are deactivated.
 	Sessions *session.Store
-	Throttle Throttle
+	Throttle signin.Throttle // limits failed portal sign-ins
 	// RegistrationLimits bound the public registration per client address (Apply).
 	RegistrationLimits RegistrationLimits
 	// InviteTTL is how long a set-password link works (default 7 days).
@@ -40,13 +41,6 @@ type Service struct {
 	EligibleVehicles func(ctx context.Context, market string) (int64, error)
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
-}
-
-// Throttle limits failed portal sign-ins.
-type Throttle struct {
-	PerAccount int
-	PerAddress int
-	Window     time.Duration
 }
 
 func (s *Service) now() time.Time {

@@ -101,7 +101,7 @@ func (s *Service) ResolvePrincipal(ctx context.Context, userID, sessionID int64)
 func (s *Service) Authenticate(ctx context.Context, email, password, addr string) (*ProviderUser, error) {
 	email = signin.Email(email)
 	db := s.DB.WithContext(ctx)
-	attempts := signin.Attempts{Table: "provider_login_attempts", Throttle: signin.Throttle(s.Throttle), Cost: s.BcryptCost}
+	attempts := signin.Attempts{Table: "provider_login_attempts", Throttle: s.Throttle, Cost: s.BcryptCost}
 	attempt, err := attempts.Begin(db, email, addr, s.now())
 	if err != nil {
 		return nil, err

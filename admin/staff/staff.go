@@ -46,18 +46,11 @@ type userRole struct {
 
 func (userRole) TableName() string { return "staff_user_roles" }
 
-// Throttle limits failed logins.
-type Throttle struct {
-	PerAccount int
-	PerAddress int
-	Window     time.Duration
-}
-
 // Service is the staff user service.
 type Service struct {
 	DB         *gorm.DB
 	BcryptCost int
-	Throttle   Throttle
+	Throttle   signin.Throttle // limits failed logins
 	Sessions   *session.Store
 }
 
@@ -406,7 +399,7 @@ var (
 func (s *Service) Authenticate(ctx context.Context, email, password, addr string) (*User, error) {
 	email = signin.Email(email)
 	db := s.DB.WithContext(ctx)
-	attempts := signin.Attempts{Table: "login_attempts", Throttle: signin.Throttle(s.Throttle), Cost: s.BcryptCost}
+	attempts := signin.Attempts{Table: "login_attempts", Throttle: s.Throttle, Cost: s.BcryptCost}
 	attempt, err := attempts.Begin(db, email, addr, time.Now().UTC())
 	if err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ import (
 
 	"cardata/policies"
 	"cardata/policies/errs"
+	"cardata/policies/signin"
 )
 
 // State is where a consent stands.
@@ -249,7 +250,7 @@ type Service struct {
 	Transfers TransferSource
 	// BcryptCost and Throttle govern customer sign-in.
 	BcryptCost int
-	Throttle   Throttle
+	Throttle   signin.Throttle
 	// Location renders times for people in reports (nil: UTC).
 	Location *time.Location
 	Now      func() time.Time
@@ -276,13 +277,6 @@ type DropPushesFunc func(ctx context.Context, tx *gorm.DB, consentID int64, reas
 // vehicle that can deliver nothing; its fields (all "vin") carry the
 // capability service's reason codes.
 const ErrVehicleNotEligible = "vehicle_not_eligible"
-
-// Throttle limits failed customer sign-ins.
-type Throttle struct {
-	PerAccount int
-	PerAddress int
-	Window     time.Duration
-}
 
 func (s *Service) now() time.Time {
 	if s.Now != nil {

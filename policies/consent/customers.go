@@ -140,7 +140,7 @@ var (
 func (s *Service) AuthenticateCustomer(ctx context.Context, email, password, addr string) (*Customer, error) {
 	email = signin.Email(email)
 	db := s.DB.WithContext(ctx)
-	attempts := signin.Attempts{Table: "customer_login_attempts", Throttle: signin.Throttle(s.Throttle), Cost: s.BcryptCost}
+	attempts := signin.Attempts{Table: "customer_login_attempts", Throttle: s.Throttle, Cost: s.BcryptCost}
 	attempt, err := attempts.Begin(db, email, addr, s.now())
 	if err != nil {
 		return nil, err
