@@ -12,6 +12,7 @@ import (
 	"cardata/onboarding"
 	"cardata/onboarding/catalog"
 	"cardata/onboarding/vehicles"
+	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/templates"
 )
@@ -50,7 +51,7 @@ type vehicleListPage struct {
 func (h *VehicleHandlers) listVehicles(c *fiber.Ctx) error {
 	q := c.Query("q")
 	// A complete VIN goes straight to its page.
-	if vin := vehicles.NormalizeVIN(q); vehicles.IsVIN(vin) {
+	if vin := policies.NormalizeVIN(q); vehicles.IsVIN(vin) {
 		if v, err := h.Vehicles.FindByVIN(c.UserContext(), vin); err == nil {
 			return c.Redirect("/admin/vehicles/"+v.VIN, fiber.StatusSeeOther)
 		}

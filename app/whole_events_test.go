@@ -248,3 +248,53 @@ func TestVehicleEventsArePushedWhole(t *testing.T) {
 		t.Fatalf("B got pushes for keys its container does not have: %q", recvB.got())
 	}
 }
+
+// A poisoned event is set aside whole, with all its keys and values, the
+// events around it are pushed, and the staff retry queues it whole again.
+func TestPoisonedWholeEventIsDeadLetteredWhole(t *testing.T) {
+	t.Parallel()
+	tt := apptest.New(t)
+	w := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
+	hooks := tt.App.Webhooks
+	rec := &pushReceiver{}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	subscribe(t, tt, w, srv.URL)
+
+	const tele = "vehicle.status.teleServiceCall"
+	apiIngest(t, tt, w.VIN, apiKeyServiceCall, `{"reason":"before"}`, time.Now().Add(-3*time.Minute))
+	// A service call of two keys whose first value jsonb refuses (the ingest
+	// refuses it now; an older version could have stored it).
+	if err := tt.DB.Exec(`INSERT INTO vehicle_events (vehicle_id, event_type, key_ids, key_values, read_at)
+		SELECT v.id, 'service_call', ARRAY[a.id, b.id], ARRAY[?, ?], now() - interval '2 minutes'
+		FROM vehicles v, catalog_keys a, catalog_keys b WHERE v.vin = ? AND a.key = ? AND b.key = ?`,
+		`[{"t":"a\u0000b"}]`, `{"dtc":"P0300"}`, w.VIN, apiKeyServiceCall, tele).Error; err != nil {
+		t.Fatal(err)
+	}
+	apiIngest(t, tt, w.VIN, apiKeyServiceCall, `{"reason":"after"}`, time.Now().Add(-time.Minute))
+	if n, err := hooks.FanOut(tt.Ctx, 100); err != nil || n != 3 {
+		t.Fatalf("fan-out: %d %v", n, err)
+	}
+	if _, err := hooks.DeliverDue(tt.Ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.got(); len(got) != 2 || !strings.Contains(got[0]+got[1], "before") || !strings.Contains(got[0]+got[1], "after") {
+		t.Fatalf("pushes received: %q", got)
+	}
+	dead, n, err := hooks.DeadEvents(tt.Ctx, 10)
+	if err != nil || n != 1 || len(dead) != 1 || dead[0].Key != apiKeyServiceCall+", "+tele ||
+		dead[0].Value != `[{"t":"a\u0000b"}] | {"dtc":"P0300"}` || dead[0].EventType != "service_call" || !strings.Contains(dead[0].Error, "22P05") {
+		t.Fatalf("dead letters: %+v %d %v", dead, n, err)
+	}
+	if err := hooks.RetryDeadEvent(tt.Ctx, dead[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Keys, Vals string
+	}
+	tt.DB.Raw(`SELECT array_to_string(key_ids, ',') AS keys, array_to_string(key_values, '|') AS vals FROM vehicle_events WHERE id = ?`,
+		dead[0].ID).Scan(&back)
+	if back.Keys != "90,91" || back.Vals != `[{"t":"a\u0000b"}]|{"dtc":"P0300"}` {
+		t.Fatalf("retried event: %+v", back)
+	}
+}

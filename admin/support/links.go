@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"cardata/onboarding/vehicles"
+	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 )
@@ -97,7 +98,7 @@ func NormalizeLink(v *errs.Validation, field string, in LinkInput) (LinkInput, b
 			v.Add(field, "invoice_invalid", "give the invoice number as printed, e.g. CD-2026-000123")
 		}
 	case LinkVIN:
-		ref = vehicles.NormalizeVIN(ref)
+		ref = policies.NormalizeVIN(ref)
 		vehicles.ValidateVIN(v, field, ref)
 	default:
 		v.Add(field, "link_kind_invalid", "choose what the link refers to: container, invoice or VIN")

@@ -16,6 +16,7 @@ import (
 
 	"cardata/app/db"
 	"cardata/onboarding/webhooks"
+	"cardata/policies"
 	"cardata/policies/consent"
 	"cardata/policies/errs"
 )
@@ -93,7 +94,7 @@ func telematicPath(c *fiber.Ctx) (vin string, containerID int64, ok bool) {
 	if err != nil || containerID <= 0 {
 		return "", 0, false
 	}
-	return consent.NormalizeVIN(vin), containerID, true
+	return policies.NormalizeVIN(vin), containerID, true
 }
 
 // readFast runs sqlRead for one request through the read pipeline (see
@@ -316,7 +317,7 @@ func (h *Handler) fastBearer(c *fiber.Ctx, tok string) (bool, error) {
 // containerID (normalized as the handler does).
 func takePrefetched(c *fiber.Ctx, vin string, containerID int64) *prefetched {
 	pf, _ := c.Locals(localRead).(*prefetched)
-	if pf == nil || pf.containerID != containerID || pf.vin != consent.NormalizeVIN(vin) {
+	if pf == nil || pf.containerID != containerID || pf.vin != policies.NormalizeVIN(vin) {
 		return nil
 	}
 	return pf

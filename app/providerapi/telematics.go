@@ -10,7 +10,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"cardata/billing"
-	"cardata/onboarding/vehicles"
 	"cardata/onboarding/webhooks"
 	"cardata/policies"
 	"cardata/policies/errs"
@@ -55,7 +54,7 @@ func (h *Handler) telematicData(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	vin := vehicles.NormalizeVIN(c.Params("vin"))
+	vin := policies.NormalizeVIN(c.Params("vin"))
 	raw := c.Query("containerId")
 	containerID, perr := strconv.ParseInt(raw, 10, 64)
 	if raw == "" || perr != nil || containerID <= 0 {

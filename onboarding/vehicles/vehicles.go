@@ -22,6 +22,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"cardata/onboarding/catalog"
+	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 )
@@ -211,7 +212,7 @@ type NewVehicle struct {
 // country code: a vehicle registered outside the supported markets exists in
 // the registry but is not eligible (see Capabilities).
 func (in *NewVehicle) normalize() error {
-	in.VIN = NormalizeVIN(in.VIN)
+	in.VIN = policies.NormalizeVIN(in.VIN)
 	in.Brand = strings.ToUpper(strings.TrimSpace(in.Brand))
 	in.Model = strings.TrimSpace(in.Model)
 	in.Drivetrain = strings.ToLower(strings.TrimSpace(in.Drivetrain))
@@ -263,7 +264,7 @@ func (s *Service) FindByVIN(ctx context.Context, vin string) (*Vehicle, error) {
 }
 
 func (s *Service) findByVIN(tx *gorm.DB, vin string, lock bool) (*Vehicle, error) {
-	vin = NormalizeVIN(vin)
+	vin = policies.NormalizeVIN(vin)
 	var val errs.Validation
 	ValidateVIN(&val, "vin", vin)
 	if err := val.Err(); err != nil {
@@ -481,7 +482,7 @@ func (s *Service) Search(ctx context.Context, f Filter) ([]Vehicle, int64, error
 	if t := strings.TrimSpace(f.Query); t != "" {
 		like := escapeLike(t) + "%"
 		q = q.Where("vin LIKE ? OR model ILIKE ? OR id IN (SELECT h.vehicle_id FROM vehicle_holders h JOIN customer_accounts a ON a.id = h.account_id WHERE lower(a.email) LIKE lower(?))",
-			escapeLike(NormalizeVIN(t))+"%", "%"+escapeLike(t)+"%", like)
+			escapeLike(policies.NormalizeVIN(t))+"%", "%"+escapeLike(t)+"%", like)
 	}
 	if f.Brand != "" {
 		q = q.Where("brand = ?", f.Brand)

@@ -97,7 +97,7 @@ func TestValidateVIN(t *testing.T) {
 	if vehicles.HasValidCheckDigit("1M8GDM9A1KP042788") {
 		t.Error("a wrong check digit must be reported as such")
 	}
-	if vehicles.NormalizeVIN(" wba11aa0x0de12345 ") != "WBA11AA0X0DE12345" {
+	if policies.NormalizeVIN(" wba11aa0x0de12345 ") != "WBA11AA0X0DE12345" {
 		t.Error("NormalizeVIN must trim and upper-case")
 	}
 }

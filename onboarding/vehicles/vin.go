@@ -1,14 +1,8 @@
 package vehicles
 
 import (
-	"strings"
-
 	"cardata/policies/errs"
 )
-
-// NormalizeVIN trims surrounding space and upper-cases; people type VINs in
-// lower case, vehicles never send them that way.
-func NormalizeVIN(vin string) string { return strings.ToUpper(strings.TrimSpace(vin)) }
 
 // vinAllowed is the ISO 3779 alphabet: digits and capital letters except
 // I, O and Q (too easily read as 1 and 0).

@@ -320,9 +320,6 @@ func actor(ctx context.Context) (kind string, id *int64, label string) {
 
 var vinRe = regexp.MustCompile(`^[A-HJ-NPR-Z0-9]{17}$`)
 
-// NormalizeVIN upper-cases and trims a VIN.
-func NormalizeVIN(vin string) string { return strings.ToUpper(strings.TrimSpace(vin)) }
-
 // ErrNotFound is returned for unknown consents and those of others.
 var ErrNotFound = errs.New(errs.NotFound, "consent_not_found", "consent not found")
 
@@ -355,7 +352,7 @@ type NewRequest struct {
 // are answered alike, so the request reveals nothing about vehicles.
 func (s *Service) Request(ctx context.Context, providerID int64, in NewRequest) (*Consent, error) {
 	now := s.now()
-	in.VIN = NormalizeVIN(in.VIN)
+	in.VIN = policies.NormalizeVIN(in.VIN)
 	var v errs.Validation
 	if !vinRe.MatchString(in.VIN) {
 		v.Add("vin", "vin_invalid", "a VIN has 17 characters: digits and capital letters except I, O and Q")
@@ -728,7 +725,7 @@ type ConsentFilter struct {
 func (s *Service) FindProviderConsents(ctx context.Context, providerID int64, f ConsentFilter) ([]Consent, int64, error) {
 	q := s.from(s.DB.WithContext(ctx)).Where("c.provider_id = ?", providerID)
 	if f.VIN != "" {
-		q = q.Where("c.vin = ?", NormalizeVIN(f.VIN))
+		q = q.Where("c.vin = ?", policies.NormalizeVIN(f.VIN))
 	}
 	if f.State != "" {
 		q = q.Where("c.state = ?", f.State)

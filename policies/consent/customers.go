@@ -63,7 +63,7 @@ func (s *Service) FindCustomers(ctx context.Context, query string, offset, limit
 		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(query) + "%"
 		where = `(a.email ILIKE ? OR a.name ILIKE ? OR a.id IN (SELECT h.account_id FROM vehicle_holders h
 			JOIN vehicles v ON v.id = h.vehicle_id WHERE v.vin = ?))`
-		args = append(args, like, like, NormalizeVIN(query))
+		args = append(args, like, like, policies.NormalizeVIN(query))
 	}
 	var total int64
 	if err := s.DB.WithContext(ctx).Raw("SELECT count(*) FROM customer_accounts a WHERE "+where, args...).Scan(&total).Error; err != nil {

@@ -103,7 +103,7 @@ func (s *Service) Facts(ctx context.Context, providerID, clientID int64, vin str
 func (s *Service) FactsAt(ctx context.Context, providerID, clientID int64, vin string, containerID int64, at time.Time) (policies.AccessFacts, Refs, error) {
 	var r FactsRow
 	err := s.DB.WithContext(ctx).Raw(FactsSQL, map[string]any{
-		"provider": providerID, "client": clientID, "vin": NormalizeVIN(vin), "container": containerID,
+		"provider": providerID, "client": clientID, "vin": policies.NormalizeVIN(vin), "container": containerID,
 	}).Scan(&r).Error
 	if err != nil {
 		return policies.AccessFacts{}, Refs{}, errs.Wrap(err, "access facts")
