@@ -69,22 +69,26 @@ ON CONFLICT (vehicle_id, key_id) DO UPDATE
 // with a changed value (changed_at = read_at after the upsert, which also
 // holds for a first value), and it carries every key of its type in that
 // reading; readings of event keys (push = 2: a service call) always make
-// one.
+// one. The changed keys are marked by a UNION ALL with the staged readings
+// and one GROUP BY rather than a join of the two: the staging table has no
+// statistics, and the planner ran such a join as a nested loop over the
+// whole batch (1.4 s for 450 snapshots in EXPLAIN ANALYZE, against 0.1 s).
 var applySQL = `INSERT INTO vehicle_snapshots (vehicle_id, read_at, received_at, key_ids, key_values)
 SELECT vehicle_id, read_at, now(), array_agg(key_id), array_agg(value) FROM ingest_stage GROUP BY vehicle_id, read_at;
 ` + fmt.Sprintf(UpsertLatestSQL, "vehicle_latest_values", " AND push <> 1") + `;
 WITH up AS (
 ` + fmt.Sprintf(UpsertLatestSQL, "vehicle_latest_values", " AND push = 1") + `
     RETURNING l.vehicle_id, l.key_id, l.read_at, l.changed_at),
-changed AS (
-    SELECT DISTINCT up.vehicle_id, up.read_at, k.push_event
-    FROM up JOIN catalog_keys k ON k.id = up.key_id WHERE up.changed_at = up.read_at)
+readings AS (
+    SELECT vehicle_id, read_at, key_id, value, false AS changed FROM ingest_stage WHERE push = 1
+    UNION ALL
+    SELECT vehicle_id, read_at, key_id, NULL, true FROM up WHERE changed_at = read_at)
 INSERT INTO vehicle_events (vehicle_id, event_type, key_ids, key_values, read_at)
-SELECT s.vehicle_id, k.push_event, array_agg(s.key_id ORDER BY s.key_id), array_agg(s.value ORDER BY s.key_id), s.read_at
-FROM ingest_stage s JOIN catalog_keys k ON k.id = s.key_id
-JOIN changed c ON c.vehicle_id = s.vehicle_id AND c.read_at = s.read_at AND c.push_event = k.push_event
-WHERE s.push = 1
-GROUP BY s.vehicle_id, s.read_at, k.push_event;
+SELECT r.vehicle_id, k.push_event, array_agg(r.key_id ORDER BY r.key_id) FILTER (WHERE NOT r.changed),
+    array_agg(r.value ORDER BY r.key_id) FILTER (WHERE NOT r.changed), r.read_at
+FROM readings r JOIN catalog_keys k ON k.id = r.key_id
+GROUP BY r.vehicle_id, r.read_at, k.push_event
+HAVING bool_or(r.changed);
 INSERT INTO vehicle_events (vehicle_id, event_type, key_ids, key_values, read_at)
 SELECT s.vehicle_id, k.push_event, array_agg(s.key_id ORDER BY s.key_id), array_agg(s.value ORDER BY s.key_id), s.read_at
 FROM ingest_stage s JOIN catalog_keys k ON k.id = s.key_id WHERE s.push = 2
