@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -645,5 +646,40 @@ func TestVehicleMasterDataByHand(t *testing.T) {
 	}
 	if !slices.Equal(actions, []string{"vehicle.updated", "holders.change_of_owner", "subscription.booked", "subscription.ended"}) {
 		t.Fatalf("staff history: %v", actions)
+	}
+}
+
+// The CLI creates a master-data client (token shown once, stored hashed,
+// audited) and disables it.
+func TestMasterDataCLI(t *testing.T) {
+	gdb, _ := cliDatabase(t)
+	code, out, errOut := runCLI(t, "", "ingest", "masterdata", "add", "--name", "vehicle-master")
+	if code != 0 || !strings.Contains(out, "cdm_") {
+		t.Fatalf("masterdata add: %d %s %s", code, out, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	token := strings.TrimSpace(lines[len(lines)-1])
+	sum := sha256.Sum256([]byte(token))
+	var n int64
+	gdb.Raw("SELECT count(*) FROM master_data_clients WHERE name = 'vehicle-master' AND token_hash = ? AND active", sum[:]).Scan(&n)
+	if n != 1 {
+		t.Fatalf("client with the hash of %q: %d", token, n)
+	}
+	gdb.Raw("SELECT count(*) FROM audit_entries WHERE action = 'master_data_client.create' AND actor_label = 'cli'").Scan(&n)
+	if n != 1 {
+		t.Fatalf("audit entries: %d", n)
+	}
+	if code, _, errOut := runCLI(t, "", "ingest", "masterdata", "add", "--name", "vehicle-master"); code != 1 || !strings.Contains(errOut, "already exists") {
+		t.Fatalf("duplicate: %d %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "", "ingest", "masterdata", "disable", "--name", "vehicle-master"); code != 0 {
+		t.Fatalf("disable: %d %s", code, errOut)
+	}
+	gdb.Raw("SELECT count(*) FROM master_data_clients WHERE name = 'vehicle-master' AND NOT active").Scan(&n)
+	if n != 1 {
+		t.Fatal("the client is still active")
+	}
+	if code, _, errOut := runCLI(t, "", "ingest", "masterdata", "disable", "--name", "nobody"); code != 1 || !strings.Contains(errOut, "no master-data client") {
+		t.Fatalf("unknown client: %d %s", code, errOut)
 	}
 }
