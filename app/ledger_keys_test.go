@@ -1,10 +1,13 @@
 package app_test
 
 import (
+	"bytes"
+	"compress/zlib"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -248,8 +251,22 @@ func TestLedgerNamesTheKeysEverySurfaceShows(t *testing.T) {
 			t.Errorf("csv labels lack %s: %q", k, pull)
 		}
 	}
-	if res := cust.Get("/my/transactions?format=pdf"); res.Status != 200 || !strings.HasPrefix(res.Body, "%PDF") {
-		t.Fatalf("pdf: %d", res.Status)
+	res2 = cust.Get("/my/transactions?format=pdf")
+	if res2.Status != 200 || !strings.HasPrefix(res2.Body, "%PDF") {
+		t.Fatalf("pdf: %d", res2.Status)
+	}
+	text := pdfText(t, []byte(res2.Body))
+	if strings.Count(text, "Keys sent: ") != 2 || !strings.Contains(text, "Keys sent: keys not recorded") {
+		t.Errorf("pdf lacks the transfers' keys: %s", text)
+	}
+	for _, k := range sent {
+		if !strings.Contains(text, k) {
+			t.Errorf("pdf lacks %s", k)
+		}
+	}
+	// The container's keys are listed once, as what the consent covers.
+	if strings.Count(text, apiKeyServiceCall) != 1 {
+		t.Errorf("pdf names %s %d times, want once (the container's keys)", apiKeyServiceCall, strings.Count(text, apiKeyServiceCall))
 	}
 
 	// The data report: which keys were sent to whom, from the ledger.
@@ -300,6 +317,31 @@ func TestLedgerNamesTheKeysEverySurfaceShows(t *testing.T) {
 		!strings.Contains(html, "<code>"+apiKeyMoving+"</code>") {
 		t.Errorf("report.html lacks the sent keys")
 	}
+}
+
+// pdfText inflates a PDF's content streams (fpdf compresses them) so that
+// a test can look for the text drawn.
+func pdfText(t *testing.T, pdf []byte) string {
+	t.Helper()
+	var out strings.Builder
+	for rest := pdf; ; {
+		i := bytes.Index(rest, []byte("stream\n"))
+		if i < 0 {
+			break
+		}
+		rest = rest[i+len("stream\n"):]
+		j := bytes.Index(rest, []byte("endstream"))
+		if j < 0 {
+			break
+		}
+		if zr, err := zlib.NewReader(bytes.NewReader(rest[:j])); err == nil {
+			b, _ := io.ReadAll(zr)
+			out.Write(b)
+		}
+		rest = rest[j:]
+	}
+	// Text operands are PDF strings: unescape the parentheses.
+	return strings.NewReplacer(`\(`, "(", `\)`, ")").Replace(out.String())
 }
 
 // apiKey is a key as the deliveries API names it.
