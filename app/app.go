@@ -63,8 +63,11 @@ type App struct {
 	resolvers map[string]web.Resolver
 	bearer    fiber.Handler               // resolves API bearer tokens before the guard (mountAPI sets it)
 	workers   []func(ctx context.Context) // started by Serve, stopped on shutdown
+	closers   []func()                    // stop and wait for what New and the handlers started (Close)
+	closeOnce sync.Once
 
 	metricsAddr atomic.Pointer[string] // bound METRICS_ADDR while serving
+	metricsDone chan struct{}          // closed when the metrics listener's goroutine has returned
 }
 
 // New builds the whole application on an open, migrated database.
@@ -211,6 +214,25 @@ func (a *App) readyz(c *fiber.Ctx) error {
 // AddWorker registers a background loop run by Serve until shutdown.
 func (a *App) AddWorker(w func(ctx context.Context)) { a.workers = append(a.workers, w) }
 
+// onShutdown registers f with Close: it stops something New or a handler
+// started (the ledger writer, invoice runs started from the UI, the fast
+// reads' leaders) and returns once its goroutines have.
+func (a *App) onShutdown(f func()) { a.closers = append(a.closers, f) }
+
+// Close stops every goroutine New, the mounts and the handlers started and
+// waits until they have returned, in the reverse order of their mounts.
+// ServeListener calls it at the end of its shutdown; an app that was never
+// served (the CLI, tests) calls it itself. It is safe to call more than
+// once; the app serves no more after it. The caller closes the database
+// afterwards.
+func (a *App) Close() {
+	a.closeOnce.Do(func() {
+		for i := len(a.closers) - 1; i >= 0; i-- {
+			a.closers[i]()
+		}
+	})
+}
+
 // Serve listens on LISTEN_ADDR (and METRICS_ADDR) until ctx ends, then shuts
 // down gracefully: stop accepting, finish in-flight requests, stop workers,
 // all within SHUTDOWN_TIMEOUT. The caller closes the database afterwards.
@@ -248,8 +270,10 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(add
 		stopWorkers()
 		if msrv != nil {
 			msrv.Close()
+			<-a.metricsDone
 		}
 		wg.Wait()
+		a.Close()
 		return err
 	case <-ctx.Done():
 	}
@@ -268,8 +292,18 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(add
 		a.metricsAddr.Store(nil)
 	}
 	stopWorkers()
+	// Then what New and the handlers started: it may still be at work for
+	// a request that has been answered (an invoice run, a read batch).
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() {
+		defer close(done)
+		<-errc // the listener's goroutine returns once ln is closed
+		if msrv != nil {
+			<-a.metricsDone
+		}
+		wg.Wait()
+		a.Close()
+	}()
 	select {
 	case <-done:
 	case <-time.After(time.Until(deadline)):
@@ -310,7 +344,9 @@ func (a *App) serveMetrics() (*http.Server, error) {
 	addr := ln.Addr().String()
 	a.metricsAddr.Store(&addr)
 	a.Log.Info("metrics listening", "addr", addr)
+	a.metricsDone = make(chan struct{})
 	go func() {
+		defer close(a.metricsDone)
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			a.Log.Error("metrics listener stopped", "addr", addr, "err", err)
 		}

@@ -43,7 +43,7 @@ func (a *App) mountAPI() error {
 	if err != nil {
 		return err
 	}
-	a.AddWorker(func(ctx context.Context) { <-ctx.Done(); ledger.Close() })
+	a.onShutdown(ledger.Close) // after the handlers that write it have returned
 
 	// Signing secrets are sealed at rest under SECRETS_KEY; any still in
 	// clear (made before the key was set) are sealed now.
@@ -86,6 +86,7 @@ func (a *App) mountAPI() error {
 	// read is served at all).
 	h.Consents = a.newConsentService()
 	a.API = h
+	a.onShutdown(h.Close) // the fast-read leaders
 	h.Routes(a.Fiber)
 	a.bearer = h.Bearer
 	for _, r := range providerapi.PublicRoutes {

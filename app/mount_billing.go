@@ -30,8 +30,10 @@ func (a *App) newBillingService() *billing.Service {
 func (a *App) mountBilling() error {
 	svc := a.newBillingService()
 	a.Billing = svc
+	// Runs started from the UI continue after their request; shutdown stops
+	// them (marked interrupted) and waits until they have returned.
 	shutdown, stop := context.WithCancel(context.Background())
-	a.AddWorker(func(ctx context.Context) { <-ctx.Done(); stop() })
+	a.onShutdown(func() { stop(); svc.Close() })
 
 	pages := &admin.BillingHandlers{View: a.View, Billing: svc, Shutdown: shutdown}
 	pages.Routes(a.surface("/admin"))

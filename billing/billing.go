@@ -58,6 +58,8 @@ type Service struct {
 	beforeFinalizeCommit func(invoiceID int64) error
 	// bulkMin overrides globalMin (tests count in bulk or alone).
 	bulkMin int
+	// runs are the runs StartRun started; Close stops them and waits (run.go).
+	runs *runGroup
 }
 
 func (s *Service) now() time.Time {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -148,7 +149,18 @@ func (s *Service) StartRun(ctx, shutdownCtx context.Context, period string, opt 
 	// The run keeps the caller's principal and request for its audit entries.
 	runCtx := context.WithoutCancel(ctx)
 	runCtx, cancel := context.WithCancel(runCtx)
+	id, ok := s.runGroup().add(cancel)
+	if !ok {
+		// Close came while the run row was written: the run ends at once,
+		// marked interrupted, and nothing is left behind.
+		cancel()
+		h.err = s.execute(runCtx, run, p, opt)
+		release()
+		close(h.done)
+		return h, nil
+	}
 	go func() {
+		defer s.runGroup().done(id)
 		defer close(h.done)
 		defer cancel()
 		defer release()
@@ -157,6 +169,67 @@ func (s *Service) StartRun(ctx, shutdownCtx context.Context, period string, opt 
 		h.err = s.execute(runCtx, run, p, opt)
 	}()
 	return h, nil
+}
+
+// Close stops the runs StartRun started (each ends at its next step and is
+// marked interrupted; a later run completes the period) and waits until
+// their goroutines have returned. A run started after Close is interrupted
+// before it begins. The app calls Close at shutdown.
+func (s *Service) Close() { s.runGroup().close() }
+
+// runGroupInit guards the lazy creation of a Service's runGroup (a Service
+// is a struct literal; copies made after the first run share its group).
+var runGroupInit sync.Mutex
+
+func (s *Service) runGroup() *runGroup {
+	runGroupInit.Lock()
+	defer runGroupInit.Unlock()
+	if s.runs == nil {
+		s.runs = &runGroup{}
+	}
+	return s.runs
+}
+
+// runGroup is the runs of a Service in flight: their cancel functions and a
+// WaitGroup that close waits on. Once closed, nothing joins it.
+type runGroup struct {
+	mu      sync.Mutex
+	closed  bool
+	next    int
+	cancels map[int]context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func (g *runGroup) add(cancel context.CancelFunc) (int, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, false
+	}
+	if g.cancels == nil {
+		g.cancels = map[int]context.CancelFunc{}
+	}
+	g.next++
+	g.cancels[g.next] = cancel
+	g.wg.Add(1)
+	return g.next, true
+}
+
+func (g *runGroup) done(id int) {
+	g.mu.Lock()
+	delete(g.cancels, id)
+	g.mu.Unlock()
+	g.wg.Done()
+}
+
+func (g *runGroup) close() {
+	g.mu.Lock()
+	g.closed = true
+	for _, cancel := range g.cancels {
+		cancel()
+	}
+	g.mu.Unlock()
+	g.wg.Wait()
 }
 
 // RunPeriod runs the invoice run for period and waits for it.

@@ -72,6 +72,7 @@ func New(t testing.TB, opts ...func(*config.Config)) *T {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(a.Close) // what New started (the ledger writer, runs), before the database closes
 	ctx := policies.WithPrincipal(context.Background(), policies.System("test"))
 	return &T{App: a, DB: gdb, DBURL: u, Ctx: ctx}
 }

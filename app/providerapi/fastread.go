@@ -144,6 +144,29 @@ type readPipeline struct {
 	mu     sync.Mutex
 	queue  []*readReq
 	leader chan struct{} // slots: at most cap(leader) batches in PostgreSQL at once
+
+	// The leaders' lifetime: Close cancels ctx (a batch in PostgreSQL is
+	// abandoned, its requests answered with an error) and waits for them
+	// (wg); once closed, no leader starts and a new request is refused.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	closed  bool
+	leaders sync.WaitGroup
+}
+
+// errReadsClosed answers a read that arrives after Close.
+var errReadsClosed = errs.New(errs.Unavailable, "shutting_down", "the server is shutting down; try again")
+
+// Close stops the fast-read leaders and waits until each has returned. The
+// app calls it at shutdown, once the in-flight requests have been served.
+func (h *Handler) Close() { h.reads().close() }
+
+func (p *readPipeline) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.cancel()
+	p.mu.Unlock()
+	p.leaders.Wait()
 }
 
 const maxReadBatch = 16
@@ -154,7 +177,8 @@ func (h *Handler) reads() *readPipeline {
 		if n <= 0 {
 			n = 2 * runtime.GOMAXPROCS(0)
 		}
-		h.readPipe = &readPipeline{leader: make(chan struct{}, n)}
+		ctx, cancel := context.WithCancel(context.Background())
+		h.readPipe = &readPipeline{leader: make(chan struct{}, n), ctx: ctx, cancel: cancel}
 	})
 	return h.readPipe
 }
@@ -166,20 +190,38 @@ func (h *Handler) reads() *readPipeline {
 // leader that was just finishing.
 func (p *readPipeline) submit(h *Handler, r *readReq) {
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		r.done <- readRes{err: errReadsClosed}
+		return
+	}
 	p.queue = append(p.queue, r)
 	p.mu.Unlock()
 	p.startLeader(h)
 }
 
 func (p *readPipeline) startLeader(h *Handler) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		// No leader starts any more: what is queued is refused (a leader
+		// would only have answered it with its cancelled context's error).
+		for _, r := range p.queue {
+			r.done <- readRes{err: errReadsClosed}
+		}
+		p.queue = nil
+		return
+	}
 	select {
 	case p.leader <- struct{}{}:
+		p.leaders.Add(1)
 		go p.lead(h)
 	default: // every slot is taken; their leaders will look at the queue
 	}
 }
 
 func (p *readPipeline) lead(h *Handler) {
+	defer p.leaders.Done()
 	for {
 		p.mu.Lock()
 		n := min(len(p.queue), maxReadBatch)
@@ -190,7 +232,7 @@ func (p *readPipeline) lead(h *Handler) {
 		if n == 0 {
 			break
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), readBatchTimeout)
+		ctx, cancel := context.WithTimeout(p.ctx, readBatchTimeout)
 		h.runReadBatch(ctx, batch)
 		cancel()
 	}
