@@ -168,7 +168,8 @@ The same content is in report.json and the CSV files.</p>
 <p>Purpose: <strong>{{.PurposeLabel}}</strong>. {{.Purpose}}</p>
 <p>State: <strong>{{.State}}</strong>{{if .EndsAt}} · ends {{local $.Loc .EndsAt}}{{end}} · data keys: <code>{{join .Keys ", "}}</code></p>
 <h4>Data sent to {{.Provider}} under this consent</h4>
-{{if or .Sent .KeysNotRecorded}}<table class="sent"><thead><tr><th>What it is</th><th>Data key</th><th>Deliveries</th><th>First sent</th><th>Last sent</th></tr></thead><tbody>
+{{if not $.R.SentFromLedger}}<p class="muted">Not part of this archive: the delivery ledger could not be read.</p>
+{{else if or .Sent .KeysNotRecorded}}<table class="sent"><thead><tr><th>What it is</th><th>Data key</th><th>Deliveries</th><th>First sent</th><th>Last sent</th></tr></thead><tbody>
 {{range .Sent}}<tr><td>{{.Label}}</td><td><code>{{.Key}}</code></td><td>{{.Deliveries}}</td><td>{{local $.Loc .FirstAt}}</td><td>{{local $.Loc .LastAt}}</td></tr>
 {{end}}{{with .KeysNotRecorded}}<tr><td class="never" colspan="2">keys not recorded (deliveries made before the ledger named the keys)</td><td>{{.Deliveries}}</td><td>{{local $.Loc .FirstAt}}</td><td>{{local $.Loc .LastAt}}</td></tr>
 {{end}}</tbody></table>{{else}}<p class="muted">No data was sent under this consent.</p>{{end}}

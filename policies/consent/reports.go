@@ -35,6 +35,10 @@ type DataReport struct {
 	Customer    ReportCustomer  `json:"customer"`
 	Vehicles    []ReportVehicle `json:"vehicles"`
 	Consents    []ReportConsent `json:"consents"`
+	// SentFromLedger: each consent's Sent was read from the delivery
+	// ledger (false only where no ledger is wired: then Sent is null,
+	// which means unknown, not "nothing sent").
+	SentFromLedger bool `json:"sentFromLedger"`
 }
 
 // ReportCustomer names the account.
@@ -218,7 +222,7 @@ func (s *Service) BuildDataReport(ctx context.Context, accountID int64) (*DataRe
 	for _, c := range consents {
 		rc := ReportConsent{ID: c.ID, VIN: c.VIN, Provider: c.ProviderName, ContainerID: c.ContainerID, Container: c.ContainerName,
 			Version: c.Version, PurposeCode: c.PurposeCode, PurposeLabel: c.PurposeLabel(), Purpose: c.Purpose, Keys: []string{},
-			Sent: []ReportSentKey{}, State: c.State, RequestedAt: c.RequestedAt.UTC(), DecidedAt: c.DecidedAt, EndsAt: c.EndsAt, EndedAt: c.EndedAt,
+			State: c.State, RequestedAt: c.RequestedAt.UTC(), DecidedAt: c.DecidedAt, EndsAt: c.EndsAt, EndedAt: c.EndedAt,
 			History: []ReportChange{}}
 		for _, k := range keys[c.ContainerVersionID] {
 			rc.Keys = append(rc.Keys, k.Key)
@@ -244,7 +248,9 @@ func (s *Service) addSentKeys(ctx context.Context, r *DataReport) error {
 	at := map[int64]int{}
 	for i, c := range r.Consents {
 		ids[i], at[c.ID] = c.ID, i
+		r.Consents[i].Sent = []ReportSentKey{}
 	}
+	r.SentFromLedger = true
 	sent, err := s.Transfers.SentKeys(ctx, ids)
 	if err != nil {
 		return err
