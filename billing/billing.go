@@ -160,17 +160,15 @@ func groupThousands(s string) string {
 	return out
 }
 
-// actor names the principal for created_by columns.
+// actor names the principal for created_by columns by policies.ActorOf's
+// rule (its unique label; the system when none acts); the id is kept for
+// staff only, the columns referencing staff users.
 func actor(ctx context.Context) (label string, id *int64) {
-	p := policies.PrincipalFrom(ctx)
-	if p == nil {
-		return "system", nil
+	a := policies.ActorOf(ctx, policies.System("system"))
+	if a.Kind == policies.KindStaff {
+		id = a.ID
 	}
-	if p.Kind == policies.KindStaff && p.ID != 0 {
-		v := p.ID
-		id = &v
-	}
-	return p.Label(), id
+	return a.Label, id
 }
 
 // dbError translates the billing triggers' exceptions (HINT carries a

@@ -312,18 +312,6 @@ func jsonFigures(f Figures) string {
 	return string(b)
 }
 
-func actorOf(ctx context.Context) (kind string, id *int64, label string) {
-	p := policies.PrincipalFrom(ctx)
-	if p == nil {
-		return "system", nil, "scheduler"
-	}
-	if p.ID != 0 {
-		v := p.ID
-		id = &v
-	}
-	return p.Kind, id, p.Label()
-}
-
 func (s *Scheduler) instanceName() string {
 	if s.Instance != "" {
 		return s.Instance
@@ -397,7 +385,8 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (*Handle, error) {
 		s.unmark(name)
 		return nil, ErrRunning
 	}
-	kind, actorID, label := actorOf(ctx)
+	act := policies.ActorOf(ctx, policies.System("scheduler"))
+	kind, actorID, label := act.Kind, act.ID, act.Label
 	var id int64
 	// Detached from the request's cancellation, so the outcome of the
 	// commit is known (see tick).

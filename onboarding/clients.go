@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 )
@@ -92,7 +93,7 @@ func (s *Service) createAPIClient(ctx context.Context, providerID int64, name, c
 		v.Add("name", "name_required", "name the client, e.g. after the system that uses it")
 		return nil, v.Err()
 	}
-	_, _, by := actor(ctx)
+	by := policies.ActorOf(ctx, nil).Name
 	now := s.now()
 	c := &APIClient{ProviderID: providerID, ClientID: clientID, Name: name, SecretHash: sha(secret),
 		SecretHint: secret[len(secret)-4:], CreatedBy: by, CreatedAt: now}

@@ -12,6 +12,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 )
@@ -144,7 +145,7 @@ func (s *Service) AddDocuments(ctx context.Context, providerID int64, ups []Uplo
 	if p.Status == StatusTerminated || p.Status == StatusRejected {
 		return errs.New(errs.Conflict, "provider_closed", "the application is %s; no more documents can be added", p.Status.Label())
 	}
-	_, _, label := actor(ctx)
+	label := policies.ActorOf(ctx, nil).Name
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var names []string
 		for _, d := range docs {

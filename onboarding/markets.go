@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 )
@@ -200,7 +201,7 @@ func (s *Service) DecideMarketAccess(ctx context.Context, providerID int64, mark
 		} else if cur.Status == AccessRejected {
 			return errs.New(errs.Conflict, "market_already_rejected", "%s is already rejected", market)
 		}
-		_, _, by := actor(ctx)
+		by := policies.ActorOf(ctx, nil).Name
 		if err := tx.Model(&MarketAccess{}).Where("id = ?", cur.ID).Updates(map[string]any{
 			"status": to, "reason": reason, "decided_at": s.now(), "decided_by": by}).Error; err != nil {
 			return errs.Wrap(err, "decide market")

@@ -372,7 +372,8 @@ func (s *Service) transition(ctx context.Context, providerID int64, t Transition
 		}
 		from := p.Status
 		now := s.now()
-		kind, actorID, label := actor(ctx)
+		act := policies.ActorOf(ctx, nil)
+		kind, actorID, label := act.Kind, act.ID, act.Name
 		upd := map[string]any{"status": t.To, "updated_at": now}
 		switch t.Action {
 		case ActionClaim:

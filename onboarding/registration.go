@@ -258,7 +258,8 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 			}
 			return errs.Wrap(err, "create provider")
 		}
-		kind, actorID, label := actor(ctx)
+		act := policies.ActorOf(ctx, nil)
+		kind, actorID, label := act.Kind, act.ID, act.Name
 		if kind == "anonymous" {
 			kind, label = "applicant", r.ContactEmail
 		}

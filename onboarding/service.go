@@ -13,7 +13,6 @@ import (
 	"gorm.io/gorm"
 
 	"cardata/jobs"
-	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/policies/session"
 	"cardata/policies/signin"
@@ -86,23 +85,6 @@ func translate(err error, what string) error {
 		return notFound(what)
 	}
 	return errs.Wrap(err, "load "+what)
-}
-
-// actor describes the principal in ctx for event rows.
-func actor(ctx context.Context) (kind string, id *int64, label string) {
-	p := policies.PrincipalFrom(ctx)
-	if p == nil {
-		return "anonymous", nil, "anonymous"
-	}
-	if p.ID != 0 {
-		v := p.ID
-		id = &v
-	}
-	label = p.Label()
-	if p.Name != "" && p.Kind == policies.KindStaff {
-		label = p.Name
-	}
-	return p.Kind, id, label
 }
 
 // mail queues an e-mail about a provider in tx.

@@ -195,7 +195,7 @@ func (s *Service) InviteProviderUser(ctx context.Context, providerID int64, in I
 			fmt.Sprintf("invited %s (%s) as %s", u.Email, u.Name, RoleLabel(u.Role))); err != nil {
 			return err
 		}
-		_, _, by := actor(ctx)
+		by := policies.ActorOf(ctx, nil).Name
 		body := fmt.Sprintf("Hello %s,\n\n%s invited you to the CarData partner portal of %s as %s.\n\nSet your password with this one-time link (valid %d days):\n%s\n",
 			u.Name, by, p.LegalName, RoleLabel(u.Role), int(s.inviteTTL().Hours()/24), link)
 		return enqueueMail(ctx, tx, "provider_user.invited", u.Email, "Your invitation to the CarData partner portal", body, providerID,

@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"cardata/billing"
+	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 )
@@ -111,7 +112,7 @@ func (s *Service) BookTime(ctx context.Context, id int64, in NewTimeEntry) (*Tim
 		if t.Merged() {
 			return errMerged(t)
 		}
-		e := &TimeEntry{TicketID: t.ID, AgentID: actorID(vw.p), AgentLabel: actorLabel(vw.p), Minutes: in.Minutes,
+		e := &TimeEntry{TicketID: t.ID, AgentID: vw.p.Actor().ID, AgentLabel: vw.p.Actor().Name, Minutes: in.Minutes,
 			Billable: in.Billable, Note: in.Note, WorkedOn: worked, CreatedAt: now}
 		if err := tx.Create(e).Error; err != nil {
 			return errs.Wrap(err, "book time")
@@ -121,7 +122,7 @@ func (s *Service) BookTime(ctx context.Context, id int64, in NewTimeEntry) (*Tim
 			kind = "billable"
 		}
 		note := fmt.Sprintf("%d min %s by %s", e.Minutes, kind, e.AgentLabel)
-		if err := addEvent(tx, vw.p, t.ID, "time", "", "", note, true, now); err != nil {
+		if err := addEvent(tx, vw.p.Actor(), t.ID, "time", "", "", note, true, now); err != nil {
 			return err
 		}
 		if err := audit.Record(ctx, tx, "support_ticket.time", "support_ticket", ticketRef(t.ID), t.Number()+": "+note); err != nil {
@@ -167,7 +168,7 @@ func (s *Service) DeleteTimeEntry(ctx context.Context, id, entryID int64) error 
 			return errs.Wrap(err, "delete time entry")
 		}
 		note := fmt.Sprintf("removed %d min booked by %s", e.Minutes, e.AgentLabel)
-		if err := addEvent(tx, vw.p, t.ID, "time_removed", "", "", note, true, now); err != nil {
+		if err := addEvent(tx, vw.p.Actor(), t.ID, "time_removed", "", "", note, true, now); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, "support_ticket.time_remove", "support_ticket", ticketRef(t.ID), t.Number()+": "+note)
@@ -222,7 +223,7 @@ func (s *Service) SetBillable(ctx context.Context, id int64, billable bool, reas
 		if reason != "" {
 			note += ": " + reason
 		}
-		if err := addEvent(tx, vw.p, t.ID, "billable", "", "", note, true, now); err != nil {
+		if err := addEvent(tx, vw.p.Actor(), t.ID, "billable", "", "", note, true, now); err != nil {
 			return err
 		}
 		if err := audit.Record(ctx, tx, "support_ticket.billable", "support_ticket", ticketRef(t.ID), t.Number()+" "+note); err != nil {
@@ -284,7 +285,7 @@ func (s *Service) transferBillable(ctx context.Context, tx *gorm.DB, t *Ticket, 
 		if t.CaseBilledAt.Equal(now) {
 			note += " and the " + string(t.Priority) + " case fee"
 		}
-		if err := addEvent(tx, actorFrom(ctx), t.ID, "billing", "", "", note, true, now); err != nil {
+		if err := addEvent(tx, policies.ActorOf(ctx, policies.System("support")), t.ID, "billing", "", "", note, true, now); err != nil {
 			return err
 		}
 	}

@@ -203,7 +203,7 @@ func (s *Service) sendAlert(ctx context.Context, tx *gorm.DB, t *Ticket, clock, 
 			FormatBusiness(s.clock().Between(now, due)))
 	}
 	note := fmt.Sprintf("%s %s", clockLabel(clock), map[string]string{LevelWarning: "at 80 %", LevelBreach: "target breached"}[level])
-	if err := addEvent(tx, policies.PrincipalFrom(ctx), t.ID, action, "", "", note, true, now); err != nil {
+	if err := addEvent(tx, policies.ActorOf(ctx, policies.System("support")), t.ID, action, "", "", note, true, now); err != nil {
 		return err
 	}
 	if err := audit.Record(ctx, tx, "support_ticket."+action, "support_ticket", ticketRef(t.ID), t.Number()+": "+note); err != nil {

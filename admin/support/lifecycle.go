@@ -176,7 +176,7 @@ func (s *Service) apply(ctx context.Context, tx *gorm.DB, vw viewer, t *Ticket, 
 	if err := saveTicket(tx, t, now); err != nil {
 		return err
 	}
-	if err := addEvent(tx, vw.p, t.ID, string(tr.Action), from, tr.To, note, false, now); err != nil {
+	if err := addEvent(tx, vw.p.Actor(), t.ID, string(tr.Action), from, tr.To, note, false, now); err != nil {
 		return err
 	}
 	summary := fmt.Sprintf("%s %s: %s → %s", t.Number(), tr.Past, from, tr.To)
@@ -302,7 +302,7 @@ func (s *Service) assign(ctx context.Context, tx *gorm.DB, vw viewer, t *Ticket,
 	if err := saveTicket(tx, t, now); err != nil {
 		return err
 	}
-	if err := addEvent(tx, vw.p, t.ID, "assign", "", "", "to "+name, true, now); err != nil {
+	if err := addEvent(tx, vw.p.Actor(), t.ID, "assign", "", "", "to "+name, true, now); err != nil {
 		return err
 	}
 	return audit.Record(ctx, tx, "support_ticket.assign", "support_ticket", ticketRef(t.ID), t.Number()+" assigned to "+name)
@@ -368,12 +368,12 @@ func (s *Service) Merge(ctx context.Context, duplicateID, survivorID int64) (*Ti
 			return errs.Wrap(err, "move time entries")
 		}
 		note := dup.Number() + " was merged into this ticket"
-		if err := addEvent(tx, vw.p, surv.ID, "merged_in", "", "", note, false, now); err != nil {
+		if err := addEvent(tx, vw.p.Actor(), surv.ID, "merged_in", "", "", note, false, now); err != nil {
 			return err
 		}
 		if moved.N > 0 {
 			timeNote := fmt.Sprintf("%s of %s moved here (%d min)", plural(int(moved.N), "time entry", "time entries"), dup.Number(), moved.Minutes)
-			if err := addEvent(tx, vw.p, surv.ID, "time_moved", "", "", timeNote, true, now); err != nil {
+			if err := addEvent(tx, vw.p.Actor(), surv.ID, "time_moved", "", "", timeNote, true, now); err != nil {
 				return err
 			}
 			note += "; " + timeNote

@@ -192,11 +192,11 @@ func (s *Service) AddLink(ctx context.Context, id int64, in LinkInput) error {
 		if err != nil {
 			return err
 		}
-		if err := storeLinks(tx, t.ID, []LinkInput{l}, actorLabel(vw.p), now); err != nil {
+		if err := storeLinks(tx, t.ID, []LinkInput{l}, vw.p.Actor().Name, now); err != nil {
 			return err
 		}
 		note := fmt.Sprintf("linked %s %s", l.Kind.Label(), l.Ref)
-		if err := addEvent(tx, vw.p, t.ID, "link", "", "", note, true, now); err != nil {
+		if err := addEvent(tx, vw.p.Actor(), t.ID, "link", "", "", note, true, now); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, "support_ticket.link", "support_ticket", ticketRef(t.ID), t.Number()+": "+note)
@@ -223,7 +223,7 @@ func (s *Service) RemoveLink(ctx context.Context, id, linkID int64) error {
 			return errs.Wrap(err, "remove link")
 		}
 		note := fmt.Sprintf("removed link to %s %s", l.Kind.Label(), l.Ref)
-		if err := addEvent(tx, vw.p, t.ID, "unlink", "", "", note, true, now); err != nil {
+		if err := addEvent(tx, vw.p.Actor(), t.ID, "unlink", "", "", note, true, now); err != nil {
 			return err
 		}
 		return audit.Record(ctx, tx, "support_ticket.unlink", "support_ticket", ticketRef(t.ID), t.Number()+": "+note)

@@ -253,7 +253,7 @@ func (s *Service) Reply(ctx context.Context, id int64, in NewMessage) (*Message,
 // and sends the e-mails a public message causes. tr is the transition the
 // message goes with (zero for a plain reply).
 func (s *Service) post(ctx context.Context, tx *gorm.DB, vw viewer, t *Ticket, body string, internal bool, files []checkedUpload, now time.Time, tr Transition) (*Message, error) {
-	m := &Message{TicketID: t.ID, AuthorKind: actorKind(vw.p), AuthorID: actorID(vw.p), AuthorLabel: actorLabel(vw.p),
+	m := &Message{TicketID: t.ID, AuthorKind: vw.p.Actor().Kind, AuthorID: vw.p.Actor().ID, AuthorLabel: vw.p.Actor().Name,
 		Internal: internal, Body: body, CreatedAt: now}
 	if err := tx.Omit("Attachments").Create(m).Error; err != nil {
 		return nil, errs.Wrap(err, "store message")

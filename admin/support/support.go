@@ -277,39 +277,6 @@ func staffOf(ctx context.Context) (viewer, error) {
 	return v, nil
 }
 
-// actorFrom is the principal in ctx, or the desk itself.
-func actorFrom(ctx context.Context) *policies.Principal {
-	if p := policies.PrincipalFrom(ctx); p != nil {
-		return p
-	}
-	return policies.System("support")
-}
-
-func actorKind(p *policies.Principal) string {
-	switch p.Kind {
-	case policies.KindProvider:
-		return "provider"
-	case policies.KindStaff:
-		return "staff"
-	}
-	return "system"
-}
-
-func actorID(p *policies.Principal) *int64 {
-	if p.ID == 0 {
-		return nil
-	}
-	id := p.ID
-	return &id
-}
-
-func actorLabel(p *policies.Principal) string {
-	if p.Name != "" && p.Kind != policies.KindSystem {
-		return p.Name
-	}
-	return p.Label()
-}
-
 // ticketQuery selects tickets with the provider's and assignee's names,
 // restricted to the viewer's provider.
 func ticketQuery(tx *gorm.DB, v viewer) *gorm.DB {
@@ -402,8 +369,8 @@ func (e Event) Label() string {
 }
 
 // addEvent records an event in tx.
-func addEvent(tx *gorm.DB, p *policies.Principal, ticketID int64, action string, from, to Status, note string, internal bool, now time.Time) error {
-	e := Event{TicketID: ticketID, At: now, ActorKind: actorKind(p), ActorLabel: actorLabel(p), Action: action,
+func addEvent(tx *gorm.DB, a policies.Actor, ticketID int64, action string, from, to Status, note string, internal bool, now time.Time) error {
+	e := Event{TicketID: ticketID, At: now, ActorKind: a.Kind, ActorLabel: a.Name, Action: action,
 		FromStatus: from, ToStatus: to, Note: note, Internal: internal}
 	return errs.Wrap(tx.Create(&e).Error, "ticket event")
 }

@@ -110,7 +110,7 @@ func (s *Service) OpenTicket(ctx context.Context, in NewTicket) (*Ticket, error)
 	t := &Ticket{ProviderID: providerID, ProviderName: prov.LegalName, Subject: in.Subject, Description: in.Description,
 		Category: in.Category, Priority: in.Priority, Status: StatusNew, Channel: channel,
 		ContactName: in.ContactName, ContactEmail: in.ContactEmail,
-		OpenedByKind: actorKind(vw.p), OpenedByID: actorID(vw.p), OpenedByLabel: actorLabel(vw.p),
+		OpenedByKind: vw.p.Actor().Kind, OpenedByID: vw.p.Actor().ID, OpenedByLabel: vw.p.Actor().Name,
 		Billable: BillableByRule(in.Category), BillableSource: "rule", CreatedAt: now, UpdatedAt: now}
 	if vw.staff() {
 		// Staff opening a ticket on the provider's behalf are already in
@@ -122,13 +122,13 @@ func (s *Service) OpenTicket(ctx context.Context, in NewTicket) (*Ticket, error)
 		if err := tx.Omit("ProviderName", "AssigneeName").Create(t).Error; err != nil {
 			return errs.Wrap(err, "create ticket")
 		}
-		if err := addEvent(tx, vw.p, t.ID, "created", "", StatusNew, "via "+channel, false, now); err != nil {
+		if err := addEvent(tx, vw.p.Actor(), t.ID, "created", "", StatusNew, "via "+channel, false, now); err != nil {
 			return err
 		}
-		if err := storeLinks(tx, t.ID, links, actorLabel(vw.p), now); err != nil {
+		if err := storeLinks(tx, t.ID, links, vw.p.Actor().Name, now); err != nil {
 			return err
 		}
-		if err := storeUploads(tx, t.ID, nil, false, files, actorLabel(vw.p), now); err != nil {
+		if err := storeUploads(tx, t.ID, nil, false, files, vw.p.Actor().Name, now); err != nil {
 			return err
 		}
 		if err := audit.Record(ctx, tx, "support_ticket.create", "support_ticket", ticketRef(t.ID),
@@ -383,7 +383,7 @@ func (s *Service) Classify(ctx context.Context, id int64, in Classification) (*T
 			return err
 		}
 		note := strings.Join(changes, ", ")
-		if err := addEvent(tx, vw.p, t.ID, "classify", "", "", note, false, now); err != nil {
+		if err := addEvent(tx, vw.p.Actor(), t.ID, "classify", "", "", note, false, now); err != nil {
 			return err
 		}
 		out = t

@@ -317,23 +317,6 @@ func (s *Service) cat() *catalog.Catalog {
 // ErrNotFound is returned for unknown containers and those of others.
 var ErrNotFound = errs.New(errs.NotFound, "container_not_found", "data container not found")
 
-// actor describes the principal in ctx for event rows.
-func actor(ctx context.Context) (kind string, id *int64, label string) {
-	p := policies.PrincipalFrom(ctx)
-	if p == nil {
-		return "anonymous", nil, "anonymous"
-	}
-	if p.ID != 0 {
-		v := p.ID
-		id = &v
-	}
-	label = p.Label()
-	if p.Name != "" && (p.Kind == policies.KindStaff || p.Email == "") {
-		label = p.Name // staff by name; API clients by their client id
-	}
-	return p.Kind, id, label
-}
-
 // Input is what a provider submits (API: {name, purpose, purposeCode, technicalDescriptors}).
 type Input struct {
 	Name        string
@@ -498,7 +481,8 @@ var ErrLimit = errs.New(errs.Conflict, "container_limit_reached",
 	"you have %d live data containers, the most allowed; withdraw or discard one first", MaxLiveContainers)
 
 func (s *Service) event(ctx context.Context, tx *gorm.DB, versionID int64, action string, from, to State, note string) error {
-	kind, id, label := actor(ctx)
+	act := policies.ActorOf(ctx, nil)
+	kind, id, label := act.Kind, act.ID, act.Name
 	ev := Event{VersionID: versionID, At: s.now(), Action: action, FromState: from, ToState: to,
 		ActorKind: kind, ActorID: id, ActorLabel: label, Note: note}
 	return errs.Wrap(tx.Create(&ev).Error, "container event")
@@ -546,7 +530,7 @@ func (s *Service) Create(ctx context.Context, providerID int64, in Input) (*Vers
 		if err := tx.Raw("INSERT INTO containers (provider_id, created_at) VALUES (?, ?) RETURNING id", providerID, now).Scan(&containerID).Error; err != nil {
 			return errs.Wrap(err, "create container")
 		}
-		_, _, label := actor(ctx)
+		label := policies.ActorOf(ctx, nil).Name
 		ver = Version{ContainerID: containerID, ProviderID: providerID, Version: 1, Name: c.Name, Purpose: c.Purpose,
 			PurposeCode: c.PurposeCode, PurposeListVersion: consent.PurposeListVersion, State: Draft, Sensitive: c.sensitive,
 			ApprovalsRequired: approvalsFor(c.sensitive), CreatedBy: label, CreatedAt: now, UpdatedAt: now}
@@ -694,7 +678,7 @@ func (s *Service) NewVersion(ctx context.Context, providerID, containerID int64,
 		}
 		now := s.now()
 		basedOn := base.Version
-		_, _, label := actor(ctx)
+		label := policies.ActorOf(ctx, nil).Name
 		ver = Version{ContainerID: containerID, ProviderID: providerID, Version: versions[0].Version + 1, Name: c.Name,
 			Purpose: c.Purpose, PurposeCode: c.PurposeCode, PurposeListVersion: consent.PurposeListVersion, State: Draft,
 			Sensitive: c.sensitive, ApprovalsRequired: approvalsFor(c.sensitive), BasedOn: &basedOn, CreatedBy: label,

@@ -342,8 +342,6 @@ func (l *TypeList) Scan(src any) error {
 	return nil
 }
 
-func actorLabel(ctx context.Context) string { return policies.PrincipalFrom(ctx).Label() }
-
 func randomID(prefix string, n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -442,7 +440,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, providerID int64, in NewEn
 		return nil, err
 	}
 	e := &Endpoint{ProviderID: providerID, URL: in.URL, Description: in.Description, EventTypes: TypeList(in.EventTypes),
-		Secret: SealedSecret(NewSecret()), Status: EndpointActive, CreatedBy: actorLabel(ctx), CreatedAt: s.now(), UpdatedAt: s.now()}
+		Secret: SealedSecret(NewSecret()), Status: EndpointActive, CreatedBy: policies.ActorOf(ctx, nil).Label, CreatedAt: s.now(), UpdatedAt: s.now()}
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var status string
 		if err := tx.Raw("SELECT status FROM providers WHERE id = ? FOR SHARE", providerID).Scan(&status).Error; err != nil {
@@ -507,7 +505,7 @@ func findEndpoint(db *gorm.DB, providerID, id int64) (*Endpoint, error) {
 func (s *Service) DeleteEndpoint(ctx context.Context, providerID, id int64) error {
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Model(&Endpoint{}).Where("provider_id = ? AND id = ? AND status <> ?", providerID, id, EndpointDeleted).
-			Updates(map[string]any{"status": EndpointDeleted, "status_reason": "deleted by " + actorLabel(ctx), "updated_at": s.now()})
+			Updates(map[string]any{"status": EndpointDeleted, "status_reason": "deleted by " + policies.ActorOf(ctx, nil).Label, "updated_at": s.now()})
 		if res.Error != nil {
 			return errs.Wrap(res.Error, "delete endpoint")
 		}

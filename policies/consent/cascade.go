@@ -7,6 +7,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"cardata/policies"
 	"cardata/policies/errs"
 )
 
@@ -24,7 +25,8 @@ type Ended struct {
 // actor from ctx. limit > 0 takes at most that many (skipping rows other
 // transactions hold), for jobs that work in batches.
 func moveWhere(ctx context.Context, tx *gorm.DB, now time.Time, from, to State, note string, limit int, cond string, args ...any) ([]Ended, error) {
-	kind, actorID, label := actor(ctx)
+	act := policies.ActorOf(ctx, nil)
+	kind, actorID, label := act.Kind, act.ID, act.Name
 	target := "SELECT c.id FROM consents c WHERE c.state = ? AND (" + cond + ") ORDER BY c.id FOR UPDATE"
 	q := []any{from}
 	q = append(q, args...)
@@ -126,7 +128,8 @@ func (s *Service) ExpireRequestsForContainer(ctx context.Context, tx *gorm.DB, c
 // more data covers sharing less, so removing keys needs no new consent.
 // The consent keeps its id and state; its changelog records the move.
 func (s *Service) CarryOver(ctx context.Context, tx *gorm.DB, fromID, toID int64, toVersion int) (int64, error) {
-	kind, actorID, label := actor(ctx)
+	act := policies.ActorOf(ctx, nil)
+	kind, actorID, label := act.Kind, act.ID, act.Name
 	now := s.now()
 	note := fmt.Sprintf("carried over to version %d, which only removes keys: no new consent needed", toVersion)
 	res := tx.WithContext(ctx).Exec(`WITH moved AS (

@@ -301,23 +301,6 @@ func (s *Service) mail(ctx context.Context, tx *gorm.DB, m Mail) error {
 	return s.Mailer(ctx, tx, m)
 }
 
-// actor describes the principal in ctx for changelog rows.
-func actor(ctx context.Context) (kind string, id *int64, label string) {
-	p := policies.PrincipalFrom(ctx)
-	if p == nil {
-		return "anonymous", nil, "anonymous"
-	}
-	if p.ID != 0 {
-		v := p.ID
-		id = &v
-	}
-	label = p.Label()
-	if p.Name != "" && (p.Kind == policies.KindStaff || p.Email == "") {
-		label = p.Name // staff by name; API clients by their client id
-	}
-	return p.Kind, id, label
-}
-
 var vinRe = regexp.MustCompile(`^[A-HJ-NPR-Z0-9]{17}$`)
 
 // ErrNotFound is returned for unknown consents and those of others.
@@ -436,7 +419,7 @@ func (s *Service) Request(ctx context.Context, providerID int64, in NewRequest) 
 		case !errors.Is(err, gorm.ErrRecordNotFound):
 			return errs.Wrap(err, "existing consent")
 		}
-		_, _, label := actor(ctx)
+		label := policies.ActorOf(ctx, nil).Name
 		out = Consent{ProviderID: providerID, ContainerID: in.ContainerID, ContainerVersionID: ver.ID, VehicleID: veh.ID,
 			VIN: in.VIN, AccountID: *veh.AccountID, State: Requested, EndsAt: in.EndsAt, RequestedBy: label,
 			RequestedAt: now, UpdatedAt: now}
@@ -513,7 +496,8 @@ func (s *Service) mailCustomer(ctx context.Context, tx *gorm.DB, c *Consent, con
 
 // logChange appends a changelog entry for c.
 func (s *Service) logChange(ctx context.Context, tx *gorm.DB, c *Consent, from, to State, version int, note string) error {
-	kind, id, label := actor(ctx)
+	act := policies.ActorOf(ctx, nil)
+	kind, id, label := act.Kind, act.ID, act.Name
 	ch := Change{ConsentID: c.ID, At: s.now(), FromState: from, ToState: to, Version: version,
 		ActorKind: kind, ActorID: id, ActorLabel: label, Note: note}
 	return errs.Wrap(tx.Create(&ch).Error, "consent change")

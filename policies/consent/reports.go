@@ -353,7 +353,7 @@ func (s *Service) RequestDataReport(ctx context.Context, accountID int64) (*Repo
 		if !errors.Is(err, gorm.ErrRecordNotFound) {
 			return errs.Wrap(err, "pending report")
 		}
-		_, _, label := actor(ctx)
+		label := policies.ActorOf(ctx, nil).Name
 		kind := "anonymous"
 		if p := policies.PrincipalFrom(ctx); p != nil {
 			kind = p.Kind
