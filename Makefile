@@ -9,7 +9,7 @@ export LISTEN_ADDR  ?= 127.0.0.1:8080
 TEST_PARALLEL ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
 GOTEST_FLAGS ?= -count=1 -timeout 25m -p $(TEST_PARALLEL) -parallel $(TEST_PARALLEL)
 
-.PHONY: run test test-stress soak build postgres chromium vet bench bench-ingest bench-api bench-invoice bench-ledger clean
+.PHONY: run test test-stress soak build postgres chromium vet bench bench-ingest bench-api bench-invoice bench-ledger pkggraph clean
 
 ## run: start Postgres if needed, create + migrate the database, load demo data, serve
 run: postgres build
@@ -83,6 +83,10 @@ bench-invoice: postgres
 ## bench-ledger: grouped ledger commits vs. one commit per record
 bench-ledger: postgres
 	go test ./billing -run '^$$' -bench LedgerWriter -benchtime 3000x -count 2
+
+## pkggraph: redraw README.md's package graph from the code's imports (checked by go test ./app/cmd/pkggraph)
+pkggraph:
+	go run ./app/cmd/pkggraph -w README.md
 
 clean:
 	rm -rf bin
