@@ -178,30 +178,28 @@ func (s *Service) RecipientsOf(ctx context.Context, tx *gorm.DB, events []Vehicl
 	if len(events) == 0 {
 		return out, nil
 	}
-	vehicles, ats := make([]int64, len(events)), make([]time.Time, len(events))
-	var idx []int64 // the keys of all events, flat: event index (1-based) and key
+	// One row per event and key (the event's vehicle and time repeated), so
+	// the query joins nothing but indexed tables to it.
+	var idx, vehicles []int64
+	var ats []time.Time
 	var keys []int16
 	for i, e := range events {
-		vehicles[i], ats[i] = e.VehicleID, e.At.UTC()
 		for _, k := range e.KeyIDs {
-			idx, keys = append(idx, int64(i+1)), append(keys, k)
+			idx, vehicles, ats, keys = append(idx, int64(i+1)), append(vehicles, e.VehicleID), append(ats, e.At.UTC()), append(keys, k)
 		}
 	}
 	// The fan-out asks for thousands of events at a time: the arrays go to
 	// pgx as Go slices (binary), not through gorm, which would expand them.
-	rows, err := tx.Statement.ConnPool.QueryContext(ctx, `WITH q AS (
-			SELECT * FROM unnest($1::bigint[], $2::timestamptz[]) WITH ORDINALITY AS q(vehicle_id, at, i)),
-		qk AS (SELECT * FROM unnest($3::bigint[], $4::smallint[]) AS qk(i, key_id))
-		SELECT q.i, c.provider_id, c.id, c.container_id, cv.version, array_agg(DISTINCT qk.key_id ORDER BY qk.key_id)
-		FROM q
+	rows, err := tx.Statement.ConnPool.QueryContext(ctx, `SELECT q.i, c.provider_id, c.id, c.container_id, cv.version,
+			array_agg(DISTINCT q.key_id ORDER BY q.key_id)
+		FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::smallint[]) AS q(i, vehicle_id, at, key_id)
 		JOIN consents c ON c.vehicle_id = q.vehicle_id AND c.state = 'granted' AND (c.ends_at IS NULL OR c.ends_at > q.at)
 		JOIN container_versions cv ON cv.id = c.container_version_id AND cv.state IN ('approved','deprecated')
 		JOIN providers p ON p.id = c.provider_id AND p.status = 'active'
-		JOIN qk ON qk.i = q.i
-		JOIN container_version_keys ck ON ck.version_id = cv.id AND ck.key_id = qk.key_id
+		JOIN container_version_keys ck ON ck.version_id = cv.id AND ck.key_id = q.key_id
 		WHERE EXISTS (SELECT 1 FROM vehicle_holders h WHERE h.vehicle_id = c.vehicle_id AND h.account_id = c.account_id AND h.role = 'primary')
 		GROUP BY q.i, c.provider_id, c.id, c.container_id, cv.version
-		ORDER BY q.i, c.provider_id, c.id`, vehicles, ats, idx, keys)
+		ORDER BY q.i, c.provider_id, c.id`, idx, vehicles, ats, keys)
 	if err != nil {
 		return nil, errs.Wrap(err, "push recipients")
 	}
