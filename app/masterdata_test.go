@@ -276,6 +276,11 @@ func TestMasterDataBadInput(t *testing.T) {
 	wantProblem(t, e.json(t, "PUT", base+"/holders", `{"primary":{"email":"x@example.com"}}`), http.StatusNotFound, "vehicle_not_found")
 	e.json(t, "PUT", base, vehicleJSON("AT", true))
 	wantProblem(t, e.json(t, "PUT", base+"/holders", `{"primary":{"email":"nobody@example.com"}}`), http.StatusUnprocessableEntity, "validation_failed")
+	res = e.json(t, "PUT", base+"/holders", `{"secondary":[]}`)
+	wantProblem(t, res, http.StatusUnprocessableEntity, "validation_failed")
+	if !strings.Contains(res.Body, "primary_required") {
+		t.Fatalf("holders without primary: %s", res.Body)
+	}
 	wantProblem(t, e.json(t, "PUT", base+"/holders", `{"primary":{"email":"a@example.com","name":"A"},"secondary":[{"email":"A@example.com"}]}`),
 		http.StatusUnprocessableEntity, "validation_failed")
 	wantProblem(t, e.json(t, "POST", base+"/subscriptions", `{"service":"cd_basic","startsAt":"2026-01-01T00:00:00Z"}`), http.StatusUnprocessableEntity, "validation_failed")

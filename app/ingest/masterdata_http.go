@@ -374,6 +374,9 @@ func (h *MasterDataHandler) putHolders(c *fiber.Ctx) error {
 		return err
 	}
 	ctx := c.UserContext()
+	if err := primaryGiven(c.Body()); err != nil {
+		return err
+	}
 	res, changed, err := h.setHolders(ctx, c.Params("vin"), &in)
 	if err != nil {
 		return err
@@ -387,6 +390,21 @@ func (h *MasterDataHandler) putHolders(c *fiber.Ctx) error {
 		res["consentsEnded"] = n
 	}
 	return c.JSON(res)
+}
+
+// primaryGiven insists that a holders body names the primary holder, or
+// null for none: a body that forgot it must not unmap the vehicle and end
+// its owner's consents.
+func primaryGiven(raw []byte) error {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) == nil {
+		if _, ok := members["primary"]; ok {
+			return nil
+		}
+	}
+	var val errs.Validation
+	val.Add("primary", "primary_required", "give the primary holder, or null for a vehicle that no customer holds")
+	return val.Err()
 }
 
 func (h *MasterDataHandler) setHolders(ctx context.Context, vin string, in *HoldersIn) (fiber.Map, bool, error) {
@@ -555,7 +573,9 @@ func (h *MasterDataHandler) bulkLine(ctx context.Context, n int, raw []byte) (Li
 	case OpEnd:
 		res, err = h.end(ctx, l.VIN, l.Subscription, l.At)
 	case OpHolders:
-		res, changed, err = h.setHolders(ctx, l.VIN, &l.HoldersIn)
+		if err = primaryGiven(raw); err == nil {
+			res, changed, err = h.setHolders(ctx, l.VIN, &l.HoldersIn)
+		}
 	default:
 		var val errs.Validation
 		val.Add("op", "op_invalid", "op is one of %s, %s, %s, %s", OpVehicle, OpBook, OpEnd, OpHolders)
