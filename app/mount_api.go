@@ -47,15 +47,17 @@ func (a *App) mountAPI() error {
 
 	// Signing secrets are sealed at rest under SECRETS_KEY; any still in
 	// clear (made before the key was set) are sealed now.
-	if err := webhooks.SetSecretsKey(a.Cfg.SecretsKey); err != nil {
+	// The key is this app's: handed to the services that seal and open.
+	secrets, err := webhooks.NewSecrets(a.Cfg.SecretsKey)
+	if err != nil {
 		return err
 	}
-	if n, err := webhooks.SealStoredSecrets(context.Background(), a.DB); err != nil {
+	if n, err := webhooks.SealStoredSecrets(context.Background(), a.DB, secrets); err != nil {
 		return err
 	} else if n > 0 {
 		a.Log.Info("sealed webhook signing secrets", "count", n)
 	}
-	hooks := &webhooks.Service{DB: a.DB, Log: a.Log, PublicURL: a.Cfg.PublicURL,
+	hooks := &webhooks.Service{DB: a.DB, Log: a.Log, PublicURL: a.Cfg.PublicURL, Secrets: secrets,
 		RecordPush: func(ctx context.Context, tx *gorm.DB, r webhooks.PushRecord) error {
 			// A revoke that committed while the push was on the wire: the
 			// receiver has it, but it is not billed (the consent had ended).

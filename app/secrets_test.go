@@ -18,8 +18,12 @@ import (
 	"cardata/app/apptest"
 	"cardata/app/config"
 	"cardata/onboarding"
-	"cardata/onboarding/webhooks"
 )
+
+// secretsKey sets SECRETS_KEY.
+func secretsKey(k string) func(*config.Config) {
+	return func(c *config.Config) { c.SecretsKey = []byte(k) }
+}
 
 // secretsProvider is an active provider with one API client.
 func secretsProvider(t *testing.T, tt *apptest.T, name, country, vat string) (*onboarding.Registered, *onboarding.NewSecret) {
@@ -179,11 +183,9 @@ func TestIdempotentWebhookAnswerKeepsNoSecretInClear(t *testing.T) {
 
 // With SECRETS_KEY the answer is sealed under it, so every replica with
 // the key replays it whole; after the key changed it cannot be opened.
-// (Not parallel: the signing-secret key is process-wide.)
 func TestIdempotentWebhookAnswerSealedUnderSecretsKey(t *testing.T) {
-	key := func(k string) func(*config.Config) { return func(c *config.Config) { c.SecretsKey = []byte(k) } }
-	t.Cleanup(func() { _ = webhooks.SetSecretsKey(nil) })
-	tt := apptest.New(t, key("0123456789abcdef0123456789abcdef"))
+	t.Parallel()
+	tt := apptest.New(t, secretsKey("0123456789abcdef0123456789abcdef"))
 	_, ns := secretsProvider(t, tt, "Geheim Versicherung AG", "AT", "ATU13585627")
 	tok, _, _ := bearerToken(t, tt, ns.Client.ClientID, ns.Secret)
 	body := `{"url":"https://hooks.example.com/cardata","eventTypes":["consent.granted"]}`
@@ -199,11 +201,11 @@ func TestIdempotentWebhookAnswerSealedUnderSecretsKey(t *testing.T) {
 	if !bytes.HasPrefix(stored, []byte("enc1:")) {
 		t.Fatalf("stored answer not sealed under SECRETS_KEY: %q", stored[:min(len(stored), 16)])
 	}
-	other := replica(t, tt, key("0123456789abcdef0123456789abcdef"))
+	other := replica(t, tt, secretsKey("0123456789abcdef0123456789abcdef"))
 	if res := bearerDo(t, other, tok, "POST", "/api/v1/webhooks", body, hdr); res.Status != 201 || res.Body != first.Body {
 		t.Fatalf("replay on another replica: %d %s", res.Status, res.Body)
 	}
-	rekeyed := replica(t, tt, key("another key of thirty-two bytes!"))
+	rekeyed := replica(t, tt, secretsKey("another key of thirty-two bytes!"))
 	if res := bearerDo(t, rekeyed, tok, "POST", "/api/v1/webhooks", body, hdr); res.Status != 409 || strings.Contains(res.Body, "whsec_") {
 		t.Fatalf("replay under another key: %d %s", res.Status, res.Body)
 	}

@@ -160,8 +160,17 @@ func (h *Handler) memoryAEAD() (cipher.AEAD, error) {
 	return h.memKey, h.memKeyErr
 }
 
+// secretsAEAD is the app's SECRETS_KEY (the one its webhook service seals
+// signing secrets under), nil without one.
+func (h *Handler) secretsAEAD() cipher.AEAD {
+	if h.Webhooks == nil {
+		return nil
+	}
+	return h.Webhooks.Secrets.AEAD()
+}
+
 func (h *Handler) sealAnswer(body []byte) ([]byte, error) {
-	prefix, aead := sealedWithSecretsKey, webhooks.SecretsAEAD()
+	prefix, aead := sealedWithSecretsKey, h.secretsAEAD()
 	if aead == nil {
 		var err error
 		if aead, err = h.memoryAEAD(); err != nil {
@@ -182,7 +191,7 @@ func (h *Handler) openAnswer(stored []byte) ([]byte, error) {
 	var prefix []byte
 	switch {
 	case bytes.HasPrefix(stored, sealedWithSecretsKey):
-		aead, prefix = webhooks.SecretsAEAD(), sealedWithSecretsKey
+		aead, prefix = h.secretsAEAD(), sealedWithSecretsKey
 	case bytes.HasPrefix(stored, sealedWithMemoryKey):
 		aead, _ = h.memoryAEAD()
 		prefix = sealedWithMemoryKey

@@ -5,14 +5,14 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"database/sql/driver"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
-	"sync/atomic"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/schema"
 )
 
 // A signing secret must stay recoverable (we sign every push with it and the
@@ -28,20 +28,86 @@ const sealedPrefix = "enc1:"
 // secretPurpose is the additional data of a sealed signing secret.
 const secretPurpose = "webhook-secret"
 
-var secretsAEAD atomic.Pointer[cipher.AEAD]
+// Secrets is the key that seals secrets at rest: SECRETS_KEY of one app
+// instance, handed to the services that seal or open (Service.Secrets, the
+// provider API's stored answers). Two apps in one process with different
+// keys do not see each other's. A nil *Secrets is no key: secrets are
+// stored in clear, and a sealed one cannot be read.
+type Secrets struct{ aead cipher.AEAD }
 
-// SetSecretsKey sets the 32-byte key that seals signing secrets (nil: none).
-func SetSecretsKey(key []byte) error {
+// NewSecrets is the key of a 32-byte SECRETS_KEY; nil for none.
+func NewSecrets(key []byte) (*Secrets, error) {
 	if key == nil {
-		secretsAEAD.Store(nil)
-		return nil
+		return nil, nil
 	}
 	aead, err := NewAEAD(key)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	secretsAEAD.Store(&aead)
-	return nil
+	return &Secrets{aead: aead}, nil
+}
+
+// AEAD is the key's AES-256-GCM, nil without a key. Other secrets at rest
+// (stored API answers that carry a signing secret) are sealed under it with
+// SealBytes, with their own purpose.
+func (k *Secrets) AEAD() cipher.AEAD {
+	if k == nil {
+		return nil
+	}
+	return k.aead
+}
+
+// seal is a signing secret as stored: sealed under k, or in clear without a key.
+func (k *Secrets) seal(plain string) (string, error) {
+	if k == nil || plain == "" || strings.HasPrefix(plain, sealedPrefix) {
+		return plain, nil
+	}
+	out, err := SealBytes(k.aead, []byte(plain), secretPurpose)
+	if err != nil {
+		return "", err
+	}
+	return sealedPrefix + base64.RawStdEncoding.EncodeToString(out), nil
+}
+
+// open is a stored signing secret in clear (one stored in clear as is).
+func (k *Secrets) open(raw string) (string, error) {
+	if !strings.HasPrefix(raw, sealedPrefix) {
+		return raw, nil
+	}
+	if k == nil {
+		return "", errors.New("webhook secret is encrypted but SECRETS_KEY is not set")
+	}
+	b, err := base64.RawStdEncoding.DecodeString(raw[len(sealedPrefix):])
+	if err != nil || len(b) < k.aead.NonceSize() {
+		return "", errors.New("webhook secret: malformed ciphertext")
+	}
+	plain, err := OpenBytes(k.aead, b, secretPurpose)
+	if err != nil {
+		return "", errors.New("webhook secret: cannot decrypt (wrong SECRETS_KEY?)")
+	}
+	return string(plain), nil
+}
+
+type secretsCtxKey struct{}
+
+// WithSecrets returns ctx carrying k: the statements run with that context
+// seal and open SealedSecret columns under k. The Service does it for its
+// own statements (Service.db).
+func WithSecrets(ctx context.Context, k *Secrets) context.Context {
+	return context.WithValue(ctx, secretsCtxKey{}, k)
+}
+
+func secretsFrom(ctx context.Context) *Secrets {
+	if ctx == nil {
+		return nil
+	}
+	k, _ := ctx.Value(secretsCtxKey{}).(*Secrets)
+	return k
+}
+
+// db is s.DB for ctx with the service's key for its SealedSecret columns.
+func (s *Service) db(ctx context.Context) *gorm.DB {
+	return s.DB.WithContext(WithSecrets(ctx, s.Secrets))
 }
 
 // NewAEAD is AES-256-GCM under a 32-byte key.
@@ -54,16 +120,6 @@ func NewAEAD(key []byte) (cipher.AEAD, error) {
 		return nil, err
 	}
 	return cipher.NewGCM(block)
-}
-
-// SecretsAEAD is the AEAD of SECRETS_KEY, nil when no key is set. Other
-// secrets at rest (stored API answers that carry a signing secret) are
-// sealed under the same key with SealBytes, with their own purpose.
-func SecretsAEAD() cipher.AEAD {
-	if p := secretsAEAD.Load(); p != nil {
-		return *p
-	}
-	return nil
 }
 
 // SealBytes encrypts plain as nonce || ciphertext. purpose is the
@@ -85,61 +141,58 @@ func OpenBytes(aead cipher.AEAD, sealed []byte, purpose string) ([]byte, error) 
 	return aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(purpose))
 }
 
-// SealedSecret is a signing secret, encrypted when written to the database
-// and decrypted when read.
+// SealedSecret is a signing secret: in memory always in clear, in the
+// database sealed under the key of the statement's context (WithSecrets),
+// by the "sealed" serializer (the Endpoint.Secret column's tag).
 type SealedSecret string
 
-// Value encrypts the secret for storage.
-func (s SealedSecret) Value() (driver.Value, error) {
-	p := secretsAEAD.Load()
-	if p == nil || s == "" || strings.HasPrefix(string(s), sealedPrefix) {
-		return string(s), nil
-	}
-	out, err := SealBytes(*p, []byte(s), secretPurpose)
-	if err != nil {
-		return nil, err
-	}
-	return sealedPrefix + base64.RawStdEncoding.EncodeToString(out), nil
-}
+func init() { schema.RegisterSerializer("sealed", sealedSerializer{}) }
 
-// Scan decrypts a stored secret (a secret stored in clear reads as is).
-func (s *SealedSecret) Scan(v any) error {
+type sealedSerializer struct{}
+
+// Scan opens a stored secret (a secret stored in clear reads as is).
+func (sealedSerializer) Scan(ctx context.Context, field *schema.Field, dst reflect.Value, dbValue any) error {
 	var raw string
-	switch x := v.(type) {
+	switch x := dbValue.(type) {
 	case string:
 		raw = x
 	case []byte:
 		raw = string(x)
 	case nil:
-		*s = ""
-		return nil
 	default:
-		return fmt.Errorf("webhook secret: unexpected %T", v)
+		return fmt.Errorf("webhook secret: unexpected %T", dbValue)
 	}
-	if !strings.HasPrefix(raw, sealedPrefix) {
-		*s = SealedSecret(raw)
-		return nil
-	}
-	p := secretsAEAD.Load()
-	if p == nil {
-		return errors.New("webhook secret is encrypted but SECRETS_KEY is not set")
-	}
-	b, err := base64.RawStdEncoding.DecodeString(raw[len(sealedPrefix):])
-	if err != nil || len(b) < (*p).NonceSize() {
-		return errors.New("webhook secret: malformed ciphertext")
-	}
-	plain, err := OpenBytes(*p, b, secretPurpose)
+	plain, err := secretsFrom(ctx).open(raw)
 	if err != nil {
-		return errors.New("webhook secret: cannot decrypt (wrong SECRETS_KEY?)")
+		return err
 	}
-	*s = SealedSecret(plain)
+	field.ReflectValueOf(ctx, dst).SetString(plain)
 	return nil
 }
 
-// SealStoredSecrets encrypts the signing secrets still stored in clear
-// (endpoints created before a key was set). It returns how many it sealed.
-func SealStoredSecrets(ctx context.Context, db *gorm.DB) (int, error) {
-	if secretsAEAD.Load() == nil {
+// Value seals the secret for storage.
+func (sealedSerializer) Value(ctx context.Context, _ *schema.Field, _ reflect.Value, fieldValue any) (any, error) {
+	var plain string
+	switch x := fieldValue.(type) {
+	case SealedSecret:
+		plain = string(x)
+	case *SealedSecret:
+		if x != nil {
+			plain = string(*x)
+		}
+	case string:
+		plain = x
+	default:
+		return nil, fmt.Errorf("webhook secret: unexpected %T", fieldValue)
+	}
+	return secretsFrom(ctx).seal(plain)
+}
+
+// SealStoredSecrets encrypts under k the signing secrets still stored in
+// clear (endpoints created before a key was set). It returns how many it
+// sealed; without a key, none.
+func SealStoredSecrets(ctx context.Context, db *gorm.DB, k *Secrets) (int, error) {
+	if k == nil {
 		return 0, nil
 	}
 	var rows []struct {
@@ -150,7 +203,7 @@ func SealStoredSecrets(ctx context.Context, db *gorm.DB) (int, error) {
 		return 0, err
 	}
 	for _, r := range rows {
-		v, err := SealedSecret(r.Secret).Value()
+		v, err := k.seal(r.Secret)
 		if err != nil {
 			return 0, err
 		}

@@ -11,8 +11,9 @@ import (
 
 // With SECRETS_KEY set, signing secrets are stored encrypted and read back
 // in clear; secrets stored in clear before are sealed by SealStoredSecrets;
-// a wrong key cannot read them. (Not parallel: the key is process-wide.)
+// a wrong key cannot read them.
 func TestSigningSecretsAreSealedAtRest(t *testing.T) {
+	t.Parallel()
 	gdb := dbtest.New(t)
 	var provider int64
 	if err := gdb.Raw(`INSERT INTO providers (legal_name, legal_form, street, postal_code, city, country, vat_id, register_number,
@@ -22,21 +23,18 @@ func TestSigningSecretsAreSealedAtRest(t *testing.T) {
 		t.Fatalf("provider: %v", err)
 	}
 	// Made before a key was set: stored in clear.
-	if err := SetSecretsKey(nil); err != nil {
-		t.Fatal(err)
-	}
 	s := &Service{DB: gdb}
 	ctx := policies.WithPrincipal(context.Background(), policies.System("test"))
 	old, err := s.CreateEndpoint(ctx, provider, NewEndpoint{URL: "https://old.example/hook", EventTypes: []string{"consent.granted"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := []byte("0123456789abcdef0123456789abcdef")
-	if err := SetSecretsKey(key); err != nil {
+	key, err := NewSecrets([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer SetSecretsKey(nil)
-	if n, err := SealStoredSecrets(ctx, gdb); err != nil || n != 1 {
+	s.Secrets = key
+	if n, err := SealStoredSecrets(ctx, gdb, key); err != nil || n != 1 {
 		t.Fatalf("sealed %d: %v", n, err)
 	}
 	e, err := s.CreateEndpoint(ctx, provider, NewEndpoint{URL: "https://new.example/hook", EventTypes: []string{"consent.granted"}})
@@ -57,13 +55,21 @@ func TestSigningSecretsAreSealedAtRest(t *testing.T) {
 			t.Fatalf("read back: %v %q", err, got.Secret)
 		}
 	}
-	if n, err := SealStoredSecrets(ctx, gdb); err != nil || n != 0 {
+	if n, err := SealStoredSecrets(ctx, gdb, key); err != nil || n != 0 {
 		t.Fatalf("sealed again: %d %v", n, err)
 	}
-	if err := SetSecretsKey([]byte("another key of thirty-two bytes!")); err != nil {
+	wrong, err := NewSecrets([]byte("another key of thirty-two bytes!"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.FindEndpoint(ctx, provider, e.ID); err == nil {
+	if _, err := (&Service{DB: gdb, Secrets: wrong}).FindEndpoint(ctx, provider, e.ID); err == nil {
 		t.Fatal("a wrong key read the secret")
+	}
+	if _, err := (&Service{DB: gdb}).FindEndpoint(ctx, provider, e.ID); err == nil {
+		t.Fatal("a service without key read the sealed secret")
+	}
+	// The service with the key still reads it: the other services' keys are theirs.
+	if got, err := s.FindEndpoint(ctx, provider, e.ID); err != nil || got.Secret != e.Secret {
+		t.Fatalf("read back after other keys were used: %v %q", err, got.Secret)
 	}
 }

@@ -71,7 +71,7 @@ func (s *Service) claimDue(ctx context.Context, n int) ([]claimed, error) {
 	now := s.now()
 	token := randomID("", 8)
 	var ds []Delivery
-	err := s.DB.WithContext(ctx).Raw(`WITH due AS (
+	err := s.db(ctx).Raw(`WITH due AS (
 		SELECT d.id FROM webhook_deliveries d
 		JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.status = 'active'
 		JOIN providers p ON p.id = d.provider_id AND p.status = 'active'
@@ -88,10 +88,10 @@ func (s *Service) claimDue(ctx context.Context, n int) ([]claimed, error) {
 	}
 	var evs []Event
 	var eps []Endpoint
-	if err := s.DB.WithContext(ctx).Where("id IN ?", evIDs).Find(&evs).Error; err != nil {
+	if err := s.db(ctx).Where("id IN ?", evIDs).Find(&evs).Error; err != nil {
 		return nil, errs.Wrap(err, "claimed events")
 	}
-	if err := s.DB.WithContext(ctx).Where("id IN ?", epIDs).Find(&eps).Error; err != nil {
+	if err := s.db(ctx).Where("id IN ?", epIDs).Find(&eps).Error; err != nil {
 		return nil, errs.Wrap(err, "claimed endpoints")
 	}
 	evBy, epBy := map[string]Event{}, map[int64]Endpoint{}
@@ -227,7 +227,7 @@ func (o Options) Backoff(n int) time.Duration {
 func (s *Service) record(ctx context.Context, c claimed, o outcome, manual bool) error {
 	defer s.dbTurn()()
 	now := s.now()
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db(ctx).Transaction(func(tx *gorm.DB) error {
 		var code *int
 		if o.status != 0 {
 			code = &o.status
@@ -326,7 +326,7 @@ func (s *Service) endpointFailed(ctx context.Context, tx *gorm.DB, id int64, now
 // finish ends a delivery without an attempt (dropped: consent gone).
 func (s *Service) finish(ctx context.Context, c claimed, status, reason string) error {
 	defer s.dbTurn()()
-	err := s.DB.WithContext(ctx).Exec(`UPDATE webhook_deliveries SET status = ?, status_reason = ?, finished_at = ?,
+	err := s.db(ctx).Exec(`UPDATE webhook_deliveries SET status = ?, status_reason = ?, finished_at = ?,
 		lease_until = NULL, lease_token = NULL WHERE id = ? AND lease_token = ?`, status, reason, s.now(), c.ID, c.token).Error
 	return errs.Wrap(err, "finish delivery")
 }
@@ -334,7 +334,7 @@ func (s *Service) finish(ctx context.Context, c claimed, status, reason string) 
 // release gives a claimed delivery back without counting an attempt.
 func (s *Service) release(ctx context.Context, c claimed, cause error) error {
 	defer s.dbTurn()()
-	err := s.DB.WithContext(ctx).Exec(`UPDATE webhook_deliveries SET lease_until = NULL, lease_token = NULL
+	err := s.db(ctx).Exec(`UPDATE webhook_deliveries SET lease_until = NULL, lease_token = NULL
 		WHERE id = ? AND lease_token = ?`, c.ID, c.token).Error
 	if err != nil {
 		return errs.Wrap(err, "release delivery")
@@ -420,7 +420,7 @@ func (s *Service) Run(ctx context.Context) {
 // Pending counts deliveries waiting (tests and metrics).
 func (s *Service) Pending(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.DB.WithContext(ctx).Model(&Delivery{}).Where("status = ?", DeliveryPending).Count(&n).Error
+	err := s.db(ctx).Model(&Delivery{}).Where("status = ?", DeliveryPending).Count(&n).Error
 	return n, errs.Wrap(err, "count pending")
 }
 

@@ -86,7 +86,7 @@ type Endpoint struct {
 	URL                 string       `json:"url"`
 	Description         string       `json:"description"`
 	EventTypes          TypeList     `gorm:"type:text[]" json:"eventTypes"`
-	Secret              SealedSecret `json:"-"` // encrypted at rest (sealed.go)
+	Secret              SealedSecret `gorm:"serializer:sealed" json:"-"` // encrypted at rest under Service.Secrets (sealed.go)
 	Status              string       `json:"status"`
 	StatusReason        string       `json:"statusReason,omitempty"`
 	ConsecutiveFailures int          `json:"consecutiveFailures"`
@@ -276,7 +276,10 @@ type Service struct {
 	Log           *slog.Logger
 	PublicURL     string
 	Now           func() time.Time
-	metrics       *metrics // Register sets it; nil: nothing counted
+	// Secrets seals the signing secrets at rest (SECRETS_KEY; nil: stored
+	// in clear). Every statement of the service carries it (s.db).
+	Secrets *Secrets
+	metrics *metrics // Register sets it; nil: nothing counted
 
 	kickOnce sync.Once
 	kick     chan struct{}
@@ -441,7 +444,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, providerID int64, in NewEn
 	}
 	e := &Endpoint{ProviderID: providerID, URL: in.URL, Description: in.Description, EventTypes: TypeList(in.EventTypes),
 		Secret: SealedSecret(NewSecret()), Status: EndpointActive, CreatedBy: policies.ActorOf(ctx, nil).Label, CreatedAt: s.now(), UpdatedAt: s.now()}
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db(ctx).Transaction(func(tx *gorm.DB) error {
 		var status string
 		if err := tx.Raw("SELECT status FROM providers WHERE id = ? FOR SHARE", providerID).Scan(&status).Error; err != nil {
 			return errs.Wrap(err, "load provider")
@@ -470,7 +473,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, providerID int64, in NewEn
 
 // FindEndpoints lists a provider's endpoints (deleted ones only when asked).
 func (s *Service) FindEndpoints(ctx context.Context, providerID int64, withDeleted bool) ([]Endpoint, error) {
-	q := s.DB.WithContext(ctx).Where("provider_id = ?", providerID)
+	q := s.db(ctx).Where("provider_id = ?", providerID)
 	if !withDeleted {
 		q = q.Where("status <> ?", EndpointDeleted)
 	}
@@ -484,7 +487,7 @@ var ErrEndpointNotFound = errs.New(errs.NotFound, "webhook_endpoint_not_found", 
 
 // FindEndpoint returns one live endpoint of the provider.
 func (s *Service) FindEndpoint(ctx context.Context, providerID, id int64) (*Endpoint, error) {
-	return findEndpoint(s.DB.WithContext(ctx), providerID, id)
+	return findEndpoint(s.db(ctx), providerID, id)
 }
 
 // findEndpoint is FindEndpoint on db (inside a transaction: the transaction).
@@ -503,7 +506,7 @@ func findEndpoint(db *gorm.DB, providerID, id int64) (*Endpoint, error) {
 // DeleteEndpoint removes an endpoint; its queued deliveries are dropped and
 // its history is kept.
 func (s *Service) DeleteEndpoint(ctx context.Context, providerID, id int64) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Model(&Endpoint{}).Where("provider_id = ? AND id = ? AND status <> ?", providerID, id, EndpointDeleted).
 			Updates(map[string]any{"status": EndpointDeleted, "status_reason": "deleted by " + policies.ActorOf(ctx, nil).Label, "updated_at": s.now()})
 		if res.Error != nil {
@@ -522,7 +525,7 @@ func (s *Service) DeleteEndpoint(ctx context.Context, providerID, id int64) erro
 
 // EnableEndpoint turns a disabled endpoint back on (its failure count restarts).
 func (s *Service) EnableEndpoint(ctx context.Context, providerID, id int64) error {
-	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Model(&Endpoint{}).Where("provider_id = ? AND id = ? AND status = ?", providerID, id, EndpointDisabled).
 			Updates(map[string]any{"status": EndpointActive, "status_reason": "", "consecutive_failures": 0, "failing_since": nil, "updated_at": s.now()})
 		if res.Error != nil {
@@ -612,7 +615,7 @@ func (s *Service) Emit(ctx context.Context, tx *gorm.DB, in NewEvent) (string, e
 // SendTest queues a webhook.test event for one endpoint and returns its id.
 func (s *Service) SendTest(ctx context.Context, providerID, endpointID int64) (string, error) {
 	var id string
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db(ctx).Transaction(func(tx *gorm.DB) error {
 		e, err := findEndpoint(tx, providerID, endpointID)
 		if err != nil {
 			return err
@@ -634,7 +637,7 @@ func (s *Service) SendTest(ctx context.Context, providerID, endpointID int64) (s
 // more attempt now; if it fails it is dead again. A data-carrying event is
 // checked against its consent again and billed at most once.
 func (s *Service) Redeliver(ctx context.Context, providerID, deliveryID int64) (*Delivery, error) {
-	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db(ctx).Transaction(func(tx *gorm.DB) error {
 		var d Delivery
 		err := tx.Raw(`SELECT d.* FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
 			WHERE d.id = ? AND d.provider_id = ? AND e.status <> 'deleted' FOR UPDATE OF d`, deliveryID, providerID).Scan(&d).Error
@@ -665,7 +668,7 @@ func (s *Service) Redeliver(ctx context.Context, providerID, deliveryID int64) (
 // FindDelivery returns one delivery of the provider with its attempts.
 func (s *Service) FindDelivery(ctx context.Context, providerID, id int64) (*Delivery, error) {
 	var d Delivery
-	err := s.DB.WithContext(ctx).Raw(`SELECT d.*, ev.type AS event_type FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
+	err := s.db(ctx).Raw(`SELECT d.*, ev.type AS event_type FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
 		WHERE d.id = ? AND d.provider_id = ?`, id, providerID).Scan(&d).Error
 	if err != nil {
 		return nil, errs.Wrap(err, "find delivery")
@@ -673,7 +676,7 @@ func (s *Service) FindDelivery(ctx context.Context, providerID, id int64) (*Deli
 	if d.ID == 0 {
 		return nil, errs.New(errs.NotFound, "webhook_delivery_not_found", "no such delivery")
 	}
-	if err := s.DB.WithContext(ctx).Where("delivery_id = ?", d.ID).Order("id").Find(&d.Tries).Error; err != nil {
+	if err := s.db(ctx).Where("delivery_id = ?", d.ID).Order("id").Find(&d.Tries).Error; err != nil {
 		return nil, errs.Wrap(err, "attempts")
 	}
 	return &d, nil
@@ -709,7 +712,7 @@ func (s *Service) FindDeliveries(ctx context.Context, providerID int64, f Delive
 	}
 	q += " ORDER BY d.id DESC LIMIT ?"
 	args = append(args, f.Limit+1)
-	if err := s.DB.WithContext(ctx).Raw(q, args...).Scan(&out).Error; err != nil {
+	if err := s.db(ctx).Raw(q, args...).Scan(&out).Error; err != nil {
 		return nil, 0, errs.Wrap(err, "list deliveries")
 	}
 	if len(out) > f.Limit {
@@ -724,7 +727,7 @@ func (s *Service) FindDeliveries(ctx context.Context, providerID int64, f Delive
 		ids[i] = out[i].ID
 	}
 	var atts []Attempt
-	if err := s.DB.WithContext(ctx).Where("delivery_id IN ?", ids).Order("id").Find(&atts).Error; err != nil {
+	if err := s.db(ctx).Where("delivery_id IN ?", ids).Order("id").Find(&atts).Error; err != nil {
 		return nil, 0, errs.Wrap(err, "attempts")
 	}
 	byID := map[int64]*Delivery{}
@@ -767,6 +770,6 @@ func (s *Service) DropForContainer(ctx context.Context, tx *gorm.DB, providerID,
 // DeadLetters counts a provider's dead deliveries (shown on its pages).
 func (s *Service) DeadLetters(ctx context.Context, providerID int64) (int64, error) {
 	var n int64
-	err := s.DB.WithContext(ctx).Model(&Delivery{}).Where("provider_id = ? AND status = ?", providerID, DeliveryDead).Count(&n).Error
+	err := s.db(ctx).Model(&Delivery{}).Where("provider_id = ? AND status = ?", providerID, DeliveryDead).Count(&n).Error
 	return n, errs.Wrap(err, "count dead letters")
 }
