@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -686,5 +687,71 @@ func TestMasterDataCLI(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, "", "ingest", "masterdata", "disable", "--name", "nobody"); code != 1 || !strings.Contains(errOut, "no master-data client") {
 		t.Fatalf("unknown client: %d %s", code, errOut)
+	}
+}
+
+// Concurrent calls for the same new vehicle and the same new account
+// register each once; none fails.
+func TestMasterDataConcurrentUpserts(t *testing.T) {
+	t.Parallel()
+	e := newMDEnv(t, "Concurrent Versicherung AG", "ATU13585627")
+	vin := apiTestVIN()
+	const n = 6
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := e.tt.Client(t)
+			c.Header.Set("Authorization", "Bearer "+e.token)
+			req := httptest.NewRequest("PUT", "/ingest/v1/vehicles/"+vin, strings.NewReader(vehicleJSON("AT", true)))
+			req.Header.Set("Content-Type", "application/json")
+			statuses[i] = c.Do(req).Status
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for _, s := range statuses {
+		switch s {
+		case http.StatusCreated:
+			created++
+		case http.StatusOK:
+		default:
+			t.Fatalf("statuses %v", statuses)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("created %d times: %v", created, statuses)
+	}
+	// Other vehicles, all held by one new account at once.
+	vins := make([]string, n)
+	for i := range vins {
+		vins[i] = apiTestVIN()
+		e.json(t, "PUT", "/ingest/v1/vehicles/"+vins[i], vehicleJSON("AT", true))
+	}
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := e.tt.Client(t)
+			c.Header.Set("Authorization", "Bearer "+e.token)
+			req := httptest.NewRequest("PUT", "/ingest/v1/vehicles/"+vins[i]+"/holders",
+				strings.NewReader(`{"primary":{"email":"fleet.manager@example.com","name":"Fleet Manager"}}`))
+			req.Header.Set("Content-Type", "application/json")
+			statuses[i] = c.Do(req).Status
+		}()
+	}
+	wg.Wait()
+	for _, s := range statuses {
+		if s != http.StatusOK {
+			t.Fatalf("holders statuses %v", statuses)
+		}
+	}
+	var accounts, held int64
+	e.tt.DB.Raw("SELECT count(*) FROM customer_accounts WHERE lower(email) = 'fleet.manager@example.com'").Scan(&accounts)
+	e.tt.DB.Raw("SELECT count(*) FROM vehicle_holders h JOIN customer_accounts a ON a.id = h.account_id WHERE lower(a.email) = 'fleet.manager@example.com' AND h.role = 'primary'").Scan(&held)
+	if accounts != 1 || held != n {
+		t.Fatalf("accounts %d, vehicles held %d", accounts, held)
 	}
 }

@@ -434,8 +434,16 @@ func (s *Service) SetHolders(ctx context.Context, vin string, primary *HolderInp
 					return val.Err()
 				}
 				acc = Account{Email: h.Email, Name: h.Name}
-				if err := tx.Create(&acc).Error; err != nil {
-					return errs.Wrap(err, "create account")
+				res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&acc)
+				if res.Error != nil {
+					return errs.Wrap(res.Error, "create account")
+				}
+				if res.RowsAffected == 0 { // created concurrently
+					if err := tx.Where("lower(email) = lower(?)", h.Email).Take(&acc).Error; err != nil {
+						return errs.Wrap(err, "find account")
+					}
+					want[acc.ID], emails[acc.ID] = role, acc.Email
+					return nil
 				}
 				out.AccountsCreated++
 				if err := audit.Record(ctx, tx, "customer_account.create", "customer_account", strconv.FormatInt(acc.ID, 10),
