@@ -288,6 +288,11 @@ func TestMasterDataBadInput(t *testing.T) {
 	wantProblem(t, e.json(t, "POST", base+"/subscriptions", `{"ref":"12345","service":"cd_basic","startsAt":"2026-01-01T00:00:00Z"}`), http.StatusUnprocessableEntity, "validation_failed")
 	wantProblem(t, e.json(t, "POST", base+"/subscriptions", `{"ref":"x","service":"cd_basic","startsAt":"yesterday"}`), http.StatusBadRequest, "malformed_body")
 	wantProblem(t, e.json(t, "POST", base+"/subscriptions", `{"ref":"x","service":"warp_drive","startsAt":"2026-01-01T00:00:00Z"}`), http.StatusUnprocessableEntity, "validation_failed")
+	res = e.json(t, "POST", base+"/subscriptions", `{"ref":"x","service":"cd_basic","startsAt":"2026-01-02T00:00:00Z","endsAt":"2026-01-01T00:00:00Z"}`)
+	wantProblem(t, res, http.StatusUnprocessableEntity, "validation_failed")
+	if !strings.Contains(res.Body, `"field":"endsAt"`) {
+		t.Fatalf("end before start: %s", res.Body)
+	}
 	wantProblem(t, e.send(t, e.md, "POST", "/ingest/v1/master-data", "application/json", `{}`), http.StatusUnsupportedMediaType, "unsupported_media_type")
 	wantProblem(t, e.send(t, e.md, "POST", "/ingest/v1/master-data", "application/x-ndjson", "\n\n"), http.StatusBadRequest, "empty_body")
 }

@@ -327,9 +327,30 @@ func (h *MasterDataHandler) book(ctx context.Context, vin string, in *Subscripti
 	}
 	sub, result, err := h.Vehicles.BookSubscription(ctx, vin, in.Ref, vehicles.NewSubscription{Service: in.Service, StartsAt: *in.StartsAt, EndsAt: in.EndsAt})
 	if err != nil {
-		return nil, err
+		return nil, apiFieldNames(err)
 	}
 	return fiber.Map{"result": result, "subscription": subscriptionOut(sub)}, nil
+}
+
+// apiFieldNames names the fields of a validation error as the API's members
+// (startsAt, not the form's starts_at).
+func apiFieldNames(err error) error {
+	var e *errs.Error
+	if !errors.As(err, &e) || len(e.Fields) == 0 {
+		return err
+	}
+	out := *e
+	out.Fields = make([]errs.FieldError, len(e.Fields))
+	for i, f := range e.Fields {
+		switch f.Field {
+		case "starts_at":
+			f.Field = "startsAt"
+		case "ends_at":
+			f.Field = "endsAt"
+		}
+		out.Fields[i] = f
+	}
+	return &out
 }
 
 // EndIn ends a subscription early; At defaults to now.
