@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -62,6 +63,29 @@ func TestRouteVariantSecurityMatrix(t *testing.T) {
 	registered := map[string]bool{}
 	for _, r := range routes {
 		registered[r.method+" "+r.path] = true
+	}
+
+	seen := 0
+	for _, p := range principals {
+		want, machine := machineReach[p.name]
+		if !machine {
+			continue
+		}
+		seen++
+		var reach []string
+		for _, r := range routes {
+			if !tt.App.Access.IsPublic(r.method, r.pattern) && expectAllowed(tt, p, r.method, r.pattern, r.path) {
+				reach = append(reach, r.method+" "+r.pattern)
+			}
+		}
+		slices.Sort(reach)
+		want = slices.Sorted(slices.Values(want))
+		if !slices.Equal(reach, want) {
+			t.Errorf("%s reaches %v, want exactly %v", p.name, reach, want)
+		}
+	}
+	if seen != len(machineReach) {
+		t.Fatalf("%d of %d machine principals in the matrix", seen, len(machineReach))
 	}
 
 	for _, p := range principals {
@@ -145,7 +169,34 @@ func matrixPrincipals(t *testing.T, tt *apptest.T) []*matrixPrincipal {
 	gw := tt.Client(t)
 	gw.Header.Set("Authorization", "Bearer "+token)
 	ps = append(ps, &matrixPrincipal{name: "ingest_gateway", kind: policies.KindGateway, roles: []string{"ingest_gateway"}, client: gw})
+
+	// The manufacturer's master-data client: a machine of the ingest surface
+	// too, with a credential (cdm_) and a role of its own.
+	_, mdToken, err := tt.App.Ingest.CreateMasterDataClient(tt.Ctx, "variant-master-data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := tt.Client(t)
+	md.Header.Set("Authorization", "Bearer "+mdToken)
+	ps = append(ps, &matrixPrincipal{name: vehicles.RoleMasterData, kind: policies.KindGateway, roles: []string{vehicles.RoleMasterData}, client: md})
 	return ps
+}
+
+// machineReach is everything each machine credential of the ingest surface
+// may reach beyond the public routes: the matrix checks the answers against
+// the policy, and this pins the policy itself, so a widened line (a gateway
+// on the master data, a master-data client posting readings or anywhere
+// else) fails even though the answers would follow it.
+var machineReach = map[string][]string{
+	"ingest_gateway": {"POST /ingest/v1/signals"},
+	vehicles.RoleMasterData: {
+		"GET /ingest/v1/vehicles/:vin",
+		"PUT /ingest/v1/vehicles/:vin",
+		"POST /ingest/v1/vehicles/:vin/subscriptions",
+		"POST /ingest/v1/vehicles/:vin/subscriptions/:subscription/end",
+		"PUT /ingest/v1/vehicles/:vin/holders",
+		"POST /ingest/v1/master-data",
+	},
 }
 
 // fillPattern turns a route pattern into a concrete path naming nothing
