@@ -23,20 +23,12 @@ import (
 	"gorm.io/gorm"
 
 	"cardata/admin"
-	"cardata/admin/staff"
 	"cardata/app/config"
 	"cardata/app/db"
-	"cardata/app/ingest"
 	"cardata/app/providerapi"
 	"cardata/app/web"
-	"cardata/billing"
-	"cardata/jobs"
-	"cardata/onboarding/vehicles"
-	"cardata/onboarding/webhooks"
 	"cardata/policies"
 	"cardata/policies/errs"
-	"cardata/policies/session"
-	"cardata/policies/signin"
 	"cardata/templates"
 )
 
@@ -49,16 +41,14 @@ type App struct {
 	View     *templates.View
 	Enforcer *policies.Enforcer
 	Access   *web.Access
-	Sessions *session.Store
-	Staff    *staff.Service
 	Registry *prometheus.Registry
 	Cookies  web.CookieSettings
-	Jobs     *jobs.Scheduler      // the job registry: modules call a.Jobs.Register from their mount function
-	Vehicles *vehicles.Service    // vehicle registry and capability service (mountIngest)
-	Ingest   *ingest.Service      // telemetry ingest (mountIngest)
 	API      *providerapi.Handler // provider API (mountAPI)
-	Webhooks *webhooks.Service    // push notifications (mountAPI)
-	Billing  *billing.Service     // price list, ledger, invoices (mountBilling)
+	// Services are the domain services, built once and complete before any
+	// surface is mounted (services.go); a.Billing, a.Jobs and so on are
+	// theirs. The modules register their jobs on a.Jobs in their mount
+	// functions.
+	*Services
 
 	resolvers map[string]web.Resolver
 	bearer    fiber.Handler               // resolves API bearer tokens before the guard (mountAPI sets it)
@@ -87,9 +77,16 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 		Cookies:   web.CookieSettings{Secure: cfg.CookieSecure, Domain: cfg.CookieDomain},
 		resolvers: map[string]web.Resolver{},
 	}
-	a.Sessions = &session.Store{DB: gdb, Idle: cfg.SessionIdleTimeout, MaxAge: cfg.SessionMaxAge}
-	a.Staff = &staff.Service{DB: gdb, BcryptCost: cfg.BcryptCost, Sessions: a.Sessions, Throttle: signin.Throttle{
-		PerAccount: cfg.LoginMaxFailuresPerAccount, PerAddress: cfg.LoginMaxFailuresPerAddress, Window: cfg.LoginThrottleWindow}}
+	a.Services, err = NewServices(cfg, gdb, log, func(pattern string) bool { return a.Access.Registered(fiber.MethodGet, pattern) })
+	if err != nil {
+		return nil, err
+	}
+	// After the handlers that write the ledger have returned (Close runs
+	// the closers in reverse).
+	a.onShutdown(a.Services.Close)
+	for _, w := range a.Services.Workers() {
+		a.AddWorker(w)
+	}
 	a.resolvers[policies.KindStaff] = func(ctx context.Context, id, sid int64) (*policies.Principal, error) {
 		u, err := a.Staff.FindByID(ctx, id)
 		if err != nil {
@@ -100,11 +97,14 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 		}
 		return u.Principal(sid), nil
 	}
+	a.resolvers[policies.KindProvider] = a.Onboarding.ResolvePrincipal
+	a.resolvers[policies.KindCustomer] = a.Consents.ResolveCustomer
 
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if sqlDB, err := gdb.DB(); err == nil {
 		a.Registry.MustRegister(collectors.NewDBStatsCollector(sqlDB, "cardata"))
 	}
+	a.Services.Register(a.Registry)
 	metrics := web.NewMetrics(a.Registry)
 
 	a.Fiber = fiber.New(fiber.Config{
@@ -165,7 +165,8 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	a.Access.Public(fiber.MethodPost, "/admin/login")
 	view.Nav = admin.Nav()
 
-	// Module surfaces. Each mount function lives in its own file.
+	// Module surfaces, on the ready services. Each mount function lives in
+	// its own file; their order is only that of the navigation's sections.
 	for _, mount := range []func() error{a.mountJobs, a.mountOnboarding, a.mountAPI, a.mountPortals, a.mountIngest, a.mountSupport, a.mountConsent, a.mountBilling} {
 		if err := mount(); err != nil {
 			return nil, err

@@ -42,7 +42,7 @@ func runProvidersList(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	svc := a.newOnboardingService()
+	svc := a.Onboarding
 	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tSTATUS\tSEAT\tVAT ID\tNAME")
 	f := onboarding.ProviderFilter{Status: onboarding.Status(status), Country: fs.Lookup("country").Value.String(), Limit: 200}
@@ -67,7 +67,7 @@ func runMarketsList(ctx context.Context, env *Env, _ *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	rows, err := a.newOnboardingService().CoverageReport(ctx)
+	rows, err := a.Onboarding.CoverageReport(ctx)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func runMarketSet(active bool) func(ctx context.Context, env *Env, fs *flag.Flag
 		if err != nil {
 			return err
 		}
-		m, err := a.newOnboardingService().SetMarketActive(ctx, strings.ToUpper(fs.Arg(0)), active)
+		m, err := a.Onboarding.SetMarketActive(ctx, strings.ToUpper(fs.Arg(0)), active)
 		if err != nil {
 			return err
 		}

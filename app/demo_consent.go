@@ -92,8 +92,7 @@ var demoContainers = []demoContainer{
 // and consents in every state, the demo insurer's granted consents, and a
 // few deliveries so the transaction reports have lines.
 func (a *App) demoConsent(ctx context.Context, out io.Writer) error {
-	cs := a.newConsentService()
-	ct := a.newContainerService(cs)
+	cs, ct := a.Consents, a.Containers
 	d := &consentDemo{a: a, cs: cs, ct: ct, out: out, now: time.Now().UTC()}
 	var err error
 	if d.pm1, err = d.staffCtx(ctx, "manager@demo.local"); err != nil {

@@ -182,7 +182,7 @@ func demoProviderRegistration(p demoProvider, terms string) onboarding.Registrat
 // real review workflow to its demo status. Existing providers (by VAT ID)
 // are left alone, so running it again changes nothing.
 func (a *App) demoOnboarding(ctx context.Context, out io.Writer) error {
-	svc := a.newOnboardingService()
+	svc := a.Onboarding
 	terms, err := svc.FindCurrentTerms(ctx)
 	if err != nil {
 		return err

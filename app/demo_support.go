@@ -239,7 +239,10 @@ func (a *App) demoSupport(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("the demo support agent is missing: %w", err)
 	}
-	svc := a.newSupportService()
+	// The app's desk on the demo's own clock (set below), which moves
+	// through each ticket's story.
+	desk := *a.Support
+	svc := &desk
 	leadCtx := policies.WithPrincipal(ctx, lead.Principal(0))
 	if st, err := svc.FindSettings(ctx); err != nil {
 		return err

@@ -2,118 +2,27 @@ package app
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"gorm.io/gorm"
 
 	"cardata/admin"
 	"cardata/app/customer"
 	"cardata/app/portal"
-	"cardata/app/providerapi"
 	"cardata/app/web"
-	"cardata/billing"
 	"cardata/jobs"
-	"cardata/onboarding"
-	"cardata/onboarding/catalog"
 	"cardata/onboarding/containers"
-	"cardata/onboarding/vehicles"
-	"cardata/onboarding/webhooks"
 	"cardata/policies"
 	"cardata/policies/consent"
-	"cardata/policies/signin"
 )
-
-// newConsentService builds the consent domain from the config. It holds no
-// state, so each surface (and the demo) may have its own instance.
-func (a *App) newConsentService() *consent.Service {
-	s := &consent.Service{DB: a.DB, IsEU: onboarding.IsEU, PublicURL: a.Cfg.PublicURL, BcryptCost: a.Cfg.BcryptCost,
-		Throttle: signin.Throttle{PerAccount: a.Cfg.LoginMaxFailuresPerAccount, PerAddress: a.Cfg.LoginMaxFailuresPerAddress,
-			Window: a.Cfg.LoginThrottleWindow},
-		Location:  a.Cfg.BillingTimezone,
-		Transfers: ledgerTransfers{&billing.Service{DB: a.DB, Location: a.Cfg.BillingTimezone}},
-		Mailer: func(ctx context.Context, tx *gorm.DB, m consent.Mail) error {
-			return jobs.Enqueue(ctx, tx, jobs.Message{Kind: m.Kind, To: m.To, Subject: m.Subject, Body: m.Body,
-				ObjectType: m.ObjectType, ObjectID: m.ObjectID, DedupeKey: m.DedupeKey})
-		},
-	}
-	// The capability service decides which vehicles a consent can be asked
-	// for; it is stateless, so it runs on the caller's transaction. keys: a
-	// container's (consent requests); none: the vehicle alone (/my).
-	s.Eligibility = func(ctx context.Context, db *gorm.DB, vin string, keys []string, at time.Time) ([]consent.Ineligibility, error) {
-		vs := &vehicles.Service{DB: db, Catalog: catalog.Default()}
-		c, err := vs.Capabilities(ctx, vin, at)
-		if err != nil {
-			return nil, err
-		}
-		reasons := slices.Clone(c.Reasons)
-		if len(reasons) == 0 && len(keys) > 0 && c.NoServiceFor(keys) {
-			reasons = append(reasons, vehicles.ReasonNoServiceForKeys)
-		}
-		out := make([]consent.Ineligibility, len(reasons))
-		for i, r := range reasons {
-			out[i] = consent.Ineligibility{Code: r, Text: vehicles.ReasonText(r)}
-		}
-		return out, nil
-	}
-	if a.Webhooks != nil {
-		hooks := a.Webhooks
-		s.DropPushes = func(ctx context.Context, tx *gorm.DB, consentID int64, reason string) error {
-			_, err := hooks.DropForConsent(ctx, tx, consentID, reason)
-			return err
-		}
-		s.Notify = func(ctx context.Context, tx *gorm.DB, e consent.Event) error {
-			_, err := hooks.Emit(ctx, tx, webhooks.NewEvent{ProviderID: e.ProviderID, Type: e.Type, VIN: e.VIN,
-				ContainerID: e.ContainerID, ContainerVersion: e.Version, ConsentID: e.ConsentID,
-				Data: map[string]any{"consentId": e.ConsentID, "vin": e.VIN, "containerId": e.ContainerID,
-					"containerVersion": e.Version, "state": e.State, "at": e.At}})
-			return err
-		}
-	}
-	return s
-}
-
-// newContainerService builds the container domain on a consent service.
-func (a *App) newContainerService(cs *consent.Service) *containers.Service {
-	ct := &containers.Service{DB: a.DB, Catalog: catalog.Default(), Consents: cs, PublicURL: a.Cfg.PublicURL}
-	if a.Webhooks != nil {
-		ct.DropPushes = a.Webhooks.DropForContainer
-	}
-	return ct
-}
 
 // mountConsent mounts data containers (portal, staff review, provider
 // API), the customer portal /my with its reports, the staff's customer
-// requests, and the consent jobs; and it wires the consent module into the
-// provider API (the decision's facts on every read, push recipients and the
-// send-time check) and into the session resolver for customers.
-//
-// It runs after mountAPI and mountIngest, whose services it completes.
+// requests, and the consent and container jobs.
 func (a *App) mountConsent() error {
-	cs := a.newConsentService()
-	cs.Register(a.Registry) // the data report builder's dead letters
-	ct := a.newContainerService(cs)
-	a.resolvers[policies.KindCustomer] = cs.ResolveCustomer
-
-	if a.API != nil {
-		a.API.Facts = func(ctx context.Context, providerID, clientID int64, vin string, containerID int64, at time.Time) (*providerapi.ReadFacts, error) {
-			f, refs, err := cs.FactsAt(ctx, providerID, clientID, vin, containerID, at)
-			if err != nil {
-				return nil, err
-			}
-			return &providerapi.ReadFacts{Facts: f, VehicleID: refs.VehicleID, ContainerVersion: refs.ContainerVersion, ConsentID: refs.ConsentID}, nil
-		}
-	}
-	if a.Webhooks != nil {
-		a.Webhooks.Recipients = cs.RecipientsOf
-		a.Webhooks.ConsentActive = func(ctx context.Context, c webhooks.ConsentCheck) (bool, string, error) {
-			return cs.ConsentActive(ctx, c.ProviderID, c.ConsentID, time.Now())
-		}
-	}
-
+	cs, ct := a.Consents, a.Containers
 	// Partner portal and provider API: the provider's own containers and consents.
-	ph := &portal.ContainerHandlers{View: a.View, Containers: ct, Consents: cs, Catalog: catalog.Default()}
+	ph := &portal.ContainerHandlers{View: a.View, Containers: ct, Consents: cs, Catalog: a.Catalog}
 	ph.Routes(a.surface("/portal"))
 	ph.APIRoutes(a.Fiber)
 	a.View.AddNav("Partner portal", portal.ContainerNav())
@@ -138,9 +47,6 @@ func (a *App) mountConsent() error {
 		a.View.AddNav("My CarData", item)
 	}
 
-	if a.Jobs == nil {
-		return nil
-	}
 	for _, j := range append(consentJobs(cs), containerJobs(ct)...) {
 		if err := a.Jobs.Register(j); err != nil {
 			return err
@@ -215,56 +121,4 @@ func containerJobs(ct *containers.Service) []jobs.Job {
 			return err
 		},
 	}}
-}
-
-// ledgerTransfers gives the consent module billing's ledger reads for the
-// customer's transaction and data reports, with each record's keys named
-// from the catalog (nil, unknown, for records written before keys were
-// recorded).
-type ledgerTransfers struct{ billing *billing.Service }
-
-func transferKeys(ks []billing.DeliveredKey) []consent.TransferKey {
-	if ks == nil {
-		return nil
-	}
-	out := make([]consent.TransferKey, len(ks))
-	for i, k := range ks {
-		out[i] = consent.TransferKey{Key: k.Key, Label: k.Label, LabelDE: k.LabelDE}
-	}
-	return out
-}
-
-func (l ledgerTransfers) Transfers(ctx context.Context, consentIDs []int64, from, to time.Time) ([]consent.LedgerEntry, error) {
-	recs, err := l.billing.Transfers(ctx, consentIDs, from, to)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]consent.LedgerEntry, len(recs))
-	for i, r := range recs {
-		out[i] = consent.LedgerEntry{ID: r.ID, ConsentID: r.ConsentID, ProviderID: r.ProviderID, VIN: r.VIN, ContainerID: r.ContainerID,
-			ContainerVersion: r.ContainerVersion, Kind: r.Kind, KeysDelivered: r.KeysDelivered, Keys: transferKeys(r.Keys()),
-			DeliveredAt: r.DeliveredAt}
-		if r.EventID != nil {
-			out[i].EventID = *r.EventID
-		}
-		if r.EventType != nil {
-			out[i].EventType = *r.EventType
-		}
-	}
-	return out, nil
-}
-
-func (l ledgerTransfers) SentKeys(ctx context.Context, consentIDs []int64) ([]consent.SentKey, error) {
-	sent, err := l.billing.SentKeys(ctx, consentIDs)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]consent.SentKey, len(sent))
-	for i, k := range sent {
-		out[i] = consent.SentKey{ConsentID: k.ConsentID, Deliveries: k.Deliveries, First: k.First, Last: k.Last}
-		if k.KeyID != 0 {
-			out[i].Key = &transferKeys(billing.NameKeys([]int16{k.KeyID}))[0]
-		}
-	}
-	return out, nil
 }

@@ -10,7 +10,6 @@ import (
 
 	"cardata/admin"
 	"cardata/admin/staff"
-	"cardata/app/db"
 	"cardata/jobs"
 	"cardata/policies"
 	"cardata/policies/audit"
@@ -19,9 +18,9 @@ import (
 // LoginAttemptRetention is how long recorded sign-in attempts are kept.
 const LoginAttemptRetention = 30 * 24 * time.Hour
 
-// mountJobs creates the job registry (a.Jobs) and the e-mail outbox worker,
-// registers the platform's own jobs and mounts the jobs and outbox pages.
-// It runs before the other modules' mount functions.
+// mountJobs registers the platform's own jobs on the job registry (a.Jobs,
+// built with the e-mail outbox worker in services.go) and mounts the jobs
+// and outbox pages.
 //
 // Every module registers its own jobs in its mount function, with a body that
 // calls its domain service, for example in mount_billing.go:
@@ -35,22 +34,7 @@ const LoginAttemptRetention = 30 * 24 * time.Hour
 // (clean-up; pushes run as a continuous worker), consent (expiry, report
 // archives), containers.purge-withdrawn (mount_consent.go, 29 days after
 // withdrawal) and ingest (reading-history retention).
-//
-// It also checks the pool budget first (poolBudget): an app whose shares
-// do not fit its pool does not start.
 func (a *App) mountJobs() error {
-	budget, err := a.poolBudget()
-	if err != nil {
-		return err
-	}
-	a.Jobs = jobs.NewScheduler(a.DB, a.Cfg.BillingTimezone, a.Log)
-	// The jobs' share: the scheduler's session, the outbox worker (one
-	// connection, one e-mail at a time) and the job bodies at once.
-	a.Jobs.MaxRuns = budget.JobRuns()
-	a.AddWorker(a.Jobs.Loop)
-	outbox := a.newOutbox()
-	outbox.Register(a.Registry)
-	a.AddWorker(outbox.Run)
 	for _, j := range append(a.platformJobs(), a.outboxPurgeJob()) {
 		if err := a.Jobs.Register(j); err != nil {
 			return err
@@ -62,43 +46,6 @@ func (a *App) mountJobs() error {
 		a.View.AddNav("System", item)
 	}
 	return nil
-}
-
-// poolBudget splits the app's pool between the subsystems that take
-// connections on their own (app/db.PlanPool): the DB_POOL_* settings,
-// the rest sized from the pool the app really runs on (DB_MAX_OPEN_CONNS
-// in production; tests open smaller pools). Each mount function bounds its
-// subsystem by its share, and what remains is the HTTP requests'.
-func (a *App) poolBudget() (db.PoolBudget, error) {
-	total := a.Cfg.DBMaxOpenConns
-	if sqlDB, err := a.DB.DB(); err == nil {
-		if n := sqlDB.Stats().MaxOpenConnections; n > 0 {
-			total = n
-		}
-	}
-	return db.PlanPool(total, db.PoolBudget{Jobs: a.Cfg.DBPoolJobs, Push: a.Cfg.DBPoolPush, Ingest: a.Cfg.DBPoolIngest,
-		APIReads: a.Cfg.DBPoolAPIReads, Ledger: a.Cfg.DBPoolLedger})
-}
-
-// jobLocks is the session holding the process's long advisory locks (the
-// scheduler's), for other modules' long locks (the invoice run's period).
-func (a *App) jobLocks() *jobs.Session {
-	if a.Jobs == nil {
-		return nil
-	}
-	return a.Jobs.LockSession()
-}
-
-// newOutbox is the e-mail worker: SMTP when SMTP_HOST is set; otherwise the
-// local transport, which marks e-mails "kept locally" so they stay
-// browsable in the admin outbox and nothing leaves the machine.
-func (a *App) newOutbox() *jobs.Outbox {
-	o := &jobs.Outbox{DB: a.DB, Log: a.Log}
-	if a.Cfg.SMTPHost != "" {
-		o.Transport = &jobs.SMTPTransport{Host: a.Cfg.SMTPHost, Port: a.Cfg.SMTPPort, User: a.Cfg.SMTPUser,
-			Password: a.Cfg.SMTPPassword, From: a.Cfg.SMTPFrom}
-	}
-	return o
 }
 
 // platformJobs are the jobs of the platform itself (sessions, sign-in

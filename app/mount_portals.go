@@ -10,7 +10,7 @@ import (
 // mountPortals mounts the partner portal (/portal) for provider users and
 // the public company registration (/register).
 func (a *App) mountPortals() error {
-	h := &portal.Handlers{View: a.View, Onboarding: a.newOnboardingService(), Sessions: a.Sessions,
+	h := &portal.Handlers{View: a.View, Onboarding: a.Onboarding, Sessions: a.Sessions,
 		StartSession: func(c *fiber.Ctx, token string) { web.SetSessionCookie(c, a.Cookies, token, a.Cfg.SessionMaxAge) },
 		EndSession:   func(c *fiber.Ctx) { web.ClearSessionCookie(c, a.Cookies) },
 	}
