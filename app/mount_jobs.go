@@ -3,16 +3,11 @@ package app
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
-	"gorm.io/gorm"
-
 	"cardata/admin"
-	"cardata/admin/staff"
 	"cardata/jobs"
 	"cardata/policies"
-	"cardata/policies/audit"
 )
 
 // LoginAttemptRetention is how long recorded sign-in attempts are kept.
@@ -68,7 +63,8 @@ func (a *App) platformJobs() []jobs.Job {
 			}},
 		{Name: "audit.verify", Title: "Audit-chain verification", Spec: "40 4 * * *", CatchUp: 24 * time.Hour,
 			Description: "Walks the audit trail's hash chain; when it is broken, e-mails every administrator and fails.",
-			Run:         a.verifyAuditChain},
+			Run: jobs.AuditChainCheck{DB: a.DB, Recipients: a.auditAdmins, PublicURL: a.Cfg.PublicURL,
+				Location: a.Cfg.BillingTimezone, Log: a.Log}.Run},
 	}
 }
 
@@ -101,58 +97,13 @@ func retentionWords(d time.Duration) string {
 	return d.String()
 }
 
-// verifyAuditChain is the body of audit.verify.
-func (a *App) verifyAuditChain(ctx context.Context, r *jobs.Run) error {
-	r.Progress(ctx, 0, 0, "verifying the hash chain")
-	n, broken, err := audit.Verify(ctx, a.DB)
-	r.Set("entries_checked", int64(n))
-	if err != nil {
-		return err
+// auditAdmins are the active administrators, e-mailed when the audit
+// chain is broken.
+func (a *App) auditAdmins(ctx context.Context) ([]jobs.AlertRecipient, error) {
+	admins, err := a.Staff.Active(ctx, policies.RoleAdmin)
+	out := make([]jobs.AlertRecipient, len(admins))
+	for i, u := range admins {
+		out[i] = jobs.AlertRecipient{ID: u.ID, Name: u.Name, Email: u.Email}
 	}
-	if broken == nil {
-		r.Progress(ctx, int64(n), int64(n), "chain intact")
-		return nil
-	}
-	var admins []staff.User
-	for offset := 0; ; offset += 200 {
-		page, total, err := a.Staff.List(ctx, staff.Filter{Role: policies.RoleAdmin, Offset: offset, Limit: 200})
-		if err != nil {
-			return err
-		}
-		for _, u := range page {
-			if u.Active {
-				admins = append(admins, u)
-			}
-		}
-		if int64(offset+200) >= total {
-			break
-		}
-	}
-	day := time.Now().In(a.Cfg.BillingTimezone).Format("2006-01-02")
-	err = a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for _, u := range admins {
-			err := jobs.Enqueue(ctx, tx, jobs.Message{
-				Kind: "audit.chain_broken", To: u.Email, ObjectType: "audit_entry", ObjectID: strconv.FormatInt(broken.ID, 10),
-				Subject: fmt.Sprintf("ALERT: the audit trail is broken at entry %d", broken.ID),
-				Body: fmt.Sprintf("Hello %s,\n\nthe daily verification of the audit trail found the hash chain broken at entry %d:\n%s\n\n"+
-					"%d entries were checked. Entries may have been altered or removed outside the application. "+
-					"Investigate before trusting the trail: %s/admin/audit\n\nRun `cardata audit verify` to check again.\n",
-					u.Name, broken.ID, broken.Reason, n, a.Cfg.PublicURL),
-				// One alert per admin, broken entry and day, however often the job runs.
-				DedupeKey: fmt.Sprintf("audit.chain_broken:%d:%s:%d", broken.ID, day, u.ID),
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	r.Set("alerts_enqueued", int64(len(admins)))
-	if len(admins) == 0 {
-		a.Log.Error("audit chain broken and no active administrator to alert", "entry", broken.ID)
-	}
-	return fmt.Errorf("audit chain broken at entry %d: %s", broken.ID, broken.Reason)
+	return out, err
 }
