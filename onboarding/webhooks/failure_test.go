@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -103,9 +104,12 @@ func TestDeliveryErrorsShowCategoriesNotAddresses(t *testing.T) {
 		if d.LastError != tc.want || d.Tries[0].Error != tc.want {
 			t.Errorf("%s: shown %q / %q, want %q", tc.name, d.LastError, d.Tries[0].Error, tc.want)
 		}
-		shown, _ := json.Marshal(d)
+		raw, _ := json.Marshal(d)
+		// Timestamps are not what is checked ("04:53:54" contains ":53"):
+		// the text the provider reads must not name an address or port.
+		shown := timestamps.ReplaceAllString(string(raw), `"<time>"`)
 		for _, h := range tc.hidden {
-			if strings.Contains(string(shown), h) {
+			if strings.Contains(shown, h) {
 				t.Errorf("%s: the provider sees %q: %s", tc.name, h, shown)
 			}
 		}
@@ -114,5 +118,7 @@ func TestDeliveryErrorsShowCategoriesNotAddresses(t *testing.T) {
 		}
 	}
 }
+
+var timestamps = regexp.MustCompile(`"\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:\d{2})"`)
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
