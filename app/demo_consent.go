@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"cardata/app/ingest"
 	"cardata/billing"
 	"cardata/onboarding/containers"
 	"cardata/onboarding/vehicles"
@@ -276,6 +277,15 @@ func (d *consentDemo) showcase(ctx context.Context, ids map[string]int64) error 
 		}
 		if _, err := d.a.Vehicles.Subscribe(sys, vin, vehicles.NewSubscription{Service: "cd_basic", StartsAt: d.now.AddDate(-1, 0, 0)}); err != nil {
 			return err
+		}
+		// A day of readings, so the grant below has data to deliver and
+		// customer1's transaction report has transfers naming their keys.
+		car := ingest.NewFleet([]string{vin}, []string{"phev"}, nil, 13)
+		car.LateShare = 0
+		for at := d.now.Add(-24 * time.Hour); !at.After(d.now); at = at.Add(2 * time.Hour) {
+			if _, err := d.a.demoSend(ctx, car, 1, at); err != nil {
+				return err
+			}
 		}
 	} else if err != nil {
 		return err

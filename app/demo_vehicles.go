@@ -191,20 +191,9 @@ func (a *App) demoReadings(ctx context.Context, fleet []vehicles.FleetVehicle, n
 	}
 	total := 0
 	send := func(f *ingest.Fleet, snapshots int, at time.Time) error {
-		body, _ := f.AppendSnapshots(nil, snapshots, at)
-		signals, err := ingest.DecodeJSON(body, ingest.MaxSignals, nil)
-		if err != nil {
-			return err
-		}
-		res, err := a.Ingest.Ingest(ctx, signals)
-		if err != nil {
-			return err
-		}
-		if len(res.Rejected) > 0 {
-			return fmt.Errorf("demo readings rejected: %+v", res.Rejected[0])
-		}
-		total += res.Accepted
-		return nil
+		n, err := a.demoSend(ctx, f, snapshots, at)
+		total += n
+		return err
 	}
 	all := ingest.NewFleet(vins, drivetrains, nil, 11)
 	for _, ago := range []time.Duration{3 * time.Hour, 90 * time.Minute, 10 * time.Minute} {
@@ -220,4 +209,22 @@ func (a *App) demoReadings(ctx context.Context, fleet []vehicles.FleetVehicle, n
 		}
 	}
 	return total, nil
+}
+
+// demoSend sends one snapshot of each of the fleet's first vehicles read
+// at at through the real ingest service and returns the signals accepted.
+func (a *App) demoSend(ctx context.Context, f *ingest.Fleet, snapshots int, at time.Time) (int, error) {
+	body, _ := f.AppendSnapshots(nil, snapshots, at)
+	signals, err := ingest.DecodeJSON(body, ingest.MaxSignals, nil)
+	if err != nil {
+		return 0, err
+	}
+	res, err := a.Ingest.Ingest(ctx, signals)
+	if err != nil {
+		return 0, err
+	}
+	if len(res.Rejected) > 0 {
+		return res.Accepted, fmt.Errorf("demo readings rejected: %+v", res.Rejected[0])
+	}
+	return res.Accepted, nil
 }
