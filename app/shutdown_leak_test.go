@@ -137,8 +137,6 @@ func TestShutdownLeavesNoGoroutine(t *testing.T) {
 	// Goroutines on their way out (fasthttp's workers, told to stop when
 	// Serve returned) get their time on a loaded machine: look again until
 	// Patience has passed; only a real leak takes that long.
-	for deadline := time.Now().Add(apptest.Patience); goleak.Find(opts...) != nil && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
+	apptest.Eventually(apptest.Patience, func() bool { return goleak.Find(opts...) == nil })
 	goleak.VerifyNone(t, opts...) // lists what is left
 }

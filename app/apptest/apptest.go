@@ -134,13 +134,22 @@ const Patience = 2 * time.Minute
 // sleeping for a time that a slow machine may exceed.
 func WaitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !Eventually(limit, cond) {
+		t.Fatalf("still waiting for %s after %s", what, limit)
+	}
+}
+
+// Eventually polls cond until it holds or limit has passed and reports
+// whether it held, for a caller that reports the failure itself.
+func Eventually(limit time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(limit)
 	for pause := time.Millisecond; !cond(); pause = min(2*pause, 50*time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("still waiting for %s after %s", what, limit)
+			return false
 		}
 		time.Sleep(pause)
 	}
+	return true
 }
 
 // WaitServing waits until the server at base answers GET /healthz with 200.
