@@ -387,44 +387,12 @@ func (s *Service) Subscribe(ctx context.Context, vin string, in NewSubscription)
 }
 
 func (s *Service) subscribe(ctx context.Context, tx *gorm.DB, v *Vehicle, in NewSubscription) (*Subscription, error) {
-	var val errs.Validation
-	cs, ok := ServiceByCode(in.Service)
-	switch {
-	case !ok:
-		val.Add("service", "service_unknown", "unknown connected service %q", in.Service)
-	case !cs.AppliesTo(v.Drivetrain):
-		val.Add("service", "service_not_applicable", "%s is not available for a %s vehicle", cs.Name, v.Drivetrain)
-	}
-	if in.StartsAt.IsZero() {
-		val.Add("starts_at", "starts_at_required", "enter when the subscription starts")
-	}
-	if in.EndsAt != nil && !in.EndsAt.After(in.StartsAt) {
-		val.Add("ends_at", "ends_before_start", "the subscription must end after it starts")
-	}
-	if err := val.Err(); err != nil {
+	sub, err := s.insertSubscription(tx, v, in)
+	if err != nil {
 		return nil, err
 	}
-	start := in.StartsAt.UTC()
-	var end *time.Time
-	if in.EndsAt != nil {
-		e := in.EndsAt.UTC()
-		end = &e
-	}
-	q := tx.Model(&Subscription{}).Where("vehicle_id = ? AND service = ? AND (ends_at IS NULL OR ends_at > ?)", v.ID, in.Service, start)
-	if end != nil {
-		q = q.Where("starts_at < ?", *end)
-	}
-	var overlapping int64
-	if err := q.Count(&overlapping).Error; err != nil {
-		return nil, errs.Wrap(err, "subscription overlap")
-	}
-	if overlapping > 0 {
-		return nil, errs.New(errs.Conflict, "subscription_overlaps", "%s already has %s in that period", v.VIN, cs.Name)
-	}
-	sub := &Subscription{VehicleID: v.ID, Service: in.Service, StartsAt: start, EndsAt: end}
-	if err := tx.Create(sub).Error; err != nil {
-		return nil, errs.Wrap(err, "subscribe")
-	}
+	cs, _ := ServiceByCode(sub.Service)
+	start, end := sub.StartsAt, sub.EndsAt
 	until := "open-ended"
 	if end != nil {
 		until = "until " + end.Format(time.RFC3339)
