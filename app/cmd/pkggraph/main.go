@@ -65,6 +65,7 @@ type listed struct {
 	ImportPath string
 	Name       string
 	Imports    []string
+	GoFiles    []string
 	Module     *struct{ Path string }
 }
 
@@ -105,7 +106,9 @@ func Generate(dir string) (string, error) {
 	var names []string
 	for _, p := range pkgs {
 		r, ok := rel(p.ImportPath)
-		if !ok || p.Name == "main" {
+		// Programs and test-only packages (the end-to-end tests) are not
+		// floors of the product.
+		if !ok || p.Name == "main" || len(p.GoFiles) == 0 {
 			continue
 		}
 		names = append(names, r)

@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"net/http"
+	"testing"
+
+	"cardata/app/apptest"
+	"cardata/app/web"
+)
+
+func obRegistrationBody(country, vatID, email string) map[string]any {
+	return map[string]any{
+		"legal_name": "Api Versicherung AG", "legal_form": "AG", "street": "Ring 1", "postal_code": "1010", "city": "Wien",
+		"country": country, "vat_id": vatID, "register_number": "FN 123456a", "contact_name": "Anna Api",
+		"contact_email": email, "billing_email": "billing@api.example", "intended_services": "Usage-based insurance from mileage.",
+		"terms_version": "2025-01", "accept_terms": true,
+		"documents": []map[string]string{{"filename": "extract.pdf", "content_base64": base64.StdEncoding.EncodeToString(obPDF)}},
+	}
+}
+
+func obProblemField(t *testing.T, res *apptest.Response) (string, string) {
+	t.Helper()
+	if ct := res.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("content type %q: %s", ct, res.Body)
+	}
+	var p web.Problem
+	res.JSON(t, &p)
+	if len(p.Errors) == 0 {
+		return p.Code, ""
+	}
+	return p.Code, p.Errors[0].Field + "/" + p.Errors[0].Code
+}
+
+func TestRegistrationAPI(t *testing.T) {
+	t.Parallel()
+	tt := apptest.New(t)
+	c := tt.Client(t)
+	res := c.SendJSON(http.MethodPost, "/api/v1/registrations", obRegistrationBody("AT", "ATU13585627", "anna@api.example"))
+	if res.Status != http.StatusAccepted {
+		t.Fatalf("register: %d %s", res.Status, res.Body)
+	}
+	var out struct {
+		Status        string
+		VATID         string `json:"vat_id"`
+		PasswordSetup string `json:"password_setup"`
+	}
+	res.JSON(t, &out)
+	if out.Status != "submitted" || out.VATID != "ATU13585627" || out.PasswordSetup != "link_sent" {
+		t.Fatalf("response: %+v", out)
+	}
+	var link int64
+	tt.DB.Raw("SELECT count(*) FROM email_outbox WHERE to_addr = 'anna@api.example' AND body_text LIKE '%/portal/invitations/%'").Scan(&link)
+	if link != 1 {
+		t.Fatal("no set-password link mailed")
+	}
+	// A known VAT ID is not refused (that would tell anyone who is
+	// registered): the answer is the one a new application gets, and the
+	// known provider's contact is told by e-mail (app/registration_abuse_test.go).
+	dup := c.SendJSON(http.MethodPost, "/api/v1/registrations", obRegistrationBody("AT", "AT U13585627", "other@api.example"))
+	if dup.Status != http.StatusAccepted || dup.Header.Get("Content-Type") != res.Header.Get("Content-Type") {
+		t.Fatalf("known VAT ID: %d %s", dup.Status, dup.Body)
+	}
+
+	for _, tc := range []struct {
+		name         string
+		country, vat string
+		status       int
+		code, field  string
+	}{
+		{"swiss seat", "CH", "CHE-123.456.788", 422, "validation_failed", "country/seat_not_eea"},
+		{"uk seat", "GB", "GB980780684", 422, "validation_failed", "country/seat_not_eea"},
+		{"bad check digit", "DE", "DE136695977", 422, "validation_failed", "vat_id/vat_id_checksum"},
+	} {
+		res := c.SendJSON(http.MethodPost, "/api/v1/registrations", obRegistrationBody(tc.country, tc.vat, "other@api.example"))
+		code, field := obProblemField(t, res)
+		if res.Status != tc.status || code != tc.code || field != tc.field {
+			t.Errorf("%s: %d %s %s", tc.name, res.Status, code, field)
+		}
+	}
+	for name, body := range map[string]string{
+		"not json":      "legal_name=x",
+		"unknown field": `{"legal_nam": "x"}`,
+		"wrong type":    `{"accept_terms": "yes"}`,
+	} {
+		res := c.SendJSON(http.MethodPost, "/api/v1/registrations", body)
+		if code, _ := obProblemField(t, res); res.Status != http.StatusBadRequest || code != "invalid_json" {
+			t.Errorf("%s: %d %s", name, res.Status, res.Body)
+		}
+	}
+	bad := obRegistrationBody("DE", "DE136695976", "bad@api.example")
+	bad["documents"] = []map[string]string{{"filename": "x.pdf", "content_base64": "%%%"}}
+	res = c.SendJSON(http.MethodPost, "/api/v1/registrations", bad)
+	if _, f := obProblemField(t, res); res.Status != 422 || f != "documents/document_encoding" {
+		t.Fatalf("bad base64: %d %s", res.Status, res.Body)
+	}
+	bad["documents"] = []map[string]string{{"filename": "x.pdf", "content_base64": base64.StdEncoding.EncodeToString([]byte("<html>"))}}
+	res = c.SendJSON(http.MethodPost, "/api/v1/registrations", bad)
+	if _, f := obProblemField(t, res); res.Status != 422 || f != "documents/document_type" {
+		t.Fatalf("html as pdf: %d %s", res.Status, res.Body)
+	}
+}
+
+func TestMarketsAPIIsPublicAndShowsPausedMarkets(t *testing.T) {
+	t.Parallel()
+	tt := apptest.New(t)
+	if _, err := onboardingFor(tt).SetMarketActive(tt.Ctx, "GB", false); err != nil {
+		t.Fatal(err)
+	}
+	res := tt.Client(t).Get("/api/v1/markets")
+	if res.Status != http.StatusOK {
+		t.Fatalf("%d %s", res.Status, res.Body)
+	}
+	var out struct {
+		Count   int
+		Markets []struct{ Code, Name, Status string }
+	}
+	res.JSON(t, &out)
+	if out.Count != 31 || len(out.Markets) != 31 {
+		t.Fatalf("%d markets", out.Count)
+	}
+	seen := map[string]string{}
+	for _, m := range out.Markets {
+		seen[m.Code] = m.Status
+	}
+	if seen["GB"] != "paused" || seen["CH"] != "active" || seen["DE"] != "active" || seen["IS"] != "" {
+		t.Fatalf("markets: %v", seen)
+	}
+}
