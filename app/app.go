@@ -34,8 +34,6 @@ import (
 
 // App is the running system.
 type App struct {
-	Cfg      config.Config
-	DB       *gorm.DB
 	Log      *slog.Logger
 	Fiber    *fiber.App
 	View     *templates.View
@@ -45,8 +43,8 @@ type App struct {
 	Cookies  web.CookieSettings
 	API      *providerapi.Handler // provider API (mountAPI)
 	// Services are the domain services, built once and complete before any
-	// surface is mounted (services.go); a.Billing, a.Jobs and so on are
-	// theirs. The modules register their jobs on a.Jobs in their mount
+	// surface is mounted (services.go); a.Cfg, a.DB, a.Billing, a.Jobs and
+	// so on are theirs. The modules register their jobs on a.Jobs in their mount
 	// functions.
 	*Services
 
@@ -72,7 +70,7 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	}
 	view.Allowed = en.Allowed
 	a := &App{
-		Cfg: cfg, DB: gdb, Log: log, View: view, Enforcer: en, Access: web.NewAccess(en),
+		Log: log, View: view, Enforcer: en, Access: web.NewAccess(en),
 		Registry:  prometheus.NewRegistry(),
 		Cookies:   web.CookieSettings{Secure: cfg.CookieSecure, Domain: cfg.CookieDomain},
 		resolvers: map[string]web.Resolver{},

@@ -30,7 +30,7 @@ const LoginAttemptRetention = 30 * 24 * time.Hour
 // archives), containers.purge-withdrawn (mount_consent.go, 29 days after
 // withdrawal) and ingest (reading-history retention).
 func (a *App) mountJobs() error {
-	for _, j := range append(a.platformJobs(), a.outboxPurgeJob()) {
+	for _, j := range append(a.PlatformJobs(), a.outboxPurgeJob()) {
 		if err := a.Jobs.Register(j); err != nil {
 			return err
 		}
@@ -43,33 +43,33 @@ func (a *App) mountJobs() error {
 	return nil
 }
 
-// platformJobs are the jobs of the platform itself (sessions, sign-in
-// attempts, the audit trail).
-func (a *App) platformJobs() []jobs.Job {
+// PlatformJobs are the jobs of the platform itself (sessions, sign-in
+// attempts, the audit trail); the demo runs each once.
+func (s *Services) PlatformJobs() []jobs.Job {
 	return []jobs.Job{
 		{Name: "sessions.purge", Title: "Session clean-up", Spec: "*/15 * * * *",
 			Description: "Deletes login sessions past their idle or absolute limit.",
 			Run: func(ctx context.Context, r *jobs.Run) error {
-				n, err := a.Sessions.Purge(ctx)
+				n, err := s.Sessions.Purge(ctx)
 				r.Set("sessions_removed", n)
 				return err
 			}},
 		{Name: "login_attempts.purge", Title: "Sign-in attempt clean-up", Spec: "20 3 * * *", CatchUp: 24 * time.Hour,
 			Description: "Deletes recorded sign-in attempts older than 30 days (the throttle only looks at the last minutes).",
 			Run: func(ctx context.Context, r *jobs.Run) error {
-				n, err := a.Staff.PurgeLoginAttempts(ctx, time.Now().Add(-LoginAttemptRetention))
+				n, err := s.Staff.PurgeLoginAttempts(ctx, time.Now().Add(-LoginAttemptRetention))
 				r.Set("attempts_removed", n)
 				return err
 			}},
 		{Name: "audit.verify", Title: "Audit-chain verification", Spec: "40 4 * * *", CatchUp: 24 * time.Hour,
 			Description: "Walks the audit trail's hash chain; when it is broken, e-mails every administrator and fails.",
-			Run: jobs.AuditChainCheck{DB: a.DB, Recipients: a.auditAdmins, PublicURL: a.Cfg.PublicURL,
-				Location: a.Cfg.BillingTimezone, Log: a.Log}.Run},
+			Run: jobs.AuditChainCheck{DB: s.DB, Recipients: s.auditAdmins, PublicURL: s.Cfg.PublicURL,
+				Location: s.Cfg.BillingTimezone, Log: s.log}.Run},
 	}
 }
 
 // outboxPurgeJob deletes sent e-mails older than OUTBOX_RETENTION. It is
-// not one of platformJobs, which the demo runs once each.
+// not one of PlatformJobs, which the demo runs once each.
 func (a *App) outboxPurgeJob() jobs.Job {
 	keep := a.Cfg.OutboxRetention
 	if keep <= 0 {
@@ -99,8 +99,8 @@ func retentionWords(d time.Duration) string {
 
 // auditAdmins are the active administrators, e-mailed when the audit
 // chain is broken.
-func (a *App) auditAdmins(ctx context.Context) ([]jobs.AlertRecipient, error) {
-	admins, err := a.Staff.Active(ctx, policies.RoleAdmin)
+func (s *Services) auditAdmins(ctx context.Context) ([]jobs.AlertRecipient, error) {
+	admins, err := s.Staff.Active(ctx, policies.RoleAdmin)
 	out := make([]jobs.AlertRecipient, len(admins))
 	for i, u := range admins {
 		out[i] = jobs.AlertRecipient{ID: u.ID, Name: u.Name, Email: u.Email}

@@ -36,6 +36,8 @@ import (
 // service has into another is wired in NewServices, so nothing depends on
 // the order in which the surfaces are mounted.
 type Services struct {
+	Cfg config.Config // the configuration they were built from
+	DB  *gorm.DB      // the open, migrated database they run on
 	// Budget is the pool's split between the subsystems that take
 	// connections on their own (app/db.PlanPool).
 	Budget     db.PoolBudget
@@ -68,7 +70,7 @@ func NewServices(cfg config.Config, gdb *gorm.DB, log *slog.Logger, pageMounted 
 	if err != nil {
 		return nil, err
 	}
-	s := &Services{Budget: budget, Catalog: catalog.Default(), log: log}
+	s := &Services{Cfg: cfg, DB: gdb, Budget: budget, Catalog: catalog.Default(), log: log}
 	boot := policies.WithPrincipal(context.Background(), policies.System("boot"))
 	if err := s.Catalog.Sync(boot, gdb); err != nil {
 		return nil, err

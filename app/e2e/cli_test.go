@@ -12,7 +12,7 @@ import (
 
 	"gorm.io/gorm"
 
-	"cardata/app"
+	"cardata/app/cli"
 	"cardata/app/db"
 	"cardata/app/db/dbtest"
 )
@@ -20,7 +20,7 @@ import (
 func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := app.Main(args, strings.NewReader(stdin), &out, &errb)
+	code := cli.Main(args, strings.NewReader(stdin), &out, &errb)
 	return code, out.String(), errb.String()
 }
 

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"cardata/app"
 	"cardata/app/apptest"
+	"cardata/app/demo"
 )
 
 // The demo leaves containers in every state, customer1 with consents in
@@ -17,7 +17,7 @@ import (
 func TestConsentDemoIsCompleteAndIdempotent(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
-	if err := tt.App.LoadDemo(tt.Ctx, io.Discard); err != nil {
+	if err := demo.Load(tt.Ctx, tt.App.Services, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	count := func(q string, args ...any) int64 {
@@ -38,7 +38,7 @@ func TestConsentDemoIsCompleteAndIdempotent(t *testing.T) {
 	}
 	for _, s := range []string{"requested", "granted", "denied", "revoked", "expired"} {
 		if count(`SELECT count(*) FROM consents c JOIN customer_accounts a ON a.id = c.account_id WHERE a.email = ? AND c.state = ?`,
-			app.DemoCustomer1Email, s) == 0 {
+			demo.Customer1Email, s) == 0 {
 			t.Errorf("customer1 has no %s consent", s)
 		}
 	}
@@ -61,18 +61,18 @@ func TestConsentDemoIsCompleteAndIdempotent(t *testing.T) {
 		t.Errorf("%d demo ledger rows for ineligible vehicles", n)
 	}
 	c := tt.Client(t)
-	res := c.PostForm("/my/login", url.Values{"email": {app.DemoCustomer1Email}, "password": {app.DemoPassword}})
+	res := c.PostForm("/my/login", url.Values{"email": {demo.Customer1Email}, "password": {demo.Password}})
 	if res.Status != http.StatusSeeOther {
 		t.Fatalf("customer1 sign-in: %d", res.Status)
 	}
 	if home := c.Get("/my"); !strings.Contains(home.Body, "Pay-as-you-drive") || !strings.Contains(home.Body, "Mileage check") {
 		t.Fatalf("customer1's page lacks the demo consents")
 	}
-	if home := c.Get("/my"); !strings.Contains(home.Body, `id="no-data-`+app.DemoMININorway+`"`) || !strings.Contains(home.Body, `data-reason="mini_outside_eu"`) {
+	if home := c.Get("/my"); !strings.Contains(home.Body, `id="no-data-`+demo.MININorway+`"`) || !strings.Contains(home.Body, `data-reason="mini_outside_eu"`) {
 		t.Fatalf("customer1's page does not say why the MINI in Norway sends nothing")
 	}
 
-	if err := tt.App.LoadDemo(tt.Ctx, io.Discard); err != nil {
+	if err := demo.Load(tt.Ctx, tt.App.Services, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	after := count("SELECT count(*) FROM consents") + 1000*count("SELECT count(*) FROM container_versions")

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"cardata/app/apptest"
+	"cardata/app/demo"
 )
 
 // The demo's readings go through the real ingest, so the vehicle events it
@@ -14,7 +15,7 @@ import (
 func TestDemoVehicleEventsAreWhole(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
-	if err := tt.App.DemoVehicles(tt.Ctx, io.Discard); err != nil {
+	if err := demo.Vehicles(tt.Ctx, tt.App.Services, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	var s struct {

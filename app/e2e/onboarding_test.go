@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"cardata/app"
 	"cardata/app/apptest"
+	"cardata/app/demo"
 	"cardata/onboarding"
 	"cardata/policies"
 )
@@ -365,7 +365,7 @@ func TestDemoOnboardingIsIdempotentAndServesTheInsurerStory(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
 	var out bytes.Buffer
-	if err := tt.App.LoadDemo(tt.Ctx, &out); err != nil {
+	if err := demo.Load(tt.Ctx, tt.App.Services, &out); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	count := func() (n int64) { tt.DB.Raw("SELECT count(*) FROM providers").Scan(&n); return }
@@ -379,14 +379,14 @@ func TestDemoOnboardingIsIdempotentAndServesTheInsurerStory(t *testing.T) {
 		t.Fatalf("statuses %v", statuses)
 	}
 	obMustContain(t, out.String(), "refused Zürich Connected Car AG: country:", "refused Typo Versicherung GmbH: vat_id:")
-	if err := tt.App.LoadDemo(tt.Ctx, &bytes.Buffer{}); err != nil {
+	if err := demo.Load(tt.Ctx, tt.App.Services, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	if again := count(); again != first {
 		t.Fatalf("second demo run: %d -> %d providers", first, again)
 	}
 	svc := onboardingFor(tt)
-	c, err := svc.AuthenticateAPIClient(tt.Ctx, app.DemoInsurerClientID, app.DemoInsurerClientSecret)
+	c, err := svc.AuthenticateAPIClient(tt.Ctx, demo.InsurerClientID, demo.InsurerClientSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,8 +395,8 @@ func TestDemoOnboardingIsIdempotentAndServesTheInsurerStory(t *testing.T) {
 			t.Errorf("demo insurer does not cover %s", m)
 		}
 	}
-	pc := loginProvider(t, tt, app.DemoInsurerAdmin, app.DemoPassword)
-	obMustContain(t, pc.Get("/portal/clients").Body, app.DemoInsurerClientID)
+	pc := loginProvider(t, tt, demo.InsurerAdmin, demo.Password)
+	obMustContain(t, pc.Get("/portal/clients").Body, demo.InsurerClientID)
 	var alpen string
 	tt.DB.Raw("SELECT status FROM providers WHERE legal_name = 'Alpen Versicherung AG'").Scan(&alpen)
 	if alpen != "submitted" {

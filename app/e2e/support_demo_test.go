@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"cardata/admin/support"
-	"cardata/app"
 	"cardata/app/apptest"
+	"cardata/app/demo"
 	"cardata/billing"
 	"cardata/policies"
 )
@@ -22,10 +22,10 @@ func TestSupportDemoIsIdempotentAndTellsTheStory(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
 	var out bytes.Buffer
-	if err := tt.App.DemoSupportOnly(tt.Ctx, &out); err != nil {
+	if err := demo.SupportOnly(tt.Ctx, tt.App.Services, &out); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	supMustContain(t, out.String(), "support tickets", app.DemoTeamLead)
+	supMustContain(t, out.String(), "support tickets", demo.TeamLead)
 	type row struct {
 		Status, Priority string
 		N                int
@@ -79,7 +79,7 @@ func TestSupportDemoIsIdempotentAndTellsTheStory(t *testing.T) {
 
 	count := func(q string) (n int) { tt.DB.Raw(q).Scan(&n); return }
 	tickets, emails := count(`SELECT count(*) FROM support_tickets`), count(`SELECT count(*) FROM email_outbox`)
-	if err := tt.App.DemoSupportOnly(tt.Ctx, &bytes.Buffer{}); err != nil {
+	if err := demo.SupportOnly(tt.Ctx, tt.App.Services, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	if t2, e2 := count(`SELECT count(*) FROM support_tickets`), count(`SELECT count(*) FROM email_outbox`); t2 != tickets || e2 != emails {
@@ -87,7 +87,7 @@ func TestSupportDemoIsIdempotentAndTellsTheStory(t *testing.T) {
 	}
 	// The team lead signs in with the demo password and sees the queue.
 	c := tt.Client(t)
-	if res := c.PostForm("/admin/login", url.Values{"email": {app.DemoTeamLead}, "password": {app.DemoPassword}}); res.Status != http.StatusSeeOther {
+	if res := c.PostForm("/admin/login", url.Values{"email": {demo.TeamLead}, "password": {demo.Password}}); res.Status != http.StatusSeeOther {
 		t.Fatalf("team lead sign-in: %d", res.Status)
 	}
 	supMustContain(t, c.Get("/admin/tickets?view=breaching").Body, "escalated", "Token endpoint returns 503")

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"cardata/app"
 	"cardata/app/apptest"
+	"cardata/app/demo"
 	"cardata/onboarding/catalog"
 	"cardata/onboarding/vehicles"
 	"cardata/policies"
@@ -169,20 +169,20 @@ func TestVehicleDemo(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
 	var out bytes.Buffer
-	if err := tt.App.DemoVehicles(tt.Ctx, &out); err != nil {
+	if err := demo.Vehicles(tt.Ctx, tt.App.Services, &out); err != nil {
 		t.Fatal(err)
 	}
-	if err := tt.App.DemoVehicles(tt.Ctx, io.Discard); err != nil {
+	if err := demo.Vehicles(tt.Ctx, tt.App.Services, io.Discard); err != nil {
 		t.Fatalf("second run: %v", err)
 	}
 	var n int64
 	tt.DB.Raw("SELECT count(*) FROM vehicles").Scan(&n)
-	if n != app.DemoFleetSize {
-		t.Fatalf("%d vehicles after two runs, want %d", n, app.DemoFleetSize)
+	if n != demo.FleetSize {
+		t.Fatalf("%d vehicles after two runs, want %d", n, demo.FleetSize)
 	}
 	svc := tt.App.Vehicles
 	now := time.Now()
-	c, err := svc.Capabilities(tt.Ctx, app.DemoAnnaVIN, now)
+	c, err := svc.Capabilities(tt.Ctx, demo.AnnaVIN, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,17 +196,17 @@ func TestVehicleDemo(t *testing.T) {
 	if avail["vehicle.trip.segment.end.travelledDistance"] || avail["vehicle.drivetrain.batteryManagement.header"] {
 		t.Fatal("Driving Analysis expired and Connected Charging has not started yet")
 	}
-	if c, _ := svc.Capabilities(tt.Ctx, app.DemoAnnaVIN, now.AddDate(0, 1, 1)); !capAvailable(c, "vehicle.drivetrain.batteryManagement.header") {
+	if c, _ := svc.Capabilities(tt.Ctx, demo.AnnaVIN, now.AddDate(0, 1, 1)); !capAvailable(c, "vehicle.drivetrain.batteryManagement.header") {
 		t.Fatal("next month Connected Charging runs")
 	}
-	for vin, reason := range map[string]string{app.DemoMININorway: vehicles.ReasonMINIOutsideEU, app.DemoMINISwitz: vehicles.ReasonMINIOutsideEU,
-		app.DemoNoTelematics: vehicles.ReasonNotTelematicsCapable, app.DemoUnmapped: vehicles.ReasonNotMapped} {
+	for vin, reason := range map[string]string{demo.MININorway: vehicles.ReasonMINIOutsideEU, demo.MINISwitz: vehicles.ReasonMINIOutsideEU,
+		demo.NoTelematics: vehicles.ReasonNotTelematicsCapable, demo.Unmapped: vehicles.ReasonNotMapped} {
 		c, err := svc.Capabilities(tt.Ctx, vin, now)
 		if err != nil || c.Eligible || c.Reasons[0] != reason {
 			t.Errorf("%s: %+v %v, want reason %s", vin, c, err, reason)
 		}
 	}
-	anna, _ := svc.FindByVIN(tt.Ctx, app.DemoAnnaVIN)
+	anna, _ := svc.FindByVIN(tt.Ctx, demo.AnnaVIN)
 	latest, err := svc.LatestValues(tt.Ctx, anna.ID)
 	if err != nil || len(latest) < 8 {
 		t.Fatalf("Anna's latest values: %d %v", len(latest), err)
@@ -217,9 +217,9 @@ func TestVehicleDemo(t *testing.T) {
 		t.Fatalf("only %d demo readings", readings)
 	}
 	// The documented demo token works.
-	req := httptest.NewRequest(http.MethodPost, "/ingest/v1/signals", strings.NewReader(string(batch(signalJSON(app.DemoAnnaVIN, keyMileage, "99999", now)))))
+	req := httptest.NewRequest(http.MethodPost, "/ingest/v1/signals", strings.NewReader(string(batch(signalJSON(demo.AnnaVIN, keyMileage, "99999", now)))))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+app.DemoIngestToken)
+	req.Header.Set("Authorization", "Bearer "+demo.IngestToken)
 	if res := tt.Client(t).Do(req); res.Status != 200 || !strings.Contains(res.Body, `"accepted":1`) {
 		t.Fatalf("demo token: %d %s", res.Status, res.Body)
 	}

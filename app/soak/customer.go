@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"cardata/app"
+	"cardata/app/demo"
 )
 
 // revokeAsCustomer signs in at /my as the vehicle's holder and revokes the
@@ -50,7 +50,7 @@ func revokeAsCustomer(ctx context.Context, base, email string, consentID int64) 
 	if err := get("/my/login"); err != nil {
 		return err
 	}
-	st, loc, body, err := post("/my/login", url.Values{"email": {email}, "password": {app.DemoPassword}})
+	st, loc, body, err := post("/my/login", url.Values{"email": {email}, "password": {demo.Password}})
 	if err != nil {
 		return err
 	}

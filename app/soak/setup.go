@@ -19,6 +19,7 @@ import (
 	"cardata/app"
 	"cardata/app/config"
 	"cardata/app/db"
+	"cardata/app/demo"
 	"cardata/app/ingest"
 	"cardata/billing"
 	"cardata/jobs/smtptest"
@@ -180,9 +181,9 @@ func (s *soak) setup(ctx context.Context) error {
 	}
 
 	client := &http.Client{Timeout: 60 * time.Second}
-	s.api = &apiLoad{base: s.lb.URL(), clientID: app.DemoInsurerClientID, containerID: s.w.containerID, rate: cfg.APIRate,
+	s.api = &apiLoad{base: s.lb.URL(), clientID: demo.InsurerClientID, containerID: s.w.containerID, rate: cfg.APIRate,
 		client: client, reads: newSurface("provider API reads"), tokens: newSurface("OAuth tokens")}
-	s.api.setSecret(app.DemoInsurerClientSecret)
+	s.api.setSecret(demo.InsurerClientSecret)
 	for _, c := range s.w.consents {
 		s.api.vins = append(s.api.vins, c.VIN)
 	}
@@ -193,7 +194,7 @@ func (s *soak) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.ingest = &ingestLoad{url: s.lb.URL(), token: app.DemoIngestToken, fleet: fleet, rate: cfg.IngestRate, client: client,
+	s.ingest = &ingestLoad{url: s.lb.URL(), token: demo.IngestToken, fleet: fleet, rate: cfg.IngestRate, client: client,
 		stats: newSurface("ingest batches")}
 	s.logf("ready: %d vehicles send readings, %d consented vehicles are read, webhook endpoint %d at %s",
 		len(fleet.Vehicles), len(s.w.consents), s.w.endpointID, s.hooks.URL())
@@ -232,22 +233,22 @@ func (s *soak) findWorld(ctx context.Context) error {
 	if err := g.Raw("SELECT id FROM providers WHERE legal_name = 'Demo Insurance AG' ORDER BY id DESC LIMIT 1").Scan(&s.w.providerID).Error; err != nil {
 		return err
 	}
-	if err := g.Raw("SELECT id FROM api_clients WHERE client_id = ?", app.DemoInsurerClientID).Scan(&s.w.clientDBID).Error; err != nil {
+	if err := g.Raw("SELECT id FROM api_clients WHERE client_id = ?", demo.InsurerClientID).Scan(&s.w.clientDBID).Error; err != nil {
 		return err
 	}
 	if err := g.Raw(`SELECT DISTINCT c.id FROM containers c JOIN container_versions v ON v.container_id = c.id
-		WHERE c.provider_id = ? AND v.name = ? AND v.state = 'approved'`, s.w.providerID, app.DemoPAYD).Scan(&s.w.containerID).Error; err != nil {
+		WHERE c.provider_id = ? AND v.name = ? AND v.state = 'approved'`, s.w.providerID, demo.PAYD).Scan(&s.w.containerID).Error; err != nil {
 		return err
 	}
 	if s.w.providerID == 0 || s.w.clientDBID == 0 || s.w.containerID == 0 {
-		return fmt.Errorf("the demo insurer, its API client or its %q container is missing from the demo data", app.DemoPAYD)
+		return fmt.Errorf("the demo insurer, its API client or its %q container is missing from the demo data", demo.PAYD)
 	}
 	if err := g.Raw(`SELECT c.id, c.vin, a.email FROM consents c JOIN customer_accounts a ON a.id = c.account_id
 		WHERE c.container_id = ? AND c.state = 'granted' ORDER BY c.id`, s.w.containerID).Scan(&s.w.consents).Error; err != nil {
 		return err
 	}
 	if len(s.w.consents) < 20 {
-		return fmt.Errorf("only %d granted %q consents in the demo data", len(s.w.consents), app.DemoPAYD)
+		return fmt.Errorf("only %d granted %q consents in the demo data", len(s.w.consents), demo.PAYD)
 	}
 	s.w.period = billing.PeriodOf(time.Now(), s.app.Cfg.BillingTimezone).Prev().String()
 	return nil

@@ -2,6 +2,6 @@
 // `cardata serve`, `cardata migrate`, `cardata demo`, and admin commands.
 package main
 
-import "cardata/app"
+import "cardata/app/cli"
 
-func main() { app.Run() }
+func main() { cli.Run() }

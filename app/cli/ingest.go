@@ -1,4 +1,4 @@
-package app
+package cli
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"cardata/app/demo"
 	"cardata/app/ingest"
 )
 
@@ -20,7 +21,7 @@ func ingestCommands() []Command {
 			Flags: func(fs *flag.FlagSet) {
 				fs.Int("rate", 200, "signals per second")
 				fs.String("url", "", "server base URL (default PUBLIC_URL)")
-				fs.String("token", DemoIngestToken, "gateway bearer token")
+				fs.String("token", demo.IngestToken, "gateway bearer token")
 				fs.Int("vehicles", 0, "simulate at most this many vehicles (0: every connected one)")
 				fs.Duration("interval", time.Second, "time between batches")
 			}, Run: runSimulate},

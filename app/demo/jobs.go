@@ -1,4 +1,4 @@
-package app
+package demo
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 // platform job (so the history is not empty) and welcome e-mails in the
 // outbox for the demo staff. Idempotent: jobs that ran already are not run
 // again, and the e-mails carry dedupe keys.
-func (a *App) demoJobs(ctx context.Context, out io.Writer) error {
-	for _, j := range a.platformJobs() {
+func (a loader) demoJobs(ctx context.Context, out io.Writer) error {
+	for _, j := range a.PlatformJobs() {
 		var n int64
 		if err := a.DB.WithContext(ctx).Model(&jobs.RunRecord{}).Where("job = ?", j.Name).Count(&n).Error; err != nil {
 			return err
@@ -30,7 +30,7 @@ func (a *App) demoJobs(ctx context.Context, out io.Writer) error {
 		fmt.Fprintf(out, "demo: ran job %s (%s)\n", j.Name, rec.Outcome)
 	}
 	return a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for _, u := range DemoStaff {
+		for _, u := range Staff {
 			err := jobs.Enqueue(ctx, tx, jobs.Message{Kind: "staff.welcome", To: u.Email, ObjectType: "staff_user", ObjectID: u.Email,
 				Subject: "Your CarData Partner Office account",
 				Body: fmt.Sprintf("Hello %s,\n\nyour staff account for the CarData Partner Office is ready: %s/admin\n"+

@@ -1,4 +1,4 @@
-package app
+package demo
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"cardata/app"
 	"cardata/app/ingest"
 	"cardata/onboarding/vehicles"
 	"cardata/policies/errs"
@@ -14,19 +15,16 @@ import (
 
 // Demo ingest gateway and its token (documented in README and the issue).
 const (
-	DemoGatewayName  = "demo-gateway"
-	DemoIngestToken  = "demo-ingest-token"
-	DemoFleetSize    = 2000
-	DemoAnnaEmail    = "anna@demo.example"
-	DemoAnnaVIN      = "WBA11DS0XNJ000001" // BMW X1 xDrive25e registered in Austria
-	DemoMININorway   = "WMW21GA0XNT000002"
-	DemoMINISwitz    = "WMW11DF0XNT000003"
-	DemoNoTelematics = "WBA31AC0XNJ000004"
-	DemoUnmapped     = "WBA51FH0XNJ000005"
+	GatewayName  = "demo-gateway"
+	IngestToken  = "demo-ingest-token"
+	FleetSize    = 2000
+	AnnaEmail    = "anna@demo.example"
+	AnnaVIN      = "WBA11DS0XNJ000001" // BMW X1 xDrive25e registered in Austria
+	MININorway   = "WMW21GA0XNT000002"
+	MINISwitz    = "WMW11DF0XNT000003"
+	NoTelematics = "WBA31AC0XNJ000004"
+	Unmapped     = "WBA51FH0XNJ000005"
 )
-
-// demoVehicles loads the vehicles module's demo data.
-func (a *App) demoVehicles(ctx context.Context, out io.Writer) error { return a.DemoVehicles(ctx, out) }
 
 type demoModel struct {
 	brand, model, drivetrain, wmi string
@@ -83,17 +81,23 @@ func pick[T any](r *rand.Rand, items []T, weight func(T) int) T {
 	return items[len(items)-1]
 }
 
-// DemoVehicles registers the demo fleet (about 2,000 vehicles, BMW and MINI
+// Vehicles loads the vehicles module's demo data alone (its test runs it
+// without the other modules' steps): see demoVehicles.
+func Vehicles(ctx context.Context, s *app.Services, out io.Writer) error {
+	return loader{s}.demoVehicles(ctx, out)
+}
+
+// demoVehicles registers the demo fleet (about 2,000 vehicles, BMW and MINI
 // across the markets, some not eligible), Anna's BMW in Austria with an
 // expired and a future subscription, the demo ingest gateway, and recent
 // readings sent through the real ingest. Idempotent: vehicles already
 // registered are skipped and readings are only sent for a fresh fleet.
-func (a *App) DemoVehicles(ctx context.Context, out io.Writer) error {
-	if _, err := a.Ingest.FindGateway(ctx, DemoGatewayName); errs.KindOf(err) == errs.NotFound {
-		if _, _, err := a.Ingest.CreateGateway(ctx, DemoGatewayName, DemoIngestToken); err != nil {
+func (a loader) demoVehicles(ctx context.Context, out io.Writer) error {
+	if _, err := a.Ingest.FindGateway(ctx, GatewayName); errs.KindOf(err) == errs.NotFound {
+		if _, _, err := a.Ingest.CreateGateway(ctx, GatewayName, IngestToken); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "demo: ingest gateway %s, bearer token %s\n", DemoGatewayName, DemoIngestToken)
+		fmt.Fprintf(out, "demo: ingest gateway %s, bearer token %s\n", GatewayName, IngestToken)
 	} else if err != nil {
 		return err
 	}
@@ -102,25 +106,25 @@ func (a *App) DemoVehicles(ctx context.Context, out io.Writer) error {
 	month := func(n int) time.Time { return now.AddDate(0, n, 0) }
 	ptr := func(t time.Time) *time.Time { return &t }
 	fleet := []vehicles.FleetVehicle{
-		{NewVehicle: vehicles.NewVehicle{VIN: DemoAnnaVIN, Brand: "BMW", Model: "X1 xDrive25e", Drivetrain: "phev", Market: "AT", TelematicsCapable: true, SIMActive: true},
-			HolderEmail: DemoAnnaEmail, HolderName: "Anna Berger", Subscriptions: []vehicles.NewSubscription{
+		{NewVehicle: vehicles.NewVehicle{VIN: AnnaVIN, Brand: "BMW", Model: "X1 xDrive25e", Drivetrain: "phev", Market: "AT", TelematicsCapable: true, SIMActive: true},
+			HolderEmail: AnnaEmail, HolderName: "Anna Berger", Subscriptions: []vehicles.NewSubscription{
 				{Service: "cd_basic", StartsAt: month(-30)},
 				{Service: "teleservices", StartsAt: month(-30)},
 				{Service: "remote_services", StartsAt: month(-12), EndsAt: ptr(month(24))},
 				{Service: "driving_analysis", StartsAt: month(-12), EndsAt: ptr(month(-1))}, // expired last month
 				{Service: "connected_charging", StartsAt: month(1)},                         // booked, starts next month
 			}},
-		{NewVehicle: vehicles.NewVehicle{VIN: DemoMININorway, Brand: "MINI", Model: "Cooper SE", Drivetrain: "bev", Market: "NO", TelematicsCapable: true, SIMActive: true},
+		{NewVehicle: vehicles.NewVehicle{VIN: MININorway, Brand: "MINI", Model: "Cooper SE", Drivetrain: "bev", Market: "NO", TelematicsCapable: true, SIMActive: true},
 			HolderEmail: "customer1@demo.local", HolderName: "Nils Andersen", Subscriptions: []vehicles.NewSubscription{{Service: "cd_basic", StartsAt: month(-6)}, {Service: "connected_charging", StartsAt: month(-6)}}},
-		{NewVehicle: vehicles.NewVehicle{VIN: DemoMINISwitz, Brand: "MINI", Model: "Cooper", Drivetrain: "combustion", Market: "CH", TelematicsCapable: true, SIMActive: true},
+		{NewVehicle: vehicles.NewVehicle{VIN: MINISwitz, Brand: "MINI", Model: "Cooper", Drivetrain: "combustion", Market: "CH", TelematicsCapable: true, SIMActive: true},
 			HolderEmail: "customer2@demo.local", HolderName: "Vera Meier", Subscriptions: []vehicles.NewSubscription{{Service: "cd_basic", StartsAt: month(-6)}}},
-		{NewVehicle: vehicles.NewVehicle{VIN: DemoNoTelematics, Brand: "BMW", Model: "118i", Drivetrain: "combustion", Market: "DE"},
+		{NewVehicle: vehicles.NewVehicle{VIN: NoTelematics, Brand: "BMW", Model: "118i", Drivetrain: "combustion", Market: "DE"},
 			HolderEmail: "customer3@demo.local", HolderName: "Jonas Schmidt"},
-		{NewVehicle: vehicles.NewVehicle{VIN: DemoUnmapped, Brand: "BMW", Model: "520d", Drivetrain: "combustion", Market: "FR", TelematicsCapable: true, SIMActive: true},
+		{NewVehicle: vehicles.NewVehicle{VIN: Unmapped, Brand: "BMW", Model: "520d", Drivetrain: "combustion", Market: "FR", TelematicsCapable: true, SIMActive: true},
 			Subscriptions: []vehicles.NewSubscription{{Service: "cd_basic", StartsAt: month(-3)}}},
 	}
 	r := rand.New(rand.NewPCG(2025, 7))
-	for i := len(fleet); i < DemoFleetSize; i++ {
+	for i := len(fleet); i < FleetSize; i++ {
 		m := pick(r, demoModels, func(m demoModel) int { return m.weight })
 		market := pick(r, demoMarkets, func(m demoMarket) int { return m.weight }).code
 		vds := fmt.Sprintf("%c%d%c%c%d", "ABCDEFGHJK"[r.IntN(10)], r.IntN(10), "ABCDEFGHJK"[r.IntN(10)], "ABCDEFGHJK"[r.IntN(10)], r.IntN(10))
@@ -171,7 +175,7 @@ func (a *App) DemoVehicles(ctx context.Context, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "demo: %d vehicles, %d customer accounts, %d subscriptions (Anna's BMW %s in AT; MINI in NO %s and CH %s, "+
 		"no telematics %s, unmapped %s are not eligible)\n", res.Vehicles, res.Accounts, res.Subscriptions,
-		DemoAnnaVIN, DemoMININorway, DemoMINISwitz, DemoNoTelematics, DemoUnmapped)
+		AnnaVIN, MININorway, MINISwitz, NoTelematics, Unmapped)
 	n, err := a.demoReadings(ctx, fleet, now)
 	if err != nil {
 		return err
@@ -182,10 +186,10 @@ func (a *App) DemoVehicles(ctx context.Context, out io.Writer) error {
 
 // demoReadings sends recent readings of every connected demo vehicle, and
 // two days of history for Anna's car, through the real ingest service.
-func (a *App) demoReadings(ctx context.Context, fleet []vehicles.FleetVehicle, now time.Time) (int, error) {
+func (a loader) demoReadings(ctx context.Context, fleet []vehicles.FleetVehicle, now time.Time) (int, error) {
 	var vins, drivetrains []string
 	for _, fv := range fleet {
-		if fv.TelematicsCapable && fv.SIMActive && fv.VIN != DemoAnnaVIN {
+		if fv.TelematicsCapable && fv.SIMActive && fv.VIN != AnnaVIN {
 			vins, drivetrains = append(vins, fv.VIN), append(drivetrains, fv.Drivetrain)
 		}
 	}
@@ -201,7 +205,7 @@ func (a *App) demoReadings(ctx context.Context, fleet []vehicles.FleetVehicle, n
 			return total, err
 		}
 	}
-	anna := ingest.NewFleet([]string{DemoAnnaVIN}, []string{"phev"}, nil, 12)
+	anna := ingest.NewFleet([]string{AnnaVIN}, []string{"phev"}, nil, 12)
 	anna.LateShare = 0
 	for at := now.Add(-48 * time.Hour); !at.After(now); at = at.Add(30 * time.Minute) {
 		if err := send(anna, 1, at); err != nil {
@@ -213,7 +217,7 @@ func (a *App) demoReadings(ctx context.Context, fleet []vehicles.FleetVehicle, n
 
 // demoSend sends one snapshot of each of the fleet's first vehicles read
 // at at through the real ingest service and returns the signals accepted.
-func (a *App) demoSend(ctx context.Context, f *ingest.Fleet, snapshots int, at time.Time) (int, error) {
+func (a loader) demoSend(ctx context.Context, f *ingest.Fleet, snapshots int, at time.Time) (int, error) {
 	body, _ := f.AppendSnapshots(nil, snapshots, at)
 	signals, err := ingest.DecodeJSON(body, ingest.MaxSignals, nil)
 	if err != nil {

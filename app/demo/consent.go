@@ -1,4 +1,4 @@
-package app
+package demo
 
 import (
 	"context"
@@ -21,12 +21,12 @@ import (
 
 // Demo consent data (documented in README): customer1@demo.local holds a
 // BMW in Germany with consents in every state, and the demo insurer holds
-// granted consents to "Pay-as-you-drive" for DemoInsurerConsents vehicles.
+// granted consents to "Pay-as-you-drive" for InsurerConsents vehicles.
 const (
-	DemoCustomer1Email  = "customer1@demo.local"
-	DemoCustomer1VIN    = "WBA8E91C0NJ900001" // check digit fixed up at run time (demoVIN)
-	DemoInsurerConsents = 120
-	DemoPAYD            = "Pay-as-you-drive"
+	Customer1Email  = "customer1@demo.local"
+	Customer1VIN    = "WBA8E91C0NJ900001" // check digit fixed up at run time (demoVIN)
+	InsurerConsents = 120
+	PAYD            = "Pay-as-you-drive"
 )
 
 type demoContainer struct {
@@ -50,7 +50,7 @@ const (
 )
 
 var demoContainers = []demoContainer{
-	{provider: "Demo Insurance AG", name: DemoPAYD, purposeCode: "insurance_usage", end: containers.Approved,
+	{provider: "Demo Insurance AG", name: PAYD, purposeCode: "insurance_usage", end: containers.Approved,
 		purpose: "Your premium follows how much you drive: we read the mileage and the average distance per week, and the position to rate the region you mostly drive in.",
 		keys:    []string{kMileage, kWeeklyLong, kLat, kLon}},
 	{provider: "Demo Insurance AG", name: "Mileage check", purposeCode: "insurance_usage", end: containers.Approved,
@@ -92,7 +92,7 @@ var demoContainers = []demoContainer{
 // demoConsent loads containers in every state, demo customers' passwords
 // and consents in every state, the demo insurer's granted consents, and a
 // few deliveries so the transaction reports have lines.
-func (a *App) demoConsent(ctx context.Context, out io.Writer) error {
+func (a loader) demoConsent(ctx context.Context, out io.Writer) error {
 	cs, ct := a.Consents, a.Containers
 	d := &consentDemo{a: a, cs: cs, ct: ct, out: out, now: time.Now().UTC()}
 	var err error
@@ -116,7 +116,7 @@ func (a *App) demoConsent(ctx context.Context, out io.Writer) error {
 	if err := d.showcase(ctx, ids); err != nil {
 		return err
 	}
-	if err := d.insurerFleet(ctx, ids[DemoPAYD]); err != nil {
+	if err := d.insurerFleet(ctx, ids[PAYD]); err != nil {
 		return err
 	}
 	if _, err := cs.ExpireDue(policies.WithPrincipal(ctx, policies.System("demo")), 1000); err != nil {
@@ -126,7 +126,7 @@ func (a *App) demoConsent(ctx context.Context, out io.Writer) error {
 }
 
 type consentDemo struct {
-	a        *App
+	a        loader
 	cs       *consent.Service
 	ct       *containers.Service
 	out      io.Writer
@@ -210,20 +210,20 @@ func (d *consentDemo) container(ctx context.Context, dc demoContainer) (int64, e
 func (d *consentDemo) passwords(ctx context.Context) error {
 	var ids []int64
 	if err := d.a.DB.WithContext(ctx).Raw(`SELECT id FROM customer_accounts WHERE (email LIKE 'customer%@demo.local' OR email = ?)
-		AND id NOT IN (SELECT account_id FROM customer_credentials)`, DemoAnnaEmail).Scan(&ids).Error; err != nil {
+		AND id NOT IN (SELECT account_id FROM customer_credentials)`, AnnaEmail).Scan(&ids).Error; err != nil {
 		return err
 	}
 	if len(ids) == 0 {
 		return nil
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(DemoPassword), d.a.Cfg.BcryptCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(Password), d.a.Cfg.BcryptCost)
 	if err != nil {
 		return err
 	}
 	if err := d.cs.SetCustomerPasswordHashes(ctx, string(hash), ids); err != nil {
 		return err
 	}
-	fmt.Fprintf(d.out, "demo: %d customers can sign in at /my with password %s (e.g. %s, %s)\n", len(ids), DemoPassword, DemoCustomer1Email, DemoAnnaEmail)
+	fmt.Fprintf(d.out, "demo: %d customers can sign in at /my with password %s (e.g. %s, %s)\n", len(ids), Password, Customer1Email, AnnaEmail)
 	return nil
 }
 
@@ -261,7 +261,7 @@ func (d *consentDemo) request(ctx context.Context, s *consent.Service, provider 
 // showcase gives customer1 a BMW in Germany with consents in every state,
 // and Anna a grant, so /my shows each of them.
 func (d *consentDemo) showcase(ctx context.Context, ids map[string]int64) error {
-	cctx, accountID, err := d.customerCtx(ctx, DemoCustomer1Email)
+	cctx, accountID, err := d.customerCtx(ctx, Customer1Email)
 	if err != nil || accountID == 0 {
 		return err // no customer1: the vehicles step did not run
 	}
@@ -349,7 +349,7 @@ func (d *consentDemo) showcase(ctx context.Context, ids map[string]int64) error 
 			return d.cs.Grant(cctx, accountID, k.ID, nil)
 		}},
 		{"an open request (Pay-as-you-drive)", func() error {
-			_, err := d.request(ctx, d.cs, "Demo Insurance AG", ids[DemoPAYD], vin, nil)
+			_, err := d.request(ctx, d.cs, "Demo Insurance AG", ids[PAYD], vin, nil)
 			return err
 		}},
 	}
@@ -360,14 +360,14 @@ func (d *consentDemo) showcase(ctx context.Context, ids map[string]int64) error 
 	}
 	// customer1's MINI registered in Norway is not eligible (MINI outside
 	// the EU): no consent can be asked for it, and /my says why.
-	if _, err := d.request(ctx, d.cs, "Demo Insurance AG", ids[DemoPAYD], DemoMININorway, nil); err == nil {
-		return fmt.Errorf("a consent request for the MINI in Norway %s was accepted", DemoMININorway)
+	if _, err := d.request(ctx, d.cs, "Demo Insurance AG", ids[PAYD], MININorway, nil); err == nil {
+		return fmt.Errorf("a consent request for the MINI in Norway %s was accepted", MININorway)
 	} else if !errs.Is(err, consent.ErrVehicleNotEligible) && errs.KindOf(err) != errs.Invalid {
 		return err
 	}
 	// Anna grants the mileage check for her BMW in Austria.
-	if actx, annaID, err := d.customerCtx(ctx, DemoAnnaEmail); err == nil && annaID != 0 {
-		if k, err := d.request(ctx, d.cs, "Demo Insurance AG", ids["Mileage check"], DemoAnnaVIN, nil); err == nil {
+	if actx, annaID, err := d.customerCtx(ctx, AnnaEmail); err == nil && annaID != 0 {
+		if k, err := d.request(ctx, d.cs, "Demo Insurance AG", ids["Mileage check"], AnnaVIN, nil); err == nil {
 			if err := d.cs.Grant(actx, annaID, k.ID, nil); err != nil {
 				return err
 			}
@@ -376,7 +376,7 @@ func (d *consentDemo) showcase(ctx context.Context, ids map[string]int64) error 
 	if err := d.endContainers(ctx, ids); err != nil {
 		return err
 	}
-	fmt.Fprintf(d.out, "demo: %s (BMW 330e %s, DE) has consents in every state\n", DemoCustomer1Email, vin)
+	fmt.Fprintf(d.out, "demo: %s (BMW 330e %s, DE) has consents in every state\n", Customer1Email, vin)
 	return nil
 }
 
@@ -428,7 +428,7 @@ func (d *consentDemo) endContainers(ctx context.Context, ids map[string]int64) e
 }
 
 // insurerFleet grants the demo insurer Pay-as-you-drive consents for
-// DemoInsurerConsents eligible vehicles in markets it covers.
+// InsurerConsents eligible vehicles in markets it covers.
 func (d *consentDemo) insurerFleet(ctx context.Context, payd int64) error {
 	var rows []struct {
 		VIN   string `gorm:"column:vin"`
@@ -440,8 +440,8 @@ func (d *consentDemo) insurerFleet(ctx context.Context, payd int64) error {
 		WHERE v.telematics_capable AND v.sim_active AND v.market IN ('DE','AT','FR','IT') AND v.vin NOT IN (?, ?)
 		  AND lower(a.email) NOT IN (?, ?)
 		  AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.vehicle_id = v.id AND c.container_id = ?)
-		ORDER BY v.vin LIMIT ?`, DemoAnnaVIN, demoVIN("WBA", "8E91C", 900001), DemoCustomer1Email, DemoAnnaEmail, payd,
-		DemoInsurerConsents).Scan(&rows).Error
+		ORDER BY v.vin LIMIT ?`, AnnaVIN, demoVIN("WBA", "8E91C", 900001), Customer1Email, AnnaEmail, payd,
+		InsurerConsents).Scan(&rows).Error
 	if err != nil {
 		return err
 	}
@@ -451,7 +451,7 @@ func (d *consentDemo) insurerFleet(ctx context.Context, payd int64) error {
 	}
 	granted := 0
 	for _, r := range rows {
-		if int(have)+granted >= DemoInsurerConsents {
+		if int(have)+granted >= InsurerConsents {
 			break
 		}
 		cctx, accountID, err := d.customerCtx(ctx, r.Email)
@@ -471,7 +471,7 @@ func (d *consentDemo) insurerFleet(ctx context.Context, payd int64) error {
 		granted++
 	}
 	if granted > 0 {
-		fmt.Fprintf(d.out, "demo: %s granted %q to the demo insurer for %d more vehicles\n", "customers", DemoPAYD, granted)
+		fmt.Fprintf(d.out, "demo: %s granted %q to the demo insurer for %d more vehicles\n", "customers", PAYD, granted)
 	}
 	return nil
 }
@@ -495,7 +495,7 @@ func (d *consentDemo) deliveries(ctx context.Context) error {
 		FROM consents c JOIN container_versions cv ON cv.id = c.container_version_id
 		JOIN customer_accounts a ON a.id = c.account_id
 		WHERE lower(a.email) IN (?, ?) AND c.state = 'granted'`,
-		DemoCustomer1Email, DemoAnnaEmail).Scan(&grants).Error
+		Customer1Email, AnnaEmail).Scan(&grants).Error
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,7 @@
-package app
+// Package cli is the command line of the cardata binary (app/cmd/cardata):
+// `cardata serve`, `migrate`, `demo` and the admin commands of each module,
+// each building the app (app.New) or opening the database as it needs.
+package cli
 
 import (
 	"bufio"
@@ -17,8 +20,10 @@ import (
 	"gorm.io/gorm"
 
 	"cardata/admin/staff"
+	"cardata/app"
 	"cardata/app/config"
 	"cardata/app/db"
+	"cardata/app/demo"
 	"cardata/policies"
 	"cardata/policies/audit"
 )
@@ -31,7 +36,7 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	db     *gorm.DB
-	app    *App
+	app    *app.App
 }
 
 // DB opens the database and refuses an outdated schema.
@@ -52,7 +57,7 @@ func (e *Env) DB(ctx context.Context) (*gorm.DB, error) {
 }
 
 // App builds the application on the database.
-func (e *Env) App(ctx context.Context) (*App, error) {
+func (e *Env) App(ctx context.Context) (*app.App, error) {
 	if e.app != nil {
 		return e.app, nil
 	}
@@ -60,7 +65,7 @@ func (e *Env) App(ctx context.Context) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := New(e.Cfg, gdb, e.Log)
+	a, err := app.New(e.Cfg, gdb, e.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +219,7 @@ func runDemo(ctx context.Context, env *Env, _ *flag.FlagSet) error {
 		return err
 	}
 	ctx = policies.WithPrincipal(ctx, policies.System("demo"))
-	return a.LoadDemo(ctx, env.Stdout)
+	return demo.Load(ctx, a.Services, env.Stdout)
 }
 
 func incompatibleRolesHint() string {

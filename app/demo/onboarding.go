@@ -1,4 +1,4 @@
-package app
+package demo
 
 import (
 	"context"
@@ -15,9 +15,9 @@ import (
 
 // Demo provider logins and credentials (MISSION's insurer story).
 const (
-	DemoInsurerAdmin        = "admin@demo-insurer.example"
-	DemoInsurerClientID     = "demo-insurer"
-	DemoInsurerClientSecret = "demo-insurer-secret"
+	InsurerAdmin        = "admin@demo-insurer.example"
+	InsurerClientID     = "demo-insurer"
+	InsurerClientSecret = "demo-insurer-secret"
 )
 
 // demoProvider describes one demo company and where the demo leaves it.
@@ -66,10 +66,10 @@ const demoServicesAssistance = "Roadside assistance: position and vehicle status
 var demoProviders = []demoProvider{
 	{name: "Demo Insurance AG", form: "AG", country: "DE", city: "München", street: "Leopoldstraße 1", postal: "80802",
 		vatID: "DE291473006", register: "HRB 250001 (AG München)", services: demoServicesInsurance, steps: obActive(),
-		approve: []string{"DE", "AT", "FR", "IT", "NO", "CH"}, admin: DemoInsurerAdmin, password: DemoPassword, contact: "Dora Demo", waitHours: 400},
+		approve: []string{"DE", "AT", "FR", "IT", "NO", "CH"}, admin: InsurerAdmin, password: Password, contact: "Dora Demo", waitHours: 400},
 	{name: "Alpen Versicherung AG", form: "AG", country: "AT", city: "Innsbruck", street: "Maria-Theresien-Straße 10", postal: "6020",
 		vatID: "ATU57318405", register: "FN 412345 d (LG Innsbruck)", services: demoServicesInsurance, waitHours: 30,
-		admin: "admin@alpen-versicherung.example", password: DemoPassword, contact: "Alois Alpen"},
+		admin: "admin@alpen-versicherung.example", password: Password, contact: "Alois Alpen"},
 	{name: "Nordlys Forsikring AS", form: "AS", country: "NO", city: "Oslo", street: "Karl Johans gate 5", postal: "0154",
 		vatID: "NO917345821", register: "917 345 821 (Brønnøysund)", services: demoServicesInsurance, steps: obActive(),
 		approve: []string{"NO", "SE", "DK"}, waitHours: 900},
@@ -169,7 +169,7 @@ func demoProviderRegistration(p demoProvider, terms string) onboarding.Registrat
 	}
 	password := p.password
 	if password == "" {
-		password = DemoPassword
+		password = Password
 	}
 	return onboarding.Registration{LegalName: p.name, LegalForm: p.form, Street: p.street, PostalCode: p.postal, City: p.city,
 		Country: p.country, VATID: p.vatID, RegisterNumber: p.register, ContactName: contact,
@@ -181,7 +181,7 @@ func demoProviderRegistration(p demoProvider, terms string) onboarding.Registrat
 // demoOnboarding registers the demo providers and walks each through the
 // real review workflow to its demo status. Existing providers (by VAT ID)
 // are left alone, so running it again changes nothing.
-func (a *App) demoOnboarding(ctx context.Context, out io.Writer) error {
+func (a loader) demoOnboarding(ctx context.Context, out io.Writer) error {
 	svc := a.Onboarding
 	terms, err := svc.FindCurrentTerms(ctx)
 	if err != nil {
@@ -229,7 +229,7 @@ func (a *App) demoOnboarding(ctx context.Context, out io.Writer) error {
 				return fmt.Errorf("%s markets: %w", dp.name, err)
 			}
 			if dp.name == "Demo Insurance AG" {
-				if _, err := svc.CreateAPIClientWithSecret(providerCtx, id, "Demo insurer backend", DemoInsurerClientID, DemoInsurerClientSecret); err != nil {
+				if _, err := svc.CreateAPIClientWithSecret(providerCtx, id, "Demo insurer backend", InsurerClientID, InsurerClientSecret); err != nil {
 					return fmt.Errorf("demo insurer client: %w", err)
 				}
 			}
@@ -244,7 +244,7 @@ func (a *App) demoOnboarding(ctx context.Context, out io.Writer) error {
 		fmt.Fprintf(out, "demo: provider %s (%s, %s) %s\n", dp.name, dp.country, r.Provider.VATID, demoProviderStatus(dp))
 	}
 	if created > 0 {
-		fmt.Fprintf(out, "demo: provider portal login %s / %s, API client %s / %s\n", DemoInsurerAdmin, DemoPassword, DemoInsurerClientID, DemoInsurerClientSecret)
+		fmt.Fprintf(out, "demo: provider portal login %s / %s, API client %s / %s\n", InsurerAdmin, Password, InsurerClientID, InsurerClientSecret)
 		for _, bad := range demoRefusedRegistrations {
 			reg := demoProviderRegistration(demoProvider{name: bad.name, form: "AG", country: bad.country, city: "-", street: "-", postal: "-",
 				vatID: bad.vatID, register: "-", services: demoServicesInsurance, admin: "refused-" + strings.ToLower(bad.country) + "@demo.example"}, terms.Version)

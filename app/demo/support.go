@@ -1,4 +1,4 @@
-package app
+package demo
 
 import (
 	"context"
@@ -8,13 +8,14 @@ import (
 
 	"cardata/admin/staff"
 	"cardata/admin/support"
+	"cardata/app"
 	"cardata/onboarding"
 	"cardata/policies"
 	"cardata/policies/errs"
 )
 
-// DemoTeamLead is the demo support team lead (password DemoPassword).
-const DemoTeamLead = "lead@demo.local"
+// TeamLead is the demo support team lead (password Password).
+const TeamLead = "lead@demo.local"
 
 // demoDesk replays a ticket's history at the times it happened: the
 // service's clock is set to each moment in turn.
@@ -128,7 +129,7 @@ type demoTicket struct {
 	story                          func(d *demoDesk)
 }
 
-const sam, tina = "support@demo.local", DemoTeamLead
+const sam, tina = "support@demo.local", TeamLead
 
 var demoTickets = []demoTicket{
 	// MISSION step 7: the insurer's stale-data ticket, answered and resolved
@@ -224,12 +225,12 @@ var demoTickets = []demoTicket{
 // and priority for several providers, some of them breaching, the MISSION
 // story's stale-data ticket, and one run of the escalation and auto-close
 // jobs. Tickets that exist (by provider and subject) are left alone.
-func (a *App) demoSupport(ctx context.Context, out io.Writer) error {
-	lead, err := a.Staff.FindByEmail(ctx, DemoTeamLead)
+func (a loader) demoSupport(ctx context.Context, out io.Writer) error {
+	lead, err := a.Staff.FindByEmail(ctx, TeamLead)
 	if errs.KindOf(err) == errs.NotFound {
-		lead, err = a.Staff.Create(ctx, staff.NewUser{Email: DemoTeamLead, Name: "Tina Teamlead", Roles: []string{policies.RoleSupport}, Password: DemoPassword})
+		lead, err = a.Staff.Create(ctx, staff.NewUser{Email: TeamLead, Name: "Tina Teamlead", Roles: []string{policies.RoleSupport}, Password: Password})
 		if err == nil {
-			fmt.Fprintf(out, "demo: staff user %s (support team lead)\n", DemoTeamLead)
+			fmt.Fprintf(out, "demo: staff user %s (support team lead)\n", TeamLead)
 		}
 	}
 	if err != nil {
@@ -313,9 +314,10 @@ func (a *App) demoSupport(ctx context.Context, out io.Writer) error {
 	return nil
 }
 
-// DemoSupportOnly runs the demo steps the support desk's demo builds on
+// SupportOnly runs the demo steps the support desk's demo builds on
 // (staff and providers) and then its own, without the slow vehicle fleet.
-func (a *App) DemoSupportOnly(ctx context.Context, out io.Writer) error {
+func SupportOnly(ctx context.Context, s *app.Services, out io.Writer) error {
+	a := loader{s}
 	for _, step := range []func(context.Context, io.Writer) error{a.demoStaff, a.demoOnboarding, a.demoSupport} {
 		if err := step(ctx, out); err != nil {
 			return err

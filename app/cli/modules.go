@@ -1,4 +1,4 @@
-package app
+package cli
 
 // moduleCommands collects the commands that modules add (jobs, invoices, ...).
 // Each module contributes through its own function in its own file.

@@ -1,4 +1,8 @@
-package app
+// Package demo loads the demo data (`cardata demo`, README "Demo data")
+// through the real services of an app: staff logins, jobs, providers and
+// their reviews, a vehicle fleet with readings, containers and consents,
+// support tickets, and an invoice run. Every step is idempotent.
+package demo
 
 import (
 	"context"
@@ -6,16 +10,18 @@ import (
 	"io"
 
 	"cardata/admin/staff"
+	"cardata/app"
 	"cardata/policies"
 	"cardata/policies/errs"
 )
 
-// DemoPassword is the password of every demo login.
-const DemoPassword = "cardata-demo"
+// Password is the password of every demo login.
+const Password = "cardata-demo"
 
-// LoadDemo creates demo data through the real services. It is idempotent:
+// Load creates demo data through the real services. It is idempotent:
 // every step checks what exists before creating.
-func (a *App) LoadDemo(ctx context.Context, out io.Writer) error {
+func Load(ctx context.Context, s *app.Services, out io.Writer) error {
+	a := loader{s}
 	steps := []struct {
 		name string
 		run  func(context.Context, io.Writer) error
@@ -28,16 +34,19 @@ func (a *App) LoadDemo(ctx context.Context, out io.Writer) error {
 		{"support", a.demoSupport},
 		{"billing", a.demoBilling},
 	}
-	for _, s := range steps {
-		if err := s.run(ctx, out); err != nil {
-			return fmt.Errorf("demo %s: %w", s.name, err)
+	for _, step := range steps {
+		if err := step.run(ctx, out); err != nil {
+			return fmt.Errorf("demo %s: %w", step.name, err)
 		}
 	}
 	return nil
 }
 
-// DemoStaff are the demo staff logins (one per role).
-var DemoStaff = []staff.NewUser{
+// loader runs the demo steps on the app's services.
+type loader struct{ *app.Services }
+
+// Staff are the demo staff logins (one per role).
+var Staff = []staff.NewUser{
 	{Email: "manager@demo.local", Name: "Maria Manager", Roles: []string{policies.RolePartnerManager}},
 	{Email: "manager2@demo.local", Name: "Paul Partner", Roles: []string{policies.RolePartnerManager}},
 	{Email: "finance@demo.local", Name: "Fiona Finance", Roles: []string{policies.RoleFinance}},
@@ -46,14 +55,14 @@ var DemoStaff = []staff.NewUser{
 	{Email: "auditor@demo.local", Name: "Otto Auditor", Roles: []string{policies.RoleAuditor}},
 }
 
-func (a *App) demoStaff(ctx context.Context, out io.Writer) error {
-	for _, u := range DemoStaff {
+func (a loader) demoStaff(ctx context.Context, out io.Writer) error {
+	for _, u := range Staff {
 		if _, err := a.Staff.FindByEmail(ctx, u.Email); err == nil {
 			continue
 		} else if errs.KindOf(err) != errs.NotFound {
 			return err
 		}
-		u.Password = DemoPassword
+		u.Password = Password
 		if _, err := a.Staff.Create(ctx, u); err != nil {
 			return err
 		}

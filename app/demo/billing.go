@@ -1,4 +1,4 @@
-package app
+package demo
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 	"cardata/policies/errs"
 )
 
-// DemoSeller is the seller identity the demo publishes invoices under.
-var DemoSeller = billing.Seller{Name: "CarData Services GmbH", Street: "Petuelring 130", PostalCode: "80809", City: "München",
+// Seller is the seller identity the demo publishes invoices under.
+var Seller = billing.Seller{Name: "CarData Services GmbH", Street: "Petuelring 130", PostalCode: "80809", City: "München",
 	Country: "DE", VATID: "DE987654328", TaxNumber: "143/123/45678", RegisterID: "HRB 123456, Amtsgericht München",
 	IBAN: "DE89370400440532013000", BIC: "COBADEFFXXX", BankName: "Commerzbank", Email: "billing@cardata.example",
 	Phone: "+49 89 1234560", PaymentTermsDays: 30}
@@ -25,7 +25,7 @@ var DemoSeller = billing.Seller{Name: "CarData Services GmbH", Street: "Petuelri
 // fleet) deliveries: the month before last is invoiced, finalized, sent and
 // partly paid; last month's drafts wait for finance. Idempotent: request
 // ids are fixed and the run skips invoiced providers.
-func (a *App) demoBilling(ctx context.Context, out io.Writer) error {
+func (a loader) demoBilling(ctx context.Context, out io.Writer) error {
 	svc := a.Billing
 	ctx = policies.WithPrincipal(ctx, policies.System("demo"))
 	seller, err := svc.Seller(ctx)
@@ -33,7 +33,7 @@ func (a *App) demoBilling(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	if seller.Name == "" {
-		if _, err := svc.UpdateSeller(ctx, DemoSeller); err != nil {
+		if _, err := svc.UpdateSeller(ctx, Seller); err != nil {
 			return err
 		}
 		fmt.Fprintln(out, "demo: billing seller identity (CarData Services GmbH)")
