@@ -70,7 +70,7 @@ func (h *DeliveryHandlers) index(c *fiber.Ctx) error {
 // mayRetry: the retry buttons show only to roles the policy lets post them.
 func (h *DeliveryHandlers) mayRetry(c *fiber.Ctx) bool {
 	p := policies.PrincipalFrom(c.UserContext())
-	return p != nil && h.View.Allowed != nil && h.View.Allowed(p.Roles, "/admin/deliveries/dead-events/0/retry", fiber.MethodPost)
+	return h.View.Can(p, fiber.MethodPost, "/admin/deliveries/dead-events/0/retry")
 }
 
 // retryEvent puts a vehicle event the push fan-out set aside back into its

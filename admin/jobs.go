@@ -45,7 +45,7 @@ func JobsNav() []templates.NavItem {
 // mayPost reports whether the principal's roles pass the route policy and,
 // for jobs, the job's own roles: buttons show only when they would work.
 func (h *JobsHandlers) mayPost(p *policies.Principal, path string) bool {
-	return p != nil && h.View.Allowed != nil && h.View.Allowed(p.Roles, path, fiber.MethodPost)
+	return h.View.Can(p, fiber.MethodPost, path)
 }
 
 func (h *JobsHandlers) mayRun(p *policies.Principal, j *jobs.Job) bool {

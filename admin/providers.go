@@ -189,7 +189,7 @@ func (h *ProviderHandlers) renderProvider(c *fiber.Ctx, status int, fieldErrs, f
 	}
 	pr := policies.PrincipalFrom(ctx)
 	page.CanReview = pr.HasRole(policies.RolePartnerManager)
-	page.CanDocs = h.View.Allowed != nil && h.View.Allowed(pr.Roles, fmt.Sprintf("/admin/providers/%d/documents/1", id), fiber.MethodGet)
+	page.CanDocs = h.View.Can(pr, fiber.MethodGet, fmt.Sprintf("/admin/providers/%d/documents/1", id))
 	return h.View.Render(c, status, "admin/providers/show", &templates.Page{Title: p.LegalName, Errors: fieldErrs, Form: form, Data: page})
 }
 

@@ -53,7 +53,7 @@ func TicketNav() []templates.NavItem {
 // mayPost reports whether the principal may post to path (the forms it sees).
 func (h *TicketHandlers) mayPost(c *fiber.Ctx, path string) bool {
 	p := policies.PrincipalFrom(c.UserContext())
-	return p != nil && h.View.Allowed != nil && h.View.Allowed(p.Roles, path, fiber.MethodPost)
+	return h.View.Can(p, fiber.MethodPost, path)
 }
 
 type viewTab struct {

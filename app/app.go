@@ -68,13 +68,13 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	view.Allowed = en.Allowed
 	a := &App{
 		Log: log, View: view, Enforcer: en, Access: web.NewAccess(en),
 		Registry:  prometheus.NewRegistry(),
 		Cookies:   web.CookieSettings{Secure: cfg.CookieSecure, Domain: cfg.CookieDomain},
 		resolvers: map[string]web.Resolver{},
 	}
+	view.Follows = a.Access.Follows
 	a.Services, err = NewServices(cfg, gdb, log, func(pattern string) bool { return a.Access.Registered(fiber.MethodGet, pattern) })
 	if err != nil {
 		return nil, err

@@ -116,13 +116,17 @@ type Page struct {
 	Form      map[string]string // submitted values to re-fill
 	Pager     *Pager
 	Data      any
+
+	can func(method, path string) bool
 }
 
 // View renders templates.
 type View struct {
 	pages map[string]*template.Template
-	// Allowed decides nav visibility; app wires the casbin enforcer in.
-	Allowed func(roles []string, path, method string) bool
+	// Follows is the route guard's decision for a concrete path (app wires
+	// web.Access.Follows in); Can asks it, and every rendered link, form and
+	// navigation entry is shown only when it says yes.
+	Follows func(p *policies.Principal, method, path string) bool
 	// Nav is the full navigation; items are filtered per principal.
 	Nav []NavSection
 	// Location renders times for people (Europe/Berlin).
@@ -229,15 +233,25 @@ func takeFlash(c *fiber.Ctx) *Flash {
 	return &Flash{Kind: kind, Message: msg}
 }
 
+// Can reports whether p may call method on path (a link or form target).
+func (v *View) Can(p *policies.Principal, method, path string) bool {
+	return v.Follows != nil && v.Follows(p, method, path)
+}
+
+// Can reports whether the page's principal may call method on path, for a
+// template that leaves out a whole block (a heading with its links) rather
+// than letting the link filter take out the links one by one.
+func (p *Page) Can(method, path string) bool { return p.can != nil && p.can(method, path) }
+
 func (v *View) navFor(p *policies.Principal) []NavSection {
-	if p == nil || v.Allowed == nil {
+	if p == nil || v.Follows == nil {
 		return nil
 	}
 	var out []NavSection
 	for _, s := range v.Nav {
 		sec := NavSection{Title: s.Title}
 		for _, it := range s.Items {
-			if v.Allowed(p.Roles, it.Path, "GET") {
+			if v.Can(p, "GET", it.Path) {
 				sec.Items = append(sec.Items, it)
 			}
 		}
@@ -269,6 +283,8 @@ func (v *View) Render(c *fiber.Ctx, status int, name string, p *Page) error {
 	}
 	p.Nav = v.navFor(p.Principal)
 	p.Path = c.Path()
+	principal := p.Principal
+	p.can = func(method, path string) bool { return v.Can(principal, method, path) }
 	if p.Errors == nil {
 		p.Errors = map[string]string{}
 	}
@@ -279,8 +295,12 @@ func (v *View) Render(c *fiber.Ctx, status int, name string, p *Page) error {
 	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
 		return fmt.Errorf("render %s: %w", name, err)
 	}
+	out := buf.Bytes()
+	if p.Principal != nil && v.Follows != nil {
+		out = followable(out, p.Path, p.Principal, v.Follows)
+	}
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	return c.Status(status).Send(buf.Bytes())
+	return c.Status(status).Send(out)
 }
 
 // RenderString renders a page body to a string (e-mails, tests).

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/casbin/casbin/v2/util"
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -408,6 +409,31 @@ func (a *Access) check(c *fiber.Ctx) error {
 		return errs.New(errs.Forbidden, "forbidden", "you are not allowed to do this")
 	}
 	return c.Next()
+}
+
+// Follows reports whether p may call method on a concrete path (a link's
+// href, a form's action): the guard's decision for the route that serves
+// it, asked of the same policy. The policy's patterns (keyMatch2) match a
+// concrete path as they match the route pattern the guard is given. The
+// templates ask it for every link and form they render (templates.View.Can),
+// so nobody is shown what the guard would refuse them.
+func (a *Access) Follows(p *policies.Principal, method, path string) bool {
+	if method == fiber.MethodHead {
+		method = fiber.MethodGet
+	}
+	if path == "/static" || strings.HasPrefix(path, "/static/") {
+		return true // the static files are middleware, served to everyone
+	}
+	for k := range a.public {
+		m, pattern, _ := strings.Cut(k, " ")
+		if m == method && util.KeyMatch2(path, pattern) {
+			return true
+		}
+	}
+	if p == nil {
+		return false
+	}
+	return kindServes(p.Kind, path) && a.Enforcer.Allowed(p.Roles, path, method)
 }
 
 // surfaces names the principal kind each surface serves; the roles in the

@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"cardata/app/apptest"
+	"cardata/app/demo"
+)
+
+// demoLogin is one demo user of the crawl: where they sign in and start.
+type demoLogin struct {
+	name, login, email, home string
+}
+
+// demoLogins are every kind of demo user: each staff role, the provider's
+// administrator and developer, and two vehicle owners.
+var demoLogins = []demoLogin{
+	{"manager", "/admin/login", "manager@demo.local", "/admin"},
+	{"finance", "/admin/login", "finance@demo.local", "/admin"},
+	{"support", "/admin/login", "support@demo.local", "/admin"},
+	{"support-lead", "/admin/login", demo.TeamLead, "/admin"},
+	{"admin", "/admin/login", "admin@demo.local", "/admin"},
+	{"auditor", "/admin/login", "auditor@demo.local", "/admin"},
+	{"provider-admin", "/portal/login", demo.InsurerAdmin, "/portal"},
+	{"customer", "/my/login", demo.Customer1Email, "/my"},
+	{"customer-anna", "/my/login", demo.AnnaEmail, "/my"},
+}
+
+// loginDemo signs a demo user in through their surface's form.
+func loginDemo(t *testing.T, tt *apptest.T, u demoLogin) *apptest.Client {
+	t.Helper()
+	c := tt.Client(t)
+	res := c.PostForm(u.login, url.Values{"email": {u.email}, "password": {demo.Password}})
+	if res.Status != http.StatusSeeOther {
+		t.Fatalf("login %s: %d %s", u.email, res.Status, res.Body)
+	}
+	return c
+}
+
+var hrefRe = regexp.MustCompile(`<a\s[^>]*href="([^"]*)"`)
+
+// crawlLimitPerShape bounds how many pages of one shape (a path with its
+// numbers and codes blanked, plus its query keys) are followed: every
+// provider page has the same links as the next, and the demo has hundreds
+// of vehicles.
+const crawlLimitPerShape = 6
+
+var digitSeg = regexp.MustCompile(`^[^/]*[0-9][^/]*$`)
+
+func linkShape(u *url.URL) string {
+	segs := strings.Split(u.Path, "/")
+	for i, s := range segs {
+		if digitSeg.MatchString(s) || (len(s) == 2 && strings.ToUpper(s) == s) {
+			segs[i] = "#"
+		}
+	}
+	keys := make([]string, 0, len(u.Query()))
+	for k := range u.Query() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return strings.Join(segs, "/") + "?" + strings.Join(keys, "&")
+}
+
+// crawl follows every same-origin link shown to c, starting at home, and
+// returns the links that did not work, with the page that showed them.
+func crawl(t *testing.T, c *apptest.Client, home string) (broken []string, pages int) {
+	t.Helper()
+	type item struct{ path, from string }
+	queue := []item{{home, "(home)"}}
+	seen := map[string]bool{home: true}
+	shapes := map[string]int{}
+	for len(queue) > 0 {
+		it := queue[0]
+		queue = queue[1:]
+		res := c.Get(it.path)
+		pages++
+		switch {
+		case res.Status == 401 || res.Status == 403 || res.Status == 404 || res.Status == 405 || res.Status >= 500:
+			broken = append(broken, fmt.Sprintf("%d %s (shown on %s)", res.Status, it.path, it.from))
+			continue
+		case res.Status >= 300 && res.Status < 400:
+			loc := res.Header.Get("Location")
+			if u, err := url.Parse(loc); err == nil && u.Host == "" && !seen[u.RequestURI()] {
+				seen[u.RequestURI()] = true
+				queue = append(queue, item{u.RequestURI(), it.path + " (redirect)"})
+			}
+			continue
+		}
+		if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+			continue
+		}
+		base, _ := url.Parse(it.path)
+		for _, m := range hrefRe.FindAllStringSubmatch(res.Body, -1) {
+			href := html.UnescapeString(m[1])
+			if href == "" || strings.HasPrefix(href, "#") || strings.HasPrefix(href, "mailto:") {
+				continue
+			}
+			u, err := base.Parse(href)
+			if err != nil {
+				broken = append(broken, fmt.Sprintf("unparsable %q (shown on %s)", href, it.path))
+				continue
+			}
+			if u.Host != "" || strings.HasPrefix(u.Path, "/static/") {
+				continue
+			}
+			u.Fragment = ""
+			p := u.RequestURI()
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			shape := linkShape(u)
+			if shapes[shape] >= crawlLimitPerShape {
+				continue
+			}
+			shapes[shape]++
+			queue = append(queue, item{p, it.path})
+		}
+	}
+	return broken, pages
+}
+
+// Every link a demo user is shown leads somewhere they may go: the crawl
+// starts at each demo user's home, follows every same-origin link (GET) and
+// fails on any that answers 401, 403, 404, 405 or 5xx.
+func TestEveryShownLinkWorksForEveryDemoUser(t *testing.T) {
+	t.Parallel()
+	tt := apptest.New(t)
+	if err := demo.Load(tt.Ctx, tt.App.Services, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range demoLogins {
+		t.Run(u.name, func(t *testing.T) {
+			c := loginDemo(t, tt, u)
+			broken, pages := crawl(t, c, u.home)
+			t.Logf("%s: %d pages", u.name, pages)
+			if len(broken) > 0 {
+				t.Errorf("%s is shown %d links that do not work:\n%s", u.email, len(broken), strings.Join(broken, "\n"))
+			}
+		})
+	}
+}

@@ -1,0 +1,97 @@
+package templates
+
+import (
+	"html"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"cardata/policies"
+)
+
+// Every link and form a page renders passes through followable on its way
+// out: a same-origin link the principal's roles may not GET, or a form they
+// may not submit, is taken out of the page, so nobody is shown what the
+// route guard would refuse them. One place decides, with the guard's own
+// policy (View.Follows), for every template, including ones written later.
+//
+// A refused link keeps its text (a provider's name stays readable where the
+// role may not open the provider); one styled as an action (class "button"
+// or "tile") goes away entirely, as does a refused form with its buttons.
+// Anchors and forms never nest in valid HTML, so a non-greedy match from
+// the opening tag to its closing tag is the element.
+var (
+	anchorRe = regexp.MustCompile(`(?s)<a\b([^>]*)>(.*?)</a>`)
+	formRe   = regexp.MustCompile(`(?s)<form\b([^>]*)>(.*?)</form>`)
+	attrRe   = regexp.MustCompile(`\b(href|action|method|class)="([^"]*)"`)
+)
+
+func attrs(tag string) map[string]string {
+	m := map[string]string{}
+	for _, a := range attrRe.FindAllStringSubmatch(tag, -1) {
+		m[a[1]] = html.UnescapeString(a[2])
+	}
+	return m
+}
+
+// target is the same-origin path a link or form goes to, or "" when it
+// leaves the site or stays on the page.
+func target(ref, page string) string {
+	if ref == "" {
+		return page
+	}
+	if strings.HasPrefix(ref, "#") {
+		return ""
+	}
+	u, err := url.Parse(ref)
+	if err != nil || u.Scheme != "" || u.Host != "" {
+		return ""
+	}
+	if !strings.HasPrefix(u.Path, "/") {
+		base, _ := url.Parse(page)
+		u = base.ResolveReference(u)
+	}
+	return u.Path
+}
+
+func isAction(class string) bool {
+	for _, c := range strings.Fields(class) {
+		if c == "button" || c == "tile" {
+			return true
+		}
+	}
+	return false
+}
+
+// followable removes from a rendered page the links and forms p may not follow.
+func followable(page []byte, path string, p *policies.Principal, can func(p *policies.Principal, method, path string) bool) []byte {
+	out := anchorRe.ReplaceAllFunc(page, func(el []byte) []byte {
+		m := anchorRe.FindSubmatch(el)
+		a := attrs(string(m[1]))
+		href, ok := a["href"]
+		if !ok {
+			return el
+		}
+		t := target(href, path)
+		if t == "" || can(p, "GET", t) {
+			return el
+		}
+		if isAction(a["class"]) {
+			return nil
+		}
+		return m[2]
+	})
+	return formRe.ReplaceAllFunc(out, func(el []byte) []byte {
+		m := formRe.FindSubmatch(el)
+		a := attrs(string(m[1]))
+		method := strings.ToUpper(a["method"])
+		if method == "" {
+			method = "GET"
+		}
+		t := target(a["action"], path)
+		if t == "" || can(p, method, t) {
+			return el
+		}
+		return nil
+	})
+}

@@ -1,0 +1,30 @@
+package templates
+
+import (
+	"testing"
+
+	"cardata/policies"
+)
+
+func TestFollowableTakesOutWhatTheRoleMayNotFollow(t *testing.T) {
+	allowed := map[string]bool{"GET /admin/providers": true, "GET /admin/providers/7": true, "POST /admin/tickets/3/claim": true}
+	can := func(_ *policies.Principal, method, path string) bool { return allowed[method+" "+path] }
+	page := `<nav><a href="/admin/providers">Providers</a> <a class="button" href="/admin/review-queue">Review queue</a></nav>` +
+		`<td><a href="/admin/providers/7">Demo AG</a></td><td><a href="/admin/providers/8?x=1&amp;y=2">Other AG</a></td>` +
+		`<a href="#main">skip</a><a href="https://example.com/">out</a><a href="mailto:a@b.c">mail</a>` +
+		`<form method="post" action="/admin/tickets/3/claim"><button>Claim</button></form>` +
+		`<form method="post" action="/admin/tickets/3/close"><button>Close</button></form>` +
+		`<form method="get" class="filters"><input name="q"></form>` +
+		`<a class="tile" href="/admin/coverage/AT">AT</a><abbr title="x">y</abbr>`
+	got := string(followable([]byte(page), "/admin/providers", &policies.Principal{}, can))
+	want := `<nav><a href="/admin/providers">Providers</a> </nav>` +
+		`<td><a href="/admin/providers/7">Demo AG</a></td><td>Other AG</td>` +
+		`<a href="#main">skip</a><a href="https://example.com/">out</a><a href="mailto:a@b.c">mail</a>` +
+		`<form method="post" action="/admin/tickets/3/claim"><button>Claim</button></form>` +
+		`` +
+		`<form method="get" class="filters"><input name="q"></form>` +
+		`<abbr title="x">y</abbr>`
+	if got != want {
+		t.Fatalf("followable:\n got %s\nwant %s", got, want)
+	}
+}
