@@ -46,7 +46,7 @@ test-stress: postgres chromium vet
 SOAK_DURATION ?= 10m
 SOAK_PG ?= shared
 soak: postgres build
-	go build -o bin/soak ./app/cmd/soak
+	go build -o bin/soak ./app/bench/soak
 	bin/soak -binary $(BIN) -duration $(SOAK_DURATION) -pg $(SOAK_PG)
 
 build:
@@ -71,7 +71,7 @@ bench-ingest: postgres build
 
 ## bench-api: provider API reads (OAuth, consent decision, durable ledger) from a separate process vs. the database ceiling
 bench-api: postgres build
-	go run ./app/providerapi/benchapi -binary $(BIN)
+	go run ./app/bench/api -binary $(BIN)
 
 ## bench-invoice: the monthly invoice run over 10 million records of 1,000 providers vs. the bare SQL aggregate
 BILLING_BENCH_RECORDS ?= 10000000

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"cardata/app/bench"
 	"cardata/app/demo"
 	"cardata/app/ingest"
 )
@@ -84,13 +85,13 @@ func runBenchIngest(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	cfg := ingest.BenchConfig{DatabaseURL: env.Cfg.DatabaseURL, Binary: bin, Vehicles: intFlag(fs, "vehicles"),
+	cfg := bench.IngestConfig{DatabaseURL: env.Cfg.DatabaseURL, Binary: bin, Vehicles: intFlag(fs, "vehicles"),
 		Batch: intFlag(fs, "batch"), Workers: intFlag(fs, "workers"), Warmup: durationFlag(fs, "warmup"),
 		Duration: durationFlag(fs, "duration"), Out: env.Stdout}
 	if cfg.Vehicles <= 0 || cfg.Batch <= 0 || cfg.Batch > ingest.MaxSignals || cfg.Workers <= 0 || cfg.Duration <= 0 {
 		return fmt.Errorf("--vehicles, --workers and --duration must be positive and --batch between 1 and %d", ingest.MaxSignals)
 	}
-	rep, err := ingest.RunBench(ctx, cfg)
+	rep, err := bench.RunIngest(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -167,11 +167,12 @@ func floors(names []string, imports map[string][]string) string {
 	return b.String()
 }
 
-// included leaves out tooling: commands (package main is dropped by name),
-// benchmarks, the soak harness and test helper packages.
+// included leaves out tooling: commands (package main is dropped by name,
+// among them the benchmark programs app/bench/api and app/bench/soak) and
+// test helper packages.
 func included(rel string) bool {
 	for _, part := range strings.Split(rel, "/") {
-		if part == "cmd" || part == "soak" || part == "benchapi" || strings.HasSuffix(part, "test") {
+		if part == "cmd" || strings.HasSuffix(part, "test") {
 			return false
 		}
 	}

@@ -1,18 +1,16 @@
-package soak
+package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"cardata/app/bench"
 )
 
 // replica is one `cardata serve` process slot: the same address across
@@ -170,7 +168,7 @@ func (r *replica) sample() {
 	if inc == nil {
 		return
 	}
-	rss, hwm, err := procMemory(inc.pid)
+	rss, hwm, err := bench.ProcMemory(inc.pid)
 	if err != nil {
 		return
 	}
@@ -178,34 +176,6 @@ func (r *replica) sample() {
 	inc.samples = append(inc.samples, rssSample{at: time.Now(), rss: rss})
 	inc.peak = max(inc.peak, hwm)
 	r.mu.Unlock()
-}
-
-// procMemory reads VmRSS and VmHWM (bytes) from /proc/PID/status.
-func procMemory(pid int) (rss, hwm int64, err error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(l, ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[0], 10, 64)
-		if k == "VmRSS" {
-			rss = kb << 10
-		} else {
-			hwm = kb << 10
-		}
-	}
-	if rss == 0 && hwm == 0 {
-		return 0, 0, errors.New("no memory figures")
-	}
-	return rss, hwm, nil
 }
 
 // incarnations returns a copy of the process history.

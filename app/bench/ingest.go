@@ -1,34 +1,25 @@
-package ingest
+package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"runtime"
-	"slices"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 
 	"cardata/app/db"
+	"cardata/app/ingest"
 	"cardata/onboarding/vehicles"
 	"cardata/policies"
 )
 
-// BenchConfig configures the ingest benchmark.
-type BenchConfig struct {
+// IngestConfig configures the ingest benchmark (`cardata bench ingest`).
+type IngestConfig struct {
 	DatabaseURL string // any database on the server; the benchmark uses its own database next to it
 	Binary      string // the cardata binary, started as the server under test
 	Vehicles    int
@@ -39,8 +30,8 @@ type BenchConfig struct {
 	Out         io.Writer
 }
 
-// BenchPhase is the outcome of one measured run.
-type BenchPhase struct {
+// IngestPhase is the outcome of one measured run.
+type IngestPhase struct {
 	Signals  int64
 	Requests int
 	Errors   int
@@ -50,27 +41,27 @@ type BenchPhase struct {
 }
 
 // Rate is signals per second.
-func (p BenchPhase) Rate() float64 { return float64(p.Signals) / p.Seconds }
+func (p IngestPhase) Rate() float64 { return float64(p.Signals) / p.Seconds }
 
-// BenchReport is what RunBench measured.
-type BenchReport struct {
-	EndToEnd, Ceiling BenchPhase
+// IngestReport is what RunIngest measured.
+type IngestReport struct {
+	EndToEnd, Ceiling IngestPhase
 	ServerPeakRSS     int64 // bytes
 	Postgres          string
 }
 
 // Ratio is end-to-end throughput over the database ceiling.
-func (r *BenchReport) Ratio() float64 { return r.EndToEnd.Rate() / r.Ceiling.Rate() }
+func (r *IngestReport) Ratio() float64 { return r.EndToEnd.Rate() / r.Ceiling.Rate() }
 
 const benchDBName = "cardata_bench"
 
-// RunBench loads a fleet into a fresh database, starts the server as a
+// RunIngest loads a fleet into a fresh database, starts the server as a
 // separate process, sends realistic batches over HTTP, then measures the
 // database ceiling: the same COPY and latest-value upsert into an identical
 // table, without HTTP, decoding, validation, history or events. Both runs
 // use the same batch size, concurrency, warm-up and duration, so their ratio
 // survives a noisy machine.
-func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
+func RunIngest(ctx context.Context, cfg IngestConfig) (*IngestReport, error) {
 	out := cfg.Out
 	benchURL, err := db.RecreateDatabase(ctx, cfg.DatabaseURL, benchDBName)
 	if err != nil {
@@ -91,26 +82,27 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc := New(gdb, Options{})
+	svc := ingest.New(gdb, ingest.Options{})
 	_, token, err := svc.CreateGateway(ctx, "bench", "")
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(out, "fleet loaded in %s\n", time.Since(start).Round(time.Millisecond))
-	rep := &BenchReport{}
+	rep := &IngestReport{}
 	gdb.Raw("SHOW server_version").Scan(&rep.Postgres)
 
 	// End to end, over HTTP, against `cardata serve` in its own process.
-	addr, stop, peak, err := startServer(ctx, cfg.Binary, benchURL)
+	srv, err := StartServer(cfg.Binary, benchURL, "DB_MAX_OPEN_CONNS=20")
 	if err != nil {
 		return nil, err
 	}
+	addr := srv.Addr
 	fmt.Fprintf(out, "server up at %s; end-to-end run: warm-up (at least %s and one pass over the fleet), then %s measured ...\n", addr, cfg.Warmup, cfg.Duration)
-	rep.EndToEnd = runPhase(ctx, cfg, fleet, func(w int, f *Fleet, buf []byte) ([]byte, int, error) {
+	rep.EndToEnd = runPhase(ctx, cfg, fleet, func(w int, f *ingest.Fleet, buf []byte) ([]byte, int, error) {
 		return postBatch(ctx, addr, token, f, cfg.Batch, buf)
 	})
-	rep.ServerPeakRSS = peak()
-	if err := stop(); err != nil {
+	rep.ServerPeakRSS = srv.PeakRSS()
+	if err := srv.Stop(); err != nil {
 		fmt.Fprintf(out, "server stop: %v\n", err)
 	}
 
@@ -124,52 +116,28 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 		relopts).Error; err != nil {
 		return nil, err
 	}
-	apply := fmt.Sprintf(UpsertLatestSQL, "bench_ceiling_latest", "") + ";\nCOMMIT"
 	fmt.Fprintf(out, "database ceiling run (COPY + upsert into an identical table) ...\n")
-	cat := svc.Catalog
-	rep.Ceiling = runPhase(ctx, cfg, fleet, func(w int, f *Fleet, buf []byte) ([]byte, int, error) {
-		rows := f.appendRows(nil, cfg.Batch, time.Now(), cat)
-		prepareRows(rows)
-		buf = encodeCopy(buf, rows)
-		err := db.WithPgx(ctx, gdb, func(c *pgx.Conn) error { return copyAndApply(ctx, c.PgConn(), buf, apply) })
-		return buf, len(rows), err
+	rep.Ceiling = runPhase(ctx, cfg, fleet, func(w int, f *ingest.Fleet, buf []byte) ([]byte, int, error) {
+		return svc.CeilingWrite(ctx, "bench_ceiling_latest", f, cfg.Batch, buf)
 	})
 	return rep, nil
 }
 
 // Print writes the report.
-func (r *BenchReport) Print(w io.Writer, cfg BenchConfig) {
-	cpu := runtime.NumCPU()
-	model := CPUModel()
+func (r *IngestReport) Print(w io.Writer, cfg IngestConfig) {
 	fmt.Fprintf(w, "\ningest benchmark: %d vehicles, batches of %d signals, %d concurrent clients, %s measured after a warm-up of at least %s and one pass over the fleet\n",
 		cfg.Vehicles, cfg.Batch, cfg.Workers, cfg.Duration, cfg.Warmup)
-	fmt.Fprintf(w, "machine: %d CPUs (%s), PostgreSQL %s, %s; client, server and database share the machine\n", cpu, model, r.Postgres, runtime.Version())
-	line := func(name string, p BenchPhase) {
+	fmt.Fprintf(w, "machine: %s; client, server and database share the machine\n", Machine(r.Postgres))
+	line := func(name string, p IngestPhase) {
 		fmt.Fprintf(w, "  %-44s %9.0f signals/s  p50 %6.1f ms  p99 %6.1f ms  (%d requests, %d errors, warm after %s)\n", name, p.Rate(),
-			float64(p.P50.Microseconds())/1000, float64(p.P99.Microseconds())/1000, p.Requests, p.Errors, p.Warmup.Round(time.Second))
+			MS(p.P50), MS(p.P99), p.Requests, p.Errors, p.Warmup.Round(time.Second))
 	}
 	line("end to end (HTTP to a separate process):", r.EndToEnd)
 	line("database ceiling (COPY + upsert, no HTTP):", r.Ceiling)
 	fmt.Fprintf(w, "  ratio end-to-end / ceiling: %.2f    server peak RSS: %d MiB\n", r.Ratio(), r.ServerPeakRSS>>20)
 }
 
-// CPUModel names the machine's processor for benchmark reports.
-func CPUModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
-}
-
-func loadBenchFleet(ctx context.Context, gdb *gorm.DB, n int) ([]*SimVehicle, error) {
+func loadBenchFleet(ctx context.Context, gdb *gorm.DB, n int) ([]*ingest.SimVehicle, error) {
 	drivetrains := []string{"combustion", "combustion", "phev", "bev"}
 	var fleet []vehicles.FleetVehicle
 	for i := range n {
@@ -191,90 +159,16 @@ func loadBenchFleet(ctx context.Context, gdb *gorm.DB, n int) ([]*SimVehicle, er
 	if err := gdb.WithContext(ctx).Raw("SELECT id, vin, drivetrain FROM vehicles ORDER BY id").Scan(&rows).Error; err != nil {
 		return nil, err
 	}
-	out := make([]*SimVehicle, len(rows))
+	out := make([]*ingest.SimVehicle, len(rows))
 	for i, r := range rows {
-		out[i] = &SimVehicle{VIN: r.VIN, ID: r.ID, Drivetrain: r.Drivetrain}
+		out[i] = &ingest.SimVehicle{VIN: r.VIN, ID: r.ID, Drivetrain: r.Drivetrain}
 	}
 	return out, nil
 }
 
-// startServer runs `cardata serve` on a free port against dsn and waits
-// until it is ready. peak reads the process's peak resident memory.
-func startServer(ctx context.Context, binary, dsn string) (addr string, stop func() error, peak func() int64, err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, nil, err
-	}
-	addr = ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(binary, "serve")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn, "LISTEN_ADDR="+addr, "LOG_LEVEL=warn", "DB_MAX_OPEN_CONNS=20")
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = io.Discard, &limitedWriter{w: &stderr, n: 64 << 10}
-	if err := cmd.Start(); err != nil {
-		return "", nil, nil, err
-	}
-	stop = func() error {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			return errors.New("server did not stop within 30s")
-		}
-	}
-	peak = func() int64 {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
-		for _, l := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(l, "VmHWM:") {
-				var kb int64
-				fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "VmHWM:")), "%d", &kb)
-				return kb << 10
-			}
-		}
-		return 0
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		res, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return addr, stop, peak, nil
-			}
-		}
-		if cmd.ProcessState != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	_ = stop()
-	return "", nil, nil, fmt.Errorf("server did not become ready: %s", stderr.String())
-}
-
-type limitedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-	n  int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.n > 0 {
-		k := min(len(p), l.n)
-		l.w.Write(p[:k])
-		l.n -= k
-	}
-	return len(p), nil
-}
-
 var benchClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 
-func postBatch(ctx context.Context, addr, token string, f *Fleet, n int, buf []byte) ([]byte, int, error) {
+func postBatch(ctx context.Context, addr, token string, f *ingest.Fleet, n int, buf []byte) ([]byte, int, error) {
 	buf, count := f.AppendJSON(buf[:0], n, time.Now())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/ingest/v1/signals", bytes.NewReader(buf))
 	if err != nil {
@@ -287,7 +181,7 @@ func postBatch(ctx context.Context, addr, token string, f *Fleet, n int, buf []b
 		return buf, 0, err
 	}
 	defer res.Body.Close()
-	var r Result
+	var r ingest.Result
 	if err := json.NewDecoder(res.Body).Decode(&r); err != nil || res.StatusCode != 200 {
 		return buf, 0, fmt.Errorf("status %d: %v", res.StatusCode, err)
 	}
@@ -303,20 +197,21 @@ func postBatch(ctx context.Context, addr, token string, f *Fleet, n int, buf []b
 // sent once, so both runs measure the steady state (known vehicles, latest
 // values updated rather than inserted). Each worker owns a disjoint share of
 // the fleet.
-func runPhase(ctx context.Context, cfg BenchConfig, all []*SimVehicle, send func(w int, f *Fleet, buf []byte) ([]byte, int, error)) BenchPhase {
+func runPhase(ctx context.Context, cfg IngestConfig, all []*ingest.SimVehicle, send func(w int, f *ingest.Fleet, buf []byte) ([]byte, int, error)) IngestPhase {
 	begin := time.Now()
 	var mu sync.Mutex
 	var lat []time.Duration
-	var phase BenchPhase
+	var phase IngestPhase
 	var from, until time.Time // zero until the warm-up is over
 	warmed := 0
 	var wg sync.WaitGroup
 	for w := range cfg.Workers {
-		var share []*SimVehicle
+		var share []*ingest.SimVehicle
 		for i := w; i < len(all); i += cfg.Workers {
 			share = append(share, all[i])
 		}
-		f := &Fleet{Vehicles: share, LateShare: 0.02, rng: NewFleet(nil, nil, nil, uint64(w+1)).rng}
+		f := ingest.NewFleet(nil, nil, nil, uint64(w+1)) // 2 % of the snapshots late
+		f.Vehicles = share
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -364,10 +259,7 @@ func runPhase(ctx context.Context, cfg BenchConfig, all []*SimVehicle, send func
 	wg.Wait()
 	phase.Seconds = cfg.Duration.Seconds()
 	phase.Warmup = from.Sub(begin)
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		phase.P50 = lat[len(lat)/2]
-		phase.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
-	}
+	l := Percentiles(lat)
+	phase.P50, phase.P99 = l.P50, l.P99
 	return phase
 }

@@ -1,9 +1,8 @@
-package soak
+package main
 
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"cardata/app/bench"
 )
 
 // postgres is the server the soak runs on and knows how to restart.
@@ -62,7 +63,7 @@ func startPostgres(ctx context.Context, mode, base, workDir string) (*postgres, 
 			return nil, err
 		}
 	}
-	port, err := freePort()
+	port, err := bench.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -183,14 +184,4 @@ func redact(dsn string) string {
 		return u.Redacted()
 	}
 	return dsn
-}
-
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

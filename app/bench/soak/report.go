@@ -1,4 +1,4 @@
-package soak
+package main
 
 import (
 	"encoding/json"
@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"cardata/app/ingest"
+	"cardata/app/bench"
 )
 
 type report struct {
@@ -41,7 +41,7 @@ func (r *report) lost() int64 {
 	return n
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", bench.MS(d)) }
 func mib(b int64) string        { return fmt.Sprintf("%d MiB", b>>20) }
 
 // machine describes where the soak ran, for docs/RELIABILITY.md.
@@ -67,7 +67,7 @@ func (s *soak) machine() string {
 			commit += " (+ uncommitted changes)"
 		}
 	}
-	return fmt.Sprintf("%s, %d CPUs%s, PostgreSQL %s (%s mode), %s, %s%s", ingest.CPUModel(), runtime.NumCPU(), mem, s.pg.version,
+	return fmt.Sprintf("%s, %d CPUs%s, PostgreSQL %s (%s mode), %s, %s%s", bench.CPUModel(), runtime.NumCPU(), mem, s.pg.version,
 		s.cfg.PG, runtime.Version(), commit, load)
 }
 
@@ -92,10 +92,9 @@ func (r *report) print(w io.Writer) {
 	line(s.api.reads.summary(secs), "")
 	line(s.api.tokens.summary(secs), "")
 	if len(r.pushDelays) > 0 {
-		d := slices.Clone(r.pushDelays)
-		slices.Sort(d)
+		l := bench.Percentiles(slices.Clone(r.pushDelays))
 		fmt.Fprintf(w, "  %-30s %8d %9.1f %12s %9s %9s %9s  (event created to first acknowledged push; includes retries after refusals and the pause)\n",
-			"pushes delivered", len(d), float64(len(d))/secs, "", ms(d[len(d)/2]), ms(d[min(len(d)-1, len(d)*99/100)]), ms(d[len(d)-1]))
+			"pushes delivered", len(r.pushDelays), float64(len(r.pushDelays))/secs, "", ms(l.P50), ms(l.P99), ms(l.Max))
 	}
 	fmt.Fprintf(w, "  %-30s %8d\n", "e-mails received (SMTP)", len(s.smtp.Messages()))
 

@@ -1,4 +1,4 @@
-// Command benchapi is the provider API benchmark (make bench-api). It
+// Command api is the provider API benchmark (make bench-api). It
 // loads a consented fleet into a fresh database, starts `cardata serve` as
 // a separate process, and from this process drives authenticated
 // telematicData reads (OAuth client credentials, random consented VINs):
@@ -15,15 +15,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,8 +30,8 @@ import (
 	"gorm.io/gorm"
 
 	"cardata/admin/staff"
+	"cardata/app/bench"
 	"cardata/app/db"
-	"cardata/app/ingest"
 	"cardata/app/providerapi"
 	"cardata/billing"
 	"cardata/onboarding"
@@ -114,10 +108,14 @@ func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur ti
 	var pgVersion string
 	gdb.Raw("SHOW server_version").Scan(&pgVersion)
 
-	addr, stopServer, err := startServer(binary, benchURL, workers)
+	// Rate limits out of the way.
+	srv, err := bench.StartServer(binary, benchURL, "API_RATE_LIMIT=1000000", "API_RATE_BURST=1000000",
+		fmt.Sprintf("DB_MAX_OPEN_CONNS=%d", max(20, workers)))
 	if err != nil {
 		return err
 	}
+	fmt.Printf("server (pid %d) ready at %s\n", srv.PID(), srv.Addr)
+	addr, stopServer := srv.Addr, srv.Stop
 	cfg := clientcredentials.Config{ClientID: w.clientID, ClientSecret: w.secret, TokenURL: "http://" + addr + "/oauth/token"}
 	tok, err := cfg.Token(ctx)
 	if err != nil {
@@ -244,10 +242,10 @@ func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur ti
 
 	fmt.Printf("\nprovider API benchmark: %d consented vehicles, container of %d keys (2 with values), %d clients, %s measured after %s warm-up\n",
 		n, len(containerKeys), workers, dur, warmup)
-	fmt.Printf("machine: %d CPUs (%s), PostgreSQL %s, %s; client, server and database share the machine\n", runtime.NumCPU(), ingest.CPUModel(), pgVersion, runtime.Version())
+	fmt.Printf("machine: %s; client, server and database share the machine\n", bench.Machine(pgVersion))
 	line := func(name string, p phase) {
 		fmt.Printf("  %-52s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  (%d requests, %d errors)\n", name, p.rate(),
-			ms(p.p50), ms(p.p99), p.requests, p.errors)
+			bench.MS(p.p50), bench.MS(p.p99), p.requests, p.errors)
 	}
 	line("API, closed loop (peak):", peak)
 	line("API, open loop at 80 % of peak:", at80)
@@ -267,8 +265,6 @@ func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur ti
 	return nil
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
 type phase struct {
 	requests, errors int64
 	seconds          float64
@@ -281,7 +277,7 @@ type phase struct {
 func (p phase) timeline() string {
 	var b strings.Builder
 	for i, d := range p.perSecond {
-		fmt.Fprintf(&b, " %d:%.0f", i, ms(d))
+		fmt.Fprintf(&b, " %d:%.0f", i, bench.MS(d))
 	}
 	return b.String()
 }
@@ -289,13 +285,8 @@ func (p phase) timeline() string {
 func (p phase) rate() float64 { return float64(p.requests) / p.seconds }
 
 func summarize(lat []time.Duration, errs int64, secs float64) phase {
-	slices.Sort(lat)
-	p := phase{requests: int64(len(lat)), errors: errs, seconds: secs}
-	if len(lat) > 0 {
-		p.p50 = lat[len(lat)/2]
-		p.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
-	}
-	return p
+	l := bench.Percentiles(lat)
+	return phase{requests: int64(len(lat)), errors: errs, seconds: secs, p50: l.P50, p99: l.P99}
 }
 
 // closedLoop runs workers that send back to back; only requests started
@@ -485,48 +476,4 @@ func seed(ctx context.Context, gdb *gorm.DB, n int) (*world, error) {
 		w.vehicleIDs = append(w.vehicleIDs, r.ID)
 	}
 	return w, nil
-}
-
-// startServer runs `cardata serve` on a free port against dsn, with rate
-// limits out of the way, and waits until it is ready.
-func startServer(binary, dsn string, workers int) (string, func() error, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(binary, "serve")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dsn, "LISTEN_ADDR="+addr, "LOG_LEVEL=warn",
-		"API_RATE_LIMIT=1000000", "API_RATE_BURST=1000000", fmt.Sprintf("DB_MAX_OPEN_CONNS=%d", max(20, workers)))
-	var stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	stop := func() error {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			return errors.New("server did not stop within 30s")
-		}
-	}
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
-		res, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				fmt.Printf("server (pid %d) ready at %s\n", cmd.Process.Pid, addr)
-				return addr, stop, nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	_ = stop()
-	return "", nil, fmt.Errorf("server did not become ready: %s", stderr.String())
 }

@@ -1,4 +1,4 @@
-package soak
+package main
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"cardata/app"
+	"cardata/app/bench"
 	"cardata/app/config"
 	"cardata/app/db"
 	"cardata/app/demo"
@@ -101,11 +102,11 @@ func (s *soak) setup(ctx context.Context) error {
 	addrs := make([]string, cfg.Replicas)
 	metrics := make([]string, cfg.Replicas)
 	for i := range addrs {
-		p1, err := freePort()
+		p1, err := bench.FreePort()
 		if err != nil {
 			return err
 		}
-		p2, err := freePort()
+		p2, err := bench.FreePort()
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package soak
+package main
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"cardata/app/bench"
 	"cardata/app/ingest"
 	"cardata/app/providerapi"
 )
@@ -63,8 +64,7 @@ type summary struct {
 func (s *surface) summary(secs float64) summary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	lat := slices.Clone(s.latencies)
-	slices.Sort(lat)
+	lat := bench.Percentiles(slices.Clone(s.latencies))
 	sum := summary{Name: s.name, OK: s.ok, NoAnswer: s.noAnswer, Rate: float64(s.ok) / secs, UnitRate: float64(s.units) / secs}
 	codes := make([]int, 0, len(s.replyErr))
 	for c, n := range s.replyErr {
@@ -75,9 +75,7 @@ func (s *surface) summary(secs float64) summary {
 	for _, c := range codes {
 		sum.Codes += fmt.Sprintf(" %d×%d", s.replyErr[c], c)
 	}
-	if len(lat) > 0 {
-		sum.P50, sum.P99, sum.Max = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)], lat[len(lat)-1]
-	}
+	sum.P50, sum.P99, sum.Max = lat.P50, lat.P99, lat.Max
 	return sum
 }
 

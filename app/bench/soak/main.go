@@ -1,9 +1,17 @@
-// Command soak is the fault soak (make soak): three `cardata serve`
-// replicas behind a load balancer on one fresh PostgreSQL database, steady
-// ingest and provider API load, faults injected, invariants checked at the
-// end (app/soak). It exits 1 when an invariant was breached, 2 when the
-// soak could not run. It is a separate binary so that the production one
-// does not carry it.
+// Command soak is the fault soak behind `make soak`: three `cardata serve`
+// replicas on one fresh PostgreSQL database behind a small load balancer,
+// fed by the ingest and provider API load generators at a steady rate, with
+// a webhook receiver that fails some pushes and an SMTP server that records
+// every e-mail. While the load runs it injects faults (kill -9 of a replica
+// and its restart, a PostgreSQL restart, a paused webhook receiver, the
+// invoice run and finalization, a client-secret rotation, consent
+// revocations); at the end it checks from the database and from its own
+// records that nothing acknowledged was lost, and prints a table.
+//
+// It is not part of `make test` and never runs in CI: it restarts the
+// PostgreSQL server (in the default mode), and it takes minutes. It exits
+// 1 when an invariant was breached, 2 when the soak could not run. It is a
+// separate binary so that the production one does not carry it.
 //
 // Settings come from flags, or from the environment where noted:
 // SOAK_DURATION (default 10m), SOAK_PG (shared: restart the server at
@@ -19,8 +27,6 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
-
-	"cardata/app/soak"
 )
 
 func main() {
@@ -41,7 +47,7 @@ func main() {
 	if dsn == "" {
 		dsn = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 	}
-	cfg := soak.Config{Out: os.Stdout}
+	cfg := Config{Out: os.Stdout}
 	flag.StringVar(&cfg.Binary, "binary", "bin/cardata", "the cardata binary (make build)")
 	flag.StringVar(&cfg.DatabaseURL, "db", dsn, "PostgreSQL server to use in shared mode (DATABASE_URL); the soak creates its own database cardata_soak there")
 	flag.DurationVar(&cfg.Duration, "duration", dur, "how long the load runs (SOAK_DURATION)")
@@ -54,10 +60,10 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := soak.Run(ctx, cfg)
+	err := Run(ctx, cfg)
 	switch {
 	case err == nil:
-	case errors.Is(err, soak.ErrBreach):
+	case errors.Is(err, ErrBreach):
 		os.Exit(1)
 	default:
 		fmt.Fprintln(os.Stderr, "soak:", err)

@@ -1,16 +1,4 @@
-// Package soak is the fault soak behind `make soak`: three `cardata serve`
-// replicas on one fresh PostgreSQL database behind a small load balancer,
-// fed by the ingest and provider API load generators at a steady rate, with
-// a webhook receiver that fails some pushes and an SMTP server that records
-// every e-mail. While the load runs it injects faults (kill -9 of a replica
-// and its restart, a PostgreSQL restart, a paused webhook receiver, the
-// invoice run and finalization, a client-secret rotation, consent
-// revocations); at the end it checks from the database and from its own
-// records that nothing acknowledged was lost, and prints a table.
-//
-// It is not part of `make test` and never runs in CI: it restarts the
-// PostgreSQL server (in the default mode), and it takes minutes.
-package soak
+package main
 
 import (
 	"context"
