@@ -44,8 +44,8 @@ type App struct {
 	API      *providerapi.Handler // provider API (mountAPI)
 	// Services are the domain services, built once and complete before any
 	// surface is mounted (services.go); a.Cfg, a.DB, a.Billing, a.Jobs and
-	// so on are theirs. The modules register their jobs on a.Jobs in their mount
-	// functions.
+	// so on are theirs. Every job is on a.Jobs already (jobs.go); the
+	// mount functions only mount routes and navigation.
 	*Services
 
 	resolvers map[string]web.Resolver

@@ -1,18 +1,14 @@
 package app
 
 import (
-	"context"
-	"time"
-
 	"cardata/admin"
 	"cardata/app/portal"
 	"cardata/app/providerapi"
-	"cardata/jobs"
 )
 
 // mountAPI mounts the provider API (/oauth/token, /api/v1), its bearer
-// resolver, the portal and staff pages for deliveries,
-// usage and webhooks, and the clean-up job.
+// resolver, and the portal and staff pages for deliveries, usage and
+// webhooks.
 //
 // Authorization: API clients carry bearer tokens, not sessions. The route
 // guard runs before any group middleware, so app.go calls a.bearer right
@@ -26,7 +22,7 @@ import (
 func (a *App) mountAPI() error {
 	s := a.Services
 	h := &providerapi.Handler{DB: a.DB, Onboarding: s.Onboarding, Vehicles: s.Vehicles, Webhooks: s.Webhooks, Billing: s.Billing,
-		Tokens:  &providerapi.Tokens{DB: a.DB, TTL: a.Cfg.APITokenTTL},
+		Tokens:  s.Tokens,
 		Limiter: providerapi.NewSharedLimiter(float64(a.Cfg.APIRateLimit), a.Cfg.APIRateBurst, a.DB, a.Log),
 		Ledger:  s.Ledger, Location: a.Cfg.BillingTimezone, ReadConcurrency: s.Budget.APIReads,
 		Facts: s.ReadFacts, Consents: s.Consents}
@@ -48,18 +44,5 @@ func (a *App) mountAPI() error {
 	staffPages.Routes(a.surface("/admin"))
 	a.View.AddNav("Partners", admin.DeliveryNav())
 
-	return a.Jobs.Register(jobs.Job{
-		Name: "providerapi.purge", Title: "Provider API clean-up", Spec: "7 * * * *", Timeout: 5 * time.Minute,
-		Description: "Deletes expired access tokens and Idempotency-Key answers older than 24 hours.",
-		Run: func(ctx context.Context, r *jobs.Run) error {
-			n, err := h.Tokens.Purge(ctx)
-			r.Set("tokens_removed", n)
-			if err != nil {
-				return err
-			}
-			m, err := h.PurgeIdempotencyKeys(ctx, time.Now())
-			r.Set("idempotency_keys_removed", m)
-			return err
-		},
-	})
+	return nil
 }

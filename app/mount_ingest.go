@@ -1,18 +1,14 @@
 package app
 
 import (
-	"context"
-	"time"
-
 	"github.com/gofiber/fiber/v2"
 
 	"cardata/admin"
 	"cardata/app/ingest"
-	"cardata/jobs"
 )
 
 // mountIngest mounts the telemetry ingest, the catalog API and the staff's
-// vehicle and catalog pages, and registers the history maintenance job.
+// vehicle and catalog pages.
 //
 // Authorization of the ingest: the route guard runs before any group
 // middleware and only knows sessions, so POST /ingest/v1/signals is public to
@@ -43,20 +39,5 @@ func (a *App) mountIngest() error {
 	a.View.AddNav("Data", admin.VehicleNav())
 	a.View.AddNav("Data", admin.CatalogNav())
 
-	svc := a.Ingest
-	return a.Jobs.Register(jobs.Job{
-		Name:        "ingest.maintain",
-		Title:       "Reading history maintenance",
-		Description: "Creates the reading-history partitions for the coming days and drops those older than the retention period, with old vehicle events.",
-		Spec:        "17 * * * *",
-		Timeout:     10 * time.Minute,
-		CatchUp:     2 * time.Hour,
-		Run: func(ctx context.Context, r *jobs.Run) error {
-			created, dropped, events, err := svc.Maintain(ctx, time.Now())
-			r.Set("partitions_created", int64(created))
-			r.Set("partitions_dropped", int64(len(dropped)))
-			r.Set("events_deleted", events)
-			return err
-		},
-	})
+	return nil
 }

@@ -32,7 +32,7 @@ import (
 
 // Services are the domain services of one app, each built once and
 // complete from the configuration (NewServices): the HTTP surfaces, the
-// jobs, the CLI and the demo all use these values, and every hook one
+// jobs (registered here, jobs.go), the CLI and the demo all use these values, and every hook one
 // service has into another is wired in NewServices, so nothing depends on
 // the order in which the surfaces are mounted.
 type Services struct {
@@ -50,6 +50,7 @@ type Services struct {
 	Consents   *consent.Service      // consents, customers, data reports
 	Billing    *billing.Service      // price list, ledger reads, invoices
 	Ledger     *billing.LedgerWriter // the provider API's batched ledger writes
+	Tokens     *providerapi.Tokens   // the provider API's access tokens
 	Support    *support.Service      // the support desk
 	Webhooks   *webhooks.Service     // push notifications
 	Ingest     *ingest.Service       // telemetry ingest and master data
@@ -60,9 +61,10 @@ type Services struct {
 }
 
 // NewServices builds every domain service from the configuration on an
-// open, migrated database, then connects their hooks into each other. It
-// syncs the catalog, seals signing secrets still stored in clear and
-// creates the coming reading-history partitions. pageMounted tells the
+// open, migrated database, connects their hooks into each other and
+// registers every job (jobs.go). It syncs the catalog, seals signing
+// secrets still stored in clear and creates the coming reading-history
+// partitions. pageMounted tells the
 // support desk which GET route patterns have a page (nil: none), to link a
 // ticket's references to them. Close stops what the services started.
 func NewServices(cfg config.Config, gdb *gorm.DB, log *slog.Logger, pageMounted func(pattern string) bool) (*Services, error) {
@@ -130,6 +132,7 @@ func NewServices(cfg config.Config, gdb *gorm.DB, log *slog.Logger, pageMounted 
 	if s.Ledger, err = billing.NewLedgerWriter(gdb, billing.WriterOptions{Committers: budget.Ledger}); err != nil {
 		return nil, err
 	}
+	s.Tokens = &providerapi.Tokens{DB: gdb, TTL: cfg.APITokenTTL}
 
 	s.Consents = &consent.Service{DB: gdb, IsEU: onboarding.IsEU, PublicURL: cfg.PublicURL, BcryptCost: cfg.BcryptCost,
 		Throttle: throttle, Location: cfg.BillingTimezone,
@@ -171,6 +174,10 @@ func NewServices(cfg config.Config, gdb *gorm.DB, log *slog.Logger, pageMounted 
 	}
 	s.Webhooks.RecordPush = recordPush
 	s.Support.Resolver = s.supportLinks(pageMounted)
+	// ... and last every job on the registry, on the complete services.
+	if err := s.registerJobs(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -29,8 +29,8 @@ const (
 	Abandoned Outcome = "abandoned" // its process died midway (no lock holder, no heartbeat)
 )
 
-// Job is one entry of the registry. Modules register their own jobs from
-// their mount function: a.Jobs.Register(jobs.Job{...}).
+// Job is one entry of the registry. The app registers every job in one
+// place (app/jobs.go), each with a body that calls its module's service.
 type Job struct {
 	// Name is stable (it keys the run history and the advisory lock), dotted
 	// by module: "sessions.purge", "billing.invoice_run".

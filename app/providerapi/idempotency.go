@@ -205,7 +205,7 @@ func (h *Handler) openAnswer(stored []byte) ([]byte, error) {
 }
 
 // PurgeIdempotencyKeys deletes answers older than IdempotencyTTL.
-func (h *Handler) PurgeIdempotencyKeys(ctx context.Context, now time.Time) (int64, error) {
-	res := h.DB.WithContext(ctx).Exec("DELETE FROM api_idempotency_keys WHERE created_at < ?", now.Add(-IdempotencyTTL))
+func PurgeIdempotencyKeys(ctx context.Context, db *gorm.DB, now time.Time) (int64, error) {
+	res := db.WithContext(ctx).Exec("DELETE FROM api_idempotency_keys WHERE created_at < ?", now.Add(-IdempotencyTTL))
 	return res.RowsAffected, errs.Wrap(res.Error, "purge idempotency keys")
 }
