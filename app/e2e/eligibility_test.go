@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"cardata/billing/billingtest"
 	"cardata/onboarding/vehicles"
 )
 
@@ -165,9 +166,7 @@ func TestIneligibleLaterConsentStaysGrantedButReadsAnswerWhy(t *testing.T) {
 	home := c.Get("/my")
 	csContains(t, home.Body, `id="no-data-`+vin+`"`, `data-reason="sim_inactive"`, "SIM is inactive",
 		"Your consents below stay in force", fmt.Sprintf(`data-consent="%d"`, k.ID))
-	var ledger int64
-	w.tt.DB.Raw("SELECT count(*) FROM delivery_ledger WHERE consent_id = ?", k.ID).Scan(&ledger)
-	if ledger != 1 {
+	if ledger := billingtest.CountRecords(t, w.tt.DB, billingtest.RecordFilter{ConsentID: k.ID}); ledger != 1 {
 		t.Fatalf("ledger rows: %d (only the read while eligible)", ledger)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"cardata/app/apptest"
 	"cardata/billing"
+	"cardata/billing/billingtest"
 	"cardata/onboarding/containers"
 	"cardata/onboarding/webhooks"
 	"cardata/policies"
@@ -95,6 +96,8 @@ func (ev pushedEvent) keys() []string {
 	return ks
 }
 
+// pushLedgerRow is billingtest.Record, with the fields this file's
+// comparisons list in order.
 type pushLedgerRow struct {
 	ContainerID   int64
 	KeysDelivered int
@@ -103,13 +106,12 @@ type pushLedgerRow struct {
 	EventID       string
 }
 
+// pushLedger are the provider's push records in the ledger, oldest first.
 func pushLedger(t *testing.T, tt *apptest.T, providerID int64) []pushLedgerRow {
 	t.Helper()
 	var out []pushLedgerRow
-	if err := tt.DB.Raw(`SELECT container_id, keys_delivered, array_to_string(key_ids, ',') AS keys, coalesce(event_type, '') AS event_type,
-			coalesce(event_id, '') AS event_id
-		FROM delivery_ledger WHERE provider_id = ? AND kind = 'push' ORDER BY id`, providerID).Scan(&out).Error; err != nil {
-		t.Fatal(err)
+	for _, r := range billingtest.Records(t, tt.DB, billingtest.RecordFilter{ProviderID: providerID, Kind: billing.KindPush}) {
+		out = append(out, pushLedgerRow(r))
 	}
 	return out
 }
