@@ -274,7 +274,7 @@ func (h *BillingHandlers) showRun(c *fiber.Ctx) error {
 		return err
 	}
 	// The panel is the same fragment the page polls (admin/billing/runs/progress).
-	panel, err := h.View.RenderString("admin/billing/runs/progress", &templates.Page{Data: runsPage{Run: r}})
+	panel, err := h.View.RenderString("admin/billing/runs/progress", &templates.Page{Lang: templates.LangOf(c), Data: runsPage{Run: r}})
 	if err != nil {
 		return err
 	}

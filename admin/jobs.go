@@ -119,7 +119,7 @@ func (h *JobsHandlers) showJob(c *fiber.Ctx) error {
 		return err
 	}
 	// The live panel is the same fragment the page polls (admin/jobs/live).
-	liveHTML, err := h.View.RenderString("admin/jobs/live", &templates.Page{Principal: p, Data: ld})
+	liveHTML, err := h.View.RenderString("admin/jobs/live", &templates.Page{Lang: templates.LangOf(c), Principal: p, Data: ld})
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // App is the running system.
@@ -159,6 +160,9 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	}
 	adminGroup := a.surface("/admin")
 	adminH.Routes(adminGroup)
+	// The language switch in every page's header (anonymous visitors too).
+	f.Post(web.LangPath, web.LanguageSwitch(a.Cookies, a.rememberLang))
+	a.Access.Public(fiber.MethodPost, web.LangPath)
 	a.Access.Public(fiber.MethodGet, "/admin/login")
 	a.Access.Public(fiber.MethodPost, "/admin/login")
 	view.Nav = admin.Nav()
@@ -189,6 +193,26 @@ func (a *App) surface(prefix string) fiber.Router {
 		return web.Surface(g, prefix, policies.KindCustomer, "/my/login")
 	}
 	panic("app: no browser surface " + prefix)
+}
+
+// rememberLang stores the language a signed-in person chose with the
+// switch on their account (staff user, provider user, customer account).
+// Only a browser session's principal has an account to remember it on: an
+// API client's bearer token is a provider principal too, but its ID is not
+// a provider user's.
+func (a *App) rememberLang(ctx context.Context, p *policies.Principal, lang i18n.Lang) error {
+	if p.SessionID == 0 {
+		return nil
+	}
+	switch p.Kind {
+	case policies.KindStaff:
+		return a.Staff.SetLang(ctx, p.ID, string(lang))
+	case policies.KindProvider:
+		return a.Onboarding.SetUserLang(ctx, p.ID, string(lang))
+	case policies.KindCustomer:
+		return a.Consents.SetCustomerLang(ctx, p.ID, string(lang))
+	}
+	return nil
 }
 
 func (a *App) readyz(c *fiber.Ctx) error {

@@ -42,6 +42,7 @@ type ProviderUser struct {
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 	LastLoginAt     *time.Time
+	Lang            string // remembered language ("de", "en", "")
 }
 
 func (ProviderUser) TableName() string { return "provider_users" }
@@ -55,7 +56,12 @@ func (u *ProviderUser) Pending() bool { return u.PasswordHash == "" }
 // Principal turns the user into the request principal.
 func (u *ProviderUser) Principal(sessionID int64) *policies.Principal {
 	return &policies.Principal{Kind: policies.KindProvider, ID: u.ID, Email: u.Email, Name: u.Name,
-		Roles: []string{u.Role}, ProviderID: u.ProviderID, SessionID: sessionID}
+		Roles: []string{u.Role}, ProviderID: u.ProviderID, SessionID: sessionID, Lang: u.Lang}
+}
+
+// SetUserLang remembers the language provider user id chose ("de", "en").
+func (s *Service) SetUserLang(ctx context.Context, id int64, lang string) error {
+	return errs.Wrap(s.DB.WithContext(ctx).Exec("UPDATE provider_users SET lang = ? WHERE id = ?", lang, id).Error, "set provider user language")
 }
 
 // Portal sign-in errors; the message never says whether the account exists.

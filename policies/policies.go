@@ -69,6 +69,9 @@ type Principal struct {
 	Roles      []string
 	ProviderID int64 // for KindProvider: the only provider whose data it may see
 	SessionID  int64
+	// Lang is the person's remembered language ("de", "en"; "" when they
+	// never chose), read with the account on every request.
+	Lang string
 }
 
 // HasRole reports whether p holds role directly.

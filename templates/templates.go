@@ -18,6 +18,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"cardata/policies"
+	"cardata/templates/i18n"
 )
 
 //go:embed layouts partials admin errors static portal register my public
@@ -40,7 +41,26 @@ const (
 	// LocalSecureCookies (bool) is COOKIE_SECURE, for the flash cookie,
 	// which is set here rather than beside the session and CSRF cookies.
 	LocalSecureCookies = "secure_cookies"
+	// LocalLang (i18n.Lang) caches the request's language once LangOf has
+	// chosen it.
+	LocalLang = "lang"
 )
+
+// LangOf is the language of a request: the signed-in person's remembered
+// setting, else the cardata_lang cookie, else Accept-Language (German for
+// de, de-AT, de-CH; English otherwise).
+func LangOf(c *fiber.Ctx) i18n.Lang {
+	if l, ok := c.Locals(LocalLang).(i18n.Lang); ok {
+		return l
+	}
+	remembered := ""
+	if p := policies.PrincipalFrom(c.UserContext()); p != nil {
+		remembered = p.Lang
+	}
+	l := i18n.Choose(remembered, c.Cookies(i18n.Cookie), c.Get(fiber.HeaderAcceptLanguage))
+	c.Locals(LocalLang, l)
+	return l
+}
 
 // NavItem is one entry of the navigation; it shows when the principal may GET its path.
 type NavItem struct {
@@ -116,13 +136,22 @@ type Page struct {
 	Form      map[string]string // submitted values to re-fill
 	Pager     *Pager
 	Data      any
+	// Lang is the page's language (the html lang attribute, the switch);
+	// URI is the path and query the language switch returns to.
+	Lang i18n.Lang
+	URI  string
 
 	can func(method, path string) bool
 }
 
+// Langs lists the languages the switch offers.
+func (p *Page) Langs() []i18n.Lang { return i18n.Supported }
+
 // View renders templates.
 type View struct {
-	pages map[string]*template.Template
+	// pages holds every page once per language: the template functions t,
+	// money, number, date, datetime, month and localtime are bound to it.
+	pages map[i18n.Lang]map[string]*template.Template
 	// Follows is the route guard's decision for a concrete path (app wires
 	// web.Access.Follows in); Can asks it, and every rendered link, form and
 	// navigation entry is shown only when it says yes.
@@ -134,7 +163,6 @@ type View struct {
 }
 
 var funcs = template.FuncMap{
-	"roleLabel": policies.RoleLabel,
 	"join":      strings.Join,
 	"hasPrefix": strings.HasPrefix,
 	"add":       func(a, b int) int { return a + b },
@@ -156,28 +184,83 @@ var funcs = template.FuncMap{
 	},
 }
 
-// New parses every page at start; a broken template fails the boot.
+// New parses every page at start, once per language; a broken template or
+// catalog fails the boot.
 func New(loc *time.Location) (*View, error) {
-	v := &View{pages: map[string]*template.Template{}, Location: loc}
+	if err := i18n.Load(); err != nil {
+		return nil, err
+	}
+	v := &View{pages: map[i18n.Lang]map[string]*template.Template{}, Location: loc}
+	for _, lang := range i18n.Supported {
+		pages, err := parsePages(Funcs(i18n.Locale{Lang: lang, Loc: loc}))
+		if err != nil {
+			return nil, err
+		}
+		v.pages[lang] = pages
+	}
+	return v, nil
+}
+
+// Funcs are the template functions for one language: the shared ones and
+// the locale's (t translates; money, number, date, datetime, month and
+// localtime format for people in Europe/Berlin).
+func Funcs(z i18n.Locale) template.FuncMap {
 	f := template.FuncMap{}
 	for k, fn := range funcs {
 		f[k] = fn
 	}
-	f["localtime"] = func(t any) string {
-		switch x := t.(type) {
-		case time.Time:
-			if x.IsZero() {
-				return ""
-			}
-			return x.In(loc).Format("2006-01-02 15:04")
-		case *time.Time:
-			if x == nil || x.IsZero() {
-				return "never"
-			}
-			return x.In(loc).Format("2006-01-02 15:04")
+	f["t"] = func(id any, args ...any) template.HTML { return translate(z.Lang, id, args...) }
+	f["money"] = z.Money
+	f["number"] = z.Number
+	f["date"] = z.Date
+	f["datetime"] = z.DateTime
+	f["localtime"] = z.DateTime
+	f["month"] = z.Month
+	f["roleLabel"] = func(role string) string { return z.T(policies.RoleLabel(role)) }
+	f["lang"] = func() string { return string(z.Lang) }
+	f["country"] = z.Country
+	// inLang picks the text of the page's language from a pair kept in
+	// both (the catalog's key labels): {{inLang .Label .LabelDE}}; the
+	// English one stands in for a missing German one.
+	f["inLang"] = func(en, de string) string {
+		if z.Lang == i18n.DE && de != "" {
+			return de
 		}
-		return fmt.Sprint(t)
+		return en
 	}
+	return f
+}
+
+// translate is the template function t. The catalogs are ours, so a
+// message's own text is written as it stands (an apostrophe stays one, as
+// literal template text would); its parameters are escaped unless they are
+// already HTML (a nested t), and an id missing from the catalogs (a value
+// from the data, such as an error message) is escaped as a whole.
+func translate(lang i18n.Lang, id any, args ...any) template.HTML {
+	s := fmt.Sprint(id)
+	for i := 1; i < len(args); i += 2 {
+		switch v := args[i].(type) {
+		case template.HTML:
+			args[i] = string(v)
+		case string:
+			args[i] = template.HTMLEscapeString(v)
+		case fmt.Stringer:
+			args[i] = template.HTMLEscapeString(v.String())
+		}
+	}
+	out, found := i18n.Lookup(lang, s, args...)
+	if !found {
+		if len(args) == 0 {
+			return template.HTML(template.HTMLEscapeString(out))
+		}
+		// the id is template text; its parameters are escaped already
+		return template.HTML(out)
+	}
+	return template.HTML(out)
+}
+
+func parsePages(f template.FuncMap) (map[string]*template.Template, error) {
+	pages := map[string]*template.Template{}
 	base := template.New("base").Funcs(f)
 	for _, dir := range []string{"layouts", "partials"} {
 		if _, err := base.ParseFS(files, dir+"/*.html"); err != nil {
@@ -196,14 +279,23 @@ func New(loc *time.Location) (*View, error) {
 		if _, err := t.ParseFS(files, path); err != nil {
 			return fmt.Errorf("template %s: %w", path, err)
 		}
-		v.pages[strings.TrimSuffix(path, ".html")] = t
+		pages[strings.TrimSuffix(path, ".html")] = t
 		return nil
 	})
-	return v, err
+	return pages, err
 }
 
 // Has reports whether a page exists.
-func (v *View) Has(name string) bool { _, ok := v.pages[name]; return ok }
+func (v *View) Has(name string) bool { _, ok := v.pages[i18n.EN][name]; return ok }
+
+func (v *View) page(lang i18n.Lang, name string) (*template.Template, bool) {
+	set, ok := v.pages[lang]
+	if !ok {
+		set = v.pages[i18n.EN]
+	}
+	t, ok := set[name]
+	return t, ok
+}
 
 const flashCookie = "cardata_flash"
 
@@ -264,7 +356,8 @@ func (v *View) navFor(p *policies.Principal) []NavSection {
 
 // Render writes page name with status, filling the common fields from c.
 func (v *View) Render(c *fiber.Ctx, status int, name string, p *Page) error {
-	t, ok := v.pages[name]
+	lang := LangOf(c)
+	t, ok := v.page(lang, name)
 	if !ok {
 		return fmt.Errorf("no template %q", name)
 	}
@@ -285,6 +378,8 @@ func (v *View) Render(c *fiber.Ctx, status int, name string, p *Page) error {
 	p.Path = c.Path()
 	principal := p.Principal
 	p.can = func(method, path string) bool { return v.Can(principal, method, path) }
+	p.Lang = lang
+	p.URI = c.OriginalURL()
 	if p.Errors == nil {
 		p.Errors = map[string]string{}
 	}
@@ -303,9 +398,13 @@ func (v *View) Render(c *fiber.Ctx, status int, name string, p *Page) error {
 	return c.Status(status).Send(out)
 }
 
-// RenderString renders a page body to a string (e-mails, tests).
+// RenderString renders a page body to a string (e-mails, tests) in p.Lang
+// (English when unset).
 func (v *View) RenderString(name string, p *Page) (string, error) {
-	t, ok := v.pages[name]
+	if p.Lang == "" {
+		p.Lang = i18n.EN
+	}
+	t, ok := v.page(p.Lang, name)
 	if !ok {
 		return "", fmt.Errorf("no template %q", name)
 	}

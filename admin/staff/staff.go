@@ -34,6 +34,7 @@ type User struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	LastLoginAt  *time.Time
+	Lang         string   // remembered language ("de", "en", "")
 	Roles        []string `gorm:"-"`
 }
 
@@ -429,5 +430,10 @@ func (s *Service) Authenticate(ctx context.Context, email, password, addr string
 // Principal turns a user into the request principal.
 func (u *User) Principal(sessionID int64) *policies.Principal {
 	return &policies.Principal{Kind: policies.KindStaff, ID: u.ID, Email: u.Email, Name: u.Name,
-		Roles: append([]string(nil), u.Roles...), SessionID: sessionID}
+		Roles: append([]string(nil), u.Roles...), SessionID: sessionID, Lang: u.Lang}
+}
+
+// SetLang remembers the language staff user id chose ("de", "en").
+func (s *Service) SetLang(ctx context.Context, id int64, lang string) error {
+	return errs.Wrap(s.DB.WithContext(ctx).Exec("UPDATE staff_users SET lang = ? WHERE id = ?", lang, id).Error, "set staff language")
 }

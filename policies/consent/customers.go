@@ -27,15 +27,21 @@ type Customer struct {
 	Name        string
 	HasPassword bool
 	LastLoginAt *time.Time
+	Lang        string // remembered language ("de", "en", "")
 }
 
 // Principal is the customer acting in a /my session.
 func (c *Customer) Principal(sessionID int64) *policies.Principal {
 	return &policies.Principal{Kind: policies.KindCustomer, ID: c.ID, Email: c.Email, Name: c.Name,
-		Roles: []string{RoleCustomer}, SessionID: sessionID}
+		Roles: []string{RoleCustomer}, SessionID: sessionID, Lang: c.Lang}
 }
 
-const selectCustomer = `a.id, a.email, a.name, (cc.account_id IS NOT NULL) AS has_password, cc.last_login_at
+// SetCustomerLang remembers the language customer account id chose ("de", "en").
+func (s *Service) SetCustomerLang(ctx context.Context, id int64, lang string) error {
+	return errs.Wrap(s.DB.WithContext(ctx).Exec("UPDATE customer_accounts SET lang = ? WHERE id = ?", lang, id).Error, "set customer language")
+}
+
+const selectCustomer = `a.id, a.email, a.name, a.lang, (cc.account_id IS NOT NULL) AS has_password, cc.last_login_at
 	FROM customer_accounts a LEFT JOIN customer_credentials cc ON cc.account_id = a.id`
 
 // ErrCustomerNotFound is returned for unknown accounts.
