@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/templates/i18n"
 )
 
 // Number series prefixes: invoices CD-YYYY-NNNNNN; credit notes have their
@@ -412,8 +414,10 @@ type NewPayment struct {
 // nothing remains open. Overpayments are refused.
 func (s *Service) BookPayment(ctx context.Context, id int64, in NewPayment) (*Payment, error) {
 	v := &errs.Validation{}
-	amount, err := decimal.NewFromString(strings.ReplaceAll(strings.TrimSpace(in.Amount), ",", "."))
-	if err != nil || !amount.IsPositive() {
+	amount, err := i18n.ParseAmount(in.Amount)
+	if errors.Is(err, i18n.ErrAmbiguous) {
+		v.Add("amount", "amount_ambiguous", "%s", err.Error())
+	} else if err != nil || !amount.IsPositive() {
 		v.Add("amount", "amount_invalid", "give the amount received, e.g. 119.00")
 	} else if amount.Exponent() < -2 {
 		v.Add("amount", "amount_invalid", "at most two decimals")
@@ -638,8 +642,10 @@ func (s *Service) AddManualLine(ctx context.Context, id int64, in ManualLine) (*
 	if in.Reason == "" {
 		v.Add("reason", "reason_required", "say why the line is added (it is audited)")
 	}
-	amount, err := decimal.NewFromString(strings.ReplaceAll(strings.TrimSpace(in.Amount), ",", "."))
-	if err != nil || amount.IsZero() || amount.Exponent() < -2 || amount.Abs().GreaterThan(decimal.NewFromInt(1_000_000)) {
+	amount, err := i18n.ParseAmount(in.Amount)
+	if errors.Is(err, i18n.ErrAmbiguous) {
+		v.Add("amount", "amount_ambiguous", "%s", err.Error())
+	} else if err != nil || amount.IsZero() || amount.Exponent() < -2 || amount.Abs().GreaterThan(decimal.NewFromInt(1_000_000)) {
 		v.Add("amount", "amount_invalid", "give a net amount in EUR with at most two decimals, e.g. 25.00 or -10.00")
 	}
 	if err := v.Err(); err != nil {
@@ -718,8 +724,10 @@ func (s *Service) RequestCreditNote(ctx context.Context, invoiceID int64, in Cre
 	var amount decimal.Decimal
 	partial := strings.TrimSpace(in.Amount) != ""
 	if partial {
-		a, err := decimal.NewFromString(strings.ReplaceAll(strings.TrimSpace(in.Amount), ",", "."))
-		if err != nil || !a.IsPositive() || a.Exponent() < -2 {
+		a, err := i18n.ParseAmount(in.Amount)
+		if errors.Is(err, i18n.ErrAmbiguous) {
+			v.Add("amount", "amount_ambiguous", "%s", err.Error())
+		} else if err != nil || !a.IsPositive() || a.Exponent() < -2 {
 			v.Add("amount", "amount_invalid", "give the net amount to credit, e.g. 50.00, or leave it empty to credit everything")
 		}
 		amount = a

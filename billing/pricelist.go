@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/templates/i18n"
 )
 
 // Item names what a price applies to.
@@ -310,10 +312,13 @@ func FormatTiers(items []PriceItem) string {
 }
 
 func parsePrice(s string) (decimal.Decimal, error) {
-	s = strings.TrimSpace(strings.ReplaceAll(s, ",", "."))
-	d, err := decimal.NewFromString(s)
+	s = strings.TrimSpace(s)
+	d, err := i18n.ParseAmount(s)
+	if errors.Is(err, i18n.ErrAmbiguous) {
+		return decimal.Zero, fmt.Errorf("%s: %w", s, err)
+	}
 	if err != nil {
-		return decimal.Zero, fmt.Errorf("%q is not a price (use a dot for decimals, e.g. 0.0150)", s)
+		return decimal.Zero, fmt.Errorf("%q is not a price (e.g. 0.0150 or 0,0150)", s)
 	}
 	if d.IsNegative() {
 		return decimal.Zero, fmt.Errorf("a price cannot be negative")
