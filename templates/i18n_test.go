@@ -17,7 +17,7 @@ import (
 // word outside {{t ...}} in them; the families not listed yet are English
 // only (docs/CONVENTIONS.md, "Languages", says which).
 var translated = []string{
-	"layouts/", "partials/", "errors/", "my/", "register/",
+	"layouts/", "partials/", "errors/", "my/", "register/", "portal/", "public/",
 }
 
 // untranslatable are words that read the same in both languages.
@@ -25,7 +25,7 @@ var untranslatable = map[string]bool{
 	"CarData": true, "ISO": true, "Extended": true, "Vehicle": true, "PDF": true, "CSV": true,
 	"XML": true, "UBL": true, "VIN": true, "API": true, "EUR": true, "JSON": true, "ZIP": true,
 	"BMW": true, "MINI": true, "OAuth": true, "URL": true, "HTTP": true, "SLA": true, "ID": true,
-	"VAT": false, "de": true, "en": true, "DE": true, "EN": true, "cardata": true,
+	"T": true, "T-": true, "ms": true, "MB": true, "de": true, "en": true, "DE": true, "EN": true, "cardata": true,
 }
 
 var (

@@ -211,6 +211,7 @@ func Funcs(z i18n.Locale) template.FuncMap {
 	}
 	f["t"] = func(id any, args ...any) template.HTML { return translate(z.Lang, id, args...) }
 	f["money"] = z.Money
+	f["price"] = z.Price
 	f["number"] = z.Number
 	f["date"] = z.Date
 	f["datetime"] = z.DateTime

@@ -201,7 +201,9 @@ type Key struct {
 	Category    string
 	Sensitivity string
 	Unit        string
-	Description string
+	Description string // the catalog's English description
+	// DescriptionDE is the catalog's German description (pages in German).
+	DescriptionDE string
 	// Unusual flags a key whose category is not typical for the purpose
 	// code: a data-minimisation hint for the reviewer (not a refusal).
 	Unusual bool

@@ -81,7 +81,7 @@ func (s *Service) fill(ctx context.Context, vs []Version, full bool) error {
 		}
 		purpose, _ := consent.PurposeByCode(v.PurposeCode)
 		v.Keys = append(v.Keys, Key{ID: ck.ID, Name: ck.Name, Category: ck.Category, Sensitivity: ck.Sensitivity, Unit: ck.Unit,
-			Description: ck.DescriptionEN, Unusual: !purpose.IsTypical(ck.Category)})
+			Description: ck.DescriptionEN, DescriptionDE: ck.DescriptionDE, Unusual: !purpose.IsTypical(ck.Category)})
 	}
 	var approvals []Approval
 	if err := db.Where("version_id IN ?", ids).Order("at").Find(&approvals).Error; err != nil {

@@ -90,14 +90,20 @@ func (z Locale) Decimal(d decimal.Decimal, places int32) string {
 // Money is an amount in euros for people: "1.234,56 €" in German,
 // "€1,234.56" in English; a negative amount keeps its minus in front
 // ("-5,50 €", "-€5.50"). It takes a decimal, a *decimal or a string of one.
-func (z Locale) Money(v any) string {
+func (z Locale) Money(v any) string { return z.money(v, 2) }
+
+// Price is a unit price in euros with four decimals, as the price list
+// publishes them: "0,0150 €" / "€0.0150".
+func (z Locale) Price(v any) string { return z.money(v, 4) }
+
+func (z Locale) money(v any, places int32) string {
 	d, ok := toDecimal(v)
 	if !ok {
 		return fmt.Sprint(v)
 	}
-	s := z.Decimal(d.Abs(), 2)
+	s := z.Decimal(d.Abs(), places)
 	sign := ""
-	if d.IsNegative() && !d.Round(2).IsZero() {
+	if d.IsNegative() && !d.Round(places).IsZero() {
 		sign = "-"
 	}
 	if z.Lang == DE {
@@ -120,6 +126,16 @@ func (z Locale) Number(v any) string {
 		return z.Decimal(decimal.NewFromUint64(x), 0)
 	case float64:
 		return z.Decimal(decimal.NewFromFloat(x), -1)
+	case *int64:
+		if x == nil {
+			return ""
+		}
+		return z.Number(*x)
+	case *int:
+		if x == nil {
+			return ""
+		}
+		return z.Number(*x)
 	}
 	if d, ok := toDecimal(v); ok {
 		return z.Decimal(d, -1)

@@ -48,6 +48,9 @@ func TestMoneyAndNumbers(t *testing.T) {
 			t.Errorf("en Money(%s) = %q, want %q", c.in, got, c.en)
 		}
 	}
+	if got := de.Price(decimal.RequireFromString("0.015")); got != "0,0150\u00a0€" {
+		t.Errorf("de Price = %q", got)
+	}
 	if got := de.Number(10000); got != "10.000" {
 		t.Errorf("de Number = %q", got)
 	}
