@@ -66,6 +66,44 @@ func LangOf(c *fiber.Ctx) i18n.Lang {
 type NavItem struct {
 	Label string
 	Path  string
+	// Also lists further path prefixes the item stands for (the transaction
+	// report under "My data and reports").
+	Also []string
+	// Active is set per render: the item the current page belongs to.
+	Active bool
+}
+
+// activeNav marks the one item the page at path belongs to: the item whose
+// path or Also prefix matches it longest ("/my" must not win over
+// "/my/reports" on /my/reports).
+func activeNav(secs []NavSection, path string) {
+	best, bi, bj := -1, -1, -1
+	for i := range secs {
+		for j, it := range secs[i].Items {
+			for _, pre := range append([]string{it.Path}, it.Also...) {
+				if (path == pre || strings.HasPrefix(path, pre+"/")) && len(pre) > best {
+					best, bi, bj = len(pre), i, j
+				}
+			}
+		}
+	}
+	if bi >= 0 {
+		secs[bi].Items[bj].Active = true
+	}
+}
+
+// Brand names the surface a page belongs to, for the title and the header:
+// vehicle owners, registering companies, providers and staff each see their own.
+func (p *Page) Brand() string {
+	switch {
+	case p.Path == "/my" || strings.HasPrefix(p.Path, "/my/"):
+		return "My CarData"
+	case p.Path == "/register" || strings.HasPrefix(p.Path, "/register/"):
+		return "CarData provider registration"
+	case p.Path == "/portal" || strings.HasPrefix(p.Path, "/portal/"):
+		return "CarData Partner Portal"
+	}
+	return "CarData Partner Office"
 }
 
 // NavSection groups items under a heading.
@@ -377,6 +415,7 @@ func (v *View) Render(c *fiber.Ctx, status int, name string, p *Page) error {
 	}
 	p.Nav = v.navFor(p.Principal)
 	p.Path = c.Path()
+	activeNav(p.Nav, p.Path)
 	principal := p.Principal
 	p.can = func(method, path string) bool { return v.Can(principal, method, path) }
 	p.Lang = lang

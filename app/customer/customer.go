@@ -58,7 +58,7 @@ func Nav() []templates.NavItem {
 	return []templates.NavItem{
 		{Label: "My vehicles and consents", Path: "/my"},
 		{Label: "History", Path: "/my/history"},
-		{Label: "My data and reports", Path: "/my/reports"},
+		{Label: "My data and reports", Path: "/my/reports", Also: []string{"/my/transactions"}},
 	}
 }
 

@@ -407,7 +407,13 @@ func (s *Service) buildReport(ctx context.Context, id, accountID int64) (err err
 	}
 	now := s.now()
 	sum := sha256.Sum256(data)
-	name := fmt.Sprintf("cardata-data-report-%d-%s.zip", accountID, now.Format("20060102-150405"))
+	// The name carries the generation time in the customer's zone, the same
+	// date and time the report's pages and CSV files print.
+	loc := s.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	name := fmt.Sprintf("cardata-data-report-%d-%s.zip", accountID, r.GeneratedAt.In(loc).Format("20060102-150405"))
 	return errs.Wrap(s.DB.WithContext(ctx).Model(&Report{}).Where("id = ?", id).Updates(map[string]any{
 		"status": ReportReady, "data": data, "size_bytes": len(data), "sha256": hex.EncodeToString(sum[:]),
 		"filename": name, "ready_at": now, "expires_at": now.Add(ReportTTL), "vehicles": len(r.Vehicles), "error": "",
