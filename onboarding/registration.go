@@ -22,10 +22,25 @@ import (
 
 // Terms is a published version of the partner terms.
 type Terms struct {
-	Version     string `gorm:"primaryKey"`
-	Title       string
-	Summary     string
+	Version string `gorm:"primaryKey"`
+	Title   string
+	Summary string
+	// BodyEN and BodyDE are the full text (paragraphs separated by blank
+	// lines), shown at /register/terms.
+	BodyEN      string
+	BodyDE      string
 	PublishedAt time.Time
+}
+
+// Paragraphs splits a terms text into its paragraphs for display.
+func Paragraphs(body string) []string {
+	var out []string
+	for _, p := range strings.Split(body, "\n\n") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (Terms) TableName() string { return "terms_versions" }

@@ -284,7 +284,21 @@ func TestRegisterFormRefusesWithFieldErrorsThenTheAdminSignsIn(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
 	c := tt.Client(t)
-	obMustContain(t, c.Get("/register").Body, `name="terms_version" value="2025-01"`, "Switzerland")
+	form := c.Get("/register").Body
+	obMustContain(t, form, `name="terms_version" value="2025-01"`, `id="seat-hint"`,
+		"Switzerland and the United Kingdom are supported markets", `<option value="IS"`, `<option value="AT"`,
+		`href="/register/terms"`, "· CarData provider registration</title>")
+	// Only EEA seats are offered (issue 18): CH and GB are markets, not seats; the US is neither.
+	for _, code := range []string{"CH", "GB", "US"} {
+		if strings.Contains(form, `<option value="`+code+`"`) {
+			t.Errorf("the seat list offers %s", code)
+		}
+	}
+	terms := c.Get("/register/terms")
+	if terms.Status != http.StatusOK {
+		t.Fatalf("full terms: %d", terms.Status)
+	}
+	obMustContain(t, terms.Body, "CarData Partner Terms 2025-01", "Non-discriminatory access", "Consent and purpose", "Place of jurisdiction")
 	fields := func() map[string]string {
 		return map[string]string{"legal_name": "Formular Versicherung AG", "legal_form": "AG", "street": "Ring 1", "postal_code": "1010",
 			"city": "Wien", "country": "CH", "vat_id": "CHE-123.456.788", "register_number": "FN 1", "contact_name": "Franz Form",
@@ -296,7 +310,10 @@ func TestRegisterFormRefusesWithFieldErrorsThenTheAdminSignsIn(t *testing.T) {
 	if res.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("swiss seat: %d %s", res.Status, res.Body)
 	}
-	obMustContain(t, res.Body, "Switzerland is a CarData market, but only companies seated in the EEA", `value="Formular Versicherung AG"`)
+	// A seat outside the EEA sent anyway is refused; what was typed stays,
+	// and the form says next to the fields that the file and passwords must be given again.
+	obMustContain(t, res.Body, "Switzerland is a CarData market, but only companies seated in the EEA", `value="Formular Versicherung AG"`,
+		`value="franz@form.example"`, "Insurance by usage.", `id="password-cleared"`, "choose the file")
 	f := fields()
 	f["country"], f["vat_id"] = "AT", "ATU13585626"
 	res = c.Do(obMultipartForm(t, c, f, "extract.txt", []byte("hello")))

@@ -54,7 +54,7 @@ func (h *Handlers) Routes(r fiber.Router) {
 var PublicRoutes = [][2]string{
 	{fiber.MethodGet, "/portal/login"}, {fiber.MethodPost, "/portal/login"},
 	{fiber.MethodGet, "/portal/invitations/:token"}, {fiber.MethodPost, "/portal/invitations/:token"},
-	{fiber.MethodGet, "/register"}, {fiber.MethodPost, "/register"},
+	{fiber.MethodGet, "/register"}, {fiber.MethodPost, "/register"}, {fiber.MethodGet, "/register/terms"},
 }
 
 // Nav is the portal navigation (shown to the provider roles allowed to GET each path).

@@ -20,12 +20,32 @@ import (
 func (h *Handlers) RegisterRoutes(r fiber.Router) {
 	r.Get("", h.registerForm)
 	r.Post("", h.register)
+	r.Get("/terms", h.terms)
+}
+
+// terms shows the full text of the current partner terms, linked from the form.
+func (h *Handlers) terms(c *fiber.Ctx) error {
+	t, err := h.Onboarding.FindCurrentTerms(c.UserContext())
+	if err != nil {
+		return err
+	}
+	body := t.BodyEN
+	if templates.LangOf(c) == "de" && t.BodyDE != "" {
+		body = t.BodyDE
+	}
+	return h.View.Render(c, fiber.StatusOK, "register/terms", &templates.Page{Title: t.Title,
+		Data: struct {
+			Terms      *onboarding.Terms
+			Paragraphs []string
+		}{t, onboarding.Paragraphs(body)}})
 }
 
 type registerPage struct {
-	Terms     *onboarding.Terms
+	Terms *onboarding.Terms
+	// Seats are the only countries offered: the EEA. Switzerland and the
+	// United Kingdom are markets but not seats; the form says so up front
+	// instead of offering them and refusing after submission.
 	Seats     []onboarding.Country
-	NotSeats  []onboarding.Country
 	MaxUpload int
 }
 
@@ -43,8 +63,7 @@ func (h *Handlers) renderRegister(c *fiber.Ctx, status int, fieldErrs, form map[
 	}
 	seats := append(append([]onboarding.Country{}, onboarding.EU27...), onboarding.EEAOnly...)
 	return h.View.Render(c, status, "register/form", &templates.Page{Title: "Register as a CarData provider", Errors: fieldErrs, Form: form,
-		Data: registerPage{Terms: terms, Seats: seats, MaxUpload: onboarding.MaxDocumentSize >> 20,
-			NotSeats: []onboarding.Country{{Code: "CH", Name: "Switzerland"}, {Code: "GB", Name: "United Kingdom"}, {Code: "US", Name: "United States"}}}})
+		Data: registerPage{Terms: terms, Seats: seats, MaxUpload: onboarding.MaxDocumentSize >> 20}})
 }
 
 func (h *Handlers) register(c *fiber.Ctx) error {
