@@ -10,6 +10,7 @@ import (
 	"cardata/policies/consent"
 	"cardata/policies/errs"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // CustomerHandlers let support and auditors produce a customer's data
@@ -186,15 +187,25 @@ func (h *CustomerHandlers) transactions(c *fiber.Ctx) error {
 	}
 	base := fmt.Sprintf("cardata-transactions-%d-%s", id, r.GeneratedAt.In(h.loc()).Format("20060102"))
 	if form["format"] == "csv" {
-		data, err := consent.TransactionsCSV(r)
+		data, err := consent.TransactionsCSV(r, templates.LangOf(c))
 		if err != nil {
 			return err
 		}
 		return templates.SendFile(c, base+".csv", "text/csv; charset=utf-8", data)
 	}
-	data, err := consent.TransactionsPDF(r, h.loc())
+	// The PDF is for the customer: in their language when they chose one.
+	data, err := consent.TransactionsPDF(r, h.loc(), readerLang(r.Customer.Lang, templates.LangOf(c)))
 	if err != nil {
 		return err
 	}
 	return templates.SendFile(c, base+".pdf", "application/pdf", data)
+}
+
+// readerLang is the language of a document made for someone else: theirs
+// when they chose one, else the page's.
+func readerLang(theirs string, page i18n.Lang) i18n.Lang {
+	if l, ok := i18n.Parse(theirs); ok {
+		return l
+	}
+	return page
 }

@@ -95,13 +95,13 @@ func RenderTransactions(c *fiber.Ctx, view *templates.View, page string, r *cons
 	base := "cardata-transactions-" + strconv.FormatInt(r.Customer.ID, 10) + "-" + r.GeneratedAt.In(loc).Format("20060102")
 	switch format {
 	case "csv":
-		data, err := consent.TransactionsCSV(r)
+		data, err := consent.TransactionsCSV(r, templates.LangOf(c))
 		if err != nil {
 			return err
 		}
 		return templates.SendFile(c, base+".csv", "text/csv; charset=utf-8", data)
 	case "pdf":
-		data, err := consent.TransactionsPDF(r, loc)
+		data, err := consent.TransactionsPDF(r, loc, templates.LangOf(c))
 		if err != nil {
 			return err
 		}

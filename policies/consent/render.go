@@ -14,6 +14,7 @@ import (
 
 	"cardata/policies/csvsafe"
 	"cardata/policies/errs"
+	"cardata/templates/i18n"
 )
 
 // The report files. Machine-readable files carry UTC times (RFC 3339);
@@ -240,12 +241,18 @@ func RenderArchive(r *DataReport, loc *time.Location) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// TransactionsCSV renders the transaction report as CSV.
-func TransactionsCSV(r *TransactionReport) ([]byte, error) {
+// TransactionsCSV renders the transaction report as CSV, its header row in
+// lang (the column ids in English, German words in German); the values
+// are the same in both.
+func TransactionsCSV(r *TransactionReport, lang i18n.Lang) ([]byte, error) {
 	// keys: the raw keys the transfer carried (empty when not recorded,
 	// keys_recorded then says no); key_labels: the same in plain language.
-	rows := [][]string{{"delivered_at", "vin", "provider", "container_id", "container", "version", "purpose_code", "purpose",
-		"kind", "values_delivered", "keys", "consent_id", "keys_recorded", "key_labels", "key_labels_de", "event_id", "event_type"}}
+	header := []string{"delivered_at", "vin", "provider", "container_id", "container", "version", "purpose_code", "purpose",
+		"kind", "values_delivered", "keys", "consent_id", "keys_recorded", "key_labels", "key_labels_de", "event_id", "event_type"}
+	for i, h := range header {
+		header[i] = i18n.T(lang, h)
+	}
+	rows := [][]string{header}
 	for _, t := range r.Transfers {
 		recorded := "yes"
 		if !t.KeysKnown {
@@ -263,17 +270,21 @@ func TransactionsCSV(r *TransactionReport) ([]byte, error) {
 // MaxPDFTransfers caps the PDF's table; the CSV always lists every transfer.
 const MaxPDFTransfers = 10000
 
-// TransactionsPDF renders the transaction report as a readable PDF.
-func TransactionsPDF(r *TransactionReport, loc *time.Location) ([]byte, error) {
+// TransactionsPDF renders the transaction report as a readable PDF in
+// lang: its words, dates and numbers (the keys in the catalog's labels of
+// that language).
+func TransactionsPDF(r *TransactionReport, loc *time.Location, lang i18n.Lang) ([]byte, error) {
 	if loc == nil {
 		loc = time.UTC
 	}
+	z := i18n.Locale{Lang: lang, Loc: loc}
+	T := z.T
 	pdf := fpdf.New("L", "mm", "A4", "")
 	pdf.SetCreationDate(r.GeneratedAt)
 	pdf.SetModificationDate(r.GeneratedAt)
 	pdf.SetCompression(true)
 	tr := pdf.UnicodeTranslatorFromDescriptor("")
-	pdf.SetTitle("CarData transaction report", true)
+	pdf.SetTitle(T("CarData transaction report"), true)
 	pdf.SetCreator("cardata", false)
 	pdf.SetMargins(14, 14, 14)
 	pdf.SetAutoPageBreak(true, 16)
@@ -282,24 +293,25 @@ func TransactionsPDF(r *TransactionReport, loc *time.Location) ([]byte, error) {
 		pdf.SetY(-11)
 		pdf.SetFont("Helvetica", "", 7)
 		pdf.SetTextColor(90, 90, 90)
-		pdf.CellFormat(0, 4, tr(fmt.Sprintf("CarData transaction report · %s · page %d/{nb}", r.Customer.Email, pdf.PageNo())), "", 0, "C", false, 0, "")
+		pdf.CellFormat(0, 4, tr(T("CarData transaction report · {{.Email}} · page {{.Page}}/{nb}", "Email", r.Customer.Email, "Page", pdf.PageNo())), "", 0, "C", false, 0, "")
 	})
 	pdf.AddPage()
 	pdf.SetFont("Helvetica", "B", 15)
-	pdf.CellFormat(0, 8, tr("Transfers of your vehicle data to third parties"), "", 1, "L", false, 0, "")
+	pdf.CellFormat(0, 8, tr(T("Transfers of your vehicle data to third parties")), "", 1, "L", false, 0, "")
 	pdf.SetFont("Helvetica", "", 9)
-	period := "all time"
+	period := T("all time")
 	switch {
 	case !r.From.IsZero() && !r.To.IsZero():
-		period = r.From.In(loc).Format("2006-01-02") + " to " + r.To.Add(-time.Nanosecond).In(loc).Format("2006-01-02")
+		period = T("{{.From}} to {{.To}}", "From", z.Date(r.From), "To", z.Date(r.To.Add(-time.Nanosecond)))
 	case !r.From.IsZero():
-		period = "from " + r.From.In(loc).Format("2006-01-02")
+		period = T("from {{.Date}}", "Date", z.Date(r.From))
 	case !r.To.IsZero():
-		period = "until " + r.To.Add(-time.Nanosecond).In(loc).Format("2006-01-02")
+		period = T("until {{.Date}}", "Date", z.Date(r.To.Add(-time.Nanosecond)))
 	}
 	for _, l := range []string{
-		fmt.Sprintf("For %s (%s) · period: %s · generated %s", r.Customer.Name, r.Customer.Email, period, r.GeneratedAt.In(loc).Format("2006-01-02 15:04 MST")),
-		fmt.Sprintf("%d transfers, each made on the basis of your consent and recorded in the delivery ledger.", len(r.Transfers)),
+		T("For {{.Name}} ({{.Email}}) · period: {{.Period}} · generated {{.At}}", "Name", r.Customer.Name, "Email", r.Customer.Email,
+			"Period", period, "At", z.DateTime(r.GeneratedAt)+" "+r.GeneratedAt.In(loc).Format("MST")),
+		T("{{.Count}} transfers, each made on the basis of your consent and recorded in the delivery ledger.", "Count", len(r.Transfers)),
 	} {
 		pdf.CellFormat(0, 5, tr(l), "", 1, "L", false, 0, "")
 	}
@@ -307,7 +319,7 @@ func TransactionsPDF(r *TransactionReport, loc *time.Location) ([]byte, error) {
 	cols := []struct {
 		title string
 		w     float64
-	}{{"When", 36}, {"Vehicle (VIN)", 40}, {"Provider", 58}, {"Container (version) and purpose", 100}, {"Kind", 16}, {"Values", 19}}
+	}{{T("When"), 36}, {T("Vehicle (VIN)"), 40}, {T("Provider"), 58}, {T("Container (version) and purpose"), 100}, {T("Kind"), 16}, {T("Values"), 19}}
 	header := func() {
 		pdf.SetFont("Helvetica", "B", 8)
 		pdf.SetFillColor(238, 241, 245)
@@ -321,15 +333,15 @@ func TransactionsPDF(r *TransactionReport, loc *time.Location) ([]byte, error) {
 	for i, t := range r.Transfers {
 		if i == MaxPDFTransfers {
 			pdf.SetFont("Helvetica", "I", 8)
-			pdf.CellFormat(0, 6, tr(fmt.Sprintf("… and %d more transfers: download the CSV for the complete list.", len(r.Transfers)-MaxPDFTransfers)), "", 1, "L", false, 0, "")
+			pdf.CellFormat(0, 6, tr(T("… and {{.N}} more transfers: download the CSV for the complete list.", "N", z.Number(len(r.Transfers)-MaxPDFTransfers))), "", 1, "L", false, 0, "")
 			break
 		}
 		if pdf.GetY() > 185 {
 			pdf.AddPage()
 			header()
 		}
-		vals := []string{t.At.In(loc).Format("2006-01-02 15:04:05"), t.VIN, t.Provider,
-			fmt.Sprintf("%s (v%d) · %s", t.Container, t.Version, t.PurposeLabel), t.Kind, strconv.Itoa(t.Values)}
+		vals := []string{z.DateTime(t.At) + t.At.In(loc).Format(":05"), t.VIN, t.Provider,
+			fmt.Sprintf("%s (%s) · %s", t.Container, T("version {{.Version}}", "Version", t.Version), T(t.PurposeLabel)), T(t.Kind), z.Number(t.Values)}
 		for j, c := range cols {
 			s := tr(vals[j])
 			for pdf.GetStringWidth(s) > c.w-2 && len(s) > 1 {
@@ -344,22 +356,22 @@ func TransactionsPDF(r *TransactionReport, loc *time.Location) ([]byte, error) {
 		pdf.Ln(-1)
 		// The keys this transfer carried, in plain language with the raw key.
 		pdf.SetFont("Helvetica", "", 7)
-		pdf.MultiCell(0, 3.6, tr("Keys sent: "+KeyList(t.KeysKnown, t.KeyNames)), "LRB", "L", false)
+		pdf.MultiCell(0, 3.6, tr(T("Keys sent: ")+keyList(t.KeysKnown, t.KeyNames, lang == i18n.DE)), "LRB", "L", false)
 		pdf.SetFont("Helvetica", "", 8)
 	}
 	if len(r.Transfers) == 0 {
-		pdf.CellFormat(0, 6, tr("No data of your vehicles was transferred to a third party in this period."), "", 1, "L", false, 0, "")
+		pdf.CellFormat(0, 6, tr(T("No data of your vehicles was transferred to a third party in this period.")), "", 1, "L", false, 0, "")
 	}
 	if len(r.Containers) > 0 {
 		pdf.Ln(4)
 		pdf.SetFont("Helvetica", "B", 11)
-		pdf.CellFormat(0, 7, tr("The data containers named above and the data keys their consent covers"), "", 1, "L", false, 0, "")
+		pdf.CellFormat(0, 7, tr(T("The data containers named above and the data keys their consent covers")), "", 1, "L", false, 0, "")
 		for _, c := range r.Containers {
 			pdf.SetFont("Helvetica", "B", 8)
-			pdf.MultiCell(0, 4.5, tr(fmt.Sprintf("%s: %s (version %d), purpose: %s", c.Provider, c.Name, c.Version, c.PurposeLabel)), "", "L", false)
+			pdf.MultiCell(0, 4.5, tr(T("{{.Provider}}: {{.Container}} (version {{.Version}}), purpose: {{.Purpose}}", "Provider", c.Provider, "Container", c.Name, "Version", c.Version, "Purpose", T(c.PurposeLabel))), "", "L", false)
 			pdf.SetFont("Helvetica", "", 8)
 			pdf.MultiCell(0, 4, tr(c.Purpose), "", "L", false)
-			pdf.MultiCell(0, 4, tr("Keys: "+strings.Join(c.Keys, ", ")), "", "L", false)
+			pdf.MultiCell(0, 4, tr(T("Keys: ")+strings.Join(c.Keys, ", ")), "", "L", false)
 			pdf.Ln(1.5)
 		}
 	}

@@ -46,6 +46,9 @@ type ReportCustomer struct {
 	ID    int64  `json:"id"`
 	Email string `json:"email"`
 	Name  string `json:"name"`
+	// Lang is the language the customer chose ("" when never), for
+	// documents staff produce for them; not part of the report's files.
+	Lang string `json:"-"`
 }
 
 // ReportVehicle is one vehicle with the stored value of each key.
@@ -148,7 +151,7 @@ func (s *Service) BuildDataReport(ctx context.Context, accountID int64) (*DataRe
 	if err != nil {
 		return nil, err
 	}
-	r := &DataReport{GeneratedAt: s.now(), Customer: ReportCustomer{ID: cust.ID, Email: cust.Email, Name: cust.Name},
+	r := &DataReport{GeneratedAt: s.now(), Customer: ReportCustomer{ID: cust.ID, Email: cust.Email, Name: cust.Name, Lang: cust.Lang},
 		Vehicles: make([]ReportVehicle, 0, len(vehicles)), Consents: []ReportConsent{}}
 	byID := map[int64]int{}
 	ids := make([]int64, 0, len(vehicles))
@@ -781,7 +784,7 @@ func (s *Service) BuildTransactionReport(ctx context.Context, accountID int64, f
 	if err != nil {
 		return nil, err
 	}
-	r := &TransactionReport{GeneratedAt: s.now(), Customer: ReportCustomer{ID: cust.ID, Email: cust.Email, Name: cust.Name},
+	r := &TransactionReport{GeneratedAt: s.now(), Customer: ReportCustomer{ID: cust.ID, Email: cust.Email, Name: cust.Name, Lang: cust.Lang},
 		From: from, To: to, Transfers: []Transfer{}}
 	byID := map[int64]*Consent{}
 	ids := make([]int64, 0, len(consents))
