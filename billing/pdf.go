@@ -7,6 +7,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"cardata/policies/errs"
+	"cardata/templates/i18n"
 	"cardata/templates/pdfdoc"
 )
 
@@ -62,13 +63,16 @@ func RenderPDF(inv *Invoice, orig *Invoice) ([]byte, error) {
 	if inv.IsCreditNote() && inv.Reason != "" {
 		d.Reason = "Grund / Reason: " + inv.Reason
 	}
+	// The invoice speaks German first (its dates are German), so its
+	// amounts are written the German way too: 1.234,56 €, 0,015.
+	de := i18n.Locale{Lang: i18n.DE}
 	for _, l := range inv.Lines {
 		desc := l.Description
 		if l.Reason != "" && l.Item == ItemManual {
 			desc += " — " + l.Reason
 		}
-		d.Lines = append(d.Lines, pdfdoc.Line{Position: fmt.Sprint(l.Position), Description: desc, Quantity: quantityString(l.Quantity),
-			UnitPrice: priceString(l.UnitPrice), Net: groupThousands(l.NetAmount.StringFixed(2))})
+		d.Lines = append(d.Lines, pdfdoc.Line{Position: fmt.Sprint(l.Position), Description: desc, Quantity: de.Number(l.Quantity),
+			UnitPrice: priceString(l.UnitPrice), Net: de.Decimal(l.NetAmount, 2)})
 	}
 
 	taxLabel := fmt.Sprintf("USt. / VAT %s (%s)", inv.TaxRate.StringFixed(0)+" %", inv.TaxCategory)
@@ -76,9 +80,9 @@ func RenderPDF(inv *Invoice, orig *Invoice) ([]byte, error) {
 		taxLabel = "USt. / VAT (O: nicht steuerbar / not subject)"
 	}
 	d.Totals = [][2]string{
-		{"Summe netto / Total net", groupThousands(inv.NetTotal.StringFixed(2)) + " EUR"},
-		{taxLabel, groupThousands(inv.TaxTotal.StringFixed(2)) + " EUR"},
-		{"Gesamtbetrag / Total amount", groupThousands(inv.GrossTotal.StringFixed(2)) + " EUR"},
+		{"Summe netto / Total net", de.Money(inv.NetTotal)},
+		{taxLabel, de.Money(inv.TaxTotal)},
+		{"Gesamtbetrag / Total amount", de.Money(inv.GrossTotal)},
 	}
 	d.TaxNote = inv.TaxNote
 	if inv.TaxCategory == TaxReverseCharge {
@@ -112,7 +116,8 @@ func priceString(p decimal.Decimal) string {
 	for strings.HasSuffix(s, "0") && len(s)-strings.Index(s, ".") > 3 {
 		s = s[:len(s)-1]
 	}
-	return s
+	d, _ := decimal.NewFromString(s)
+	return i18n.Locale{Lang: i18n.DE}.Decimal(d, -1)
 }
 
 func formatIBAN(iban string) string {
