@@ -27,6 +27,12 @@ type Handlers struct {
 	EndSession   func(c *fiber.Ctx)
 	// Widgets adds module tiles to the dashboard (wired by app).
 	Widgets []Widget
+	// OIDC signs staff in through the company's identity provider
+	// (STAFF_OIDC_*); nil when none is configured.
+	OIDC *templates.OIDCSignIn
+	// RoleClaim and RoleMap turn the provider's groups into cardata roles.
+	RoleClaim string
+	RoleMap   map[string][]string
 }
 
 // Routes mounts the staff pages on r (the /admin group).
@@ -34,6 +40,8 @@ func (h *Handlers) Routes(r fiber.Router) {
 	r.Get("/login", h.loginForm)
 	r.Post("/login", h.login)
 	r.Post("/logout", h.logout)
+	r.Get("/oidc/login", h.oidcLogin)
+	r.Get("/oidc/callback", h.oidcCallback)
 	r.Get("", h.dashboard)
 	r.Get("/account", h.account)
 	r.Post("/account/password", h.changePassword)

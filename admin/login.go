@@ -3,6 +3,7 @@ package admin
 import (
 	"github.com/gofiber/fiber/v2"
 
+	"cardata/admin/staff"
 	"cardata/policies"
 	"cardata/templates"
 )
@@ -32,12 +33,51 @@ func (h *Handlers) login(c *fiber.Ctx) error {
 }
 
 func (h *Handlers) logout(c *fiber.Ctx) error {
+	via := ""
 	if tok := c.Cookies("cardata_session"); tok != "" {
+		if s, err := h.Sessions.Lookup(c.UserContext(), tok); err == nil {
+			via = s.IdentityProvider
+		}
 		if err := h.Sessions.Delete(c.UserContext(), tok); err != nil {
 			return err
 		}
 	}
 	h.EndSession(c)
 	templates.SetFlash(c, "info", "You have signed out.")
-	return c.Redirect("/admin/login", fiber.StatusSeeOther)
+	// A session from the company's provider ends there too.
+	return c.Redirect(h.OIDC.AfterLogout(c, via, "/admin/login"), fiber.StatusSeeOther)
+}
+
+// oidcLogin sends the browser to the company's identity provider.
+func (h *Handlers) oidcLogin(c *fiber.Ctx) error {
+	if h.OIDC == nil {
+		return fiber.ErrNotFound
+	}
+	return h.OIDC.Begin(c, safeNext(c.Query("next")))
+}
+
+// oidcCallback is where the provider sends the browser back: the identity
+// is verified (policies/identity), its groups give the roles, and the
+// session is the same as a password sign-in's.
+func (h *Handlers) oidcCallback(c *fiber.Ctx) error {
+	if h.OIDC == nil {
+		return fiber.ErrNotFound
+	}
+	id, err := h.OIDC.Finish(c)
+	if err != nil {
+		return h.OIDC.Refused(h.View, c, err)
+	}
+	groups := id.Strings(h.RoleClaim)
+	u, err := h.Staff.SignInExternal(c.UserContext(), staff.ExternalSignIn{Issuer: id.Issuer, Subject: id.Subject,
+		Email: id.Email, EmailVerified: id.EmailVerified, Name: id.Name, Groups: groups, Roles: staff.MapRoles(h.RoleMap, groups)})
+	if err != nil {
+		return h.OIDC.Refused(h.View, c, err)
+	}
+	addr := policies.RequestFrom(c.UserContext()).ClientAddr
+	token, _, err := h.Sessions.CreateVia(c.UserContext(), policies.KindStaff, u.ID, addr, c.Get(fiber.HeaderUserAgent), id.Provider, id.Subject)
+	if err != nil {
+		return err
+	}
+	h.StartSession(c, token)
+	return c.Redirect(safeNext(id.Next), fiber.StatusSeeOther)
 }

@@ -158,6 +158,10 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 		StartSession: func(c *fiber.Ctx, token string) { web.SetSessionCookie(c, a.Cookies, token, cfg.SessionMaxAge) },
 		EndSession:   func(c *fiber.Ctx) { web.ClearSessionCookie(c, a.Cookies) },
 	}
+	if adminH.OIDC, err = a.staffSignIn(); err != nil {
+		return nil, err
+	}
+	adminH.RoleClaim, adminH.RoleMap = cfg.StaffOIDC.RoleClaim, cfg.StaffOIDC.RoleMap
 	adminGroup := a.surface("/admin")
 	adminH.Routes(adminGroup)
 	// The language switch in every page's header (anonymous visitors too).
@@ -165,6 +169,8 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	a.Access.Public(fiber.MethodPost, web.LangPath)
 	a.Access.Public(fiber.MethodGet, "/admin/login")
 	a.Access.Public(fiber.MethodPost, "/admin/login")
+	a.Access.Public(fiber.MethodGet, "/admin/oidc/login")
+	a.Access.Public(fiber.MethodGet, "/admin/oidc/callback")
 	view.Nav = admin.Nav()
 
 	// Module surfaces, on the ready services. Each mount function lives in
@@ -186,11 +192,11 @@ func (a *App) surface(prefix string) fiber.Router {
 	g := a.Fiber.Group(prefix)
 	switch prefix {
 	case "/admin":
-		return web.Surface(g, prefix, policies.KindStaff, "/admin/login")
+		return web.Surface(g, prefix, policies.KindStaff, "/admin/login", "/admin/oidc/login", "/admin/oidc/callback")
 	case "/portal":
 		return web.Surface(g, prefix, policies.KindProvider, "/portal/login", "/portal/invitations/:token")
 	case "/my":
-		return web.Surface(g, prefix, policies.KindCustomer, "/my/login")
+		return web.Surface(g, prefix, policies.KindCustomer, "/my/login", "/my/oidc/login", "/my/oidc/callback")
 	}
 	panic("app: no browser surface " + prefix)
 }

@@ -32,6 +32,18 @@ func (a *App) mountConsent() error {
 		StartSession: func(c *fiber.Ctx, token string) { web.SetSessionCookie(c, a.Cookies, token, a.Cfg.SessionMaxAge) },
 		EndSession:   func(c *fiber.Ctx) { web.ClearSessionCookie(c, a.Cookies) },
 	}
+	var err error
+	if ch.OIDC, err = a.signInWith("customer", a.Cfg.CustomerOIDC, "/my", "my/login", "Sign in to My CarData", "Sign in with your BMW or MINI account"); err != nil {
+		return err
+	}
+	// Local customer passwords stay for the demo: where a real customer
+	// identity is configured, it is the only way in.
+	ch.NoPasswords = a.Cfg.CustomerOIDC.Enabled() && !a.Cfg.DevIdP
+	if ch.NoPasswords {
+		offer := a.View.SignInWith["my/login"]
+		offer.NoPasswords = true
+		a.View.SignInWith["my/login"] = offer
+	}
 	ch.Routes(a.surface("/my"))
 	for _, r := range customer.PublicRoutes {
 		a.Access.Public(r[0], r[1])

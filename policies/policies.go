@@ -72,6 +72,9 @@ type Principal struct {
 	// Lang is the person's remembered language ("de", "en"; "" when they
 	// never chose), read with the account on every request.
 	Lang string
+	// Subject is the identity provider's subject when the session was
+	// started through OpenID Connect (policies/identity); empty otherwise.
+	Subject string
 }
 
 // HasRole reports whether p holds role directly.

@@ -180,6 +180,9 @@ type Page struct {
 	URI  string
 
 	can func(method, path string) bool
+	// SignInWith is the identity-provider sign-in a sign-in page offers
+	// (filled by Render from View.SignInWith).
+	SignInWith *SignInWith
 }
 
 // Langs lists the languages the switch offers.
@@ -198,6 +201,9 @@ type View struct {
 	Nav []NavSection
 	// Location renders times for people (Europe/Berlin).
 	Location *time.Location
+	// SignInWith offers sign-in through an identity provider on sign-in
+	// pages, by template name (admin/login, my/login); app wires it.
+	SignInWith map[string]SignInWith
 }
 
 var funcs = template.FuncMap{
@@ -420,6 +426,9 @@ func (v *View) Render(c *fiber.Ctx, status int, name string, p *Page) error {
 	p.can = func(method, path string) bool { return v.Can(principal, method, path) }
 	p.Lang = lang
 	p.URI = c.OriginalURL()
+	if o, ok := v.SignInWith[name]; ok && p.SignInWith == nil {
+		p.SignInWith = &o
+	}
 	if p.Errors == nil {
 		p.Errors = map[string]string{}
 	}

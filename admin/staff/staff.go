@@ -35,7 +35,11 @@ type User struct {
 	UpdatedAt    time.Time
 	LastLoginAt  *time.Time
 	Lang         string   // remembered language ("de", "en", "")
-	Roles        []string `gorm:"-"`
+	// OIDCIssuer and OIDCSubject name the person at the company's identity
+	// provider once they have signed in through it (SignInExternal).
+	OIDCIssuer  *string  `gorm:"column:oidc_issuer"`
+	OIDCSubject *string  `gorm:"column:oidc_subject"`
+	Roles       []string `gorm:"-"`
 }
 
 func (User) TableName() string { return "staff_users" }

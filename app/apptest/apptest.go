@@ -101,10 +101,23 @@ func (tt *T) MustCreateStaff(t testing.TB, email string, roles ...string) *staff
 // the base URL once the server answers /healthz.
 func (tt *T) Serve(t testing.TB) string {
 	t.Helper()
+	return tt.ServeOn(t, Listen(t))
+}
+
+// Listen binds a loopback port for ServeOn, so a test knows the app's URL
+// before New (PUBLIC_URL, the identity providers' redirect URLs).
+func Listen(t testing.TB) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ln
+}
+
+// ServeOn is Serve on a listener from Listen.
+func (tt *T) ServeOn(t testing.TB, ln net.Listener) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tt.App.ServeListener(ctx, ln, nil) }()

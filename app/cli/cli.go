@@ -187,6 +187,10 @@ func runServe(ctx context.Context, env *Env, _ *flag.FlagSet) error {
 		return err
 	}
 	env.Log.Info("starting", "config", env.Cfg.Redacted())
+	if err := a.StartDevIdP(); err != nil {
+		a.Close()
+		return err
+	}
 	return a.Serve(ctx, func(addr string) {
 		env.Log.Info("listening", "addr", addr, "url", env.Cfg.PublicURL+"/admin")
 	})

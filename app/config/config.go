@@ -72,7 +72,45 @@ type Config struct {
 	// one of them has its X-Forwarded-For read, from the right, skipping
 	// trusted hops; empty: the client address is the TCP peer.
 	TrustedProxies []netip.Prefix
+
+	// StaffOIDC signs staff in through the company's OpenID Connect
+	// provider (STAFF_OIDC_*); off when its Issuer is empty.
+	StaffOIDC OIDC
+	// CustomerOIDC signs vehicle owners in to /my through the
+	// manufacturer's customer identity (CUSTOMER_OIDC_*); off when empty.
+	CustomerOIDC OIDC
+	// DevIdP (DEV_IDP=1, development only) runs the in-process development
+	// identity provider on DevIdPAddr (DEV_IDP_ADDR; staff there, vehicle
+	// owners on the next port) and points StaffOIDC and CustomerOIDC at it.
+	DevIdP     bool
+	DevIdPAddr string
 }
+
+// OIDC is one OpenID Connect provider cardata signs people in through.
+type OIDC struct {
+	Issuer       string   // *_OIDC_ISSUER: the issuer URL as the discovery document states it
+	ClientID     string   // *_OIDC_CLIENT_ID
+	ClientSecret string   // *_OIDC_CLIENT_SECRET (secret, never logged)
+	Scopes       []string // *_OIDC_SCOPES besides openid (default: profile email)
+	// RoleClaim (STAFF_OIDC_ROLE_CLAIM, default groups) is the ID-token
+	// claim that lists the person's groups or roles; a dotted name reads a
+	// nested claim (realm_access.roles).
+	RoleClaim string
+	// RoleMap (STAFF_OIDC_ROLE_MAP, "group=role,group=role") gives the
+	// cardata roles of each claim value; a group may be named twice.
+	RoleMap map[string][]string
+}
+
+// Enabled reports whether the provider is configured.
+func (o OIDC) Enabled() bool { return o.Issuer != "" }
+
+// DevIdPClientSecret is the development identity provider's client secret:
+// it serves loopback addresses only, so it need not be secret.
+const DevIdPClientSecret = "cardata-dev-idp-secret"
+
+// DevRoleMap is the development identity provider's group mapping.
+const DevRoleMap = "cardata-partner-managers=partner_manager,cardata-finance=finance,cardata-support=support," +
+	"cardata-admins=admin,cardata-auditors=auditor"
 
 // MinOutboxRetention is the shortest OUTBOX_RETENTION accepted: a sent
 // e-mail stays browsable for at least a day.
@@ -180,10 +218,97 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 			r.fail("TRUSTED_PROXIES", "must be comma-separated IP addresses or CIDR ranges, got %q", item)
 		}
 	}
+	c.StaffOIDC = r.oidc("STAFF", true)
+	c.CustomerOIDC = r.oidc("CUSTOMER", false)
+	c.DevIdP = r.boolean("DEV_IDP", false)
+	c.DevIdPAddr = r.str("DEV_IDP_ADDR", "127.0.0.1:8081")
+	if c.DevIdP {
+		r.devIdP(&c)
+	}
 	if r.err != nil {
 		return Config{}, r.err
 	}
 	return c, nil
+}
+
+// oidc reads PREFIX_OIDC_*; staff providers also have a role mapping.
+func (r *reader) oidc(prefix string, roles bool) OIDC {
+	n := func(s string) string { return prefix + "_OIDC_" + s }
+	o := OIDC{Issuer: strings.TrimRight(r.str(n("ISSUER"), ""), " "), ClientID: r.str(n("CLIENT_ID"), ""),
+		ClientSecret: r.str(n("CLIENT_SECRET"), ""), Scopes: strings.Fields(r.str(n("SCOPES"), "profile email"))}
+	if o.Issuer == "" {
+		return OIDC{}
+	}
+	if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		r.fail(n("ISSUER"), "must be the provider's issuer URL (https://...), got %q", o.Issuer)
+	}
+	if o.ClientID == "" {
+		r.fail(n("CLIENT_ID"), "is required when %s is set", n("ISSUER"))
+	}
+	if roles {
+		o.RoleClaim = r.str(n("ROLE_CLAIM"), "groups")
+		o.RoleMap = r.roleMap(n("ROLE_MAP"), r.str(n("ROLE_MAP"), ""))
+		if len(o.RoleMap) == 0 {
+			r.fail(n("ROLE_MAP"), "is required when %s is set: which groups give which cardata roles, e.g. cardata-finance=finance,cardata-admins=admin", n("ISSUER"))
+		}
+	}
+	return o
+}
+
+// roleMap reads a role mapping, failing on the variable name.
+func (r *reader) roleMap(name, v string) map[string][]string {
+	m, err := ParseRoleMap(v)
+	if err != nil {
+		r.fail(name, "%s", err)
+	}
+	return m
+}
+
+// ParseRoleMap parses "group=role,group=role" (also ';' or new lines
+// between entries; the role follows the last '=', so a group may contain
+// one; a group named twice gets both roles).
+func ParseRoleMap(v string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, item := range strings.FieldsFunc(v, func(c rune) bool { return c == ',' || c == ';' || c == '\n' }) {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		i := strings.LastIndex(item, "=")
+		group, role := "", ""
+		if i > 0 {
+			group, role = strings.TrimSpace(item[:i]), strings.TrimSpace(item[i+1:])
+		}
+		if group == "" || role == "" {
+			return nil, fmt.Errorf("entries are group=role, got %q", item)
+		}
+		out[group] = append(out[group], role)
+	}
+	return out, nil
+}
+
+// devIdP points both providers at the development identity provider, and
+// refuses it anywhere but on a loopback address.
+func (r *reader) devIdP(c *Config) {
+	host, port, err := net.SplitHostPort(c.DevIdPAddr)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || p <= 0 || p >= 65535 || !loopbackHost(host) {
+		r.fail("DEV_IDP_ADDR", "must be a loopback host:port (the development identity provider serves this machine only), got %q", c.DevIdPAddr)
+		return
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || !loopbackHost(u.Hostname()) {
+		r.fail("DEV_IDP", "is for development only: PUBLIC_URL (%s) must be a loopback address", c.PublicURL)
+		return
+	}
+	if c.StaffOIDC.Enabled() || c.CustomerOIDC.Enabled() {
+		r.fail("DEV_IDP", "cannot be combined with STAFF_OIDC_ISSUER or CUSTOMER_OIDC_ISSUER")
+		return
+	}
+	c.StaffOIDC = OIDC{Issuer: "http://" + net.JoinHostPort(host, port) + "/oidc", ClientID: "cardata-dev-staff",
+		ClientSecret: DevIdPClientSecret, Scopes: []string{"profile", "email", "groups"}, RoleClaim: "groups",
+		RoleMap: r.roleMap("STAFF_OIDC_ROLE_MAP", DevRoleMap)}
+	c.CustomerOIDC = OIDC{Issuer: "http://" + net.JoinHostPort(host, strconv.Itoa(p+1)) + "/oidc", ClientID: "cardata-dev-customer",
+		ClientSecret: DevIdPClientSecret, Scopes: []string{"profile", "email"}}
 }
 
 // LogValue keeps secrets out of logs whenever the config is logged.
@@ -198,7 +323,8 @@ func (c Config) Redacted() map[string]any {
 		"session_idle_timeout": c.SessionIdleTimeout.String(), "session_max_age": c.SessionMaxAge.String(),
 		"smtp_host": c.SMTPHost, "smtp_password_set": c.SMTPPassword != "", "secrets_key_set": len(c.SecretsKey) > 0,
 		"readings_retention": c.ReadingsRetention.String(), "outbox_retention": c.OutboxRetention.String(),
-		"trusted_proxies": fmt.Sprint(c.TrustedProxies),
+		"trusted_proxies":   fmt.Sprint(c.TrustedProxies),
+		"staff_oidc_issuer": c.StaffOIDC.Issuer, "customer_oidc_issuer": c.CustomerOIDC.Issuer, "dev_idp": c.DevIdP,
 	}
 }
 

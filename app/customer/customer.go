@@ -30,6 +30,12 @@ type Handlers struct {
 	StartSession func(c *fiber.Ctx, token string)
 	EndSession   func(c *fiber.Ctx)
 	Location     *time.Location
+	// OIDC signs vehicle owners in through the manufacturer's customer
+	// identity (CUSTOMER_OIDC_*); nil when none is configured.
+	OIDC *templates.OIDCSignIn
+	// NoPasswords refuses local customer passwords: with a customer
+	// identity configured they remain for the development provider only.
+	NoPasswords bool
 }
 
 // Routes mounts the portal on r (the /my group).
@@ -37,6 +43,8 @@ func (h *Handlers) Routes(r fiber.Router) {
 	r.Get("/login", h.loginForm)
 	r.Post("/login", h.login)
 	r.Post("/logout", h.logout)
+	r.Get("/oidc/login", h.oidcLogin)
+	r.Get("/oidc/callback", h.oidcCallback)
 	r.Get("", h.home)
 	r.Get("/consents/:id", h.showConsent)
 	r.Post("/consents/:id/grant", h.grant)
@@ -51,7 +59,8 @@ func (h *Handlers) Routes(r fiber.Router) {
 }
 
 // PublicRoutes are the routes anyone may call (method, path as registered).
-var PublicRoutes = [][2]string{{fiber.MethodGet, "/my/login"}, {fiber.MethodPost, "/my/login"}}
+var PublicRoutes = [][2]string{{fiber.MethodGet, "/my/login"}, {fiber.MethodPost, "/my/login"},
+	{fiber.MethodGet, "/my/oidc/login"}, {fiber.MethodGet, "/my/oidc/callback"}}
 
 // Nav is the customer navigation.
 func Nav() []templates.NavItem {
@@ -90,7 +99,16 @@ func (h *Handlers) loginForm(c *fiber.Ctx) error {
 		Form: map[string]string{"next": c.Query("next")}})
 }
 
+// ErrPasswordsOff refuses a password sign-in to /my where vehicle owners
+// sign in through the manufacturer's customer identity.
+var ErrPasswordsOff = errs.New(errs.Forbidden, "customer_passwords_off",
+	"vehicle owners sign in with their BMW or MINI account")
+
 func (h *Handlers) login(c *fiber.Ctx) error {
+	if h.NoPasswords {
+		return h.View.Render(c, fiber.StatusForbidden, "my/login", &templates.Page{Title: "Sign in to My CarData",
+			Flash: &templates.Flash{Kind: "error", Message: ErrPasswordsOff.Message}})
+	}
 	email := c.FormValue("email")
 	cust, err := h.Consents.AuthenticateCustomer(c.UserContext(), email, c.FormValue("password"), web.ClientAddr(c))
 	if err != nil {
@@ -105,14 +123,49 @@ func (h *Handlers) login(c *fiber.Ctx) error {
 }
 
 func (h *Handlers) logout(c *fiber.Ctx) error {
+	via := ""
 	if tok := c.Cookies("cardata_session"); tok != "" {
+		if s, err := h.Sessions.Lookup(c.UserContext(), tok); err == nil {
+			via = s.IdentityProvider
+		}
 		if err := h.Sessions.Delete(c.UserContext(), tok); err != nil {
 			return err
 		}
 	}
 	h.EndSession(c)
 	templates.SetFlash(c, "info", "You have signed out.")
-	return c.Redirect("/my/login", fiber.StatusSeeOther)
+	return c.Redirect(h.OIDC.AfterLogout(c, via, "/my/login"), fiber.StatusSeeOther)
+}
+
+// oidcLogin sends the browser to the manufacturer's customer identity.
+func (h *Handlers) oidcLogin(c *fiber.Ctx) error {
+	if h.OIDC == nil {
+		return fiber.ErrNotFound
+	}
+	return h.OIDC.Begin(c, safeNext(c.Query("next")))
+}
+
+// oidcCallback signs in the account the customer identity's subject maps
+// to (consent.Service.SignInExternal); the session records the subject,
+// which the consent decisions made in it record in turn.
+func (h *Handlers) oidcCallback(c *fiber.Ctx) error {
+	if h.OIDC == nil {
+		return fiber.ErrNotFound
+	}
+	id, err := h.OIDC.Finish(c)
+	if err != nil {
+		return h.OIDC.Refused(h.View, c, err)
+	}
+	cust, err := h.Consents.SignInExternal(c.UserContext(), id.Subject, id.Email, id.EmailVerified)
+	if err != nil {
+		return h.OIDC.Refused(h.View, c, err)
+	}
+	token, _, err := h.Sessions.CreateVia(c.UserContext(), policies.KindCustomer, cust.ID, web.ClientAddr(c), c.Get(fiber.HeaderUserAgent), id.Provider, id.Subject)
+	if err != nil {
+		return err
+	}
+	h.StartSession(c, token)
+	return c.Redirect(safeNext(id.Next), fiber.StatusSeeOther)
 }
 
 // vehicleRow is a vehicle with its consents, for the overview.

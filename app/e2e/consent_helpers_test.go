@@ -46,7 +46,13 @@ func csVIN() string { return fmt.Sprintf("WBATEST%010d", csSeq.Add(1)) }
 // newConsentWorld boots the app and casts the world.
 func newConsentWorld(t *testing.T) *consentWorld {
 	t.Helper()
-	tt := apptest.New(t)
+	return consentWorldOn(t, apptest.New(t))
+}
+
+// consentWorldOn casts the world on a booted app (one with identity
+// providers, for instance).
+func consentWorldOn(t *testing.T, tt *apptest.T) *consentWorld {
+	t.Helper()
 	w := &consentWorld{tt: tt, veh: &vehicles.Service{DB: tt.DB, Catalog: catalog.Default()}}
 	w.cs = &consent.Service{DB: tt.DB, IsEU: onboarding.IsEU, BcryptCost: 4}
 	w.ct = &containers.Service{DB: tt.DB, Catalog: catalog.Default(), Consents: w.cs}

@@ -186,6 +186,7 @@ func Sessions(store *session.Store, resolvers map[string]Resolver) fiber.Handler
 			return c.Next()
 		}
 		if p != nil {
+			p.Subject = s.IdentitySubject
 			c.SetUserContext(policies.WithPrincipal(c.UserContext(), p))
 		}
 		return c.Next()

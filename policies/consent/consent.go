@@ -188,7 +188,11 @@ type Change struct {
 	ActorKind  string
 	ActorID    *int64
 	ActorLabel string
-	Note       string
+	// ActorSubject is the identity subject that made the decision when the
+	// actor signed in through an identity provider (a vehicle owner through
+	// the customer identity); empty otherwise.
+	ActorSubject string
+	Note         string
 }
 
 func (Change) TableName() string { return "consent_changes" }
@@ -500,6 +504,9 @@ func (s *Service) logChange(ctx context.Context, tx *gorm.DB, c *Consent, from, 
 	kind, id, label := act.Kind, act.ID, act.Name
 	ch := Change{ConsentID: c.ID, At: s.now(), FromState: from, ToState: to, Version: version,
 		ActorKind: kind, ActorID: id, ActorLabel: label, Note: note}
+	if p := policies.PrincipalFrom(ctx); p != nil {
+		ch.ActorSubject = p.Subject
+	}
 	return errs.Wrap(tx.Create(&ch).Error, "consent change")
 }
 

@@ -3,14 +3,18 @@ package consent
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"cardata/policies"
+	"cardata/policies/audit"
 	"cardata/policies/errs"
 	"cardata/policies/signin"
 )
@@ -28,6 +32,10 @@ type Customer struct {
 	HasPassword bool
 	LastLoginAt *time.Time
 	Lang        string // remembered language ("de", "en", "")
+	// IdentitySubject is the account's subject at the manufacturer's
+	// customer identity (set by the vehicle master data or at the first
+	// sign-in through it); empty when unknown.
+	IdentitySubject string
 }
 
 // Principal is the customer acting in a /my session.
@@ -41,7 +49,8 @@ func (s *Service) SetCustomerLang(ctx context.Context, id int64, lang string) er
 	return errs.Wrap(s.DB.WithContext(ctx).Exec("UPDATE customer_accounts SET lang = ? WHERE id = ?", lang, id).Error, "set customer language")
 }
 
-const selectCustomer = `a.id, a.email, a.name, a.lang, (cc.account_id IS NOT NULL) AS has_password, cc.last_login_at
+const selectCustomer = `a.id, a.email, a.name, a.lang, (cc.account_id IS NOT NULL) AS has_password, cc.last_login_at,
+	COALESCE(a.identity_subject, '') AS identity_subject
 	FROM customer_accounts a LEFT JOIN customer_credentials cc ON cc.account_id = a.id`
 
 // ErrCustomerNotFound is returned for unknown accounts.
@@ -175,7 +184,8 @@ func (s *Service) AuthenticateCustomer(ctx context.Context, email, password, add
 }
 
 // ResolveCustomer returns the principal of a /my session, or nil when the
-// account is gone or has no password any more.
+// account is gone or has neither a password nor a customer identity any
+// more.
 func (s *Service) ResolveCustomer(ctx context.Context, accountID, sessionID int64) (*policies.Principal, error) {
 	c, err := s.FindCustomer(ctx, accountID)
 	if errors.Is(err, ErrCustomerNotFound) {
@@ -184,10 +194,55 @@ func (s *Service) ResolveCustomer(ctx context.Context, accountID, sessionID int6
 	if err != nil {
 		return nil, err
 	}
-	if !c.HasPassword {
+	if !c.HasPassword && c.IdentitySubject == "" {
 		return nil, nil
 	}
 	return c.Principal(sessionID), nil
+}
+
+// ErrNoCustomerAccount refuses a customer identity CarData maps no vehicle
+// account to.
+var ErrNoCustomerAccount = errs.New(errs.Forbidden, "customer_account_unknown",
+	"CarData has no vehicle for this account yet: your vehicles appear here once they are assigned to your account")
+
+// SignInExternal finds the account of a vehicle owner the manufacturer's
+// customer identity signed in (a verified ID token, policies/identity):
+// the account whose identity subject it is, as the vehicle master data
+// maps it. At the first sign-in of an account that has no subject yet, the
+// account with the e-mail address the identity vouches for
+// (email_verified) is linked to the subject (audited), so the accounts the
+// master data named by e-mail find their owner. Anyone else is refused.
+func (s *Service) SignInExternal(ctx context.Context, subject, email string, emailVerified bool) (*Customer, error) {
+	if subject == "" {
+		return nil, ErrNoCustomerAccount
+	}
+	var id int64
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Raw("SELECT id FROM customer_accounts WHERE identity_subject = ?", subject).Scan(&id).Error; err != nil {
+			return errs.Wrap(err, "find customer")
+		}
+		if id != 0 || !emailVerified || signin.Email(email) == "" {
+			return nil
+		}
+		res := tx.Raw(`UPDATE customer_accounts SET identity_subject = ?, updated_at = ? WHERE lower(email) = ? AND identity_subject IS NULL RETURNING id`,
+			subject, s.now(), signin.Email(email)).Scan(&id)
+		if res.Error != nil {
+			return errs.Wrap(res.Error, "link customer identity")
+		}
+		if id == 0 {
+			return nil
+		}
+		ctx := policies.WithPrincipal(ctx, policies.System("customer identity"))
+		return audit.Record(ctx, tx, "customer_account.identity_link", "customer_account", strconv.FormatInt(id, 10),
+			fmt.Sprintf("%s now signs in through the customer identity as subject %s", signin.Email(email), subject))
+	})
+	if err != nil {
+		return nil, err
+	}
+	if id == 0 {
+		return nil, ErrNoCustomerAccount
+	}
+	return s.FindCustomer(ctx, id)
 }
 
 // PurgeLoginAttempts deletes sign-in attempts older than a day.

@@ -27,6 +27,11 @@ type Session struct {
 	CreatedAt   time.Time
 	LastSeenAt  time.Time
 	ExpiresAt   time.Time // absolute expiry
+	// IdentityProvider names the OpenID provider the session was started
+	// through (policies/identity RP name; empty: a local password), and
+	// IdentitySubject the subject it signed in.
+	IdentityProvider string
+	IdentitySubject  string
 }
 
 // Store creates and resolves sessions with an idle and an absolute limit.
@@ -60,13 +65,20 @@ func NewToken() string {
 
 // Create starts a session and returns its token for the cookie.
 func (s *Store) Create(ctx context.Context, kind string, subjectID int64, addr, agent string) (string, *Session, error) {
+	return s.CreateVia(ctx, kind, subjectID, addr, agent, "", "")
+}
+
+// CreateVia starts a session signed in through an OpenID provider
+// (identity.RP name) as its subject.
+func (s *Store) CreateVia(ctx context.Context, kind string, subjectID int64, addr, agent, provider, subject string) (string, *Session, error) {
 	token := NewToken()
 	now := s.now()
 	if len(agent) > 300 {
 		agent = agent[:300]
 	}
 	row := &Session{TokenHash: hash(token), SubjectKind: kind, SubjectID: subjectID, ClientAddr: addr,
-		UserAgent: agent, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.MaxAge)}
+		UserAgent: agent, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.MaxAge),
+		IdentityProvider: provider, IdentitySubject: subject}
 	if err := s.DB.WithContext(ctx).Create(row).Error; err != nil {
 		return "", nil, errs.Wrap(err, "create session")
 	}

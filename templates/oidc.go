@@ -1,0 +1,91 @@
+package templates
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/policies/errs"
+	"cardata/policies/identity"
+)
+
+// SignInWith is a sign-in page's offer to sign in through an identity
+// provider (View.SignInWith, keyed by the page's template name).
+type SignInWith struct {
+	Label string // the button: "Sign in with the company account"
+	Path  string // the surface's start route, e.g. /admin/oidc/login
+	// Note is a line under the button (the development provider's warning).
+	Note string
+	// NoPasswords hides the password form: the provider is the only way in.
+	NoPasswords bool
+}
+
+// OIDCSignIn is what a browser surface (staff, /my, the partner portal)
+// needs to sign people in through policies/identity: it keeps the cookie
+// that binds a sign-in to the browser that started it and renders a
+// refusal on the surface's sign-in page. Build one per surface and RP.
+type OIDCSignIn struct {
+	RP           *identity.RP
+	CallbackPath string // the callback route: the cookie is sent there only
+	Secure       bool   // COOKIE_SECURE
+	Domain       string // COOKIE_DOMAIN
+	Page, Title  string // the sign-in page's template and title, for refusals
+	// SignInURL is the surface's sign-in page as an absolute URL: the
+	// provider sends the browser there after its logout.
+	SignInURL string
+}
+
+// AfterLogout is where a browser goes once the local session has ended:
+// the provider's end-session endpoint when the session was started through
+// this provider (via: session.Session.IdentityProvider) and the provider
+// offers one (RP-initiated logout), otherwise local.
+func (o *OIDCSignIn) AfterLogout(c *fiber.Ctx, via, local string) string {
+	if o == nil || via == "" || via != o.RP.Name() {
+		return local
+	}
+	if u := o.RP.LogoutURL(c.UserContext(), o.SignInURL); u != "" {
+		return u
+	}
+	return local
+}
+
+// Begin sends the browser to the provider, to come back to next.
+func (o *OIDCSignIn) Begin(c *fiber.Ctx, next string) error {
+	start, err := o.RP.Begin(c.UserContext(), next)
+	if err != nil {
+		return err
+	}
+	c.Cookie(&fiber.Cookie{Name: identity.CookieName(o.RP.Name()), Value: start.Cookie, Path: o.CallbackPath,
+		Domain: o.Domain, HTTPOnly: true, Secure: o.Secure, SameSite: fiber.CookieSameSiteLaxMode,
+		MaxAge: int(identity.Lifetime / time.Second)})
+	return c.Redirect(start.URL, fiber.StatusSeeOther)
+}
+
+// Finish reads the provider's answer on the callback route and clears the
+// cookie; the identity is verified (identity.RP.Finish).
+func (o *OIDCSignIn) Finish(c *fiber.Ctx) (*identity.Identity, error) {
+	name := identity.CookieName(o.RP.Name())
+	cookie := c.Cookies(name)
+	c.Cookie(&fiber.Cookie{Name: name, Value: "", Path: o.CallbackPath, Domain: o.Domain, HTTPOnly: true,
+		Secure: o.Secure, SameSite: fiber.CookieSameSiteLaxMode, MaxAge: -1, Expires: time.Unix(1, 0)})
+	return o.RP.Finish(c.UserContext(), cookie, identity.Callback{State: c.Query("state"), Code: c.Query("code"),
+		Error: c.Query("error"), ErrorDescription: c.Query("error_description")})
+}
+
+// Refused renders the sign-in page with the reason a sign-in through the
+// provider was refused: 401, 403 or 503 by the error's kind. Internal
+// errors go to the error handler.
+func (o *OIDCSignIn) Refused(v *View, c *fiber.Ctx, err error) error {
+	e := errs.As(err)
+	status := fiber.StatusUnauthorized
+	switch e.Kind {
+	case errs.Forbidden, errs.Invalid:
+		status = fiber.StatusForbidden
+	case errs.Unavailable:
+		status = fiber.StatusServiceUnavailable
+	case errs.Unauthorized:
+	default:
+		return err
+	}
+	return v.Render(c, status, o.Page, &Page{Title: o.Title, Flash: &Flash{Kind: "error", Message: e.Message}})
+}
