@@ -3,6 +3,11 @@ SHELL := /bin/bash
 BIN   := bin/cardata
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cardata?sslmode=disable
 export LISTEN_ADDR  ?= 127.0.0.1:8080
+# The development identity provider (staff on DEV_IDP_ADDR, vehicle owners on
+# the next port) for `make run`; DEV_IDP=0 when STAFF_OIDC_* or CUSTOMER_OIDC_*
+# name a real one.
+DEV_IDP      ?= 1
+DEV_IDP_ADDR ?= 127.0.0.1:8081
 # Each parallel test holds its own database and pools, some a server or a
 # Chromium: as many packages and tests at once as there are cores, at most 4,
 # keeps a small machine's CPU and PostgreSQL's 100 connections ahead of them.
@@ -21,9 +26,15 @@ run: postgres build
 	@echo "    manager@demo.local  finance@demo.local  support@demo.local  admin@demo.local  auditor@demo.local"
 	@echo "  Provider portal: http://$(LISTEN_ADDR)/portal  (admin@demo-insurer.example)"
 	@echo "  Customer pages:  http://$(LISTEN_ADDR)/my      (customer1@demo.local, anna@demo.example)"
+	@if [ "$(DEV_IDP)" = 1 ]; then \
+		a=$(DEV_IDP_ADDR); port=$${a##*:}; host=$${a%:*}; \
+		echo "  Development identity provider (not for production; demo identities, no passwords):"; \
+		echo "    staff:     http://$(LISTEN_ADDR)/admin/login -> \"Sign in with your company account\"   (identities: http://$(DEV_IDP_ADDR)/)"; \
+		echo "    customers: http://$(LISTEN_ADDR)/my/login    -> \"Sign in with your BMW or MINI account\" (identities: http://$$host:$$((port+1))/)"; \
+	fi
 	@echo "  Stop with Ctrl-C."
 	@echo
-	@exec $(BIN) serve
+	@DEV_IDP=$(DEV_IDP) DEV_IDP_ADDR=$(DEV_IDP_ADDR) exec $(BIN) serve
 
 ## test: every test, including database and headless-browser tests
 test: postgres chromium vet

@@ -33,26 +33,12 @@ func (h *Handlers) login(c *fiber.Ctx) error {
 }
 
 func (h *Handlers) logout(c *fiber.Ctx) error {
-	via := ""
-	if tok := c.Cookies("cardata_session"); tok != "" {
-		if s, err := h.Sessions.Lookup(c.UserContext(), tok); err == nil {
-			via = s.IdentityProvider
-		}
-		if err := h.Sessions.Delete(c.UserContext(), tok); err != nil {
-			return err
-		}
-	}
-	h.EndSession(c)
-	templates.SetFlash(c, "info", "You have signed out.")
-	// A session from the company's provider ends there too.
-	return c.Redirect(h.OIDC.AfterLogout(c, via, "/admin/login"), fiber.StatusSeeOther)
+	// A session from the identity provider ends there too.
+	return h.OIDC.SignOut(c, h.Sessions, h.EndSession, "/admin/login")
 }
 
 // oidcLogin sends the browser to the company's identity provider.
 func (h *Handlers) oidcLogin(c *fiber.Ctx) error {
-	if h.OIDC == nil {
-		return fiber.ErrNotFound
-	}
 	return h.OIDC.Begin(c, safeNext(c.Query("next")))
 }
 
@@ -60,16 +46,18 @@ func (h *Handlers) oidcLogin(c *fiber.Ctx) error {
 // is verified (policies/identity), its groups give the roles, and the
 // session is the same as a password sign-in's.
 func (h *Handlers) oidcCallback(c *fiber.Ctx) error {
-	if h.OIDC == nil {
-		return fiber.ErrNotFound
-	}
 	id, err := h.OIDC.Finish(c)
 	if err != nil {
 		return h.OIDC.Refused(h.View, c, err)
 	}
 	groups := id.Strings(h.RoleClaim)
+	email, verified := id.Email, id.EmailVerified
+	if email == "" { // Entra ID without the optional email claim: the UPN, unvouched
+		email, _ = id.Claims["preferred_username"].(string)
+		verified = false
+	}
 	u, err := h.Staff.SignInExternal(c.UserContext(), staff.ExternalSignIn{Issuer: id.Issuer, Subject: id.Subject,
-		Email: id.Email, EmailVerified: id.EmailVerified, Name: id.Name, Groups: groups, Roles: staff.MapRoles(h.RoleMap, groups)})
+		Email: email, EmailVerified: verified, Name: id.Name, Groups: groups, Roles: staff.MapRoles(h.RoleMap, groups)})
 	if err != nil {
 		return h.OIDC.Refused(h.View, c, err)
 	}

@@ -123,7 +123,7 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	})
 	f := a.Fiber
 	f.Use(web.RequestContext(cfg.TrustedProxies), web.AccessLog(log, metrics), web.Recover(log))
-	f.Use(web.SecurityHeaders(a.Cookies))
+	f.Use(web.SecurityHeaders(a.Cookies, identityOrigins(cfg)...))
 	f.Use(web.ValidInput())
 	f.Use(web.CanonicalPath())
 	f.Use(web.Sessions(a.Sessions, a.resolvers))

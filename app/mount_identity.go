@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 
 	"cardata/admin/staff"
@@ -43,6 +44,19 @@ func (a *App) staffSignIn() (*templates.OIDCSignIn, error) {
 		return nil, fmt.Errorf("configuration: STAFF_OIDC_ROLE_MAP: %w", err)
 	}
 	return a.signInWith("staff", a.Cfg.StaffOIDC, "/admin", "admin/login", "Sign in", "Sign in with your company account")
+}
+
+// identityOrigins are the configured providers' origins: sign-out forms
+// lead there (the browser checks a form's redirects against the
+// Content-Security-Policy's form-action).
+func identityOrigins(cfg config.Config) []string {
+	var out []string
+	for _, o := range []config.OIDC{cfg.StaffOIDC, cfg.CustomerOIDC} {
+		if u, err := url.Parse(o.Issuer); err == nil && o.Enabled() {
+			out = append(out, u.Scheme+"://"+u.Host)
+		}
+	}
+	return out
 }
 
 // StartDevIdP starts the development identity providers when DEV_IDP=1

@@ -7,6 +7,7 @@ import (
 
 	"cardata/policies/errs"
 	"cardata/policies/identity"
+	"cardata/policies/session"
 )
 
 // SignInWith is a sign-in page's offer to sign in through an identity
@@ -35,6 +36,25 @@ type OIDCSignIn struct {
 	SignInURL string
 }
 
+// SignOut ends the browser's session and clears its cookie (clear), then
+// sends the browser to the sign-in page at local, or, for a session
+// started through this provider, to the provider's end-session endpoint
+// (AfterLogout). o may be nil (no provider).
+func (o *OIDCSignIn) SignOut(c *fiber.Ctx, sessions *session.Store, clear func(*fiber.Ctx), local string) error {
+	via := ""
+	if tok := c.Cookies("cardata_session"); tok != "" {
+		if s, err := sessions.Lookup(c.UserContext(), tok); err == nil {
+			via = s.IdentityProvider
+		}
+		if err := sessions.Delete(c.UserContext(), tok); err != nil {
+			return err
+		}
+	}
+	clear(c)
+	SetFlash(c, "info", "You have signed out.")
+	return c.Redirect(o.AfterLogout(c, via, local), fiber.StatusSeeOther)
+}
+
 // AfterLogout is where a browser goes once the local session has ended:
 // the provider's end-session endpoint when the session was started through
 // this provider (via: session.Session.IdentityProvider) and the provider
@@ -49,8 +69,12 @@ func (o *OIDCSignIn) AfterLogout(c *fiber.Ctx, via, local string) string {
 	return local
 }
 
-// Begin sends the browser to the provider, to come back to next.
+// Begin sends the browser to the provider, to come back to next; 404
+// when the surface has no provider (o is nil).
 func (o *OIDCSignIn) Begin(c *fiber.Ctx, next string) error {
+	if o == nil {
+		return fiber.ErrNotFound
+	}
 	start, err := o.RP.Begin(c.UserContext(), next)
 	if err != nil {
 		return err
@@ -62,8 +86,12 @@ func (o *OIDCSignIn) Begin(c *fiber.Ctx, next string) error {
 }
 
 // Finish reads the provider's answer on the callback route and clears the
-// cookie; the identity is verified (identity.RP.Finish).
+// cookie; the identity is verified (identity.RP.Finish). 404 when the
+// surface has no provider.
 func (o *OIDCSignIn) Finish(c *fiber.Ctx) (*identity.Identity, error) {
+	if o == nil {
+		return nil, fiber.ErrNotFound
+	}
 	name := identity.CookieName(o.RP.Name())
 	cookie := c.Cookies(name)
 	c.Cookie(&fiber.Cookie{Name: name, Value: "", Path: o.CallbackPath, Domain: o.Domain, HTTPOnly: true,
@@ -76,6 +104,9 @@ func (o *OIDCSignIn) Finish(c *fiber.Ctx) (*identity.Identity, error) {
 // provider was refused: 401, 403 or 503 by the error's kind. Internal
 // errors go to the error handler.
 func (o *OIDCSignIn) Refused(v *View, c *fiber.Ctx, err error) error {
+	if o == nil {
+		return err
+	}
 	e := errs.As(err)
 	status := fiber.StatusUnauthorized
 	switch e.Kind {

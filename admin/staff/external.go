@@ -60,11 +60,11 @@ func CheckRoleMap(roleMap map[string][]string) error {
 // Refusals of SignInExternal; the messages are for the person signing in.
 var (
 	ErrNoMappedRole = errs.New(errs.Forbidden, "oidc_no_role",
-		"your company account is in none of the groups that give access to CarData; ask your administrator")
+		"Your company account is in none of the groups that give access to CarData; ask your administrator")
 	ErrDeactivated = errs.New(errs.Forbidden, "staff_user_inactive",
-		"your CarData account is deactivated; ask an administrator")
+		"Your CarData account is deactivated; ask an administrator")
 	ErrIdentityTaken = errs.New(errs.Forbidden, "oidc_email_taken",
-		"a CarData account with your e-mail address belongs to another company identity; ask an administrator")
+		"A CarData account with your e-mail address belongs to another company identity; ask an administrator")
 )
 
 // SignInExternal finds or creates the staff account of a person the
@@ -96,7 +96,7 @@ func (s *Service) SignInExternal(ctx context.Context, in ExternalSignIn) (*User,
 
 	if conflicts := policies.Conflicts(roles); len(conflicts) > 0 {
 		p := conflicts[0]
-		msg := fmt.Sprintf("your company groups give you the roles %s and %s, which cannot be held together: %s. Ask your administrator to change your groups.",
+		msg := fmt.Sprintf("Your company groups give you the roles %s and %s, which cannot be held together: %s. Ask your administrator to change your groups.",
 			policies.RoleLabel(p.A), policies.RoleLabel(p.B), p.Reason)
 		if err := audit.Record(ctx, s.DB.WithContext(ctx), "staff_user.roles_refused", "staff_user", "",
 			fmt.Sprintf("refused (%s): sign-in of %s with groups %s mapping to roles [%s]", policies.CodeIncompatibleRoles, who, groups, strings.Join(roles, ", "))); err != nil {
@@ -148,7 +148,7 @@ func (s *Service) SignInExternal(ctx context.Context, in ExternalSignIn) (*User,
 		}
 		if !found {
 			if email == "" {
-				refusal = errs.New(errs.Forbidden, "oidc_no_email", "your company account has no e-mail address CarData could use; ask your administrator")
+				refusal = errs.New(errs.Forbidden, "oidc_no_email", "Your company account has no e-mail address CarData could use; ask your administrator")
 				return audit.Record(ctx, tx, "staff_user.sign_in_refused", "staff_user", "",
 					fmt.Sprintf("refused (oidc_no_email): subject %s through %s has no usable e-mail address", in.Subject, in.Issuer))
 			}

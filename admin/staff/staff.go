@@ -34,7 +34,7 @@ type User struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	LastLoginAt  *time.Time
-	Lang         string   // remembered language ("de", "en", "")
+	Lang         string // remembered language ("de", "en", "")
 	// OIDCIssuer and OIDCSubject name the person at the company's identity
 	// provider once they have signed in through it (SignInExternal).
 	OIDCIssuer  *string  `gorm:"column:oidc_issuer"`

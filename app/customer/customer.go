@@ -102,7 +102,7 @@ func (h *Handlers) loginForm(c *fiber.Ctx) error {
 // ErrPasswordsOff refuses a password sign-in to /my where vehicle owners
 // sign in through the manufacturer's customer identity.
 var ErrPasswordsOff = errs.New(errs.Forbidden, "customer_passwords_off",
-	"vehicle owners sign in with their BMW or MINI account")
+	"Vehicle owners sign in with their BMW or MINI account")
 
 func (h *Handlers) login(c *fiber.Ctx) error {
 	if h.NoPasswords {
@@ -123,25 +123,12 @@ func (h *Handlers) login(c *fiber.Ctx) error {
 }
 
 func (h *Handlers) logout(c *fiber.Ctx) error {
-	via := ""
-	if tok := c.Cookies("cardata_session"); tok != "" {
-		if s, err := h.Sessions.Lookup(c.UserContext(), tok); err == nil {
-			via = s.IdentityProvider
-		}
-		if err := h.Sessions.Delete(c.UserContext(), tok); err != nil {
-			return err
-		}
-	}
-	h.EndSession(c)
-	templates.SetFlash(c, "info", "You have signed out.")
-	return c.Redirect(h.OIDC.AfterLogout(c, via, "/my/login"), fiber.StatusSeeOther)
+	// A session from the identity provider ends there too.
+	return h.OIDC.SignOut(c, h.Sessions, h.EndSession, "/my/login")
 }
 
 // oidcLogin sends the browser to the manufacturer's customer identity.
 func (h *Handlers) oidcLogin(c *fiber.Ctx) error {
-	if h.OIDC == nil {
-		return fiber.ErrNotFound
-	}
 	return h.OIDC.Begin(c, safeNext(c.Query("next")))
 }
 
@@ -149,9 +136,6 @@ func (h *Handlers) oidcLogin(c *fiber.Ctx) error {
 // to (consent.Service.SignInExternal); the session records the subject,
 // which the consent decisions made in it record in turn.
 func (h *Handlers) oidcCallback(c *fiber.Ctx) error {
-	if h.OIDC == nil {
-		return fiber.ErrNotFound
-	}
 	id, err := h.OIDC.Finish(c)
 	if err != nil {
 		return h.OIDC.Refused(h.View, c, err)

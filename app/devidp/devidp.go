@@ -370,7 +370,7 @@ code{font-size:.85rem;word-break:break-all}
 <main>
 <h1>{{.Title}}</h1>
 {{with .Message}}<p>{{.}}</p>{{end}}
-{{if .Params}}<p>Choose who signs in to CarData.{{if .Groups}} Untick a group to see how cardata treats someone removed from it.{{end}}</p>
+{{if .Params}}<p>Choose who signs in to CarData.{{if .Groups}} Untick a group to see how CarData treats someone removed from it.{{end}}</p>
 {{else}}<p class="muted">The demo identities below sign in from CarData's sign-in pages ("Sign in with ..."). Issuer <code>{{.Issuer}}</code>.</p>{{end}}
 {{$d := .}}
 {{range .Identities}}

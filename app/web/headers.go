@@ -1,6 +1,8 @@
 package web
 
 import (
+	"strings"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/helmet"
 
@@ -23,9 +25,16 @@ const hstsValue = "max-age=31536000; includeSubDomains"
 // error pages included (they are set before the handler runs). The same
 // COOKIE_SECURE decision that marks the session and CSRF cookies Secure
 // turns on HSTS and is handed to the templates' flash cookie.
-func SecurityHeaders(cs CookieSettings) fiber.Handler {
+// formTargets are origins a form may lead to besides this site: the
+// identity providers a sign-out form redirects to (RP-initiated logout),
+// which form-action also governs.
+func SecurityHeaders(cs CookieSettings, formTargets ...string) fiber.Handler {
+	csp := ContentSecurityPolicy
+	if len(formTargets) > 0 {
+		csp = strings.Replace(csp, "form-action 'self'", "form-action 'self' "+strings.Join(formTargets, " "), 1)
+	}
 	h := helmet.New(helmet.Config{
-		ContentSecurityPolicy: ContentSecurityPolicy,
+		ContentSecurityPolicy: csp,
 		XFrameOptions:         "DENY",
 		ReferrerPolicy:        "same-origin",
 		PermissionPolicy:      "camera=(), microphone=(), geolocation=(), payment=()",

@@ -146,7 +146,7 @@ func (rp *RP) httpContext(ctx context.Context) context.Context {
 // ErrUnreachable is returned while the provider's discovery document
 // cannot be read.
 var ErrUnreachable = errs.New(errs.Unavailable, "oidc_provider_unreachable",
-	"the identity provider cannot be reached at the moment; try again in a minute")
+	"The identity provider cannot be reached at the moment; try again in a minute")
 
 // discover reads the provider's discovery document once; a failure is
 // retried at the next sign-in.
@@ -261,12 +261,12 @@ type Identity struct {
 // person signing in.
 var (
 	ErrState = errs.New(errs.Unauthorized, "oidc_state_invalid",
-		"this sign-in has expired, was already used or was started in another browser; start again")
-	ErrDenied = errs.New(errs.Unauthorized, "oidc_denied", "the identity provider did not sign you in")
+		"This sign-in has expired, was already used or was started in another browser; start again")
+	ErrDenied = errs.New(errs.Unauthorized, "oidc_denied", "The identity provider did not sign you in")
 	ErrToken  = errs.New(errs.Unauthorized, "oidc_token_invalid",
-		"the identity provider's answer could not be verified; start again or ask your administrator")
+		"The identity provider's answer could not be verified; start again or ask your administrator")
 	ErrNonce = errs.New(errs.Unauthorized, "oidc_nonce_mismatch",
-		"the identity provider's answer does not belong to this sign-in; start again")
+		"The identity provider's answer does not belong to this sign-in; start again")
 )
 
 // refuse returns a copy of e that carries the cause for the logs.
