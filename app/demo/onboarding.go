@@ -16,6 +16,7 @@ import (
 // Demo provider logins and credentials (MISSION's insurer story).
 const (
 	InsurerAdmin        = "admin@demo-insurer.example"
+	InsurerDeveloper    = "dev@demo-insurer.example"
 	InsurerClientID     = "demo-insurer"
 	InsurerClientSecret = "demo-insurer-secret"
 )
@@ -232,6 +233,14 @@ func (a loader) demoOnboarding(ctx context.Context, out io.Writer) error {
 				if _, err := svc.CreateAPIClientWithSecret(providerCtx, id, "Demo insurer backend", InsurerClientID, InsurerClientSecret); err != nil {
 					return fmt.Errorf("demo insurer client: %w", err)
 				}
+				// The story's developer: invited by the admin, password set through the link.
+				inv, err := svc.InviteProviderUser(providerCtx, id, onboarding.Invite{Email: InsurerDeveloper, Name: "Dev Demo", Role: onboarding.RoleProviderDeveloper})
+				if err != nil {
+					return fmt.Errorf("demo insurer developer: %w", err)
+				}
+				if _, err := svc.AcceptInvitation(ctx, inv.Link[strings.LastIndex(inv.Link, "/")+1:], Password); err != nil {
+					return fmt.Errorf("demo insurer developer: %w", err)
+				}
 			}
 		}
 		// Spread the submission times so the review queue has an order to show.
@@ -244,7 +253,7 @@ func (a loader) demoOnboarding(ctx context.Context, out io.Writer) error {
 		fmt.Fprintf(out, "demo: provider %s (%s, %s) %s\n", dp.name, dp.country, r.Provider.VATID, demoProviderStatus(dp))
 	}
 	if created > 0 {
-		fmt.Fprintf(out, "demo: provider portal login %s / %s, API client %s / %s\n", InsurerAdmin, Password, InsurerClientID, InsurerClientSecret)
+		fmt.Fprintf(out, "demo: provider portal logins %s and %s (developer) / %s, API client %s / %s\n", InsurerAdmin, InsurerDeveloper, Password, InsurerClientID, InsurerClientSecret)
 		for _, bad := range demoRefusedRegistrations {
 			reg := demoProviderRegistration(demoProvider{name: bad.name, form: "AG", country: bad.country, city: "-", street: "-", postal: "-",
 				vatID: bad.vatID, register: "-", services: demoServicesInsurance, admin: "refused-" + strings.ToLower(bad.country) + "@demo.example"}, terms.Version)

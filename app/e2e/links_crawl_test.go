@@ -30,6 +30,7 @@ var demoLogins = []demoLogin{
 	{"admin", "/admin/login", "admin@demo.local", "/admin"},
 	{"auditor", "/admin/login", "auditor@demo.local", "/admin"},
 	{"provider-admin", "/portal/login", demo.InsurerAdmin, "/portal"},
+	{"provider-developer", "/portal/login", demo.InsurerDeveloper, "/portal"},
 	{"customer", "/my/login", demo.Customer1Email, "/my"},
 	{"customer-anna", "/my/login", demo.AnnaEmail, "/my"},
 }
