@@ -23,7 +23,7 @@ type ContainerHandlers struct {
 func (h *ContainerHandlers) Routes(r fiber.Router) {
 	r.Get("/containers", h.index)
 	r.Get("/containers/:id", h.show)
-	r.Post("/containers/:id/versions/:version/:action", h.act)
+	r.Post("/containers/:id/versions/:version/:action", h.View.Confirm(h.confirmAct), h.act)
 }
 
 // ContainerNav is the navigation entry.

@@ -31,7 +31,7 @@ func (h *JobsHandlers) Routes(r fiber.Router) {
 	r.Get("/jobs", h.listJobs)
 	r.Get("/jobs/:name", h.showJob)
 	r.Get("/jobs/:name/live", h.liveJob)
-	r.Post("/jobs/:name/run", h.runJob)
+	r.Post("/jobs/:name/run", h.View.Confirm(h.confirmRun), h.runJob)
 	r.Get("/outbox", h.listOutbox)
 	r.Get("/outbox/:id", h.showEmail)
 	r.Post("/outbox/:id/retry", h.retryEmail)

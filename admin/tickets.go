@@ -39,7 +39,7 @@ func (h *TicketHandlers) Routes(r fiber.Router) {
 	r.Post("/tickets/:id/time", h.bookTime)
 	r.Post("/tickets/:id/time/:entry/delete", h.deleteTime)
 	r.Post("/tickets/:id/billable", h.billable)
-	r.Post("/tickets/:id/merge", h.merge)
+	r.Post("/tickets/:id/merge", h.View.Confirm(h.confirmMerge), h.merge)
 	r.Post("/tickets/:id/links", h.addLink)
 	r.Post("/tickets/:id/links/:link/delete", h.removeLink)
 	r.Get("/tickets/:id/attachments/:att", h.download)

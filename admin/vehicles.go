@@ -34,7 +34,7 @@ func (h *VehicleHandlers) Routes(r fiber.Router) {
 	r.Post("/vehicles/:vin/master-data", h.updateMasterData)
 	r.Post("/vehicles/:vin/holders", h.updateHolders)
 	r.Post("/vehicles/:vin/subscriptions", h.bookSubscription)
-	r.Post("/vehicles/:vin/subscriptions/:id/end", h.endSubscription)
+	r.Post("/vehicles/:vin/subscriptions/:id/end", h.View.Confirm(h.confirmEndSubscription), h.endSubscription)
 }
 
 // VehicleNav is the navigation entry.

@@ -19,7 +19,8 @@ import (
 // role may not open the provider); one styled as an action (class "button"
 // or "tile") goes away entirely, as does a refused form with its buttons.
 // Anchors and forms never nest in valid HTML, so a non-greedy match from
-// the opening tag to its closing tag is the element.
+// the opening tag to its closing tag is the element. Each POST form it lets
+// through gets the confirmation marker (confirm.go).
 var (
 	anchorRe = regexp.MustCompile(`(?s)<a\b([^>]*)>(.*?)</a>`)
 	formRe   = regexp.MustCompile(`(?s)<form\b([^>]*)>(.*?)</form>`)
@@ -89,9 +90,14 @@ func followable(page []byte, path string, p *policies.Principal, can func(p *pol
 			method = "GET"
 		}
 		t := target(a["action"], path)
-		if t == "" || can(p, method, t) {
+		if t != "" && !can(p, method, t) {
+			return nil
+		}
+		if method != "POST" || strings.Contains(string(m[1]), "data-confirmed") {
 			return el
 		}
-		return nil
+		// A person's click: a destructive route asks first (see Confirm).
+		open := len("<form") + len(m[1]) + 1
+		return append(append(append([]byte{}, el[:open]...), askMarker...), el[open:]...)
 	})
 }

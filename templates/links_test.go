@@ -6,6 +6,8 @@ import (
 	"cardata/policies"
 )
 
+// Refused links lose their anchor (actions vanish), refused forms vanish,
+// and every other POST form but a confirmation page's own asks first.
 func TestFollowableTakesOutWhatTheRoleMayNotFollow(t *testing.T) {
 	allowed := map[string]bool{"GET /admin/providers": true, "GET /admin/providers/7": true, "POST /admin/tickets/3/claim": true}
 	can := func(_ *policies.Principal, method, path string) bool { return allowed[method+" "+path] }
@@ -15,15 +17,17 @@ func TestFollowableTakesOutWhatTheRoleMayNotFollow(t *testing.T) {
 		`<form method="post" action="/admin/tickets/3/claim"><button>Claim</button></form>` +
 		`<form method="post" action="/admin/tickets/3/close"><button>Close</button></form>` +
 		`<form method="get" class="filters"><input name="q"></form>` +
-		`<a class="tile" href="/admin/coverage/AT">AT</a><abbr title="x">y</abbr>`
+		`<a class="tile" href="/admin/coverage/AT">AT</a><abbr title="x">y</abbr>` +
+		`<form method="post" action="/admin/tickets/3/claim" data-confirmed></form>`
 	got := string(followable([]byte(page), "/admin/providers", &policies.Principal{}, can))
 	want := `<nav><a href="/admin/providers">Providers</a> </nav>` +
 		`<td><a href="/admin/providers/7">Demo AG</a></td><td>Other AG</td>` +
 		`<a href="#main">skip</a><a href="https://example.com/">out</a><a href="mailto:a@b.c">mail</a>` +
-		`<form method="post" action="/admin/tickets/3/claim"><button>Claim</button></form>` +
+		`<form method="post" action="/admin/tickets/3/claim"><input type="hidden" name="_confirm" value="ask"><button>Claim</button></form>` +
 		`` +
 		`<form method="get" class="filters"><input name="q"></form>` +
-		`<abbr title="x">y</abbr>`
+		`<abbr title="x">y</abbr>` +
+		`<form method="post" action="/admin/tickets/3/claim" data-confirmed></form>`
 	if got != want {
 		t.Fatalf("followable:\n got %s\nwant %s", got, want)
 	}

@@ -21,7 +21,7 @@ import (
 	"cardata/templates/i18n"
 )
 
-//go:embed layouts partials admin errors static portal register my public
+//go:embed layouts partials admin errors static portal register my public actions
 var files embed.FS
 
 // Files is the whole embedded tree: page templates and static assets

@@ -7,6 +7,7 @@
 package customer
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -50,7 +51,7 @@ func (h *Handlers) Routes(r fiber.Router) {
 	r.Post("/consents/:id/grant", h.grant)
 	r.Post("/consents/:id/deny", h.deny)
 	r.Get("/consents/:id/revoke", h.confirmRevoke)
-	r.Post("/consents/:id/revoke", h.revoke)
+	r.Post("/consents/:id/revoke", h.View.Confirm(h.confirmRevokePost), h.revoke)
 	r.Get("/history", h.history)
 	r.Get("/reports", h.reports)
 	r.Post("/reports", h.requestReport)
@@ -352,7 +353,26 @@ func (h *Handlers) confirmRevoke(c *fiber.Ctx) error {
 	if p.Consent.State != consent.Granted || !p.Primary {
 		return c.Redirect("/my/consents/"+strconv.FormatInt(p.Consent.ID, 10), fiber.StatusSeeOther)
 	}
-	return h.View.Render(c, fiber.StatusOK, "my/revoke", &templates.Page{Title: "Revoke consent", Data: p})
+	return h.View.Ask(c, revokeConfirmation(p), "/my/consents/"+strconv.FormatInt(p.Consent.ID, 10)+"/revoke")
+}
+
+// confirmRevokePost asks before a revocation posted from a page's form.
+func (h *Handlers) confirmRevokePost(c *fiber.Ctx) (templates.Confirmation, error) {
+	p, err := h.loadConsent(c)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	return revokeConfirmation(p), nil
+}
+
+func revokeConfirmation(p *consentPage) templates.Confirmation {
+	k := p.Consent
+	return templates.Confirmation{
+		Title: "Revoke this consent?",
+		Effect: fmt.Sprintf("%s will receive no more data of your %s %s (VIN %s) for “%s”, from its very next request on. "+
+			"The provider may then no longer offer you this service; to share data again, it has to ask you anew.",
+			k.ProviderName, k.Brand, k.Model, k.VIN, p.Purpose.Label),
+		Yes: "Yes, revoke", No: "Keep it", Back: "/my"}
 }
 
 func (h *Handlers) revoke(c *fiber.Ctx) error {

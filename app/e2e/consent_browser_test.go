@@ -49,6 +49,8 @@ func TestBrowserTwoPartnerManagersApproveASensitiveContainer(t *testing.T) {
 		chromedp.WaitVisible(`#approve-1`, chromedp.ByQuery),
 		chromedp.Text(`#keys-1`, &keys, chromedp.ByQuery),
 		chromedp.Click(`#approve-1`, chromedp.ByQuery),
+		apptest.WaitJS(`document.querySelector("#confirm-yes") !== null`), // approving asks first
+		chromedp.Click(`#confirm-yes`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#waiting-second`, chromedp.ByQuery),
 		chromedp.Text(`#approvals-1`, &approvals, chromedp.ByQuery),
 		chromedp.Text(`#waiting-second`, &waiting, chromedp.ByQuery),
@@ -75,6 +77,8 @@ func TestBrowserTwoPartnerManagersApproveASensitiveContainer(t *testing.T) {
 		chromedp.Navigate(page),
 		chromedp.WaitVisible(`#approve-1`, chromedp.ByQuery),
 		chromedp.Click(`#approve-1`, chromedp.ByQuery),
+		apptest.WaitJS(`document.querySelector("#confirm-yes") !== null`),
+		chromedp.Click(`#confirm-yes`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#deprecate-1`, chromedp.ByQuery),
 		chromedp.Text(`#state`, &state, chromedp.ByQuery),
 		chromedp.Text(`#approvals-1`, &approvals, chromedp.ByQuery),
@@ -141,9 +145,9 @@ func TestBrowserCustomerGrantsAndRevokes(t *testing.T) {
 		chromedp.Navigate(base+"/my"),
 		chromedp.WaitVisible(fmt.Sprintf(`#revoke-%d`, k.ID), chromedp.ByQuery),
 		chromedp.Click(fmt.Sprintf(`#revoke-%d`, k.ID), chromedp.ByQuery), // click 1
-		chromedp.WaitVisible(`#confirm`, chromedp.ByQuery),
-		chromedp.Text(`#confirm-revoke`, &confirm, chromedp.ByQuery),
-		chromedp.Click(`#confirm`, chromedp.ByQuery), // click 2
+		chromedp.WaitVisible(`#confirm-yes`, chromedp.ByQuery),
+		chromedp.Text(`#confirm-action`, &confirm, chromedp.ByQuery),
+		chromedp.Click(`#confirm-yes`, chromedp.ByQuery), // click 2
 		chromedp.WaitVisible(`table.active`, chromedp.ByQuery),
 		chromedp.Text(`table.active`, &active, chromedp.ByQuery),
 	)

@@ -33,6 +33,8 @@ func TestBrowserPartnerManagerApprovesAnApplication(t *testing.T) {
 		chromedp.Click(fmt.Sprintf(`#claim-%d`, id), chromedp.ByQuery),
 		chromedp.WaitVisible(`#action-approve`, chromedp.ByQuery),
 		chromedp.Click(`#action-approve`, chromedp.ByQuery),
+		apptest.WaitJS(`document.querySelector("#confirm-yes") !== null`), // approving asks first
+		chromedp.Click(`#confirm-yes`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#action-suspend`, chromedp.ByQuery),
 		chromedp.Text(`#status`, &status, chromedp.ByQuery),
 		chromedp.Text(`#timeline`, &timeline, chromedp.ByQuery),

@@ -308,8 +308,9 @@ func TestTemplatesCarryNoInlineScriptOrStyle(t *testing.T) {
 
 // In a real browser, under the CSP: the pages whose inline styles moved to
 // app.css raise no violation, an injected inline handler or style is
-// refused, and app.js still asks before a data-confirm form is submitted
-// and still refreshes a data-poll panel.
+// refused, running a job asks first on the server's confirmation page (cancel
+// runs nothing, yes runs it once), and app.js still refreshes a data-poll
+// panel.
 func TestBrowserPagesWorkUnderTheContentSecurityPolicy(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
@@ -383,19 +384,22 @@ document.addEventListener("securitypolicyviolation", function (e) { window.__csp
 		t.Fatalf("injected inline handler ran: %v %v", ran, err)
 	}
 
-	// data-confirm: declining keeps the form from being sent, accepting sends it.
+	// Running a job asks first: cancel goes back without a run, yes runs it.
 	var asked string
 	err = chromedp.Run(ctx,
 		chromedp.Navigate(base+"/admin/jobs/sessions.purge"),
 		chromedp.WaitVisible(`#run-now`, chromedp.ByQuery),
 		noViolations("/admin/jobs/sessions.purge"),
-		chromedp.Evaluate(`window.confirm = function (m) { window.__asked = m; return false; }; true`, nil),
 		chromedp.Click(`#run-now`, chromedp.ByQuery),
-		apptest.WaitJS(`window.__asked !== undefined`),
-		chromedp.Evaluate(`window.__asked`, &asked),
-		chromedp.Evaluate(`window.confirm = function () { return true; }; true`, nil),
+		apptest.WaitJS(`document.querySelector("#confirm-yes") !== null`),
+		chromedp.Text(`#confirm-title`, &asked, chromedp.ByQuery),
+		noViolations("confirmation page"),
+		chromedp.Click(`#confirm-cancel`, chromedp.ByQuery),
+		apptest.WaitJS(`document.querySelector("#run-now") !== null`),
 		chromedp.Click(`#run-now`, chromedp.ByQuery),
-		apptest.WaitJS(`window.__asked === undefined && document.querySelector(".flash") !== null &&
+		apptest.WaitJS(`document.querySelector("#confirm-yes") !== null`),
+		chromedp.Click(`#confirm-yes`, chromedp.ByQuery),
+		apptest.WaitJS(`document.querySelector(".flash") !== null &&
 			document.querySelector(".flash").textContent.indexOf("started") >= 0`),
 		noViolations("/admin/jobs/sessions.purge after run"),
 	)

@@ -31,7 +31,7 @@ func (h *APIPages) Routes(r fiber.Router) {
 	r.Get("/webhooks", h.webhooks)
 	r.Post("/webhooks", h.createWebhook)
 	r.Get("/webhooks/:id", h.webhook)
-	r.Post("/webhooks/:id/delete", h.deleteWebhook)
+	r.Post("/webhooks/:id/delete", h.View.Confirm(h.confirmDeleteWebhook), h.deleteWebhook)
 	r.Post("/webhooks/:id/enable", h.enableWebhook)
 	r.Post("/webhooks/:id/test", h.testWebhook)
 	r.Post("/webhooks/:id/deliveries/:delivery/redeliver", h.redeliver)

@@ -35,7 +35,7 @@ func (h *ContainerHandlers) Routes(r fiber.Router) {
 	r.Post("/containers/:id/versions", h.createVersion)
 	r.Get("/containers/:id/versions/:version/edit", h.editForm)
 	r.Post("/containers/:id/versions/:version", h.update)
-	r.Post("/containers/:id/versions/:version/:action", h.act)
+	r.Post("/containers/:id/versions/:version/:action", h.View.Confirm(h.confirmAct), h.act)
 }
 
 // ContainerNav is the portal navigation entry.

@@ -1,0 +1,132 @@
+package portal
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/templates"
+)
+
+// The portal's destructive actions and what their confirmation page says
+// (templates.View.Confirm asks before the handler runs).
+
+func (h *Handlers) confirmRevokeClient(c *fiber.Ctx) (templates.Confirmation, error) {
+	me, err := me(c)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	id, err := pathID(c)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	cl, err := h.Onboarding.FindAPIClient(c.UserContext(), me.ProviderID, id)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	return templates.Confirmation{
+		Title:  fmt.Sprintf("Revoke the API client “%s”?", cl.Name),
+		Effect: fmt.Sprintf("Client ID %s and its secrets stop working at once: every system using them is refused from its next request on. A revoked client cannot be restored; you would create a new one.", cl.ClientID),
+		Yes:    "Revoke the client", Back: "/portal/clients"}, nil
+}
+
+func (h *Handlers) confirmRotateClient(c *fiber.Ctx) (templates.Confirmation, error) {
+	me, err := me(c)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	id, err := pathID(c)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	cl, err := h.Onboarding.FindAPIClient(c.UserContext(), me.ProviderID, id)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	hours := c.FormValue("overlap_hours", "24")
+	return templates.Confirmation{
+		Title:  fmt.Sprintf("Rotate the secret of “%s”?", cl.Name),
+		Effect: fmt.Sprintf("A new secret is shown once. The current secret of %s keeps working for %s more hours, then it is refused.", cl.ClientID, hours),
+		Yes:    "Rotate the secret", Back: "/portal/clients"}, nil
+}
+
+func (h *Handlers) confirmUserActive(c *fiber.Ctx) (templates.Confirmation, error) {
+	if c.FormValue("active") == "true" {
+		return templates.Confirmation{Safe: true}, nil
+	}
+	me, err := me(c)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	id, err := pathID(c)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	users, err := h.Onboarding.FindProviderUsers(c.UserContext(), me.ProviderID)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	name := "this user"
+	for _, u := range users {
+		if u.ID == id {
+			name = fmt.Sprintf("%s (%s)", u.Name, u.Email)
+		}
+	}
+	return templates.Confirmation{
+		Title:  "Deactivate " + name + "?",
+		Effect: "They are signed out everywhere at once and can no longer sign in to the portal until an administrator reactivates them.",
+		Yes:    "Deactivate", Back: "/portal/users"}, nil
+}
+
+func (h *APIPages) confirmDeleteWebhook(c *fiber.Ctx) (templates.Confirmation, error) {
+	me, err := me(c)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	id, err := pathID(c)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	ep, err := h.Webhooks.FindEndpoint(c.UserContext(), me.ProviderID, id)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	return templates.Confirmation{
+		Title:  "Delete the webhook endpoint " + ep.URL + "?",
+		Effect: "No more notifications are sent to it, and the notifications queued for it are dropped, not delivered later. This cannot be undone.",
+		Yes:    "Delete the endpoint", Back: "/portal/webhooks/" + strconv.FormatInt(id, 10)}, nil
+}
+
+func (h *ContainerHandlers) confirmAct(c *fiber.Ctx) (templates.Confirmation, error) {
+	action := c.Params("action")
+	if action == "submit" || (action == "withdraw" && strings.TrimSpace(c.FormValue("reason")) == "") {
+		return templates.Confirmation{Safe: true}, nil // a withdrawal asks for its reason first
+	}
+	ct, err := h.containerOf(c)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	v, err := containerVersionOf(c, ct)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	what := fmt.Sprintf("“%s” version %d", v.Name, v.Version)
+	back := "/portal/containers/" + strconv.FormatInt(ct.ID, 10)
+	switch action {
+	case "deprecate":
+		return templates.Confirmation{Title: "Deprecate " + what + "?",
+			Effect: "Customers can no longer be asked to consent to it; existing consents keep delivering data.",
+			Yes:    "Deprecate", Back: back}, nil
+	case "withdraw":
+		return templates.Confirmation{Title: "Withdraw " + what + "?",
+			Effect: "Every consent to this version ends at once and no more data flows under it; open consent requests expire. This cannot be undone.",
+			Yes:    "Withdraw", Back: back}, nil
+	case "discard":
+		return templates.Confirmation{Title: "Discard the draft " + what + "?",
+			Effect: "The draft is deleted with its keys and purpose text.",
+			Yes:    "Discard the draft", Back: back}, nil
+	}
+	return templates.Confirmation{Safe: true}, nil
+}
