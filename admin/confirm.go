@@ -36,21 +36,22 @@ func (h *ProviderHandlers) confirmTransition(c *fiber.Ctx) (confirmation, error)
 		return confirmation{}, err
 	}
 	back := fmt.Sprintf("/admin/providers/%d", id)
+	args := []any{"Name", p.LegalName}
 	switch action {
 	case onboarding.ActionApprove:
-		return confirmation{Title: "Approve " + p.LegalName + "?",
+		return confirmation{Title: "Approve {{.Name}}?", Args: args,
 			Effect: "It becomes an active partner: its users may sign in to the portal, create API clients and data containers, and request markets. It is told by e-mail.",
 			Yes:    "Approve the provider", Back: back}, nil
 	case onboarding.ActionReject:
-		return confirmation{Title: "Reject " + p.LegalName + "?",
+		return confirmation{Title: "Reject {{.Name}}?", Args: args,
 			Effect: "The application is closed for good and the provider is told your reason by e-mail. To be reconsidered it must register again.",
 			Yes:    "Reject the application", Back: back}, nil
 	case onboarding.ActionSuspend:
-		return confirmation{Title: "Suspend " + p.LegalName + "?",
+		return confirmation{Title: "Suspend {{.Name}}?", Args: args,
 			Effect: "Its API clients are refused and no data flows to it until a partner manager reactivates it; its users are told your reason.",
 			Yes:    "Suspend the provider", Back: back}, nil
 	case onboarding.ActionTerminate:
-		return confirmation{Title: "Terminate " + p.LegalName + "?",
+		return confirmation{Title: "Terminate {{.Name}}?", Args: args,
 			Effect: "The partnership ends for good: no data flows, its users and API clients stop working, and it cannot be reactivated.",
 			Yes:    "Terminate the partnership", Back: back}, nil
 	}
@@ -72,10 +73,11 @@ func (h *ProviderHandlers) confirmMarketDecision(c *fiber.Ctx) (confirmation, er
 	}
 	code := strings.ToUpper(c.Params("code"))
 	back := safeBack(c.FormValue("back"), fmt.Sprintf("/admin/providers/%d", id))
+	args := []any{"Name", p.LegalName, "Code", code}
 	if decision == "approve" {
-		return confirmation{Title: fmt.Sprintf("Give %s access to market %s?", p.LegalName, code),
-			Effect: "It may then ask customers with vehicles registered in " + code + " for consent and receive their data.",
-			Yes:    "Approve " + code, Back: back}, nil
+		return confirmation{Title: "Give {{.Name}} access to market {{.Code}}?",
+			Effect: "It may then ask customers with vehicles registered in {{.Code}} for consent and receive their data.",
+			Yes:    "Approve {{.Code}}", Back: back, Args: args}, nil
 	}
 	access, err := h.Onboarding.FindMarketAccess(c.UserContext(), id)
 	if err != nil {
@@ -83,14 +85,14 @@ func (h *ProviderHandlers) confirmMarketDecision(c *fiber.Ctx) (confirmation, er
 	}
 	for _, a := range access {
 		if a.Market == code && a.Status == "approved" {
-			return confirmation{Title: fmt.Sprintf("Withdraw %s's access to market %s?", p.LegalName, code),
-				Effect: "From its next request on it receives no data of vehicles registered in " + code + "; it is told, and would have to request the market again.",
-				Yes:    "Withdraw " + code, Back: back}, nil
+			return confirmation{Title: "Withdraw the access of {{.Name}} to market {{.Code}}?",
+				Effect: "From its next request on it receives no data of vehicles registered in {{.Code}}; it is told, and would have to request the market again.",
+				Yes:    "Withdraw {{.Code}}", Back: back, Args: args}, nil
 		}
 	}
-	return confirmation{Title: fmt.Sprintf("Refuse %s access to market %s?", p.LegalName, code),
+	return confirmation{Title: "Refuse {{.Name}} access to market {{.Code}}?",
 		Effect: "The request is closed and the provider is told; it would have to request the market again.",
-		Yes:    "Reject " + code, Back: back}, nil
+		Yes:    "Reject {{.Code}}", Back: back, Args: args}, nil
 }
 
 func (h *ProviderHandlers) confirmMarketActive(c *fiber.Ctx) (confirmation, error) {
@@ -102,9 +104,9 @@ func (h *ProviderHandlers) confirmMarketActive(c *fiber.Ctx) (confirmation, erro
 	if err != nil {
 		return confirmation{}, err
 	}
-	return confirmation{Title: "Pause the market " + m.Name + "?",
-		Effect: "No provider receives data of vehicles registered in " + m.Name + " and no new market requests are taken, until a partner manager activates it again.",
-		Yes:    "Pause " + m.Name, Back: "/admin/markets"}, nil
+	return confirmation{Title: "Pause the market {{.Name}}?",
+		Effect: "No provider receives data of vehicles registered in {{.Name}} and no new market requests are taken, until a partner manager activates it again.",
+		Yes:    "Pause {{.Name}}", Back: "/admin/markets", Args: []any{"Name", m.Name}}, nil
 }
 
 func (h *ContainerHandlers) confirmAct(c *fiber.Ctx) (confirmation, error) {
@@ -126,26 +128,26 @@ func (h *ContainerHandlers) confirmAct(c *fiber.Ctx) (confirmation, error) {
 		if v.Version != n {
 			continue
 		}
-		what := fmt.Sprintf("“%s” version %d of %s", v.Name, v.Version, ct.ProviderName)
+		args := []any{"Name", v.Name, "Version", strconv.Itoa(v.Version), "Provider", ct.ProviderName, "Keys", strings.Join(v.KeyNames(), ", ")}
 		switch action {
 		case "approve":
-			eff := "The provider may then ask customers to consent to these keys for this purpose: " + strings.Join(v.KeyNames(), ", ") + "."
+			eff := "The provider may then ask customers to consent to these keys for this purpose: {{.Keys}}."
 			if v.Sensitive && len(v.Approvals)+1 < v.ApprovalsRequired {
 				eff = "It has sensitive keys: your approval is the first of two; a second partner manager must approve it before it can be used."
 			} else if v.Sensitive {
-				eff = "Yours is the second approval of these sensitive keys: the container becomes usable at once. " + eff
+				eff = "Yours is the second approval of these sensitive keys: the container becomes usable at once. The provider may then ask customers to consent to these keys for this purpose: {{.Keys}}."
 			}
-			return confirmation{Title: "Approve " + what + "?", Effect: eff, Yes: "Approve", Back: back}, nil
+			return confirmation{Title: "Approve “{{.Name}}” version {{.Version}} of {{.Provider}}?", Effect: eff, Yes: "Approve", Back: back, Args: args}, nil
 		case "reject":
-			return confirmation{Title: "Reject " + what + "?",
+			return confirmation{Title: "Reject “{{.Name}}” version {{.Version}} of {{.Provider}}?", Args: args,
 				Effect: "The version is closed and the provider is told your reason; it would have to submit a new version.",
 				Yes:    "Reject", Back: back}, nil
 		case "deprecate":
-			return confirmation{Title: "Deprecate " + what + "?",
+			return confirmation{Title: "Deprecate “{{.Name}}” version {{.Version}} of {{.Provider}}?", Args: args,
 				Effect: "Customers can no longer be asked to consent to it; existing consents keep delivering data.",
 				Yes:    "Deprecate", Back: back}, nil
 		case "withdraw":
-			return confirmation{Title: "Withdraw " + what + "?",
+			return confirmation{Title: "Withdraw “{{.Name}}” version {{.Version}} of {{.Provider}}?", Args: args,
 				Effect: "Every consent to this version ends at once and no more data flows under it. This cannot be undone.",
 				Yes:    "Withdraw", Back: back}, nil
 		}
@@ -167,28 +169,28 @@ func (h *BillingHandlers) confirmInvoice(verb string) func(c *fiber.Ctx) (confir
 		if err != nil {
 			return confirmation{}, err
 		}
-		kind := "invoice"
+		what := "invoice {{.Number}} to {{.Buyer}} ({{.Amount}} EUR)"
 		if inv.IsCreditNote() {
-			kind = "credit note"
+			what = "credit note {{.Number}} to {{.Buyer}} ({{.Amount}} EUR)"
 		}
-		what := fmt.Sprintf("%s %s to %s (%s EUR)", kind, inv.NumberOrDraft(), inv.BuyerName, inv.GrossTotal.StringFixed(2))
+		args := []any{"Number", inv.NumberOrDraft(), "Buyer", inv.BuyerName, "Amount", inv.GrossTotal.StringFixed(2), "Email", inv.BuyerEmail, "Credit", c.FormValue("credit_amount")}
 		back := fmt.Sprintf("/admin/billing/invoices/%d", id)
 		switch verb {
 		case "finalize":
-			return confirmation{Title: "Finalize " + what + "?",
+			return confirmation{Title: "Finalize " + what + "?", Args: args,
 				Effect: "It gets the next number of the series, its PDF and e-invoice are stored, and it can no longer be changed: only a credit note corrects it.",
 				Yes:    "Finalize", Back: back}, nil
 		case "send":
-			return confirmation{Title: "Send " + what + "?",
-				Effect: "It is e-mailed to " + inv.BuyerEmail + " with the PDF and the XML attached. An e-mail cannot be called back.",
+			return confirmation{Title: "Send " + what + "?", Args: args,
+				Effect: "It is e-mailed to {{.Email}} with the PDF and the XML attached. An e-mail cannot be called back.",
 				Yes:    "Send the e-mail", Back: back}, nil
 		case "discard":
-			return confirmation{Title: "Discard the draft " + what + "?",
+			return confirmation{Title: "Discard the draft " + what + "?", Args: args,
 				Effect: "The draft is deleted and its deliveries become billable again in the next run.",
 				Yes:    "Discard the draft", Back: back}, nil
 		case "credit":
-			return confirmation{Title: "Draft a credit note of " + c.FormValue("credit_amount") + " EUR against " + inv.NumberOrDraft() + "?",
-				Effect: "A credit note draft for " + inv.BuyerName + " is created; a second finance user reviews and issues it.",
+			return confirmation{Title: "Draft a credit note of {{.Credit}} EUR against {{.Number}}?", Args: args,
+				Effect: "A credit note draft for {{.Buyer}} is created; a second finance user reviews and issues it.",
 				Yes:    "Draft the credit note", Back: back}, nil
 		}
 		return proceed, nil
@@ -210,9 +212,9 @@ func (h *JobsHandlers) confirmRun(c *fiber.Ctx) (confirmation, error) {
 	if err != nil {
 		return confirmation{}, err
 	}
-	return confirmation{Title: "Run " + j.Title + " now?",
-		Effect: "It runs at once, outside its schedule (" + j.Name + "), and does everything a scheduled run does.",
-		Yes:    "Run now", Back: "/admin/jobs/" + j.Name}, nil
+	return confirmation{Title: "Run {{.Title}} now?",
+		Effect: "It runs at once, outside its schedule ({{.Name}}), and does everything a scheduled run does.",
+		Yes:    "Run now", Back: "/admin/jobs/" + j.Name, Args: []any{"Title", j.Title, "Name", j.Name}}, nil
 }
 
 func (h *TicketHandlers) confirmMerge(c *fiber.Ctx) (confirmation, error) {
@@ -224,9 +226,10 @@ func (h *TicketHandlers) confirmMerge(c *fiber.Ctx) (confirmation, error) {
 	if !ok {
 		return proceed, nil // the handler reports the number
 	}
-	return confirmation{Title: fmt.Sprintf("Close %s as a duplicate of %s?", support.TicketNumber(id), support.TicketNumber(survivor)),
-		Effect: fmt.Sprintf("%s is closed and its conversation continues in %s; the provider is told.", support.TicketNumber(id), support.TicketNumber(survivor)),
-		Yes:    "Merge", Back: fmt.Sprintf("/admin/tickets/%d", id)}, nil
+	return confirmation{Title: "Close {{.Ticket}} as a duplicate of {{.Survivor}}?",
+		Effect: "{{.Ticket}} is closed and its conversation continues in {{.Survivor}}; the provider is told.",
+		Yes:    "Merge", Back: fmt.Sprintf("/admin/tickets/%d", id),
+		Args: []any{"Ticket", support.TicketNumber(id), "Survivor", support.TicketNumber(survivor)}}, nil
 }
 
 func (h *VehicleHandlers) confirmEndSubscription(c *fiber.Ctx) (confirmation, error) {
@@ -234,7 +237,7 @@ func (h *VehicleHandlers) confirmEndSubscription(c *fiber.Ctx) (confirmation, er
 	if err != nil {
 		return confirmation{}, err
 	}
-	return confirmation{Title: "End this connected-service subscription of " + v.VIN + " now?",
+	return confirmation{Title: "End this connected-service subscription of {{.VIN}} now?", Args: []any{"VIN", v.VIN},
 		Effect: "The keys it provides stop being available for this vehicle at once; providers reading them get no new values.",
 		Yes:    "End the subscription", Back: "/admin/vehicles/" + v.VIN + "#subscriptions"}, nil
 }

@@ -1,11 +1,14 @@
 package templates
 
 import (
+	"cmp"
 	"net/url"
 	"sort"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"cardata/templates/i18n"
 )
 
 // Destructive and irreversible actions ask first, on a page of their own
@@ -26,13 +29,17 @@ const (
 	confirmAsk   = "ask"
 )
 
-// Confirmation names what an action will do, for the page that asks.
+// Confirmation names what an action will do, for the page that asks. Its
+// texts are message ids of the catalogs (templates/i18n), with go-i18n
+// parameters filled from Args ("Name", cl.Name, ...), so the page asks in
+// the reader's language.
 type Confirmation struct {
 	Title  string // the question: "Revoke the API client “backend”?"
 	Effect string // what happens, in a sentence or two
 	Yes    string // the button: "Revoke the client"
 	No     string // the way back; "Cancel" when empty
 	Back   string // where cancel goes; the page the form was on when empty
+	Args   []any  // the texts' parameters, name and value pairs
 	// Safe marks an action that is not destructive (the same route's
 	// "claim" beside "reject"): it proceeds without asking.
 	Safe bool
@@ -63,6 +70,9 @@ func (v *View) Ask(c *fiber.Ctx, d Confirmation, action string, fields ...Field)
 	if d.Back == "" {
 		d.Back = sameOriginPath(c.Get(fiber.HeaderReferer), c.BaseURL())
 	}
+	lang := LangOf(c)
+	d.Title, d.Effect = i18n.T(lang, d.Title, d.Args...), i18n.T(lang, d.Effect, d.Args...)
+	d.Yes, d.No = i18n.T(lang, d.Yes, d.Args...), i18n.T(lang, cmp.Or(d.No, "Cancel"))
 	return v.Render(c, fiber.StatusOK, "actions/confirm", &Page{Title: d.Title,
 		Data: confirmPage{Confirmation: d, Action: action, Fields: fields}})
 }

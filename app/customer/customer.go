@@ -7,7 +7,6 @@
 package customer
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"cardata/policies/errs"
 	"cardata/policies/session"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // Handlers holds what the customer pages need.
@@ -353,7 +353,7 @@ func (h *Handlers) confirmRevoke(c *fiber.Ctx) error {
 	if p.Consent.State != consent.Granted || !p.Primary {
 		return c.Redirect("/my/consents/"+strconv.FormatInt(p.Consent.ID, 10), fiber.StatusSeeOther)
 	}
-	return h.View.Ask(c, revokeConfirmation(p), "/my/consents/"+strconv.FormatInt(p.Consent.ID, 10)+"/revoke")
+	return h.View.Ask(c, revokeConfirmation(c, p), "/my/consents/"+strconv.FormatInt(p.Consent.ID, 10)+"/revoke")
 }
 
 // confirmRevokePost asks before a revocation posted from a page's form.
@@ -362,17 +362,17 @@ func (h *Handlers) confirmRevokePost(c *fiber.Ctx) (templates.Confirmation, erro
 	if err != nil {
 		return templates.Confirmation{}, err
 	}
-	return revokeConfirmation(p), nil
+	return revokeConfirmation(c, p), nil
 }
 
-func revokeConfirmation(p *consentPage) templates.Confirmation {
+func revokeConfirmation(c *fiber.Ctx, p *consentPage) templates.Confirmation {
 	k := p.Consent
 	return templates.Confirmation{
 		Title: "Revoke this consent?",
-		Effect: fmt.Sprintf("%s will receive no more data of your %s %s (VIN %s) for “%s”, from its very next request on. "+
+		Effect: "{{.Provider}} will receive no more data of your {{.Vehicle}} (VIN {{.VIN}}) for “{{.Purpose}}”, from its very next request on. " +
 			"The provider may then no longer offer you this service; to share data again, it has to ask you anew.",
-			k.ProviderName, k.Brand, k.Model, k.VIN, p.Purpose.Label),
-		Yes: "Yes, revoke", No: "Keep it", Back: "/my"}
+		Yes: "Yes, revoke", No: "Keep it", Back: "/my",
+		Args: []any{"Provider", k.ProviderName, "Vehicle", k.Brand + " " + k.Model, "VIN", k.VIN, "Purpose", i18n.T(templates.LangOf(c), p.Purpose.Label)}}
 }
 
 func (h *Handlers) revoke(c *fiber.Ctx) error {

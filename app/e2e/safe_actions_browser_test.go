@@ -102,12 +102,14 @@ func TestBrowserDestructiveActionsAskFirst(t *testing.T) {
 	if count(`SELECT count(*) FROM webhook_endpoints WHERE id = ? AND status = 'deleted'`, ep.ID) != 0 {
 		t.Fatal("cancel deleted the endpoint")
 	}
-	run("delete endpoint", confirmStep(`#delete`, &title, &effect, true), browserSignOut())
+	run("delete endpoint", confirmStep(`#delete`, &title, &effect, true))
 	if count(`SELECT count(*) FROM webhook_endpoints WHERE id = ? AND status = 'deleted'`, ep.ID) != 1 {
 		t.Fatal("the endpoint was not deleted after yes")
 	}
 
 	// A partner manager claims (no question) and approves (asked) a provider.
+	// Each user gets a browser of their own (each is bounded by BrowserPatience).
+	ctx = apptest.Browser(t)
 	run("manager", browserSignIn(base, demoLogin{login: "/admin/login", email: "manager@demo.local"}),
 		chromedp.Navigate(fmt.Sprintf("%s/admin/providers/%d", base, alpen)),
 		chromedp.WaitVisible(`#action-claim`, chromedp.ByQuery),
@@ -128,12 +130,13 @@ func TestBrowserDestructiveActionsAskFirst(t *testing.T) {
 	if count(`SELECT count(*) FROM markets WHERE code = 'LU' AND active`) != 1 {
 		t.Fatal("cancel paused the market")
 	}
-	run("pause market", confirmStep(`#pause-LU`, &title, &effect, true), browserSignOut())
+	run("pause market", confirmStep(`#pause-LU`, &title, &effect, true))
 	if count(`SELECT count(*) FROM markets WHERE code = 'LU' AND active`) != 0 {
 		t.Fatal("the market was not paused after yes")
 	}
 
 	// The second partner manager gives the second approval of a sensitive container.
+	ctx = apptest.Browser(t)
 	run("second approval", browserSignIn(base, demoLogin{login: "/admin/login", email: "manager2@demo.local"}),
 		chromedp.Navigate(fmt.Sprintf("%s/admin/containers/%d", base, bonus)),
 		confirmStep(`#approve-1`, &title, &effect, false))
@@ -141,12 +144,13 @@ func TestBrowserDestructiveActionsAskFirst(t *testing.T) {
 	if count(`SELECT count(*) FROM container_versions WHERE container_id = ? AND state = 'approved'`, bonus) != 0 {
 		t.Fatal("cancel approved the container")
 	}
-	run("second approval", confirmStep(`#approve-1`, &title, &effect, true), browserSignOut())
+	run("second approval", confirmStep(`#approve-1`, &title, &effect, true))
 	if count(`SELECT count(*) FROM container_versions WHERE container_id = ? AND state = 'approved'`, bonus) != 1 {
 		t.Fatal("the container was not approved after yes")
 	}
 
 	// Finance finalizes a draft: the confirmation names the buyer and the amount.
+	ctx = apptest.Browser(t)
 	run("finalize", browserSignIn(base, demoLogin{login: "/admin/login", email: "finance@demo.local"}),
 		chromedp.Navigate(fmt.Sprintf("%s/admin/billing/invoices/%d", base, draft)),
 		confirmStep(`#finalize`, &title, &effect, false))

@@ -24,14 +24,6 @@ func browserSignIn(base string, u demoLogin) chromedp.Action {
 	}
 }
 
-// browserSignOut ends the session of whoever is signed in.
-func browserSignOut() chromedp.Action {
-	return chromedp.Tasks{
-		chromedp.Click(`#logout`, chromedp.ByQuery),
-		apptest.WaitJS(`document.querySelector("#f-email") !== null`),
-	}
-}
-
 // screenshots saves the current page at 1366 and 390 px wide into the
 // directory UX_SCREENSHOTS names (nothing when unset), for people to look at.
 func screenshots(t *testing.T, name string) chromedp.Action {

@@ -27,9 +27,9 @@ func (h *Handlers) confirmRevokeClient(c *fiber.Ctx) (templates.Confirmation, er
 		return templates.Confirmation{}, err
 	}
 	return templates.Confirmation{
-		Title:  fmt.Sprintf("Revoke the API client “%s”?", cl.Name),
-		Effect: fmt.Sprintf("Client ID %s and its secrets stop working at once: every system using them is refused from its next request on. A revoked client cannot be restored; you would create a new one.", cl.ClientID),
-		Yes:    "Revoke the client", Back: "/portal/clients"}, nil
+		Title:  "Revoke the API client “{{.Name}}”?",
+		Effect: "Client ID {{.ClientID}} and its secrets stop working at once: every system using them is refused from its next request on. A revoked client cannot be restored; you would create a new one.",
+		Yes:    "Revoke the client", Back: "/portal/clients", Args: []any{"Name", cl.Name, "ClientID", cl.ClientID}}, nil
 }
 
 func (h *Handlers) confirmRotateClient(c *fiber.Ctx) (templates.Confirmation, error) {
@@ -47,9 +47,9 @@ func (h *Handlers) confirmRotateClient(c *fiber.Ctx) (templates.Confirmation, er
 	}
 	hours := c.FormValue("overlap_hours", "24")
 	return templates.Confirmation{
-		Title:  fmt.Sprintf("Rotate the secret of “%s”?", cl.Name),
-		Effect: fmt.Sprintf("A new secret is shown once. The current secret of %s keeps working for %s more hours, then it is refused.", cl.ClientID, hours),
-		Yes:    "Rotate the secret", Back: "/portal/clients"}, nil
+		Title:  "Rotate the secret of “{{.Name}}”?",
+		Effect: "A new secret is shown once. The current secret of {{.ClientID}} keeps working for {{.Hours}} more hours, then it is refused.",
+		Yes:    "Rotate the secret", Back: "/portal/clients", Args: []any{"Name", cl.Name, "ClientID", cl.ClientID, "Hours", hours}}, nil
 }
 
 func (h *Handlers) confirmUserActive(c *fiber.Ctx) (templates.Confirmation, error) {
@@ -68,14 +68,14 @@ func (h *Handlers) confirmUserActive(c *fiber.Ctx) (templates.Confirmation, erro
 	if err != nil {
 		return templates.Confirmation{}, err
 	}
-	name := "this user"
+	name := ""
 	for _, u := range users {
 		if u.ID == id {
 			name = fmt.Sprintf("%s (%s)", u.Name, u.Email)
 		}
 	}
-	return templates.Confirmation{
-		Title:  "Deactivate " + name + "?",
+	return templates.Confirmation{Args: []any{"Name", name},
+		Title:  "Deactivate {{.Name}}?",
 		Effect: "They are signed out everywhere at once and can no longer sign in to the portal until an administrator reactivates them.",
 		Yes:    "Deactivate", Back: "/portal/users"}, nil
 }
@@ -94,7 +94,7 @@ func (h *APIPages) confirmDeleteWebhook(c *fiber.Ctx) (templates.Confirmation, e
 		return templates.Confirmation{}, err
 	}
 	return templates.Confirmation{
-		Title:  "Delete the webhook endpoint " + ep.URL + "?",
+		Title: "Delete the webhook endpoint {{.URL}}?", Args: []any{"URL", ep.URL},
 		Effect: "No more notifications are sent to it, and the notifications queued for it are dropped, not delivered later. This cannot be undone.",
 		Yes:    "Delete the endpoint", Back: "/portal/webhooks/" + strconv.FormatInt(id, 10)}, nil
 }
@@ -112,19 +112,19 @@ func (h *ContainerHandlers) confirmAct(c *fiber.Ctx) (templates.Confirmation, er
 	if err != nil {
 		return templates.Confirmation{}, err
 	}
-	what := fmt.Sprintf("“%s” version %d", v.Name, v.Version)
+	args := []any{"Name", v.Name, "Version", strconv.Itoa(v.Version)}
 	back := "/portal/containers/" + strconv.FormatInt(ct.ID, 10)
 	switch action {
 	case "deprecate":
-		return templates.Confirmation{Title: "Deprecate " + what + "?",
+		return templates.Confirmation{Title: "Deprecate “{{.Name}}” version {{.Version}}?", Args: args,
 			Effect: "Customers can no longer be asked to consent to it; existing consents keep delivering data.",
 			Yes:    "Deprecate", Back: back}, nil
 	case "withdraw":
-		return templates.Confirmation{Title: "Withdraw " + what + "?",
+		return templates.Confirmation{Title: "Withdraw “{{.Name}}” version {{.Version}}?", Args: args,
 			Effect: "Every consent to this version ends at once and no more data flows under it; open consent requests expire. This cannot be undone.",
 			Yes:    "Withdraw", Back: back}, nil
 	case "discard":
-		return templates.Confirmation{Title: "Discard the draft " + what + "?",
+		return templates.Confirmation{Title: "Discard the draft “{{.Name}}” version {{.Version}}?", Args: args,
 			Effect: "The draft is deleted with its keys and purpose text.",
 			Yes:    "Discard the draft", Back: back}, nil
 	}
