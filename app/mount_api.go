@@ -33,6 +33,9 @@ func (a *App) mountAPI() error {
 	for _, r := range providerapi.PublicRoutes {
 		a.Access.Public(r[0], r[1])
 	}
+	// Every documented /api/v1 and /oauth route refuses query parameters
+	// its OpenAPI operation does not list (behind the guard).
+	a.Access.After(providerapi.QueryStep)
 
 	pages := &portal.APIPages{View: a.View, Webhooks: s.Webhooks, Billing: s.Billing, Location: a.Cfg.BillingTimezone}
 	pages.Routes(a.surface("/portal"))

@@ -79,32 +79,48 @@ type LedgerEntry struct {
 	Invoiced    bool      `json:"invoiced"`
 }
 
-// LedgerFilter selects a provider's records in [From, To), oldest first.
+// LedgerFilter selects a provider's records in [From, To), newest first
+// (Oldest: oldest first, the order to follow the ledger incrementally).
 type LedgerFilter struct {
 	From, To time.Time
 	Kind     string // "", pull or push
 	VIN      string
-	Cursor   string // opaque, from the previous page
+	Cursor   string // opaque, from the previous page (of the same order)
 	Limit    int
+	Oldest   bool
 }
 
-// EncodeCursor and DecodeCursor make the page position opaque to clients.
-func EncodeCursor(id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("l" + strconv.FormatInt(id, 10)))
+// MaxLedgerPage is the most records one page holds.
+const MaxLedgerPage = 500
+
+// EncodeCursor and DecodeCursor make the page position opaque to clients:
+// the last record's id and the order it was read in ("l" oldest first,
+// "n" newest first), so a cursor of one order is refused by the other.
+func EncodeCursor(id int64, oldest bool) string {
+	prefix := "n"
+	if oldest {
+		prefix = "l"
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(prefix + strconv.FormatInt(id, 10)))
 }
 
-// DecodeCursor reads a cursor; a broken one is a 400.
-func DecodeCursor(s string) (int64, error) {
+// DecodeCursor reads a cursor of the given order ("" is the first page: 0);
+// a broken one, or one of the other order, is a 400.
+func DecodeCursor(s string, oldest bool) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
+	prefix := byte('n')
+	if oldest {
+		prefix = 'l'
+	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil && len(b) > 1 && b[0] == 'l' {
+	if err == nil && len(b) > 1 && b[0] == prefix {
 		if id, err := strconv.ParseInt(string(b[1:]), 10, 64); err == nil && id >= 0 {
 			return id, nil
 		}
 	}
-	return 0, errs.New(errs.BadRequest, "cursor_invalid", "the cursor is not one this API returned")
+	return 0, errs.New(errs.BadRequest, "cursor_invalid", "the cursor is not one this API returned (for this sort)")
 }
 
 // LedgerFilterFromQuery reads a ledger page's query for the staff and
@@ -146,15 +162,16 @@ func LedgerFilterFromQuery(get func(string) string, now time.Time, loc *time.Loc
 }
 
 // FindLedger pages through a provider's ledger records ordered by id (the
-// order they were recorded); next is "" on the last page. Records are
-// committed in groups, so a page ending at "now" may later gain records
-// with a smaller time; ask for ranges that ended a few seconds ago.
+// order they were recorded), newest first unless f.Oldest; next is "" on
+// the last page. Records are committed in groups, so a page ending at "now"
+// may later gain records with a smaller time; ask for ranges that ended a
+// few seconds ago.
 func (s *Service) FindLedger(ctx context.Context, providerID int64, f LedgerFilter) (out []LedgerEntry, next string, err error) {
-	after, err := DecodeCursor(f.Cursor)
+	at, err := DecodeCursor(f.Cursor, f.Oldest)
 	if err != nil {
 		return nil, "", err
 	}
-	if f.Limit <= 0 || f.Limit > 1000 {
+	if f.Limit <= 0 || f.Limit > MaxLedgerPage {
 		f.Limit = 100
 	}
 	q := `SELECT l.id, l.kind, c.client_id, l.vin, l.container_id, l.container_version, l.consent_id, l.keys_delivered, l.key_ids,
@@ -162,8 +179,16 @@ func (s *Service) FindLedger(ctx context.Context, providerID int64, f LedgerFilt
 		EXISTS (SELECT 1 FROM ledger_claims lc WHERE lc.provider_id = l.provider_id AND lc.invoice_id IS NOT NULL
 		           AND l.id <= lc.high_id AND l.delivered_at < lc.ends_at) AS invoiced
 		FROM delivery_ledger l LEFT JOIN api_clients c ON c.id = l.client_id
-		WHERE l.provider_id = ? AND l.delivered_at >= ? AND l.delivered_at < ? AND l.id > ?`
-	args := []any{providerID, f.From, f.To, after}
+		WHERE l.provider_id = ? AND l.delivered_at >= ? AND l.delivered_at < ?`
+	args := []any{providerID, f.From, f.To}
+	switch {
+	case f.Oldest:
+		q += " AND l.id > ?"
+		args = append(args, at)
+	case at > 0:
+		q += " AND l.id < ?"
+		args = append(args, at)
+	}
 	if f.Kind != "" {
 		q += " AND l.kind = ?"
 		args = append(args, f.Kind)
@@ -172,14 +197,18 @@ func (s *Service) FindLedger(ctx context.Context, providerID int64, f LedgerFilt
 		q += " AND l.vin = ?"
 		args = append(args, f.VIN)
 	}
-	q += " ORDER BY l.id LIMIT ?"
+	if f.Oldest {
+		q += " ORDER BY l.id LIMIT ?"
+	} else {
+		q += " ORDER BY l.id DESC LIMIT ?"
+	}
 	args = append(args, f.Limit+1)
 	if err := s.DB.WithContext(ctx).Raw(q, args...).Scan(&out).Error; err != nil {
 		return nil, "", errs.Wrap(err, "list ledger")
 	}
 	if len(out) > f.Limit {
 		out = out[:f.Limit]
-		next = EncodeCursor(out[len(out)-1].ID)
+		next = EncodeCursor(out[len(out)-1].ID, f.Oldest)
 	}
 	if out == nil {
 		out = []LedgerEntry{}

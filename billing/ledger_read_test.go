@@ -30,7 +30,7 @@ func TestLedgerReadsNameTheDeliveredKeys(t *testing.T) {
 		EventID: "evt_1", EventType: "vehicle.positionUpdated", RequestID: "evt_1:1", At: utc("2026-10-03T08:00:00Z")})
 
 	// The provider's list, two records a page.
-	f := billing.LedgerFilter{From: utc("2026-10-01T00:00:00Z"), To: utc("2026-11-01T00:00:00Z"), Limit: 2}
+	f := billing.LedgerFilter{From: utc("2026-10-01T00:00:00Z"), To: utc("2026-11-01T00:00:00Z"), Limit: 2, Oldest: true}
 	page, next, err := s.FindLedger(ctx, 1, f)
 	if err != nil || len(page) != 2 || next == "" {
 		t.Fatalf("page 1: %v %q %v", page, next, err)

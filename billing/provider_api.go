@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"time"
 
 	"github.com/shopspring/decimal"
 
@@ -15,20 +16,23 @@ var issuedStatuses = []string{StatusFinalized, StatusSent, StatusPaid}
 
 // ProviderInvoiceFilter narrows ProviderInvoicePage. Status, when set,
 // must be one of the issued statuses; DocType is DocInvoice or
-// DocCreditNote.
+// DocCreditNote. AfterAt/AfterID are the keyset position of the previous
+// page's last document (its finalization time and id; zero: the first page).
 type ProviderInvoiceFilter struct {
 	Period  string
 	Status  string
 	DocType string
-	Offset  int
+	AfterAt time.Time
+	AfterID int64
 	Limit   int
 }
 
 // ProviderInvoicePage lists a provider's own issued invoices and credit
 // notes (finalized, sent or paid; never drafts or discarded ones), newest
-// first, with the number matching. The ownership and status conditions are
-// in the query (the provider API uses it).
-func (s *Service) ProviderInvoicePage(ctx context.Context, providerID int64, f ProviderInvoiceFilter) ([]Invoice, int64, error) {
+// finalization first, one page of f.Limit; more reports whether another
+// page follows. The ownership and status conditions are in the query (the
+// provider API uses it).
+func (s *Service) ProviderInvoicePage(ctx context.Context, providerID int64, f ProviderInvoiceFilter) (out []Invoice, more bool, err error) {
 	q := s.DB.WithContext(ctx).Model(&Invoice{}).Where("provider_id = ? AND status IN ?", providerID, issuedStatuses)
 	if f.Period != "" {
 		q = q.Where("period = ?", f.Period)
@@ -39,16 +43,17 @@ func (s *Service) ProviderInvoicePage(ctx context.Context, providerID int64, f P
 	if f.DocType != "" {
 		q = q.Where("doc_type = ?", f.DocType)
 	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, errs.Wrap(err, "count provider invoices")
+	if f.AfterID > 0 {
+		q = q.Where("(finalized_at, id) < (?, ?)", f.AfterAt, f.AfterID)
 	}
 	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 50
 	}
-	var out []Invoice
-	err := q.Order("finalized_at DESC, id DESC").Offset(f.Offset).Limit(f.Limit).Find(&out).Error
-	return out, total, errs.Wrap(err, "provider invoices")
+	err = q.Order("finalized_at DESC, id DESC").Limit(f.Limit + 1).Find(&out).Error
+	if len(out) > f.Limit {
+		out, more = out[:f.Limit], true
+	}
+	return out, more, errs.Wrap(err, "provider invoices")
 }
 
 // ProviderCredits returns, for each of the given invoices of the provider,

@@ -57,24 +57,24 @@ func (s *Service) FindCurrentTerms(ctx context.Context) (*Terms, error) {
 
 // Registration is a company's application, from the web form or the API.
 type Registration struct {
-	LegalName        string `json:"legal_name"`
-	LegalForm        string `json:"legal_form"`
+	LegalName        string `json:"legalName"`
+	LegalForm        string `json:"legalForm"`
 	Street           string `json:"street"`
-	PostalCode       string `json:"postal_code"`
+	PostalCode       string `json:"postalCode"`
 	City             string `json:"city"`
 	Country          string `json:"country"` // country of seat, ISO 3166-1 alpha-2
-	VATID            string `json:"vat_id"`
-	RegisterNumber   string `json:"register_number"`
-	ContactName      string `json:"contact_name"`
-	ContactEmail     string `json:"contact_email"` // also the first provider admin's login
-	ContactPhone     string `json:"contact_phone"`
-	BillingEmail     string `json:"billing_email"`
-	IntendedServices string `json:"intended_services"`
-	TermsVersion     string `json:"terms_version"`
-	AcceptTerms      bool   `json:"accept_terms"`
+	VATID            string `json:"vatId"`
+	RegisterNumber   string `json:"registerNumber"`
+	ContactName      string `json:"contactName"`
+	ContactEmail     string `json:"contactEmail"` // also the first provider admin's login
+	ContactPhone     string `json:"contactPhone"`
+	BillingEmail     string `json:"billingEmail"`
+	IntendedServices string `json:"intendedServices"`
+	TermsVersion     string `json:"termsVersion"`
+	AcceptTerms      bool   `json:"acceptTerms"`
 	// AdminPassword is the first provider admin's password. When empty and
 	// PasswordByMail is set, the admin receives a one-time link to set it.
-	AdminPassword  string   `json:"admin_password"`
+	AdminPassword  string   `json:"adminPassword"`
 	PasswordByMail bool     `json:"-"`
 	Documents      []Upload `json:"-"`
 	ClientAddr     string   `json:"-"`

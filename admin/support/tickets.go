@@ -191,6 +191,11 @@ type Filter struct {
 	Query      string
 	Offset     int
 	Limit      int
+	// Keyset pages by id, newest first, without a total (the provider
+	// API's cursor paging): Before is the previous page's last id (0: the
+	// first page); Offset is ignored.
+	Keyset bool
+	Before int64
 }
 
 // Listed is a ticket in a list with its SLA standing.
@@ -252,10 +257,19 @@ func (s *Service) ListTickets(ctx context.Context, f Filter) ([]Listed, int64, e
 		}
 	}
 	var total int64
-	if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
+	if f.Keyset {
+		order, f.Offset = "t.id DESC", 0
+		if f.Before > 0 {
+			q = q.Where("t.id < ?", f.Before)
+		}
+	} else if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
 		return nil, 0, errs.Wrap(err, "count tickets")
 	}
-	if f.Limit <= 0 || f.Limit > 200 {
+	maxLimit := 200
+	if f.Keyset {
+		maxLimit = 501 // an API page of 500 and one more to tell whether another follows
+	}
+	if f.Limit <= 0 || f.Limit > maxLimit {
 		f.Limit = 25
 	}
 	var rows []Ticket

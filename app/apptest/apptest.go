@@ -5,6 +5,7 @@
 package apptest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -221,12 +222,18 @@ func (c *Client) Do(req *http.Request) *Response {
 		req.AddCookie(&http.Cookie{Name: k, Value: v})
 	}
 	c.tt.App.Access.Seal(c.tt.App.Fiber) // routes a test added are guarded like the others
+	var reqBody []byte
+	if req.Body != nil && IsAPIPath(req.URL.Path) {
+		reqBody, _ = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
 	res, err := c.tt.App.Fiber.Test(req, -1)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
+	CheckAPIExchange(c.t, req, reqBody, res, body)
 	for _, ck := range res.Cookies() {
 		if ck.MaxAge < 0 || ck.Value == "" {
 			delete(c.cookies, ck.Name)

@@ -111,13 +111,13 @@ func TestBadInputIsRefusedAtTheEdge(t *testing.T) {
 		mustRefuseInput(t, label+" token Basic client_id (raw)", anon.Do(req), "client_id", true)
 
 		// Public registration API: the escape and the raw bytes.
-		escaped := `{"legal_name":"ACME\u0000 AG","contact_email":"a@b.example"}`
+		escaped := `{"legalName":"ACME\u0000 AG","contactEmail":"a@b.example"}`
 		if label != "NUL" {
-			escaped = "{\"legal_name\":\"ACME \xff AG\",\"contact_email\":\"a@b.example\"}"
+			escaped = "{\"legalName\":\"ACME \xff AG\",\"contactEmail\":\"a@b.example\"}"
 		}
-		mustRefuseInput(t, label+" registration API", anon.SendJSON(http.MethodPost, "/api/v1/registrations", escaped), "legal_name", true)
+		mustRefuseInput(t, label+" registration API", anon.SendJSON(http.MethodPost, "/api/v1/registrations", escaped), "legalName", true)
 		mustRefuseInput(t, label+" registration API document", anon.SendJSON(http.MethodPost, "/api/v1/registrations",
-			`{"legal_name":"ACME","documents":[{"filename":"a.pdf"},{"filename":"b`+jsonBad(label)+`.pdf"}]}`), "documents[1].filename", true)
+			`{"legalName":"ACME","documents":[{"filename":"a.pdf"},{"filename":"b`+jsonBad(label)+`.pdf"}]}`), "documents[1].filename", true)
 
 		// Provider API list filters, path parameters and Idempotency-Key.
 		for _, target := range []struct{ path, field string }{

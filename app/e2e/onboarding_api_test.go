@@ -11,11 +11,11 @@ import (
 
 func obRegistrationBody(country, vatID, email string) map[string]any {
 	return map[string]any{
-		"legal_name": "Api Versicherung AG", "legal_form": "AG", "street": "Ring 1", "postal_code": "1010", "city": "Wien",
-		"country": country, "vat_id": vatID, "register_number": "FN 123456a", "contact_name": "Anna Api",
-		"contact_email": email, "billing_email": "billing@api.example", "intended_services": "Usage-based insurance from mileage.",
-		"terms_version": "2025-01", "accept_terms": true,
-		"documents": []map[string]string{{"filename": "extract.pdf", "content_base64": base64.StdEncoding.EncodeToString(obPDF)}},
+		"legalName": "Api Versicherung AG", "legalForm": "AG", "street": "Ring 1", "postalCode": "1010", "city": "Wien",
+		"country": country, "vatId": vatID, "registerNumber": "FN 123456a", "contactName": "Anna Api",
+		"contactEmail": email, "billingEmail": "billing@api.example", "intendedServices": "Usage-based insurance from mileage.",
+		"termsVersion": "2025-01", "acceptTerms": true,
+		"documents": []map[string]string{{"filename": "extract.pdf", "contentBase64": base64.StdEncoding.EncodeToString(obPDF)}},
 	}
 }
 
@@ -42,8 +42,8 @@ func TestRegistrationAPI(t *testing.T) {
 	}
 	var out struct {
 		Status        string
-		VATID         string `json:"vat_id"`
-		PasswordSetup string `json:"password_setup"`
+		VATID         string `json:"vatId"`
+		PasswordSetup string `json:"passwordSetup"`
 	}
 	res.JSON(t, &out)
 	if out.Status != "submitted" || out.VATID != "ATU13585627" || out.PasswordSetup != "link_sent" {
@@ -70,7 +70,7 @@ func TestRegistrationAPI(t *testing.T) {
 	}{
 		{"swiss seat", "CH", "CHE-123.456.788", 422, "validation_failed", "country/seat_not_eea"},
 		{"uk seat", "GB", "GB980780684", 422, "validation_failed", "country/seat_not_eea"},
-		{"bad check digit", "DE", "DE136695977", 422, "validation_failed", "vat_id/vat_id_checksum"},
+		{"bad check digit", "DE", "DE136695977", 422, "validation_failed", "vatId/vat_id_checksum"},
 	} {
 		res := c.SendJSON(http.MethodPost, "/api/v1/registrations", obRegistrationBody(tc.country, tc.vat, "other@api.example"))
 		code, field := obProblemField(t, res)
@@ -78,23 +78,24 @@ func TestRegistrationAPI(t *testing.T) {
 			t.Errorf("%s: %d %s %s", tc.name, res.Status, code, field)
 		}
 	}
-	for name, body := range map[string]string{
-		"not json":      "legal_name=x",
-		"unknown field": `{"legal_nam": "x"}`,
-		"wrong type":    `{"accept_terms": "yes"}`,
+	for name, tc := range map[string]struct{ body, code string }{
+		"not json":        {"legalName=x", "invalid_json"},
+		"unknown member":  {`{"legalNam": "x"}`, "unknown_member"},
+		"snake_case name": {`{"legal_name": "x"}`, "unknown_member"},
+		"wrong type":      {`{"acceptTerms": "yes"}`, "invalid_json"},
 	} {
-		res := c.SendJSON(http.MethodPost, "/api/v1/registrations", body)
-		if code, _ := obProblemField(t, res); res.Status != http.StatusBadRequest || code != "invalid_json" {
+		res := c.SendJSON(http.MethodPost, "/api/v1/registrations", tc.body)
+		if code, _ := obProblemField(t, res); res.Status != http.StatusBadRequest || code != tc.code {
 			t.Errorf("%s: %d %s", name, res.Status, res.Body)
 		}
 	}
 	bad := obRegistrationBody("DE", "DE136695976", "bad@api.example")
-	bad["documents"] = []map[string]string{{"filename": "x.pdf", "content_base64": "%%%"}}
+	bad["documents"] = []map[string]string{{"filename": "x.pdf", "contentBase64": "%%%"}}
 	res = c.SendJSON(http.MethodPost, "/api/v1/registrations", bad)
 	if _, f := obProblemField(t, res); res.Status != 422 || f != "documents/document_encoding" {
 		t.Fatalf("bad base64: %d %s", res.Status, res.Body)
 	}
-	bad["documents"] = []map[string]string{{"filename": "x.pdf", "content_base64": base64.StdEncoding.EncodeToString([]byte("<html>"))}}
+	bad["documents"] = []map[string]string{{"filename": "x.pdf", "contentBase64": base64.StdEncoding.EncodeToString([]byte("<html>"))}}
 	res = c.SendJSON(http.MethodPost, "/api/v1/registrations", bad)
 	if _, f := obProblemField(t, res); res.Status != 422 || f != "documents/document_type" {
 		t.Fatalf("html as pdf: %d %s", res.Status, res.Body)

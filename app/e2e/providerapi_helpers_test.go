@@ -151,14 +151,17 @@ func (p apiInProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	return p.tt.App.Fiber.Test(req, -1)
 }
 
-// apiInProcessClient is a plain HTTP client on the app.
-func apiInProcessClient(tt *apptest.T) *http.Client { return &http.Client{Transport: apiInProcess{tt}} }
+// apiInProcessClient is a plain HTTP client on the app; every exchange
+// is checked against the OpenAPI document (apptest.ValidatingTransport).
+func apiInProcessClient(t testing.TB, tt *apptest.T) *http.Client {
+	return &http.Client{Transport: apptest.ValidatingTransport(t, apiInProcess{tt})}
+}
 
 // apiClient returns an HTTP client that authenticates with OAuth client
 // credentials through golang.org/x/oauth2 (client_secret_basic).
 func apiClient(t *testing.T, tt *apptest.T, w *apiWorld) *http.Client {
 	t.Helper()
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, apiInProcessClient(tt))
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, apiInProcessClient(t, tt))
 	cfg := apiTokenConfig("http://cardata.test", w, oauth2.AuthStyleInHeader)
 	c := cfg.Client(ctx)
 	return c

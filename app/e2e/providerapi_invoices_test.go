@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -52,10 +53,8 @@ type apiInvoiceJSON struct {
 }
 
 type apiInvoicePageJSON struct {
-	Items   []apiInvoiceJSON `json:"items"`
-	Total   int64            `json:"total"`
-	Page    int              `json:"page"`
-	PerPage int              `json:"perPage"`
+	Invoices   []apiInvoiceJSON `json:"invoices"`
+	NextCursor *string          `json:"nextCursor"`
 }
 
 // apiClientFor returns an OAuth client (real library) of a new API client
@@ -148,7 +147,7 @@ func TestProviderAPIInvoices(t *testing.T) {
 	res, body := get(ca, "/api/v1/invoices")
 	var page apiInvoicePageJSON
 	_ = json.Unmarshal([]byte(body), &page)
-	if res.StatusCode != 200 || page.Total != 2 || len(page.Items) != 2 || page.Items[0].ID != cn.ID || page.Items[1].ID != sep.ID {
+	if res.StatusCode != 200 || len(page.Invoices) != 2 || page.NextCursor != nil || page.Invoices[0].ID != cn.ID || page.Invoices[1].ID != sep.ID {
 		t.Fatalf("A's invoices: %d %s", res.StatusCode, body)
 	}
 	for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
@@ -158,40 +157,58 @@ func TestProviderAPIInvoices(t *testing.T) {
 	}
 	gross := sep.GrossTotal.StringFixed(2)
 	open := sep.GrossTotal.Sub(cn.GrossTotal).Sub(decimal.RequireFromString("0.30")).StringFixed(2)
-	li := page.Items[1]
+	li := page.Invoices[1]
 	if li.Number != *sep.Number || li.Type != "invoice" || li.Status != "finalized" || li.GrossTotal != gross || li.PaidTotal != "0.30" ||
 		li.CreditedTotal == nil || *li.CreditedTotal != cn.GrossTotal.StringFixed(2) || li.Outstanding == nil || *li.Outstanding != open ||
 		li.Documents.PDF != fmt.Sprintf("/api/v1/invoices/%d/pdf", sep.ID) {
 		t.Fatalf("invoice in the list: %+v", li)
 	}
-	if lc := page.Items[0]; lc.Type != "credit_note" || lc.CorrectsNumber == nil || *lc.CorrectsNumber != *sep.Number || lc.Outstanding != nil {
+	if lc := page.Invoices[0]; lc.Type != "credit_note" || lc.CorrectsNumber == nil || *lc.CorrectsNumber != *sep.Number || lc.Outstanding != nil {
 		t.Fatalf("credit note in the list: %+v", lc)
 	}
 	res, body = get(cb, "/api/v1/invoices")
 	page = apiInvoicePageJSON{}
 	_ = json.Unmarshal([]byte(body), &page)
-	if res.StatusCode != 200 || page.Total != 1 || page.Items[0].ID != bOct.ID {
+	if res.StatusCode != 200 || len(page.Invoices) != 1 || page.Invoices[0].ID != bOct.ID {
 		t.Fatalf("B's invoices: %s", body)
 	}
 
 	// Filters and pages.
 	for q, want := range map[string][]int64{
 		"?period=2026-09": {cn.ID, sep.ID}, "?period=2026-10": {}, "?type=credit_note": {cn.ID}, "?type=invoice&status=finalized": {sep.ID},
-		"?status=paid": {}, "?perPage=1": {cn.ID}, "?perPage=1&page=2": {sep.ID}, "?page=3": {},
+		"?status=paid": {}, "?limit=1": {cn.ID},
 	} {
 		res, body := get(ca, "/api/v1/invoices"+q)
 		page = apiInvoicePageJSON{}
 		_ = json.Unmarshal([]byte(body), &page)
 		var got []int64
-		for _, it := range page.Items {
+		for _, it := range page.Invoices {
 			got = append(got, it.ID)
 		}
 		if res.StatusCode != 200 || fmt.Sprint(got) != fmt.Sprint(want) && !(len(got) == 0 && len(want) == 0) {
 			t.Errorf("%s: %d %v, want %v", q, res.StatusCode, got, want)
 		}
 	}
-	for _, q := range []string{"?period=2026-13", "?period=x", "?status=draft", "?status=discarded", "?type=bill", "?page=0", "?page=x",
-		"?perPage=500", "?perPage=-1"} {
+	// The next page follows the cursor; a cursor not handed out is refused.
+	res, body = get(ca, "/api/v1/invoices?limit=1")
+	page = apiInvoicePageJSON{}
+	_ = json.Unmarshal([]byte(body), &page)
+	if page.NextCursor == nil {
+		t.Fatalf("no next page: %s", body)
+	}
+	res, body = get(ca, "/api/v1/invoices?limit=1&cursor="+url.QueryEscape(*page.NextCursor))
+	page = apiInvoicePageJSON{}
+	_ = json.Unmarshal([]byte(body), &page)
+	if res.StatusCode != 200 || len(page.Invoices) != 1 || page.Invoices[0].ID != sep.ID || page.NextCursor != nil {
+		t.Fatalf("second page: %d %s", res.StatusCode, body)
+	}
+	for _, q := range []string{"?cursor=bm9wZQ", "?page=2", "?perPage=1"} {
+		if res, body := get(ca, "/api/v1/invoices"+q); res.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", q, res.StatusCode, body)
+		}
+	}
+	for _, q := range []string{"?period=2026-13", "?period=x", "?status=draft", "?status=discarded", "?type=bill", "?limit=0", "?limit=x",
+		"?limit=501", "?limit=-1"} {
 		res, body := get(ca, "/api/v1/invoices"+q)
 		if res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(res.Header.Get("Content-Type"), "problem+json") {
 			t.Errorf("%s: %d %s", q, res.StatusCode, body)
@@ -274,7 +291,7 @@ func TestProviderAPIInvoices(t *testing.T) {
 		t.Fatalf("A's invoice for B: %d", res.StatusCode)
 	}
 	// Without a token: 401.
-	if res, body := get(apiInProcessClient(tt), "/api/v1/invoices"); res.StatusCode != http.StatusUnauthorized {
+	if res, body := get(apiInProcessClient(t, tt), "/api/v1/invoices"); res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("anonymous: %d %s", res.StatusCode, body)
 	}
 }

@@ -104,7 +104,7 @@ func TestProviderAPIReadsConsentedDataAndRecordsEveryDelivery(t *testing.T) {
 
 	// Both client authentication methods of the real OAuth2 library work.
 	for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
-		ctx := context.WithValue(context.Background(), oauth2.HTTPClient, apiInProcessClient(tt))
+		ctx := context.WithValue(context.Background(), oauth2.HTTPClient, apiInProcessClient(t, tt))
 		tok, err := apiTokenConfig(apiBase, w, style).Token(ctx)
 		if err != nil {
 			t.Fatalf("token (style %d): %v", style, err)
@@ -198,14 +198,37 @@ func TestProviderAPIReadsConsentedDataAndRecordsEveryDelivery(t *testing.T) {
 		NextCursor *string `json:"nextCursor"`
 	}
 	_ = json.Unmarshal([]byte(body), &page)
-	if res.StatusCode != 200 || len(page.Deliveries) != 2 || page.NextCursor == nil || page.Deliveries[0].DeliveryID != sent[0] {
+	// Newest first by default.
+	if res.StatusCode != 200 || len(page.Deliveries) != 2 || page.NextCursor == nil || page.Deliveries[0].DeliveryID != sent[2] ||
+		page.Deliveries[1].DeliveryID != sent[1] {
 		t.Fatalf("deliveries page 1: %d %s", res.StatusCode, body)
 	}
 	res, body = apiGet(t, c, apiBase+"/api/v1/deliveries?limit=2&cursor="+url.QueryEscape(*page.NextCursor))
 	page.Deliveries, page.NextCursor = nil, nil
 	_ = json.Unmarshal([]byte(body), &page)
-	if len(page.Deliveries) != 1 || page.NextCursor != nil || page.Deliveries[0].DeliveryID != sent[2] {
+	if len(page.Deliveries) != 1 || page.NextCursor != nil || page.Deliveries[0].DeliveryID != sent[0] {
 		t.Fatalf("deliveries page 2: %s", body)
+	}
+	// sort=oldest follows the ledger in recording order; its cursor is its own.
+	res, body = apiGet(t, c, apiBase+"/api/v1/deliveries?sort=oldest&limit=2")
+	page.Deliveries, page.NextCursor = nil, nil
+	_ = json.Unmarshal([]byte(body), &page)
+	if res.StatusCode != 200 || len(page.Deliveries) != 2 || page.Deliveries[0].DeliveryID != sent[0] || page.NextCursor == nil {
+		t.Fatalf("oldest first: %d %s", res.StatusCode, body)
+	}
+	if res, body = apiGet(t, c, apiBase+"/api/v1/deliveries?cursor="+url.QueryEscape(*page.NextCursor)); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a cursor of the other order: %d %s", res.StatusCode, body)
+	}
+	// Undocumented parameters are refused with a stable code, also on the read path.
+	for _, u := range []string{"/api/v1/deliveries?page=2", "/api/v1/deliveries?offset=1",
+		fmt.Sprintf("/api/v1/vehicles/%s/telematicData?containerId=%d&fields=all", w.VIN, w.ContainerID)} {
+		res, body = apiGet(t, c, apiBase+u)
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"code":"unknown_parameter"`) {
+			t.Errorf("%s: %d %s", u, res.StatusCode, body)
+		}
+	}
+	if n := len(apiLedgerRows(t, tt, w.Provider.Provider.ID)); n != 3 {
+		t.Fatalf("a refused read was billed: %d records", n)
 	}
 	res, body = apiGet(t, c, apiBase+"/api/v1/usage")
 	oa.check("GET", "/api/v1/usage", res, body)
@@ -214,7 +237,7 @@ func TestProviderAPIReadsConsentedDataAndRecordsEveryDelivery(t *testing.T) {
 	if res.StatusCode != 200 || len(usage.Items) != 2 || usage.Items[0].Count != 3 || usage.Items[1].Count != 0 {
 		t.Fatalf("usage: %d %s", res.StatusCode, body)
 	}
-	for _, bad := range []string{"/api/v1/usage?period=2026-13", "/api/v1/deliveries?from=yesterday", "/api/v1/deliveries?cursor=%%%",
+	for _, bad := range []string{"/api/v1/usage?period=2026-13", "/api/v1/deliveries?from=yesterday", "/api/v1/deliveries?from=2026-10-01", "/api/v1/deliveries?cursor=%%%",
 		"/api/v1/vehicles/" + w.VIN + "/telematicData", "/api/v1/vehicles/" + w.VIN + "/telematicData?containerId=abc"} {
 		res, body = apiGet(t, c, apiBase+bad)
 		if res.StatusCode >= 500 || res.StatusCode < 400 || !strings.Contains(res.Header.Get("Content-Type"), "problem+json") {
@@ -232,7 +255,7 @@ func TestProviderAPIReadsConsentedDataAndRecordsEveryDelivery(t *testing.T) {
 	if n := len(apiLedgerRows(t, tt, w.Provider.Provider.ID)); n != 3 {
 		t.Fatalf("capabilities were billed: %d", n)
 	}
-	res, body = apiGet(t, apiInProcessClient(tt), apiBase+"/api/v1/openapi.json")
+	res, body = apiGet(t, apiInProcessClient(t, tt), apiBase+"/api/v1/openapi.json")
 	if res.StatusCode != 200 || !strings.Contains(body, `"openapi": "3.1.0"`) {
 		t.Fatalf("openapi: %d", res.StatusCode)
 	}
@@ -979,7 +1002,7 @@ func TestConcurrentReadsGetTheirOwnAnswers(t *testing.T) {
 	apiIngest(t, tt, a.VIN, apiKeyMileage, "111", time.Now().Add(-time.Minute))
 	apiIngest(t, tt, b.VIN, apiKeyMileage, "222", time.Now().Add(-time.Minute))
 	ca, cb := apiClient(t, tt, a), apiClient(t, tt, b)
-	bad := &http.Client{Transport: fixedBearer{token: "not-a-token", next: apiInProcessClient(tt).Transport}}
+	bad := &http.Client{Transport: fixedBearer{token: "not-a-token", next: apiInProcessClient(t, tt).Transport}}
 	type try struct {
 		c      *http.Client
 		url    string

@@ -158,7 +158,7 @@ func TestRegistrationDailyUploadCap(t *testing.T) {
 		b := obRegistrationBody(country, vatID, email)
 		var docs []map[string]string
 		for range n {
-			docs = append(docs, map[string]string{"filename": "extract.pdf", "content_base64": base64.StdEncoding.EncodeToString(obPDF)})
+			docs = append(docs, map[string]string{"filename": "extract.pdf", "contentBase64": base64.StdEncoding.EncodeToString(obPDF)})
 		}
 		b["documents"] = docs
 		return b
@@ -206,10 +206,10 @@ func TestConfirmationMailDoesNotEchoAttackerText(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
 	body := obRegistrationBody("AT", "ATU13585627", "victim@mail.example")
-	body["legal_name"] = "Cheap Pills AG\r\nBcc: list@spam.example\n\n<a href=\"https://spam.example/buy\">BUY NOW</a> www.spam.example " + strings.Repeat("W", 500)
-	body["contact_name"] = "Visit https://phish.example"
-	body["intended_services"] = "Limited offer: http://offer.example/win click here now"
-	body["legal_form"] = "AG https://form.example"
+	body["legalName"] = "Cheap Pills AG\r\nBcc: list@spam.example\n\n<a href=\"https://spam.example/buy\">BUY NOW</a> www.spam.example " + strings.Repeat("W", 500)
+	body["contactName"] = "Visit https://phish.example"
+	body["intendedServices"] = "Limited offer: http://offer.example/win click here now"
+	body["legalForm"] = "AG https://form.example"
 	if res := tt.Client(t).SendJSON(http.MethodPost, "/api/v1/registrations", body); res.Status != http.StatusAccepted {
 		t.Fatalf("register: %d %s", res.Status, res.Body)
 	}

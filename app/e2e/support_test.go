@@ -287,11 +287,11 @@ func TestSupportPortalStaffAndAPIConversation(t *testing.T) {
 		t.Errorf("B API POST: %d", res.Status)
 	}
 	var list struct {
-		Total int `json:"total"`
+		Tickets []struct{} `json:"tickets"`
 	}
 	apiB.Get("/api/v1/tickets").JSON(t, &list)
-	if list.Total != 0 {
-		t.Errorf("B's API list has %d tickets", list.Total)
+	if len(list.Tickets) != 0 {
+		t.Errorf("B's API list has %d tickets", len(list.Tickets))
 	}
 
 	// Waiting on the provider, the provider's answer, resolution, reopening.
@@ -351,14 +351,22 @@ func TestSupportTicketsAPI(t *testing.T) {
 		t.Fatalf("message: %d %s", res.Status, res.Body)
 	}
 	var list struct {
-		Items []struct {
+		Tickets []struct {
 			Number string `json:"number"`
-		} `json:"items"`
-		Total int `json:"total"`
+		} `json:"tickets"`
+		NextCursor *string `json:"nextCursor"`
 	}
 	api.Get("/api/v1/tickets?status=new").JSON(t, &list)
-	if list.Total != 1 || list.Items[0].Number != tk.Number {
+	if len(list.Tickets) != 1 || list.NextCursor != nil || list.Tickets[0].Number != tk.Number {
 		t.Fatalf("list %+v", list)
+	}
+	for _, q := range []string{"?page=2", "?perPage=10"} {
+		if res := api.Get("/api/v1/tickets" + q); res.Status != http.StatusBadRequest || !strings.Contains(res.Body, "unknown_parameter") {
+			t.Errorf("%s: %d %s", q, res.Status, res.Body)
+		}
+	}
+	if res := api.Get("/api/v1/tickets?status=maybe"); res.Status != http.StatusUnprocessableEntity {
+		t.Errorf("bad status filter: %d", res.Status)
 	}
 	supMustContain(t, api.Get(fmt.Sprintf("/api/v1/tickets/%d", tk.ID)).Body, "whsec_", `"kind":"container","ref":"7"`)
 	if res := api.Get("/api/v1/tickets/999999"); res.Status != http.StatusNotFound {

@@ -1,13 +1,12 @@
 package portal
 
 import (
-	"bytes"
-	"encoding/json"
 	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"cardata/app/web"
 	"cardata/onboarding/containers"
 	"cardata/policies"
 	"cardata/policies/consent"
@@ -34,31 +33,6 @@ func containerCaller(c *fiber.Ctx) (*policies.Principal, error) {
 		return nil, errs.New(errs.Unauthorized, "unauthenticated", "authenticate with an access token from /oauth/token")
 	}
 	return p, nil
-}
-
-// decodeContainerJSON reads a JSON body strictly enough to report mistakes
-// as 400 instead of guessing.
-func decodeContainerJSON(c *fiber.Ctx, v any) error {
-	body := c.Body()
-	if len(bytes.TrimSpace(body)) == 0 {
-		return errs.New(errs.BadRequest, "body_required", "send a JSON body")
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if ok := asTypeError(err, &te); ok {
-			return errs.New(errs.BadRequest, "invalid_json", "field %q has the wrong type (want %s)", te.Field, te.Type.String())
-		}
-		return errs.New(errs.BadRequest, "invalid_json", "the body is not valid JSON")
-	}
-	return nil
-}
-
-func asTypeError(err error, te **json.UnmarshalTypeError) bool {
-	t, ok := err.(*json.UnmarshalTypeError)
-	if ok {
-		*te = t
-	}
-	return ok
 }
 
 // ContainerJSON is a container as the API shows it: the fields of its
@@ -127,7 +101,7 @@ func (h *ContainerHandlers) apiCreate(c *fiber.Ctx) error {
 		return err
 	}
 	var in newContainerJSON
-	if err := decodeContainerJSON(c, &in); err != nil {
+	if err := web.DecodeJSON(c, &in); err != nil {
 		return err
 	}
 	v, err := h.Containers.Create(c.UserContext(), p.ProviderID, containers.Input{Name: in.Name, Purpose: in.Purpose,
@@ -143,21 +117,48 @@ func (h *ContainerHandlers) apiCreate(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(containerJSON(ct))
 }
 
-// apiList is GET /api/v1/containers: the caller's containers.
+// ContainerPage is the answer of GET /api/v1/containers.
+type ContainerPage struct {
+	Containers []ContainerJSON `json:"containers"`
+	NextCursor *string         `json:"nextCursor"`
+}
+
+// apiList is GET /api/v1/containers?limit=&cursor=: the caller's
+// containers, newest first. A provider has few containers, so the service
+// reads them all and the page is cut here.
 func (h *ContainerHandlers) apiList(c *fiber.Ctx) error {
 	p, err := containerCaller(c)
 	if err != nil {
+		return err
+	}
+	var v errs.Validation
+	pg, err := web.ParsePage(c, &v)
+	if err != nil {
+		return err
+	}
+	if err := v.Err(); err != nil {
 		return err
 	}
 	list, err := h.Containers.FindProviderContainers(c.UserContext(), p.ProviderID)
 	if err != nil {
 		return err
 	}
-	out := make([]ContainerJSON, 0, len(list))
-	for i := range list {
-		out = append(out, containerJSON(&list[i]))
+	out := ContainerPage{Containers: make([]ContainerJSON, 0, min(len(list), pg.Limit))}
+	more := false
+	for i := range list { // newest (highest id) first
+		if !pg.After.IsZero() && list[i].ID >= pg.After.ID {
+			continue
+		}
+		if len(out.Containers) == pg.Limit {
+			more = true
+			break
+		}
+		out.Containers = append(out.Containers, containerJSON(&list[i]))
 	}
-	return c.JSON(fiber.Map{"containers": out})
+	if n := len(out.Containers); n > 0 {
+		out.NextCursor = web.NextCursor(web.Cursor{ID: out.Containers[n-1].ID}, more)
+	}
+	return c.JSON(out)
 }
 
 // apiGet is GET /api/v1/containers/:id; another provider's container is
@@ -215,7 +216,7 @@ func (h *ContainerHandlers) apiRequestConsent(c *fiber.Ctx) error {
 		return err
 	}
 	var in consentRequestJSON
-	if err := decodeContainerJSON(c, &in); err != nil {
+	if err := web.DecodeJSON(c, &in); err != nil {
 		return err
 	}
 	k, err := h.Consents.Request(c.UserContext(), p.ProviderID, consent.NewRequest{VIN: in.VIN, ContainerID: in.ContainerID, EndsAt: in.ValidUntil})
@@ -225,7 +226,14 @@ func (h *ContainerHandlers) apiRequestConsent(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(consentJSON(k))
 }
 
-// apiConsents is GET /api/v1/consents?vin=&state=&containerId=&offset=&limit=.
+// ConsentPage is the answer of GET /api/v1/consents.
+type ConsentPage struct {
+	Consents   []ConsentJSON `json:"consents"`
+	NextCursor *string       `json:"nextCursor"`
+}
+
+// apiConsents is GET /api/v1/consents?vin=&state=&containerId=&limit=&cursor=:
+// the caller's consents, newest first, in the API's cursor pages.
 func (h *ContainerHandlers) apiConsents(c *fiber.Ctx) error {
 	p, err := containerCaller(c)
 	if err != nil {
@@ -236,16 +244,6 @@ func (h *ContainerHandlers) apiConsents(c *fiber.Ctx) error {
 	if f.State != "" && !f.State.Valid() {
 		v.Add("state", "state_unknown", "state is one of requested, granted, denied, revoked, expired, superseded")
 	}
-	for name, dst := range map[string]*int{"offset": &f.Offset, "limit": &f.Limit} {
-		if s := c.Query(name); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 0 || (name == "limit" && (n == 0 || n > 500)) {
-				v.Add(name, name+"_invalid", "%s must be a number (limit 1 to 500)", name)
-				continue
-			}
-			*dst = n
-		}
-	}
 	if s := c.Query("containerId"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n <= 0 {
@@ -253,16 +251,24 @@ func (h *ContainerHandlers) apiConsents(c *fiber.Ctx) error {
 		}
 		f.ContainerID = n
 	}
-	if err := v.Err(); err != nil {
-		return err
-	}
-	list, total, err := h.Consents.FindProviderConsents(c.UserContext(), p.ProviderID, f)
+	pg, err := web.ParsePage(c, &v)
 	if err != nil {
 		return err
 	}
-	out := make([]ConsentJSON, 0, len(list))
-	for i := range list {
-		out = append(out, consentJSON(&list[i]))
+	if err := v.Err(); err != nil {
+		return err
 	}
-	return c.JSON(fiber.Map{"consents": out, "total": total})
+	f.Limit, f.Before = pg.Limit, pg.After.ID
+	list, more, err := h.Consents.FindProviderConsents(c.UserContext(), p.ProviderID, f)
+	if err != nil {
+		return err
+	}
+	out := ConsentPage{Consents: make([]ConsentJSON, 0, len(list))}
+	for i := range list {
+		out.Consents = append(out.Consents, consentJSON(&list[i]))
+	}
+	if len(list) > 0 {
+		out.NextCursor = web.NextCursor(web.Cursor{ID: list[len(list)-1].ID}, more)
+	}
+	return c.JSON(out)
 }

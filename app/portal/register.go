@@ -2,7 +2,6 @@ package portal
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"math"
 	"strconv"
@@ -128,7 +127,7 @@ type registrationRequest struct {
 	Documents []struct {
 		Filename      string `json:"filename"`
 		Kind          string `json:"kind"`
-		ContentBase64 string `json:"content_base64"`
+		ContentBase64 string `json:"contentBase64"`
 	} `json:"documents"`
 }
 
@@ -137,33 +136,31 @@ type registrationRequest struct {
 // registration was new or its e-mail or VAT ID was already known.
 type RegistrationResponse struct {
 	Status        string `json:"status"`
-	LegalName     string `json:"legal_name"`
+	LegalName     string `json:"legalName"`
 	Country       string `json:"country"`
-	VATID         string `json:"vat_id"`
-	TermsVersion  string `json:"terms_version"`
-	AdminEmail    string `json:"admin_email"`
-	PasswordSetup string `json:"password_setup"` // "set" or "link_sent"
-	PortalURL     string `json:"portal_url"`
+	VATID         string `json:"vatId"`
+	TermsVersion  string `json:"termsVersion"`
+	AdminEmail    string `json:"adminEmail"`
+	PasswordSetup string `json:"passwordSetup"` // "set" or "link_sent"
+	PortalURL     string `json:"portalUrl"`
 }
 
 // RegistrationAPI handles POST /api/v1/registrations: the same registration
 // as the form, as JSON, for partners who automate. Documents come base64
-// encoded; without admin_password the admin receives a set-password link.
+// encoded; without adminPassword the admin receives a set-password link.
 // An accepted application answers 202 (also when its e-mail or VAT ID is
 // already known: the known address is told by e-mail), too many from one
 // address 429 with Retry-After.
 func (h *Handlers) RegistrationAPI(c *fiber.Ctx) error {
 	var req registrationRequest
-	dec := json.NewDecoder(strings.NewReader(string(c.Body())))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return errs.New(errs.BadRequest, "invalid_json", "the body must be a JSON registration object: %s", jsonProblem(err))
+	if err := web.DecodeJSON(c, &req); err != nil {
+		return err
 	}
 	var v errs.Validation
 	for _, d := range req.Documents {
 		data, err := base64.StdEncoding.DecodeString(d.ContentBase64)
 		if err != nil {
-			v.Add("documents", "document_encoding", "%s: content_base64 is not valid base64", d.Filename)
+			v.Add("documents", "document_encoding", "%s: contentBase64 is not valid base64", d.Filename)
 			continue
 		}
 		req.Registration.Documents = append(req.Registration.Documents, onboarding.Upload{Filename: d.Filename, Kind: d.Kind, Data: data})
@@ -185,20 +182,6 @@ func (h *Handlers) RegistrationAPI(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusAccepted).JSON(RegistrationResponse{Status: out.Status, LegalName: out.LegalName,
 		Country: out.Country, VATID: out.VATID, TermsVersion: out.TermsVersion, AdminEmail: out.AdminEmail,
 		PasswordSetup: out.PasswordSetup, PortalURL: strings.TrimRight(h.Onboarding.PublicURL, "/") + "/portal"})
-}
-
-func jsonProblem(err error) string {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te):
-		return "field " + te.Field + " has the wrong type"
-	case errors.As(err, &se):
-		return "syntax error"
-	case strings.HasPrefix(err.Error(), "json: unknown field"):
-		return err.Error()[len("json: "):]
-	}
-	return "unreadable"
 }
 
 // MarketJSON is one entry of GET /api/v1/markets.

@@ -1,14 +1,14 @@
 package portal
 
 import (
-	"encoding/json"
 	"fmt"
-	"strconv"
+	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"cardata/admin/support"
+	"cardata/app/web"
 	"cardata/policies"
 	"cardata/policies/errs"
 )
@@ -98,29 +98,48 @@ func (h *TicketHandlers) apiTicket(t *support.Ticket) APITicket {
 	return out
 }
 
+// TicketPage is the answer of GET /api/v1/tickets.
+type TicketPage struct {
+	Tickets    []APITicket `json:"tickets"`
+	NextCursor *string     `json:"nextCursor"`
+}
+
+// apiList is GET /api/v1/tickets?status=&q=&limit=&cursor=: the caller's
+// tickets, newest first.
 func (h *TicketHandlers) apiList(c *fiber.Ctx) error {
 	if _, err := apiProvider(c); err != nil {
 		return err
 	}
-	page, _ := strconv.Atoi(c.Query("page", "1"))
-	perPage, _ := strconv.Atoi(c.Query("perPage", "50"))
-	if page < 1 {
-		page = 1
-	}
-	if perPage < 1 || perPage > 200 {
-		perPage = 50
-	}
+	var v errs.Validation
 	status := support.Status(c.Query("status"))
-	list, total, err := h.Support.ListTickets(c.UserContext(), support.Filter{Status: status, Query: c.Query("q"),
-		Offset: (page - 1) * perPage, Limit: perPage})
+	if status != "" && !slices.Contains(support.Statuses, status) {
+		v.Add("status", "status_invalid", "status is one of %v", support.Statuses)
+	}
+	pg, err := web.ParsePage(c, &v)
 	if err != nil {
 		return err
 	}
-	items := make([]APITicket, len(list))
-	for i := range list {
-		items[i] = h.apiTicket(&list[i].Ticket)
+	if err := v.Err(); err != nil {
+		return err
 	}
-	return c.JSON(fiber.Map{"items": items, "total": total, "page": page, "perPage": perPage})
+	// One more than the page tells whether another follows.
+	list, _, err := h.Support.ListTickets(c.UserContext(), support.Filter{Status: status, Query: c.Query("q"),
+		Keyset: true, Before: pg.After.ID, Limit: pg.Limit + 1})
+	if err != nil {
+		return err
+	}
+	more := len(list) > pg.Limit
+	if more {
+		list = list[:pg.Limit]
+	}
+	out := TicketPage{Tickets: make([]APITicket, len(list))}
+	for i := range list {
+		out.Tickets[i] = h.apiTicket(&list[i].Ticket)
+	}
+	if n := len(list); n > 0 {
+		out.NextCursor = web.NextCursor(web.Cursor{ID: list[n-1].ID}, more)
+	}
+	return c.JSON(out)
 }
 
 type apiNewTicket struct {
@@ -133,23 +152,12 @@ type apiNewTicket struct {
 	Links        []APILink `json:"links"`
 }
 
-// decodeJSON reads a JSON body strictly.
-func decodeJSON(c *fiber.Ctx, v any) error {
-	if len(c.Body()) == 0 {
-		return errs.New(errs.BadRequest, "body_required", "send a JSON body")
-	}
-	if err := json.Unmarshal(c.Body(), v); err != nil {
-		return errs.New(errs.BadRequest, "invalid_json", "the body is not valid JSON for this request: %s", jsonProblem(err))
-	}
-	return nil
-}
-
 func (h *TicketHandlers) apiCreate(c *fiber.Ctx) error {
 	if _, err := apiProvider(c); err != nil {
 		return err
 	}
 	var in apiNewTicket
-	if err := decodeJSON(c, &in); err != nil {
+	if err := web.DecodeJSON(c, &in); err != nil {
 		return err
 	}
 	nt := support.NewTicket{Subject: in.Subject, Description: in.Description, Category: support.Category(in.Category),
@@ -222,7 +230,7 @@ func (h *TicketHandlers) apiReply(c *fiber.Ctx) error {
 	var in struct {
 		Body string `json:"body"`
 	}
-	if err := decodeJSON(c, &in); err != nil {
+	if err := web.DecodeJSON(c, &in); err != nil {
 		return err
 	}
 	m, err := h.Support.Reply(c.UserContext(), id, support.NewMessage{Body: in.Body})

@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/shopspring/decimal"
 
+	"cardata/app/web"
 	"cardata/billing"
 	"cardata/policies"
 	"cardata/policies/errs"
@@ -130,10 +131,8 @@ type APICreditNoteEntry struct {
 
 // InvoicePage is the answer of GET /invoices.
 type InvoicePage struct {
-	Items   []APIInvoice `json:"items"`
-	Total   int64        `json:"total"`
-	Page    int          `json:"page"`
-	PerPage int          `json:"perPage"`
+	Invoices   []APIInvoice `json:"invoices"`
+	NextCursor *string      `json:"nextCursor"`
 }
 
 func money(d decimal.Decimal) string { return d.StringFixed(2) }
@@ -177,7 +176,7 @@ func (h *Handler) apiInvoice(inv *billing.Invoice, credited *decimal.Decimal, co
 }
 
 // invoiceQuery reads the filters of GET /invoices.
-func (h *Handler) invoiceQuery(c *fiber.Ctx) (billing.ProviderInvoiceFilter, int, int, error) {
+func (h *Handler) invoiceQuery(c *fiber.Ctx) (billing.ProviderInvoiceFilter, int, error) {
 	var v errs.Validation
 	f := billing.ProviderInvoiceFilter{Period: strings.TrimSpace(c.Query("period")), Status: c.Query("status"), DocType: c.Query("type")}
 	if f.Period != "" {
@@ -197,38 +196,28 @@ func (h *Handler) invoiceQuery(c *fiber.Ctx) (billing.ProviderInvoiceFilter, int
 	default:
 		v.Add("type", "type_invalid", "type is invoice or credit_note")
 	}
-	page, perPage := 1, 50
-	if s := c.Query("page"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 100000 {
-			v.Add("page", "page_invalid", "page is a number from 1")
-		}
-		page = n
+	pg, err := web.ParsePage(c, &v)
+	if err != nil {
+		return f, 0, err
 	}
-	if s := c.Query("perPage"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 200 {
-			v.Add("perPage", "per_page_invalid", "perPage is 1 to 200")
-		}
-		perPage = n
-	}
-	f.Offset, f.Limit = (page-1)*perPage, perPage
-	return f, page, perPage, v.Err()
+	f.AfterAt, f.AfterID = pg.After.At, pg.After.ID
+	return f, pg.Limit, v.Err()
 }
 
-// invoices is GET /invoices?period=&status=&type=&page=&perPage=: the
+// invoices is GET /invoices?period=&status=&type=&limit=&cursor=: the
 // provider's issued invoices and credit notes, newest first.
 func (h *Handler) invoices(c *fiber.Ctx) error {
 	p, err := caller(c)
 	if err != nil {
 		return err
 	}
-	f, page, perPage, err := h.invoiceQuery(c)
+	f, limit, err := h.invoiceQuery(c)
 	if err != nil {
 		return err
 	}
+	f.Limit = limit
 	ctx := c.UserContext()
-	list, total, err := h.Billing.ProviderInvoicePage(ctx, p.ProviderID, f)
+	list, more, err := h.Billing.ProviderInvoicePage(ctx, p.ProviderID, f)
 	if err != nil {
 		return err
 	}
@@ -249,14 +238,17 @@ func (h *Handler) invoices(c *fiber.Ctx) error {
 		return err
 	}
 	now := h.now()
-	out := InvoicePage{Items: make([]APIInvoice, 0, len(list)), Total: total, Page: page, PerPage: perPage}
+	out := InvoicePage{Invoices: make([]APIInvoice, 0, len(list))}
 	for i := range list {
 		inv := &list[i]
 		cred, num := credits[inv.ID], ""
 		if inv.CorrectsInvoiceID != nil {
 			num = numbers[*inv.CorrectsInvoiceID]
 		}
-		out.Items = append(out.Items, h.apiInvoice(inv, &cred, num, now))
+		out.Invoices = append(out.Invoices, h.apiInvoice(inv, &cred, num, now))
+	}
+	if n := len(list); n > 0 && list[n-1].FinalizedAt != nil {
+		out.NextCursor = web.NextCursor(web.Cursor{At: *list[n-1].FinalizedAt, ID: list[n-1].ID}, more)
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(out)

@@ -93,11 +93,13 @@ func (h *Handler) now() time.Time {
 var PublicRoutes = [][2]string{
 	{fiber.MethodPost, "/oauth/token"},
 	{fiber.MethodGet, "/api/v1/openapi.json"},
+	{fiber.MethodGet, "/api/docs"},
 }
 
 // Routes mounts /oauth/token and the /api/v1 endpoints on the app.
 func (h *Handler) Routes(app fiber.Router) {
 	app.Post("/oauth/token", h.token)
+	app.Get("/api/docs", h.docs)
 	v1 := app.Group("/api/v1")
 	v1.Get("/openapi.json", h.openapi)
 	v1.Get("/vehicles/:vin/capabilities", h.capabilities)

@@ -2,11 +2,11 @@ package providerapi
 
 import (
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"cardata/app/web"
 	"cardata/billing"
 	"cardata/policies/errs"
 )
@@ -34,26 +34,15 @@ type DeliveriesPage struct {
 	NextCursor *string               `json:"nextCursor"`
 }
 
-// parseTime reads an RFC 3339 time or a date (midnight in loc).
-func parseTime(s string, loc *time.Location) (time.Time, bool) {
-	s = strings.TrimSpace(s)
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, true
-	}
-	if t, err := time.ParseInLocation("2006-01-02", s, loc); err == nil {
-		return t, true
-	}
-	return time.Time{}, false
-}
-
-// deliveries is GET /deliveries?from=&to=&cursor=&limit=&kind=: the
-// provider's own ledger. Defaults: the last 30 days.
+// deliveries is GET /deliveries?from=&to=&kind=&sort=&limit=&cursor=: the
+// provider's own ledger, newest first (sort=oldest: in recording order).
+// Without from/to: the last 30 days.
 func (h *Handler) deliveries(c *fiber.Ctx) error {
 	p, err := caller(c)
 	if err != nil {
 		return err
 	}
-	f, err := LedgerQuery(c, h.now(), h.Location)
+	f, err := LedgerQuery(c, h.now())
 	if err != nil {
 		return err
 	}
@@ -68,36 +57,36 @@ func (h *Handler) deliveries(c *fiber.Ctx) error {
 	return c.JSON(page)
 }
 
-// LedgerQuery reads the query of a ledger page (the API and the portal and
-// staff pages): from, to (RFC 3339 or dates), cursor, kind, limit.
-func LedgerQuery(c *fiber.Ctx, now time.Time, loc *time.Location) (billing.LedgerFilter, error) {
+// LedgerQuery reads the query of GET /deliveries with the API's paging and
+// time-range conventions (web.ParsePage, web.ParseTimeRange); the cursor
+// itself is billing's.
+func LedgerQuery(c *fiber.Ctx, now time.Time) (billing.LedgerFilter, error) {
 	var v errs.Validation
-	f := billing.LedgerFilter{To: now.Add(time.Second), Cursor: c.Query("cursor"), Kind: c.Query("kind")}
-	f.From = f.To.AddDate(0, 0, -30)
-	if s := c.Query("from"); s != "" {
-		t, ok := parseTime(s, loc)
-		if !ok {
-			v.Add("from", "time_invalid", "from must be an RFC 3339 time or a date (2026-10-01)")
-		}
-		f.From = t
+	f := billing.LedgerFilter{Cursor: c.Query("cursor"), Kind: c.Query("kind"), Limit: web.DefaultPageLimit}
+	f.From, f.To = web.ParseTimeRange(c, &v)
+	if f.To.IsZero() {
+		f.To = now.Add(time.Second)
 	}
-	if s := c.Query("to"); s != "" {
-		t, ok := parseTime(s, loc)
-		if !ok {
-			v.Add("to", "time_invalid", "to must be an RFC 3339 time or a date (2026-10-31)")
-		}
-		f.To = t
+	if f.From.IsZero() && !v.Has("from") {
+		f.From = f.To.AddDate(0, 0, -30)
 	}
-	if !f.From.Before(f.To) && !v.Has("from") && !v.Has("to") {
-		v.Add("to", "range_invalid", "to must be after from")
+	if !v.Has("to") && !v.Has("from") && !f.From.Before(f.To) {
+		v.Add("to", "range_invalid", "to must be after from (the range is [from, to))")
 	}
 	if f.Kind != "" && f.Kind != billing.KindPull && f.Kind != billing.KindPush {
 		v.Add("kind", "kind_invalid", "kind is pull or push")
 	}
+	switch c.Query("sort") {
+	case "", "newest":
+	case "oldest":
+		f.Oldest = true
+	default:
+		v.Add("sort", "sort_invalid", "sort is newest (the default) or oldest")
+	}
 	if s := c.Query("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			v.Add("limit", "limit_invalid", "limit is 1 to 1000")
+		if err != nil || n < 1 || n > web.MaxPageLimit {
+			v.Add("limit", "limit_invalid", "limit is a number from 1 to %d", web.MaxPageLimit)
 		}
 		f.Limit = n
 	}

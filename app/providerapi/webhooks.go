@@ -1,11 +1,11 @@
 package providerapi
 
 import (
-	"encoding/json"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
+	"cardata/app/web"
 	"cardata/onboarding/webhooks"
 	"cardata/policies/errs"
 )
@@ -21,26 +21,52 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 	if len(c.Body()) > 64<<10 {
 		return errs.New(errs.TooLarge, "payload_too_large", "the body is larger than 64 KiB")
 	}
-	if err := json.Unmarshal(c.Body(), v); err != nil {
-		return errs.New(errs.BadRequest, "json_invalid", "the body is not the JSON object this endpoint expects")
-	}
-	return nil
+	return web.DecodeJSON(c, v)
 }
 
+// WebhookList is the answer of GET /webhooks: a page of the caller's
+// endpoints, newest first, and every event type an endpoint can subscribe to.
+type WebhookList struct {
+	Webhooks   []WebhookEndpoint `json:"webhooks"`
+	EventTypes []string          `json:"eventTypes"`
+	NextCursor *string           `json:"nextCursor"`
+}
+
+// listWebhooks is GET /webhooks?limit=&cursor=. A provider has few
+// endpoints, so the service reads them all and the page is cut here.
 func (h *Handler) listWebhooks(c *fiber.Ctx) error {
 	p, err := caller(c)
 	if err != nil {
+		return err
+	}
+	var v errs.Validation
+	pg, err := web.ParsePage(c, &v)
+	if err != nil {
+		return err
+	}
+	if err := v.Err(); err != nil {
 		return err
 	}
 	list, err := h.Webhooks.FindEndpoints(c.UserContext(), p.ProviderID, false)
 	if err != nil {
 		return err
 	}
-	out := make([]WebhookEndpoint, len(list))
-	for i := range list {
-		out[i] = WebhookEndpoint{Endpoint: &list[i], Secret: string(list[i].Secret)}
+	out := WebhookList{Webhooks: []WebhookEndpoint{}, EventTypes: webhooks.EventTypes}
+	more := false
+	for i := len(list) - 1; i >= 0; i-- { // the service lists oldest first
+		if !pg.After.IsZero() && list[i].ID >= pg.After.ID {
+			continue
+		}
+		if len(out.Webhooks) == pg.Limit {
+			more = true
+			break
+		}
+		out.Webhooks = append(out.Webhooks, WebhookEndpoint{Endpoint: &list[i], Secret: string(list[i].Secret)})
 	}
-	return c.JSON(fiber.Map{"webhooks": out, "eventTypes": webhooks.EventTypes})
+	if n := len(out.Webhooks); n > 0 {
+		out.NextCursor = web.NextCursor(web.Cursor{ID: out.Webhooks[n-1].ID}, more)
+	}
+	return c.JSON(out)
 }
 
 func (h *Handler) createWebhook(c *fiber.Ctx) error {
@@ -96,7 +122,7 @@ func (h *Handler) testWebhook(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"eventId": evID, "type": webhooks.TypeTest})
 }
 
-// webhookDeliveries is GET /webhooks/{id}/deliveries?status=&cursor=: the
+// webhookDeliveries is GET /webhooks/{id}/deliveries?status=&limit=&cursor=: the
 // deliveries to one endpoint with every attempt, newest first.
 func (h *Handler) webhookDeliveries(c *fiber.Ctx) error {
 	providerID, id, err := endpointRef(c)
@@ -114,13 +140,15 @@ func (h *Handler) webhookDeliveries(c *fiber.Ctx) error {
 		v.Add("status", "status_invalid", "status is pending, succeeded, dead or dropped")
 		return v.Err()
 	}
-	if cur := c.Query("cursor"); cur != "" {
-		n, err := strconv.ParseInt(cur, 10, 64)
-		if err != nil || n <= 0 {
-			return errs.New(errs.BadRequest, "cursor_invalid", "the cursor is not one this API returned")
-		}
-		f.Before = n
+	var v errs.Validation
+	pg, err := web.ParsePage(c, &v)
+	if err != nil {
+		return err
 	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	f.Before, f.Limit = pg.After.ID, pg.Limit
 	list, next, err := h.Webhooks.FindDeliveries(c.UserContext(), providerID, f)
 	if err != nil {
 		return err
@@ -128,11 +156,13 @@ func (h *Handler) webhookDeliveries(c *fiber.Ctx) error {
 	if list == nil {
 		list = []webhooks.Delivery{}
 	}
-	out := fiber.Map{"deliveries": list, "nextCursor": nil}
-	if next != 0 {
-		out["nextCursor"] = strconv.FormatInt(next, 10)
-	}
-	return c.JSON(out)
+	return c.JSON(WebhookDeliveries{Deliveries: list, NextCursor: web.NextCursor(web.Cursor{ID: next}, next != 0)})
+}
+
+// WebhookDeliveries is the answer of GET /webhooks/{id}/deliveries.
+type WebhookDeliveries struct {
+	Deliveries []webhooks.Delivery `json:"deliveries"`
+	NextCursor *string             `json:"nextCursor"`
 }
 
 func (h *Handler) redeliver(c *fiber.Ctx) error {

@@ -137,6 +137,15 @@ func ErrorHandler(log *slog.Logger, view *templates.View) fiber.ErrorHandler {
 		if IsAPI(c) || view == nil {
 			p := Problem{Type: ProblemTypeBase + e.Code, Title: http.StatusText(status), Status: status,
 				Detail: e.Message, Code: e.Code, Errors: e.Fields, Instance: rid}
+			if strings.HasPrefix(c.Path(), "/api/v1/") && len(e.Fields) > 0 {
+				// The provider API names a field by its JSON member or
+				// query parameter (camelCase); services use form names.
+				p.Errors = make([]errs.FieldError, len(e.Fields))
+				for i, f := range e.Fields {
+					f.Field = CamelField(f.Field)
+					p.Errors[i] = f
+				}
+			}
 			c.Set(fiber.HeaderContentType, "application/problem+json")
 			c.Status(status)
 			return c.JSON(p, "application/problem+json")

@@ -319,6 +319,19 @@ type Access struct {
 	patterns map[string]bool // "METHOD pattern" of every route sealed
 	routes   []*fiber.Route  // every route sealed
 	sealedAt uint32          // the app's handler count when last sealed
+	steps    []RouteStep     // run after the guard on the routes they choose
+}
+
+// RouteStep returns a handler to run right after the guard on the route
+// registered as method+pattern, or nil for routes it does not concern. It
+// sees the matched route, so it needs no path matching of its own.
+type RouteStep func(method, pattern string) fiber.Handler
+
+// After adds a step that Seal puts behind the guard (before Seal runs).
+func (a *Access) After(step RouteStep) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.steps = append(a.steps, step)
 }
 
 // NewAccess builds the route guard.
@@ -374,7 +387,13 @@ func (a *Access) Seal(app *fiber.App) {
 				continue
 			}
 			a.routes = append(a.routes, r)
-			r.Handlers = append([]fiber.Handler{a.guard}, r.Handlers...)
+			front := []fiber.Handler{a.guard}
+			for _, step := range a.steps {
+				if h := step(r.Method, r.Path); h != nil {
+					front = append(front, h)
+				}
+			}
+			r.Handlers = append(front, r.Handlers...)
 		}
 	}
 }

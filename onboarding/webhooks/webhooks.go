@@ -693,7 +693,7 @@ type DeliveryFilter struct {
 // FindDeliveries lists deliveries with their attempts; next is the cursor
 // for the following page (0 at the end).
 func (s *Service) FindDeliveries(ctx context.Context, providerID int64, f DeliveryFilter) (out []Delivery, next int64, err error) {
-	if f.Limit <= 0 || f.Limit > 200 {
+	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 50
 	}
 	q := `SELECT d.*, ev.type AS event_type FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id WHERE d.provider_id = ?`

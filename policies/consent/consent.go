@@ -708,12 +708,13 @@ type ConsentFilter struct {
 	VIN         string
 	State       State
 	ContainerID int64
-	Offset      int
+	Before      int64 // keyset paging: consents with a smaller id (0: from the newest)
 	Limit       int
 }
 
-// FindProviderConsents lists a provider's own consents, newest first, and the total.
-func (s *Service) FindProviderConsents(ctx context.Context, providerID int64, f ConsentFilter) ([]Consent, int64, error) {
+// FindProviderConsents lists a provider's own consents, newest first, a
+// page of f.Limit after f.Before; more reports whether another page follows.
+func (s *Service) FindProviderConsents(ctx context.Context, providerID int64, f ConsentFilter) (out []Consent, more bool, err error) {
 	q := s.from(s.DB.WithContext(ctx)).Where("c.provider_id = ?", providerID)
 	if f.VIN != "" {
 		q = q.Where("c.vin = ?", policies.NormalizeVIN(f.VIN))
@@ -724,16 +725,17 @@ func (s *Service) FindProviderConsents(ctx context.Context, providerID int64, f 
 	if f.ContainerID != 0 {
 		q = q.Where("c.container_id = ?", f.ContainerID)
 	}
-	var total int64
-	if err := q.Count(&total).Error; err != nil {
-		return nil, 0, errs.Wrap(err, "count consents")
+	if f.Before > 0 {
+		q = q.Where("c.id < ?", f.Before)
 	}
 	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 100
 	}
-	var out []Consent
-	err := q.Select(selectView).Order("c.id DESC").Offset(f.Offset).Limit(f.Limit).Find(&out).Error
-	return out, total, errs.Wrap(err, "list consents")
+	err = q.Select(selectView).Order("c.id DESC").Limit(f.Limit + 1).Find(&out).Error
+	if len(out) > f.Limit {
+		out, more = out[:f.Limit], true
+	}
+	return out, more, errs.Wrap(err, "list consents")
 }
 
 // FindProviderConsent returns one of the provider's consents.
