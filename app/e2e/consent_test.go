@@ -207,7 +207,7 @@ func TestRevokeInTwoClicksFlipsTheDecisionAtOnce(t *testing.T) {
 	if res := c.PostForm(fmt.Sprintf("/my/consents/%d/revoke", k.ID), nil); res.Status != http.StatusConflict {
 		t.Fatalf("revoke twice: %d", res.Status)
 	}
-	csContains(t, c.Get("/my/history").Body, "revoked", "granted", "requested")
+	csContains(t, c.Get("/my/history").Body, "consent revoked", "consent granted", "asked for your consent")
 }
 
 // Withdrawing a container ends its consents; suspending or terminating a
