@@ -25,11 +25,11 @@ func TestOwnerWording(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]string{
-		"Current position: latitude (WGS 84)":                         "Current position: latitude",
-		"Country the vehicle is in (ISO 3166-1 alpha-2)":              "Country the vehicle is in",
-		"Current heading (0 = north)":                                 "Current heading",
+		"Current position: latitude (WGS 84)":                          "Current position: latitude",
+		"Country the vehicle is in (ISO 3166-1 alpha-2)":               "Country the vehicle is in",
+		"Current heading (0 = north)":                                  "Current heading",
 		"Breakdown call placed from the vehicle (roadside assistance)": "Breakdown call placed from the vehicle (roadside assistance)",
-		"Aktuelle Position: Breitengrad (WGS 84)":                     "Aktuelle Position: Breitengrad",
+		"Aktuelle Position: Breitengrad (WGS 84)":                      "Aktuelle Position: Breitengrad",
 	} {
 		if got := PlainLabel(in); got != want {
 			t.Errorf("PlainLabel(%q) = %q, want %q", in, got, want)
