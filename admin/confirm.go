@@ -21,17 +21,23 @@ type confirmation = templates.Confirmation
 
 var proceed = confirmation{Safe: true}
 
+// pathProvider is the provider named in the path, with its id.
+func (h *ProviderHandlers) pathProvider(c *fiber.Ctx) (int64, *onboarding.Provider, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	p, err := h.Onboarding.FindProviderByID(c.UserContext(), id)
+	return id, p, err
+}
+
 func (h *ProviderHandlers) confirmTransition(c *fiber.Ctx) (confirmation, error) {
 	action := onboarding.Action(c.Params("action"))
 	t, ok := onboarding.TransitionFor(action)
 	if !ok || (t.Note != "" && strings.TrimSpace(c.FormValue("note")) == "") {
 		return proceed, nil
 	}
-	id, err := pathID(c)
-	if err != nil {
-		return confirmation{}, err
-	}
-	p, err := h.Onboarding.FindProviderByID(c.UserContext(), id)
+	id, p, err := h.pathProvider(c)
 	if err != nil {
 		return confirmation{}, err
 	}
@@ -63,11 +69,7 @@ func (h *ProviderHandlers) confirmMarketDecision(c *fiber.Ctx) (confirmation, er
 	if decision != "approve" && decision != "reject" {
 		return proceed, nil
 	}
-	id, err := pathID(c)
-	if err != nil {
-		return confirmation{}, err
-	}
-	p, err := h.Onboarding.FindProviderByID(c.UserContext(), id)
+	id, p, err := h.pathProvider(c)
 	if err != nil {
 		return confirmation{}, err
 	}

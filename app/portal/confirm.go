@@ -7,22 +7,35 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"cardata/onboarding"
 	"cardata/templates"
 )
 
 // The portal's destructive actions and what their confirmation page says
 // (templates.View.Confirm asks before the handler runs).
 
+// ownThing is the signed-in provider user's provider and the id in the
+// path: the thing a confirmation is about, looked up within that provider.
+func ownThing(c *fiber.Ctx) (providerID, id int64, err error) {
+	p, err := me(c)
+	if err != nil {
+		return 0, 0, err
+	}
+	id, err = pathID(c)
+	return p.ProviderID, id, err
+}
+
+// clientOf is the provider's API client named in the path.
+func (h *Handlers) clientOf(c *fiber.Ctx) (*onboarding.APIClient, error) {
+	providerID, id, err := ownThing(c)
+	if err != nil {
+		return nil, err
+	}
+	return h.Onboarding.FindAPIClient(c.UserContext(), providerID, id)
+}
+
 func (h *Handlers) confirmRevokeClient(c *fiber.Ctx) (templates.Confirmation, error) {
-	me, err := me(c)
-	if err != nil {
-		return templates.Confirmation{}, err
-	}
-	id, err := pathID(c)
-	if err != nil {
-		return templates.Confirmation{}, err
-	}
-	cl, err := h.Onboarding.FindAPIClient(c.UserContext(), me.ProviderID, id)
+	cl, err := h.clientOf(c)
 	if err != nil {
 		return templates.Confirmation{}, err
 	}
@@ -33,15 +46,7 @@ func (h *Handlers) confirmRevokeClient(c *fiber.Ctx) (templates.Confirmation, er
 }
 
 func (h *Handlers) confirmRotateClient(c *fiber.Ctx) (templates.Confirmation, error) {
-	me, err := me(c)
-	if err != nil {
-		return templates.Confirmation{}, err
-	}
-	id, err := pathID(c)
-	if err != nil {
-		return templates.Confirmation{}, err
-	}
-	cl, err := h.Onboarding.FindAPIClient(c.UserContext(), me.ProviderID, id)
+	cl, err := h.clientOf(c)
 	if err != nil {
 		return templates.Confirmation{}, err
 	}
@@ -56,15 +61,11 @@ func (h *Handlers) confirmUserActive(c *fiber.Ctx) (templates.Confirmation, erro
 	if c.FormValue("active") == "true" {
 		return templates.Confirmation{Safe: true}, nil
 	}
-	me, err := me(c)
+	providerID, id, err := ownThing(c)
 	if err != nil {
 		return templates.Confirmation{}, err
 	}
-	id, err := pathID(c)
-	if err != nil {
-		return templates.Confirmation{}, err
-	}
-	users, err := h.Onboarding.FindProviderUsers(c.UserContext(), me.ProviderID)
+	users, err := h.Onboarding.FindProviderUsers(c.UserContext(), providerID)
 	if err != nil {
 		return templates.Confirmation{}, err
 	}
@@ -81,15 +82,11 @@ func (h *Handlers) confirmUserActive(c *fiber.Ctx) (templates.Confirmation, erro
 }
 
 func (h *APIPages) confirmDeleteWebhook(c *fiber.Ctx) (templates.Confirmation, error) {
-	me, err := me(c)
+	providerID, id, err := ownThing(c)
 	if err != nil {
 		return templates.Confirmation{}, err
 	}
-	id, err := pathID(c)
-	if err != nil {
-		return templates.Confirmation{}, err
-	}
-	ep, err := h.Webhooks.FindEndpoint(c.UserContext(), me.ProviderID, id)
+	ep, err := h.Webhooks.FindEndpoint(c.UserContext(), providerID, id)
 	if err != nil {
 		return templates.Confirmation{}, err
 	}
