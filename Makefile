@@ -23,7 +23,9 @@ run: postgres build
 	@echo
 	@echo "  CarData Partner Office: http://$(LISTEN_ADDR)/admin"
 	@echo "  Staff logins (password cardata-demo):"
-	@echo "    manager@demo.local  finance@demo.local  support@demo.local  admin@demo.local  auditor@demo.local"
+	@echo "    manager@demo.local  manager2@demo.local  finance@demo.local  finance2@demo.local"
+	@echo "    support@demo.local  lead@demo.local  admin@demo.local  auditor@demo.local"
+	@echo "    (a credit note is drafted by one finance user and issued by the other)"
 	@echo "  Provider portal: http://$(LISTEN_ADDR)/portal  (admin@demo-insurer.example)"
 	@echo "  Customer pages:  http://$(LISTEN_ADDR)/my      (customer1@demo.local, anna@demo.example)"
 	@if [ "$(DEV_IDP)" = 1 ]; then \

@@ -49,7 +49,9 @@ func (h *BillingHandlers) Routes(r fiber.Router) {
 	r.Post("/billing/invoices/:id/finalize", h.View.Confirm(h.confirmInvoice("finalize")), h.finalize)
 	r.Post("/billing/invoices/:id/send", h.View.Confirm(h.confirmInvoice("send")), h.send)
 	r.Post("/billing/invoices/:id/payments", h.bookPayment)
+	r.Get("/billing/invoices/:id/preview", h.preview)
 	r.Post("/billing/invoices/:id/lines", h.addLine)
+	r.Post("/billing/invoices/:id/lines/:line/delete", h.View.Confirm(h.confirmRemoveLine), h.removeLine)
 	r.Post("/billing/invoices/:id/regenerate", h.regenerate)
 	r.Post("/billing/invoices/:id/discard", h.View.Confirm(h.confirmInvoice("discard")), h.discard)
 	r.Post("/billing/invoices/:id/credit-notes", h.View.Confirm(h.confirmInvoice("credit")), h.creditNote)
@@ -117,10 +119,79 @@ func (h *BillingHandlers) showPrices(c *fiber.Ctx) error {
 	return h.View.Render(c, fiber.StatusOK, "admin/billing/prices/show", &templates.Page{Data: pricesPage{Version: v, Now: time.Now()}})
 }
 
-var priceFields = []string{"valid_from", "note", "telematics", "push", "support_case_p1", "support_case_p2", "support_case_p3", "support_case_p4", "support_time"}
+var priceFields = []string{"valid_from", "note", "support_case_p1", "support_case_p2", "support_case_p3", "support_case_p4", "support_time"}
+
+// tierItems are the graduated items the price form edits as rows.
+var tierItems = []struct {
+	Field string
+	Item  billing.Item
+	Label string
+}{
+	{"telematics", billing.ItemTelematics, "Telematics deliveries: tiers"},
+	{"push", billing.ItemPush, "Push deliveries: tiers"},
+}
+
+// maxTierRows bounds the rows one item's tiers may have in the form.
+const maxTierRows = 20
+
+// tierRow is one row of the tier editor with its errors.
+type tierRow struct {
+	Index                 int
+	From, Price           string
+	FromError, PriceError string
+	FromField, PriceField string
+}
+
+// tierGroup is one item's tier editor.
+type tierGroup struct {
+	Field, Label string
+	Rows         []tierRow
+	Error        string
+	CanAdd       bool
+}
+
+type priceFormPage struct {
+	Tiers []tierGroup
+}
+
+func tierGroups(rows map[string][]billing.TierRow, fieldErrs map[string]string) []tierGroup {
+	var out []tierGroup
+	for _, it := range tierItems {
+		g := tierGroup{Field: it.Field, Label: it.Label, Error: fieldErrs[it.Field], CanAdd: len(rows[it.Field]) < maxTierRows}
+		for i, r := range rows[it.Field] {
+			ff, pf := billing.TierFieldFrom(it.Field, i), billing.TierFieldPrice(it.Field, i)
+			g.Rows = append(g.Rows, tierRow{Index: i, From: r.From, Price: r.Price, FromField: ff, PriceField: pf,
+				FromError: fieldErrs[ff], PriceError: fieldErrs[pf]})
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// tierRowsFromForm reads the rows of each tier editor (the count of rows is
+// the hidden field FIELD_rows, bounded).
+func tierRowsFromForm(c *fiber.Ctx) map[string][]billing.TierRow {
+	out := map[string][]billing.TierRow{}
+	for _, it := range tierItems {
+		n, _ := strconv.Atoi(c.FormValue(it.Field + "_rows"))
+		n = max(0, min(n, maxTierRows))
+		rows := make([]billing.TierRow, 0, n)
+		for i := 0; i < n; i++ {
+			rows = append(rows, billing.TierRow{From: c.FormValue(billing.TierFieldFrom(it.Field, i)), Price: c.FormValue(billing.TierFieldPrice(it.Field, i))})
+		}
+		out[it.Field] = rows
+	}
+	return out
+}
+
+func (h *BillingHandlers) renderPriceForm(c *fiber.Ctx, status int, form map[string]string, rows map[string][]billing.TierRow, fieldErrs map[string]string) error {
+	return h.View.Render(c, status, "admin/billing/prices/form", &templates.Page{Form: form, Errors: fieldErrs,
+		Data: priceFormPage{Tiers: tierGroups(rows, fieldErrs)}})
+}
 
 func (h *BillingHandlers) newPrices(c *fiber.Ctx) error {
 	form := map[string]string{}
+	rows := map[string][]billing.TierRow{}
 	pl, err := h.Billing.PriceList(c.UserContext())
 	if err != nil {
 		return err
@@ -128,8 +199,9 @@ func (h *BillingHandlers) newPrices(c *fiber.Ctx) error {
 	// Start from the latest version's prices, effective the 1st of next month.
 	if len(pl) > 0 {
 		v := pl[len(pl)-1]
-		form["telematics"] = billing.FormatTiers(v.Tiers(billing.ItemTelematics))
-		form["push"] = billing.FormatTiers(v.Tiers(billing.ItemPush))
+		for _, it := range tierItems {
+			rows[it.Field] = billing.TierRows(v.Tiers(it.Item))
+		}
 		for _, p := range billing.Priorities {
 			if price, ok := v.Price(billing.ItemSupportCase, p); ok {
 				form["support_case_"+strings.ToLower(p)] = price.StringFixed(2)
@@ -139,14 +211,51 @@ func (h *BillingHandlers) newPrices(c *fiber.Ctx) error {
 			form["support_time"] = price.StringFixed(2)
 		}
 	}
+	for _, it := range tierItems {
+		if len(rows[it.Field]) == 0 {
+			rows[it.Field] = []billing.TierRow{{From: "1"}}
+		}
+	}
 	loc := h.Billing.Location
 	now := time.Now().In(loc)
 	form["valid_from"] = time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, loc).Format("2006-01-02")
-	return h.View.Render(c, fiber.StatusOK, "admin/billing/prices/form", &templates.Page{Form: form})
+	return h.renderPriceForm(c, fiber.StatusOK, form, rows, nil)
+}
+
+// editTierRows applies a tier editor button ("add telematics", "remove
+// push 2"): the form comes back with a row more or less and nothing saved,
+// so rows are added and removed without JavaScript.
+func editTierRows(rows map[string][]billing.TierRow, edit string) bool {
+	parts := strings.Fields(edit)
+	if len(parts) < 2 {
+		return false
+	}
+	field := parts[1]
+	if _, ok := rows[field]; !ok {
+		return false
+	}
+	switch {
+	case parts[0] == "add" && len(parts) == 2:
+		if len(rows[field]) < maxTierRows {
+			rows[field] = append(rows[field], billing.TierRow{})
+		}
+		return true
+	case parts[0] == "remove" && len(parts) == 3:
+		i, err := strconv.Atoi(parts[2])
+		if err == nil && i >= 0 && i < len(rows[field]) {
+			rows[field] = append(rows[field][:i:i], rows[field][i+1:]...)
+		}
+		return true
+	}
+	return false
 }
 
 func (h *BillingHandlers) createPrices(c *fiber.Ctx) error {
 	form := formValues(c, priceFields...)
+	rows := tierRowsFromForm(c)
+	if edit := c.FormValue("edit"); edit != "" && editTierRows(rows, edit) {
+		return h.renderPriceForm(c, fiber.StatusOK, form, rows, nil)
+	}
 	v := &errs.Validation{}
 	in := billing.NewVersion{Note: form["note"], SupportCase: map[string]decimal.Decimal{}}
 	if d, err := time.ParseInLocation("2006-01-02", strings.TrimSpace(form["valid_from"]), h.Billing.Location); err != nil {
@@ -154,13 +263,8 @@ func (h *BillingHandlers) createPrices(c *fiber.Ctx) error {
 	} else {
 		in.ValidFrom = d
 	}
-	var err error
-	if in.Telematics, err = billing.ParseTiers(form["telematics"]); err != nil {
-		v.Add("telematics", "tiers_invalid", "%s", err.Error())
-	}
-	if in.Push, err = billing.ParseTiers(form["push"]); err != nil {
-		v.Add("push", "tiers_invalid", "%s", err.Error())
-	}
+	in.Telematics = billing.ParseTierRows(v, "telematics", rows["telematics"])
+	in.Push = billing.ParseTierRows(v, "push", rows["push"])
 	for _, p := range billing.Priorities {
 		f := "support_case_" + strings.ToLower(p)
 		if strings.TrimSpace(form[f]) == "" {
@@ -189,7 +293,7 @@ func (h *BillingHandlers) createPrices(c *fiber.Ctx) error {
 		}
 		v.Fields = append(v.Fields, errs.As(err).Fields...)
 	}
-	return h.View.Render(c, fiber.StatusUnprocessableEntity, "admin/billing/prices/form", &templates.Page{Errors: errs.FieldMap(v.Err()), Form: form})
+	return h.renderPriceForm(c, fiber.StatusUnprocessableEntity, form, rows, errs.FieldMap(v.Err()))
 }
 
 func (h *BillingHandlers) withdrawPrices(c *fiber.Ctx) error {
@@ -292,31 +396,12 @@ func (h *BillingHandlers) runProgress(c *fiber.Ctx) error {
 
 // ---- revenue, export ----
 
-type revenueBar struct {
-	billing.RevenueMonth
-	Percent int
-}
-
 func (h *BillingHandlers) revenue(c *fiber.Ctx) error {
-	months, err := h.Billing.Revenue(c.UserContext())
+	r, err := h.Billing.RevenueReport(c.UserContext())
 	if err != nil {
 		return err
 	}
-	top := decimal.Zero
-	for _, m := range months {
-		if m.Net.GreaterThan(top) {
-			top = m.Net
-		}
-	}
-	var bars []revenueBar
-	for _, m := range months {
-		pct := 0
-		if top.IsPositive() && m.Net.IsPositive() {
-			pct = int(m.Net.Mul(decimal.NewFromInt(100)).Div(top).IntPart())
-		}
-		bars = append(bars, revenueBar{m, pct})
-	}
-	return h.View.Render(c, fiber.StatusOK, "admin/billing/revenue", &templates.Page{Data: bars})
+	return h.View.Render(c, fiber.StatusOK, "admin/billing/revenue", &templates.Page{Data: r})
 }
 
 func (h *BillingHandlers) exportCSV(c *fiber.Ctx) error {

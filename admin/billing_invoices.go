@@ -15,6 +15,7 @@ import (
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 type invoiceListPage struct {
@@ -28,7 +29,7 @@ func (h *BillingHandlers) listInvoices(c *fiber.Ctx) error {
 	pager := templates.NewPager(c, 50)
 	f := billing.InvoiceFilter{Period: c.Query("period"), Status: c.Query("status"), Provider: strings.TrimSpace(c.Query("provider")),
 		DocType: c.Query("type"), Overdue: c.Query("overdue") == "1", Offset: pager.Offset(), Limit: pager.PerPage}
-	if f.Status != "" && !slices.Contains(billing.Statuses, f.Status) {
+	if f.Status != "" && !slices.Contains(billing.DisplayStatuses, f.Status) {
 		f.Status = ""
 	}
 	if f.DocType != billing.DocInvoice && f.DocType != billing.DocCreditNote {
@@ -51,7 +52,7 @@ func (h *BillingHandlers) listInvoices(c *fiber.Ctx) error {
 		form["overdue"] = "1"
 	}
 	return h.View.Render(c, fiber.StatusOK, "admin/billing/invoices/index", &templates.Page{Pager: pager, Form: form,
-		Data: invoiceListPage{Invoices: list, Periods: periods, Statuses: billing.Statuses, Now: time.Now()}})
+		Data: invoiceListPage{Invoices: list, Periods: periods, Statuses: billing.DisplayStatuses, Now: time.Now()}})
 }
 
 type invoicePage struct {
@@ -66,9 +67,14 @@ type invoicePage struct {
 	Open         decimal.Decimal
 	Overdue      bool
 	Blocker      string // why finalization would be refused, shown on drafts
+	CanPreview   bool   // a draft with lines: its PDF preview can be rendered
 	Today        string
 	Priorities   []string
 }
+
+// MinusCredited is what the issued credit notes took off, negative like
+// every credit-note amount shown.
+func (p *invoicePage) MinusCredited() decimal.Decimal { return p.Credited.Neg() }
 
 func (h *BillingHandlers) loadInvoicePage(c *fiber.Ctx, id int64) (*invoicePage, error) {
 	ctx := c.UserContext()
@@ -101,6 +107,7 @@ func (h *BillingHandlers) loadInvoicePage(c *fiber.Ctx, id int64) (*invoicePage,
 		return nil, err
 	}
 	pg.Open = inv.Open(pg.Credited)
+	pg.CanPreview = inv.Status == billing.StatusDraft && len(inv.Lines) > 0
 	pg.Overdue = inv.Overdue(time.Now())
 	if inv.Status == billing.StatusDraft && !inv.IsCreditNote() {
 		if _, err := billing.TaxFor(inv.Buyer()); err != nil {
@@ -182,6 +189,23 @@ func (h *BillingHandlers) download(format string) fiber.Handler {
 	}
 }
 
+// preview is the PDF of a draft as it would be finalized now, marked as a
+// draft and without a number (billing.PreviewPDF); shown in the browser.
+func (h *BillingHandlers) preview(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	b, err := h.Billing.PreviewPDF(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "application/pdf")
+	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`inline; filename="draft-%d-preview.pdf"`, id))
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Send(b)
+}
+
 func invoicePath(id int64) string { return "/admin/billing/invoices/" + strconv.FormatInt(id, 10) }
 
 // invoiceAction runs one form action on an invoice: invalid input re-renders
@@ -241,9 +265,35 @@ func (h *BillingHandlers) send(c *fiber.Ctx) error {
 func (h *BillingHandlers) bookPayment(c *fiber.Ctx) error {
 	return h.invoiceAction(c, []string{"amount", "received_on", "reference"}, nil,
 		func(ctx context.Context, id int64, form map[string]string) (string, int64, error) {
-			_, err := h.Billing.BookPayment(ctx, id, billing.NewPayment{Amount: form["amount"], ReceivedOn: form["received_on"], Reference: form["reference"]})
-			return "Payment of " + form["amount"] + " EUR booked.", 0, err
+			pay, err := h.Billing.BookPayment(ctx, id, billing.NewPayment{Amount: form["amount"], ReceivedOn: form["received_on"], Reference: form["reference"]})
+			if err != nil {
+				return "", 0, err
+			}
+			z := i18n.Locale{Lang: templates.LangOf(c)}
+			inv, err := h.Billing.FindInvoice(ctx, id)
+			if err != nil {
+				return "", 0, err
+			}
+			if open := inv.OpenAmount(); open.IsPositive() {
+				return z.T("Payment of {{.Amount}} booked; {{.Open}} is still open.", "Amount", z.Money(pay.Amount), "Open", z.Money(open)), 0, nil
+			}
+			return z.T("Payment of {{.Amount}} booked; the invoice is paid.", "Amount", z.Money(pay.Amount)), 0, nil
 		})
+}
+
+// removeLine takes a manual line off a draft (after the confirmation page).
+func (h *BillingHandlers) removeLine(c *fiber.Ctx) error {
+	lineID, err := strconv.ParseInt(c.Params("line"), 10, 64)
+	if err != nil || lineID <= 0 {
+		return errs.New(errs.NotFound, "not_found", "no such line")
+	}
+	return h.invoiceAction(c, nil, nil, func(ctx context.Context, id int64, _ map[string]string) (string, int64, error) {
+		l, err := h.Billing.RemoveManualLine(ctx, id, lineID)
+		if err != nil {
+			return "", 0, err
+		}
+		return i18n.T(templates.LangOf(c), "Line {{.Position}} “{{.Description}}” was removed.", "Position", l.Position, "Description", l.Description), 0, nil
+	})
 }
 
 func (h *BillingHandlers) addLine(c *fiber.Ctx) error {

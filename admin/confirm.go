@@ -10,6 +10,7 @@ import (
 	"cardata/admin/support"
 	"cardata/onboarding"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // The staff pages' destructive and irreversible actions and what their
@@ -197,6 +198,31 @@ func (h *BillingHandlers) confirmInvoice(verb string) func(c *fiber.Ctx) (confir
 		}
 		return proceed, nil
 	}
+}
+
+// confirmRemoveLine names the manual line a draft loses and its amount.
+func (h *BillingHandlers) confirmRemoveLine(c *fiber.Ctx) (confirmation, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return confirmation{}, err
+	}
+	lineID, err := strconv.ParseInt(c.Params("line"), 10, 64)
+	if err != nil || lineID <= 0 {
+		return proceed, nil // the handler answers 404
+	}
+	inv, err := h.Billing.FindInvoice(c.UserContext(), id)
+	if err != nil {
+		return confirmation{}, err
+	}
+	for _, l := range inv.Lines {
+		if l.ID == lineID {
+			return confirmation{Title: "Remove line {{.Position}} “{{.Description}}” from {{.Number}}?",
+				Effect: "The line of {{.Amount}} net is taken off the draft and its totals are computed again. The removal is recorded in the invoice's history.",
+				Yes:    "Remove the line", Back: fmt.Sprintf("/admin/billing/invoices/%d", id),
+				Args: []any{"Position", l.Position, "Description", l.Description, "Number", inv.NumberOrDraft(), "Amount", i18n.Locale{Lang: templates.LangOf(c)}.Money(l.NetAmount)}}, nil
+		}
+	}
+	return proceed, nil // the handler answers 404
 }
 
 func (h *BillingHandlers) confirmWithdrawPrices(c *fiber.Ctx) (confirmation, error) {

@@ -5,12 +5,17 @@ import (
 	"context"
 	"strconv"
 
+	"github.com/shopspring/decimal"
+
 	"cardata/policies/csvsafe"
 	"cardata/policies/errs"
 )
 
 // ExportCSV lists the finalized documents (invoices and credit notes) of a
-// period for accounting, one row each, credit notes with negative amounts.
+// period for accounting, one row each, credit notes with negative amounts
+// (as everywhere they are shown: Invoice.Signed). An invoice's row says
+// what its credit notes took off (credited) and what is still open; its
+// status is the one shown in the staff UI, "partially_paid" included.
 // An empty period exports every period. Buyer names and VAT IDs come from
 // providers' registrations, so every cell is written formula-safe; the
 // negative amounts are plain numbers and stay usable.
@@ -27,6 +32,9 @@ func (s *Service) ExportCSV(ctx context.Context, period string) ([]byte, error) 
 	if err := q.Order("number").Find(&docs).Error; err != nil {
 		return nil, errs.Wrap(err, "export")
 	}
+	if err := fillCredited(s.DB.WithContext(ctx), docs); err != nil {
+		return nil, err
+	}
 	numbers := map[int64]string{}
 	for _, d := range docs {
 		numbers[d.ID] = *d.Number
@@ -34,18 +42,16 @@ func (s *Service) ExportCSV(ctx context.Context, period string) ([]byte, error) 
 	var buf bytes.Buffer
 	w := csvsafe.NewWriter(&buf)
 	_ = w.Write([]string{"number", "type", "issue_date", "due_date", "period", "provider_id", "buyer", "buyer_country", "buyer_vat_id",
-		"vat_category", "vat_rate", "net", "vat", "gross", "paid", "status", "corrects", "currency"})
+		"vat_category", "vat_rate", "net", "vat", "gross", "paid", "credited", "open", "status", "corrects", "currency"})
 	for _, d := range docs {
-		sign := ""
 		typ := "invoice"
 		if d.IsCreditNote() {
-			sign, typ = "-", "credit_note"
+			typ = "credit_note"
 		}
-		neg := func(v string) string {
-			if sign == "" || v == "0.00" {
-				return v
-			}
-			return sign + v
+		amount := func(v decimal.Decimal) string { return d.Signed(v).StringFixed(2) }
+		credited, open := "", ""
+		if !d.IsCreditNote() {
+			credited, open = d.Credited.StringFixed(2), d.OpenAmount().StringFixed(2)
 		}
 		due := ""
 		if d.DueDate != nil {
@@ -64,8 +70,8 @@ func (s *Service) ExportCSV(ctx context.Context, period string) ([]byte, error) 
 		}
 		_ = w.Write([]string{*d.Number, typ, d.IssueDate.Format("2006-01-02"), due, d.Period, strconv.FormatInt(d.ProviderID, 10),
 			d.BuyerName, d.BuyerCountry, d.BuyerVATID, d.TaxCategory, d.TaxRate.StringFixed(2),
-			neg(d.NetTotal.StringFixed(2)), neg(d.TaxTotal.StringFixed(2)), neg(d.GrossTotal.StringFixed(2)),
-			d.PaidTotal.StringFixed(2), d.Status, corrects, d.Currency})
+			amount(d.NetTotal), amount(d.TaxTotal), amount(d.GrossTotal),
+			d.PaidTotal.StringFixed(2), credited, open, d.DisplayStatus(), corrects, d.Currency})
 	}
 	w.Flush()
 	return buf.Bytes(), errs.Wrap(w.Error(), "export csv")

@@ -29,8 +29,19 @@ const (
 	StatusDiscarded = "discarded"
 )
 
+// StatusPartiallyPaid is not stored: it is how a finalized or sent invoice
+// with a payment booked but money still open is shown and filtered
+// (DisplayStatus). The stored status keeps the document's life cycle
+// (finalized, then sent); the payment state is derived from paid_total, so
+// a partial payment never hides whether the invoice was sent.
+const StatusPartiallyPaid = "partially_paid"
+
 // Statuses lists the statuses in life-cycle order (filters).
 var Statuses = []string{StatusDraft, StatusFinalized, StatusSent, StatusPaid, StatusDiscarded}
+
+// DisplayStatuses are the statuses people see and filter by: the stored
+// ones with "partially paid" between sent and paid.
+var DisplayStatuses = []string{StatusDraft, StatusFinalized, StatusSent, StatusPartiallyPaid, StatusPaid, StatusDiscarded}
 
 // transitions is the one table of allowed status moves.
 var transitions = map[string][]string{
@@ -91,6 +102,11 @@ type Invoice struct {
 	LastReminderAt    *time.Time
 
 	Lines []Line `gorm:"foreignKey:InvoiceID"`
+
+	// Credited is the gross of the issued credit notes correcting this
+	// invoice, filled by the lists (ListInvoices, ProviderInvoices) and
+	// FindInvoice; not a column.
+	Credited decimal.Decimal `gorm:"-"`
 }
 
 func (Invoice) TableName() string { return "invoices" }
@@ -141,6 +157,63 @@ func (inv *Invoice) setBuyer(p Party) {
 func (inv *Invoice) Open(credited decimal.Decimal) decimal.Decimal {
 	return inv.GrossTotal.Sub(inv.PaidTotal).Sub(credited)
 }
+
+// OpenAmount is Open with the credits the invoice was loaded with
+// (Credited): gross minus payments minus issued credit notes. Credit
+// notes and drafts have nothing open.
+func (inv *Invoice) OpenAmount() decimal.Decimal {
+	if inv.IsCreditNote() || inv.Number == nil || inv.Status == StatusDiscarded {
+		return decimal.Zero
+	}
+	return inv.Open(inv.Credited)
+}
+
+// PartiallyPaid reports an issued invoice with a payment booked that is
+// not paid yet.
+func (inv *Invoice) PartiallyPaid() bool {
+	return inv.DocType == DocInvoice && (inv.Status == StatusFinalized || inv.Status == StatusSent) && inv.PaidTotal.IsPositive()
+}
+
+// DisplayStatus is the status shown to people and filtered by: the stored
+// status, or "partially_paid" for an issued invoice paid in part.
+func (inv *Invoice) DisplayStatus() string {
+	if inv.PartiallyPaid() {
+		return StatusPartiallyPaid
+	}
+	return inv.Status
+}
+
+// PaymentStatus is an issued invoice's payment state: "unpaid",
+// "partially_paid" or "paid"; "" for drafts, discarded drafts and credit
+// notes (which are not paid, they reduce what their invoice asks for).
+func (inv *Invoice) PaymentStatus() string {
+	switch {
+	case inv.IsCreditNote() || inv.Number == nil || inv.Status == StatusDiscarded:
+		return ""
+	case inv.Status == StatusPaid:
+		return "paid"
+	case inv.PaidTotal.IsPositive():
+		return StatusPartiallyPaid
+	}
+	return "unpaid"
+}
+
+// Signed is an amount of this document as people read it: a credit note's
+// amounts are negative everywhere they are shown (lists, detail pages, the
+// PDF, the CSV export), an invoice's as stored. The database and the
+// EN 16931 e-invoice keep a credit note's amounts positive (its document
+// type says it is a credit; BR-27 forbids negative prices).
+func (inv *Invoice) Signed(d decimal.Decimal) decimal.Decimal {
+	if inv.IsCreditNote() {
+		return d.Neg()
+	}
+	return d
+}
+
+// SignedNet, SignedTax and SignedGross are the totals with Signed's sign.
+func (inv *Invoice) SignedNet() decimal.Decimal   { return inv.Signed(inv.NetTotal) }
+func (inv *Invoice) SignedTax() decimal.Decimal   { return inv.Signed(inv.TaxTotal) }
+func (inv *Invoice) SignedGross() decimal.Decimal { return inv.Signed(inv.GrossTotal) }
 
 // Overdue reports an unpaid finalized invoice past its due date.
 func (inv *Invoice) Overdue(now time.Time) bool {
@@ -246,7 +319,14 @@ func (s *Service) ListInvoices(ctx context.Context, f InvoiceFilter) ([]Invoice,
 	if f.Period != "" {
 		q = q.Where("period = ?", f.Period)
 	}
-	if f.Status != "" {
+	switch f.Status {
+	case "":
+	case StatusPartiallyPaid:
+		q = q.Where("doc_type = 'invoice' AND status IN ('finalized','sent') AND paid_total > 0")
+	case StatusFinalized, StatusSent:
+		// as shown: a finalized or sent invoice paid in part is "partially paid"
+		q = q.Where("status = ? AND NOT (doc_type = 'invoice' AND paid_total > 0)", f.Status)
+	default:
 		q = q.Where("status = ?", f.Status)
 	}
 	if f.ProviderID != 0 {
@@ -270,8 +350,40 @@ func (s *Service) ListInvoices(ctx context.Context, f InvoiceFilter) ([]Invoice,
 		f.Limit = 50
 	}
 	var out []Invoice
-	err := q.Order("period DESC, id DESC").Offset(f.Offset).Limit(f.Limit).Find(&out).Error
-	return out, total, errs.Wrap(err, "list invoices")
+	if err := q.Order("period DESC, id DESC").Offset(f.Offset).Limit(f.Limit).Find(&out).Error; err != nil {
+		return nil, 0, errs.Wrap(err, "list invoices")
+	}
+	return out, total, fillCredited(s.DB.WithContext(ctx), out)
+}
+
+// fillCredited sets Credited on the invoices of list (one query).
+func fillCredited(db *gorm.DB, list []Invoice) error {
+	var ids []int64
+	for i := range list {
+		if !list[i].IsCreditNote() && list[i].Number != nil {
+			ids = append(ids, list[i].ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	var rows []struct {
+		InvoiceID int64
+		Gross     decimal.Decimal
+	}
+	if err := db.Raw(`SELECT corrects_invoice_id AS invoice_id, sum(gross_total) AS gross FROM invoices
+		WHERE corrects_invoice_id IN ? AND doc_type = 'credit_note' AND status IN ('finalized','sent','paid')
+		GROUP BY corrects_invoice_id`, ids).Scan(&rows).Error; err != nil {
+		return errs.Wrap(err, "credited amounts")
+	}
+	by := make(map[int64]decimal.Decimal, len(rows))
+	for _, r := range rows {
+		by[r.InvoiceID] = r.Gross
+	}
+	for i := range list {
+		list[i].Credited = by[list[i].ID]
+	}
+	return nil
 }
 
 // FindInvoice loads an invoice with its lines.
@@ -296,7 +408,10 @@ func (s *Service) ProviderInvoices(ctx context.Context, providerID int64) ([]Inv
 	var out []Invoice
 	err := s.DB.WithContext(ctx).Where("provider_id = ? AND status IN ('finalized','sent','paid')", providerID).
 		Order("finalized_at DESC").Find(&out).Error
-	return out, errs.Wrap(err, "provider invoices")
+	if err != nil {
+		return nil, errs.Wrap(err, "provider invoices")
+	}
+	return out, fillCredited(s.DB.WithContext(ctx), out)
 }
 
 func orderLines(db *gorm.DB) *gorm.DB { return db.Order("position") }
@@ -306,6 +421,11 @@ func findInvoice(tx *gorm.DB, id int64) (*Invoice, error) {
 	if err := tx.Preload("Lines", orderLines).First(&inv, id).Error; err != nil {
 		return nil, dbError(err, "invoice")
 	}
+	one := []Invoice{inv}
+	if err := fillCredited(tx, one); err != nil {
+		return nil, err
+	}
+	inv.Credited = one[0].Credited
 	return &inv, nil
 }
 

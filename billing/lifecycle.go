@@ -687,6 +687,65 @@ func (s *Service) AddManualLine(ctx context.Context, id int64, in ManualLine) (*
 	return line, nil
 }
 
+// RemoveManualLine takes a manual line off an invoice draft: the lines
+// after it move up one position and the totals are computed again. Only
+// manual lines can go (usage and support lines come from the ledger:
+// regenerate the draft instead), and only while the invoice is a draft.
+// The audit entry names the line, its amount and why it had been added.
+func (s *Service) RemoveManualLine(ctx context.Context, invoiceID, lineID int64) (*Line, error) {
+	var removed *Line
+	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		inv, err := lockInvoice(tx, invoiceID)
+		if err != nil {
+			return err
+		}
+		if inv.Status != StatusDraft || inv.IsCreditNote() {
+			return errs.New(errs.Conflict, "invoice_not_draft", "manual lines can only be removed from invoice drafts; correct a finalized invoice with a credit note")
+		}
+		var keep []Line
+		for i := range inv.Lines {
+			if inv.Lines[i].ID == lineID {
+				l := inv.Lines[i]
+				removed = &l
+				continue
+			}
+			keep = append(keep, inv.Lines[i])
+		}
+		if removed == nil {
+			return errs.New(errs.NotFound, "invoice_line_not_found", "the draft has no such line")
+		}
+		if removed.Item != ItemManual {
+			return errs.New(errs.Conflict, "line_not_manual", "only manual lines can be removed; usage and support lines come from the ledger (regenerate the draft instead)")
+		}
+		if err := tx.Exec(`DELETE FROM invoice_lines WHERE id = ? AND invoice_id = ?`, lineID, invoiceID).Error; err != nil {
+			return dbError(err, "remove line")
+		}
+		// Close the gap in two steps: positions are unique per invoice.
+		if err := tx.Exec(`UPDATE invoice_lines SET position = -position WHERE invoice_id = ? AND position > ?`, invoiceID, removed.Position).Error; err != nil {
+			return dbError(err, "renumber lines")
+		}
+		if err := tx.Exec(`UPDATE invoice_lines SET position = -position - 1 WHERE invoice_id = ? AND position < 0`, invoiceID).Error; err != nil {
+			return dbError(err, "renumber lines")
+		}
+		for i := range keep {
+			if keep[i].Position > removed.Position {
+				keep[i].Position--
+			}
+		}
+		inv.Lines = keep
+		if err := saveTotals(tx, inv); err != nil {
+			return err
+		}
+		return audit.Record(ctx, tx, "invoice.remove_line", "invoice", strconv.FormatInt(invoiceID, 10),
+			fmt.Sprintf("removed manual line %d %q of %s (added by %s: %s); net now %s", removed.Position, removed.Description,
+				FormatMoney(removed.NetAmount), removed.CreatedBy, removed.Reason, FormatMoney(inv.NetTotal)))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return removed, nil
+}
+
 // CreditRequest drafts a credit note.
 type CreditRequest struct {
 	Reason string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -277,38 +278,87 @@ type NewVersion struct {
 	SupportTime decimal.Decimal            // per started 15 minutes
 }
 
-// ParseTiers reads "1:0.0200, 10001:0.0150, 100001:0.0100" (from:price, comma or newline separated).
-func ParseTiers(s string) ([]Tier, error) {
-	var out []Tier
-	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == ';' }) {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		from, price, ok := strings.Cut(part, ":")
-		if !ok {
-			return nil, fmt.Errorf("%q: write tiers as FROM:PRICE, e.g. 10001:0.0150", part)
-		}
-		n, err := strconv.ParseInt(strings.ReplaceAll(strings.TrimSpace(from), "_", ""), 10, 64)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%q: the first unit of a tier must be a whole number from 1", part)
-		}
-		p, err := parsePrice(price)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %v", part, err)
-		}
-		out = append(out, Tier{From: n, UnitPrice: p})
-	}
-	return out, nil
+// TierRow is one row of the tier editor as typed: the first unit the
+// row's price applies to, and the unit price.
+type TierRow struct{ From, Price string }
+
+// Blank reports a row left empty (the editor skips it).
+func (r TierRow) Blank() bool {
+	return strings.TrimSpace(r.From) == "" && strings.TrimSpace(r.Price) == ""
 }
 
-// FormatTiers is the inverse of ParseTiers.
-func FormatTiers(items []PriceItem) string {
-	var parts []string
+// TierRows are a version's tiers of one item as editor rows.
+func TierRows(items []PriceItem) []TierRow {
+	var out []TierRow
 	for _, it := range items {
-		parts = append(parts, fmt.Sprintf("%d:%s", it.TierFrom, it.UnitPrice.StringFixed(4)))
+		out = append(out, TierRow{From: strconv.FormatInt(it.TierFrom, 10), Price: it.UnitPrice.StringFixed(4)})
 	}
-	return strings.Join(parts, ", ")
+	return out
+}
+
+// TierFieldFrom and TierFieldPrice name row i's fields of the item whose
+// tiers field names (telematics, push): the form's inputs and the keys of
+// their field errors.
+func TierFieldFrom(field string, i int) string  { return fmt.Sprintf("%s_from_%d", field, i) }
+func TierFieldPrice(field string, i int) string { return fmt.Sprintf("%s_price_%d", field, i) }
+
+var groupedUnits = regexp.MustCompile(`^[0-9]{1,3}([.,' ][0-9]{3})+$`)
+
+// parseUnit reads a first unit: digits, grouped or not (10001, 10.001, 10,001).
+func parseUnit(s string) (int64, bool) {
+	s = strings.ReplaceAll(strings.TrimSpace(s), "_", "")
+	if groupedUnits.MatchString(s) {
+		s = strings.NewReplacer(".", "", ",", "", "'", "", " ", "").Replace(s)
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil && n >= 1 && n <= 1_000_000_000_000
+}
+
+// ParseTierRows reads the editor rows of one item's tiers into tiers,
+// skipping blank rows. Each row's errors are field errors of its own
+// inputs (TierFieldFrom, TierFieldPrice), so the form shows them beside
+// the row; an item without any tier is an error of field itself.
+func ParseTierRows(v *errs.Validation, field string, rows []TierRow) []Tier {
+	var out []Tier
+	var prev int64
+	first := true
+	for i, r := range rows {
+		if r.Blank() {
+			continue
+		}
+		ff, pf := TierFieldFrom(field, i), TierFieldPrice(field, i)
+		from, okFrom := parseUnit(r.From)
+		switch {
+		case strings.TrimSpace(r.From) == "":
+			v.Add(ff, "tier_from_required", "give the first unit of this tier")
+		case !okFrom:
+			v.Add(ff, "tier_from_invalid", "the first unit is a whole number from 1, e.g. 10001")
+		case first && from != 1:
+			v.Add(ff, "tiers_start", "the first tier must start at unit 1")
+		case !first && prev > 0 && from <= prev:
+			v.Add(ff, "tiers_order", "a tier starts above the previous tier's first unit")
+		}
+		price, err := parsePrice(r.Price)
+		switch {
+		case strings.TrimSpace(r.Price) == "":
+			v.Add(pf, "price_required", "give the unit price, e.g. 0.0150")
+		case errors.Is(err, i18n.ErrAmbiguous):
+			v.Add(pf, "price_ambiguous", "write the price with a decimal separator and up to 4 decimals, e.g. 0.0150 or 0,0150")
+		case err != nil:
+			v.Add(pf, "price_invalid", "a unit price is a number from 0 with at most 4 decimals, e.g. 0.0150 or 0,0150")
+		}
+		first = false
+		if okFrom {
+			prev = from
+		} else {
+			prev = 0
+		}
+		out = append(out, Tier{From: from, UnitPrice: price})
+	}
+	if first {
+		v.Add(field, "tiers_required", "give at least one tier, starting at unit 1")
+	}
+	return out
 }
 
 func parsePrice(s string) (decimal.Decimal, error) {

@@ -45,11 +45,16 @@ func Load(ctx context.Context, s *app.Services, out io.Writer) error {
 // loader runs the demo steps on the app's services.
 type loader struct{ *app.Services }
 
-// Staff are the demo staff logins (one per role).
+// Staff are the demo staff logins (one per role; two partner managers for
+// the second approval of sensitive containers, two finance users for
+// credit notes).
 var Staff = []staff.NewUser{
 	{Email: "manager@demo.local", Name: "Maria Manager", Roles: []string{policies.RolePartnerManager}},
 	{Email: "manager2@demo.local", Name: "Paul Partner", Roles: []string{policies.RolePartnerManager}},
 	{Email: "finance@demo.local", Name: "Fiona Finance", Roles: []string{policies.RoleFinance}},
+	// A credit note is drafted by one finance user and issued by another
+	// (billing's four eyes), so the demo has two.
+	{Email: "finance2@demo.local", Name: "Felix Finance", Roles: []string{policies.RoleFinance}},
 	{Email: "support@demo.local", Name: "Sam Support", Roles: []string{policies.RoleSupport}},
 	{Email: "admin@demo.local", Name: "Ada Admin", Roles: []string{policies.RoleAdmin}},
 	{Email: "auditor@demo.local", Name: "Otto Auditor", Roles: []string{policies.RoleAuditor}},

@@ -10,6 +10,8 @@ func Staff() []Identity {
 		{Subject: "dev-manager", Email: "manager@demo.local", Name: "Maria Manager", Groups: []string{"cardata-partner-managers"}},
 		{Subject: "dev-manager2", Email: "manager2@demo.local", Name: "Paul Partner", Groups: []string{"cardata-partner-managers"}},
 		{Subject: "dev-finance", Email: "finance@demo.local", Name: "Fiona Finance", Groups: []string{"cardata-finance"}},
+		{Subject: "dev-finance2", Email: "finance2@demo.local", Name: "Felix Finance", Groups: []string{"cardata-finance"},
+			Note: "second finance user: issues the credit notes Fiona drafts"},
 		{Subject: "dev-support", Email: "support@demo.local", Name: "Sam Support", Groups: []string{"cardata-support"}},
 		{Subject: "dev-admin", Email: "admin@demo.local", Name: "Ada Admin", Groups: []string{"cardata-admins"}},
 		{Subject: "dev-auditor", Email: "auditor@demo.local", Name: "Otto Auditor", Groups: []string{"cardata-auditors"}},

@@ -215,7 +215,10 @@ func TestFinanceInvoicingThroughTheUI(t *testing.T) {
 	}
 }
 
-// Finance publishes a future price list version through the form.
+// Finance publishes a future price list version through the form, the
+// graduated tiers edited as rows (from-unit and unit price per row): rows
+// are added and removed with buttons that need no JavaScript, and each
+// row's mistakes are shown beside that row with everything typed kept.
 func TestFinancePublishesAPriceListVersion(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
@@ -225,22 +228,83 @@ func TestFinancePublishesAPriceListVersion(t *testing.T) {
 	tt.MustCreateStaff(t, "fiona@test.local", policies.RoleFinance)
 	c := tt.LoginStaff(t, "fiona@test.local")
 	form := c.Get("/admin/billing/prices/new")
-	if form.Status != 200 || !strings.Contains(form.Body, "1:0.0200, 10001:0.0150") {
+	// The current tiers, one row each: telematics 1 / 10001 / 100001 / 1000001, push 1 / 100001.
+	for _, want := range []string{`name="telematics_rows" value="4"`, `name="telematics_from_1" inputmode="numeric" value="10001"`,
+		`name="telematics_price_1" inputmode="decimal" value="0.0150"`, `name="push_rows" value="2"`, `name="push_from_1" inputmode="numeric" value="100001"`,
+		`value="add telematics"`, `value="remove push 1"`} {
+		if !strings.Contains(form.Body, want) {
+			t.Errorf("form lacks %s", want)
+		}
+	}
+	if form.Status != 200 || strings.Contains(form.Body, "1:0.0200, 10001:0.0150") {
 		t.Fatalf("form: %d", form.Status)
 	}
-	bad := url.Values{"valid_from": {"2020-01-01"}, "telematics": {"5:0.01, x"}, "push": {"1:0.01"}, "support_case_p1": {"-3"},
-		"support_case_p2": {"90"}, "support_case_p3": {"45"}, "support_case_p4": {"0"}, "support_time": {"27.50"}}
-	res := c.PostForm("/admin/billing/prices", bad)
-	if res.Status != http.StatusUnprocessableEntity || !strings.Contains(res.Body, "FROM:PRICE") || !strings.Contains(res.Body, "negative") {
+	valid := time.Now().AddDate(0, 2, 0).Format("2006-01-02")
+	in := url.Values{"valid_from": {valid}, "telematics_rows": {"2"}, "telematics_from_0": {"1"}, "telematics_price_0": {"0,0190"},
+		"telematics_from_1": {"20.001"}, "telematics_price_1": {"0.0140"}, "push_rows": {"1"}, "push_from_0": {"1"}, "push_price_0": {"0.01"},
+		"support_case_p1": {"150"}, "support_case_p2": {"90"}, "support_case_p3": {"45"}, "support_case_p4": {"0"}, "support_time": {"27.50"}}
+	// Add a row: the form comes back with an empty third row and nothing saved.
+	add := url.Values{}
+	for k, v := range in {
+		add[k] = v
+	}
+	add.Set("edit", "add telematics")
+	res := c.PostForm("/admin/billing/prices", add)
+	if res.Status != 200 || !strings.Contains(res.Body, `name="telematics_rows" value="3"`) || !strings.Contains(res.Body, `name="telematics_from_2" inputmode="numeric" value=""`) ||
+		!strings.Contains(res.Body, `value="20.001"`) || !strings.Contains(res.Body, `value="0,0190"`) {
+		t.Fatalf("add a row: %d", res.Status)
+	}
+	// Remove the first row: the second moves up, its input kept.
+	add.Set("edit", "remove telematics 0")
+	res = c.PostForm("/admin/billing/prices", add)
+	if res.Status != 200 || !strings.Contains(res.Body, `name="telematics_rows" value="1"`) ||
+		!strings.Contains(res.Body, `name="telematics_from_0" inputmode="numeric" value="20.001"`) {
+		t.Fatalf("remove a row: %d", res.Status)
+	}
+	var n int64
+	tt.DB.Raw(`SELECT count(*) FROM price_list_versions`).Scan(&n)
+	if n != 1 {
+		t.Fatal("editing rows published a version")
+	}
+	// Mistakes per row, input kept.
+	bad := url.Values{}
+	for k, v := range in {
+		bad[k] = v
+	}
+	bad.Set("valid_from", "2020-01-01")
+	bad.Set("telematics_rows", "3")
+	bad.Set("telematics_from_1", "0.5")
+	bad.Set("telematics_from_2", "30001")
+	bad.Set("telematics_price_2", "cheap")
+	bad.Set("support_case_p1", "-3")
+	res = c.PostForm("/admin/billing/prices", bad)
+	if res.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("invalid version: %d", res.Status)
 	}
-	bad.Set("telematics", "1:0.0190, 20001:0.0140")
-	bad.Set("support_case_p1", "150")
+	row := func(i int) string {
+		return rowOf(section(res.Body, "table", "tiers-telematics"), fmt.Sprintf(`name="telematics_from_%d"`, i))
+	}
+	if r := row(1); !strings.Contains(r, `field invalid"><input id="f-telematics_from_1"`) || !strings.Contains(r, "whole number from 1") || !strings.Contains(r, `value="0.5"`) {
+		t.Errorf("row 2: %s", r)
+	}
+	if r := row(2); !strings.Contains(r, "a unit price is a number") || !strings.Contains(r, `value="cheap"`) || strings.Contains(r, "whole number") {
+		t.Errorf("row 3: %s", r)
+	}
+	if r := row(0); strings.Contains(r, `class="error"`) {
+		t.Errorf("row 1 has an error: %s", r)
+	}
+	if !strings.Contains(res.Body, "negative") {
+		t.Error("the negative case fee is not reported")
+	}
+	bad = url.Values{}
+	for k, v := range in {
+		bad[k] = v
+	}
+	bad.Set("valid_from", "2020-01-01")
 	if res := c.PostForm("/admin/billing/prices", bad); res.Status != http.StatusUnprocessableEntity || !strings.Contains(res.Body, "future") {
 		t.Fatalf("past start: %d", res.Status)
 	}
-	bad.Set("valid_from", time.Now().AddDate(0, 2, 0).Format("2006-01-02"))
-	if res := c.PostForm("/admin/billing/prices", bad); res.Status != http.StatusSeeOther {
+	if res := c.PostForm("/admin/billing/prices", in); res.Status != http.StatusSeeOther {
 		t.Fatalf("create: %d %s", res.Status, res.Body)
 	}
 	var pub struct {

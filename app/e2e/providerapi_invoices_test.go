@@ -32,6 +32,7 @@ type apiInvoiceJSON struct {
 	PaidTotal         string  `json:"paidTotal"`
 	CreditedTotal     *string `json:"creditedTotal"`
 	Outstanding       *string `json:"outstanding"`
+	PaymentStatus     *string `json:"paymentStatus"`
 	CorrectsInvoiceID *int64  `json:"correctsInvoiceId"`
 	CorrectsNumber    *string `json:"correctsNumber"`
 	Documents         struct {
@@ -163,13 +164,19 @@ func TestProviderAPIInvoices(t *testing.T) {
 		li.Documents.PDF != fmt.Sprintf("/api/v1/invoices/%d/pdf", sep.ID) {
 		t.Fatalf("invoice in the list: %+v", li)
 	}
-	if lc := page.Invoices[0]; lc.Type != "credit_note" || lc.CorrectsNumber == nil || *lc.CorrectsNumber != *sep.Number || lc.Outstanding != nil {
+	if lc := page.Invoices[0]; lc.Type != "credit_note" || lc.CorrectsNumber == nil || *lc.CorrectsNumber != *sep.Number || lc.Outstanding != nil ||
+		lc.PaymentStatus != nil {
 		t.Fatalf("credit note in the list: %+v", lc)
+	}
+	// Paid in part: the life cycle stays "finalized", the payment status says partially_paid (1.1).
+	if li.PaymentStatus == nil || *li.PaymentStatus != "partially_paid" {
+		t.Fatalf("payment status of the partly paid invoice: %v", li.PaymentStatus)
 	}
 	res, body = get(cb, "/api/v1/invoices")
 	page = apiInvoicePageJSON{}
 	_ = json.Unmarshal([]byte(body), &page)
-	if res.StatusCode != 200 || len(page.Invoices) != 1 || page.Invoices[0].ID != bOct.ID {
+	if res.StatusCode != 200 || len(page.Invoices) != 1 || page.Invoices[0].ID != bOct.ID || page.Invoices[0].PaymentStatus == nil ||
+		*page.Invoices[0].PaymentStatus != "unpaid" {
 		t.Fatalf("B's invoices: %s", body)
 	}
 
@@ -220,7 +227,8 @@ func TestProviderAPIInvoices(t *testing.T) {
 	var d apiInvoiceJSON
 	_ = json.Unmarshal([]byte(body), &d)
 	if res.StatusCode != 200 || len(d.Lines) != len(sep.Lines) || len(d.Lines) == 0 || len(d.Payments) != 1 || d.Payments[0].Amount != "0.30" ||
-		d.Payments[0].ReceivedOn != "2026-11-05" || len(d.CreditNotes) != 1 || d.CreditNotes[0].ID != cn.ID || d.Outstanding == nil || *d.Outstanding != open {
+		d.Payments[0].ReceivedOn != "2026-11-05" || len(d.CreditNotes) != 1 || d.CreditNotes[0].ID != cn.ID || d.Outstanding == nil || *d.Outstanding != open ||
+		d.PaymentStatus == nil || *d.PaymentStatus != "partially_paid" {
 		t.Fatalf("invoice detail: %d %s", res.StatusCode, body)
 	}
 	res, body = get(ca, fmt.Sprintf("/api/v1/invoices/%d", cn.ID))

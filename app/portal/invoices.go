@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/shopspring/decimal"
 
 	"cardata/billing"
 	"cardata/policies"
@@ -40,7 +41,9 @@ func invoiceProvider(c *fiber.Ctx) (int64, error) {
 }
 
 // list lists the signed-in provider's finalized invoices and credit notes
-// with their documents.
+// with their documents: each invoice's payments and open amount (gross
+// minus payments minus issued credit notes), "partially paid" when money
+// arrived but some is still open, credit notes with negative amounts.
 func (h *InvoiceHandlers) list(c *fiber.Ctx) error {
 	pid, err := invoiceProvider(c)
 	if err != nil {
@@ -50,10 +53,17 @@ func (h *InvoiceHandlers) list(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	open := decimal.Zero
+	for i := range list {
+		if a := list[i].OpenAmount(); a.IsPositive() {
+			open = open.Add(a)
+		}
+	}
 	return h.View.Render(c, fiber.StatusOK, "portal/invoices/index", &templates.Page{Data: struct {
 		Invoices []billing.Invoice
+		Open     decimal.Decimal
 		Now      time.Time
-	}{list, time.Now()}})
+	}{list, open, time.Now()}})
 }
 
 func (h *InvoiceHandlers) document(format string) fiber.Handler {

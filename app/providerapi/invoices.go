@@ -48,8 +48,13 @@ type APIInvoice struct {
 	// CreditedTotal and Outstanding are set on invoices: the gross of the
 	// issued credit notes correcting it, and gross minus payments minus
 	// credits. A credit note has neither (it lowers its invoice's).
-	CreditedTotal     *string             `json:"creditedTotal"`
-	Outstanding       *string             `json:"outstanding"`
+	CreditedTotal *string `json:"creditedTotal"`
+	Outstanding   *string `json:"outstanding"`
+	// PaymentStatus is set on invoices: unpaid, partially_paid (a payment
+	// arrived, money is still outstanding) or paid. Status keeps the
+	// document's life cycle (finalized, sent, paid), so a partially paid
+	// invoice is still "sent" there. A credit note has none (null).
+	PaymentStatus     *string             `json:"paymentStatus"`
 	Overdue           bool                `json:"overdue"`
 	CorrectsInvoiceID *int64              `json:"correctsInvoiceId"`
 	CorrectsNumber    *string             `json:"correctsNumber"`
@@ -165,6 +170,9 @@ func (h *Handler) apiInvoice(inv *billing.Invoice, credited *decimal.Decimal, co
 		}
 		cs, open := money(c), money(inv.Open(c))
 		out.CreditedTotal, out.Outstanding = &cs, &open
+		if ps := inv.PaymentStatus(); ps != "" {
+			out.PaymentStatus = &ps
+		}
 	}
 	for _, t := range []**time.Time{&out.FinalizedAt, &out.SentAt, &out.PaidAt} {
 		if *t != nil {

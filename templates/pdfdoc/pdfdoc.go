@@ -29,7 +29,9 @@ type Invoice struct {
 	BillToLabel  string
 	BuyerLines   []string
 	Facts        [][2]string // label, value: the box on the right
+	Subtitle     string      // bold, under the heading when set (a credit note's invoice)
 	Reason       string      // printed under the heading when set
+	Watermark    string      // printed large, light and diagonal on every page when set (a draft's preview)
 	Columns      [5]string   // header of the line table
 	Lines        []Line
 	Totals       [][2]string // label, amount; the last one in bold
@@ -69,6 +71,20 @@ func Render(d Invoice) ([]byte, error) {
 		pdf.CellFormat(0, 3.5, tr(d.Footer[1]), "", 1, "C", false, 0, "")
 		pdf.CellFormat(0, 3.5, tr(fmt.Sprintf("%s · Seite/Page %d/{nb}", d.FooterPrefix, pdf.PageNo())), "", 0, "C", false, 0, "")
 	})
+	if d.Watermark != "" {
+		pdf.SetHeaderFunc(func() {
+			x, y := pdf.GetXY()
+			pdf.SetFont("Helvetica", "B", 40)
+			pdf.SetTextColor(215, 215, 215)
+			w := pdf.GetStringWidth(tr(d.Watermark))
+			pdf.TransformBegin()
+			pdf.TransformRotate(35, 105, 160)
+			pdf.Text(105-w/2, 160, tr(d.Watermark))
+			pdf.TransformEnd()
+			pdf.SetTextColor(0, 0, 0)
+			pdf.SetXY(x, y)
+		})
+	}
 	pdf.AddPage()
 	pdf.SetTextColor(0, 0, 0)
 
@@ -98,7 +114,11 @@ func Render(d Invoice) ([]byte, error) {
 	}
 	pdf.SetY(max(bottom, pdf.GetY()) + 8)
 	pdf.SetFont("Helvetica", "B", 16)
-	pdf.CellFormat(0, 8, tr(d.Title), "", 1, "L", false, 0, "")
+	pdf.MultiCell(0, 8, tr(d.Title), "", "L", false)
+	if d.Subtitle != "" {
+		pdf.SetFont("Helvetica", "B", 10)
+		pdf.MultiCell(0, 5, tr(d.Subtitle), "", "L", false)
+	}
 	if d.Reason != "" {
 		pdf.SetFont("Helvetica", "", 9)
 		pdf.MultiCell(0, 4.5, tr(d.Reason), "", "L", false)

@@ -971,7 +971,7 @@ type DeliveriesPage struct {
 // EventType defines model for EventType.
 type EventType string
 
-// Invoice An issued invoice or credit note (drafts are never shown).
+// Invoice An issued invoice or credit note (drafts are never shown). A credit note's amounts are positive, as in its EN 16931 e-invoice: `type` says it is a credit, which the portal, the PDF and the accounting CSV show as negative amounts.
 type Invoice struct {
 	CorrectsInvoiceId *int    `json:"correctsInvoiceId"`
 	CorrectsNumber    *string `json:"correctsNumber"`
@@ -1004,7 +1004,10 @@ type Invoice struct {
 
 	// PaidTotal decimal amount in EUR, two decimals
 	PaidTotal string `json:"paidTotal"`
-	Period    string `json:"period"`
+
+	// PaymentStatus invoices: unpaid, partially_paid (a payment arrived and money is still outstanding) or paid; null on credit notes. `status` keeps the document's life cycle, so a partially paid invoice is still `finalized` or `sent` there. Added in 1.1.
+	PaymentStatus *string `json:"paymentStatus"`
+	Period        string  `json:"period"`
 
 	// PeriodEnd exclusive
 	PeriodEnd   time.Time `json:"periodEnd"`
@@ -1101,7 +1104,10 @@ type InvoiceDetail struct {
 
 	// PaidTotal decimal amount in EUR, two decimals
 	PaidTotal string `json:"paidTotal"`
-	Payments  []struct {
+
+	// PaymentStatus invoices: unpaid, partially_paid (a payment arrived and money is still outstanding) or paid; null on credit notes. `status` keeps the document's life cycle, so a partially paid invoice is still `finalized` or `sent` there. Added in 1.1.
+	PaymentStatus *string `json:"paymentStatus"`
+	Payments      []struct {
 		// Amount decimal amount in EUR, two decimals
 		Amount     string             `json:"amount"`
 		ReceivedOn openapi_types.Date `json:"receivedOn"`
