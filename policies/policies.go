@@ -118,17 +118,35 @@ type Enforcer struct {
 	// routeDecisions caches AllowedRoute: the policy is embedded and route
 	// patterns are finite, so a decision never changes while the process runs.
 	routeDecisions sync.Map
+	// pathDecisions caches Allowed for concrete paths, bounded.
+	pathDecisions decisions
 }
 
 // NewEnforcer loads the model and every rules/*.csv file, in name order.
 func NewEnforcer() (*Enforcer, error) {
-	m, err := fs.ReadFile(rules, "rules/model.conf")
+	mdl, lines, err := load()
 	if err != nil {
 		return nil, err
 	}
+	e, err := casbin.NewEnforcer(mdl, stringadapter.NewAdapter(strings.Join(lines, "\n")))
+	if err != nil {
+		return nil, fmt.Errorf("casbin policy: %w", err)
+	}
+	// the model's matchers with their patterns compiled once (match.go)
+	e.AddFunction("pathMatch", keyMatch2Func)
+	e.AddFunction("methodMatch", regexMatchFunc)
+	return &Enforcer{e: e}, nil
+}
+
+// load reads the model and the policy lines of every rules/*.csv file.
+func load() (model.Model, []string, error) {
+	m, err := fs.ReadFile(rules, "rules/model.conf")
+	if err != nil {
+		return nil, nil, err
+	}
 	mdl, err := model.NewModelFromString(string(m))
 	if err != nil {
-		return nil, fmt.Errorf("casbin model: %w", err)
+		return nil, nil, fmt.Errorf("casbin model: %w", err)
 	}
 	files, _ := fs.Glob(rules, "rules/*.csv")
 	sort.Strings(files)
@@ -136,7 +154,7 @@ func NewEnforcer() (*Enforcer, error) {
 	for _, f := range files {
 		b, err := fs.ReadFile(rules, f)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, l := range strings.Split(string(b), "\n") {
 			l = strings.TrimSpace(l)
@@ -146,18 +164,25 @@ func NewEnforcer() (*Enforcer, error) {
 			lines = append(lines, l)
 		}
 	}
-	e, err := casbin.NewEnforcer(mdl, stringadapter.NewAdapter(strings.Join(lines, "\n")))
-	if err != nil {
-		return nil, fmt.Errorf("casbin policy: %w", err)
-	}
-	return &Enforcer{e: e}, nil
+	return mdl, lines, nil
 }
 
 // Allowed reports whether any of roles may call method on path.
 func (en *Enforcer) Allowed(roles []string, path, method string) bool {
 	for _, r := range roles {
+		key := r + "\x00" + method + "\x00" + path
+		if allowed, ok := en.pathDecisions.get(key); ok {
+			if allowed {
+				return true
+			}
+			continue
+		}
 		ok, err := en.e.Enforce(r, path, method)
-		if err == nil && ok {
+		allowed := err == nil && ok
+		if err == nil {
+			en.pathDecisions.put(key, allowed)
+		}
+		if allowed {
 			return true
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/casbin/casbin/v2/util"
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -446,7 +445,7 @@ func (a *Access) Follows(p *policies.Principal, method, path string) bool {
 	}
 	for k := range a.public {
 		m, pattern, _ := strings.Cut(k, " ")
-		if m == method && util.KeyMatch2(path, pattern) {
+		if m == method && policies.KeyMatch2(path, pattern) {
 			return true
 		}
 	}
