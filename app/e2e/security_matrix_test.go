@@ -44,8 +44,10 @@ func TestRouteVariantSecurityMatrix(t *testing.T) {
 	tt := apptest.New(t, func(c *config.Config) {
 		// The matrix sends thousands of API requests; the rate limit has its own tests.
 		c.APIRateLimit, c.APIRateBurst = 1_000_000, 1_000_000
-		// Its sessions must outlive the walk on a loaded machine; expiry has its own tests.
-		c.SessionIdleTimeout, c.SessionMaxAge = 24*time.Hour, 24*time.Hour
+		// Its sessions and tokens must outlive the walk on a loaded machine
+		// (a principal's subtest may start half an hour after it signed in);
+		// expiry has its own tests.
+		c.SessionIdleTimeout, c.SessionMaxAge, c.APITokenTTL = 24*time.Hour, 24*time.Hour, 24*time.Hour
 	})
 	principals := matrixPrincipals(t, tt)
 
