@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"fmt"
 	"mime"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"cardata/billing"
 	"cardata/onboarding"
 	"cardata/policies"
 	"cardata/policies/audit"
@@ -23,6 +25,9 @@ import (
 type ProviderHandlers struct {
 	View       *templates.View
 	Onboarding *onboarding.Service
+	// Sandbox sums the provider's sandbox deliveries (billing's, never
+	// billed); nil leaves the sandbox card out.
+	Sandbox func(ctx context.Context, providerID int64) (*billing.SandboxActivity, error)
 }
 
 // Routes mounts the pages on r (the /admin group).
@@ -152,6 +157,8 @@ type providerPage struct {
 	Now       time.Time
 	CanReview bool // partner manager: show the action forms
 	CanDocs   bool // may download documents
+	// Sandbox is the provider's sandbox activity (nil: not shown).
+	Sandbox *billing.SandboxActivity
 }
 
 func (h *ProviderHandlers) showProvider(c *fiber.Ctx) error {
@@ -186,6 +193,11 @@ func (h *ProviderHandlers) renderProvider(c *fiber.Ctx, status int, fieldErrs, f
 	}
 	if page.Markets, err = h.Onboarding.FindMarketAccess(ctx, id); err != nil {
 		return err
+	}
+	if h.Sandbox != nil {
+		if page.Sandbox, err = h.Sandbox(ctx, id); err != nil {
+			return err
+		}
 	}
 	pr := policies.PrincipalFrom(ctx)
 	page.CanReview = pr.HasRole(policies.RolePartnerManager)

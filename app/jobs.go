@@ -25,7 +25,7 @@ const LoginAttemptRetention = 30 * 24 * time.Hour
 // consent (expiry, report archives), containers (purge of withdrawn ones,
 // 29 days after withdrawal) and ingest (reading-history retention).
 func (s *Services) registerJobs() error {
-	all := append(s.PlatformJobs(), s.outboxPurgeJob(), s.apiPurgeJob(), s.ingestJob())
+	all := append(s.PlatformJobs(), s.outboxPurgeJob(), s.apiPurgeJob(), s.ingestJob(), s.sandboxJob())
 	all = append(all, s.supportJobs()...)
 	all = append(all, consentJobs(s.Consents)...)
 	all = append(all, containerJobs(s.Containers)...)
@@ -141,6 +141,55 @@ func (s *Services) ingestJob() jobs.Job {
 			return err
 		},
 	}
+}
+
+// sandboxJob keeps the providers' sandboxes alive (issue 19): a missing
+// simulated fleet is created for every provider with a sandbox client,
+// every simulated vehicle that can send gets a fresh reading snapshot
+// through the ingest (so pushes follow as in production), and the
+// simulated customers answer the requests that have waited a moment, by
+// the rule (VIN ending in an odd digit grants, even denies).
+func (s *Services) sandboxJob() jobs.Job {
+	return jobs.Job{
+		Name: "sandbox.simulate", Title: "Sandbox simulation", Spec: "* * * * *", Timeout: 50 * time.Second,
+		Description: "Keeps the providers' simulated fleets fresh: creates a missing fleet, sends a reading of every simulated vehicle through the ingest, and lets simulated customers answer consent requests (VIN ending odd: grant, even: deny). Never billed.",
+		Run: func(ctx context.Context, r *jobs.Run) error {
+			n, err := s.RunSandbox(ctx)
+			r.Set("fleets_created", int64(n.Fleets))
+			r.Set("readings", int64(n.Readings))
+			r.Set("granted", int64(n.Granted))
+			r.Set("denied", int64(n.Denied))
+			return err
+		},
+	}
+}
+
+// SandboxRun counts what one run of the sandbox job did.
+type SandboxRun struct{ Fleets, Readings, Granted, Denied int }
+
+// RunSandbox is the sandbox job's body (tests call it to advance the
+// simulation at once).
+func (s *Services) RunSandbox(ctx context.Context) (SandboxRun, error) {
+	var out SandboxRun
+	ids, err := s.Onboarding.SandboxClientProviders(ctx)
+	if err != nil {
+		return out, err
+	}
+	for _, id := range ids {
+		n, err := s.Vehicles.EnsureSandboxFleet(ctx, id)
+		if err != nil {
+			return out, err
+		}
+		if n > 0 {
+			out.Fleets++
+		}
+	}
+	// Answers first: a grant given now covers the readings sent next.
+	if out.Granted, out.Denied, err = s.Consents.AnswerSandboxRequests(ctx); err != nil {
+		return out, err
+	}
+	out.Readings, err = s.Ingest.SimulateSandbox(ctx)
+	return out, err
 }
 
 // supportJobs are the desk's scheduled jobs.

@@ -10,7 +10,7 @@ import (
 // mountOnboarding mounts the partner managers' pages (review queue,
 // providers, markets, coverage) and the public registration and market API.
 func (a *App) mountOnboarding() error {
-	staffPages := &admin.ProviderHandlers{View: a.View, Onboarding: a.Onboarding}
+	staffPages := &admin.ProviderHandlers{View: a.View, Onboarding: a.Onboarding, Sandbox: a.Billing.SandboxActivityOf}
 	staffPages.Routes(a.surface("/admin"))
 	for _, item := range admin.ProviderNav() {
 		a.View.AddNav("Partners", item)

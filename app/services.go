@@ -145,6 +145,11 @@ func NewServices(cfg config.Config, gdb *gorm.DB, log *slog.Logger, pageMounted 
 
 	// ... then the hooks between them.
 	s.Onboarding.EligibleVehicles = s.Vehicles.CountEligible
+	// The first sandbox client creates the provider's simulated fleet.
+	s.Onboarding.SandboxFleet = func(ctx context.Context, providerID int64) error {
+		_, err := s.Vehicles.EnsureSandboxFleet(ctx, providerID)
+		return err
+	}
 	// A change of owner ends the former owner's consents at once, as the
 	// consent expiry job does.
 	s.Vehicles.FormerOwnerConsents = func(ctx context.Context) (int, error) {
@@ -163,14 +168,14 @@ func NewServices(cfg config.Config, gdb *gorm.DB, log *slog.Logger, pageMounted 
 		_, err := s.Webhooks.Emit(ctx, tx, webhooks.NewEvent{ProviderID: e.ProviderID, Type: e.Type, VIN: e.VIN,
 			ContainerID: e.ContainerID, ContainerVersion: e.Version, ConsentID: e.ConsentID,
 			Data: map[string]any{"consentId": e.ConsentID, "vin": e.VIN, "containerId": e.ContainerID,
-				"containerVersion": e.Version, "state": e.State, "at": e.At}})
+				"containerVersion": e.Version, "state": e.State, "at": e.At}, Sandbox: e.Sandbox})
 		return err
 	}
 	s.Containers.Consents = s.Consents
 	s.Containers.DropPushes = s.Webhooks.DropForContainer
 	s.Webhooks.Recipients = s.Consents.RecipientsOf
 	s.Webhooks.ConsentActive = func(ctx context.Context, c webhooks.ConsentCheck) (bool, string, error) {
-		return s.Consents.ConsentActive(ctx, c.ProviderID, c.ConsentID, time.Now())
+		return s.Consents.ConsentActiveFor(ctx, c.ProviderID, c.ConsentID, time.Now(), c.Sandbox)
 	}
 	s.Webhooks.RecordPush = recordPush
 	s.Support.Resolver = s.supportLinks(pageMounted)
@@ -246,7 +251,7 @@ func recordPush(ctx context.Context, tx *gorm.DB, r webhooks.PushRecord) error {
 	}
 	return billing.Ledger{}.Record(ctx, tx, billing.Delivery{ProviderID: r.ProviderID, VIN: r.VIN, ContainerID: r.ContainerID,
 		ContainerVersion: r.ContainerVersion, ConsentID: r.ConsentID, Kind: billing.KindPush, KeyIDs: r.KeyIDs,
-		EventID: r.EventID, EventType: r.EventType, Bytes: r.Bytes, RequestID: r.RequestID, At: r.At})
+		EventID: r.EventID, EventType: r.EventType, Bytes: r.Bytes, RequestID: r.RequestID, At: r.At, Sandbox: r.Sandbox})
 }
 
 // consentEligibility is the capability service's decision which vehicles a

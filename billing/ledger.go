@@ -45,6 +45,11 @@ type Delivery struct {
 	// For pushes use the event id plus the endpoint id.
 	RequestID string
 	At        time.Time // when the data left; zero means now
+	// Sandbox: the transfer went to a sandbox client or a sandbox webhook
+	// endpoint (a simulated vehicle). It is recorded in sandbox_deliveries,
+	// which no invoice run, reconcile, coverage figure or customer report
+	// reads: never billed, never mixed with the ledger.
+	Sandbox bool
 }
 
 // LedgerRecord is a stored delivery.
@@ -155,6 +160,9 @@ func (Ledger) Record(ctx context.Context, tx *gorm.DB, d Delivery) error {
 	if err := d.check(); err != nil {
 		return err
 	}
+	if d.Sandbox {
+		return recordSandbox(ctx, tx, d)
+	}
 	err := tx.WithContext(ctx).Exec(insertOne, d.ProviderID, d.ClientID, d.VIN, d.ContainerID, d.ContainerVersion,
 		d.ConsentID, d.Kind, d.KeysDelivered, d.Bytes, d.RequestID, d.At, sqlarray.Int16s(d.KeyIDs), d.EventID, d.EventType).Error
 	return errs.Wrap(err, "record delivery")
@@ -206,6 +214,7 @@ type ledgerReq struct {
 // commit was in flight, so a lone request is committed at once and a burst
 // shares one fsync.
 type LedgerWriter struct {
+	gdb     *gorm.DB // sandbox deliveries (recordSandbox)
 	db      *sql.DB
 	opt     WriterOptions
 	reqs    chan ledgerReq
@@ -230,7 +239,7 @@ func NewLedgerWriter(gdb *gorm.DB, opt WriterOptions) (*LedgerWriter, error) {
 	if opt.CommitTimeout <= 0 {
 		opt.CommitTimeout = 5 * time.Second
 	}
-	w := &LedgerWriter{db: sqlDB, opt: opt, reqs: make(chan ledgerReq, opt.MaxBatch*opt.Committers)}
+	w := &LedgerWriter{gdb: gdb, db: sqlDB, opt: opt, reqs: make(chan ledgerReq, opt.MaxBatch*opt.Committers)}
 	for i := 0; i < opt.Committers; i++ {
 		w.wg.Add(1)
 		go w.loop()
@@ -248,6 +257,12 @@ var ErrWriterClosed = errs.New(errs.Unavailable, "ledger_unavailable", "the deli
 func (w *LedgerWriter) Write(ctx context.Context, d Delivery) error {
 	if err := d.check(); err != nil {
 		return err
+	}
+	if d.Sandbox { // never billed: not through the ledger's committers
+		if err := recordSandbox(ctx, w.gdb, d); err != nil {
+			return &errs.Error{Kind: errs.Unavailable, Code: "ledger_unavailable", Message: ErrLedgerUnavailable.Message, Err: err}
+		}
+		return nil
 	}
 	done := make(chan error, 1)
 	w.mu.RLock()

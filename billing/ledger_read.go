@@ -167,6 +167,12 @@ func LedgerFilterFromQuery(get func(string) string, now time.Time, loc *time.Loc
 // may later gain records with a smaller time; ask for ranges that ended a
 // few seconds ago.
 func (s *Service) FindLedger(ctx context.Context, providerID int64, f LedgerFilter) (out []LedgerEntry, next string, err error) {
+	return s.findEntries(ctx, "delivery_ledger", providerID, f)
+}
+
+// findEntries is FindLedger on table: delivery_ledger, or
+// sandbox_deliveries (never invoiced).
+func (s *Service) findEntries(ctx context.Context, table string, providerID int64, f LedgerFilter) (out []LedgerEntry, next string, err error) {
 	at, err := DecodeCursor(f.Cursor, f.Oldest)
 	if err != nil {
 		return nil, "", err
@@ -174,11 +180,14 @@ func (s *Service) FindLedger(ctx context.Context, providerID int64, f LedgerFilt
 	if f.Limit <= 0 || f.Limit > MaxLedgerPage {
 		f.Limit = 100
 	}
+	invoiced := `EXISTS (SELECT 1 FROM ledger_claims lc WHERE lc.provider_id = l.provider_id AND lc.invoice_id IS NOT NULL
+		           AND l.id <= lc.high_id AND l.delivered_at < lc.ends_at) AS invoiced`
+	if table != "delivery_ledger" {
+		invoiced = "false AS invoiced" // the sandbox is never billed
+	}
 	q := `SELECT l.id, l.kind, c.client_id, l.vin, l.container_id, l.container_version, l.consent_id, l.keys_delivered, l.key_ids,
-		l.event_id, l.event_type, l.bytes, l.request_id, l.delivered_at,
-		EXISTS (SELECT 1 FROM ledger_claims lc WHERE lc.provider_id = l.provider_id AND lc.invoice_id IS NOT NULL
-		           AND l.id <= lc.high_id AND l.delivered_at < lc.ends_at) AS invoiced
-		FROM delivery_ledger l LEFT JOIN api_clients c ON c.id = l.client_id
+		l.event_id, l.event_type, l.bytes, l.request_id, l.delivered_at, ` + invoiced + `
+		FROM ` + table + ` l LEFT JOIN api_clients c ON c.id = l.client_id
 		WHERE l.provider_id = ? AND l.delivered_at >= ? AND l.delivered_at < ?`
 	args := []any{providerID, f.From, f.To}
 	switch {

@@ -32,6 +32,9 @@ type APIClient struct {
 	RotatedAt          *time.Time
 	RevokedAt          *time.Time
 	LastUsedAt         *time.Time
+	// Sandbox marks a sandbox client: its tokens reach the same API but only
+	// the provider's simulated fleet, and nothing it receives is billed.
+	Sandbox bool
 	// AuthSecretHash is the hash of the secret AuthenticateAPIClient
 	// accepted (the current or, during an overlap, the previous one); the
 	// token endpoint issues a token only while that secret is still valid.
@@ -57,7 +60,7 @@ type NewSecret struct {
 	Secret string
 }
 
-func requireActive(tx *gorm.DB, providerID int64) (*Provider, error) {
+func requireActive(tx *gorm.DB, providerID int64, sandbox bool) (*Provider, error) {
 	var p Provider
 	if err := tx.Take(&p, providerID).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -65,15 +68,50 @@ func requireActive(tx *gorm.DB, providerID int64) (*Provider, error) {
 		}
 		return nil, errs.Wrap(err, "load provider")
 	}
+	if sandbox && p.Status.SandboxOpen() {
+		return &p, nil
+	}
 	if p.Status != StatusActive {
+		if sandbox {
+			return nil, errs.New(errs.Conflict, "provider_not_active", "sandbox clients can be created while the provider is registered or active (now: %s)", p.Status.Label())
+		}
 		return nil, errs.New(errs.Conflict, "provider_not_active", "API clients can be created and rotated only while the provider is active (now: %s)", p.Status.Label())
 	}
 	return &p, nil
 }
 
+// SandboxOpen reports whether a provider in this status may use the
+// sandbox: from its registration (before approval) while it is active;
+// not once rejected, suspended or terminated.
+func (s Status) SandboxOpen() bool {
+	switch s {
+	case StatusSubmitted, StatusInReview, StatusInfoRequested, StatusActive:
+		return true
+	}
+	return false
+}
+
 // CreateAPIClient issues a client id and secret for an active provider.
 func (s *Service) CreateAPIClient(ctx context.Context, providerID int64, name string) (*NewSecret, error) {
-	return s.createAPIClient(ctx, providerID, name, "cd_"+strings.ToLower(randomToken(12)), randomToken(32))
+	return s.createAPIClient(ctx, providerID, name, "cd_"+strings.ToLower(randomToken(12)), randomToken(32), false)
+}
+
+// CreateSandboxAPIClient issues a sandbox client (id cdsbx_...): the same
+// token endpoint and API, but only the provider's simulated fleet, and
+// never billed. A provider may create one as soon as it has registered,
+// before approval. The first one creates the simulated fleet
+// (SandboxFleet; idempotent).
+func (s *Service) CreateSandboxAPIClient(ctx context.Context, providerID int64, name string) (*NewSecret, error) {
+	ns, err := s.createAPIClient(ctx, providerID, name, "cdsbx_"+strings.ToLower(randomToken(12)), randomToken(32), true)
+	if err != nil {
+		return nil, err
+	}
+	if s.SandboxFleet != nil {
+		if err := s.SandboxFleet(ctx, providerID); err != nil {
+			return nil, err
+		}
+	}
+	return ns, nil
 }
 
 // CreateAPIClientWithSecret creates a client with a chosen id and secret.
@@ -83,10 +121,10 @@ func (s *Service) CreateAPIClientWithSecret(ctx context.Context, providerID int6
 	if len(secret) < 16 || len(clientID) < 3 {
 		return nil, errs.New(errs.Invalid, "secret_too_short", "client id needs 3 and secret 16 characters at least")
 	}
-	return s.createAPIClient(ctx, providerID, name, clientID, secret)
+	return s.createAPIClient(ctx, providerID, name, clientID, secret, false)
 }
 
-func (s *Service) createAPIClient(ctx context.Context, providerID int64, name, clientID, secret string) (*NewSecret, error) {
+func (s *Service) createAPIClient(ctx context.Context, providerID int64, name, clientID, secret string, sandbox bool) (*NewSecret, error) {
 	name = clean(name, 100)
 	if name == "" {
 		var v errs.Validation
@@ -96,9 +134,9 @@ func (s *Service) createAPIClient(ctx context.Context, providerID int64, name, c
 	by := policies.ActorOf(ctx, nil).Name
 	now := s.now()
 	c := &APIClient{ProviderID: providerID, ClientID: clientID, Name: name, SecretHash: sha(secret),
-		SecretHint: secret[len(secret)-4:], CreatedBy: by, CreatedAt: now}
+		SecretHint: secret[len(secret)-4:], CreatedBy: by, CreatedAt: now, Sandbox: sandbox}
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := requireActive(tx, providerID); err != nil {
+		if _, err := requireActive(tx, providerID, sandbox); err != nil {
 			return err
 		}
 		if err := tx.Create(c).Error; err != nil {
@@ -107,13 +145,27 @@ func (s *Service) createAPIClient(ctx context.Context, providerID int64, name, c
 			}
 			return errs.Wrap(err, "create API client")
 		}
+		kind := "API client"
+		if sandbox {
+			kind = "sandbox API client"
+		}
 		return audit.Record(ctx, tx, "api_client.create", "provider", fmt.Sprint(providerID),
-			fmt.Sprintf("created API client %s (%s)", c.ClientID, c.Name))
+			fmt.Sprintf("created %s %s (%s)", kind, c.ClientID, c.Name))
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &NewSecret{Client: c, Secret: secret}, nil
+}
+
+// SandboxClientProviders lists the providers with a sandbox client that is
+// not revoked and a status that allows the sandbox.
+func (s *Service) SandboxClientProviders(ctx context.Context) ([]int64, error) {
+	var out []int64
+	err := s.DB.WithContext(ctx).Raw(`SELECT DISTINCT c.provider_id FROM api_clients c JOIN providers p ON p.id = c.provider_id
+		WHERE c.sandbox AND c.revoked_at IS NULL AND p.status IN ? ORDER BY 1`,
+		[]Status{StatusSubmitted, StatusInReview, StatusInfoRequested, StatusActive}).Scan(&out).Error
+	return out, errs.Wrap(err, "sandbox providers")
 }
 
 // FindAPIClients lists one provider's API clients, newest first.
@@ -150,7 +202,11 @@ func (s *Service) RotateAPIClientSecret(ctx context.Context, providerID, id int6
 	secret := randomToken(32)
 	var c APIClient
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := requireActive(tx, providerID); err != nil {
+		var sandbox bool
+		if err := tx.Raw("SELECT sandbox FROM api_clients WHERE provider_id = ? AND id = ?", providerID, id).Scan(&sandbox).Error; err != nil {
+			return errs.Wrap(err, "API client")
+		}
+		if _, err := requireActive(tx, providerID, sandbox); err != nil {
 			return err
 		}
 		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("provider_id = ? AND id = ?", providerID, id).Take(&c).Error; err != nil {
@@ -237,8 +293,14 @@ func (s *Service) AuthenticateAPIClient(ctx context.Context, clientID, secret st
 		return nil, ErrInvalidClient
 	}
 	c.AuthSecretHash = h
-	active, err := s.ProviderIsActive(ctx, c.ProviderID)
-	if err != nil {
+	var active bool
+	if c.Sandbox {
+		var p Provider
+		if err := s.DB.WithContext(ctx).Select("status").Take(&p, c.ProviderID).Error; err != nil {
+			return nil, translate(err, "provider")
+		}
+		active = p.Status.SandboxOpen()
+	} else if active, err = s.ProviderIsActive(ctx, c.ProviderID); err != nil {
 		return nil, err
 	}
 	if !active {

@@ -124,7 +124,7 @@ func (s *Service) RequestMarkets(ctx context.Context, providerID int64, codes []
 	}
 	var requested []string
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		p, err := requireActive(tx, providerID)
+		p, err := requireActive(tx, providerID, false)
 		if err != nil {
 			return err
 		}

@@ -38,6 +38,10 @@ type Service struct {
 	// EligibleVehicles counts the vehicles registered in a market that could
 	// be served (wired by app once the vehicles module exists); nil shows "—".
 	EligibleVehicles func(ctx context.Context, market string) (int64, error)
+	// SandboxFleet creates the provider's simulated fleet if it has none
+	// (idempotent; wired by app to the vehicle registry). A sandbox client's
+	// creation calls it; nil leaves the fleet to the sandbox job.
+	SandboxFleet func(ctx context.Context, providerID int64) error
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
 }

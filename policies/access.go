@@ -38,6 +38,9 @@ type VehicleFacts struct {
 	// backend. Negative so that facts gathered without it keep deciding as
 	// before.
 	SIMInactive bool
+	// SandboxOf is the provider whose sandbox fleet the vehicle belongs to
+	// (a simulated vehicle); 0 for every real vehicle.
+	SandboxOf int64
 }
 
 // AccessFacts are gathered fresh for every request (no cache may outlive a
@@ -53,6 +56,27 @@ type AccessFacts struct {
 	Vehicle              VehicleFacts
 	ContainerKeys        []string
 	RequestedKeys        []string // empty means "all of the container's keys"
+
+	// The sandbox. Sandbox: the caller is a sandbox API client (or the push
+	// goes to a sandbox webhook endpoint) of provider ProviderID; it may
+	// read only that provider's simulated vehicles through sandbox
+	// containers, and a production caller never either of them.
+	// ProviderPending: the provider is registered but not yet approved
+	// (submitted, in review, information requested), which is enough for
+	// the sandbox. ContainerSandbox: the container is a sandbox container.
+	Sandbox          bool
+	ProviderID       int64
+	ProviderPending  bool
+	ContainerSandbox bool
+}
+
+// Realm is the sandbox a caller or a vehicle belongs to: the provider id
+// of a sandbox, 0 for production.
+func (f AccessFacts) Realm() int64 {
+	if f.Sandbox {
+		return f.ProviderID
+	}
+	return 0
 }
 
 // Decision is the outcome: allowed, or the first reason it is not.
@@ -68,12 +92,26 @@ func deny(reason string) Decision { return Decision{Reason: reason} }
 // provider has no consent for is reported as no_consent before anything
 // about the vehicle is revealed, so a provider learns nothing about vehicles
 // of others.
+//
+// Sandbox isolation is decided here too, before anything about the
+// container's state or a consent is revealed: a container of the other
+// realm reads as none (container_not_approved), a vehicle of another realm
+// (a real one for a sandbox client, a simulated one for a production
+// client, another provider's simulated one) as unknown (no_consent). In the
+// sandbox a registered provider not yet approved may read, and every
+// supported market counts as covered (there is no market access to ask
+// for); everything else is decided as in production, so the simulated
+// fleet's ineligible vehicles are refused with production's reasons.
 func Decide(f AccessFacts) Decision {
 	switch {
-	case !f.ProviderActive:
+	case !f.ProviderActive && !(f.Sandbox && f.ProviderPending):
 		return deny(ReasonProviderNotActive)
 	case !f.ClientActive:
 		return deny(ReasonClientRevoked)
+	case f.ContainerSandbox != f.Sandbox:
+		return deny(ReasonContainerNotApproved)
+	case f.Vehicle.Known && f.Vehicle.SandboxOf != f.Realm():
+		return deny(ReasonNoConsent)
 	}
 	switch f.ContainerState {
 	case "approved", "deprecated": // deprecated: no new consents, existing ones still flow
@@ -108,7 +146,7 @@ func Decide(f AccessFacts) Decision {
 		return deny(ReasonMarketNotSupported)
 	case v.Brand == "MINI" && !v.MarketInEU:
 		return deny(ReasonMiniOutsideEU)
-	case !f.ProviderCoversMarket:
+	case !f.ProviderCoversMarket && !f.Sandbox:
 		return deny(ReasonMarketNotCovered)
 	}
 	for _, k := range f.RequestedKeys {

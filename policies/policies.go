@@ -75,6 +75,10 @@ type Principal struct {
 	// Subject is the identity provider's subject when the session was
 	// started through OpenID Connect (policies/identity); empty otherwise.
 	Subject string
+	// Sandbox marks a sandbox API client (KindProvider with the provider_api
+	// role): it sees only its provider's simulated fleet, sandbox containers,
+	// sandbox webhook endpoints and sandbox deliveries.
+	Sandbox bool
 }
 
 // HasRole reports whether p holds role directly.

@@ -72,6 +72,7 @@ type Service struct {
 	Now     func() time.Time // nil: time.Now
 
 	vins    vinCache
+	sim     sandboxSim // the providers' simulated fleets (sandbox.go)
 	writers chan struct{}
 	once    sync.Once
 	metrics *metrics

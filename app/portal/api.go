@@ -44,10 +44,12 @@ func APINav() []templates.NavItem {
 
 // deliveriesPage is the delivery log and the month's usage.
 type deliveriesPage struct {
-	Usage      *billing.Usage
-	Ledger     []billing.LedgerEntry
-	NextCursor string
-	From, To   time.Time
+	Usage *billing.Usage
+	// SandboxUsage counts the month's sandbox deliveries (never billed).
+	SandboxUsage *billing.Usage
+	Ledger       []billing.LedgerEntry
+	NextCursor   string
+	From, To     time.Time
 }
 
 func (h *APIPages) deliveries(c *fiber.Ctx) error {
@@ -65,6 +67,9 @@ func (h *APIPages) deliveries(c *fiber.Ctx) error {
 		return err
 	}
 	if d.Ledger, d.NextCursor, err = h.Billing.FindLedger(ctx, me.ProviderID, f); err != nil {
+		return err
+	}
+	if d.SandboxUsage, err = h.Billing.SandboxUsage(ctx, me.ProviderID, d.Usage.Period); err != nil {
 		return err
 	}
 	return h.View.Render(c, fiber.StatusOK, "portal/api/deliveries", &templates.Page{Title: "Deliveries and usage", Data: d,

@@ -57,9 +57,18 @@ func (h *Handlers) createClient(c *fiber.Ctx) error {
 		return err
 	}
 	name := c.FormValue("name")
-	ns, err := h.Onboarding.CreateAPIClient(c.UserContext(), me.ProviderID, name)
+	create := h.Onboarding.CreateAPIClient
+	sandbox := c.FormValue("sandbox") == "1"
+	if sandbox { // the same API, the provider's simulated fleet only; possible before approval
+		create = h.Onboarding.CreateSandboxAPIClient
+	}
+	ns, err := create(c.UserContext(), me.ProviderID, name)
 	if invalid(err) {
-		return h.renderClients(c, fiber.StatusUnprocessableEntity, nil, errs.FieldMap(err), map[string]string{"name": name}, false)
+		form := map[string]string{"name": name}
+		if sandbox {
+			form = map[string]string{"sandbox_name": name, "sandbox": "1"}
+		}
+		return h.renderClients(c, fiber.StatusUnprocessableEntity, nil, errs.FieldMap(err), form, false)
 	}
 	if err != nil {
 		return err

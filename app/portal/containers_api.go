@@ -94,7 +94,11 @@ type newContainerJSON struct {
 	Draft bool `json:"draft"`
 }
 
-// apiCreate is POST /api/v1/containers.
+// apiCreate is POST /api/v1/containers. A sandbox client creates a
+// sandbox container, approved at once without review. Every endpoint here
+// keeps the realms apart: a sandbox client sees and uses only sandbox
+// containers, simulated vehicles and their consents, a production client
+// only production ones.
 func (h *ContainerHandlers) apiCreate(c *fiber.Ctx) error {
 	p, err := containerCaller(c)
 	if err != nil {
@@ -105,11 +109,11 @@ func (h *ContainerHandlers) apiCreate(c *fiber.Ctx) error {
 		return err
 	}
 	v, err := h.Containers.Create(c.UserContext(), p.ProviderID, containers.Input{Name: in.Name, Purpose: in.Purpose,
-		PurposeCode: in.PurposeCode, Keys: in.TechnicalDescriptors, Submit: !in.Draft})
+		PurposeCode: in.PurposeCode, Keys: in.TechnicalDescriptors, Submit: !in.Draft, Sandbox: p.Sandbox})
 	if err != nil {
 		return err
 	}
-	ct, err := h.Containers.FindContainer(c.UserContext(), p.ProviderID, v.ContainerID)
+	ct, err := h.Containers.FindContainerIn(c.UserContext(), p.ProviderID, v.ContainerID, p.Sandbox)
 	if err != nil {
 		return err
 	}
@@ -139,7 +143,7 @@ func (h *ContainerHandlers) apiList(c *fiber.Ctx) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	list, err := h.Containers.FindProviderContainers(c.UserContext(), p.ProviderID)
+	list, err := h.Containers.FindProviderContainersIn(c.UserContext(), p.ProviderID, p.Sandbox)
 	if err != nil {
 		return err
 	}
@@ -172,7 +176,7 @@ func (h *ContainerHandlers) apiGet(c *fiber.Ctx) error {
 	if err != nil || id <= 0 {
 		return containers.ErrNotFound
 	}
-	ct, err := h.Containers.FindContainer(c.UserContext(), p.ProviderID, id)
+	ct, err := h.Containers.FindContainerIn(c.UserContext(), p.ProviderID, id, p.Sandbox)
 	if err != nil {
 		return err
 	}
@@ -219,7 +223,8 @@ func (h *ContainerHandlers) apiRequestConsent(c *fiber.Ctx) error {
 	if err := web.DecodeJSON(c, &in); err != nil {
 		return err
 	}
-	k, err := h.Consents.Request(c.UserContext(), p.ProviderID, consent.NewRequest{VIN: in.VIN, ContainerID: in.ContainerID, EndsAt: in.ValidUntil})
+	k, err := h.Consents.Request(c.UserContext(), p.ProviderID, consent.NewRequest{VIN: in.VIN, ContainerID: in.ContainerID,
+		EndsAt: in.ValidUntil, Sandbox: p.Sandbox})
 	if err != nil {
 		return err
 	}
@@ -239,7 +244,7 @@ func (h *ContainerHandlers) apiConsents(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	f := consent.ConsentFilter{VIN: c.Query("vin"), State: consent.State(c.Query("state"))}
+	f := consent.ConsentFilter{VIN: c.Query("vin"), State: consent.State(c.Query("state")), Sandbox: p.Sandbox}
 	var v errs.Validation
 	if f.State != "" && !f.State.Valid() {
 		v.Add("state", "state_unknown", "state is one of requested, granted, denied, revoked, expired, superseded")

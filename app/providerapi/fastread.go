@@ -43,17 +43,18 @@ import (
 
 // sqlRead is the statement of the fast path. $1 token hash (bytea), $2 now,
 // $3 normalized VIN, $4 container id.
-var sqlRead = `SELECT tok.client_id, tok.client_key, tok.provider_id,
-	f.provider_active, f.client_active, f.vehicle_id, f.brand, f.market, f.telematics_capable, f.sim_active, f.mapped, f.market_supported, f.covers,
+var sqlRead = `SELECT tok.client_id, tok.client_key, tok.provider_id, tok.sandbox,
+	f.provider_active, f.provider_pending, f.client_active, f.sandbox, f.vehicle_sandbox_of, f.container_sandbox,
+	f.vehicle_id, f.brand, f.market, f.telematics_capable, f.sim_active, f.mapped, f.market_supported, f.covers,
 	f.consent_id, f.consent_state, f.consent_ends_at, f.version_id, f.version, f.container_state, f.container_keys,
 	lv.keys, lv.units, lv.types, lv.vals, lv.read_ats, lv.ids
-FROM (SELECT t.client_id, c.client_id AS client_key, t.provider_id
+FROM (SELECT t.client_id, c.client_id AS client_key, t.provider_id, c.sandbox
 	FROM api_access_tokens t
 	JOIN api_clients c ON c.id = t.client_id AND c.revoked_at IS NULL
-	JOIN providers p ON p.id = t.provider_id AND p.status = 'active'
+	JOIN providers p ON p.id = t.provider_id AND ` + providerAdmits + `
 	WHERE t.token_hash = $1 AND t.expires_at > $2) tok
 CROSS JOIN LATERAL (` + strings.NewReplacer("@provider", "tok.provider_id", "@client", "tok.client_id", "@vin", "$3::text",
-	"@container", "$4::bigint").Replace(consent.FactsSQL) + `) f
+	"@container", "$4::bigint").Replace(strings.Replace(consent.FactsSQL, consent.ClientSandboxSQL, "tok.sandbox", 1)) + `) f
 LEFT JOIN LATERAL (SELECT array_agg(k.key) AS keys, array_agg(k.unit) AS units, array_agg(k.data_type) AS types,
 		array_agg(l.value) AS vals, array_agg(l.read_at) AS read_ats, array_agg(k.id) AS ids
 	FROM container_version_keys ck JOIN catalog_keys k ON k.id = ck.key_id
@@ -109,6 +110,7 @@ func (h *Handler) readFast(ctx context.Context, tok, vin string, containerID int
 			return nil, nil, res.err
 		}
 		f, refs := h.Consents.FactsOf(&res.read.row, now)
+		f.ProviderID = res.caller.ProviderID
 		res.read.facts = ReadFacts{Facts: f, VehicleID: refs.VehicleID, ContainerVersion: refs.ContainerVersion, ConsentID: refs.ConsentID}
 		return res.caller, res.read, nil
 	case <-ctx.Done():
@@ -313,8 +315,9 @@ func scanRead(rows pgx.Rows, r *readReq) (*Caller, *prefetched, error) {
 	if !rows.Next() {
 		return nil, nil, rows.Err()
 	}
-	if err := rows.Scan(&cl.ClientID, &cl.ClientKey, &cl.ProviderID,
-		&f.ProviderActive, &f.ClientActive, &f.VehicleID, &f.Brand, &f.Market, &f.TelematicsCapable, &f.SIMActive, &f.Mapped, &f.MarketSupported, &f.Covers,
+	if err := rows.Scan(&cl.ClientID, &cl.ClientKey, &cl.ProviderID, &cl.Sandbox,
+		&f.ProviderActive, &f.ProviderPending, &f.ClientActive, &f.Sandbox, &f.VehicleSandboxOf, &f.ContainerSandbox,
+		&f.VehicleID, &f.Brand, &f.Market, &f.TelematicsCapable, &f.SIMActive, &f.Mapped, &f.MarketSupported, &f.Covers,
 		&f.ConsentID, &f.ConsentState, &f.ConsentEndsAt, &f.VersionID, &f.Version, &f.ContainerState, &f.ContainerKeys,
 		&keys, &units, &types, &vals, &readAts, &ids); err != nil {
 		return nil, nil, err

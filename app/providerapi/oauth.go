@@ -97,16 +97,22 @@ type Caller struct {
 	ClientID   int64  // api_clients.id
 	ClientKey  string // the public client id (cd_...)
 	ProviderID int64
+	Sandbox    bool // a sandbox client: the provider's simulated fleet only
 }
+
+// providerAdmits is the token resolution's condition on the provider (p)
+// of the token's client (c): active, or, for a sandbox client, registered
+// and not yet decided (the sandbox is open before approval).
+const providerAdmits = `(p.status = 'active' OR (c.sandbox AND p.status IN ('submitted','in_review','info_requested')))`
 
 // Resolve returns the caller of a token, or nil when the token is unknown,
 // expired, or its client is revoked or its provider not active.
 func (t *Tokens) Resolve(ctx context.Context, tok string) (*Caller, error) {
 	var c Caller
-	err := t.DB.WithContext(ctx).Raw(`SELECT t.client_id, c.client_id AS client_key, t.provider_id
+	err := t.DB.WithContext(ctx).Raw(`SELECT t.client_id, c.client_id AS client_key, t.provider_id, c.sandbox
 		FROM api_access_tokens t
 		JOIN api_clients c ON c.id = t.client_id AND c.revoked_at IS NULL
-		JOIN providers p ON p.id = t.provider_id AND p.status = 'active'
+		JOIN providers p ON p.id = t.provider_id AND `+providerAdmits+`
 		WHERE t.token_hash = decode(?, 'hex') AND t.expires_at > ?`, tokenHash(tok), t.now()).Scan(&c).Error
 	if err != nil {
 		return nil, errs.Wrap(err, "resolve token")
@@ -126,7 +132,7 @@ func (t *Tokens) Purge(ctx context.Context) (int64, error) {
 // Principal turns a caller into the request's principal.
 func (c *Caller) Principal() *policies.Principal {
 	return &policies.Principal{Kind: policies.KindProvider, ID: c.ClientID, Name: c.ClientKey, ProviderID: c.ProviderID,
-		Roles: []string{RoleAPI}}
+		Roles: []string{RoleAPI}, Sandbox: c.Sandbox}
 }
 
 // oauthError is an RFC 6749 section 5.2 error. The token endpoint answers

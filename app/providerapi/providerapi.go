@@ -119,6 +119,15 @@ func (h *Handler) Routes(app fiber.Router) {
 	v1.Post("/webhooks/:id/deliveries/:delivery/redeliver", h.redeliver)
 }
 
+// realm is the sandbox the caller belongs to: its provider id for a
+// sandbox client, 0 for a production client.
+func realm(p *policies.Principal) int64 {
+	if p.Sandbox {
+		return p.ProviderID
+	}
+	return 0
+}
+
 func pathInt(c *fiber.Ctx, name string) (int64, error) {
 	id, err := strconv.ParseInt(c.Params(name), 10, 64)
 	if err != nil || id <= 0 {
@@ -131,10 +140,11 @@ func pathInt(c *fiber.Ctx, name string) (int64, error) {
 // deliver as of now. It is the capability service of rule 15 (no consent
 // needed, not billed); only API clients of active providers get here.
 func (h *Handler) capabilities(c *fiber.Ctx) error {
-	if _, err := caller(c); err != nil {
+	p, err := caller(c)
+	if err != nil {
 		return err
 	}
-	caps, err := h.Vehicles.Capabilities(c.UserContext(), c.Params("vin"), h.now())
+	caps, err := h.Vehicles.CapabilitiesIn(c.UserContext(), c.Params("vin"), h.now(), realm(p))
 	if err != nil {
 		return err
 	}

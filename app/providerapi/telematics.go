@@ -93,7 +93,7 @@ func (h *Handler) telematicData(c *fiber.Ctx) error {
 		id := newDeliveryID()
 		err := h.Ledger.Write(ctx, billing.Delivery{ProviderID: p.ProviderID, ClientID: p.ID, VIN: vin, ContainerID: containerID,
 			ContainerVersion: rf.ContainerVersion, ConsentID: rf.ConsentID, Kind: billing.KindPull, KeyIDs: keyIDs,
-			Bytes: int64(len(body)), RequestID: id, At: now})
+			Bytes: int64(len(body)), RequestID: id, At: now, Sandbox: p.Sandbox})
 		if err != nil { // not recorded: nothing may leave
 			return &errs.Error{Kind: errs.Unavailable, Code: "ledger_unavailable", Message: billing.ErrLedgerUnavailable.Message, Err: err}
 		}

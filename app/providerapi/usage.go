@@ -17,7 +17,11 @@ func (h *Handler) usage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	u, err := h.Billing.Usage(c.UserContext(), p.ProviderID, c.Query("period"))
+	usage := h.Billing.Usage
+	if p.Sandbox { // counted, never priced
+		usage = h.Billing.SandboxUsage
+	}
+	u, err := usage(c.UserContext(), p.ProviderID, c.Query("period"))
 	if err != nil {
 		return err
 	}
@@ -32,6 +36,9 @@ type DeliveriesPage struct {
 	To         time.Time             `json:"to"`
 	Deliveries []billing.LedgerEntry `json:"deliveries"`
 	NextCursor *string               `json:"nextCursor"`
+	// Sandbox: the page lists the sandbox's deliveries (a sandbox client
+	// asked), which are never billed.
+	Sandbox bool `json:"sandbox"`
 }
 
 // deliveries is GET /deliveries?from=&to=&kind=&sort=&limit=&cursor=: the
@@ -46,11 +53,15 @@ func (h *Handler) deliveries(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	list, next, err := h.Billing.FindLedger(c.UserContext(), p.ProviderID, f)
+	find := h.Billing.FindLedger
+	if p.Sandbox {
+		find = h.Billing.FindSandboxDeliveries
+	}
+	list, next, err := find(c.UserContext(), p.ProviderID, f)
 	if err != nil {
 		return err
 	}
-	page := DeliveriesPage{From: f.From.UTC(), To: f.To.UTC(), Deliveries: list}
+	page := DeliveriesPage{From: f.From.UTC(), To: f.To.UTC(), Deliveries: list, Sandbox: p.Sandbox}
 	if next != "" {
 		page.NextCursor = &next
 	}

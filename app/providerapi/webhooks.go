@@ -54,6 +54,9 @@ func (h *Handler) listWebhooks(c *fiber.Ctx) error {
 	out := WebhookList{Webhooks: []WebhookEndpoint{}, EventTypes: webhooks.EventTypes}
 	more := false
 	for i := len(list) - 1; i >= 0; i-- { // the service lists oldest first
+		if list[i].Sandbox != p.Sandbox { // each realm sees its own endpoints
+			continue
+		}
 		if !pg.After.IsZero() && list[i].ID >= pg.After.ID {
 			continue
 		}
@@ -78,6 +81,7 @@ func (h *Handler) createWebhook(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &in); err != nil {
 		return err
 	}
+	in.Sandbox = p.Sandbox // a sandbox client's endpoints receive the sandbox's events only
 	e, err := h.Webhooks.CreateEndpoint(c.UserContext(), p.ProviderID, in)
 	if err != nil {
 		return err
@@ -88,7 +92,7 @@ func (h *Handler) createWebhook(c *fiber.Ctx) error {
 }
 
 func (h *Handler) getWebhook(c *fiber.Ctx) error {
-	providerID, id, err := endpointRef(c)
+	providerID, id, err := h.endpointRef(c)
 	if err != nil {
 		return err
 	}
@@ -100,7 +104,7 @@ func (h *Handler) getWebhook(c *fiber.Ctx) error {
 }
 
 func (h *Handler) deleteWebhook(c *fiber.Ctx) error {
-	providerID, id, err := endpointRef(c)
+	providerID, id, err := h.endpointRef(c)
 	if err != nil {
 		return err
 	}
@@ -111,7 +115,7 @@ func (h *Handler) deleteWebhook(c *fiber.Ctx) error {
 }
 
 func (h *Handler) testWebhook(c *fiber.Ctx) error {
-	providerID, id, err := endpointRef(c)
+	providerID, id, err := h.endpointRef(c)
 	if err != nil {
 		return err
 	}
@@ -125,7 +129,7 @@ func (h *Handler) testWebhook(c *fiber.Ctx) error {
 // webhookDeliveries is GET /webhooks/{id}/deliveries?status=&limit=&cursor=: the
 // deliveries to one endpoint with every attempt, newest first.
 func (h *Handler) webhookDeliveries(c *fiber.Ctx) error {
-	providerID, id, err := endpointRef(c)
+	providerID, id, err := h.endpointRef(c)
 	if err != nil {
 		return err
 	}
@@ -166,7 +170,7 @@ type WebhookDeliveries struct {
 }
 
 func (h *Handler) redeliver(c *fiber.Ctx) error {
-	providerID, id, err := endpointRef(c)
+	providerID, id, err := h.endpointRef(c)
 	if err != nil {
 		return err
 	}
@@ -189,13 +193,22 @@ func (h *Handler) redeliver(c *fiber.Ctx) error {
 }
 
 // endpointRef is the caller's provider and the endpoint id in the path; an
-// id that is not a number is an unknown endpoint.
-func endpointRef(c *fiber.Ctx) (providerID, id int64, err error) {
+// id that is not a number is an unknown endpoint, and so is an endpoint of
+// the other realm (a production endpoint for a sandbox client, a sandbox
+// endpoint for a production client).
+func (h *Handler) endpointRef(c *fiber.Ctx) (providerID, id int64, err error) {
 	p, err := caller(c)
 	if err != nil {
 		return 0, 0, err
 	}
 	if id, err = pathInt(c, "id"); err != nil {
+		return 0, 0, webhooks.ErrEndpointNotFound
+	}
+	e, err := h.Webhooks.FindEndpoint(c.UserContext(), p.ProviderID, id)
+	if err != nil {
+		return 0, 0, err
+	}
+	if e.Sandbox != p.Sandbox {
 		return 0, 0, webhooks.ErrEndpointNotFound
 	}
 	return p.ProviderID, id, nil

@@ -69,3 +69,18 @@ func Records(t testing.TB, gdb *gorm.DB, f RecordFilter) []Record {
 	}
 	return out
 }
+
+// CountSandboxDeliveries counts provider providerID's sandbox deliveries
+// (sandbox_deliveries: never billed) of kind ("" any kind).
+func CountSandboxDeliveries(t testing.TB, gdb *gorm.DB, providerID int64, kind string) int64 {
+	t.Helper()
+	q := gdb.Table("sandbox_deliveries").Where("provider_id = ?", providerID)
+	if kind != "" {
+		q = q.Where("kind = ?", kind)
+	}
+	var n int64
+	if err := q.Count(&n).Error; err != nil {
+		t.Fatalf("count sandbox deliveries: %v", err)
+	}
+	return n
+}

@@ -154,6 +154,9 @@ type Version struct {
 	DecidedAt          *time.Time
 	WithdrawnAt        *time.Time // set by the withdraw transition
 	UpdatedAt          time.Time
+	// Sandbox: a sandbox container's version (approved without review,
+	// usable only in the sandbox).
+	Sandbox bool
 
 	ProviderName string `gorm:"->;-:migration"`
 	// ContainerPurgedAt is when the container was purged (staff views only:
@@ -328,6 +331,12 @@ type Input struct {
 	// Submit sends the version to review at once (the API does; the portal
 	// may save a draft first).
 	Submit bool
+	// Sandbox makes a sandbox container (a sandbox API client's): approved
+	// on creation without review, usable only in the sandbox (sandbox
+	// clients and the simulated fleet), and possible before the provider
+	// is approved. Its names and its limit are counted apart from the
+	// production containers'.
+	Sandbox bool
 }
 
 // checked is a validated input with its catalog keys.
@@ -442,12 +451,21 @@ func checkPurpose(v *errs.Validation, purpose, name, label string) {
 // lockActiveProvider locks the provider row (serialising the live count)
 // and refuses inactive providers.
 func lockActiveProvider(tx *gorm.DB, providerID int64) error {
+	return lockProvider(tx, providerID, false)
+}
+
+// lockProvider is lockActiveProvider; for the sandbox a registered
+// provider not yet approved is accepted too.
+func lockProvider(tx *gorm.DB, providerID int64, sandbox bool) error {
 	var status string
 	if err := tx.Raw("SELECT status FROM providers WHERE id = ? FOR UPDATE", providerID).Scan(&status).Error; err != nil {
 		return errs.Wrap(err, "lock provider")
 	}
 	if status == "" {
 		return errs.New(errs.NotFound, "provider_not_found", "provider not found")
+	}
+	if sandbox && (status == "submitted" || status == "in_review" || status == "info_requested") {
+		return nil
 	}
 	if status != "active" {
 		return errs.New(errs.Conflict, "provider_not_active", "only an active provider can manage data containers (status: %s)", strings.ReplaceAll(status, "_", " "))
@@ -456,17 +474,28 @@ func lockActiveProvider(tx *gorm.DB, providerID int64) error {
 }
 
 func liveCount(tx *gorm.DB, providerID int64) (int64, error) {
+	return liveCountIn(tx, providerID, false)
+}
+
+// liveCountIn counts the live containers of one realm (production or the
+// sandbox): each has its own limit.
+func liveCountIn(tx *gorm.DB, providerID int64, sandbox bool) (int64, error) {
 	var n int64
-	err := tx.Raw(`SELECT count(DISTINCT container_id) FROM container_versions WHERE provider_id = ? AND state IN ?`,
-		providerID, []State{Draft, Submitted, Approved, Deprecated}).Scan(&n).Error
+	err := tx.Raw(`SELECT count(DISTINCT container_id) FROM container_versions WHERE provider_id = ? AND state IN ? AND sandbox = ?`,
+		providerID, []State{Draft, Submitted, Approved, Deprecated}, sandbox).Scan(&n).Error
 	return n, errs.Wrap(err, "count live containers")
 }
 
 // checkName refuses a name another live container of the provider uses.
 func checkName(tx *gorm.DB, providerID, containerID int64, name string) error {
+	return checkNameIn(tx, providerID, containerID, name, false)
+}
+
+// checkNameIn is checkName within one realm.
+func checkNameIn(tx *gorm.DB, providerID, containerID int64, name string, sandbox bool) error {
 	var n int64
-	err := tx.Raw(`SELECT count(*) FROM container_versions WHERE provider_id = ? AND container_id <> ? AND lower(name) = lower(?) AND state IN ?`,
-		providerID, containerID, name, []State{Draft, Submitted, Approved, Deprecated}).Scan(&n).Error
+	err := tx.Raw(`SELECT count(*) FROM container_versions WHERE provider_id = ? AND container_id <> ? AND lower(name) = lower(?) AND state IN ? AND sandbox = ?`,
+		providerID, containerID, name, []State{Draft, Submitted, Approved, Deprecated}, sandbox).Scan(&n).Error
 	if err != nil {
 		return errs.Wrap(err, "container name")
 	}
@@ -514,13 +543,13 @@ func (s *Service) Create(ctx context.Context, providerID int64, in Input) (*Vers
 	}
 	var ver Version
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := lockActiveProvider(tx, providerID); err != nil {
+		if err := lockProvider(tx, providerID, in.Sandbox); err != nil {
 			return err
 		}
-		if err := checkName(tx, providerID, 0, c.Name); err != nil {
+		if err := checkNameIn(tx, providerID, 0, c.Name, in.Sandbox); err != nil {
 			return err
 		}
-		n, err := liveCount(tx, providerID)
+		n, err := liveCountIn(tx, providerID, in.Sandbox)
 		if err != nil {
 			return err
 		}
@@ -529,13 +558,14 @@ func (s *Service) Create(ctx context.Context, providerID int64, in Input) (*Vers
 		}
 		now := s.now()
 		var containerID int64
-		if err := tx.Raw("INSERT INTO containers (provider_id, created_at) VALUES (?, ?) RETURNING id", providerID, now).Scan(&containerID).Error; err != nil {
+		if err := tx.Raw("INSERT INTO containers (provider_id, created_at, sandbox) VALUES (?, ?, ?) RETURNING id", providerID, now, in.Sandbox).
+			Scan(&containerID).Error; err != nil {
 			return errs.Wrap(err, "create container")
 		}
 		label := policies.ActorOf(ctx, nil).Name
 		ver = Version{ContainerID: containerID, ProviderID: providerID, Version: 1, Name: c.Name, Purpose: c.Purpose,
 			PurposeCode: c.PurposeCode, PurposeListVersion: consent.PurposeListVersion, State: Draft, Sensitive: c.sensitive,
-			ApprovalsRequired: approvalsFor(c.sensitive), CreatedBy: label, CreatedAt: now, UpdatedAt: now}
+			ApprovalsRequired: approvalsFor(c.sensitive), CreatedBy: label, CreatedAt: now, UpdatedAt: now, Sandbox: in.Sandbox}
 		if err := tx.Create(&ver).Error; err != nil {
 			return errs.Wrap(err, "create container version")
 		}
@@ -548,6 +578,14 @@ func (s *Service) Create(ctx context.Context, providerID int64, in Input) (*Vers
 		if err := audit.Record(ctx, tx, "container.create", "container", fmt.Sprint(containerID),
 			fmt.Sprintf("%q v1 (%s, %d keys%s)", c.Name, c.PurposeCode, len(c.keys), sensitiveNote(c.sensitive))); err != nil {
 			return err
+		}
+		if in.Sandbox {
+			// No review in the sandbox: nothing real flows through it.
+			if err := tx.Model(&Version{}).Where("id = ?", ver.ID).Updates(map[string]any{"state": Approved, "submitted_at": now,
+				"decided_at": now, "updated_at": now}).Error; err != nil {
+				return errs.Wrap(err, "approve sandbox container")
+			}
+			return s.event(ctx, tx, ver.ID, string(ActApprove), Draft, Approved, "sandbox container: approved without review")
 		}
 		if c.Submit {
 			return s.submit(ctx, tx, &ver)
@@ -932,7 +970,7 @@ func (s *Service) tellProvider(ctx context.Context, tx *gorm.DB, v *Version, kin
 	}
 	if s.Consents != nil && s.Consents.Notify != nil {
 		return s.Consents.Notify(ctx, tx, consent.Event{Type: kind, ProviderID: v.ProviderID, ContainerID: v.ContainerID,
-			Version: v.Version, State: string(v.State), At: s.now()})
+			Version: v.Version, State: string(v.State), At: s.now(), Sandbox: v.Sandbox})
 	}
 	return nil
 }

@@ -144,6 +144,21 @@ func (s *Service) FindContainer(ctx context.Context, providerID, containerID int
 	return c, nil
 }
 
+// FindContainerIn is FindContainer for a caller of one realm: a sandbox
+// client finds only sandbox containers, a production client only
+// production ones; the other realm's read as unknown.
+func (s *Service) FindContainerIn(ctx context.Context, providerID, containerID int64, sandbox bool) (*Container, error) {
+	var n int64
+	if err := s.DB.WithContext(ctx).Raw("SELECT count(*) FROM containers WHERE id = ? AND sandbox = ?", containerID, sandbox).
+		Scan(&n).Error; err != nil {
+		return nil, errs.Wrap(err, "find container")
+	}
+	if n == 0 {
+		return nil, ErrNotFound
+	}
+	return s.FindContainer(ctx, providerID, containerID)
+}
+
 // group turns versions (sorted by container, newest version first) into containers.
 func group(vs []Version) []Container {
 	var out []Container
@@ -158,13 +173,19 @@ func group(vs []Version) []Container {
 }
 
 // FindProviderContainers lists a provider's containers, newest first,
-// without the purged ones.
+// without the purged ones and without its sandbox containers.
 func (s *Service) FindProviderContainers(ctx context.Context, providerID int64) ([]Container, error) {
+	return s.FindProviderContainersIn(ctx, providerID, false)
+}
+
+// FindProviderContainersIn lists a provider's containers of one realm:
+// its sandbox containers when sandbox, else its production ones.
+func (s *Service) FindProviderContainersIn(ctx context.Context, providerID int64, sandbox bool) ([]Container, error) {
 	if providerID == 0 {
 		return nil, nil // not a staff listing: FindContainers is
 	}
 	var vs []Version
-	err := forProvider(s.versions(s.DB.WithContext(ctx)), providerID).
+	err := forProvider(s.versions(s.DB.WithContext(ctx)), providerID).Where("container_versions.sandbox = ?", sandbox).
 		Order("container_versions.container_id DESC, container_versions.version DESC").Find(&vs).Error
 	if err != nil {
 		return nil, errs.Wrap(err, "provider containers")
@@ -203,7 +224,8 @@ type Filter struct {
 // FindContainers lists versions for staff (newest change first) and the total.
 func (s *Service) FindContainers(ctx context.Context, f Filter) ([]Version, int64, error) {
 	q := s.DB.WithContext(ctx).Table("container_versions").Joins("JOIN providers ON providers.id = container_versions.provider_id").
-		Joins("JOIN containers ON containers.id = container_versions.container_id")
+		Joins("JOIN containers ON containers.id = container_versions.container_id").
+		Where("NOT container_versions.sandbox") // sandbox containers are never reviewed
 	if f.State != "" {
 		q = q.Where("container_versions.state = ?", f.State)
 	}

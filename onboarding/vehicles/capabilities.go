@@ -168,11 +168,39 @@ func CapabilitiesOf(cat *catalog.Catalog, v *Vehicle, mapped bool, subs []Subscr
 // Capabilities answers the capability service for a VIN as of `at`, from the
 // registry as it is now: a service booked or expired changes the answer at
 // once, since nothing is cached.
+//
+// It answers for any vehicle, simulated ones included (the consent
+// module's eligibility check of a sandbox request uses it); the provider
+// API asks CapabilitiesIn.
 func (s *Service) Capabilities(ctx context.Context, vin string, at time.Time) (*Capabilities, error) {
+	return s.capabilities(ctx, vin, at, nil)
+}
+
+// CapabilitiesIn is Capabilities for a caller of realm sandboxOf (the
+// provider id of a sandbox client, 0 for production): a vehicle of another
+// realm is answered exactly like an unknown VIN, so a sandbox client never
+// learns about real vehicles and a production client never about simulated
+// ones.
+func (s *Service) CapabilitiesIn(ctx context.Context, vin string, at time.Time, sandboxOf int64) (*Capabilities, error) {
+	return s.capabilities(ctx, vin, at, &sandboxOf)
+}
+
+// capabilities answers for vin; with realm set, a vehicle of another realm
+// is an unknown VIN.
+func (s *Service) capabilities(ctx context.Context, vin string, at time.Time, realm *int64) (*Capabilities, error) {
 	db := s.DB.WithContext(ctx)
 	v, err := s.findByVIN(db, vin, false)
 	if err != nil {
 		return nil, err
+	}
+	if realm != nil {
+		var of int64
+		if v.SandboxProviderID != nil {
+			of = *v.SandboxProviderID
+		}
+		if of != *realm {
+			return nil, s.unknownVIN(vin)
+		}
 	}
 	var mapped bool
 	err = db.Raw("SELECT EXISTS (SELECT 1 FROM vehicle_holders WHERE vehicle_id = ? AND role = 'primary')", v.ID).Scan(&mapped).Error

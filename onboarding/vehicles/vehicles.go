@@ -44,14 +44,17 @@ const (
 
 // Vehicle is one registered vehicle.
 type Vehicle struct {
-	ID                int64     `gorm:"column:id;primaryKey"`
-	VIN               string    `gorm:"column:vin"`
-	Brand             string    `gorm:"column:brand"`
-	Model             string    `gorm:"column:model"`
-	Drivetrain        string    `gorm:"column:drivetrain"`
-	Market            string    `gorm:"column:market"`
-	TelematicsCapable bool      `gorm:"column:telematics_capable"`
-	SIMActive         bool      `gorm:"column:sim_active"`
+	ID                int64  `gorm:"column:id;primaryKey"`
+	VIN               string `gorm:"column:vin"`
+	Brand             string `gorm:"column:brand"`
+	Model             string `gorm:"column:model"`
+	Drivetrain        string `gorm:"column:drivetrain"`
+	Market            string `gorm:"column:market"`
+	TelematicsCapable bool   `gorm:"column:telematics_capable"`
+	SIMActive         bool   `gorm:"column:sim_active"`
+	// SandboxProviderID names the provider whose simulated fleet the
+	// vehicle belongs to; nil for every real vehicle.
+	SandboxProviderID *int64    `gorm:"column:sandbox_provider_id"`
 	CreatedAt         time.Time `gorm:"column:created_at"`
 	UpdatedAt         time.Time `gorm:"column:updated_at"`
 }
@@ -277,12 +280,17 @@ func (s *Service) findByVIN(tx *gorm.DB, vin string, lock bool) (*Vehicle, error
 	var v Vehicle
 	err := q.Take(&v).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, errs.New(errs.NotFound, "vehicle_not_found", "no vehicle with VIN %s", vin)
+		return nil, s.unknownVIN(vin)
 	}
 	if err != nil {
 		return nil, errs.Wrap(err, "find vehicle")
 	}
 	return &v, nil
+}
+
+// unknownVIN is the answer for a VIN the registry does not know.
+func (s *Service) unknownVIN(vin string) error {
+	return errs.New(errs.NotFound, "vehicle_not_found", "no vehicle with VIN %s", vin)
 }
 
 // AssignHolder maps an account to a vehicle as primary holder or secondary
@@ -446,7 +454,7 @@ type Filter struct {
 
 // Search lists vehicles matching f, by VIN, and the total.
 func (s *Service) Search(ctx context.Context, f Filter) ([]Vehicle, int64, error) {
-	q := s.DB.WithContext(ctx).Model(&Vehicle{})
+	q := s.DB.WithContext(ctx).Model(&Vehicle{}).Where("sandbox_provider_id IS NULL") // simulated fleets are the providers' sandboxes
 	if t := strings.TrimSpace(f.Query); t != "" {
 		like := escapeLike(t) + "%"
 		q = q.Where("vin LIKE ? OR model ILIKE ? OR id IN (SELECT h.vehicle_id FROM vehicle_holders h JOIN customer_accounts a ON a.id = h.account_id WHERE lower(a.email) LIKE lower(?))",

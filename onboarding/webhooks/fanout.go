@@ -223,7 +223,7 @@ func (s *Service) fanOut(ctx context.Context, limit int, isolate bool) (n, dead 
 					}
 					if _, err := s.Emit(ctx, tx, NewEvent{ProviderID: r.ProviderID, Type: TypeForPushEvent(ve.EventType), VIN: vin,
 						ContainerID: r.ContainerID, ContainerVersion: r.ContainerVersion, ConsentID: r.ConsentID,
-						KeysCount: len(keyIDs), KeyIDs: keyIDs, SourceEventID: &src, Data: data}); err != nil {
+						KeysCount: len(keyIDs), KeyIDs: keyIDs, SourceEventID: &src, Data: data, Sandbox: r.Sandbox}); err != nil {
 						return err
 					}
 				}

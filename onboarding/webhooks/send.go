@@ -74,7 +74,8 @@ func (s *Service) claimDue(ctx context.Context, n int) ([]claimed, error) {
 	err := s.db(ctx).Raw(`WITH due AS (
 		SELECT d.id FROM webhook_deliveries d
 		JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.status = 'active'
-		JOIN providers p ON p.id = d.provider_id AND p.status = 'active'
+		JOIN providers p ON p.id = d.provider_id
+			AND (p.status = 'active' OR (e.sandbox AND p.status IN ('submitted','in_review','info_requested')))
 		WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND (d.lease_until IS NULL OR d.lease_until < ?)
 		ORDER BY d.next_attempt_at LIMIT ? FOR UPDATE OF d SKIP LOCKED)
 	UPDATE webhook_deliveries d SET lease_until = ?, lease_token = ? FROM due WHERE d.id = due.id RETURNING d.*`,
@@ -141,7 +142,7 @@ func (s *Service) deliver(ctx context.Context, c claimed) error {
 			var err error
 			done := s.dbTurn()
 			ok, reason, err = s.ConsentActive(ctx, ConsentCheck{ProviderID: c.ProviderID, ConsentID: c.ev.ConsentID,
-				VIN: c.ev.VIN, ContainerID: c.ev.ContainerID})
+				VIN: c.ev.VIN, ContainerID: c.ev.ContainerID, Sandbox: c.ep.Sandbox})
 			done()
 			if err != nil {
 				return s.release(ctx, c, err)
@@ -272,7 +273,7 @@ func (s *Service) record(ctx context.Context, c claimed, o outcome, manual bool)
 				return s.RecordPush(ctx, tx, PushRecord{ProviderID: c.ProviderID, VIN: c.ev.VIN, ContainerID: c.ev.ContainerID,
 					ContainerVersion: c.ev.ContainerVersion, ConsentID: c.ev.ConsentID, KeyIDs: c.ev.KeyIDs,
 					EventID: c.ev.ID, EventType: c.ev.Type,
-					Bytes: o.bytes, RequestID: fmt.Sprintf("%s:%d", c.ev.ID, c.EndpointID), At: now})
+					Bytes: o.bytes, RequestID: fmt.Sprintf("%s:%d", c.ev.ID, c.EndpointID), At: now, Sandbox: c.ep.Sandbox})
 			}
 			return nil
 		}

@@ -92,9 +92,12 @@ type Endpoint struct {
 	ConsecutiveFailures int          `json:"consecutiveFailures"`
 	FailingSince        *time.Time   `json:"failingSince,omitempty"`
 	LastSuccessAt       *time.Time   `json:"lastSuccessAt,omitempty"`
-	CreatedBy           string       `json:"-"`
-	CreatedAt           time.Time    `json:"createdAt"`
-	UpdatedAt           time.Time    `json:"-"`
+	// Sandbox: a sandbox endpoint (created by a sandbox client). It gets the
+	// events of the simulated fleet and sandbox containers, and only those.
+	Sandbox   bool      `json:"sandbox"`
+	CreatedBy string    `json:"-"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"-"`
 }
 
 func (Endpoint) TableName() string { return "webhook_endpoints" }
@@ -194,6 +197,7 @@ type ConsentCheck struct {
 	ConsentID   int64
 	VIN         string
 	ContainerID int64
+	Sandbox     bool // the receiving endpoint is a sandbox endpoint
 }
 
 // ConsentActiveFunc says, at send time, whether a data-carrying push may
@@ -214,6 +218,9 @@ type PushRecord struct {
 	Bytes            int64
 	RequestID        string // event id + ":" + endpoint id: a redelivery is recorded once
 	At               time.Time
+	// Sandbox: the push went to a sandbox endpoint; it is recorded as a
+	// sandbox delivery, never billed.
+	Sandbox bool
 }
 
 // RecordPushFunc writes r with tx, the transaction that marks the delivery
@@ -363,6 +370,8 @@ type NewEndpoint struct {
 	URL         string   `json:"url"`
 	Description string   `json:"description"`
 	EventTypes  []string `json:"eventTypes"`
+	// Sandbox is set from the caller (a sandbox client), never from the body.
+	Sandbox bool `json:"-"`
 }
 
 // CheckURL enforces HTTPS, with plain HTTP allowed only for loopback hosts
@@ -443,13 +452,15 @@ func (s *Service) CreateEndpoint(ctx context.Context, providerID int64, in NewEn
 		return nil, err
 	}
 	e := &Endpoint{ProviderID: providerID, URL: in.URL, Description: in.Description, EventTypes: TypeList(in.EventTypes),
-		Secret: SealedSecret(NewSecret()), Status: EndpointActive, CreatedBy: policies.ActorOf(ctx, nil).Label, CreatedAt: s.now(), UpdatedAt: s.now()}
+		Secret: SealedSecret(NewSecret()), Status: EndpointActive, CreatedBy: policies.ActorOf(ctx, nil).Label, CreatedAt: s.now(), UpdatedAt: s.now(),
+		Sandbox: in.Sandbox}
 	err := s.db(ctx).Transaction(func(tx *gorm.DB) error {
 		var status string
 		if err := tx.Raw("SELECT status FROM providers WHERE id = ? FOR SHARE", providerID).Scan(&status).Error; err != nil {
 			return errs.Wrap(err, "load provider")
 		}
-		if status != "active" {
+		pending := status == "submitted" || status == "in_review" || status == "info_requested"
+		if status != "active" && !(in.Sandbox && pending) {
 			return errs.New(errs.Conflict, "provider_not_active", "webhook endpoints can be added only while the provider is active")
 		}
 		var n int64
@@ -551,6 +562,10 @@ type NewEvent struct {
 	SourceEventID    *int64
 	Data             any   // the "data" object of the message
 	OnlyEndpoint     int64 // send to this endpoint only (test events)
+	// Sandbox: an event of the sandbox (a simulated vehicle, a sandbox
+	// container): only the provider's sandbox endpoints get it, and only
+	// they; production endpoints get only production events.
+	Sandbox bool
 }
 
 // Emit creates the event in tx and a delivery for every active endpoint of
@@ -570,7 +585,7 @@ func (s *Service) Emit(ctx context.Context, tx *gorm.DB, in NewEvent) (string, e
 	if in.OnlyEndpoint != 0 {
 		q = q.Where("id = ?", in.OnlyEndpoint)
 	} else {
-		q = q.Where("? = ANY(event_types)", in.Type)
+		q = q.Where("? = ANY(event_types) AND sandbox = ?", in.Type, in.Sandbox)
 	}
 	if err := q.Find(&eps).Error; err != nil {
 		return "", errs.Wrap(err, "endpoints for event")

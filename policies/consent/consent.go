@@ -208,6 +208,10 @@ type Event struct {
 	Version     int
 	State       string
 	At          time.Time
+	// Sandbox: the event is about a sandbox container (and so a simulated
+	// vehicle); it goes to the provider's sandbox webhook endpoints only.
+	// notify sets it from the container.
+	Sandbox bool
 }
 
 // Notifier is called in the transaction that makes the change; an error
@@ -295,6 +299,11 @@ func (s *Service) notify(ctx context.Context, tx *gorm.DB, e Event) error {
 	if s.Notify == nil {
 		return nil
 	}
+	if e.ContainerID != 0 {
+		if err := tx.Raw("SELECT sandbox FROM containers WHERE id = ?", e.ContainerID).Scan(&e.Sandbox).Error; err != nil {
+			return errs.Wrap(err, "container realm")
+		}
+	}
 	return s.Notify(ctx, tx, e)
 }
 
@@ -328,6 +337,11 @@ func (s *Service) from(tx *gorm.DB) *gorm.DB {
 type NewRequest struct {
 	VIN         string
 	ContainerID int64
+	// Sandbox: the request comes from a sandbox client: the container must
+	// be one of the provider's sandbox containers and the vehicle one of its
+	// simulated fleet; a production request finds neither (they read as
+	// unknown, as the other realm's vehicles and containers always do).
+	Sandbox bool
 	// EndsAt optionally limits the consent (e.g. the insurance term); the
 	// customer sees it and may shorten it when granting.
 	EndsAt *time.Time
@@ -365,7 +379,7 @@ func (s *Service) Request(ctx context.Context, providerID int64, in NewRequest) 
 		if err := tx.Raw("SELECT status FROM providers WHERE id = ? FOR SHARE", providerID).Scan(&status).Error; err != nil {
 			return errs.Wrap(err, "provider status")
 		}
-		if status != "active" {
+		if status != "active" && !(in.Sandbox && sandboxOpen(status)) {
 			return errs.New(errs.Conflict, "provider_not_active", "only an active provider can ask for consent")
 		}
 		var ver struct {
@@ -377,7 +391,8 @@ func (s *Service) Request(ctx context.Context, providerID int64, in NewRequest) 
 		// A purged container (withdrawn and purged by the containers.purge-withdrawn job) is not found.
 		err := tx.Raw(`SELECT id, version, state, name FROM container_versions WHERE container_id = ? AND provider_id = ?
 			AND NOT EXISTS (SELECT 1 FROM containers k WHERE k.id = container_versions.container_id AND k.purged_at IS NOT NULL)
-			ORDER BY (state = 'approved') DESC, version DESC LIMIT 1`, in.ContainerID, providerID).Scan(&ver).Error
+			AND sandbox = ?
+			ORDER BY (state = 'approved') DESC, version DESC LIMIT 1`, in.ContainerID, providerID, in.Sandbox).Scan(&ver).Error
 		if err != nil {
 			return errs.Wrap(err, "container version")
 		}
@@ -393,11 +408,23 @@ func (s *Service) Request(ctx context.Context, providerID int64, in NewRequest) 
 		var veh struct {
 			ID        int64
 			AccountID *int64
+			SandboxOf int64
 		}
-		err = tx.Raw(`SELECT v.id, h.account_id FROM vehicles v
+		err = tx.Raw(`SELECT v.id, h.account_id, COALESCE(v.sandbox_provider_id, 0) AS sandbox_of FROM vehicles v
 			LEFT JOIN vehicle_holders h ON h.vehicle_id = v.id AND h.role = 'primary' WHERE v.vin = ?`, in.VIN).Scan(&veh).Error
 		if err != nil {
 			return errs.Wrap(err, "vehicle")
+		}
+		realm := int64(0)
+		if in.Sandbox {
+			realm = providerID
+		}
+		if veh.SandboxOf != realm { // the other realm's vehicle reads as unknown
+			veh = struct {
+				ID        int64
+				AccountID *int64
+				SandboxOf int64
+			}{}
 		}
 		if veh.ID == 0 || (veh.AccountID == nil && s.Eligibility == nil) {
 			var fv errs.Validation
@@ -632,8 +659,9 @@ func (s *Service) Grant(ctx context.Context, accountID, consentID int64, endsAt 
 		var ver struct {
 			State   string
 			Version int
+			Sandbox bool
 		}
-		if err := tx.Raw("SELECT state, version FROM container_versions WHERE id = ?", c.ContainerVersionID).Scan(&ver).Error; err != nil {
+		if err := tx.Raw("SELECT state, version, sandbox FROM container_versions WHERE id = ?", c.ContainerVersionID).Scan(&ver).Error; err != nil {
 			return errs.Wrap(err, "container state")
 		}
 		if ver.State != "approved" {
@@ -643,7 +671,7 @@ func (s *Service) Grant(ctx context.Context, accountID, consentID int64, endsAt 
 		if err := tx.Raw("SELECT status FROM providers WHERE id = ?", c.ProviderID).Scan(&status).Error; err != nil {
 			return errs.Wrap(err, "provider status")
 		}
-		if status != "active" {
+		if status != "active" && !(ver.Sandbox && sandboxOpen(status)) {
 			return errs.New(errs.Conflict, "provider_not_active", "this provider cannot receive data at the moment")
 		}
 		end := c.EndsAt
@@ -710,12 +738,15 @@ type ConsentFilter struct {
 	ContainerID int64
 	Before      int64 // keyset paging: consents with a smaller id (0: from the newest)
 	Limit       int
+	// Sandbox lists the consents of the provider's sandbox (sandbox
+	// containers, simulated vehicles) instead of its production ones.
+	Sandbox bool
 }
 
 // FindProviderConsents lists a provider's own consents, newest first, a
 // page of f.Limit after f.Before; more reports whether another page follows.
 func (s *Service) FindProviderConsents(ctx context.Context, providerID int64, f ConsentFilter) (out []Consent, more bool, err error) {
-	q := s.from(s.DB.WithContext(ctx)).Where("c.provider_id = ?", providerID)
+	q := s.from(s.DB.WithContext(ctx)).Where("c.provider_id = ? AND cv.sandbox = ?", providerID, f.Sandbox)
 	if f.VIN != "" {
 		q = q.Where("c.vin = ?", policies.NormalizeVIN(f.VIN))
 	}

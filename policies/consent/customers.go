@@ -73,10 +73,10 @@ func (s *Service) FindCustomer(ctx context.Context, id int64) (*Customer, error)
 // they hold, and returns the total.
 func (s *Service) FindCustomers(ctx context.Context, query string, offset, limit int) ([]Customer, int64, error) {
 	query = strings.TrimSpace(query)
-	where, args := "TRUE", []any{}
+	where, args := "a.sandbox_provider_id IS NULL", []any{} // simulated customers are the providers' sandboxes
 	if query != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(query) + "%"
-		where = `(a.email ILIKE ? OR a.name ILIKE ? OR a.id IN (SELECT h.account_id FROM vehicle_holders h
+		where += ` AND (a.email ILIKE ? OR a.name ILIKE ? OR a.id IN (SELECT h.account_id FROM vehicle_holders h
 			JOIN vehicles v ON v.id = h.vehicle_id WHERE v.vin = ?))`
 		args = append(args, like, like, policies.NormalizeVIN(query))
 	}

@@ -22,7 +22,8 @@ type Refs struct {
 }
 
 // FactsSQL gathers everything policies.Decide needs in one round trip.
-// Its parameters are the named @provider, @client, @vin and @container; the
+// Its parameters are the named @provider, @client, @vin, @container and
+// @sandbox (the realm of a push, whose @client is 0: see ClientSandboxSQL); the
 // provider API embeds it (with SQL expressions in their place) in the one
 // statement of a telematicData read, which scans the columns by name into a
 // FactsRow, so the decision's facts have one definition.
@@ -33,12 +34,17 @@ type Refs struct {
 // once someone else is (a new owner decides afresh). The container version
 // is the consent's version (what the customer agreed to), else the
 // container's approved version, else its most relevant one. A container of
-// another provider is treated as absent.
+// another provider is treated as absent. The realm columns (sandbox,
+// vehicle_sandbox_of, container_sandbox, provider_pending) let the decision
+// keep the sandbox and production apart.
 const FactsSQL = `
 SELECT
 	COALESCE(p.status = 'active', false) AS provider_active,
+	COALESCE(p.status IN ('submitted','in_review','info_requested'), false) AS provider_pending,
 	(@client = 0 OR EXISTS (SELECT 1 FROM api_clients ac
 		WHERE ac.id = @client AND ac.provider_id = @provider AND ac.revoked_at IS NULL)) AS client_active,
+	` + ClientSandboxSQL + ` AS sandbox, COALESCE(v.sandbox_provider_id, 0) AS vehicle_sandbox_of,
+	COALESCE(cv.sandbox, false) AS container_sandbox,
 	COALESCE(v.id, 0) AS vehicle_id, COALESCE(v.brand, '') AS brand, COALESCE(v.market, '') AS market,
 	COALESCE(v.telematics_capable, false) AS telematics_capable, COALESCE(v.sim_active, false) AS sim_active,
 	(ph.account_id IS NOT NULL) AS mapped,
@@ -60,17 +66,27 @@ LEFT JOIN LATERAL (
 	ORDER BY (c.state = 'granted') DESC, c.updated_at DESC, c.id DESC LIMIT 1
 ) cs ON true
 LEFT JOIN LATERAL (
-	SELECT x.id, x.version, x.state FROM container_versions x
+	SELECT x.id, x.version, x.state, x.sandbox FROM container_versions x
 	WHERE x.container_id = @container AND x.provider_id = @provider
 	  AND (cs.container_version_id IS NULL OR x.id = cs.container_version_id)
 	ORDER BY CASE x.state WHEN 'approved' THEN 0 WHEN 'deprecated' THEN 1 WHEN 'withdrawn' THEN 2 WHEN 'submitted' THEN 3 ELSE 4 END,
 		x.version DESC LIMIT 1
 ) cv ON true`
 
+// ClientSandboxSQL is FactsSQL's expression of the caller's realm: the API
+// client's sandbox flag, else (@client 0: a push) the named @sandbox, the
+// receiving webhook endpoint's flag. The provider API's fast read puts its
+// token's client flag in its place (no second look-up of the client).
+const ClientSandboxSQL = `COALESCE((SELECT ac.sandbox FROM api_clients ac WHERE ac.id = @client), @sandbox)`
+
 // FactsRow is one row of FactsSQL.
 type FactsRow struct {
 	ProviderActive    bool
+	ProviderPending   bool
 	ClientActive      bool
+	Sandbox           bool
+	VehicleSandboxOf  int64
+	ContainerSandbox  bool
 	VehicleID         int64
 	Brand             string
 	Market            string
@@ -101,14 +117,21 @@ func (s *Service) Facts(ctx context.Context, providerID, clientID int64, vin str
 // FactsAt is Facts with the decision's clock set to at (end dates are
 // compared with it).
 func (s *Service) FactsAt(ctx context.Context, providerID, clientID int64, vin string, containerID int64, at time.Time) (policies.AccessFacts, Refs, error) {
+	return s.factsAt(ctx, providerID, clientID, vin, containerID, at, false)
+}
+
+// factsAt is FactsAt; sandbox is the realm of a push (clientID 0): the
+// receiving endpoint's flag. An API client's realm is its own.
+func (s *Service) factsAt(ctx context.Context, providerID, clientID int64, vin string, containerID int64, at time.Time, sandbox bool) (policies.AccessFacts, Refs, error) {
 	var r FactsRow
 	err := s.DB.WithContext(ctx).Raw(FactsSQL, map[string]any{
-		"provider": providerID, "client": clientID, "vin": policies.NormalizeVIN(vin), "container": containerID,
+		"provider": providerID, "client": clientID, "vin": policies.NormalizeVIN(vin), "container": containerID, "sandbox": sandbox,
 	}).Scan(&r).Error
 	if err != nil {
 		return policies.AccessFacts{}, Refs{}, errs.Wrap(err, "access facts")
 	}
 	f, refs := s.FactsOf(&r, at)
+	f.ProviderID = providerID
 	return f, refs, nil
 }
 
@@ -122,6 +145,9 @@ func (s *Service) FactsOf(r *FactsRow, at time.Time) (policies.AccessFacts, Refs
 	f := policies.AccessFacts{
 		Now:                  at.UTC(),
 		ProviderActive:       r.ProviderActive,
+		ProviderPending:      r.ProviderPending,
+		Sandbox:              r.Sandbox,
+		ContainerSandbox:     r.ContainerSandbox,
 		ClientActive:         r.ClientActive,
 		ProviderCoversMarket: r.Covers,
 		ContainerState:       r.ContainerState,
@@ -129,7 +155,7 @@ func (s *Service) FactsOf(r *FactsRow, at time.Time) (policies.AccessFacts, Refs
 		ConsentEndsAt:        r.ConsentEndsAt,
 		Vehicle: policies.VehicleFacts{Known: r.VehicleID != 0, Brand: r.Brand, Market: r.Market,
 			TelematicsCapable: r.TelematicsCapable, Mapped: r.Mapped, MarketSupported: r.MarketSupported, MarketInEU: inEU,
-			SIMInactive: r.VehicleID != 0 && !r.SIMActive},
+			SIMInactive: r.VehicleID != 0 && !r.SIMActive, SandboxOf: r.VehicleSandboxOf},
 	}
 	if r.ContainerKeys != nil && *r.ContainerKeys != "" {
 		f.ContainerKeys = strings.Split(*r.ContainerKeys, ",")
@@ -161,7 +187,10 @@ type VehicleEvent struct {
 // grant in force for a container version with at least one of the event's
 // keys; KeyIDs are those keys, in id order (what its push may carry).
 type Recipient struct {
-	ProviderID       int64
+	ProviderID int64
+	// Sandbox: the consent is for a sandbox container (a simulated
+	// vehicle): its pushes go to the provider's sandbox endpoints only.
+	Sandbox          bool
 	ConsentID        int64
 	ContainerID      int64
 	ContainerVersion int
@@ -190,15 +219,16 @@ func (s *Service) RecipientsOf(ctx context.Context, tx *gorm.DB, events []Vehicl
 	}
 	// The fan-out asks for thousands of events at a time: the arrays go to
 	// pgx as Go slices (binary), not through gorm, which would expand them.
-	rows, err := tx.Statement.ConnPool.QueryContext(ctx, `SELECT q.i, c.provider_id, c.id, c.container_id, cv.version,
+	rows, err := tx.Statement.ConnPool.QueryContext(ctx, `SELECT q.i, c.provider_id, c.id, c.container_id, cv.version, cv.sandbox,
 			array_agg(DISTINCT q.key_id ORDER BY q.key_id)
 		FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::smallint[]) AS q(i, vehicle_id, at, key_id)
 		JOIN consents c ON c.vehicle_id = q.vehicle_id AND c.state = 'granted' AND (c.ends_at IS NULL OR c.ends_at > q.at)
 		JOIN container_versions cv ON cv.id = c.container_version_id AND cv.state IN ('approved','deprecated')
-		JOIN providers p ON p.id = c.provider_id AND p.status = 'active'
+		JOIN providers p ON p.id = c.provider_id
+			AND (p.status = 'active' OR (cv.sandbox AND p.status IN ('submitted','in_review','info_requested')))
 		JOIN container_version_keys ck ON ck.version_id = cv.id AND ck.key_id = q.key_id
 		WHERE EXISTS (SELECT 1 FROM vehicle_holders h WHERE h.vehicle_id = c.vehicle_id AND h.account_id = c.account_id AND h.role = 'primary')
-		GROUP BY q.i, c.provider_id, c.id, c.container_id, cv.version
+		GROUP BY q.i, c.provider_id, c.id, c.container_id, cv.version, cv.sandbox
 		ORDER BY q.i, c.provider_id, c.id`, idx, vehicles, ats, keys)
 	if err != nil {
 		return nil, errs.Wrap(err, "push recipients")
@@ -208,7 +238,7 @@ func (s *Service) RecipientsOf(ctx context.Context, tx *gorm.DB, events []Vehicl
 		var i int
 		var r Recipient
 		var keyIDs sqlarray.Int16s
-		if err := rows.Scan(&i, &r.ProviderID, &r.ConsentID, &r.ContainerID, &r.ContainerVersion, &keyIDs); err != nil {
+		if err := rows.Scan(&i, &r.ProviderID, &r.ConsentID, &r.ContainerID, &r.ContainerVersion, &r.Sandbox, &keyIDs); err != nil {
 			return nil, errs.Wrap(err, "push recipients")
 		}
 		r.KeyIDs = keyIDs
@@ -225,6 +255,13 @@ func (s *Service) RecipientsOf(ctx context.Context, tx *gorm.DB, events []Vehicl
 // the consent must still be the one in force. reason is the decision's code
 // when not.
 func (s *Service) ConsentActive(ctx context.Context, providerID, consentID int64, at time.Time) (bool, string, error) {
+	return s.ConsentActiveFor(ctx, providerID, consentID, at, false)
+}
+
+// ConsentActiveFor is ConsentActive for a push to an endpoint of the realm
+// sandbox (a sandbox webhook endpoint): the decision refuses a consent of
+// the other realm as it refuses an API client of it.
+func (s *Service) ConsentActiveFor(ctx context.Context, providerID, consentID int64, at time.Time, sandbox bool) (bool, string, error) {
 	var c struct {
 		VIN         string `gorm:"column:vin"`
 		ContainerID int64
@@ -236,7 +273,7 @@ func (s *Service) ConsentActive(ctx context.Context, providerID, consentID int64
 	if c.ContainerID == 0 {
 		return false, policies.ReasonNoConsent, nil
 	}
-	f, refs, err := s.FactsAt(ctx, providerID, 0, c.VIN, c.ContainerID, at)
+	f, refs, err := s.factsAt(ctx, providerID, 0, c.VIN, c.ContainerID, at, sandbox)
 	if err != nil {
 		return false, "", err
 	}

@@ -201,7 +201,7 @@ func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur ti
 				rows.Close()
 				return err
 			}
-			if vals, ok := v[22].([]any); ok {
+			if vals, ok := v[27].([]any); ok { // lv.types: one per value
 				k = len(vals)
 			}
 		}

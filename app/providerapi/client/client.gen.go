@@ -965,7 +965,12 @@ type DeliveriesPage struct {
 	Deliveries []LedgerEntry `json:"deliveries"`
 	From       time.Time     `json:"from"`
 	NextCursor *string       `json:"nextCursor"`
-	To         time.Time     `json:"to"`
+
+	// Sandbox True when a sandbox client asked: the page lists the sandbox's deliveries, which are recorded apart from the delivery ledger and never billed (`invoiced` is always false).
+	//
+	// Examples: false
+	Sandbox bool      `json:"sandbox"`
+	To      time.Time `json:"to"`
 }
 
 // EventType defines model for EventType.
@@ -1545,6 +1550,11 @@ type WebhookEndpoint struct {
 	FailingSince        *time.Time  `json:"failingSince,omitempty"`
 	Id                  int         `json:"id"`
 	LastSuccessAt       *time.Time  `json:"lastSuccessAt,omitempty"`
+
+	// Sandbox True for a sandbox endpoint (created with a sandbox client's token): it receives the events of the provider's simulated fleet and sandbox containers, and only those; a production endpoint never receives them.
+	//
+	// Examples: false
+	Sandbox bool `json:"sandbox"`
 
 	// Secret Standard Webhooks signing secret
 	Secret       string                `json:"secret"`
