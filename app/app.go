@@ -194,7 +194,8 @@ func (a *App) surface(prefix string) fiber.Router {
 	case "/admin":
 		return web.Surface(g, prefix, policies.KindStaff, "/admin/login", "/admin/oidc/login", "/admin/oidc/callback")
 	case "/portal":
-		return web.Surface(g, prefix, policies.KindProvider, "/portal/login", "/portal/invitations/:token")
+		return web.Surface(g, prefix, policies.KindProvider, "/portal/login", "/portal/invitations/:token",
+			"/portal/oidc/login", "/portal/oidc/callback")
 	case "/my":
 		return web.Surface(g, prefix, policies.KindCustomer, "/my/login", "/my/oidc/login", "/my/oidc/callback")
 	}

@@ -5,6 +5,7 @@ import (
 
 	"cardata/app/portal"
 	"cardata/app/web"
+	"cardata/templates"
 )
 
 // mountPortals mounts the partner portal (/portal) for provider users and
@@ -13,6 +14,7 @@ func (a *App) mountPortals() error {
 	h := &portal.Handlers{View: a.View, Onboarding: a.Onboarding, Sessions: a.Sessions,
 		StartSession: func(c *fiber.Ctx, token string) { web.SetSessionCookie(c, a.Cookies, token, a.Cfg.SessionMaxAge) },
 		EndSession:   func(c *fiber.Ctx) { web.ClearSessionCookie(c, a.Cookies) },
+		Company:      templates.OIDCSignIn{Secure: a.Cookies.Secure, Domain: a.Cookies.Domain},
 	}
 	h.Routes(a.surface("/portal"))
 	h.RegisterRoutes(a.Fiber.Group("/register"))

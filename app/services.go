@@ -150,6 +150,13 @@ func NewServices(cfg config.Config, gdb *gorm.DB, log *slog.Logger, pageMounted 
 		_, err := s.Vehicles.EnsureSandboxFleet(ctx, providerID)
 		return err
 	}
+	// A provider's company sign-in: its client secret sealed like signing
+	// secrets, its identity provider reached like webhook receivers (public
+	// addresses only; loopback where cardata itself runs on loopback).
+	s.Onboarding.Secrets = s.Secrets
+	s.Onboarding.SignInHTTP = s.Webhooks.PublicClient(15 * time.Second)
+	s.Onboarding.SignInLoopback = s.Webhooks.LoopbackOK()
+	s.Onboarding.SignInRPs = &onboarding.RPCache{}
 	// A change of owner ends the former owner's consents at once, as the
 	// consent expiry job does.
 	s.Vehicles.FormerOwnerConsents = func(ctx context.Context) (int, error) {

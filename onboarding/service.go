@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -44,6 +45,17 @@ type Service struct {
 	SandboxFleet func(ctx context.Context, providerID int64) error
 	// Now is the clock (tests may replace it).
 	Now func() time.Time
+
+	// Company sign-in (sso.go). Secrets seals the client secrets at rest
+	// (nil: in clear); SignInHTTP talks to the companies' identity
+	// providers (nil: a plain client with a 15 s timeout; app wires one
+	// that reaches public addresses only); SignInLoopback accepts http
+	// issuers on loopback addresses (development and tests); SignInRPs
+	// keeps each provider's relying party (nil: built at every sign-in).
+	Secrets        Sealer
+	SignInHTTP     *http.Client
+	SignInLoopback bool
+	SignInRPs      *RPCache
 }
 
 func (s *Service) now() time.Time {

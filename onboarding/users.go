@@ -43,6 +43,11 @@ type ProviderUser struct {
 	UpdatedAt       time.Time
 	LastLoginAt     *time.Time
 	Lang            string // remembered language ("de", "en", "")
+	// OIDCIssuer and OIDCSubject name the person at the company's identity
+	// provider the user signs in through (SignInCompany); nil until the
+	// first such sign-in.
+	OIDCIssuer  *string `gorm:"column:oidc_issuer" json:"-"`
+	OIDCSubject *string `gorm:"column:oidc_subject" json:"-"`
 }
 
 func (ProviderUser) TableName() string { return "provider_users" }
@@ -50,8 +55,13 @@ func (ProviderUser) TableName() string { return "provider_users" }
 // RoleName is the role in words.
 func (u *ProviderUser) RoleName() string { return RoleLabel(u.Role) }
 
-// Pending reports whether the user has not set a password yet.
-func (u *ProviderUser) Pending() bool { return u.PasswordHash == "" }
+// Pending reports whether the user has neither set a password nor signed
+// in through the company's identity provider yet.
+func (u *ProviderUser) Pending() bool { return u.PasswordHash == "" && u.OIDCSubject == nil }
+
+// CompanySignIn reports whether the user has signed in through the
+// company's identity provider.
+func (u *ProviderUser) CompanySignIn() bool { return u.OIDCSubject != nil }
 
 // Principal turns the user into the request principal.
 func (u *ProviderUser) Principal(sessionID int64) *policies.Principal {

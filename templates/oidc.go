@@ -75,14 +75,28 @@ func (o *OIDCSignIn) Begin(c *fiber.Ctx, next string) error {
 	if o == nil {
 		return fiber.ErrNotFound
 	}
-	start, err := o.RP.Begin(c.UserContext(), next)
+	u, err := o.Start(c, next, "")
 	if err != nil {
 		return err
+	}
+	return c.Redirect(u, fiber.StatusSeeOther)
+}
+
+// Start starts a sign-in for the person who entered loginHint (may be
+// empty), sets the cookie that binds it to this browser and returns the
+// provider's URL to send the browser to. Begin redirects there; a page
+// reached by a form (the partner portal's company sign-in) cannot, since
+// the Content-Security-Policy's form-action does not name every
+// provider's origin, and leads there by a link instead.
+func (o *OIDCSignIn) Start(c *fiber.Ctx, next, loginHint string) (string, error) {
+	start, err := o.RP.BeginFor(c.UserContext(), next, loginHint)
+	if err != nil {
+		return "", err
 	}
 	c.Cookie(&fiber.Cookie{Name: identity.CookieName(o.RP.Name()), Value: start.Cookie, Path: o.CallbackPath,
 		Domain: o.Domain, HTTPOnly: true, Secure: o.Secure, SameSite: fiber.CookieSameSiteLaxMode,
 		MaxAge: int(identity.Lifetime / time.Second)})
-	return c.Redirect(start.URL, fiber.StatusSeeOther)
+	return start.URL, nil
 }
 
 // Finish reads the provider's answer on the callback route and clears the

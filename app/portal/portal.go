@@ -26,6 +26,9 @@ type Handlers struct {
 	// StartSession and EndSession set and clear the session cookie (app/web owns cookies).
 	StartSession func(c *fiber.Ctx, token string)
 	EndSession   func(c *fiber.Ctx)
+	// Company holds the cookie settings of the company sign-in (Secure,
+	// Domain); its relying party is each provider's own.
+	Company templates.OIDCSignIn
 }
 
 // Routes mounts the partner portal on r (the /portal group).
@@ -33,6 +36,8 @@ func (h *Handlers) Routes(r fiber.Router) {
 	r.Get("/login", h.loginForm)
 	r.Post("/login", h.login)
 	r.Post("/logout", h.logout)
+	r.Post("/oidc/login", h.companyLogin)
+	r.Get("/oidc/callback", h.companyCallback)
 	r.Get("/invitations/:token", h.invitation)
 	r.Post("/invitations/:token", h.acceptInvitation)
 	r.Get("", h.home)
@@ -48,11 +53,17 @@ func (h *Handlers) Routes(r fiber.Router) {
 	r.Post("/clients/:id/revoke", h.View.Confirm(h.confirmRevokeClient), h.revokeClient)
 	r.Get("/markets", h.markets)
 	r.Post("/markets", h.requestMarkets)
+	r.Get("/company-sign-in", h.signInSettings)
+	r.Post("/company-sign-in", h.saveSignInSettings)
+	r.Post("/company-sign-in/enable", h.enableSignIn)
+	r.Post("/company-sign-in/disable", h.View.Confirm(h.confirmDisableSignIn), h.disableSignIn)
+	r.Post("/company-sign-in/remove", h.View.Confirm(h.confirmRemoveSignIn), h.removeSignIn)
 }
 
 // PublicRoutes are the portal routes anyone may call (method, path as registered).
 var PublicRoutes = [][2]string{
 	{fiber.MethodGet, "/portal/login"}, {fiber.MethodPost, "/portal/login"},
+	{fiber.MethodPost, "/portal/oidc/login"}, {fiber.MethodGet, "/portal/oidc/callback"},
 	{fiber.MethodGet, "/portal/invitations/:token"}, {fiber.MethodPost, "/portal/invitations/:token"},
 	{fiber.MethodGet, "/register"}, {fiber.MethodPost, "/register"}, {fiber.MethodGet, "/register/terms"},
 }
@@ -64,6 +75,7 @@ func Nav() []templates.NavItem {
 		{Label: "Users", Path: "/portal/users"},
 		{Label: "API clients", Path: "/portal/clients"},
 		{Label: "Markets", Path: "/portal/markets"},
+		{Label: "Company sign-in", Path: "/portal/company-sign-in"},
 	}
 }
 
@@ -95,8 +107,13 @@ func (h *Handlers) loginForm(c *fiber.Ctx) error {
 	if p := policies.PrincipalFrom(c.UserContext()); p != nil && p.Kind == policies.KindProvider {
 		return c.Redirect(safeNext(c.Query("next")), fiber.StatusSeeOther)
 	}
-	return h.View.Render(c, fiber.StatusOK, "portal/login", &templates.Page{Title: "Partner portal sign-in",
-		Form: map[string]string{"next": c.Query("next")}})
+	page := &templates.Page{Title: "Partner portal sign-in", Form: map[string]string{"next": c.Query("next")}}
+	if c.Query("company") == "unavailable" {
+		// Where a company sign-in could not start: no provider allows the
+		// address, or its identity provider cannot be reached (one answer).
+		page.Flash = &templates.Flash{Kind: "info", Message: "Signing in with a company account is not possible for this address at the moment. Sign in with your password, or ask your company's CarData administrator."}
+	}
+	return h.View.Render(c, fiber.StatusOK, "portal/login", page)
 }
 
 func (h *Handlers) login(c *fiber.Ctx) error {

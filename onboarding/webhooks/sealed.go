@@ -58,32 +58,42 @@ func (k *Secrets) AEAD() cipher.AEAD {
 }
 
 // seal is a signing secret as stored: sealed under k, or in clear without a key.
-func (k *Secrets) seal(plain string) (string, error) {
+func (k *Secrets) seal(plain string) (string, error) { return k.SealString(plain, secretPurpose) }
+
+// open is a stored signing secret in clear (one stored in clear as is).
+func (k *Secrets) open(raw string) (string, error) { return k.OpenString(raw, secretPurpose) }
+
+// SealString is a secret of the given purpose as stored: "enc1:" +
+// base64(nonce || ciphertext) under k, or in clear without a key (so a
+// nil *Secrets works). Other modules' recoverable secrets (a provider's
+// OpenID client secret) are sealed with it under a purpose of their own.
+func (k *Secrets) SealString(plain, purpose string) (string, error) {
 	if k == nil || plain == "" || strings.HasPrefix(plain, sealedPrefix) {
 		return plain, nil
 	}
-	out, err := SealBytes(k.aead, []byte(plain), secretPurpose)
+	out, err := SealBytes(k.aead, []byte(plain), purpose)
 	if err != nil {
 		return "", err
 	}
 	return sealedPrefix + base64.RawStdEncoding.EncodeToString(out), nil
 }
 
-// open is a stored signing secret in clear (one stored in clear as is).
-func (k *Secrets) open(raw string) (string, error) {
+// OpenString is a secret SealString stored for purpose, in clear (one
+// stored in clear as is).
+func (k *Secrets) OpenString(raw, purpose string) (string, error) {
 	if !strings.HasPrefix(raw, sealedPrefix) {
 		return raw, nil
 	}
 	if k == nil {
-		return "", errors.New("webhook secret is encrypted but SECRETS_KEY is not set")
+		return "", fmt.Errorf("%s is encrypted but SECRETS_KEY is not set", purpose)
 	}
 	b, err := base64.RawStdEncoding.DecodeString(raw[len(sealedPrefix):])
 	if err != nil || len(b) < k.aead.NonceSize() {
-		return "", errors.New("webhook secret: malformed ciphertext")
+		return "", fmt.Errorf("%s: malformed ciphertext", purpose)
 	}
-	plain, err := OpenBytes(k.aead, b, secretPurpose)
+	plain, err := OpenBytes(k.aead, b, purpose)
 	if err != nil {
-		return "", errors.New("webhook secret: cannot decrypt (wrong SECRETS_KEY?)")
+		return "", fmt.Errorf("%s: cannot decrypt (wrong SECRETS_KEY?)", purpose)
 	}
 	return string(plain), nil
 }

@@ -104,3 +104,26 @@ func (s *Service) transport() http.RoundTripper {
 		IdleConnTimeout:       30 * time.Second,
 	}
 }
+
+// LoopbackOK reports whether loopback addresses are accepted as targets
+// (development: Options.AllowLoopback, or cardata itself on loopback).
+func (s *Service) LoopbackOK() bool { return s.loopbackOK() }
+
+// PublicClient is an HTTP client that reaches the same addresses as the
+// push worker and no others (no private, link-local or reserved networks,
+// loopback only in development; checked on the connection dialled), for
+// other calls to URLs a provider chose: its company identity provider's
+// discovery document, keys and token endpoint.
+func (s *Service) PublicClient(timeout time.Duration) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: s.dialControl}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		Proxy: nil, // a proxy would dial for us, past the check
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: timeout,
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       30 * time.Second,
+	}}
+}

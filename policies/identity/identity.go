@@ -176,6 +176,46 @@ func (rp *RP) discover(ctx context.Context) (*discovered, error) {
 	return d, nil
 }
 
+// Check reads the provider's discovery document now (a configuration
+// being saved): nil when it is there, states this RP's issuer and names
+// the endpoints a sign-in needs; otherwise the reason, for the logs.
+func (rp *RP) Check(ctx context.Context) error {
+	d, err := rp.discover(ctx)
+	if err != nil {
+		if cause := errors.Unwrap(err); cause != nil {
+			return cause
+		}
+		return err
+	}
+	if e := d.provider.Endpoint(); e.AuthURL == "" || e.TokenURL == "" {
+		rp.mu.Lock()
+		rp.disc = nil
+		rp.mu.Unlock()
+		return fmt.Errorf("discovery document of %s names no authorization or token endpoint", rp.set.Issuer)
+	}
+	return nil
+}
+
+// PendingProvider is the name of the RP that started the sign-in a
+// callback's state belongs to, when several RPs share one callback (the
+// partner portal: one RP per provider). ErrState when no unexpired
+// sign-in has that state (replayed, expired or forged). It consumes
+// nothing: the RP's Finish does.
+func PendingProvider(ctx context.Context, db *gorm.DB, state string, now time.Time) (string, error) {
+	if state == "" || len(state) > 200 {
+		return "", refuse(ErrState, "no state in the callback")
+	}
+	var names []string
+	if err := db.WithContext(ctx).Raw("SELECT provider FROM oidc_sign_ins WHERE state_hash = ? AND expires_at >= ?",
+		stateHash(state), now.UTC()).Scan(&names).Error; err != nil {
+		return "", errs.Wrap(err, "find sign-in")
+	}
+	if len(names) != 1 {
+		return "", refuse(ErrState, "no pending sign-in for this state (replayed or expired)")
+	}
+	return names[0], nil
+}
+
 // Start is where to send the browser, and the secret it must bring back.
 type Start struct {
 	URL    string // the provider's authorization endpoint with this sign-in's parameters
@@ -198,6 +238,7 @@ type signInRow struct {
 	StateHash []byte `gorm:"primaryKey"`
 	Provider  string
 	Next      string
+	LoginHint string
 	CreatedAt time.Time
 	ExpiresAt time.Time
 }
@@ -213,6 +254,14 @@ func stateHash(state string) []byte {
 // again after Finish). It stores the sign-in and returns the provider's
 // URL and the browser's secret.
 func (rp *RP) Begin(ctx context.Context, next string) (*Start, error) {
+	return rp.BeginFor(ctx, next, "")
+}
+
+// BeginFor is Begin for the person who entered the address loginHint
+// (the partner portal's company sign-in): the provider gets it as
+// login_hint, and Finish returns it (Identity.LoginHint) so the caller can
+// require the ID token to carry the same address.
+func (rp *RP) BeginFor(ctx context.Context, next, loginHint string) (*Start, error) {
 	d, err := rp.discover(ctx)
 	if err != nil {
 		return nil, err
@@ -231,11 +280,19 @@ func (rp *RP) Begin(ctx context.Context, next string) (*Start, error) {
 	if err := db.Exec("DELETE FROM oidc_sign_ins WHERE expires_at < ?", now).Error; err != nil {
 		return nil, errs.Wrap(err, "purge sign-ins")
 	}
-	row := signInRow{StateHash: stateHash(state), Provider: rp.set.Name, Next: next, CreatedAt: now, ExpiresAt: now.Add(Lifetime)}
+	if len(loginHint) > 254 {
+		loginHint = ""
+	}
+	row := signInRow{StateHash: stateHash(state), Provider: rp.set.Name, Next: next, LoginHint: loginHint,
+		CreatedAt: now, ExpiresAt: now.Add(Lifetime)}
 	if err := db.Create(&row).Error; err != nil {
 		return nil, errs.Wrap(err, "store sign-in")
 	}
-	u := d.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce))
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)}
+	if loginHint != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", loginHint))
+	}
+	u := d.oauth.AuthCodeURL(state, opts...)
 	return &Start{URL: u, Cookie: base64.RawURLEncoding.EncodeToString(secret)}, nil
 }
 
@@ -254,6 +311,7 @@ type Identity struct {
 	Name          string
 	Claims        map[string]any // every claim of the ID token
 	Next          string         // what Begin was given
+	LoginHint     string         // what BeginFor was given
 	Provider      string         // the RP's name
 }
 
@@ -289,8 +347,8 @@ func (rp *RP) Finish(ctx context.Context, cookie string, cb Callback) (*Identity
 	if !hmac.Equal([]byte(state), []byte(cb.State)) {
 		return nil, refuse(ErrState, "state does not match the browser's sign-in")
 	}
-	var row struct{ Next string }
-	res := rp.db.WithContext(ctx).Raw("DELETE FROM oidc_sign_ins WHERE state_hash = ? AND provider = ? AND expires_at >= ? RETURNING next",
+	var row struct{ Next, LoginHint string }
+	res := rp.db.WithContext(ctx).Raw("DELETE FROM oidc_sign_ins WHERE state_hash = ? AND provider = ? AND expires_at >= ? RETURNING next, login_hint",
 		stateHash(state), rp.set.Name, rp.now()).Scan(&row)
 	if res.Error != nil {
 		return nil, errs.Wrap(res.Error, "consume sign-in")
@@ -328,7 +386,8 @@ func (rp *RP) Finish(ctx context.Context, cookie string, cb Callback) (*Identity
 	if err := idt.Claims(&claims); err != nil {
 		return nil, refuse(ErrToken, "claims: %w", err)
 	}
-	id := &Identity{Issuer: idt.Issuer, Subject: idt.Subject, Claims: claims, Next: row.Next, Provider: rp.set.Name}
+	id := &Identity{Issuer: idt.Issuer, Subject: idt.Subject, Claims: claims, Next: row.Next, LoginHint: row.LoginHint,
+		Provider: rp.set.Name}
 	id.Email, _ = claims["email"].(string)
 	id.EmailVerified = claimBool(claims["email_verified"])
 	id.Name, _ = claims["name"].(string)
