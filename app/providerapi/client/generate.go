@@ -6,7 +6,8 @@
 // when the two disagree.
 //
 // Authenticate with golang.org/x/oauth2/clientcredentials and hand its HTTP
-// client to NewClientWithResponses (see ExampleClient).
+// client to NewClientWithResponses; verify pushes with VerifyWebhook
+// (webhook.go, written by hand). The program in example/ does both.
 package client
 
 //go:generate go tool oapi-codegen -config oapi-codegen.yaml -o client.gen.go ../openapi.json
