@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"cardata/app/apptest"
+	"cardata/app/providerapi/client"
 	"cardata/onboarding"
 	"cardata/onboarding/catalog"
 	"cardata/onboarding/containers"
@@ -30,10 +31,11 @@ type consentWorld struct {
 	veh      *vehicles.Service
 	provider *onboarding.Registered
 	pid      int64
-	clientID int64 // api_clients.id
-	api      *apptest.Client
-	pctx     context.Context // the provider's API client
-	pm1, pm2 context.Context // two partner managers
+	clientID int64                       // api_clients.id
+	api      *apptest.Client             // raw requests (deliberately malformed ones, security walks)
+	gen      *client.ClientWithResponses // the same API client through the generated client, as a provider's program
+	pctx     context.Context             // the provider's API client
+	pm1, pm2 context.Context             // two partner managers
 	pm1Email string
 	pm2Email string
 }
@@ -59,7 +61,7 @@ func consentWorldOn(t *testing.T, tt *apptest.T) *consentWorld {
 	w.provider = mustActiveProvider(t, tt, "Alpen Versicherung AG", "AT", "ATU57318405")
 	w.pid = w.provider.Provider.ID
 	w.coverMarkets(t, w.pid, "DE", "AT")
-	w.clientID, w.api = w.apiClient(t, w.pid)
+	w.clientID, w.api, w.gen = w.apiClients(t, w.pid)
 	w.pctx = policies.WithPrincipal(context.Background(), &policies.Principal{Kind: policies.KindProvider, ID: w.clientID,
 		Name: "test-client", ProviderID: w.pid, Roles: []string{"provider_api"}})
 	w.pm1Email, w.pm2Email = "pm1@test.local", "pm2@test.local"
@@ -88,6 +90,15 @@ func (w *consentWorld) coverMarkets(t *testing.T, pid int64, markets ...string) 
 // carrying a bearer token from the real /oauth/token.
 func (w *consentWorld) apiClient(t *testing.T, pid int64) (int64, *apptest.Client) {
 	t.Helper()
+	id, raw, _ := w.apiClients(t, pid)
+	return id, raw
+}
+
+// apiClients is apiClient with, beside the raw client, the generated client
+// of the same API client, getting its own tokens through
+// golang.org/x/oauth2/clientcredentials.
+func (w *consentWorld) apiClients(t *testing.T, pid int64) (int64, *apptest.Client, *client.ClientWithResponses) {
+	t.Helper()
 	n := csSeq.Add(1)
 	key, secret := fmt.Sprintf("cd_test_%d", n), fmt.Sprintf("secret-%d-abcdefghijklmnopqrstuvwxyz", n)
 	ns, err := onboardingFor(w.tt).CreateAPIClientWithSecret(w.tt.Ctx, pid, "tests", key, secret)
@@ -107,7 +118,7 @@ func (w *consentWorld) apiClient(t *testing.T, pid int64) (int64, *apptest.Clien
 	}
 	res.JSON(t, &tok)
 	c.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	return ns.Client.ID, c
+	return ns.Client.ID, c, apiGenOver(t, apiClient(t, w.tt, &apiWorld{ClientID: key, Secret: secret}))
 }
 
 // customer creates a customer account with the demo-style password.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"cardata/app/providerapi/client"
 	"cardata/onboarding"
 	"cardata/onboarding/catalog"
 	"cardata/onboarding/containers"
@@ -57,23 +58,19 @@ func TestConsentRequestGrantDenyAndOnlyPrimaryHolder(t *testing.T) {
 			}
 		}
 	}
-	res := w.api.SendJSON("POST", "/api/v1/consent-requests", map[string]any{"vin": strings.ToLower(vin), "containerId": v.ContainerID})
-	if res.Status != http.StatusCreated {
-		t.Fatalf("request: %d %s", res.Status, res.Body)
+	ctx := t.Context()
+	created := call(w.gen.RequestConsentWithResponse(ctx, nil, client.NewConsentRequest{Vin: strings.ToLower(vin), ContainerId: int(v.ContainerID)})).must(t)
+	if created.JSON201 == nil {
+		t.Fatalf("request: %d %s", created.StatusCode(), created.Body)
 	}
-	var k struct {
-		ID        int64  `json:"id"`
-		State     string `json:"state"`
-		VIN       string `json:"vin"`
-		ExpiresAt string `json:"expiresAt"`
+	kc := created.JSON201
+	if kc.State != client.Requested || kc.Vin != vin || kc.ExpiresAt == nil {
+		t.Fatalf("request: %+v", kc)
 	}
-	res.JSON(t, &k)
-	if k.State != "requested" || k.VIN != vin || k.ExpiresAt == "" {
-		t.Fatalf("request: %+v", k)
-	}
-	if res := w.api.SendJSON("POST", "/api/v1/consent-requests", map[string]any{"vin": vin, "containerId": v.ContainerID}); res.Status != 409 ||
-		csProblem(t, res.Body).Code != "consent_request_pending" {
-		t.Fatalf("second request: %d %s", res.Status, res.Body)
+	k := struct{ ID int64 }{int64(kc.Id)}
+	if res := call(w.gen.RequestConsentWithResponse(ctx, nil, client.NewConsentRequest{Vin: vin, ContainerId: int(v.ContainerID)})).must(t); res.StatusCode() != 409 ||
+		apiProblem(res.Body) != "consent_request_pending" {
+		t.Fatalf("second request: %d %s", res.StatusCode(), res.Body)
 	}
 	var mails int64
 	w.tt.DB.Raw("SELECT count(*) FROM email_outbox WHERE kind = 'consent.requested' AND to_addr = 'anna@test.local'").Scan(&mails)
@@ -137,29 +134,18 @@ func TestConsentRequestGrantDenyAndOnlyPrimaryHolder(t *testing.T) {
 	}
 
 	// The provider lists its own consents, filtered.
-	var list struct {
-		Consents []struct {
-			ID         int64  `json:"id"`
-			State      string `json:"state"`
-			ValidUntil string `json:"validUntil"`
-		} `json:"consents"`
-		NextCursor *string `json:"nextCursor"`
-	}
-	res = w.api.Get("/api/v1/consents?vin=" + vin + "&state=granted")
-	res.JSON(t, &list)
-	if res.Status != 200 || len(list.Consents) != 1 || list.NextCursor != nil || list.Consents[0].ID != k.ID || list.Consents[0].ValidUntil == "" {
-		t.Fatalf("granted list: %d %s", res.Status, res.Body)
+	list := call(w.gen.ListConsentsWithResponse(ctx, &client.ListConsentsParams{Vin: ptr(vin), State: ptr("granted")})).must(t)
+	if l := list.JSON200; l == nil || len(l.Consents) != 1 || l.NextCursor != nil || int64(l.Consents[0].Id) != k.ID || l.Consents[0].ValidUntil == nil {
+		t.Fatalf("granted list: %d %s", list.StatusCode(), list.Body)
 	}
 	if res := w.api.Get("/api/v1/consents?state=maybe"); res.Status != 422 {
 		t.Fatalf("bad state filter: %d", res.Status)
 	}
 	other := mustActiveProvider(t, w.tt, "Nordlys Forsikring AS", "NO", "NO917345821")
-	_, otherAPI := w.apiClient(t, other.Provider.ID)
-	res = otherAPI.Get("/api/v1/consents?vin=" + vin)
-	list.Consents = nil
-	res.JSON(t, &list)
-	if len(list.Consents) != 0 {
-		t.Fatalf("another provider sees %d consents", len(list.Consents))
+	_, _, otherAPI := w.apiClients(t, other.Provider.ID)
+	list = call(otherAPI.ListConsentsWithResponse(ctx, &client.ListConsentsParams{Vin: ptr(vin)})).must(t)
+	if list.JSON200 == nil || len(list.JSON200.Consents) != 0 {
+		t.Fatalf("another provider sees consents: %s", list.Body)
 	}
 
 	// The changelog: state, time, actor.
@@ -184,11 +170,11 @@ func TestRevokeInTwoClicksFlipsTheDecisionAtOnce(t *testing.T) {
 	v := w.approvedContainer(t, "Mileage", csMileage)
 	k := w.granted(t, vin, v.ContainerID, anna)
 	read := func() (int, string) {
-		res := w.api.Get(fmt.Sprintf("/api/v1/vehicles/%s/telematicData?containerId=%d", vin, v.ContainerID))
-		if res.Status == 200 {
+		res := call(w.gen.GetTelematicDataWithResponse(t.Context(), vin, &client.GetTelematicDataParams{ContainerId: int(v.ContainerID)})).must(t)
+		if res.JSON200 != nil {
 			return 200, "allowed"
 		}
-		return res.Status, csProblem(t, res.Body).Code
+		return res.StatusCode(), apiProblem(res.Body)
 	}
 	if st, code := read(); st != 200 {
 		t.Fatalf("read with consent: %d %s", st, code)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"cardata/app/providerapi/client"
 	"cardata/jobs"
 	"cardata/onboarding/containers"
 	"cardata/policies"
@@ -171,21 +172,22 @@ func TestPurgeWithdrawnContainersJob(t *testing.T) {
 	}
 
 	// The provider API: 404 container_not_found, and missing from the list.
-	res := w.api.Get(fmt.Sprintf("/api/v1/containers/%d", old.ContainerID))
-	if res.Status != http.StatusNotFound || csProblem(t, res.Body).Code != "container_not_found" {
-		t.Fatalf("GET purged container: %d %s", res.Status, res.Body)
+	ctx := t.Context()
+	res := call(w.gen.GetContainerWithResponse(ctx, int(old.ContainerID))).must(t)
+	if res.StatusCode() != http.StatusNotFound || apiProblem(res.Body) != "container_not_found" {
+		t.Fatalf("GET purged container: %d %s", res.StatusCode(), res.Body)
 	}
-	if res := w.api.Get(fmt.Sprintf("/api/v1/containers/%d", recent.ContainerID)); res.Status != http.StatusOK {
-		t.Fatalf("GET recent container: %d %s", res.Status, res.Body)
+	if res := call(w.gen.GetContainerWithResponse(ctx, int(recent.ContainerID))).must(t); res.JSON200 == nil {
+		t.Fatalf("GET recent container: %d %s", res.StatusCode(), res.Body)
 	}
-	res = w.api.Get("/api/v1/containers")
-	if res.Status != http.StatusOK || strings.Contains(res.Body, `"Old tariff"`) || !strings.Contains(res.Body, `"Recent tariff"`) {
-		t.Fatalf("list: %d %s", res.Status, res.Body)
+	apiList := call(w.gen.ListContainersWithResponse(ctx, nil)).must(t)
+	if apiList.JSON200 == nil || strings.Contains(string(apiList.Body), `"Old tariff"`) || !strings.Contains(string(apiList.Body), `"Recent tariff"`) {
+		t.Fatalf("list: %d %s", apiList.StatusCode(), apiList.Body)
 	}
 	// Asking for consent to it: as for a container that never existed.
-	res = w.api.SendJSON(http.MethodPost, "/api/v1/consent-requests", map[string]any{"vin": openVIN, "containerId": old.ContainerID})
-	if code, _ := csProblem(t, res.Body).field("containerId"); res.Status != http.StatusUnprocessableEntity || code != "container_not_found" {
-		t.Fatalf("consent request for the purged container: %d %s", res.Status, res.Body)
+	req := call(w.gen.RequestConsentWithResponse(ctx, nil, client.NewConsentRequest{Vin: openVIN, ContainerId: int(old.ContainerID)})).must(t)
+	if code, _ := csProblem(t, string(req.Body)).field("containerId"); req.StatusCode() != http.StatusUnprocessableEntity || code != "container_not_found" {
+		t.Fatalf("consent request for the purged container: %d %s", req.StatusCode(), req.Body)
 	}
 	// The provider's domain calls find nothing either.
 	if _, err := w.ct.FindContainer(w.pctx, w.pid, old.ContainerID); err != containers.ErrNotFound {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"cardata/app/providerapi/client"
 	"cardata/onboarding"
 	"cardata/onboarding/containers"
 	"cardata/policies"
@@ -102,42 +103,38 @@ func TestContainerAPIValidation(t *testing.T) {
 	}
 
 	// The good one is created and submitted; its sensitive key asks for two approvals.
-	res := w.api.SendJSON("POST", "/api/v1/containers", good)
-	if res.Status != http.StatusCreated {
-		t.Fatalf("create: %d %s", res.Status, res.Body)
+	ctx := t.Context()
+	body := client.CreateContainerJSONRequestBody{Name: "Pay-as-you-drive", Purpose: csPurpose, PurposeCode: "insurance_usage",
+		TechnicalDescriptors: []string{csMileage, csWeekly, csLat}}
+	res := call(w.gen.CreateContainerWithResponse(ctx, nil, body)).must(t)
+	if res.JSON201 == nil {
+		t.Fatalf("create: %d %s", res.StatusCode(), res.Body)
 	}
-	var got struct {
-		ID                   int64    `json:"id"`
-		State                string   `json:"state"`
-		Version              int      `json:"version"`
-		Sensitive            bool     `json:"sensitive"`
-		ApprovalsRequired    int      `json:"approvalsRequired"`
-		TechnicalDescriptors []string `json:"technicalDescriptors"`
-	}
-	res.JSON(t, &got)
-	if got.State != "submitted" || got.Version != 1 || !got.Sensitive || got.ApprovalsRequired != 2 || len(got.TechnicalDescriptors) != 3 {
+	got := res.JSON201
+	if got.State != client.ContainerStateSubmitted || got.Version != 1 || !got.Sensitive || got.ApprovalsRequired != 2 || len(got.TechnicalDescriptors) != 3 {
 		t.Fatalf("created: %+v", got)
 	}
-	if res.Header.Get("Location") != "/api/v1/containers/"+strconv.FormatInt(got.ID, 10) {
-		t.Fatalf("location %q", res.Header.Get("Location"))
+	if res.HTTPResponse.Header.Get("Location") != "/api/v1/containers/"+strconv.Itoa(got.Id) {
+		t.Fatalf("location %q", res.HTTPResponse.Header.Get("Location"))
 	}
 	// The same name again is refused while the first is live.
-	if res := w.api.SendJSON("POST", "/api/v1/containers", good); res.Status != 422 || !strings.Contains(res.Body, "name_taken") {
-		t.Fatalf("same name: %d %s", res.Status, res.Body)
+	if res := call(w.gen.CreateContainerWithResponse(ctx, nil, body)).must(t); res.StatusCode() != 422 || !strings.Contains(string(res.Body), "name_taken") {
+		t.Fatalf("same name: %d %s", res.StatusCode(), res.Body)
 	}
 	// List and get show it; another provider's container is not found.
-	if res := w.api.Get("/api/v1/containers"); res.Status != 200 || !strings.Contains(res.Body, `"Pay-as-you-drive"`) {
-		t.Fatalf("list: %d %s", res.Status, res.Body)
+	if res := call(w.gen.ListContainersWithResponse(ctx, nil)).must(t); res.JSON200 == nil || len(res.JSON200.Containers) != 1 ||
+		res.JSON200.Containers[0].Name != "Pay-as-you-drive" {
+		t.Fatalf("list: %d %s", res.StatusCode(), res.Body)
 	}
-	if res := w.api.Get(fmt.Sprintf("/api/v1/containers/%d", got.ID)); res.Status != 200 {
-		t.Fatalf("get: %d %s", res.Status, res.Body)
+	if res := call(w.gen.GetContainerWithResponse(ctx, got.Id)).must(t); res.JSON200 == nil || res.JSON200.Id != got.Id {
+		t.Fatalf("get: %d %s", res.StatusCode(), res.Body)
 	}
 	other := mustActiveProvider(t, w.tt, "Nordlys Forsikring AS", "NO", "NO917345821")
-	_, otherAPI := w.apiClient(t, other.Provider.ID)
-	if res := otherAPI.Get(fmt.Sprintf("/api/v1/containers/%d", got.ID)); res.Status != 404 || csProblem(t, res.Body).Code != "container_not_found" {
-		t.Fatalf("other provider's get: %d %s", res.Status, res.Body)
+	_, _, otherAPI := w.apiClients(t, other.Provider.ID)
+	if res := call(otherAPI.GetContainerWithResponse(ctx, got.Id)).must(t); res.StatusCode() != 404 || apiProblem(res.Body) != "container_not_found" {
+		t.Fatalf("other provider's get: %d %s", res.StatusCode(), res.Body)
 	}
-	if res := otherAPI.Get("/api/v1/containers"); strings.Contains(res.Body, "Pay-as-you-drive") {
+	if res := call(otherAPI.ListContainersWithResponse(ctx, nil)).must(t); res.JSON200 == nil || len(res.JSON200.Containers) != 0 {
 		t.Fatalf("other provider lists it: %s", res.Body)
 	}
 }
@@ -152,10 +149,10 @@ func TestContainerLimitAndInactiveProvider(t *testing.T) {
 			t.Fatalf("container %d: %v", i, err)
 		}
 	}
-	res := w.api.SendJSON("POST", "/api/v1/containers", map[string]any{"name": "Eleventh", "purpose": csPurpose,
-		"purposeCode": "insurance_usage", "technicalDescriptors": []string{csMileage}})
-	if res.Status != http.StatusConflict || csProblem(t, res.Body).Code != "container_limit_reached" {
-		t.Fatalf("eleventh: %d %s", res.Status, res.Body)
+	res := call(w.gen.CreateContainerWithResponse(t.Context(), nil, client.CreateContainerJSONRequestBody{Name: "Eleventh", Purpose: csPurpose,
+		PurposeCode: "insurance_usage", TechnicalDescriptors: []string{csMileage}})).must(t)
+	if res.StatusCode() != http.StatusConflict || apiProblem(res.Body) != "container_limit_reached" {
+		t.Fatalf("eleventh: %d %s", res.StatusCode(), res.Body)
 	}
 	// Discarding a draft frees a place.
 	list, err := w.ct.FindProviderContainers(w.tt.Ctx, w.pid)

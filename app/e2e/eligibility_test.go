@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -9,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"cardata/app/providerapi/client"
 	"cardata/billing/billingtest"
 	"cardata/onboarding/vehicles"
 )
@@ -64,7 +64,12 @@ func TestConsentRequestRefusedForIneligibleVehicles(t *testing.T) {
 			[]string{vehicles.ReasonNoServiceForKeys}},
 	}
 	for _, tc := range cases {
-		res := w.api.SendJSON("POST", "/api/v1/consent-requests", map[string]any{"vin": tc.vin, "containerId": v.ContainerID})
+		r := call(w.gen.RequestConsentWithResponse(t.Context(), nil, client.NewConsentRequest{Vin: tc.vin, ContainerId: int(v.ContainerID)})).must(t)
+		res := struct {
+			Status int
+			Header http.Header
+			Body   string
+		}{r.StatusCode(), r.HTTPResponse.Header, string(r.Body)}
 		p := csProblem(t, res.Body)
 		var got []string
 		for _, e := range p.Errors {
@@ -85,8 +90,8 @@ func TestConsentRequestRefusedForIneligibleVehicles(t *testing.T) {
 	}
 	// An eligible vehicle still can be asked for.
 	ok := w.vehicle(t, "MINI", "AT", true, anna)
-	if res := w.api.SendJSON("POST", "/api/v1/consent-requests", map[string]any{"vin": ok, "containerId": v.ContainerID}); res.Status != http.StatusCreated {
-		t.Fatalf("MINI in AT: %d %s", res.Status, res.Body)
+	if res := call(w.gen.RequestConsentWithResponse(t.Context(), nil, client.NewConsentRequest{Vin: ok, ContainerId: int(v.ContainerID)})).must(t); res.JSON201 == nil {
+		t.Fatalf("MINI in AT: %d %s", res.StatusCode(), res.Body)
 	}
 }
 
@@ -97,37 +102,34 @@ func TestCapabilitiesReportSIMState(t *testing.T) {
 	w := newConsentWorld(t)
 	anna := w.customer(t, "anna@test.local")
 	vin := w.vehicle(t, "BMW", "AT", true, anna)
-	caps := func() (c struct {
-		Eligible  bool     `json:"eligible"`
-		Reasons   []string `json:"reasons"`
-		SIMActive bool     `json:"simActive"`
-		Keys      []struct {
-			Available bool `json:"available"`
-		} `json:"keys"`
-	}) {
+	caps := func() *client.Capabilities {
 		t.Helper()
-		res := w.api.Get("/api/v1/vehicles/" + vin + "/capabilities")
-		if res.Status != http.StatusOK || json.Unmarshal([]byte(res.Body), &c) != nil {
-			t.Fatalf("capabilities: %d %s", res.Status, res.Body)
+		res := call(w.gen.GetCapabilitiesWithResponse(t.Context(), vin)).must(t)
+		if res.JSON200 == nil {
+			t.Fatalf("capabilities: %d %s", res.StatusCode(), res.Body)
 		}
-		return c
+		return res.JSON200
 	}
-	available := func(c []struct {
-		Available bool `json:"available"`
-	}) (n int) {
-		for _, k := range c {
+	available := func(c *client.Capabilities) (n int) {
+		for _, k := range c.Keys {
 			if k.Available {
 				n++
 			}
 		}
 		return n
 	}
-	if c := caps(); !c.Eligible || !c.SIMActive || len(c.Reasons) != 0 || available(c.Keys) == 0 {
+	reasons := func(c *client.Capabilities) (out []string) {
+		for _, r := range c.Reasons {
+			out = append(out, string(r))
+		}
+		return out
+	}
+	if c := caps(); !c.Eligible || !c.SimActive || len(c.Reasons) != 0 || available(c) == 0 {
 		t.Fatalf("SIM active: %+v", c)
 	}
 	w.tt.DB.Exec("UPDATE vehicles SET sim_active = false WHERE vin = ?", vin)
-	if c := caps(); c.Eligible || c.SIMActive || !slices.Equal(c.Reasons, []string{vehicles.ReasonSIMInactive}) || available(c.Keys) != 0 {
-		t.Fatalf("SIM inactive: eligible=%v sim=%v reasons=%v available=%d", c.Eligible, c.SIMActive, c.Reasons, available(c.Keys))
+	if c := caps(); c.Eligible || c.SimActive || !slices.Equal(reasons(c), []string{vehicles.ReasonSIMInactive}) || available(c) != 0 {
+		t.Fatalf("SIM inactive: eligible=%v sim=%v reasons=%v available=%d", c.Eligible, c.SimActive, c.Reasons, available(c))
 	}
 }
 
@@ -141,9 +143,11 @@ func TestIneligibleLaterConsentStaysGrantedButReadsAnswerWhy(t *testing.T) {
 	v := w.approvedContainer(t, "Mileage", csMileage)
 	k := w.granted(t, vin, v.ContainerID, anna)
 	apiIngest(t, w.tt, vin, csMileage, "12345", time.Now().Add(-time.Minute))
-	read := fmt.Sprintf("/api/v1/vehicles/%s/telematicData?containerId=%d", vin, v.ContainerID)
-	if res := w.api.Get(read); res.Status != http.StatusOK {
-		t.Fatalf("read while eligible: %d %s", res.Status, res.Body)
+	read := func() *client.GetTelematicDataResponse {
+		return call(w.gen.GetTelematicDataWithResponse(t.Context(), vin, &client.GetTelematicDataParams{ContainerId: int(v.ContainerID)})).must(t)
+	}
+	if res := read(); res.JSON200 == nil {
+		t.Fatalf("read while eligible: %d %s", res.StatusCode(), res.Body)
 	}
 	c := w.loginCustomer(t, "anna@test.local")
 	if home := c.Get("/my"); home.Status != http.StatusOK || strings.Contains(home.Body, "no-data-"+vin) {
@@ -151,9 +155,9 @@ func TestIneligibleLaterConsentStaysGrantedButReadsAnswerWhy(t *testing.T) {
 	}
 
 	w.tt.DB.Exec("UPDATE vehicles SET sim_active = false WHERE vin = ?", vin)
-	res := w.api.Get(read)
-	if p := csProblem(t, res.Body); res.Status != http.StatusForbidden || p.Code != "vehicle_sim_inactive" {
-		t.Fatalf("read with the SIM off: %d %s", res.Status, res.Body)
+	res := read()
+	if res.StatusCode() != http.StatusForbidden || apiProblem(res.Body) != "vehicle_sim_inactive" {
+		t.Fatalf("read with the SIM off: %d %s", res.StatusCode(), res.Body)
 	}
 	if d := w.decide(t, vin, v.ContainerID); d != "vehicle_sim_inactive" {
 		t.Fatalf("the general path decides %s", d)

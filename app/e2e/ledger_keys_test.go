@@ -18,6 +18,7 @@ import (
 
 	"cardata/app/apptest"
 	"cardata/app/providerapi"
+	"cardata/app/providerapi/client"
 	"cardata/billing"
 	"cardata/billing/billingtest"
 	"cardata/onboarding/catalog"
@@ -111,7 +112,6 @@ func TestLedgerNamesTheKeysEverySurfaceShows(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
 	w := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
-	oa := newAPIOpenAPIChecker(t)
 	pid := w.Provider.Provider.ID
 	sent := []string{apiKeyMileage, apiKeyMoving}
 	notSent := []string{apiKeyServiceCall}
@@ -125,17 +125,15 @@ func TestLedgerNamesTheKeysEverySurfaceShows(t *testing.T) {
 	readAt := time.Now().Add(-time.Minute).Truncate(time.Second)
 	apiIngest(t, tt, w.VIN, apiKeyMileage, "12345", readAt)
 	apiIngest(t, tt, w.VIN, apiKeyMoving, "true", readAt)
-	c := apiClient(t, tt, w)
-	res, body := apiGet(t, c, fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, w.VIN, w.ContainerID))
-	if res.StatusCode != 200 {
-		t.Fatalf("read: %d %s", res.StatusCode, body)
+	api, ctx := apiGen(t, tt, w), t.Context()
+	read := call(api.GetTelematicDataWithResponse(ctx, w.VIN, &client.GetTelematicDataParams{ContainerId: int(w.ContainerID)})).must(t)
+	if read.JSON200 == nil {
+		t.Fatalf("read: %d %s", read.StatusCode(), read.Body)
 	}
-	var tb apiTelematicBody
-	_ = json.Unmarshal([]byte(body), &tb)
-	if string(tb.TelematicData[apiKeyServiceCall]) != "null" {
-		t.Fatalf("the service call has no value and must be null: %s", body)
+	if v, ok := read.JSON200.TelematicData[apiKeyServiceCall]; !ok || v != nil {
+		t.Fatalf("the service call has no value and must be null: %s", read.Body)
 	}
-	deliveryID := res.Header.Get(providerapi.DeliveryHeader)
+	deliveryID := read.HTTPResponse.Header.Get(providerapi.DeliveryHeader)
 
 	// The ledger record names exactly the keys with values.
 	var pullID int64
@@ -161,24 +159,13 @@ func TestLedgerNamesTheKeysEverySurfaceShows(t *testing.T) {
 	}
 
 	// The deliveries API lists the same keys, with labels; the legacy record none.
-	res, body = apiGet(t, c, apiBase+"/api/v1/deliveries")
-	oa.check("GET", "/api/v1/deliveries", res, body)
-	var page struct {
-		Deliveries []struct {
-			ID            int64     `json:"id"`
-			DeliveryID    string    `json:"deliveryId"`
-			DeliveredAt   time.Time `json:"deliveredAt"`
-			KeysDelivered int       `json:"keysDelivered"`
-			KeysKnown     bool      `json:"keysKnown"`
-			Keys          *[]apiKey `json:"keys"`
-			EventID       *string   `json:"eventId"`
-		} `json:"deliveries"`
+	list := call(api.ListDeliveriesWithResponse(ctx, nil)).must(t)
+	if list.JSON200 == nil || len(list.JSON200.Deliveries) != 2 {
+		t.Fatalf("deliveries: %d %s", list.StatusCode(), list.Body)
 	}
-	if err := json.Unmarshal([]byte(body), &page); err != nil || res.StatusCode != 200 || len(page.Deliveries) != 2 {
-		t.Fatalf("deliveries: %d %v %s", res.StatusCode, err, body)
-	}
-	for _, d := range page.Deliveries {
-		switch d.ID {
+	body := string(list.Body)
+	for _, d := range list.JSON200.Deliveries {
+		switch int64(d.Id) {
 		case legacyID:
 			if d.KeysKnown || d.Keys != nil || d.KeysDelivered != 3 || !strings.Contains(body, `"keys":null`) {
 				t.Errorf("legacy delivery in the API: %+v", d)
@@ -187,13 +174,13 @@ func TestLedgerNamesTheKeysEverySurfaceShows(t *testing.T) {
 				t.Errorf("legacy delivered at %s, recorded %s", d.DeliveredAt, legacyAt)
 			}
 		case pullID:
-			if !d.KeysKnown || d.Keys == nil || d.DeliveryID != deliveryID || d.EventID != nil || !d.DeliveredAt.Equal(pullAt) {
+			if !d.KeysKnown || d.Keys == nil || d.DeliveryId != deliveryID || d.EventId != nil || !d.DeliveredAt.Equal(pullAt) {
 				t.Fatalf("pull delivery in the API: %+v", d)
 			}
 			var names []string
 			for _, k := range *d.Keys {
 				ck, ok := catalog.Default().Lookup(k.Key)
-				if !ok || ck.ID != k.ID || k.Label != ck.DescriptionEN || k.LabelDE != ck.DescriptionDE {
+				if !ok || int(ck.ID) != k.Id || k.Label != ck.DescriptionEN || k.LabelDe != ck.DescriptionDE {
 					t.Errorf("API key %+v does not match the catalog", k)
 				}
 				names = append(names, k.Key)
@@ -213,11 +200,9 @@ func TestLedgerNamesTheKeysEverySurfaceShows(t *testing.T) {
 	if !legacyAt.Before(month.Start) {
 		want = 2
 	}
-	res, body = apiGet(t, c, apiBase+"/api/v1/usage?period="+month.String())
-	var usage billing.Usage
-	_ = json.Unmarshal([]byte(body), &usage)
-	if res.StatusCode != 200 || len(usage.Items) != 2 || usage.Items[0].Count != want {
-		t.Fatalf("usage (want %d pulls): %d %s", want, res.StatusCode, body)
+	usage := call(api.GetUsageWithResponse(ctx, &client.GetUsageParams{Period: ptr(month.String())})).must(t)
+	if u := usage.JSON200; u == nil || len(u.Items) != 2 || int64(u.Items[0].Count) != want {
+		t.Fatalf("usage (want %d pulls): %d %s", want, usage.StatusCode(), usage.Body)
 	}
 
 	// The portal's delivery log and the staff page show the same.
@@ -372,12 +357,4 @@ func pdfText(t *testing.T, pdf []byte) string {
 	}
 	// Text operands are PDF strings: unescape the parentheses.
 	return strings.NewReplacer(`\(`, "(", `\)`, ")").Replace(out.String())
-}
-
-// apiKey is a key as the deliveries API names it.
-type apiKey struct {
-	ID      int16  `json:"id"`
-	Key     string `json:"key"`
-	Label   string `json:"label"`
-	LabelDE string `json:"labelDe"`
 }

@@ -104,14 +104,14 @@ func (e *mdEnv) json(t *testing.T, method, path, body string) *apptest.Response 
 // caps asks the provider API's capability service.
 func (e *mdEnv) caps(t *testing.T, vin string) (int, vehicles.Capabilities) {
 	t.Helper()
-	res, body := apiGet(t, e.api, "http://cardata.test/api/v1/vehicles/"+vin+"/capabilities")
+	res := call(apiGenOver(t, e.api).GetCapabilitiesWithResponse(t.Context(), vin)).must(t)
 	var c vehicles.Capabilities
-	if res.StatusCode == 200 {
-		if err := json.Unmarshal([]byte(body), &c); err != nil {
+	if res.JSON200 != nil {
+		if err := json.Unmarshal(res.Body, &c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return res.StatusCode, c
+	return res.StatusCode(), c
 }
 
 func keyAvailable(c vehicles.Capabilities, key string) bool {

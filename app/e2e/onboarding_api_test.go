@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"testing"
 
@@ -108,15 +109,17 @@ func TestMarketsAPIIsPublicAndShowsPausedMarkets(t *testing.T) {
 	if _, err := onboardingFor(tt).SetMarketActive(tt.Ctx, "GB", false); err != nil {
 		t.Fatal(err)
 	}
-	res := tt.Client(t).Get("/api/v1/markets")
-	if res.Status != http.StatusOK {
-		t.Fatalf("%d %s", res.Status, res.Body)
+	res := call(apiGenOver(t, apiInProcessClient(t, tt)).ListMarketsWithResponse(t.Context())).must(t) // public: no token
+	if res.JSON200 == nil {
+		t.Fatalf("%d %s", res.StatusCode(), res.Body)
 	}
 	var out struct {
 		Count   int
 		Markets []struct{ Code, Name, Status string }
 	}
-	res.JSON(t, &out)
+	if err := json.Unmarshal(res.Body, &out); err != nil {
+		t.Fatal(err)
+	}
 	if out.Count != 31 || len(out.Markets) != 31 {
 		t.Fatalf("%d markets", out.Count)
 	}

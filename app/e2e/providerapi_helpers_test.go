@@ -16,6 +16,7 @@ import (
 
 	"cardata/app/apptest"
 	"cardata/app/ingest"
+	"cardata/app/providerapi/client"
 	"cardata/onboarding"
 	"cardata/onboarding/containers"
 	"cardata/onboarding/vehicles"
@@ -194,3 +195,48 @@ func apiSend(t *testing.T, c *http.Client, method, u, body string, hdr map[strin
 	b, _ := io.ReadAll(res.Body)
 	return res, string(b)
 }
+
+// apiGen is the generated client (app/providerapi/client) as a provider's
+// program uses it: tokens from golang.org/x/oauth2/clientcredentials
+// (apiClient), every exchange checked against the OpenAPI document.
+func apiGen(t *testing.T, tt *apptest.T, w *apiWorld) *client.ClientWithResponses {
+	t.Helper()
+	return apiGenOver(t, apiClient(t, tt, w))
+}
+
+// apiGenOver is the generated client on an HTTP client of the test's making.
+func apiGenOver(t testing.TB, hc *http.Client) *client.ClientWithResponses {
+	t.Helper()
+	c, err := client.NewClientWithResponses(apiBase, client.WithHTTPClient(hc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// call holds a generated client's answer and its transport error, so that
+// call(api.GetX(...)).must(t) fails the test on the error and gives the
+// answer.
+func call[R any](res R, err error) called[R] { return called[R]{res, err} }
+
+type called[R any] struct {
+	res R
+	err error
+}
+
+func (c called[R]) must(t testing.TB) R {
+	t.Helper()
+	if c.err != nil {
+		t.Fatal(c.err)
+	}
+	return c.res
+}
+
+// apiProblem is the code of a problem document ("" when body is none).
+func apiProblem(body []byte) string {
+	var p client.Problem
+	_ = json.Unmarshal(body, &p)
+	return p.Code
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -16,57 +15,28 @@ import (
 	"github.com/shopspring/decimal"
 
 	"cardata/app/apptest"
+	"cardata/app/providerapi/client"
 	"cardata/billing"
 	"cardata/billing/billingtest"
 	"cardata/onboarding"
 	"cardata/policies"
 )
 
-type apiInvoiceJSON struct {
-	ID                int64   `json:"id"`
-	Number            string  `json:"number"`
-	Type              string  `json:"type"`
-	Status            string  `json:"status"`
-	Period            string  `json:"period"`
-	GrossTotal        string  `json:"grossTotal"`
-	PaidTotal         string  `json:"paidTotal"`
-	CreditedTotal     *string `json:"creditedTotal"`
-	Outstanding       *string `json:"outstanding"`
-	PaymentStatus     *string `json:"paymentStatus"`
-	CorrectsInvoiceID *int64  `json:"correctsInvoiceId"`
-	CorrectsNumber    *string `json:"correctsNumber"`
-	Documents         struct {
-		PDF string `json:"pdf"`
-		XML string `json:"xml"`
-	} `json:"documents"`
-	Lines []struct {
-		Item      string `json:"item"`
-		NetAmount string `json:"netAmount"`
-	} `json:"lines"`
-	Payments []struct {
-		Amount     string `json:"amount"`
-		ReceivedOn string `json:"receivedOn"`
-	} `json:"payments"`
-	CreditNotes []struct {
-		ID     int64  `json:"id"`
-		Number string `json:"number"`
-	} `json:"creditNotes"`
-}
-
-type apiInvoicePageJSON struct {
-	Invoices   []apiInvoiceJSON `json:"invoices"`
-	NextCursor *string          `json:"nextCursor"`
-}
-
-// apiClientFor returns an OAuth client (real library) of a new API client
-// of the provider.
-func apiClientFor(t *testing.T, tt *apptest.T, r *onboarding.Registered) *http.Client {
+// apiRawFor returns an OAuth client (real library) of a new API client
+// of the provider, with a bare token-bearing HTTP client.
+func apiRawFor(t *testing.T, tt *apptest.T, r *onboarding.Registered) *http.Client {
 	t.Helper()
 	ns, err := onboardingFor(tt).CreateAPIClient(tt.Ctx, r.Provider.ID, "invoices")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return apiClient(t, tt, &apiWorld{ClientID: ns.Client.ClientID, Secret: ns.Secret})
+}
+
+// apiGenFor is the generated client on a new API client of the provider.
+func apiGenFor(t *testing.T, tt *apptest.T, r *onboarding.Registered) *client.ClientWithResponses {
+	t.Helper()
+	return apiGenOver(t, apiRawFor(t, tt, r))
 }
 
 // Providers read their issued invoices and credit notes through the API;
@@ -134,173 +104,178 @@ func TestProviderAPIInvoices(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	oa := newAPIOpenAPIChecker(t)
-	ca, cb := apiClientFor(t, tt, a), apiClientFor(t, tt, b)
-	get := func(c *http.Client, path string) (*http.Response, string) {
+	ca, cb := apiGenFor(t, tt, a), apiGenFor(t, tt, b)
+	// Requests the generated client cannot make (undocumented parameters,
+	// values outside an enum, malformed ids) go raw, as an attacker's would.
+	raw := apiRawFor(t, tt, a)
+	get := func(path string) (*http.Response, string) {
 		t.Helper()
-		res, body := apiGet(t, c, apiBase+path)
-		oa.check("GET", path, res, body)
-		return res, body
+		return apiGet(t, raw, apiBase+path)
+	}
+	ids := func(p *client.InvoicePage) []int64 {
+		var out []int64
+		for _, it := range p.Invoices {
+			out = append(out, int64(it.Id))
+		}
+		return out
 	}
 
 	// The list: A's issued invoice and credit note, newest first; never the
 	// drafts, never B's.
-	res, body := get(ca, "/api/v1/invoices")
-	var page apiInvoicePageJSON
-	_ = json.Unmarshal([]byte(body), &page)
-	if res.StatusCode != 200 || len(page.Invoices) != 2 || page.NextCursor != nil || page.Invoices[0].ID != cn.ID || page.Invoices[1].ID != sep.ID {
-		t.Fatalf("A's invoices: %d %s", res.StatusCode, body)
+	list := call(ca.ListInvoicesWithResponse(ctx, nil)).must(t)
+	if p := list.JSON200; p == nil || len(p.Invoices) != 2 || p.NextCursor != nil || ids(p)[0] != cn.ID || ids(p)[1] != sep.ID {
+		t.Fatalf("A's invoices: %d %s", list.StatusCode(), list.Body)
 	}
-	for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
-		if res.Header.Get(h) == "" {
-			t.Errorf("missing %s", h)
-		}
+	if h := list.Headers200; h == nil || h.RateLimitLimit == nil || h.RateLimitRemaining == nil || h.RateLimitReset == nil {
+		t.Errorf("rate limit headers missing: %v", list.HTTPResponse.Header)
 	}
 	gross := sep.GrossTotal.StringFixed(2)
 	open := sep.GrossTotal.Sub(cn.GrossTotal).Sub(decimal.RequireFromString("0.30")).StringFixed(2)
-	li := page.Invoices[1]
-	if li.Number != *sep.Number || li.Type != "invoice" || li.Status != "finalized" || li.GrossTotal != gross || li.PaidTotal != "0.30" ||
-		li.CreditedTotal == nil || *li.CreditedTotal != cn.GrossTotal.StringFixed(2) || li.Outstanding == nil || *li.Outstanding != open ||
-		li.Documents.PDF != fmt.Sprintf("/api/v1/invoices/%d/pdf", sep.ID) {
+	li := list.JSON200.Invoices[1]
+	if li.Number != *sep.Number || li.Type != client.InvoiceTypeInvoice || li.Status != client.InvoiceStatusFinalized || li.GrossTotal != gross ||
+		li.PaidTotal != "0.30" || li.CreditedTotal == nil || *li.CreditedTotal != cn.GrossTotal.StringFixed(2) || li.Outstanding == nil ||
+		*li.Outstanding != open || li.Documents.Pdf != fmt.Sprintf("/api/v1/invoices/%d/pdf", sep.ID) {
 		t.Fatalf("invoice in the list: %+v", li)
 	}
-	if lc := page.Invoices[0]; lc.Type != "credit_note" || lc.CorrectsNumber == nil || *lc.CorrectsNumber != *sep.Number || lc.Outstanding != nil ||
-		lc.PaymentStatus != nil {
+	if lc := list.JSON200.Invoices[0]; lc.Type != client.InvoiceTypeCreditNote || lc.CorrectsNumber == nil || *lc.CorrectsNumber != *sep.Number ||
+		lc.Outstanding != nil || lc.PaymentStatus != nil {
 		t.Fatalf("credit note in the list: %+v", lc)
 	}
 	// Paid in part: the life cycle stays "finalized", the payment status says partially_paid (1.1).
 	if li.PaymentStatus == nil || *li.PaymentStatus != "partially_paid" {
 		t.Fatalf("payment status of the partly paid invoice: %v", li.PaymentStatus)
 	}
-	res, body = get(cb, "/api/v1/invoices")
-	page = apiInvoicePageJSON{}
-	_ = json.Unmarshal([]byte(body), &page)
-	if res.StatusCode != 200 || len(page.Invoices) != 1 || page.Invoices[0].ID != bOct.ID || page.Invoices[0].PaymentStatus == nil ||
-		*page.Invoices[0].PaymentStatus != "unpaid" {
-		t.Fatalf("B's invoices: %s", body)
+	list = call(cb.ListInvoicesWithResponse(ctx, nil)).must(t)
+	if p := list.JSON200; p == nil || len(p.Invoices) != 1 || ids(p)[0] != bOct.ID || p.Invoices[0].PaymentStatus == nil ||
+		*p.Invoices[0].PaymentStatus != "unpaid" {
+		t.Fatalf("B's invoices: %s", list.Body)
 	}
 
 	// Filters and pages.
-	for q, want := range map[string][]int64{
-		"?period=2026-09": {cn.ID, sep.ID}, "?period=2026-10": {}, "?type=credit_note": {cn.ID}, "?type=invoice&status=finalized": {sep.ID},
-		"?status=paid": {}, "?limit=1": {cn.ID},
+	for _, f := range []struct {
+		name string
+		p    client.ListInvoicesParams
+		want []int64
+	}{
+		{"period=2026-09", client.ListInvoicesParams{Period: ptr("2026-09")}, []int64{cn.ID, sep.ID}},
+		{"period=2026-10", client.ListInvoicesParams{Period: ptr("2026-10")}, nil},
+		{"type=credit_note", client.ListInvoicesParams{Type: ptr(client.ListInvoicesParamsTypeCreditNote)}, []int64{cn.ID}},
+		{"type=invoice&status=finalized", client.ListInvoicesParams{Type: ptr(client.ListInvoicesParamsTypeInvoice),
+			Status: ptr(client.ListInvoicesParamsStatusFinalized)}, []int64{sep.ID}},
+		{"status=paid", client.ListInvoicesParams{Status: ptr(client.ListInvoicesParamsStatusPaid)}, nil},
+		{"limit=1", client.ListInvoicesParams{Limit: ptr(1)}, []int64{cn.ID}},
 	} {
-		res, body := get(ca, "/api/v1/invoices"+q)
-		page = apiInvoicePageJSON{}
-		_ = json.Unmarshal([]byte(body), &page)
-		var got []int64
-		for _, it := range page.Invoices {
-			got = append(got, it.ID)
-		}
-		if res.StatusCode != 200 || fmt.Sprint(got) != fmt.Sprint(want) && !(len(got) == 0 && len(want) == 0) {
-			t.Errorf("%s: %d %v, want %v", q, res.StatusCode, got, want)
+		res := call(ca.ListInvoicesWithResponse(ctx, &f.p)).must(t)
+		if res.JSON200 == nil || fmt.Sprint(ids(res.JSON200)) != fmt.Sprint(f.want) {
+			t.Errorf("%s: %d %s, want %v", f.name, res.StatusCode(), res.Body, f.want)
 		}
 	}
 	// The next page follows the cursor; a cursor not handed out is refused.
-	res, body = get(ca, "/api/v1/invoices?limit=1")
-	page = apiInvoicePageJSON{}
-	_ = json.Unmarshal([]byte(body), &page)
-	if page.NextCursor == nil {
-		t.Fatalf("no next page: %s", body)
+	list = call(ca.ListInvoicesWithResponse(ctx, &client.ListInvoicesParams{Limit: ptr(1)})).must(t)
+	if list.JSON200 == nil || list.JSON200.NextCursor == nil {
+		t.Fatalf("no next page: %s", list.Body)
 	}
-	res, body = get(ca, "/api/v1/invoices?limit=1&cursor="+url.QueryEscape(*page.NextCursor))
-	page = apiInvoicePageJSON{}
-	_ = json.Unmarshal([]byte(body), &page)
-	if res.StatusCode != 200 || len(page.Invoices) != 1 || page.Invoices[0].ID != sep.ID || page.NextCursor != nil {
-		t.Fatalf("second page: %d %s", res.StatusCode, body)
+	list = call(ca.ListInvoicesWithResponse(ctx, &client.ListInvoicesParams{Limit: ptr(1), Cursor: list.JSON200.NextCursor})).must(t)
+	if p := list.JSON200; p == nil || len(p.Invoices) != 1 || ids(p)[0] != sep.ID || p.NextCursor != nil {
+		t.Fatalf("second page: %d %s", list.StatusCode(), list.Body)
 	}
-	for _, q := range []string{"?cursor=bm9wZQ", "?page=2", "?perPage=1"} {
-		if res, body := get(ca, "/api/v1/invoices"+q); res.StatusCode != http.StatusBadRequest {
+	if res := call(ca.ListInvoicesWithResponse(ctx, &client.ListInvoicesParams{Cursor: ptr("bm9wZQ")})).must(t); res.StatusCode() != http.StatusBadRequest {
+		t.Errorf("a cursor not handed out: %d %s", res.StatusCode(), res.Body)
+	}
+	for _, q := range []string{"?page=2", "?perPage=1"} {
+		if res, body := get("/api/v1/invoices" + q); res.StatusCode != http.StatusBadRequest {
 			t.Errorf("%s: %d %s", q, res.StatusCode, body)
 		}
 	}
 	for _, q := range []string{"?period=2026-13", "?period=x", "?status=draft", "?status=discarded", "?type=bill", "?limit=0", "?limit=x",
 		"?limit=501", "?limit=-1"} {
-		res, body := get(ca, "/api/v1/invoices"+q)
+		res, body := get("/api/v1/invoices" + q)
 		if res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(res.Header.Get("Content-Type"), "problem+json") {
 			t.Errorf("%s: %d %s", q, res.StatusCode, body)
 		}
 	}
 
 	// The detail: lines, payments, credit notes, outstanding.
-	res, body = get(ca, fmt.Sprintf("/api/v1/invoices/%d", sep.ID))
-	var d apiInvoiceJSON
-	_ = json.Unmarshal([]byte(body), &d)
-	if res.StatusCode != 200 || len(d.Lines) != len(sep.Lines) || len(d.Lines) == 0 || len(d.Payments) != 1 || d.Payments[0].Amount != "0.30" ||
-		d.Payments[0].ReceivedOn != "2026-11-05" || len(d.CreditNotes) != 1 || d.CreditNotes[0].ID != cn.ID || d.Outstanding == nil || *d.Outstanding != open ||
-		d.PaymentStatus == nil || *d.PaymentStatus != "partially_paid" {
-		t.Fatalf("invoice detail: %d %s", res.StatusCode, body)
+	detail := call(ca.GetInvoiceWithResponse(ctx, int(sep.ID))).must(t)
+	if d := detail.JSON200; d == nil || len(d.Lines) != len(sep.Lines) || len(d.Lines) == 0 || len(d.Payments) != 1 || d.Payments[0].Amount != "0.30" ||
+		d.Payments[0].ReceivedOn.String() != "2026-11-05" || len(d.CreditNotes) != 1 || int64(d.CreditNotes[0].Id) != cn.ID ||
+		d.Outstanding == nil || *d.Outstanding != open || d.PaymentStatus == nil || *d.PaymentStatus != "partially_paid" {
+		t.Fatalf("invoice detail: %d %s", detail.StatusCode(), detail.Body)
 	}
-	res, body = get(ca, fmt.Sprintf("/api/v1/invoices/%d", cn.ID))
-	d = apiInvoiceJSON{}
-	_ = json.Unmarshal([]byte(body), &d)
-	if res.StatusCode != 200 || d.Type != "credit_note" || d.CorrectsInvoiceID == nil || *d.CorrectsInvoiceID != sep.ID || d.Outstanding != nil {
-		t.Fatalf("credit note detail: %d %s", res.StatusCode, body)
+	detail = call(ca.GetInvoiceWithResponse(ctx, int(cn.ID))).must(t)
+	if d := detail.JSON200; d == nil || d.Type != client.InvoiceDetailTypeCreditNote || d.CorrectsInvoiceId == nil ||
+		int64(*d.CorrectsInvoiceId) != sep.ID || d.Outstanding != nil {
+		t.Fatalf("credit note detail: %d %s", detail.StatusCode(), detail.Body)
 	}
 
-	// Documents: the stored bytes, their content types and SHA-256.
+	// Documents: the stored bytes, their content types and SHA-256; the
+	// ETag answers 304 to If-None-Match.
+	document := func(c *client.ClientWithResponses, id int64, ext, etag string) (int, http.Header, []byte) {
+		t.Helper()
+		var match *string
+		if etag != "" {
+			match = &etag
+		}
+		if ext == "pdf" {
+			r := call(c.GetInvoicePDFWithResponse(ctx, int(id), &client.GetInvoicePDFParams{IfNoneMatch: match})).must(t)
+			return r.StatusCode(), r.HTTPResponse.Header, r.Body
+		}
+		r := call(c.GetInvoiceXMLWithResponse(ctx, int(id), &client.GetInvoiceXMLParams{IfNoneMatch: match})).must(t)
+		return r.StatusCode(), r.HTTPResponse.Header, r.Body
+	}
 	for _, doc := range []struct {
 		id              int64
 		ext, fmt, ctype string
 	}{{sep.ID, "pdf", "pdf", "application/pdf"}, {sep.ID, "xml", "ubl", "application/xml"}, {cn.ID, "pdf", "pdf", "application/pdf"}, {cn.ID, "xml", "ubl", "application/xml"}} {
-		path := fmt.Sprintf("/api/v1/invoices/%d/%s", doc.id, doc.ext)
-		res, body := get(ca, path)
+		status, hdr, body := document(ca, doc.id, doc.ext, "")
 		stored, err := bs.Document(ctx, doc.id, doc.fmt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sum := sha256.Sum256([]byte(body))
-		if res.StatusCode != 200 || !bytes.Equal([]byte(body), stored.Content) || res.Header.Get("Content-Type") != doc.ctype ||
-			res.Header.Get("ETag") != `"`+hex.EncodeToString(sum[:])+`"` || stored.SHA256 != hex.EncodeToString(sum[:]) ||
-			!strings.HasPrefix(res.Header.Get("Repr-Digest"), "sha-256=:") || !strings.Contains(res.Header.Get("Content-Disposition"), ".") {
-			t.Fatalf("%s: %d %s etag %s (%d bytes, stored %d)", path, res.StatusCode, res.Header.Get("Content-Type"), res.Header.Get("ETag"), len(body), len(stored.Content))
+		sum := sha256.Sum256(body)
+		if status != 200 || !bytes.Equal(body, stored.Content) || hdr.Get("Content-Type") != doc.ctype ||
+			hdr.Get("ETag") != `"`+hex.EncodeToString(sum[:])+`"` || stored.SHA256 != hex.EncodeToString(sum[:]) ||
+			!strings.HasPrefix(hdr.Get("Repr-Digest"), "sha-256=:") || !strings.Contains(hdr.Get("Content-Disposition"), ".") {
+			t.Fatalf("%d.%s: %d %s etag %s (%d bytes, stored %d)", doc.id, doc.ext, status, hdr.Get("Content-Type"), hdr.Get("ETag"), len(body), len(stored.Content))
 		}
-		req, _ := http.NewRequest("GET", apiBase+path, nil)
-		req.Header.Set("If-None-Match", res.Header.Get("ETag"))
-		nm, err := ca.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nm.Body.Close()
-		if nm.StatusCode != http.StatusNotModified {
-			t.Fatalf("%s If-None-Match: %d", path, nm.StatusCode)
+		if status, _, _ := document(ca, doc.id, doc.ext, hdr.Get("ETag")); status != http.StatusNotModified {
+			t.Fatalf("%d.%s If-None-Match: %d", doc.id, doc.ext, status)
 		}
 	}
 
 	// 404, never 403, for another provider's documents, for drafts and for
 	// ids that do not exist: the answers are the same.
-	_, unknown := get(ca, "/api/v1/invoices/999999999")
+	unknown := call(ca.GetInvoiceWithResponse(ctx, 999999999)).must(t).Body
 	for _, id := range []int64{bOct.ID, aDraft.ID, pendingCN.ID, 999999999} {
-		for _, suffix := range []string{"", "/pdf", "/xml"} {
-			path := fmt.Sprintf("/api/v1/invoices/%d%s", id, suffix)
-			res, body := get(ca, path)
-			var p struct {
-				Code string `json:"code"`
-			}
-			_ = json.Unmarshal([]byte(body), &p)
-			if res.StatusCode != http.StatusNotFound || p.Code != "not_found" || !strings.Contains(res.Header.Get("Content-Type"), "problem+json") {
-				t.Errorf("%s: %d %s", path, res.StatusCode, body)
-			}
-			if suffix == "" && stripInstance(body) != stripInstance(unknown) {
-				t.Errorf("%s answers differently from an unknown id: %s vs %s", path, body, unknown)
+		inv := call(ca.GetInvoiceWithResponse(ctx, int(id))).must(t)
+		if inv.StatusCode() != http.StatusNotFound || inv.ApplicationproblemJSON404 == nil || inv.ApplicationproblemJSON404.Code != "not_found" {
+			t.Errorf("invoice %d: %d %s", id, inv.StatusCode(), inv.Body)
+		}
+		if stripInstance(string(inv.Body)) != stripInstance(string(unknown)) {
+			t.Errorf("invoice %d answers differently from an unknown id: %s vs %s", id, inv.Body, unknown)
+		}
+		for _, ext := range []string{"pdf", "xml"} {
+			status, hdr, body := document(ca, id, ext, "")
+			if status != http.StatusNotFound || apiProblem(body) != "not_found" || !strings.Contains(hdr.Get("Content-Type"), "problem+json") {
+				t.Errorf("invoice %d.%s: %d %s", id, ext, status, body)
 			}
 		}
 	}
 	for _, path := range []string{"/api/v1/invoices/abc", "/api/v1/invoices/0", "/api/v1/invoices/-1/pdf", "/api/v1/invoices/99999999999999999999999/xml"} {
-		if res, body := get(ca, path); res.StatusCode != http.StatusNotFound {
+		if res, body := get(path); res.StatusCode != http.StatusNotFound {
 			t.Errorf("%s: %d %s", path, res.StatusCode, body)
 		}
 	}
 	// B reads its own document, and A's is hidden from it.
-	if res, _ := get(cb, fmt.Sprintf("/api/v1/invoices/%d/pdf", bOct.ID)); res.StatusCode != 200 {
-		t.Fatalf("B's own pdf: %d", res.StatusCode)
+	if status, _, _ := document(cb, bOct.ID, "pdf", ""); status != 200 {
+		t.Fatalf("B's own pdf: %d", status)
 	}
-	if res, _ := get(cb, fmt.Sprintf("/api/v1/invoices/%d", sep.ID)); res.StatusCode != http.StatusNotFound {
-		t.Fatalf("A's invoice for B: %d", res.StatusCode)
+	if res := call(cb.GetInvoiceWithResponse(ctx, int(sep.ID))).must(t); res.StatusCode() != http.StatusNotFound {
+		t.Fatalf("A's invoice for B: %d", res.StatusCode())
 	}
 	// Without a token: 401.
-	if res, body := get(apiInProcessClient(t, tt), "/api/v1/invoices"); res.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("anonymous: %d %s", res.StatusCode, body)
+	if res := call(apiGenOver(t, apiInProcessClient(t, tt)).ListInvoicesWithResponse(ctx, nil)).must(t); res.StatusCode() != http.StatusUnauthorized {
+		t.Fatalf("anonymous: %d %s", res.StatusCode(), res.Body)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,64 +28,13 @@ import (
 	"cardata/app/apptest"
 	"cardata/app/config"
 	"cardata/app/providerapi"
+	"cardata/app/providerapi/client"
 	"cardata/billing"
 	"cardata/onboarding/webhooks"
 	"cardata/policies"
 )
 
 const apiBase = "http://cardata.test"
-
-type apiTelematicBody struct {
-	VIN           string                     `json:"vin"`
-	ContainerID   int64                      `json:"containerId"`
-	TelematicData map[string]json.RawMessage `json:"telematicData"`
-}
-
-// apiOpenAPIChecker validates real responses against the published document.
-type apiOpenAPIChecker struct {
-	t *testing.T
-	v validator.Validator
-}
-
-func newAPIOpenAPIChecker(t *testing.T) *apiOpenAPIChecker {
-	t.Helper()
-	doc, err := libopenapi.NewDocument(providerapi.OpenAPI)
-	if err != nil {
-		t.Fatalf("openapi.json: %v", err)
-	}
-	v, errs := validator.NewValidator(doc)
-	if len(errs) > 0 {
-		t.Fatalf("openapi.json: %v", errs)
-	}
-	if ok, verrs := v.ValidateDocument(); !ok {
-		for _, e := range verrs {
-			t.Errorf("openapi.json invalid: %s %s", e.Message, e.Reason)
-		}
-	}
-	// The checker must be able to fail: a telematicData answer without its
-	// required members is rejected.
-	res := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}}
-	req := httptest.NewRequest("GET", "/api/v1/vehicles/WBA00000000000001/telematicData?containerId=1", nil)
-	res.Body = io.NopCloser(strings.NewReader(`{"vin":"WBA00000000000001","telematicData":{"k":{"value":1}}}`))
-	if ok, _ := v.ValidateHttpResponse(req, res); ok {
-		t.Fatal("the OpenAPI checker accepted a response that breaks the document")
-	}
-	return &apiOpenAPIChecker{t: t, v: v}
-}
-
-// check validates one exchange (the body is given separately since the
-// client already read it).
-func (o *apiOpenAPIChecker) check(method, path string, res *http.Response, body string) {
-	o.t.Helper()
-	req := httptest.NewRequest(method, path, nil)
-	r := *res
-	r.Body = io.NopCloser(strings.NewReader(body))
-	if ok, errs := o.v.ValidateHttpResponse(req, &r); !ok {
-		for _, e := range errs {
-			o.t.Errorf("%s %s -> %d does not match the OpenAPI document: %s (%s) %v", method, path, res.StatusCode, e.Message, e.Reason, e.SchemaValidationErrors)
-		}
-	}
-}
 
 // apiLedgerRows reads the provider's ledger.
 func apiLedgerRows(t *testing.T, tt *apptest.T, providerID int64) []billing.LedgerRecord {
@@ -100,7 +50,7 @@ func TestProviderAPIReadsConsentedDataAndRecordsEveryDelivery(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
 	w := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
-	oa := newAPIOpenAPIChecker(t)
+	ctx := t.Context()
 
 	// Both client authentication methods of the real OAuth2 library work.
 	for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
@@ -120,27 +70,22 @@ func TestProviderAPIReadsConsentedDataAndRecordsEveryDelivery(t *testing.T) {
 		t.Fatalf("stored tokens: %d", stored)
 	}
 
-	c := apiClient(t, tt, w)
-	dataURL := fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, w.VIN, w.ContainerID)
+	api := apiGen(t, tt, w)
+	read := &client.GetTelematicDataParams{ContainerId: int(w.ContainerID)}
 
 	// Nothing received yet: every key null, 200, not billed.
-	res, body := apiGet(t, c, dataURL)
-	if res.StatusCode != 200 {
-		t.Fatalf("empty read: %d %s", res.StatusCode, body)
+	res := call(api.GetTelematicDataWithResponse(ctx, w.VIN, read)).must(t)
+	if res.JSON200 == nil {
+		t.Fatalf("empty read: %d %s", res.StatusCode(), res.Body)
 	}
-	oa.check("GET", "/api/v1/vehicles/"+w.VIN+"/telematicData?containerId="+strconv.FormatInt(w.ContainerID, 10), res, body)
-	var tb apiTelematicBody
-	_ = json.Unmarshal([]byte(body), &tb)
-	if len(tb.TelematicData) != 3 || string(tb.TelematicData[apiKeyMileage]) != "null" || res.Header.Get(providerapi.DeliveryHeader) != "" {
-		t.Fatalf("empty read body: %s", body)
+	if d := res.JSON200.TelematicData; len(d) != 3 || d[apiKeyMileage] != nil || res.HTTPResponse.Header.Get(providerapi.DeliveryHeader) != "" {
+		t.Fatalf("empty read body: %s", res.Body)
 	}
 	if n := len(apiLedgerRows(t, tt, w.Provider.Provider.ID)); n != 0 {
 		t.Fatalf("an empty response was billed: %d records", n)
 	}
-	for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
-		if res.Header.Get(h) == "" {
-			t.Errorf("missing %s", h)
-		}
+	if h := res.Headers200; h == nil || h.RateLimitLimit == nil || h.RateLimitRemaining == nil || h.RateLimitReset == nil {
+		t.Errorf("rate limit headers missing: %v", res.HTTPResponse.Header)
 	}
 
 	readAt := time.Now().Add(-time.Minute).Truncate(time.Second)
@@ -148,32 +93,20 @@ func TestProviderAPIReadsConsentedDataAndRecordsEveryDelivery(t *testing.T) {
 
 	var sent []string
 	for i := 0; i < 3; i++ {
-		res, body = apiGet(t, c, dataURL)
-		if res.StatusCode != 200 {
-			t.Fatalf("read: %d %s", res.StatusCode, body)
+		res = call(api.GetTelematicDataWithResponse(ctx, w.VIN, read)).must(t)
+		if res.JSON200 == nil {
+			t.Fatalf("read: %d %s", res.StatusCode(), res.Body)
 		}
-		oa.check("GET", "/api/v1/vehicles/"+w.VIN+"/telematicData?containerId="+strconv.FormatInt(w.ContainerID, 10), res, body)
-		id := res.Header.Get(providerapi.DeliveryHeader)
-		if id == "" {
-			t.Fatalf("no delivery id on a response with data: %s", body)
+		if res.Headers200 == nil || res.Headers200.CarDataDeliveryId == nil {
+			t.Fatalf("no delivery id on a response with data: %s", res.Body)
 		}
-		sent = append(sent, id)
-		tb = apiTelematicBody{}
-		_ = json.Unmarshal([]byte(body), &tb)
-		var mileage struct {
-			Value     json.RawMessage `json:"value"`
-			Unit      *string         `json:"unit"`
-			Timestamp time.Time       `json:"timestamp"`
+		sent = append(sent, *res.Headers200.CarDataDeliveryId)
+		mileage := res.JSON200.TelematicData[apiKeyMileage]
+		if mileage == nil || fmt.Sprint(mileage.Value) != "12345" || mileage.Unit == nil || *mileage.Unit != "km" || !mileage.Timestamp.Equal(readAt) {
+			t.Fatalf("mileage: %s", res.Body)
 		}
-		_ = json.Unmarshal(tb.TelematicData[apiKeyMileage], &mileage)
-		if string(mileage.Value) != "12345" || mileage.Unit == nil || *mileage.Unit != "km" || !mileage.Timestamp.Equal(readAt) {
-			t.Fatalf("mileage: %s", body)
-		}
-		if string(tb.TelematicData[apiKeyMoving]) != "null" {
-			t.Fatalf("a never-received key must be null: %s", body)
-		}
-		if int64(len(body)) <= 0 {
-			t.Fatal("empty body")
+		if v, ok := res.JSON200.TelematicData[apiKeyMoving]; !ok || v != nil {
+			t.Fatalf("a never-received key must be null: %s", res.Body)
 		}
 	}
 	// Every ledger record matches a response that was sent, one each.
@@ -188,41 +121,31 @@ func TestProviderAPIReadsConsentedDataAndRecordsEveryDelivery(t *testing.T) {
 		}
 	}
 
-	// The provider reads its own ledger and usage.
-	res, body = apiGet(t, c, apiBase+"/api/v1/deliveries?limit=2")
-	oa.check("GET", "/api/v1/deliveries?limit=2", res, body)
-	var page struct {
-		Deliveries []struct {
-			DeliveryID string `json:"deliveryId"`
-		} `json:"deliveries"`
-		NextCursor *string `json:"nextCursor"`
+	// The provider reads its own ledger and usage, newest first by default.
+	page := call(api.ListDeliveriesWithResponse(ctx, &client.ListDeliveriesParams{Limit: ptr(2)})).must(t)
+	if p := page.JSON200; p == nil || len(p.Deliveries) != 2 || p.NextCursor == nil || p.Deliveries[0].DeliveryId != sent[2] ||
+		p.Deliveries[1].DeliveryId != sent[1] {
+		t.Fatalf("deliveries page 1: %d %s", page.StatusCode(), page.Body)
 	}
-	_ = json.Unmarshal([]byte(body), &page)
-	// Newest first by default.
-	if res.StatusCode != 200 || len(page.Deliveries) != 2 || page.NextCursor == nil || page.Deliveries[0].DeliveryID != sent[2] ||
-		page.Deliveries[1].DeliveryID != sent[1] {
-		t.Fatalf("deliveries page 1: %d %s", res.StatusCode, body)
-	}
-	res, body = apiGet(t, c, apiBase+"/api/v1/deliveries?limit=2&cursor="+url.QueryEscape(*page.NextCursor))
-	page.Deliveries, page.NextCursor = nil, nil
-	_ = json.Unmarshal([]byte(body), &page)
-	if len(page.Deliveries) != 1 || page.NextCursor != nil || page.Deliveries[0].DeliveryID != sent[0] {
-		t.Fatalf("deliveries page 2: %s", body)
+	page = call(api.ListDeliveriesWithResponse(ctx, &client.ListDeliveriesParams{Limit: ptr(2), Cursor: page.JSON200.NextCursor})).must(t)
+	if p := page.JSON200; p == nil || len(p.Deliveries) != 1 || p.NextCursor != nil || p.Deliveries[0].DeliveryId != sent[0] {
+		t.Fatalf("deliveries page 2: %s", page.Body)
 	}
 	// sort=oldest follows the ledger in recording order; its cursor is its own.
-	res, body = apiGet(t, c, apiBase+"/api/v1/deliveries?sort=oldest&limit=2")
-	page.Deliveries, page.NextCursor = nil, nil
-	_ = json.Unmarshal([]byte(body), &page)
-	if res.StatusCode != 200 || len(page.Deliveries) != 2 || page.Deliveries[0].DeliveryID != sent[0] || page.NextCursor == nil {
-		t.Fatalf("oldest first: %d %s", res.StatusCode, body)
+	page = call(api.ListDeliveriesWithResponse(ctx, &client.ListDeliveriesParams{Sort: ptr(client.Oldest), Limit: ptr(2)})).must(t)
+	if p := page.JSON200; p == nil || len(p.Deliveries) != 2 || p.Deliveries[0].DeliveryId != sent[0] || p.NextCursor == nil {
+		t.Fatalf("oldest first: %d %s", page.StatusCode(), page.Body)
 	}
-	if res, body = apiGet(t, c, apiBase+"/api/v1/deliveries?cursor="+url.QueryEscape(*page.NextCursor)); res.StatusCode != http.StatusBadRequest {
-		t.Fatalf("a cursor of the other order: %d %s", res.StatusCode, body)
+	other := call(api.ListDeliveriesWithResponse(ctx, &client.ListDeliveriesParams{Cursor: page.JSON200.NextCursor})).must(t)
+	if other.StatusCode() != http.StatusBadRequest || other.ApplicationproblemJSON400 == nil || other.ApplicationproblemJSON400.Code != "cursor_invalid" {
+		t.Fatalf("a cursor of the other order: %d %s", other.StatusCode(), other.Body)
 	}
-	// Undocumented parameters are refused with a stable code, also on the read path.
+	// Undocumented parameters are refused with a stable code, also on the
+	// read path (sent raw: the generated client cannot send them).
+	c := apiClient(t, tt, w)
 	for _, u := range []string{"/api/v1/deliveries?page=2", "/api/v1/deliveries?offset=1",
 		fmt.Sprintf("/api/v1/vehicles/%s/telematicData?containerId=%d&fields=all", w.VIN, w.ContainerID)} {
-		res, body = apiGet(t, c, apiBase+u)
+		res, body := apiGet(t, c, apiBase+u)
 		if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"code":"unknown_parameter"`) {
 			t.Errorf("%s: %d %s", u, res.StatusCode, body)
 		}
@@ -230,34 +153,29 @@ func TestProviderAPIReadsConsentedDataAndRecordsEveryDelivery(t *testing.T) {
 	if n := len(apiLedgerRows(t, tt, w.Provider.Provider.ID)); n != 3 {
 		t.Fatalf("a refused read was billed: %d records", n)
 	}
-	res, body = apiGet(t, c, apiBase+"/api/v1/usage")
-	oa.check("GET", "/api/v1/usage", res, body)
-	var usage billing.Usage
-	_ = json.Unmarshal([]byte(body), &usage)
-	if res.StatusCode != 200 || len(usage.Items) != 2 || usage.Items[0].Count != 3 || usage.Items[1].Count != 0 {
-		t.Fatalf("usage: %d %s", res.StatusCode, body)
+	usage := call(api.GetUsageWithResponse(ctx, nil)).must(t)
+	if u := usage.JSON200; u == nil || len(u.Items) != 2 || u.Items[0].Count != 3 || u.Items[1].Count != 0 {
+		t.Fatalf("usage: %d %s", usage.StatusCode(), usage.Body)
 	}
 	for _, bad := range []string{"/api/v1/usage?period=2026-13", "/api/v1/deliveries?from=yesterday", "/api/v1/deliveries?from=2026-10-01", "/api/v1/deliveries?cursor=%%%",
 		"/api/v1/vehicles/" + w.VIN + "/telematicData", "/api/v1/vehicles/" + w.VIN + "/telematicData?containerId=abc"} {
-		res, body = apiGet(t, c, apiBase+bad)
+		res, body := apiGet(t, c, apiBase+bad)
 		if res.StatusCode >= 500 || res.StatusCode < 400 || !strings.Contains(res.Header.Get("Content-Type"), "problem+json") {
 			t.Errorf("%s: %d %s", bad, res.StatusCode, body)
 		}
-		oa.check("GET", bad, res, body)
 	}
 
 	// Capabilities: for any VIN, not billed.
-	res, body = apiGet(t, c, apiBase+"/api/v1/vehicles/"+w.VIN+"/capabilities")
-	if res.StatusCode != 200 || !strings.Contains(body, `"eligible":true`) {
-		t.Fatalf("capabilities: %d %s", res.StatusCode, body)
+	caps := call(api.GetCapabilitiesWithResponse(ctx, w.VIN)).must(t)
+	if caps.JSON200 == nil || !caps.JSON200.Eligible || caps.JSON200.Vin != w.VIN {
+		t.Fatalf("capabilities: %d %s", caps.StatusCode(), caps.Body)
 	}
-	oa.check("GET", "/api/v1/vehicles/"+w.VIN+"/capabilities", res, body)
 	if n := len(apiLedgerRows(t, tt, w.Provider.Provider.ID)); n != 3 {
 		t.Fatalf("capabilities were billed: %d", n)
 	}
-	res, body = apiGet(t, apiInProcessClient(t, tt), apiBase+"/api/v1/openapi.json")
-	if res.StatusCode != 200 || !strings.Contains(body, `"openapi": "3.1.0"`) {
-		t.Fatalf("openapi: %d", res.StatusCode)
+	doc := call(apiGenOver(t, apiInProcessClient(t, tt)).OpenapiWithResponse(ctx)).must(t)
+	if doc.StatusCode() != 200 || !strings.Contains(string(doc.Body), `"openapi": "3.1.0"`) {
+		t.Fatalf("openapi: %d", doc.StatusCode())
 	}
 }
 
@@ -266,10 +184,10 @@ func TestProviderAPIRevocationStopsReadsAndQueuedPushes(t *testing.T) {
 	tt := apptest.New(t)
 	w := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
 	apiIngest(t, tt, w.VIN, apiKeyMileage, "100", time.Now().Add(-time.Minute))
-	c := apiClient(t, tt, w)
-	dataURL := fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, w.VIN, w.ContainerID)
-	if res, body := apiGet(t, c, dataURL); res.StatusCode != 200 {
-		t.Fatalf("read: %d %s", res.StatusCode, body)
+	api, ctx := apiGen(t, tt, w), t.Context()
+	read := &client.GetTelematicDataParams{ContainerId: int(w.ContainerID)}
+	if res := call(api.GetTelematicDataWithResponse(ctx, w.VIN, read)).must(t); res.JSON200 == nil {
+		t.Fatalf("read: %d %s", res.StatusCode(), res.Body)
 	}
 
 	// A push is queued for a receiver that is down.
@@ -298,9 +216,9 @@ func TestProviderAPIRevocationStopsReadsAndQueuedPushes(t *testing.T) {
 	if err := apiConsents(tt).Revoke(custCtx, w.AccountID, w.ConsentID); err != nil {
 		t.Fatal(err)
 	}
-	res, body := apiGet(t, c, dataURL)
-	if res.StatusCode != 403 || !strings.Contains(body, `"code":"consent_revoked"`) {
-		t.Fatalf("read after revocation: %d %s", res.StatusCode, body)
+	res := call(api.GetTelematicDataWithResponse(ctx, w.VIN, read)).must(t)
+	if res.StatusCode() != 403 || res.ApplicationproblemJSON403 == nil || res.ApplicationproblemJSON403.Code != "consent_revoked" {
+		t.Fatalf("read after revocation: %d %s", res.StatusCode(), res.Body)
 	}
 	// The queued push is dropped at send time, never sent, never billed.
 	tt.DB.Exec("UPDATE webhook_deliveries SET next_attempt_at = now() WHERE id = ?", ds[0].ID)
@@ -317,17 +235,22 @@ func TestProviderAPIRevocationStopsReadsAndQueuedPushes(t *testing.T) {
 		}
 	}
 
-	// Revoking the API client stops its token at once.
+	// Revoking the API client stops its token at once, on both token paths:
+	// the general one and a telematicData read's one statement.
 	var clientPK int64
 	tt.DB.Raw("SELECT id FROM api_clients WHERE client_id = ?", w.ClientID).Scan(&clientPK)
 	if err := onboardingFor(tt).RevokeAPIClient(tt.Ctx, w.Provider.Provider.ID, clientPK); err != nil {
 		t.Fatal(err)
 	}
-	// Both token paths: the general one and a telematicData read's one statement.
-	for _, u := range []string{apiBase + "/api/v1/deliveries", dataURL} {
-		res, body = apiGet(t, c, u)
-		if res.StatusCode != 401 || !strings.Contains(body, "invalid_token") || !strings.Contains(res.Header.Get("WWW-Authenticate"), "invalid_token") {
-			t.Fatalf("revoked client's token on %s: %d %s", u, res.StatusCode, body)
+	list := call(api.ListDeliveriesWithResponse(ctx, nil)).must(t)
+	res = call(api.GetTelematicDataWithResponse(ctx, w.VIN, read)).must(t)
+	for _, r := range []struct {
+		status int
+		body   []byte
+		header http.Header
+	}{{list.StatusCode(), list.Body, list.HTTPResponse.Header}, {res.StatusCode(), res.Body, res.HTTPResponse.Header}} {
+		if r.status != 401 || apiProblem(r.body) != "invalid_token" || !strings.Contains(r.header.Get("WWW-Authenticate"), "invalid_token") {
+			t.Fatalf("revoked client's token: %d %s", r.status, r.body)
 		}
 	}
 }
@@ -336,18 +259,19 @@ func TestProviderAPISuspensionStopsTokens(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
 	w := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
-	c := apiClient(t, tt, w)
-	if res, body := apiGet(t, c, apiBase+"/api/v1/webhooks"); res.StatusCode != 200 {
-		t.Fatalf("list: %d %s", res.StatusCode, body)
+	api, ctx := apiGen(t, tt, w), t.Context()
+	if res := call(api.ListWebhooksWithResponse(ctx, nil)).must(t); res.JSON200 == nil {
+		t.Fatalf("list: %d %s", res.StatusCode(), res.Body)
 	}
 	if _, err := onboardingFor(tt).Review(tt.Ctx, w.Provider.Provider.ID, "suspend", "unpaid invoices"); err != nil {
 		t.Fatal(err)
 	}
-	dataURL := fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, w.VIN, w.ContainerID)
-	for _, u := range []string{apiBase + "/api/v1/webhooks", dataURL} {
-		if res, body := apiGet(t, c, u); res.StatusCode != 401 {
-			t.Fatalf("suspended provider's token on %s: %d %s", u, res.StatusCode, body)
-		}
+	if res := call(api.ListWebhooksWithResponse(ctx, nil)).must(t); res.StatusCode() != 401 {
+		t.Fatalf("suspended provider's token on webhooks: %d %s", res.StatusCode(), res.Body)
+	}
+	read := &client.GetTelematicDataParams{ContainerId: int(w.ContainerID)}
+	if res := call(api.GetTelematicDataWithResponse(ctx, w.VIN, read)).must(t); res.StatusCode() != 401 {
+		t.Fatalf("suspended provider's token on telematicData: %d %s", res.StatusCode(), res.Body)
 	}
 	res, m := apiPostToken(t, tt, url.Values{"grant_type": {"client_credentials"}}, w.ClientID, w.Secret)
 	if res.StatusCode != 400 || m["error"] != "unauthorized_client" {
@@ -500,42 +424,34 @@ func TestProviderCannotReadAnotherProvidersVehicle(t *testing.T) {
 	a := mustAPIWorld(t, tt, "Provider A AG", "AT", "ATU13585627")
 	b := mustAPIWorld(t, tt, "Provider B GmbH", "DE", "DE136695976")
 	apiIngest(t, tt, b.VIN, apiKeyMileage, "777", time.Now().Add(-time.Minute))
-	ca := apiClient(t, tt, a)
-	oa := newAPIOpenAPIChecker(t)
+	api, ctx := apiGen(t, tt, a), t.Context()
 
-	// A with B's container and B's vehicle, A's container with B's vehicle,
-	// and an unknown VIN: all say only "no" without telling why about B.
-	tries := []string{
-		fmt.Sprintf("/api/v1/vehicles/%s/telematicData?containerId=%d", b.VIN, a.ContainerID),
-		fmt.Sprintf("/api/v1/vehicles/%s/telematicData?containerId=%d", apiTestVIN(), a.ContainerID),
-	}
+	// A with B's vehicle and A's container, and an unknown VIN: both say
+	// only "no" without telling why about B.
 	var bodies []string
-	for _, p := range tries {
-		res, body := apiGet(t, ca, apiBase+p)
-		if res.StatusCode != 403 || !strings.Contains(body, `"code":"no_consent"`) || strings.Contains(withoutInstance(body), "777") {
-			t.Fatalf("%s: %d %s", p, res.StatusCode, body)
+	for _, vin := range []string{b.VIN, apiTestVIN()} {
+		res := call(api.GetTelematicDataWithResponse(ctx, vin, &client.GetTelematicDataParams{ContainerId: int(a.ContainerID)})).must(t)
+		if res.StatusCode() != 403 || res.ApplicationproblemJSON403 == nil || res.ApplicationproblemJSON403.Code != "no_consent" ||
+			strings.Contains(withoutInstance(string(res.Body)), "777") {
+			t.Fatalf("%s: %d %s", vin, res.StatusCode(), res.Body)
 		}
-		oa.check("GET", p, res, body)
-		var pr map[string]any
-		_ = json.Unmarshal([]byte(body), &pr)
-		delete(pr, "instance")
-		bb, _ := json.Marshal(pr)
-		bodies = append(bodies, string(bb))
+		bodies = append(bodies, withoutInstance(string(res.Body)))
 	}
 	if bodies[0] != bodies[1] {
 		t.Fatalf("a foreign vehicle and an unknown VIN answer differently:\n%s\n%s", bodies[0], bodies[1])
 	}
-	res, body := apiGet(t, ca, fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, b.VIN, b.ContainerID))
-	if res.StatusCode != 403 || strings.Contains(withoutInstance(body), "777") {
-		t.Fatalf("B's container: %d %s", res.StatusCode, body)
+	// A with B's container and B's vehicle.
+	res := call(api.GetTelematicDataWithResponse(ctx, b.VIN, &client.GetTelematicDataParams{ContainerId: int(b.ContainerID)})).must(t)
+	if res.StatusCode() != 403 || strings.Contains(withoutInstance(string(res.Body)), "777") {
+		t.Fatalf("B's container: %d %s", res.StatusCode(), res.Body)
 	}
 	if n := len(apiLedgerRows(t, tt, a.Provider.Provider.ID)); n != 0 {
 		t.Fatalf("denials were billed: %d", n)
 	}
 	// A sees none of B's webhooks or ledger.
-	res, body = apiGet(t, ca, apiBase+"/api/v1/deliveries")
-	if res.StatusCode != 200 || strings.Contains(body, b.VIN) {
-		t.Fatalf("deliveries: %s", body)
+	list := call(api.ListDeliveriesWithResponse(ctx, nil)).must(t)
+	if list.JSON200 == nil || strings.Contains(string(list.Body), b.VIN) {
+		t.Fatalf("deliveries: %s", list.Body)
 	}
 }
 
@@ -551,13 +467,14 @@ func TestTelematicDataIsNotSentWhenTheLedgerFails(t *testing.T) {
 	tt := apptest.New(t)
 	w := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
 	apiIngest(t, tt, w.VIN, apiKeyMileage, "4242", time.Now().Add(-time.Minute))
-	c := apiClient(t, tt, w)
+	api := apiGen(t, tt, w)
 	real := tt.App.API.Ledger
 	tt.App.API.Ledger = apiFailingLedger{}
-	res, body := apiGet(t, c, fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, w.VIN, w.ContainerID))
+	res := call(api.GetTelematicDataWithResponse(t.Context(), w.VIN, &client.GetTelematicDataParams{ContainerId: int(w.ContainerID)})).must(t)
 	tt.App.API.Ledger = real
-	if res.StatusCode != 503 || strings.Contains(withoutInstance(body), "4242") || !strings.Contains(body, `"code":"ledger_unavailable"`) {
-		t.Fatalf("ledger down: %d %s", res.StatusCode, body)
+	if res.StatusCode() != 503 || strings.Contains(withoutInstance(string(res.Body)), "4242") || res.ApplicationproblemJSON503 == nil ||
+		res.ApplicationproblemJSON503.Code != "ledger_unavailable" {
+		t.Fatalf("ledger down: %d %s", res.StatusCode(), res.Body)
 	}
 }
 
@@ -565,63 +482,62 @@ func TestRateLimitHeadersAnd429(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t, func(c *config.Config) { c.APIRateLimit, c.APIRateBurst = 1, 3 })
 	w := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
-	c := apiClient(t, tt, w)
-	oa := newAPIOpenAPIChecker(t)
-	var last *http.Response
-	var lastBody string
+	api := apiGen(t, tt, w)
+	var last *client.ListWebhooksResponse
 	for i := 0; i < 4; i++ {
-		last, lastBody = apiGet(t, c, apiBase+"/api/v1/webhooks")
+		last = call(api.ListWebhooksWithResponse(t.Context(), nil)).must(t)
 		if i < 3 {
-			if last.StatusCode != 200 || last.Header.Get("RateLimit-Limit") != "3" || last.Header.Get("RateLimit-Remaining") != strconv.Itoa(2-i) {
-				t.Fatalf("request %d: %d %v", i, last.StatusCode, last.Header)
+			if h := last.Headers200; last.StatusCode() != 200 || h == nil || h.RateLimitLimit == nil || *h.RateLimitLimit != 3 ||
+				h.RateLimitRemaining == nil || *h.RateLimitRemaining != 2-i {
+				t.Fatalf("request %d: %d %v", i, last.StatusCode(), last.HTTPResponse.Header)
 			}
 		}
 	}
-	if last.StatusCode != 429 || last.Header.Get("Retry-After") == "" || last.Header.Get("RateLimit-Remaining") != "0" || !strings.Contains(lastBody, "rate_limited") {
-		t.Fatalf("4th request: %d %v %s", last.StatusCode, last.Header, lastBody)
+	if h := last.Headers429; last.StatusCode() != 429 || h == nil || h.RetryAfter == nil || h.RateLimitRemaining == nil || *h.RateLimitRemaining != 0 ||
+		last.ApplicationproblemJSON429 == nil || last.ApplicationproblemJSON429.Code != "rate_limited" {
+		t.Fatalf("4th request: %d %v %s", last.StatusCode(), last.HTTPResponse.Header, last.Body)
 	}
-	oa.check("GET", "/api/v1/webhooks", last, lastBody)
 }
 
 func TestIdempotencyKeyReplaysAndRefusesADifferentBody(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
 	w := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
-	c := apiClient(t, tt, w)
-	oa := newAPIOpenAPIChecker(t)
-	body := `{"url":"https://hooks.example.com/cardata","eventTypes":["vehicle.positionUpdated"]}`
-	key := map[string]string{"Idempotency-Key": "create-1"}
-	r1, b1 := apiSend(t, c, "POST", apiBase+"/api/v1/webhooks", body, key)
-	if r1.StatusCode != 201 {
-		t.Fatalf("create: %d %s", r1.StatusCode, b1)
+	api, ctx := apiGen(t, tt, w), t.Context()
+	body := client.NewWebhookEndpoint{Url: "https://hooks.example.com/cardata", EventTypes: []client.EventType{client.VehiclePositionUpdated}}
+	key := &client.CreateWebhookParams{IdempotencyKey: ptr("create-1")}
+	r1 := call(api.CreateWebhookWithResponse(ctx, key, body)).must(t)
+	if r1.JSON201 == nil {
+		t.Fatalf("create: %d %s", r1.StatusCode(), r1.Body)
 	}
-	oa.check("POST", "/api/v1/webhooks", r1, b1)
-	r2, b2 := apiSend(t, c, "POST", apiBase+"/api/v1/webhooks", body, key)
-	if r2.StatusCode != 201 || b2 != b1 || r2.Header.Get("Idempotency-Replayed") != "true" || r2.Header.Get("Location") != r1.Header.Get("Location") {
-		t.Fatalf("replay: %d %s", r2.StatusCode, b2)
+	r2 := call(api.CreateWebhookWithResponse(ctx, key, body)).must(t)
+	if r2.StatusCode() != 201 || !bytes.Equal(r2.Body, r1.Body) || r2.HTTPResponse.Header.Get("Idempotency-Replayed") != "true" ||
+		r2.HTTPResponse.Header.Get("Location") != r1.HTTPResponse.Header.Get("Location") {
+		t.Fatalf("replay: %d %s", r2.StatusCode(), r2.Body)
 	}
 	var n int64
 	tt.DB.Raw("SELECT count(*) FROM webhook_endpoints WHERE provider_id = ?", w.Provider.Provider.ID).Scan(&n)
 	if n != 1 {
 		t.Fatalf("%d endpoints after a replay", n)
 	}
-	r3, b3 := apiSend(t, c, "POST", apiBase+"/api/v1/webhooks", strings.Replace(body, "cardata", "other", 1), key)
-	if r3.StatusCode != 422 || !strings.Contains(b3, "idempotency_key_reused") {
-		t.Fatalf("different body: %d %s", r3.StatusCode, b3)
+	body.Url = "https://hooks.example.com/other"
+	r3 := call(api.CreateWebhookWithResponse(ctx, key, body)).must(t)
+	if r3.StatusCode() != 422 || apiProblem(r3.Body) != "idempotency_key_reused" {
+		t.Fatalf("different body: %d %s", r3.StatusCode(), r3.Body)
 	}
-	oa.check("POST", "/api/v1/webhooks", r3, b3)
-	// Bad input never gives a 500.
+	// Bad input never gives a 500 (sent raw: the generated client would not send it).
+	c := apiClient(t, tt, w)
 	for _, bad := range []string{`{`, `{"url":"http://example.com/x","eventTypes":["vehicle.positionUpdated"]}`, `{"url":"https://a.example","eventTypes":["nope"]}`, `[]`} {
 		r, b := apiSend(t, c, "POST", apiBase+"/api/v1/webhooks", bad, nil)
 		if r.StatusCode != 400 && r.StatusCode != 422 {
 			t.Errorf("%s: %d %s", bad, r.StatusCode, b)
 		}
-		oa.check("POST", "/api/v1/webhooks", r, b)
 	}
 }
 
 // apiFlakyReceiver fails the first n deliveries, then accepts; it verifies
-// every request with the Standard Webhooks library.
+// every request with the Standard Webhooks library and with the client
+// package's VerifyWebhook.
 type apiFlakyReceiver struct {
 	mu       sync.Mutex
 	failures int
@@ -639,6 +555,12 @@ func (f *apiFlakyReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = wh.Verify(body, r.Header)
 	}
+	if err == nil {
+		var msg *client.WebhookMessage
+		if msg, err = client.VerifyWebhook(f.secret, r.Header, body, time.Now()); err == nil && msg.ID != r.Header.Get("webhook-id") {
+			err = fmt.Errorf("VerifyWebhook: id %s", msg.ID)
+		}
+	}
 	f.ids = append(f.ids, r.Header.Get("webhook-id"))
 	f.verified = append(f.verified, err)
 	f.bodies = append(f.bodies, body)
@@ -654,21 +576,22 @@ func TestPushesAreSignedRetriedWithTheSameIDAndBilledOnce(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
 	w := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
-	c := apiClient(t, tt, w)
+	api, ctx := apiGen(t, tt, w), t.Context()
 	hooks := tt.App.Webhooks
 	hooks.Opt.BaseBackoff = time.Millisecond // retries come at once in the test
 
 	recv := &apiFlakyReceiver{failures: 3}
 	srv := httptest.NewServer(recv)
 	defer srv.Close()
-	res, body := apiSend(t, c, "POST", apiBase+"/api/v1/webhooks",
-		fmt.Sprintf(`{"url":%q,"eventTypes":["vehicle.serviceCall","telematics.updated"]}`, srv.URL+"/hooks"), nil)
-	if res.StatusCode != 201 {
-		t.Fatalf("create endpoint: %d %s", res.StatusCode, body)
+	created := call(api.CreateWebhookWithResponse(ctx, nil, client.NewWebhookEndpoint{Url: srv.URL + "/hooks",
+		EventTypes: []client.EventType{client.VehicleServiceCall, client.TelematicsUpdated}})).must(t)
+	if created.JSON201 == nil {
+		t.Fatalf("create endpoint: %d %s", created.StatusCode(), created.Body)
 	}
-	var ep providerapi.WebhookEndpoint
-	_ = json.Unmarshal([]byte(body), &ep)
+	ep := created.JSON201
+	recv.mu.Lock()
 	recv.secret = ep.Secret
+	recv.mu.Unlock()
 
 	apiIngest(t, tt, w.VIN, apiKeyServiceCall, `{"reason":"oil"}`, time.Now().Add(-time.Second))
 	if n, err := hooks.FanOut(tt.Ctx, 100); err != nil || n != 1 {
@@ -703,15 +626,19 @@ func TestPushesAreSignedRetriedWithTheSameIDAndBilledOnce(t *testing.T) {
 	if msg.Type != webhooks.TypeServiceCall || !strings.Contains(string(msg.Data), w.VIN) || !strings.Contains(string(msg.Data), `"reason":"oil"`) {
 		t.Fatalf("message: %s", bodies[0])
 	}
-	// A tampered body fails verification with the same library.
+	// A tampered body fails verification with the same library and with VerifyWebhook.
 	wh, _ := standardwebhooks.NewWebhook(ep.Secret)
 	hdr := http.Header{}
 	sig, _ := webhooks.Sign(ep.Secret, ids[0], time.Now(), bodies[0])
 	hdr.Set("webhook-id", ids[0])
 	hdr.Set("webhook-timestamp", strconv.FormatInt(time.Now().Unix(), 10))
 	hdr.Set("webhook-signature", sig)
-	if err := wh.Verify(append([]byte(nil), bytes.Replace(bodies[0], []byte("oil"), []byte("gas"), 1)...), hdr); err == nil {
+	tampered := bytes.Replace(bodies[0], []byte("oil"), []byte("gas"), 1)
+	if err := wh.Verify(append([]byte(nil), tampered...), hdr); err == nil {
 		t.Fatal("a tampered body verified")
+	}
+	if _, err := client.VerifyWebhook(ep.Secret, hdr, tampered, time.Now()); !errors.Is(err, client.ErrWebhookSignature) {
+		t.Fatalf("a tampered body: VerifyWebhook %v", err)
 	}
 
 	// Only the accepted push is billable, once.
@@ -726,18 +653,14 @@ func TestPushesAreSignedRetriedWithTheSameIDAndBilledOnce(t *testing.T) {
 	}
 	// The attempts are visible; a redelivery by hand is sent again with the
 	// same id and not billed twice.
-	res, body = apiGet(t, c, fmt.Sprintf("%s/api/v1/webhooks/%d/deliveries", apiBase, ep.ID))
-	newAPIOpenAPIChecker(t).check("GET", fmt.Sprintf("/api/v1/webhooks/%d/deliveries", ep.ID), res, body)
-	var dl struct {
-		Deliveries []webhooks.Delivery `json:"deliveries"`
+	dl := call(api.ListWebhookDeliveriesWithResponse(ctx, ep.Id, nil)).must(t)
+	if dl.JSON200 == nil || len(dl.JSON200.Deliveries) != 1 || dl.JSON200.Deliveries[0].Status != "succeeded" ||
+		len(dl.JSON200.Deliveries[0].AttemptLog) != 4 {
+		t.Fatalf("attempts: %s", dl.Body)
 	}
-	_ = json.Unmarshal([]byte(body), &dl)
-	if len(dl.Deliveries) != 1 || dl.Deliveries[0].Status != "succeeded" || len(dl.Deliveries[0].Tries) != 4 {
-		t.Fatalf("attempts: %s", body)
-	}
-	res, body = apiSend(t, c, "POST", fmt.Sprintf("%s/api/v1/webhooks/%d/deliveries/%d/redeliver", apiBase, ep.ID, dl.Deliveries[0].ID), "", nil)
-	if res.StatusCode != 202 {
-		t.Fatalf("redeliver: %d %s", res.StatusCode, body)
+	re := call(api.RedeliverWithResponse(ctx, ep.Id, dl.JSON200.Deliveries[0].Id, nil)).must(t)
+	if re.StatusCode() != 202 {
+		t.Fatalf("redeliver: %d %s", re.StatusCode(), re.Body)
 	}
 	if _, err := hooks.DeliverDue(tt.Ctx); err != nil {
 		t.Fatal(err)
@@ -758,9 +681,8 @@ func TestPushesAreSignedRetriedWithTheSameIDAndBilledOnce(t *testing.T) {
 	}
 
 	// Test events reach the endpoint and are not billed.
-	res, body = apiSend(t, c, "POST", fmt.Sprintf("%s/api/v1/webhooks/%d/test", apiBase, ep.ID), "", nil)
-	if res.StatusCode != 202 {
-		t.Fatalf("test event: %d %s", res.StatusCode, body)
+	if res := call(api.TestWebhookWithResponse(ctx, ep.Id, nil)).must(t); res.StatusCode() != 202 {
+		t.Fatalf("test event: %d %s", res.StatusCode(), res.Body)
 	}
 	if _, err := hooks.DeliverDue(tt.Ctx); err != nil {
 		t.Fatal(err)
@@ -851,6 +773,50 @@ func TestFailingEndpointIsDeadLetteredAndDisabled(t *testing.T) {
 	}
 }
 
+// apiDocumentIsValidAndStrict checks that the document is valid OpenAPI and
+// that the validator every test exchange goes through
+// (apptest.CheckAPIExchange) can fail: it refuses an answer without its
+// required members, and a request with an undocumented parameter that was
+// answered 200.
+func apiDocumentIsValidAndStrict(t *testing.T) {
+	t.Helper()
+	doc, err := libopenapi.NewDocument(providerapi.OpenAPI)
+	if err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	v, errs := validator.NewValidator(doc)
+	if len(errs) > 0 {
+		t.Fatalf("openapi.json: %v", errs)
+	}
+	if ok, verrs := v.ValidateDocument(); !ok {
+		for _, e := range verrs {
+			t.Errorf("openapi.json invalid: %s %s", e.Message, e.Reason)
+		}
+	}
+	for name, c := range map[string]struct{ query, body string }{
+		"an answer without its required members": {"containerId=1", `{"vin":"WBA00000000000001","telematicData":{"k":{"value":1}}}`},
+		"an undocumented parameter answered 200": {"containerId=1&fields=all",
+			`{"vin":"WBA00000000000001","containerId":1,"telematicData":{}}`},
+	} {
+		rec := &apiFailureRecorder{TB: t}
+		req := httptest.NewRequest("GET", "/api/v1/vehicles/WBA00000000000001/telematicData?"+c.query, nil)
+		res := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}}
+		apptest.CheckAPIExchange(rec, req, nil, res, []byte(c.body))
+		if !rec.failed {
+			t.Errorf("the exchange validator accepted %s", name)
+		}
+	}
+}
+
+// apiFailureRecorder notes a check's failure instead of failing the test.
+type apiFailureRecorder struct {
+	testing.TB
+	failed bool
+}
+
+func (r *apiFailureRecorder) Errorf(string, ...any) { r.failed = true }
+func (r *apiFailureRecorder) Helper()               {}
+
 // TestOpenAPIDocumentsEveryAPIRoute fails when a /api/v1 route (any
 // module's) is missing from the OpenAPI document.
 func TestOpenAPIDocumentsEveryAPIRoute(t *testing.T) {
@@ -862,7 +828,7 @@ func TestOpenAPIDocumentsEveryAPIRoute(t *testing.T) {
 	if err := json.Unmarshal(providerapi.OpenAPI, &doc); err != nil {
 		t.Fatal(err)
 	}
-	newAPIOpenAPIChecker(t)
+	apiDocumentIsValidAndStrict(t)
 	for _, r := range tt.App.Fiber.GetRoutes(true) {
 		if !strings.HasPrefix(r.Path, "/api/v1/") || r.Method == "HEAD" {
 			continue
@@ -889,9 +855,9 @@ func TestAPIPagesForProvidersAndStaff(t *testing.T) {
 	tt := apptest.New(t)
 	w := mustAPIWorld(t, tt, "Alpen Versicherung AG", "AT", "ATU13585627")
 	apiIngest(t, tt, w.VIN, apiKeyMileage, "100", time.Now().Add(-time.Minute))
-	c := apiClient(t, tt, w)
-	if res, body := apiGet(t, c, fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, w.VIN, w.ContainerID)); res.StatusCode != 200 {
-		t.Fatalf("read: %d %s", res.StatusCode, body)
+	read := call(apiGen(t, tt, w).GetTelematicDataWithResponse(t.Context(), w.VIN, &client.GetTelematicDataParams{ContainerId: int(w.ContainerID)})).must(t)
+	if read.JSON200 == nil {
+		t.Fatalf("read: %d %s", read.StatusCode(), read.Body)
 	}
 	portal := loginProvider(t, tt, w.Provider.Admin.Email, providerPassword)
 	res := portal.Get("/portal/deliveries")
@@ -1001,19 +967,20 @@ func TestConcurrentReadsGetTheirOwnAnswers(t *testing.T) {
 	b := mustAPIWorld(t, tt, "Provider B GmbH", "DE", "DE136695976")
 	apiIngest(t, tt, a.VIN, apiKeyMileage, "111", time.Now().Add(-time.Minute))
 	apiIngest(t, tt, b.VIN, apiKeyMileage, "222", time.Now().Add(-time.Minute))
-	ca, cb := apiClient(t, tt, a), apiClient(t, tt, b)
-	bad := &http.Client{Transport: fixedBearer{token: "not-a-token", next: apiInProcessClient(t, tt).Transport}}
+	ca, cb := apiGen(t, tt, a), apiGen(t, tt, b)
+	bad := apiGenOver(t, &http.Client{Transport: fixedBearer{token: "not-a-token", next: apiInProcessClient(t, tt).Transport}})
 	type try struct {
-		c      *http.Client
-		url    string
-		status int
-		want   string
+		c           *client.ClientWithResponses
+		vin         string
+		containerID int64
+		status      int
+		want        string
 	}
 	tries := []try{
-		{ca, fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, a.VIN, a.ContainerID), 200, `"value":111`},
-		{cb, fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, b.VIN, b.ContainerID), 200, `"value":222`},
-		{ca, fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, b.VIN, a.ContainerID), 403, `"code":"no_consent"`},
-		{bad, fmt.Sprintf("%s/api/v1/vehicles/%s/telematicData?containerId=%d", apiBase, a.VIN, a.ContainerID), 401, `invalid_token`},
+		{ca, a.VIN, a.ContainerID, 200, `"value":111`},
+		{cb, b.VIN, b.ContainerID, 200, `"value":222`},
+		{ca, b.VIN, a.ContainerID, 403, `"code":"no_consent"`},
+		{bad, a.VIN, a.ContainerID, 401, `invalid_token`},
 	}
 	const rounds = 15
 	var wg sync.WaitGroup
@@ -1023,15 +990,13 @@ func TestConcurrentReadsGetTheirOwnAnswers(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res, err := tr.c.Get(tr.url)
+				res, err := tr.c.GetTelematicDataWithResponse(context.Background(), tr.vin, &client.GetTelematicDataParams{ContainerId: int(tr.containerID)})
 				if err != nil {
 					failures <- err.Error()
 					return
 				}
-				body, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode != tr.status || !strings.Contains(string(body), tr.want) {
-					failures <- fmt.Sprintf("%s: %d %s, want %d with %s", tr.url, res.StatusCode, body, tr.status, tr.want)
+				if res.StatusCode() != tr.status || !strings.Contains(string(res.Body), tr.want) {
+					failures <- fmt.Sprintf("%s/%d: %d %s, want %d with %s", tr.vin, tr.containerID, res.StatusCode(), res.Body, tr.status, tr.want)
 				}
 			}()
 		}
@@ -1075,30 +1040,22 @@ func TestRateLimitIsSharedByReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, tok := apiPostToken(t, tt, url.Values{"grant_type": {"client_credentials"}}, w.ClientID, w.Secret)
-	bearer, _ := tok["access_token"].(string)
+	// One client in front of both replicas, as behind a load balancer.
+	rr := &apiRoundRobin{replicas: []*app.App{tt.App, second}}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: apptest.ValidatingTransport(t, rr)})
+	api := apiGenOver(t, apiTokenConfig(apiBase, w, oauth2.AuthStyleInHeader).Client(ctx))
 	start := time.Now()
 	allowed := 0
 	var remaining []string
 	var elapsed []time.Duration // since start, at each answer
 	for i := 0; i < 12; i++ {
-		replica := tt.App
-		if i%2 == 1 {
-			replica = second
-		}
-		req := httptest.NewRequest(http.MethodGet, "/api/v1/webhooks", nil)
-		req.Header.Set("Authorization", "Bearer "+bearer)
-		res, err := replica.Fiber.Test(req, -1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode == 200 {
+		res := call(api.ListWebhooksWithResponse(ctx, nil)).must(t)
+		if res.StatusCode() == 200 {
 			allowed++
-		} else if res.StatusCode != 429 {
-			t.Fatalf("request %d: %d", i, res.StatusCode)
+		} else if res.StatusCode() != 429 {
+			t.Fatalf("request %d: %d", i, res.StatusCode())
 		}
-		remaining = append(remaining, res.Header.Get("RateLimit-Remaining"))
+		remaining = append(remaining, res.HTTPResponse.Header.Get("RateLimit-Remaining"))
 		elapsed = append(elapsed, time.Since(start))
 	}
 	// One token comes back per second while the test runs, however slowly
@@ -1114,4 +1071,19 @@ func TestRateLimitIsSharedByReplicas(t *testing.T) {
 			t.Fatalf("RateLimit-Remaining across replicas: %v after %v", remaining, elapsed)
 		}
 	}
+}
+
+// apiRoundRobin serves each API request with the next replica in turn (in
+// process), as a load balancer would; tokens come from the first.
+type apiRoundRobin struct {
+	replicas []*app.App
+	n        atomic.Int64
+}
+
+func (r *apiRoundRobin) RoundTrip(req *http.Request) (*http.Response, error) {
+	i := 0
+	if req.URL.Path != "/oauth/token" {
+		i = int(r.n.Add(1)-1) % len(r.replicas)
+	}
+	return r.replicas[i].Fiber.Test(req, -1)
 }

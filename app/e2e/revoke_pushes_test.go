@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"cardata/app/apptest"
+	"cardata/app/providerapi/client"
 	"cardata/onboarding/webhooks"
 	"cardata/policies"
 )
@@ -33,24 +33,14 @@ func revokeThroughMy(t *testing.T, tt *apptest.T, w *apiWorld) {
 	}
 }
 
-type apiDelivery struct {
-	ID           int64  `json:"id"`
-	Status       string `json:"status"`
-	StatusReason string `json:"statusReason"`
-	Attempts     int    `json:"attempts"`
-}
-
 // apiDeliveries lists an endpoint's deliveries through the provider API.
-func apiDeliveries(t *testing.T, c *http.Client, endpointID int64) []apiDelivery {
+func apiDeliveries(t *testing.T, api *client.ClientWithResponses, endpointID int64) []client.WebhookDelivery {
 	t.Helper()
-	res, body := apiGet(t, c, fmt.Sprintf("%s/api/v1/webhooks/%d/deliveries", apiBase, endpointID))
-	var page struct {
-		Deliveries []apiDelivery `json:"deliveries"`
+	res := call(api.ListWebhookDeliveriesWithResponse(t.Context(), int(endpointID), nil)).must(t)
+	if res.JSON200 == nil {
+		t.Fatalf("deliveries: %d %s", res.StatusCode(), res.Body)
 	}
-	if res.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &page) != nil {
-		t.Fatalf("deliveries: %d %s", res.StatusCode, body)
-	}
-	return page.Deliveries
+	return res.JSON200.Deliveries
 }
 
 // A revoke drops the consent's queued and retrying pushes in its own
@@ -82,7 +72,7 @@ func TestRevokeDropsQueuedAndRetryingPushesAtOnce(t *testing.T) {
 	if n, err := hooks.FanOut(tt.Ctx, 100); err != nil || n != 1 {
 		t.Fatalf("second fan-out: %d %v", n, err)
 	}
-	c := apiClient(t, tt, w)
+	c := apiGen(t, tt, w)
 	before := apiDeliveries(t, c, ep.ID)
 	if len(before) != 2 || before[0].Status != "pending" || before[0].Attempts != 0 || before[1].Status != "pending" || before[1].Attempts != 1 {
 		t.Fatalf("before the revoke: %+v", before)
@@ -94,7 +84,7 @@ func TestRevokeDropsQueuedAndRetryingPushesAtOnce(t *testing.T) {
 		t.Fatalf("after the revoke: %+v", after)
 	}
 	for _, d := range after {
-		if d.Status != "dropped" || d.StatusReason != "consent_revoked" {
+		if d.Status != "dropped" || d.StatusReason == nil || *d.StatusReason != "consent_revoked" {
 			t.Fatalf("right after the revoke: %+v", after)
 		}
 	}
@@ -153,7 +143,7 @@ func TestPushInFlightDuringRevokeIsNotBilled(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("the delivery never finished")
 	}
-	ds := apiDeliveries(t, apiClient(t, tt, w), ep.ID)
+	ds := apiDeliveries(t, apiGen(t, tt, w), ep.ID)
 	if len(ds) != 1 || ds[0].Status != "succeeded" || ds[0].Attempts != 1 {
 		t.Fatalf("the receiver answered 204: %+v", ds)
 	}
@@ -189,8 +179,8 @@ func TestConsentExpiryDropsQueuedPushes(t *testing.T) {
 	if err != nil || res.Outcome != "succeeded" {
 		t.Fatalf("job: %v %+v", err, res)
 	}
-	ds := apiDeliveries(t, apiClient(t, tt, ending), ep.ID)
-	if len(ds) != 1 || ds[0].Status != "dropped" || ds[0].StatusReason != "consent_expired" {
+	ds := apiDeliveries(t, apiGen(t, tt, ending), ep.ID)
+	if len(ds) != 1 || ds[0].Status != "dropped" || ds[0].StatusReason == nil || *ds[0].StatusReason != "consent_expired" {
 		t.Fatalf("after the expiry job: %+v", ds)
 	}
 }

@@ -4,12 +4,16 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
 	"cardata/admin/support"
 	"cardata/app/apptest"
+	"cardata/app/providerapi/client"
 	"cardata/billing"
 	"cardata/onboarding"
 	"cardata/onboarding/vehicles"
@@ -243,14 +247,15 @@ func TestSupportPortalStaffAndAPIConversation(t *testing.T) {
 	}
 
 	// The API with a real token: the public conversation only.
-	apiA := apiBearer(t, tt, a)
-	res = apiA.Get("/api/v1/tickets/" + id)
-	if res.Status != http.StatusOK {
-		t.Fatalf("api ticket: %d %s", res.Status, res.Body)
+	apiA, ctx := apiGenFor(t, tt, a), t.Context()
+	tid, _ := strconv.Atoi(id)
+	ticket := call(apiA.GetTicketWithResponse(ctx, tid)).must(t)
+	if ticket.JSON200 == nil {
+		t.Fatalf("api ticket: %d %s", ticket.StatusCode(), ticket.Body)
 	}
-	supMustContain(t, res.Body, `"number":"T-`+id, "We are checking", `"fromSupport":true`, `"kind":"vin"`)
-	supMustNotContain(t, "the API", res.Body, "NOTE-7f3a", "gateway-eu3.log")
-	supMustNotContain(t, "the API list", apiA.Get("/api/v1/tickets").Body, "NOTE-7f3a")
+	supMustContain(t, string(ticket.Body), `"number":"T-`+id, "We are checking", `"fromSupport":true`, `"kind":"vin"`)
+	supMustNotContain(t, "the API", string(ticket.Body), "NOTE-7f3a", "gateway-eu3.log")
+	supMustNotContain(t, "the API list", string(call(apiA.ListTicketsWithResponse(ctx, nil)).must(t).Body), "NOTE-7f3a")
 
 	// No e-mail carries the note; the public reply went to the opener.
 	replies := 0
@@ -279,19 +284,15 @@ func TestSupportPortalStaffAndAPIConversation(t *testing.T) {
 		}
 	}
 	supMustNotContain(t, "B's ticket list", pb.Get("/portal/tickets").Body, "T-"+id)
-	apiB := apiBearer(t, tt, b)
-	if res := apiB.Get("/api/v1/tickets/" + id); res.Status != http.StatusNotFound || !strings.Contains(res.Body, "ticket_not_found") {
-		t.Errorf("B API GET: %d %s", res.Status, res.Body)
+	apiB := apiGenFor(t, tt, b)
+	if res := call(apiB.GetTicketWithResponse(ctx, tid)).must(t); res.StatusCode() != http.StatusNotFound || apiProblem(res.Body) != "ticket_not_found" {
+		t.Errorf("B API GET: %d %s", res.StatusCode(), res.Body)
 	}
-	if res := apiB.SendJSON("POST", "/api/v1/tickets/"+id+"/messages", `{"body":"hi"}`); res.Status != http.StatusNotFound {
-		t.Errorf("B API POST: %d", res.Status)
+	if res := call(apiB.ReplyTicketWithResponse(ctx, tid, nil, client.NewTicketMessage{Body: "hi"})).must(t); res.StatusCode() != http.StatusNotFound {
+		t.Errorf("B API POST: %d", res.StatusCode())
 	}
-	var list struct {
-		Tickets []struct{} `json:"tickets"`
-	}
-	apiB.Get("/api/v1/tickets").JSON(t, &list)
-	if len(list.Tickets) != 0 {
-		t.Errorf("B's API list has %d tickets", len(list.Tickets))
+	if list := call(apiB.ListTicketsWithResponse(ctx, nil)).must(t); list.JSON200 == nil || len(list.JSON200.Tickets) != 0 {
+		t.Errorf("B's API list: %s", list.Body)
 	}
 
 	// Waiting on the provider, the provider's answer, resolution, reopening.
@@ -326,39 +327,28 @@ func TestSupportTicketsAPI(t *testing.T) {
 	if res := api.SendJSON("POST", "/api/v1/tickets", `{"subject": 12`); res.Status != http.StatusBadRequest || !strings.Contains(res.Body, "invalid_json") {
 		t.Fatalf("bad json: %d %s", res.Status, res.Body)
 	}
-	res = api.SendJSON("POST", "/api/v1/tickets", `{"subject":"Webhook signature fails","description":"Our verifier rejects every push.",
-		"category":"api_data","priority":"P2","contactEmail":"ops@alpen.example","links":[{"kind":"container","ref":"7"}]}`)
-	if res.Status != http.StatusCreated {
-		t.Fatalf("create: %d %s", res.Status, res.Body)
+	// Well-formed requests go through the generated client, as a provider's program sends them.
+	gen, ctx := apiGenFor(t, tt, a), t.Context()
+	created := call(gen.CreateTicketWithResponse(ctx, nil, client.NewTicket{Subject: "Webhook signature fails",
+		Description: "Our verifier rejects every push.", Category: ptr(client.ApiData), Priority: ptr(client.P2),
+		ContactEmail: ptr(openapi_types.Email("ops@alpen.example")), Links: &[]client.TicketLink{{Kind: client.TicketLinkKindContainer, Ref: "7"}}})).must(t)
+	tk := created.JSON201
+	if tk == nil {
+		t.Fatalf("create: %d %s", created.StatusCode(), created.Body)
 	}
-	var tk struct {
-		ID               int64  `json:"id"`
-		Number           string `json:"number"`
-		Status           string `json:"status"`
-		Channel          string `json:"channel"`
-		ContactEmail     string `json:"contactEmail"`
-		FirstResponseDue string `json:"firstResponseDue"`
+	if created.HTTPResponse.Header.Get("Location") != fmt.Sprintf("/api/v1/tickets/%d", tk.Id) || tk.Status != "new" || tk.Channel != "api" ||
+		tk.ContactEmail != "ops@alpen.example" || tk.FirstResponseDue == nil {
+		t.Fatalf("created %+v %v", tk, created.HTTPResponse.Header)
 	}
-	res.JSON(t, &tk)
-	if res.Header.Get("Location") != fmt.Sprintf("/api/v1/tickets/%d", tk.ID) || tk.Status != "new" || tk.Channel != "api" ||
-		tk.ContactEmail != "ops@alpen.example" || tk.FirstResponseDue == "" {
-		t.Fatalf("created %+v %v", tk, res.Header)
-	}
-	if res := api.SendJSON("POST", fmt.Sprintf("/api/v1/tickets/%d/messages", tk.ID), `{"body":""}`); res.Status != http.StatusUnprocessableEntity {
+	if res := api.SendJSON("POST", fmt.Sprintf("/api/v1/tickets/%d/messages", tk.Id), `{"body":""}`); res.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("empty message: %d", res.Status)
 	}
-	if res := api.SendJSON("POST", fmt.Sprintf("/api/v1/tickets/%d/messages", tk.ID), `{"body":"The secret starts with whsec_."}`); res.Status != http.StatusCreated {
-		t.Fatalf("message: %d %s", res.Status, res.Body)
+	if res := call(gen.ReplyTicketWithResponse(ctx, tk.Id, nil, client.NewTicketMessage{Body: "The secret starts with whsec_."})).must(t); res.StatusCode() != http.StatusCreated {
+		t.Fatalf("message: %d %s", res.StatusCode(), res.Body)
 	}
-	var list struct {
-		Tickets []struct {
-			Number string `json:"number"`
-		} `json:"tickets"`
-		NextCursor *string `json:"nextCursor"`
-	}
-	api.Get("/api/v1/tickets?status=new").JSON(t, &list)
-	if len(list.Tickets) != 1 || list.NextCursor != nil || list.Tickets[0].Number != tk.Number {
-		t.Fatalf("list %+v", list)
+	list := call(gen.ListTicketsWithResponse(ctx, &client.ListTicketsParams{Status: ptr("new")})).must(t)
+	if l := list.JSON200; l == nil || len(l.Tickets) != 1 || l.NextCursor != nil || l.Tickets[0].Number != tk.Number {
+		t.Fatalf("list %d %s", list.StatusCode(), list.Body)
 	}
 	for _, q := range []string{"?page=2", "?perPage=10"} {
 		if res := api.Get("/api/v1/tickets" + q); res.Status != http.StatusBadRequest || !strings.Contains(res.Body, "unknown_parameter") {
@@ -368,9 +358,9 @@ func TestSupportTicketsAPI(t *testing.T) {
 	if res := api.Get("/api/v1/tickets?status=maybe"); res.Status != http.StatusUnprocessableEntity {
 		t.Errorf("bad status filter: %d", res.Status)
 	}
-	supMustContain(t, api.Get(fmt.Sprintf("/api/v1/tickets/%d", tk.ID)).Body, "whsec_", `"kind":"container","ref":"7"`)
-	if res := api.Get("/api/v1/tickets/999999"); res.Status != http.StatusNotFound {
-		t.Fatalf("unknown: %d", res.Status)
+	supMustContain(t, string(call(gen.GetTicketWithResponse(ctx, tk.Id)).must(t).Body), "whsec_", `"kind":"container","ref":"7"`)
+	if res := call(gen.GetTicketWithResponse(ctx, 999999)).must(t); res.StatusCode() != http.StatusNotFound {
+		t.Fatalf("unknown: %d", res.StatusCode())
 	}
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 
 	"cardata/app/apptest"
 	"cardata/app/demo"
+	"cardata/app/providerapi/client"
 	"cardata/onboarding/catalog"
 	"cardata/onboarding/vehicles"
 	"cardata/policies"
@@ -19,7 +21,8 @@ import (
 func TestCatalogAPIAndTable(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
-	res := tt.Client(t).Get("/api/v1/catalog?lang=de")
+	api := apiGenOver(t, apiInProcessClient(t, tt)) // public: no token
+	res := call(api.GetCatalogWithResponse(t.Context(), &client.GetCatalogParams{Lang: ptr(client.De)})).must(t)
 	var doc struct {
 		Count int
 		Keys  []struct {
@@ -28,9 +31,8 @@ func TestCatalogAPIAndTable(t *testing.T) {
 			Pushable, Sensitive                                         bool
 		}
 	}
-	res.JSON(t, &doc)
-	if res.Status != 200 || doc.Count < 80 || len(doc.Keys) != doc.Count {
-		t.Fatalf("catalog: %d, %d keys", res.Status, doc.Count)
+	if err := json.Unmarshal(res.Body, &doc); err != nil || res.JSON200 == nil || doc.Count < 80 || len(doc.Keys) != doc.Count {
+		t.Fatalf("catalog: %d, %d keys", res.StatusCode(), doc.Count)
 	}
 	found := false
 	for _, k := range doc.Keys {
@@ -41,8 +43,10 @@ func TestCatalogAPIAndTable(t *testing.T) {
 	if !found {
 		t.Fatal("latitude is missing or incomplete in the catalog API")
 	}
-	res = tt.Client(t).Get("/api/v1/catalog?category=electric")
-	res.JSON(t, &doc)
+	res = call(api.GetCatalogWithResponse(t.Context(), &client.GetCatalogParams{Category: ptr("electric")})).must(t)
+	if err := json.Unmarshal(res.Body, &doc); err != nil {
+		t.Fatal(err)
+	}
 	for _, k := range doc.Keys {
 		if k.Category != "electric" {
 			t.Fatalf("category filter let %s (%s) through", k.Key, k.Category)

@@ -119,17 +119,16 @@ func pushLedger(t *testing.T, tt *apptest.T, providerID int64) []pushLedgerRow {
 // pushesBilled is the month's push count the provider API's usage shows.
 func pushesBilled(t *testing.T, tt *apptest.T, w *apiWorld) int64 {
 	t.Helper()
-	res, body := apiGet(t, apiClient(t, tt, w), apiBase+"/api/v1/usage")
-	var usage billing.Usage
-	if err := json.Unmarshal([]byte(body), &usage); res.StatusCode != 200 || err != nil {
-		t.Fatalf("usage: %d %s", res.StatusCode, body)
+	res := call(apiGen(t, tt, w).GetUsageWithResponse(t.Context(), nil)).must(t)
+	if res.JSON200 == nil {
+		t.Fatalf("usage: %d %s", res.StatusCode(), res.Body)
 	}
-	for _, it := range usage.Items {
-		if it.Item == string(billing.ItemPush) {
-			return it.Count
+	for _, it := range res.JSON200.Items {
+		if string(it.Item) == string(billing.ItemPush) {
+			return int64(it.Count)
 		}
 	}
-	t.Fatalf("usage without pushes: %s", body)
+	t.Fatalf("usage without pushes: %s", res.Body)
 	return 0
 }
 
