@@ -8,7 +8,7 @@ import (
 
 // mountAPI mounts the provider API (/oauth/token, /api/v1), its bearer
 // resolver, and the portal and staff pages for deliveries, usage and
-// webhooks.
+// webhooks, and the portal's developer page.
 //
 // Authorization: API clients carry bearer tokens, not sessions. The route
 // guard runs before any group middleware, so app.go calls a.bearer right
@@ -42,6 +42,13 @@ func (a *App) mountAPI() error {
 	for _, item := range portal.APINav() {
 		a.View.AddNav("Partner portal", item)
 	}
+	// The developer page states the limits this handler applies (read at
+	// each request, so a test's or an operator's configuration shows).
+	dev := &portal.DeveloperPage{View: a.View, Onboarding: s.Onboarding, BaseURL: a.Cfg.PublicURL,
+		Limits:  func() portal.APILimits { return portal.APILimits(h.Limits()) },
+		Example: providerapi.ExampleSource, Changelog: providerapi.ChangelogHTML()}
+	dev.Routes(a.surface("/portal"))
+	a.View.AddNav("Partner portal", portal.DeveloperNav())
 	staffPages := &admin.DeliveryHandlers{View: a.View, Onboarding: s.Onboarding, Webhooks: s.Webhooks, Billing: s.Billing,
 		Location: a.Cfg.BillingTimezone}
 	staffPages.Routes(a.surface("/admin"))
