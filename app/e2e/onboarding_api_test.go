@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -37,18 +38,14 @@ func TestRegistrationAPI(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
 	c := tt.Client(t)
-	res := c.SendJSON(http.MethodPost, "/api/v1/registrations", obRegistrationBody("AT", "ATU13585627", "anna@api.example"))
-	if res.Status != http.StatusAccepted {
-		t.Fatalf("register: %d %s", res.Status, res.Body)
+	// A prospective provider's program registers with the generated client (no token).
+	body, err := json.Marshal(obRegistrationBody("AT", "ATU13585627", "anna@api.example"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	var out struct {
-		Status        string
-		VATID         string `json:"vatId"`
-		PasswordSetup string `json:"passwordSetup"`
-	}
-	res.JSON(t, &out)
-	if out.Status != "submitted" || out.VATID != "ATU13585627" || out.PasswordSetup != "link_sent" {
-		t.Fatalf("response: %+v", out)
+	reg := call(apiGenOver(t, apiInProcessClient(t, tt)).RegisterWithBodyWithResponse(t.Context(), "application/json", bytes.NewReader(body))).must(t)
+	if out := reg.JSON202; out == nil || out.Status != "submitted" || out.VatId != "ATU13585627" || out.PasswordSetup != "link_sent" {
+		t.Fatalf("register: %d %s", reg.StatusCode(), reg.Body)
 	}
 	var link int64
 	tt.DB.Raw("SELECT count(*) FROM email_outbox WHERE to_addr = 'anna@api.example' AND body_text LIKE '%/portal/invitations/%'").Scan(&link)
@@ -59,7 +56,7 @@ func TestRegistrationAPI(t *testing.T) {
 	// registered): the answer is the one a new application gets, and the
 	// known provider's contact is told by e-mail (app/registration_abuse_test.go).
 	dup := c.SendJSON(http.MethodPost, "/api/v1/registrations", obRegistrationBody("AT", "AT U13585627", "other@api.example"))
-	if dup.Status != http.StatusAccepted || dup.Header.Get("Content-Type") != res.Header.Get("Content-Type") {
+	if dup.Status != http.StatusAccepted || dup.Header.Get("Content-Type") != reg.HTTPResponse.Header.Get("Content-Type") {
 		t.Fatalf("known VAT ID: %d %s", dup.Status, dup.Body)
 	}
 
@@ -92,7 +89,7 @@ func TestRegistrationAPI(t *testing.T) {
 	}
 	bad := obRegistrationBody("DE", "DE136695976", "bad@api.example")
 	bad["documents"] = []map[string]string{{"filename": "x.pdf", "contentBase64": "%%%"}}
-	res = c.SendJSON(http.MethodPost, "/api/v1/registrations", bad)
+	res := c.SendJSON(http.MethodPost, "/api/v1/registrations", bad)
 	if _, f := obProblemField(t, res); res.Status != 422 || f != "documents/document_encoding" {
 		t.Fatalf("bad base64: %d %s", res.Status, res.Body)
 	}
