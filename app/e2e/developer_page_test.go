@@ -27,6 +27,7 @@ type devPageWorld struct {
 	tt      *apptest.T
 	w       *apiWorld
 	revoked string // the revoked client's id
+	sandbox string // a sandbox client's id
 	dev     string // the developer's e-mail
 	fin     string // the finance user's e-mail
 }
@@ -45,6 +46,11 @@ func newDevPageWorld(t *testing.T) *devPageWorld {
 		t.Fatal(err)
 	}
 	d.revoked = old.Client.ClientID
+	sbx, err := ob.CreateSandboxAPIClient(tt.Ctx, pid, "sandbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.sandbox = sbx.Client.ClientID
 	n := apiSeq.Add(1)
 	d.dev, d.fin = fmt.Sprintf("dev%d@alpen.example", n), fmt.Sprintf("fin%d@alpen.example", n)
 	for email, role := range map[string]string{d.dev: onboarding.RoleProviderDeveloper, d.fin: onboarding.RoleProviderFinance} {
@@ -93,6 +99,10 @@ func TestDeveloperPageShowsTheAPIAsConfigured(t *testing.T) {
 			`<h3>Deprecation policy (from 1.0 on)</h3>`,                // the changelog, rendered
 			`client.VerifyWebhook(secret, r.Header, body, time.Now())`, // the example's source
 			`href="/portal/developer"`)                                 // in the navigation
+		if i, j := strings.Index(body, `id="sandbox-clients"`), strings.Index(body, d.sandbox); i < 0 || j < i ||
+			strings.Index(body, w.ClientID) > i {
+			t.Errorf("%s: the sandbox client is not listed apart from the production one", who)
+		}
 		if strings.Contains(body, d.revoked) {
 			t.Errorf("%s: a revoked client is listed", who)
 		}

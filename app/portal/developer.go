@@ -50,12 +50,10 @@ func DeveloperNav() templates.NavItem {
 type developerPage struct {
 	BaseURL, APIURL, TokenURL string
 	Clients                   []onboarding.APIClient // the provider's production clients that are not revoked
-	// SandboxClients: the provider's sandbox clients, listed in their own
-	// section once the sandbox (issue 19, item 4) gives them.
-	SandboxClients []onboarding.APIClient
-	Limits         shownLimits
-	Example        string
-	Changelog      template.HTML
+	SandboxClients            []onboarding.APIClient // its sandbox clients that are not revoked, listed apart
+	Limits                    shownLimits
+	Example                   string
+	Changelog                 template.HTML
 }
 
 // shownLimits are the limits in the units the page states them in.
@@ -76,7 +74,11 @@ func (h *DeveloperPage) show(c *fiber.Ctx) error {
 	d := developerPage{BaseURL: h.BaseURL, APIURL: h.BaseURL + "/api/v1", TokenURL: h.BaseURL + "/oauth/token",
 		Example: h.Example, Changelog: h.Changelog}
 	for _, cl := range all {
-		if !cl.Revoked() {
+		switch {
+		case cl.Revoked():
+		case cl.Sandbox:
+			d.SandboxClients = append(d.SandboxClients, cl)
+		default:
 			d.Clients = append(d.Clients, cl)
 		}
 	}
