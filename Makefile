@@ -26,6 +26,8 @@ run: postgres build
 	@echo "    manager@demo.local  manager2@demo.local  finance@demo.local  finance2@demo.local"
 	@echo "    support@demo.local  lead@demo.local  admin@demo.local  auditor@demo.local"
 	@echo "    (a credit note is drafted by one finance user and issued by the other)"
+	@echo "    admin@demo.local needs a second factor (STAFF_TOTP_REQUIRED_ROLES=admin): at its first sign-in it sets up"
+	@echo "    an authenticator app (scan the QR code or type the key shown), then each sign-in asks for the app's code"
 	@echo "  Provider portal: http://$(LISTEN_ADDR)/portal  (admin@demo-insurer.example)"
 	@echo "  Customer pages:  http://$(LISTEN_ADDR)/my      (customer1@demo.local, anna@demo.example)"
 	@if [ "$(DEV_IDP)" = 1 ]; then \

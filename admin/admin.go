@@ -13,6 +13,7 @@ import (
 	"cardata/admin/staff"
 	"cardata/policies/errs"
 	"cardata/policies/session"
+	"cardata/policies/totp"
 	"cardata/templates"
 )
 
@@ -33,6 +34,13 @@ type Handlers struct {
 	// RoleClaim and RoleMap turn the provider's groups into cardata roles.
 	RoleClaim string
 	RoleMap   map[string][]string
+	// Factors are the local accounts' authenticator apps (TOTP) and
+	// recovery codes; TOTPRequiredRoles the roles that must have one
+	// (STAFF_TOTP_REQUIRED_ROLES).
+	Factors           *totp.Store
+	TOTPRequiredRoles []string
+	// LocalSignInOff refuses staff password sign-ins (LOCAL_STAFF_SIGNIN=off).
+	LocalSignInOff bool
 }
 
 // Routes mounts the staff pages on r (the /admin group).
@@ -45,11 +53,20 @@ func (h *Handlers) Routes(r fiber.Router) {
 	r.Get("", h.dashboard)
 	r.Get("/account", h.account)
 	r.Post("/account/password", h.changePassword)
+	r.Get("/login/code", h.codeForm)
+	r.Post("/login/code", h.code)
+	r.Get("/login/enrol", h.enrolForm)
+	r.Post("/login/enrol", h.enrol)
+	r.Get("/account/totp", h.accountEnrolForm)
+	r.Post("/account/totp", h.accountEnrol)
+	r.Post("/account/totp/recovery-codes", h.View.Confirm(h.confirmNewRecoveryCodes), h.newRecoveryCodes)
+	r.Post("/account/totp/disable", h.View.Confirm(h.confirmDisableTOTP), h.disableTOTP)
 	r.Get("/users", h.listUsers)
 	r.Get("/users/new", h.newUser)
 	r.Post("/users", h.createUser)
 	r.Get("/users/:id", h.showUser)
 	r.Post("/users/:id", h.updateUser)
+	r.Post("/users/:id/second-factor/reset", h.View.Confirm(h.confirmResetFactor), h.resetFactor)
 	r.Get("/audit", h.listAudit)
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"cardata/admin/staff"
 	"cardata/policies"
+	"cardata/policies/session"
 	"cardata/templates"
 )
 
@@ -19,12 +20,35 @@ func (h *Handlers) loginForm(c *fiber.Ctx) error {
 }
 
 func (h *Handlers) login(c *fiber.Ctx) error {
+	if h.LocalSignInOff {
+		return h.View.Render(c, fiber.StatusForbidden, "admin/login", &templates.Page{Title: "Sign in",
+			Flash: &templates.Flash{Kind: "error", Message: ErrLocalSignInOff.Message}})
+	}
 	email, password := c.FormValue("email"), c.FormValue("password")
-	u, err := h.Staff.Authenticate(c.UserContext(), email, password, policies.RequestFrom(c.UserContext()).ClientAddr)
+	addr := policies.RequestFrom(c.UserContext()).ClientAddr
+	u, err := h.Staff.Authenticate(c.UserContext(), email, password, addr)
 	if err != nil {
 		return h.View.SignInFailed(c, err, "admin/login", "Sign in")
 	}
-	token, _, err := h.Sessions.Create(c.UserContext(), policies.KindStaff, u.ID, policies.RequestFrom(c.UserContext()).ClientAddr, c.Get(fiber.HeaderUserAgent))
+	// An authenticator app set up, or required by the role: the password
+	// opens only the second step (second_factor.go).
+	step, err := h.secondStep(c, u)
+	if err != nil {
+		return err
+	}
+	if step != "" {
+		token, _, err := h.Sessions.CreatePending(c.UserContext(), policies.KindStaff, u.ID, addr, c.Get(fiber.HeaderUserAgent), step)
+		if err != nil {
+			return err
+		}
+		h.StartSession(c, token)
+		path := codePath
+		if step == session.PendingEnrol {
+			path = enrolPath
+		}
+		return c.Redirect(withNext(path, c.FormValue("next")), fiber.StatusSeeOther)
+	}
+	token, _, err := h.Sessions.Create(c.UserContext(), policies.KindStaff, u.ID, addr, c.Get(fiber.HeaderUserAgent))
 	if err != nil {
 		return err
 	}

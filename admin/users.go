@@ -10,6 +10,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/totp"
 	"cardata/templates"
 )
 
@@ -22,6 +23,9 @@ type userPage struct {
 	// Incompatible is the separation-of-duties table, shown as a hint
 	// beside the roles so the refusal does not come as a surprise.
 	Incompatible []policies.RolePair
+	// Factor is the person's second factor (an administrator may remove
+	// it for someone who lost their authenticator app and recovery codes).
+	Factor totp.Status
 }
 
 func (h *Handlers) listUsers(c *fiber.Ctx) error {
@@ -73,8 +77,51 @@ func (h *Handlers) renderUser(c *fiber.Ctx, status int, u *staff.User, fieldErrs
 	if err != nil {
 		return err
 	}
+	var factor totp.Status
+	if h.Factors != nil {
+		if factor, err = h.Factors.Status(c.UserContext(), factorOf(u)); err != nil {
+			return err
+		}
+	}
 	return h.View.Render(c, status, "admin/users/form", &templates.Page{Errors: fieldErrs, Form: form,
-		Data: userPage{User: u, Roles: policies.StaffRoles, Incompatible: policies.IncompatibleRoles, Selected: selected, Timeline: timeline}})
+		Data: userPage{User: u, Roles: policies.StaffRoles, Incompatible: policies.IncompatibleRoles, Selected: selected, Timeline: timeline, Factor: factor}})
+}
+
+// ErrOwnFactor sends an administrator to their own account page to remove
+// their own authenticator app, which asks for a current code.
+var ErrOwnFactor = errs.New(errs.Conflict, "own_second_factor", "remove your own authenticator app on your account page")
+
+func (h *Handlers) confirmResetFactor(c *fiber.Ctx) (templates.Confirmation, error) {
+	id, err := pathID(c)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	u, err := h.Staff.FindByID(c.UserContext(), id)
+	if err != nil {
+		return templates.Confirmation{}, err
+	}
+	return templates.Confirmation{Title: "Remove the authenticator app of {{.Name}}?", Args: []any{"Name", u.Name},
+		Effect: "Their recovery codes stop working too. Their next password sign-in asks for no code, or, where their role requires one, for setting up a new app. Do this only once you are sure who asked.",
+		Yes:    "Remove the authenticator app", Back: "/admin/users/" + strconv.FormatInt(id, 10)}, nil
+}
+
+func (h *Handlers) resetFactor(c *fiber.Ctx) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	if p := policies.PrincipalFrom(c.UserContext()); p.ID == id {
+		return ErrOwnFactor
+	}
+	u, err := h.Staff.FindByID(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	if err := h.Factors.Reset(c.UserContext(), factorOf(u)); err != nil {
+		return err
+	}
+	templates.SetFlash(c, "success", "The authenticator app is removed.")
+	return c.Redirect("/admin/users/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
 }
 
 func (h *Handlers) updateUser(c *fiber.Ctx) error {

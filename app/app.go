@@ -162,6 +162,14 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	adminH.RoleClaim, adminH.RoleMap = cfg.StaffOIDC.RoleClaim, cfg.StaffOIDC.RoleMap
+	adminH.Factors, adminH.TOTPRequiredRoles = a.SecondFactors, cfg.StaffTOTPRequiredRoles
+	// LOCAL_STAFF_SIGNIN=off: the company's provider is the only way in
+	// (config refuses it without one).
+	if adminH.LocalSignInOff = !cfg.LocalStaffSignIn; adminH.LocalSignInOff && view.SignInWith != nil {
+		offer := view.SignInWith["admin/login"]
+		offer.NoPasswords = true
+		view.SignInWith["admin/login"] = offer
+	}
 	adminGroup := a.surface("/admin")
 	adminH.Routes(adminGroup)
 	// The language switch in every page's header (anonymous visitors too).
@@ -171,6 +179,9 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	a.Access.Public(fiber.MethodPost, "/admin/login")
 	a.Access.Public(fiber.MethodGet, "/admin/oidc/login")
 	a.Access.Public(fiber.MethodGet, "/admin/oidc/callback")
+	for _, r := range admin.SecondStepRoutes {
+		a.Access.Public(r[0], r[1])
+	}
 	view.Nav = admin.Nav()
 
 	// Module surfaces, on the ready services. Each mount function lives in
@@ -192,7 +203,8 @@ func (a *App) surface(prefix string) fiber.Router {
 	g := a.Fiber.Group(prefix)
 	switch prefix {
 	case "/admin":
-		return web.Surface(g, prefix, policies.KindStaff, "/admin/login", "/admin/oidc/login", "/admin/oidc/callback")
+		return web.Surface(g, prefix, policies.KindStaff, "/admin/login", "/admin/oidc/login", "/admin/oidc/callback",
+			"/admin/login/code", "/admin/login/enrol")
 	case "/portal":
 		return web.Surface(g, prefix, policies.KindProvider, "/portal/login", "/portal/invitations/:token",
 			"/portal/oidc/login", "/portal/oidc/callback")

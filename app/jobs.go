@@ -50,10 +50,15 @@ func (s *Services) PlatformJobs() []jobs.Job {
 				return err
 			}},
 		{Name: "login_attempts.purge", Title: "Sign-in attempt clean-up", Spec: "20 3 * * *", CatchUp: 24 * time.Hour,
-			Description: "Deletes recorded sign-in attempts older than 30 days (the throttle only looks at the last minutes).",
+			Description: "Deletes recorded sign-in attempts (passwords and one-time codes) older than 30 days (the throttle only looks at the last minutes).",
 			Run: func(ctx context.Context, r *jobs.Run) error {
 				n, err := s.Staff.PurgeLoginAttempts(ctx, time.Now().Add(-LoginAttemptRetention))
 				r.Set("attempts_removed", n)
+				if err != nil {
+					return err
+				}
+				m, err := s.SecondFactors.PurgeAttempts(ctx, time.Now().Add(-LoginAttemptRetention))
+				r.Set("code_attempts_removed", m)
 				return err
 			}},
 		{Name: "audit.verify", Title: "Audit-chain verification", Spec: "40 4 * * *", CatchUp: 24 * time.Hour,

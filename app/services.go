@@ -28,6 +28,7 @@ import (
 	"cardata/policies/consent"
 	"cardata/policies/session"
 	"cardata/policies/signin"
+	"cardata/policies/totp"
 )
 
 // Services are the domain services of one app, each built once and
@@ -57,7 +58,10 @@ type Services struct {
 	Jobs       *jobs.Scheduler       // the job registry and its loop
 	Outbox     *jobs.Outbox          // the e-mail worker
 	Secrets    *webhooks.Secrets     // SECRETS_KEY: seals signing secrets and stored answers
-	log        *slog.Logger
+	// SecondFactors are the local accounts' authenticator apps (TOTP) and
+	// recovery codes; their secrets sealed under SECRETS_KEY too.
+	SecondFactors *totp.Store
+	log           *slog.Logger
 }
 
 // NewServices builds every domain service from the configuration on an
@@ -121,6 +125,11 @@ func NewServices(cfg config.Config, gdb *gorm.DB, log *slog.Logger, pageMounted 
 		log.Info("sealed webhook signing secrets", "count", n)
 	}
 	s.Webhooks = &webhooks.Service{DB: gdb, Log: log, PublicURL: cfg.PublicURL, Secrets: s.Secrets}
+	s.SecondFactors = &totp.Store{DB: gdb, Issuer: "CarData", BcryptCost: cfg.BcryptCost, Throttle: throttle}
+	if aead := s.Secrets.AEAD(); aead != nil {
+		s.SecondFactors.Seal = func(p []byte) ([]byte, error) { return webhooks.SealBytes(aead, p, totpPurpose) }
+		s.SecondFactors.Open = func(b []byte) ([]byte, error) { return webhooks.OpenBytes(aead, b, totpPurpose) }
+	}
 	// The loop (fan-out, claims) takes one connection of the push share,
 	// the attempts the rest; their HTTP calls hold none and stay as many.
 	s.Webhooks.Opt.DBConcurrency = budget.PushAttempts()
@@ -192,6 +201,10 @@ func NewServices(cfg config.Config, gdb *gorm.DB, log *slog.Logger, pageMounted 
 	}
 	return s, nil
 }
+
+// totpPurpose is the sealing purpose of authenticator secrets: a sealed
+// signing secret or stored answer never opens as one.
+const totpPurpose = "cardata totp secret"
 
 // ReadFacts are the consent module's facts for the decision on a provider
 // API read of a vehicle's data in a container (providerapi.Handler.Facts).

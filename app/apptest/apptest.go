@@ -44,7 +44,10 @@ func Config(t testing.TB, dbURL string) config.Config {
 	env := map[string]string{"DATABASE_URL": dbURL, "BCRYPT_COST": "4", "LISTEN_ADDR": "127.0.0.1:0",
 		"SHUTDOWN_TIMEOUT": ShutdownTimeout.String(),
 		// port 0: parallel tests each serve metrics and must not share the default port
-		"METRICS_ADDR": "127.0.0.1:0"}
+		"METRICS_ADDR": "127.0.0.1:0",
+		// Tests sign administrators in with a password alone; the tests of
+		// the second factor set the roles that require one.
+		"STAFF_TOTP_REQUIRED_ROLES": "none"}
 	cfg, err := config.LoadFrom(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"cardata/app/demo"
 	"cardata/policies"
 	"cardata/policies/audit"
+	"cardata/policies/totp"
 )
 
 // Env is what a command runs with.
@@ -101,6 +102,8 @@ func commands() []Command {
 					" (separation of duties: "+incompatibleRolesHint()+")")
 				fs.Bool("password-stdin", false, "read the password from standard input (required)")
 			}, Run: runUserAdd},
+		{Name: "user reset-second-factor", Summary: "remove a staff user's authenticator app and recovery codes (break-glass: the person lost both and no administrator can sign in)",
+			Flags: func(fs *flag.FlagSet) { fs.String("email", "", "e-mail address (required)") }, Run: runUserResetFactor},
 		{Name: "audit verify", Summary: "verify the audit trail's hash chain; names the first broken entry", Run: runAuditVerify},
 	}
 	cmds = append(cmds, moduleCommands()...)
@@ -257,6 +260,29 @@ func runUserAdd(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "added staff user %d %s with roles %s\n", u.ID, u.Email, strings.Join(u.Roles, ", "))
+	return nil
+}
+
+// runUserResetFactor removes a staff user's second factor (audited with
+// the CLI as the actor); their next password sign-in asks for no code, or
+// for a new set-up where their role requires one.
+func runUserResetFactor(ctx context.Context, env *Env, fs *flag.FlagSet) error {
+	email := fs.Lookup("email").Value.String()
+	if email == "" {
+		return errors.New("--email is required")
+	}
+	a, err := env.App(ctx)
+	if err != nil {
+		return err
+	}
+	u, err := a.Staff.FindByEmail(ctx, email)
+	if err != nil {
+		return err
+	}
+	if err := a.SecondFactors.Reset(ctx, totp.Subject{Kind: policies.KindStaff, ID: u.ID, Account: u.Email}); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "removed the authenticator app and recovery codes of %s\n", u.Email)
 	return nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"cardata/policies"
 )
 
 // Config is every setting the binary knows. Field comments name the variable.
@@ -84,6 +86,19 @@ type Config struct {
 	// owners on the next port) and points StaffOIDC and CustomerOIDC at it.
 	DevIdP     bool
 	DevIdPAddr string
+
+	// StaffTOTPRequiredRoles (STAFF_TOTP_REQUIRED_ROLES, comma-separated
+	// staff roles, default admin; empty or none: no role) are the roles
+	// whose local accounts must use an authenticator app (TOTP): one
+	// without is sent to set it up right after the password and can do
+	// nothing else until it has.
+	StaffTOTPRequiredRoles []string
+	// LocalStaffSignIn (LOCAL_STAFF_SIGNIN, default on): off hides the
+	// staff password form and refuses local staff password sign-ins, so
+	// staff sign in through the company's provider only; valid only with
+	// STAFF_OIDC_ISSUER or DEV_IDP. Turning it on again is the break-glass
+	// path.
+	LocalStaffSignIn bool
 }
 
 // OIDC is one OpenID Connect provider cardata signs people in through.
@@ -225,6 +240,11 @@ func LoadFrom(lookup func(string) (string, bool)) (Config, error) {
 	if c.DevIdP {
 		r.devIdP(&c)
 	}
+	c.StaffTOTPRequiredRoles = r.roles("STAFF_TOTP_REQUIRED_ROLES", []string{policies.RoleAdmin})
+	c.LocalStaffSignIn = r.onOff("LOCAL_STAFF_SIGNIN", true)
+	if !c.LocalStaffSignIn && !c.StaffOIDC.Enabled() {
+		r.fail("LOCAL_STAFF_SIGNIN", "off is only valid with STAFF_OIDC_ISSUER or DEV_IDP: otherwise no staff member could sign in")
+	}
 	if r.err != nil {
 		return Config{}, r.err
 	}
@@ -325,6 +345,7 @@ func (c Config) Redacted() map[string]any {
 		"readings_retention": c.ReadingsRetention.String(), "outbox_retention": c.OutboxRetention.String(),
 		"trusted_proxies":   fmt.Sprint(c.TrustedProxies),
 		"staff_oidc_issuer": c.StaffOIDC.Issuer, "customer_oidc_issuer": c.CustomerOIDC.Issuer, "dev_idp": c.DevIdP,
+		"staff_totp_required_roles": strings.Join(c.StaffTOTPRequiredRoles, ","), "local_staff_signin": c.LocalStaffSignIn,
 	}
 }
 
@@ -383,6 +404,44 @@ func (r *reader) integer(name string, def, min, max int) int {
 		return def
 	}
 	return n
+}
+
+// roles reads a comma-separated list of staff roles; set but empty, or
+// "none", is no role.
+func (r *reader) roles(name string, def []string) []string {
+	v, ok := r.lookup(name)
+	if !ok {
+		return def
+	}
+	out := []string{}
+	if v = strings.TrimSpace(v); strings.EqualFold(v, "none") {
+		return out
+	}
+	for _, role := range strings.Split(v, ",") {
+		role = strings.TrimSpace(role)
+		if role == "" {
+			continue
+		}
+		if !policies.IsStaffRole(role) {
+			r.fail(name, "unknown role %q (known: %s; or none)", role, strings.Join(policies.StaffRoles, ", "))
+			return def
+		}
+		out = append(out, role)
+	}
+	return out
+}
+
+// onOff reads on/off (or any boolean spelling).
+func (r *reader) onOff(name string, def bool) bool {
+	switch v := strings.ToLower(r.str(name, "")); v {
+	case "":
+		return def
+	case "on", "yes":
+		return true
+	case "off", "no":
+		return false
+	}
+	return r.boolean(name, def)
 }
 
 func (r *reader) boolean(name string, def bool) bool {

@@ -173,8 +173,11 @@ func Sessions(store *session.Store, resolvers map[string]Resolver) fiber.Handler
 			}
 			return c.Next()
 		}
+		// A sign-in waiting for its second factor is no sign-in yet: the
+		// request stays anonymous, so the guard refuses every page but the
+		// public second step, which reads the pending session itself.
 		resolve, ok := resolvers[s.SubjectKind]
-		if !ok {
+		if !ok || s.Pending != "" {
 			return c.Next()
 		}
 		p, err := resolve(c.UserContext(), s.SubjectID, s.ID)

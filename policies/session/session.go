@@ -32,7 +32,18 @@ type Session struct {
 	// IdentitySubject the subject it signed in.
 	IdentityProvider string
 	IdentitySubject  string
+	// Pending is set while a sign-in waits for its second step ("code": a
+	// one-time code, "enrol": setting up the authenticator the account's
+	// role requires). Such a session names its subject but is no sign-in:
+	// it resolves to no principal (app/web.Sessions).
+	Pending string
 }
+
+// The second steps a pending session waits for.
+const (
+	PendingCode  = "code"
+	PendingEnrol = "enrol"
+)
 
 // Store creates and resolves sessions with an idle and an absolute limit.
 type Store struct {
@@ -71,14 +82,30 @@ func (s *Store) Create(ctx context.Context, kind string, subjectID int64, addr, 
 // CreateVia starts a session signed in through an OpenID provider
 // (identity.RP name) as its subject.
 func (s *Store) CreateVia(ctx context.Context, kind string, subjectID int64, addr, agent, provider, subject string) (string, *Session, error) {
+	return s.create(ctx, &Session{SubjectKind: kind, SubjectID: subjectID, ClientAddr: addr, UserAgent: agent,
+		IdentityProvider: provider, IdentitySubject: subject}, s.MaxAge)
+}
+
+// PendingTTL bounds a pending session: the second step of a sign-in is
+// done within it or the password is asked again.
+const PendingTTL = 10 * time.Minute
+
+// CreatePending starts a session that waits for the second step of a
+// password sign-in (PendingCode, PendingEnrol); it lapses after PendingTTL.
+// Once the step is done the caller ends it and starts a full session
+// (Create), so the token that passed only the password never becomes one.
+func (s *Store) CreatePending(ctx context.Context, kind string, subjectID int64, addr, agent, pending string) (string, *Session, error) {
+	return s.create(ctx, &Session{SubjectKind: kind, SubjectID: subjectID, ClientAddr: addr, UserAgent: agent, Pending: pending},
+		min(PendingTTL, s.MaxAge))
+}
+
+func (s *Store) create(ctx context.Context, row *Session, ttl time.Duration) (string, *Session, error) {
 	token := NewToken()
 	now := s.now()
-	if len(agent) > 300 {
-		agent = agent[:300]
+	if len(row.UserAgent) > 300 {
+		row.UserAgent = row.UserAgent[:300]
 	}
-	row := &Session{TokenHash: hash(token), SubjectKind: kind, SubjectID: subjectID, ClientAddr: addr,
-		UserAgent: agent, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(s.MaxAge),
-		IdentityProvider: provider, IdentitySubject: subject}
+	row.TokenHash, row.CreatedAt, row.LastSeenAt, row.ExpiresAt = hash(token), now, now, now.Add(ttl)
 	if err := s.DB.WithContext(ctx).Create(row).Error; err != nil {
 		return "", nil, errs.Wrap(err, "create session")
 	}
