@@ -152,7 +152,7 @@ func (h *Handlers) code(c *fiber.Ctx) error {
 	ctx := policies.WithPrincipal(c.UserContext(), u.Principal(0))
 	recovery, err := h.Factors.Verify(ctx, factorOf(u), c.FormValue("code"), policies.RequestFrom(ctx).ClientAddr)
 	if err != nil {
-		return h.codeRefused(c, err, "admin/login_code", nil)
+		return h.codeRefused(c, err, "admin/login_code", nil, fiber.StatusUnauthorized)
 	}
 	if err := h.promote(c, tok, u); err != nil {
 		return err
@@ -163,11 +163,12 @@ func (h *Handlers) code(c *fiber.Ctx) error {
 	return c.Redirect(safeNext(c.FormValue("next")), fiber.StatusSeeOther)
 }
 
-// codeRefused re-renders a code form with the refusal on its field: 401
-// for a wrong or used code, 429 with Retry-After when throttled.
-func (h *Handlers) codeRefused(c *fiber.Ctx, err error, page string, data any) error {
+// codeRefused re-renders a code form with the refusal on its field:
+// wrong (401 at sign-in, 422 on a signed-in page) for a wrong or used code,
+// 429 with Retry-After when throttled.
+func (h *Handlers) codeRefused(c *fiber.Ctx, err error, page string, data any, wrong int) error {
 	e := errs.As(err)
-	status := fiber.StatusUnauthorized
+	status := wrong
 	switch e.Kind {
 	case errs.Unauthorized:
 	case errs.TooMany:
@@ -219,7 +220,7 @@ func (h *Handlers) enrol(c *fiber.Ctx) error {
 		if berr != nil {
 			return berr
 		}
-		return h.codeRefused(c, err, "admin/totp/enrol", enrolPage{Enrolment: e, Action: enrolPath, Required: true})
+		return h.codeRefused(c, err, "admin/totp/enrol", enrolPage{Enrolment: e, Action: enrolPath, Required: true}, fiber.StatusUnauthorized)
 	}
 	if err := h.promote(c, tok, u); err != nil {
 		return err
@@ -273,7 +274,7 @@ func (h *Handlers) accountEnrol(c *fiber.Ctx) error {
 		if berr != nil {
 			return berr
 		}
-		return h.codeRefused(c, err, "admin/totp/enrol", enrolPage{Enrolment: e, Action: "/admin/account/totp"})
+		return h.codeRefused(c, err, "admin/totp/enrol", enrolPage{Enrolment: e, Action: "/admin/account/totp"}, fiber.StatusUnprocessableEntity)
 	}
 	return h.showRecoveryCodes(c, codes, "/admin/account")
 }

@@ -146,7 +146,7 @@ func TestTOTPEnrolSignInReplayAndRecovery(t *testing.T) {
 	}
 
 	enrolCode := clock.code(t, secret)
-	if res := postCode(c, "/admin/account/totp", wrongCode(enrolCode)); res.Status != http.StatusUnauthorized || !strings.Contains(res.Body, "the code is wrong") {
+	if res := postCode(c, "/admin/account/totp", wrongCode(enrolCode)); res.Status != http.StatusUnprocessableEntity || !strings.Contains(res.Body, "the code is wrong") {
 		t.Fatalf("wrong first code: %d", res.Status)
 	}
 	res = postCode(c, "/admin/account/totp", enrolCode)
