@@ -185,6 +185,7 @@ func (h *Handlers) codeRefused(c *fiber.Ctx, err error, page string, data any, w
 type enrolPage struct {
 	*totp.Enrolment
 	Action   string // where the first code is posted
+	Back     string // the account page (the staff one when empty)
 	Required bool   // set up because the role requires it, at sign-in
 }
 

@@ -207,7 +207,7 @@ func (a *App) surface(prefix string) fiber.Router {
 			"/admin/login/code", "/admin/login/enrol")
 	case "/portal":
 		return web.Surface(g, prefix, policies.KindProvider, "/portal/login", "/portal/invitations/:token",
-			"/portal/oidc/login", "/portal/oidc/callback")
+			"/portal/oidc/login", "/portal/oidc/callback", "/portal/login/code")
 	case "/my":
 		return web.Surface(g, prefix, policies.KindCustomer, "/my/login", "/my/oidc/login", "/my/oidc/callback")
 	}

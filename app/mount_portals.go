@@ -15,10 +15,11 @@ func (a *App) mountPortals() error {
 		StartSession: func(c *fiber.Ctx, token string) { web.SetSessionCookie(c, a.Cookies, token, a.Cfg.SessionMaxAge) },
 		EndSession:   func(c *fiber.Ctx) { web.ClearSessionCookie(c, a.Cookies) },
 		Company:      templates.OIDCSignIn{Secure: a.Cookies.Secure, Domain: a.Cookies.Domain},
+		Factors:      a.SecondFactors,
 	}
 	h.Routes(a.surface("/portal"))
 	h.RegisterRoutes(a.Fiber.Group("/register"))
-	for _, r := range portal.PublicRoutes {
+	for _, r := range append(portal.PublicRoutes, portal.SecondStepRoutes...) {
 		a.Access.Public(r[0], r[1])
 	}
 	for _, item := range portal.Nav() {

@@ -15,6 +15,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/policies/session"
+	"cardata/policies/totp"
 	"cardata/templates"
 )
 
@@ -29,6 +30,9 @@ type Handlers struct {
 	// Company holds the cookie settings of the company sign-in (Secure,
 	// Domain); its relying party is each provider's own.
 	Company templates.OIDCSignIn
+	// Factors are the local accounts' authenticator apps (TOTP) and
+	// recovery codes (second_factor.go).
+	Factors *totp.Store
 }
 
 // Routes mounts the partner portal on r (the /portal group).
@@ -36,6 +40,13 @@ func (h *Handlers) Routes(r fiber.Router) {
 	r.Get("/login", h.loginForm)
 	r.Post("/login", h.login)
 	r.Post("/logout", h.logout)
+	r.Get("/login/code", h.codeForm)
+	r.Post("/login/code", h.code)
+	r.Get("/account", h.account)
+	r.Get("/account/totp", h.accountEnrolForm)
+	r.Post("/account/totp", h.accountEnrol)
+	r.Post("/account/totp/recovery-codes", h.View.Confirm(h.confirmNewRecoveryCodes), h.newRecoveryCodes)
+	r.Post("/account/totp/disable", h.View.Confirm(h.confirmDisableTOTP), h.disableTOTP)
 	r.Post("/oidc/login", h.companyLogin)
 	r.Get("/oidc/callback", h.companyCallback)
 	r.Get("/invitations/:token", h.invitation)
@@ -76,6 +87,7 @@ func Nav() []templates.NavItem {
 		{Label: "API clients", Path: "/portal/clients"},
 		{Label: "Markets", Path: "/portal/markets"},
 		{Label: "Company sign-in", Path: "/portal/company-sign-in"},
+		{Label: "My account", Path: "/portal/account"},
 	}
 }
 
@@ -122,7 +134,7 @@ func (h *Handlers) login(c *fiber.Ctx) error {
 	if err != nil {
 		return h.View.SignInFailed(c, err, "portal/login", "Partner portal sign-in")
 	}
-	return h.startSession(c, u, safeNext(c.FormValue("next")))
+	return h.passwordSignIn(c, u, safeNext(c.FormValue("next")))
 }
 
 func (h *Handlers) startSession(c *fiber.Ctx, u *onboarding.ProviderUser, next string) error {
