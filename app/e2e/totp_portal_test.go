@@ -8,6 +8,7 @@ import (
 
 	"cardata/app/apptest"
 	"cardata/app/config"
+	"cardata/onboarding"
 )
 
 // portalPasswordStep posts a provider user's password and returns where it leads.
@@ -166,5 +167,35 @@ func TestTOTPPortalWrongCodesAreThrottled(t *testing.T) {
 	}
 	if got := auditSummaries(t, tt, "second_factor.code_refused"); len(got) != 4 || !strings.Contains(got[3], "throttled") {
 		t.Fatalf("refusals audited: %v", got)
+	}
+}
+
+// A company sign-in leaves the second factor to the company's identity
+// provider: a user with an authenticator app signs in through it straight
+// into the portal, while the same user's password still asks for the code.
+func TestTOTPPortalCompanySignInSkipsTheCode(t *testing.T) {
+	t.Parallel()
+	w := newPortalIdPWorld(t, nil)
+	tt := w.tt
+	clock := useTOTPClock(tt)
+	eva := w.invite(t, w.a, "eva@alpen.example", onboarding.RoleProviderDeveloper, true)
+	c := loginProvider(t, tt, eva.Email, providerPassword)
+	secret := enrolmentSecret(t, c.Get("/portal/account/totp").Body)
+	if res := postCode(c, "/portal/account/totp", clock.code(t, secret)); res.Status != http.StatusOK {
+		t.Fatalf("enrol: %d", res.Status)
+	}
+	if res := configure(t, w.adminA, w.idpA.Issuer(), portalClientA, portalSecretA, "alpen.example"); res.Status != http.StatusSeeOther {
+		t.Fatalf("save: %d %s", res.Status, res.Body)
+	}
+	if loc := portalPasswordStep(t, tt.Client(t), eva.Email); loc != "/portal/login/code" {
+		t.Fatalf("password with an app leads to %s", loc)
+	}
+	c2 := tt.Client(t)
+	res := c2.Get(companyFlow(t, w.idpA, startCompany(t, c2, eva.Email), person("alpen-eva", eva.Email)))
+	if res.Status != http.StatusSeeOther || res.Header.Get("Location") != "/portal" {
+		t.Fatalf("company sign-in: %d %s", res.Status, res.Header.Get("Location"))
+	}
+	if res := c2.Get("/portal"); res.Status != http.StatusOK {
+		t.Fatalf("portal after the company sign-in: %d", res.Status)
 	}
 }
