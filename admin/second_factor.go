@@ -319,16 +319,12 @@ func (h *Handlers) disableTOTP(c *fiber.Ctx) error {
 	if code == "" {
 		return h.renderAccount(c, fiber.StatusUnprocessableEntity, map[string]string{"code": "enter a current code from your authenticator app or a recovery code"})
 	}
-	err = h.Factors.Disable(c.UserContext(), factorOf(u), code, policies.RequestFrom(c.UserContext()).ClientAddr)
-	switch {
-	case err == nil:
-	case errs.KindOf(err) == errs.Unauthorized:
-		return h.renderAccount(c, fiber.StatusUnprocessableEntity, map[string]string{"code": errs.As(err).Message})
-	case errs.KindOf(err) == errs.TooMany:
-		c.Set(fiber.HeaderRetryAfter, "300")
-		return h.renderAccount(c, fiber.StatusTooManyRequests, map[string]string{"code": errs.As(err).Message})
-	default:
-		return err
+	if err := h.Factors.Disable(c.UserContext(), factorOf(u), code, policies.RequestFrom(c.UserContext()).ClientAddr); err != nil {
+		status, fields, other := templates.CodeRefused(c, err)
+		if other != nil {
+			return other
+		}
+		return h.renderAccount(c, status, fields)
 	}
 	templates.SetFlash(c, "success", "The authenticator app is removed from your account.")
 	return c.Redirect("/admin/account", fiber.StatusSeeOther)

@@ -41,3 +41,18 @@ func (v *View) SignInFailed(c *fiber.Ctx, err error, page, title string) error {
 	return v.Render(c, status, page, &Page{Title: title, Errors: map[string]string{"password": e.Message},
 		Form: map[string]string{"email": c.FormValue("email"), "next": c.FormValue("next")}})
 }
+
+// CodeRefused is the answer of an account form whose second-factor code was
+// refused (removing the authenticator app, staff and portal alike): the code
+// field's error with 422, or 429 with Retry-After once throttled. Any other
+// error comes back as other, for the error handler.
+func CodeRefused(c *fiber.Ctx, err error) (status int, fields map[string]string, other error) {
+	switch errs.KindOf(err) {
+	case errs.Unauthorized:
+		return fiber.StatusUnprocessableEntity, map[string]string{"code": errs.As(err).Message}, nil
+	case errs.TooMany:
+		c.Set(fiber.HeaderRetryAfter, "300")
+		return fiber.StatusTooManyRequests, map[string]string{"code": errs.As(err).Message}, nil
+	}
+	return 0, nil, err
+}
