@@ -68,6 +68,7 @@ func (h *Handlers) Routes(r fiber.Router) {
 	r.Post("/users/:id", h.updateUser)
 	r.Post("/users/:id/second-factor/reset", h.View.Confirm(h.confirmResetFactor), h.resetFactor)
 	r.Get("/audit", h.listAudit)
+	r.Get("/audit/export.csv", h.exportAudit)
 }
 
 // Nav is the staff navigation; entries show only to roles allowed to GET them.

@@ -34,6 +34,7 @@ type ProviderHandlers struct {
 func (h *ProviderHandlers) Routes(r fiber.Router) {
 	r.Get("/review-queue", h.queue)
 	r.Get("/providers", h.listProviders)
+	r.Get("/providers/export.csv", h.exportProviders)
 	r.Get("/providers/:id", h.showProvider)
 	r.Post("/providers/:id/transitions/:action", h.View.Confirm(h.confirmTransition), h.transition)
 	r.Get("/providers/:id/documents/:doc", h.downloadDocument)
@@ -107,11 +108,13 @@ func seatCountries() []onboarding.Country {
 	return append(append([]onboarding.Country{}, onboarding.EU27...), onboarding.EEAOnly...)
 }
 
-func (h *ProviderHandlers) listProviders(c *fiber.Ctx) error {
-	pager := templates.NewPager(c, 25)
+// providerFilter reads the provider list's filters and order from the
+// query; an unknown filter value is left out with a field error, an
+// unknown sort key falls back to the default order.
+func providerFilter(c *fiber.Ctx) (onboarding.ProviderFilter, map[string]string, map[string]string) {
 	form := map[string]string{"status": c.Query("status"), "country": c.Query("country"), "market": c.Query("market"), "q": c.Query("q")}
 	f := onboarding.ProviderFilter{Status: onboarding.Status(form["status"]), Country: form["country"], Market: form["market"],
-		Query: form["q"], Offset: pager.Offset(), Limit: pager.PerPage}
+		Query: form["q"], Order: onboarding.ProviderSort.Parse(c.Query("sort"), c.Query("dir"))}
 	fieldErrs := map[string]string{}
 	if f.Status != "" && !contains(onboarding.Statuses, f.Status) {
 		fieldErrs["status"], f.Status = "unknown status", ""
@@ -122,6 +125,13 @@ func (h *ProviderHandlers) listProviders(c *fiber.Ctx) error {
 	if f.Market != "" && !onboarding.IsSupportedMarket(strings.ToUpper(f.Market)) {
 		fieldErrs["market"], f.Market = "choose a supported market", ""
 	}
+	return f, form, fieldErrs
+}
+
+func (h *ProviderHandlers) listProviders(c *fiber.Ctx) error {
+	pager := templates.NewPager(c, 25)
+	f, form, fieldErrs := providerFilter(c)
+	f.Offset, f.Limit = pager.Offset(), pager.PerPage
 	ps, total, err := h.Onboarding.FindProviders(c.UserContext(), f)
 	if err != nil {
 		return err
@@ -132,7 +142,25 @@ func (h *ProviderHandlers) listProviders(c *fiber.Ctx) error {
 		status = fiber.StatusUnprocessableEntity
 	}
 	return h.View.Render(c, status, "admin/providers/index", &templates.Page{Title: "Providers", Pager: pager, Form: form, Errors: fieldErrs,
+		Sort: templates.NewSort(c, f.Order.Key, f.Order.Desc),
 		Data: providerListPage{Providers: rows(ps, time.Now()), Statuses: onboarding.Statuses, Countries: seatCountries(), Markets: onboarding.SupportedMarkets}})
+}
+
+// exportProviders downloads the provider list with the page's filters and
+// order as CSV; a bad filter answers 422 with the list page.
+func (h *ProviderHandlers) exportProviders(c *fiber.Ctx) error {
+	f, _, fieldErrs := providerFilter(c)
+	if len(fieldErrs) > 0 {
+		return h.listProviders(c)
+	}
+	return templates.CSV(c, "cardata-providers.csv",
+		[]string{"provider_id", "company", "seat", "vat_id", "status", "reviewer", "registered_at", "waiting_since", "approved_at"},
+		func(ctx context.Context, emit func([]string) error) error {
+			return h.Onboarding.EachProvider(ctx, f, func(p *onboarding.Provider) error {
+				return emit([]string{strconv.FormatInt(p.ID, 10), p.LegalName, p.Country, p.VATID, string(p.Status), p.ReviewerName,
+					templates.CSVTime(p.SubmittedAt), templates.CSVTime(p.WaitingSince), templates.CSVTime(p.ApprovedAt)})
+			})
+		})
 }
 
 func contains[T comparable](list []T, v T) bool {

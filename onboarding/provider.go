@@ -16,6 +16,7 @@ import (
 	"cardata/policies/audit"
 	"cardata/policies/consent"
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 )
 
 // Status is where a provider stands in its life cycle.
@@ -244,8 +245,24 @@ type ProviderFilter struct {
 	Country string
 	Market  string // providers with approved access to this market
 	Query   string // legal name or VAT ID contains
-	Offset  int
-	Limit   int
+	// Order is the list's sort (ProviderSort); the zero value is by name.
+	Order  listsort.Order
+	Offset int
+	Limit  int
+}
+
+// ProviderSort is the provider list's sort whitelist.
+var ProviderSort = listsort.Spec{
+	Columns: map[string]string{
+		"name":       "lower(providers.legal_name)",
+		"seat":       "providers.country",
+		"vat":        "providers.vat_id",
+		"status":     "providers.status",
+		"reviewer":   "lower(staff_users.name)",
+		"registered": "providers.submitted_at",
+	},
+	Tiebreak: "providers.id",
+	Default:  listsort.Order{Key: "name"},
 }
 
 // FindProvidersByIDs loads the given providers (unknown ids are left out).
@@ -258,8 +275,7 @@ func (s *Service) FindProvidersByIDs(ctx context.Context, ids []int64) ([]Provid
 	return out, errs.Wrap(err, "find providers")
 }
 
-// FindProviders lists providers by name and the total matching.
-func (s *Service) FindProviders(ctx context.Context, f ProviderFilter) ([]Provider, int64, error) {
+func (s *Service) providerQuery(ctx context.Context, f ProviderFilter) *gorm.DB {
 	q := s.DB.WithContext(ctx).Table("providers")
 	if f.Status != "" {
 		q = q.Where("providers.status = ?", f.Status)
@@ -275,6 +291,19 @@ func (s *Service) FindProviders(ctx context.Context, f ProviderFilter) ([]Provid
 		compact := "%" + escapeLike(vat.Compact(term)) + "%"
 		q = q.Where("providers.legal_name ILIKE ? OR providers.vat_id ILIKE ?", like, compact)
 	}
+	return q
+}
+
+func providerRows(q *gorm.DB, f ProviderFilter) *gorm.DB {
+	return q.Select("providers.*, COALESCE(staff_users.name, '') AS reviewer_name").
+		Joins("LEFT JOIN staff_users ON staff_users.id = providers.reviewer_id").
+		Order(ProviderSort.SQL(f.Order))
+}
+
+// FindProviders lists providers in f's order (by name unless chosen) and
+// the total matching.
+func (s *Service) FindProviders(ctx context.Context, f ProviderFilter) ([]Provider, int64, error) {
+	q := s.providerQuery(ctx, f)
 	var total int64
 	if err := q.Count(&total).Error; err != nil {
 		return nil, 0, errs.Wrap(err, "count providers")
@@ -283,10 +312,14 @@ func (s *Service) FindProviders(ctx context.Context, f ProviderFilter) ([]Provid
 		f.Limit = 25
 	}
 	var out []Provider
-	err := q.Select("providers.*, COALESCE(staff_users.name, '') AS reviewer_name").
-		Joins("LEFT JOIN staff_users ON staff_users.id = providers.reviewer_id").
-		Order("lower(providers.legal_name), providers.id").Offset(f.Offset).Limit(f.Limit).Find(&out).Error
+	err := providerRows(q, f).Offset(f.Offset).Limit(f.Limit).Find(&out).Error
 	return out, total, errs.Wrap(err, "list providers")
+}
+
+// EachProvider calls fn for every provider matching f (offset and limit
+// ignored), in f's order, reading them one at a time (the CSV export).
+func (s *Service) EachProvider(ctx context.Context, f ProviderFilter, fn func(*Provider) error) error {
+	return listsort.Each[Provider](providerRows(s.providerQuery(ctx, f), f), fn)
 }
 
 // FindReviewQueue returns the applications waiting for a partner manager

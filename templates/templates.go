@@ -173,7 +173,9 @@ type Page struct {
 	Errors    map[string]string // field -> message
 	Form      map[string]string // submitted values to re-fill
 	Pager     *Pager
-	Data      any
+	// Sort is a sortable list's current order (NewSort); nil elsewhere.
+	Sort *Sort
+	Data any
 	// Lang is the page's language (the html lang attribute, the switch);
 	// URI is the path and query the language switch returns to.
 	Lang i18n.Lang
@@ -211,6 +213,7 @@ var funcs = template.FuncMap{
 	"hasPrefix": strings.HasPrefix,
 	"add":       func(a, b int) int { return a + b },
 	"bytesize":  ByteSize,
+	"sortth":    sortHeader,
 	"seq": func(n int) []int {
 		s := make([]int, n)
 		for i := range s {

@@ -17,6 +17,7 @@ import (
 
 	"cardata/policies"
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 )
 
 // Entry is one audit row.
@@ -157,12 +158,25 @@ type Filter struct {
 	ObjectType string
 	ObjectID   string
 	From, To   time.Time // To is exclusive
+	Order      listsort.Order
 	Offset     int
 	Limit      int
 }
 
-// List returns entries newest first and the total matching.
-func List(ctx context.Context, db *gorm.DB, f Filter) ([]Entry, int64, error) {
+// Sort is the audit trail's sort whitelist (newest first by default).
+var Sort = listsort.Spec{
+	Columns: map[string]string{
+		"id":     "id",
+		"at":     "at",
+		"actor":  "lower(actor_label)",
+		"action": "action",
+		"object": "object_type",
+	},
+	Tiebreak: "id",
+	Default:  listsort.Order{Key: "id", Desc: true},
+}
+
+func query(ctx context.Context, db *gorm.DB, f Filter) *gorm.DB {
 	q := db.WithContext(ctx).Model(&Entry{})
 	if f.Actor != "" {
 		q = q.Where("actor_label ILIKE ?", "%"+escapeLike(f.Actor)+"%")
@@ -182,6 +196,13 @@ func List(ctx context.Context, db *gorm.DB, f Filter) ([]Entry, int64, error) {
 	if !f.To.IsZero() {
 		q = q.Where("at < ?", f.To)
 	}
+	return q
+}
+
+// List returns entries in f's order (newest first unless chosen) and the
+// total matching.
+func List(ctx context.Context, db *gorm.DB, f Filter) ([]Entry, int64, error) {
+	q := query(ctx, db, f)
 	var total int64
 	if err := q.Count(&total).Error; err != nil {
 		return nil, 0, errs.Wrap(err, "audit count")
@@ -190,8 +211,14 @@ func List(ctx context.Context, db *gorm.DB, f Filter) ([]Entry, int64, error) {
 		f.Limit = 50
 	}
 	var out []Entry
-	err := q.Order("id DESC").Offset(f.Offset).Limit(f.Limit).Find(&out).Error
+	err := q.Order(Sort.SQL(f.Order)).Offset(f.Offset).Limit(f.Limit).Find(&out).Error
 	return out, total, errs.Wrap(err, "audit list")
+}
+
+// Each calls fn for every entry matching f in f's order, one at a time
+// (the CSV export of a long trail).
+func Each(ctx context.Context, db *gorm.DB, f Filter, fn func(*Entry) error) error {
+	return listsort.Each[Entry](query(ctx, db, f).Order(Sort.SQL(f.Order)), fn)
 }
 
 // ForObject returns an object's entries oldest first (its timeline).

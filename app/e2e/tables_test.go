@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"encoding/csv"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"cardata/app/apptest"
+)
+
+// csvRows parses a CSV download (status 200, a CSV content type).
+func csvRows(t *testing.T, res *apptest.Response, what string) [][]string {
+	t.Helper()
+	if res.Status != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/csv") {
+		t.Fatalf("%s: %d %s %.300s", what, res.Status, res.Header.Get("Content-Type"), res.Body)
+	}
+	rows, err := csv.NewReader(strings.NewReader(res.Body)).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", what, err, res.Body)
+	}
+	return rows
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// inOrder fails unless the parts appear in body in this order.
+func inOrder(t *testing.T, what, body string, parts ...string) {
+	t.Helper()
+	last := -1
+	for _, p := range parts {
+		i := strings.Index(body, p)
+		if i < 0 {
+			t.Fatalf("%s: %q missing", what, p)
+		}
+		if i < last {
+			t.Fatalf("%s: %q out of order (want %q)", what, p, parts)
+		}
+		last = i
+	}
+}
+
+// Staff lists sort on the server by a whitelisted column kept in the URL
+// (with the filters), and export the same rows as CSV with the reader's
+// language in the header; roles that cannot see a list cannot export it.
+func TestTablesSortFiltersAndCSV(t *testing.T) {
+	t.Parallel()
+	tt := apptest.New(t)
+	mustActiveProvider(t, tt, "Alpen Versicherung AG", "AT", "ATU12345675")
+	mustActiveProvider(t, tt, "Werkstatt Süd AG", "DE", "DE123456788")
+	mustRegisterProvider(t, tt, "Zebra Mobility AG", "AT", "ATU13585627")
+	tt.MustCreateStaff(t, "pm@tables.example", "partner_manager")
+	tt.MustCreateStaff(t, "auditor@tables.example", "auditor")
+	tt.MustCreateStaff(t, "support@tables.example", "support")
+	pm := tt.LoginStaff(t, "pm@tables.example")
+
+	// Ascending and descending by name; the default is by name.
+	inOrder(t, "name asc", pm.Get("/admin/providers?sort=name").Body, "Alpen Versicherung", "Werkstatt Süd", "Zebra Mobility")
+	desc := pm.Get("/admin/providers?sort=name&dir=desc").Body
+	inOrder(t, "name desc", desc, "Zebra Mobility", "Werkstatt Süd", "Alpen Versicherung")
+	if !strings.Contains(desc, `aria-sort="descending"`) {
+		t.Fatal("the sorted column has no aria-sort")
+	}
+	inOrder(t, "-name", pm.Get("/admin/providers?sort=-name").Body, "Zebra Mobility", "Werkstatt Süd", "Alpen Versicherung")
+	inOrder(t, "seat desc", pm.Get("/admin/providers?sort=seat&dir=desc").Body, "Werkstatt Süd", "Alpen Versicherung")
+	// An unknown key or an injection attempt falls back to the default order.
+	for _, bad := range []string{"name;drop", "name%3Bdrop%20table%20providers", "nope"} {
+		res := pm.Get("/admin/providers?sort=" + bad + "&dir=desc")
+		if res.Status != http.StatusOK {
+			t.Fatalf("sort=%s: %d", bad, res.Status)
+		}
+		inOrder(t, "sort="+bad, res.Body, "Alpen Versicherung", "Werkstatt Süd", "Zebra Mobility")
+	}
+	// Sort links keep the filters; the filter form and the export link keep the sort.
+	page := pm.Get("/admin/providers?status=active&sort=name").Body
+	for _, want := range []string{
+		`href="/admin/providers?dir=desc&amp;sort=name&amp;status=active"`,
+		`<input type="hidden" name="sort" value="name">`,
+		`href="/admin/providers/export.csv?sort=name&amp;status=active"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("filtered page lacks %s", want)
+		}
+	}
+	if strings.Contains(page, "Zebra Mobility") {
+		t.Fatal("the status filter let a submitted application through")
+	}
+
+	// The export has the page's rows in the page's order, and the German
+	// header for a German reader.
+	rows := csvRows(t, pm.Get("/admin/providers/export.csv?status=active&sort=name&dir=desc"), "providers csv")
+	if len(rows) != 3 || rows[0][1] != "company" || rows[1][1] != "Werkstatt Süd AG" || rows[2][1] != "Alpen Versicherung AG" {
+		t.Fatalf("providers csv = %q", rows)
+	}
+	if !strings.HasSuffix(rows[1][6], "Z") {
+		t.Fatalf("registered_at is not UTC RFC 3339: %q", rows[1][6])
+	}
+	de := tt.LoginStaff(t, "pm@tables.example")
+	de.Header.Set("Accept-Language", "de-AT,de;q=0.9")
+	rows = csvRows(t, de.Get("/admin/providers/export.csv"), "providers csv de")
+	if rows[0][0] != "Anbieter-ID" || rows[0][1] != "Unternehmen" || len(rows) != 4 {
+		t.Fatalf("german providers csv = %q", rows)
+	}
+	if res := pm.Get("/admin/providers/export.csv?status=bogus"); res.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("export with a bad filter: %d", res.Status)
+	}
+
+	// The audit trail: sorted, exported with its filters; support may not.
+	au := tt.LoginStaff(t, "auditor@tables.example")
+	inOrder(t, "audit by action", au.Get("/admin/audit?sort=action").Body, "provider.approve", "provider.claim", "provider.submit")
+	rows = csvRows(t, au.Get("/admin/audit/export.csv?action=provider.approve&sort=id"), "audit csv")
+	if len(rows) != 3 || rows[1][4] != "provider.approve" || rows[2][4] != "provider.approve" || atoi(rows[1][0]) >= atoi(rows[2][0]) {
+		t.Fatalf("audit csv = %q", rows)
+	}
+	su := tt.LoginStaff(t, "support@tables.example")
+	if res := su.Get("/admin/audit/export.csv"); res.Status != http.StatusForbidden {
+		t.Fatalf("support's audit export: %d", res.Status)
+	}
+	if res := su.Get("/admin/audit"); res.Status != http.StatusForbidden {
+		t.Fatalf("support's audit trail: %d", res.Status)
+	}
+	if rows := csvRows(t, su.Get("/admin/providers/export.csv"), "support providers csv"); len(rows) != 4 {
+		t.Fatalf("support providers csv = %q", rows)
+	}
+}
