@@ -42,6 +42,7 @@ func (h *BillingHandlers) Routes(r fiber.Router) {
 	r.Get("/billing/runs/:id", h.showRun)
 	r.Get("/billing/runs/:id/progress", h.runProgress)
 	r.Get("/billing/invoices", h.listInvoices)
+	r.Post("/billing/bulk/:verb", h.View.Confirm(h.confirmBulk), h.bulk)
 	r.Get("/billing/invoices/:id", h.showInvoice)
 	r.Get("/billing/invoices/:id/records", h.invoiceRecords)
 	r.Get("/billing/invoices/:id/pdf", h.download("pdf"))

@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"cardata/billing"
+	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 	"cardata/templates"
@@ -23,6 +24,11 @@ type invoiceListPage struct {
 	Periods  []string
 	Statuses []string
 	Now      time.Time
+	// Bulk actions (finance): the chosen period's invoices waiting to be
+	// finalized and to be sent, and whether the rows get checkboxes.
+	Period         string
+	Drafts, Unsent int
+	CanBulk        bool
 }
 
 func (h *BillingHandlers) listInvoices(c *fiber.Ctx) error {
@@ -51,8 +57,18 @@ func (h *BillingHandlers) listInvoices(c *fiber.Ctx) error {
 	if f.Overdue {
 		form["overdue"] = "1"
 	}
-	return h.View.Render(c, fiber.StatusOK, "admin/billing/invoices/index", &templates.Page{Pager: pager, Form: form,
-		Data: invoiceListPage{Invoices: list, Periods: periods, Statuses: billing.DisplayStatuses, Now: time.Now()}})
+	data := invoiceListPage{Invoices: list, Periods: periods, Statuses: billing.DisplayStatuses, Now: time.Now(), Period: f.Period,
+		CanBulk: h.View.Can(policies.PrincipalFrom(c.UserContext()), fiber.MethodPost, "/admin/billing/bulk/finalize")}
+	if data.CanBulk && f.Period != "" {
+		for verb, n := range map[string]*int{billing.BulkFinalize: &data.Drafts, billing.BulkSend: &data.Unsent} {
+			p, err := h.Billing.PreviewBulk(c.UserContext(), verb, billing.BulkSelection{All: true, Period: f.Period})
+			if err != nil {
+				return err
+			}
+			*n = p.Count
+		}
+	}
+	return h.View.Render(c, fiber.StatusOK, "admin/billing/invoices/index", &templates.Page{Pager: pager, Form: form, Data: data})
 }
 
 type invoicePage struct {
