@@ -33,6 +33,7 @@ type ProviderHandlers struct {
 // Routes mounts the pages on r (the /admin group).
 func (h *ProviderHandlers) Routes(r fiber.Router) {
 	r.Get("/review-queue", h.queue)
+	r.Post("/review-queue/claim", h.claimSelected)
 	r.Get("/providers", h.listProviders)
 	r.Get("/providers/export.csv", h.exportProviders)
 	r.Get("/providers/:id", h.showProvider)
@@ -311,4 +312,24 @@ func messages(err error) []string {
 		out = append(out, f.Message)
 	}
 	return out
+}
+
+// claimSelected claims the ticked applications of the review queue for the
+// signed-in partner manager (onboarding.ClaimMany) and lists the outcome.
+func (h *ProviderHandlers) claimSelected(c *fiber.Ctx) error {
+	var ids []int64
+	for _, v := range formList(c, "ids") {
+		if id, err := strconv.ParseInt(v, 10, 64); err == nil && id > 0 {
+			ids = append(ids, id)
+		}
+	}
+	res, err := h.Onboarding.ClaimMany(c.UserContext(), ids)
+	if err != nil {
+		if e := errs.As(err); e.Kind == errs.BadRequest {
+			templates.SetFlash(c, "error", e.Message)
+			return c.Redirect("/admin/review-queue", fiber.StatusSeeOther)
+		}
+		return err
+	}
+	return h.View.Render(c, fiber.StatusOK, "admin/providers/claimed", &templates.Page{Title: "Claimed applications", Data: res})
 }

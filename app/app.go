@@ -186,7 +186,7 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 
 	// Module surfaces, on the ready services. Each mount function lives in
 	// its own file; their order is only that of the navigation's sections.
-	for _, mount := range []func() error{a.mountJobs, a.mountOnboarding, a.mountAPI, a.mountPortals, a.mountIngest, a.mountSupport, a.mountConsent, a.mountBilling, a.mountSandbox} {
+	for _, mount := range []func() error{a.mountJobs, a.mountOnboarding, a.mountAPI, a.mountPortals, a.mountIngest, a.mountSupport, a.mountConsent, a.mountBilling, a.mountSandbox, a.mountSearch} {
 		if err := mount(); err != nil {
 			return nil, err
 		}

@@ -307,6 +307,7 @@ type InvoiceFilter struct {
 	Status     string
 	ProviderID int64
 	Provider   string // substring of the buyer name
+	Number     string // substring of the number, any case (the header's search)
 	DocType    string
 	Overdue    bool
 	Offset     int
@@ -318,6 +319,9 @@ func (s *Service) ListInvoices(ctx context.Context, f InvoiceFilter) ([]Invoice,
 	q := s.DB.WithContext(ctx).Model(&Invoice{})
 	if f.Period != "" {
 		q = q.Where("period = ?", f.Period)
+	}
+	if n := strings.TrimSpace(f.Number); n != "" {
+		q = q.Where("number ILIKE ?", "%"+strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(n)+"%")
 	}
 	switch f.Status {
 	case "":
