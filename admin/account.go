@@ -4,10 +4,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/crypto/bcrypt"
 
+	"cardata/admin/secondfactor"
 	"cardata/admin/staff"
 	"cardata/policies"
 	"cardata/policies/errs"
-	"cardata/policies/totp"
 	"cardata/templates"
 )
 
@@ -21,20 +21,16 @@ func (h *Handlers) renderAccount(c *fiber.Ctx, status int, fieldErrs map[string]
 	if err != nil {
 		return err
 	}
-	var factor totp.Status
-	if h.Factors != nil {
-		if factor, err = h.Factors.Status(c.UserContext(), factorOf(u)); err != nil {
-			return err
-		}
+	// The second factor serves local sign-ins, so it is offered where the
+	// password form is.
+	sec, err := h.account2FA().Section(c, factorOf(u), h.Factors != nil && !h.LocalSignInOff, h.totpRequired(u))
+	if err != nil {
+		return err
 	}
 	return h.View.Render(c, status, "admin/account", &templates.Page{Errors: fieldErrs, Data: struct {
 		User *staff.User
-		// TOTP is the second factor; it serves local sign-ins, so it is
-		// offered where the password form is.
-		TOTP         totp.Status
-		TOTPOffered  bool
-		TOTPRequired bool
-	}{u, factor, h.Factors != nil && !h.LocalSignInOff, h.totpRequired(u)}})
+		secondfactor.Section
+	}{u, sec}})
 }
 
 func (h *Handlers) changePassword(c *fiber.Ctx) error {

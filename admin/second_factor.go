@@ -1,12 +1,12 @@
 package admin
 
 import (
-	"html/template"
 	"net/url"
 	"slices"
 
 	"github.com/gofiber/fiber/v2"
 
+	"cardata/admin/secondfactor"
 	"cardata/admin/staff"
 	"cardata/policies"
 	"cardata/policies/errs"
@@ -152,7 +152,7 @@ func (h *Handlers) code(c *fiber.Ctx) error {
 	ctx := policies.WithPrincipal(c.UserContext(), u.Principal(0))
 	recovery, err := h.Factors.Verify(ctx, factorOf(u), c.FormValue("code"), policies.RequestFrom(ctx).ClientAddr)
 	if err != nil {
-		return h.codeRefused(c, err, "admin/login_code", nil, fiber.StatusUnauthorized)
+		return secondfactor.CodeRefused(h.View, c, err, "Sign in", "admin/login_code", nil, fiber.StatusUnauthorized)
 	}
 	if err := h.promote(c, tok, u); err != nil {
 		return err
@@ -163,35 +163,18 @@ func (h *Handlers) code(c *fiber.Ctx) error {
 	return c.Redirect(safeNext(c.FormValue("next")), fiber.StatusSeeOther)
 }
 
-// codeRefused re-renders a code form with the refusal on its field:
-// wrong (401 at sign-in, 422 on a signed-in page) for a wrong or used code,
-// 429 with Retry-After when throttled.
-func (h *Handlers) codeRefused(c *fiber.Ctx, err error, page string, data any, wrong int) error {
-	e := errs.As(err)
-	status := wrong
-	switch e.Kind {
-	case errs.Unauthorized:
-	case errs.TooMany:
-		status = fiber.StatusTooManyRequests
-		c.Set(fiber.HeaderRetryAfter, "300")
-	default:
-		return err
-	}
-	return h.View.Render(c, status, page, &templates.Page{Title: "Sign in", Data: data,
-		Errors: map[string]string{"code": e.Message}, Form: map[string]string{"next": c.FormValue("next")}})
+// account is the account page's second factor (admin/secondfactor).
+func (h *Handlers) account2FA() *secondfactor.Account {
+	return &secondfactor.Account{View: h.View, Factors: h.Factors, Path: "/admin/account", SignInTitle: "Sign in",
+		Me: func(c *fiber.Ctx) (totp.Subject, bool, error) {
+			u, err := h.me(c)
+			if err != nil {
+				return totp.Subject{}, false, err
+			}
+			return factorOf(u), h.totpRequired(u), nil
+		},
+		RenderAccount: h.renderAccount}
 }
-
-// enrolPage is the data of the enrolment page.
-type enrolPage struct {
-	*totp.Enrolment
-	Action   string // where the first code is posted
-	Back     string // the account page (the staff one when empty)
-	Required bool   // set up because the role requires it, at sign-in
-}
-
-// QR is the QR code's data URI, for the img element (a PNG this server
-// made: no external service sees the secret).
-func (p enrolPage) QR() template.URL { return template.URL(p.QRImage) }
 
 func (h *Handlers) enrolForm(c *fiber.Ctx) error {
 	_, u, err := h.pendingSignIn(c, session.PendingEnrol)
@@ -203,7 +186,7 @@ func (h *Handlers) enrolForm(c *fiber.Ctx) error {
 		return err
 	}
 	return h.View.Render(c, fiber.StatusOK, "admin/totp/enrol", &templates.Page{Title: "Set up your authenticator app",
-		Data: enrolPage{Enrolment: e, Action: enrolPath, Required: true}, Form: map[string]string{"next": c.Query("next")}})
+		Data: secondfactor.EnrolPage{Enrolment: e, Action: enrolPath, Required: true}, Form: map[string]string{"next": c.Query("next")}})
 }
 
 func (h *Handlers) enrol(c *fiber.Ctx) error {
@@ -221,113 +204,12 @@ func (h *Handlers) enrol(c *fiber.Ctx) error {
 		if berr != nil {
 			return berr
 		}
-		return h.codeRefused(c, err, "admin/totp/enrol", enrolPage{Enrolment: e, Action: enrolPath, Required: true}, fiber.StatusUnauthorized)
+		return secondfactor.CodeRefused(h.View, c, err, "Sign in", "admin/totp/enrol", secondfactor.EnrolPage{Enrolment: e, Action: enrolPath, Required: true}, fiber.StatusUnauthorized)
 	}
 	if err := h.promote(c, tok, u); err != nil {
 		return err
 	}
-	return h.showRecoveryCodes(c, codes, safeNext(c.FormValue("next")))
-}
-
-// showRecoveryCodes shows new recovery codes, once: they are stored only
-// as hashes.
-func (h *Handlers) showRecoveryCodes(c *fiber.Ctx, codes []string, next string) error {
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return h.View.Render(c, fiber.StatusOK, "admin/totp/recovery_codes", &templates.Page{Title: "Your recovery codes",
-		Data: struct {
-			Codes []string
-			Next  string
-		}{codes, next}})
-}
-
-// The account page's second factor.
-
-func (h *Handlers) accountEnrolForm(c *fiber.Ctx) error {
-	u, err := h.me(c)
-	if err != nil {
-		return err
-	}
-	e, err := h.Factors.BeginEnrolment(c.UserContext(), factorOf(u))
-	if errs.Is(err, "second_factor_present") {
-		return c.Redirect("/admin/account", fiber.StatusSeeOther)
-	}
-	if err != nil {
-		return err
-	}
-	return h.View.Render(c, fiber.StatusOK, "admin/totp/enrol", &templates.Page{Title: "Set up your authenticator app",
-		Data: enrolPage{Enrolment: e, Action: "/admin/account/totp"}})
-}
-
-func (h *Handlers) accountEnrol(c *fiber.Ctx) error {
-	u, err := h.me(c)
-	if err != nil {
-		return err
-	}
-	codes, err := h.Factors.ConfirmEnrolment(c.UserContext(), factorOf(u), c.FormValue("code"), policies.RequestFrom(c.UserContext()).ClientAddr)
-	switch {
-	case errs.Is(err, "second_factor_present"):
-		return c.Redirect("/admin/account", fiber.StatusSeeOther)
-	case errs.Is(err, "second_factor_missing"): // no QR code shown yet
-		return c.Redirect("/admin/account/totp", fiber.StatusSeeOther)
-	}
-	if err != nil {
-		e, berr := h.Factors.BeginEnrolment(c.UserContext(), factorOf(u))
-		if berr != nil {
-			return berr
-		}
-		return h.codeRefused(c, err, "admin/totp/enrol", enrolPage{Enrolment: e, Action: "/admin/account/totp"}, fiber.StatusUnprocessableEntity)
-	}
-	return h.showRecoveryCodes(c, codes, "/admin/account")
-}
-
-func (h *Handlers) confirmNewRecoveryCodes(c *fiber.Ctx) (templates.Confirmation, error) {
-	return templates.Confirmation{Title: "Make new recovery codes?",
-		Effect: "Your current recovery codes stop working at once; the new ones are shown once.",
-		Yes:    "Make new recovery codes", Back: "/admin/account"}, nil
-}
-
-func (h *Handlers) newRecoveryCodes(c *fiber.Ctx) error {
-	u, err := h.me(c)
-	if err != nil {
-		return err
-	}
-	codes, err := h.Factors.RegenerateRecoveryCodes(c.UserContext(), factorOf(u))
-	if err != nil {
-		return err
-	}
-	return h.showRecoveryCodes(c, codes, "/admin/account")
-}
-
-func (h *Handlers) confirmDisableTOTP(c *fiber.Ctx) (templates.Confirmation, error) {
-	if c.FormValue("code") == "" {
-		return proceed, nil // the handler asks for the code first
-	}
-	eff := "Signing in will need your password only; your recovery codes stop working."
-	if u, err := h.me(c); err == nil && h.totpRequired(u) {
-		eff = "Your recovery codes stop working, and as your role requires an authenticator app you will have to set one up again at your next sign-in."
-	}
-	return templates.Confirmation{Title: "Remove your authenticator app?", Effect: eff,
-		Yes: "Remove the authenticator app", Back: "/admin/account"}, nil
-}
-
-func (h *Handlers) disableTOTP(c *fiber.Ctx) error {
-	u, err := h.me(c)
-	if err != nil {
-		return err
-	}
-	code := c.FormValue("code")
-	if code == "" {
-		return h.renderAccount(c, fiber.StatusUnprocessableEntity, map[string]string{"code": "enter a current code from your authenticator app or a recovery code"})
-	}
-	if err := h.Factors.Disable(c.UserContext(), factorOf(u), code, policies.RequestFrom(c.UserContext()).ClientAddr); err != nil {
-		status, fields, other := templates.CodeRefused(c, err)
-		if other != nil {
-			return other
-		}
-		return h.renderAccount(c, status, fields)
-	}
-	templates.SetFlash(c, "success", "The authenticator app is removed from your account.")
-	return c.Redirect("/admin/account", fiber.StatusSeeOther)
+	return secondfactor.ShowRecoveryCodes(h.View, c, codes, safeNext(c.FormValue("next")))
 }
 
 func (h *Handlers) me(c *fiber.Ctx) (*staff.User, error) {

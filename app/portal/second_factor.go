@@ -1,11 +1,11 @@
 package portal
 
 import (
-	"html/template"
 	"net/url"
 
 	"github.com/gofiber/fiber/v2"
 
+	"cardata/admin/secondfactor"
 	"cardata/onboarding"
 	"cardata/policies"
 	"cardata/policies/errs"
@@ -117,7 +117,7 @@ func (h *Handlers) code(c *fiber.Ctx) error {
 	ctx := policies.WithPrincipal(c.UserContext(), p)
 	recovery, err := h.Factors.Verify(ctx, factorOf(u), c.FormValue("code"), policies.RequestFrom(ctx).ClientAddr)
 	if err != nil {
-		return h.codeRefused(c, err, "portal/login_code", nil, fiber.StatusUnauthorized)
+		return secondfactor.CodeRefused(h.View, c, err, "Partner portal sign-in", "portal/login_code", nil, fiber.StatusUnauthorized)
 	}
 	// The token that passed only the password never becomes a sign-in.
 	if err := h.Sessions.Delete(c.UserContext(), tok); err != nil {
@@ -127,24 +127,6 @@ func (h *Handlers) code(c *fiber.Ctx) error {
 		templates.SetFlash(c, "info", "You signed in with a recovery code, which is now used up. If your authenticator app is lost, set it up again on your account page.")
 	}
 	return h.startSession(c, u, safeNext(c.FormValue("next")))
-}
-
-// codeRefused re-renders a code form with the refusal on its field: wrong
-// (401 at sign-in, 422 on a signed-in page) for a wrong or used code, 429
-// with Retry-After when throttled.
-func (h *Handlers) codeRefused(c *fiber.Ctx, err error, page string, data any, wrong int) error {
-	e := errs.As(err)
-	status := wrong
-	switch e.Kind {
-	case errs.Unauthorized:
-	case errs.TooMany:
-		status = fiber.StatusTooManyRequests
-		c.Set(fiber.HeaderRetryAfter, "300")
-	default:
-		return err
-	}
-	return h.View.Render(c, status, page, &templates.Page{Title: "Partner portal sign-in", Data: data,
-		Errors: map[string]string{"code": e.Message}, Form: map[string]string{"next": c.FormValue("next")}})
 }
 
 // The account page and its second factor.
@@ -166,127 +148,28 @@ func (h *Handlers) renderAccount(c *fiber.Ctx, status int, fieldErrs map[string]
 	if err != nil {
 		return err
 	}
-	var factor totp.Status
-	if h.Factors != nil {
-		if factor, err = h.Factors.Status(c.UserContext(), factorOf(u)); err != nil {
-			return err
-		}
+	sec, err := h.account2FA().Section(c, factorOf(u), h.Factors != nil, false)
+	if err != nil {
+		return err
 	}
+	sec.TOTPCompanySignIn = true
 	return h.View.Render(c, status, "portal/account", &templates.Page{Title: "My account", Errors: fieldErrs, Data: struct {
-		User        *onboarding.ProviderUser
-		TOTP        totp.Status
-		TOTPOffered bool
-	}{u, factor, h.Factors != nil}})
+		User *onboarding.ProviderUser
+		secondfactor.Section
+	}{u, sec}})
 }
 
-// enrolPage is the data of the shared enrolment page (admin/totp/enrol).
-type enrolPage struct {
-	*totp.Enrolment
-	Action, Back string
-	Required     bool
-}
-
-// QR is the QR code's data URI (a PNG this server made).
-func (p enrolPage) QR() template.URL { return template.URL(p.QRImage) }
-
-func (h *Handlers) enrolPage(c *fiber.Ctx, u *onboarding.ProviderUser) (enrolPage, error) {
-	e, err := h.Factors.BeginEnrolment(c.UserContext(), factorOf(u))
-	return enrolPage{Enrolment: e, Action: accountPath + "/totp", Back: accountPath}, err
-}
-
-func (h *Handlers) accountEnrolForm(c *fiber.Ctx) error {
-	u, err := h.signedInUser(c)
-	if err != nil {
-		return err
-	}
-	page, err := h.enrolPage(c, u)
-	if errs.Is(err, "second_factor_present") {
-		return c.Redirect(accountPath, fiber.StatusSeeOther)
-	}
-	if err != nil {
-		return err
-	}
-	return h.View.Render(c, fiber.StatusOK, "admin/totp/enrol", &templates.Page{Title: "Set up your authenticator app", Data: page})
-}
-
-func (h *Handlers) accountEnrol(c *fiber.Ctx) error {
-	u, err := h.signedInUser(c)
-	if err != nil {
-		return err
-	}
-	codes, err := h.Factors.ConfirmEnrolment(c.UserContext(), factorOf(u), c.FormValue("code"), policies.RequestFrom(c.UserContext()).ClientAddr)
-	switch {
-	case errs.Is(err, "second_factor_present"):
-		return c.Redirect(accountPath, fiber.StatusSeeOther)
-	case errs.Is(err, "second_factor_missing"): // no QR code shown yet
-		return c.Redirect(accountPath+"/totp", fiber.StatusSeeOther)
-	}
-	if err != nil {
-		page, berr := h.enrolPage(c, u)
-		if berr != nil {
-			return berr
-		}
-		return h.codeRefused(c, err, "admin/totp/enrol", page, fiber.StatusUnprocessableEntity)
-	}
-	return h.showRecoveryCodes(c, codes)
-}
-
-// showRecoveryCodes shows new recovery codes, once: they are stored only
-// as hashes.
-func (h *Handlers) showRecoveryCodes(c *fiber.Ctx, codes []string) error {
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return h.View.Render(c, fiber.StatusOK, "admin/totp/recovery_codes", &templates.Page{Title: "Your recovery codes",
-		Data: struct {
-			Codes []string
-			Next  string
-		}{codes, accountPath}})
-}
-
-func (h *Handlers) confirmNewRecoveryCodes(c *fiber.Ctx) (templates.Confirmation, error) {
-	return templates.Confirmation{Title: "Make new recovery codes?",
-		Effect: "Your current recovery codes stop working at once; the new ones are shown once.",
-		Yes:    "Make new recovery codes", Back: accountPath}, nil
-}
-
-func (h *Handlers) newRecoveryCodes(c *fiber.Ctx) error {
-	u, err := h.signedInUser(c)
-	if err != nil {
-		return err
-	}
-	codes, err := h.Factors.RegenerateRecoveryCodes(c.UserContext(), factorOf(u))
-	if err != nil {
-		return err
-	}
-	return h.showRecoveryCodes(c, codes)
-}
-
-func (h *Handlers) confirmDisableTOTP(c *fiber.Ctx) (templates.Confirmation, error) {
-	if c.FormValue("code") == "" {
-		return templates.Confirmation{Safe: true}, nil // the handler asks for the code first
-	}
-	return templates.Confirmation{Title: "Remove your authenticator app?",
-		Effect: "Signing in will need your password only; your recovery codes stop working.",
-		Yes:    "Remove the authenticator app", Back: accountPath}, nil
-}
-
-func (h *Handlers) disableTOTP(c *fiber.Ctx) error {
-	u, err := h.signedInUser(c)
-	if err != nil {
-		return err
-	}
-	code := c.FormValue("code")
-	if code == "" {
-		return h.renderAccount(c, fiber.StatusUnprocessableEntity, map[string]string{"code": "enter a current code from your authenticator app or a recovery code"})
-	}
-	if err := h.Factors.Disable(c.UserContext(), factorOf(u), code, policies.RequestFrom(c.UserContext()).ClientAddr); err != nil {
-		status, fields, other := templates.CodeRefused(c, err)
-		if other != nil {
-			return other
-		}
-		return h.renderAccount(c, status, fields)
-	}
-	templates.SetFlash(c, "success", "The authenticator app is removed from your account.")
-	return c.Redirect(accountPath, fiber.StatusSeeOther)
+// account2FA is the account page's second factor (admin/secondfactor).
+func (h *Handlers) account2FA() *secondfactor.Account {
+	return &secondfactor.Account{View: h.View, Factors: h.Factors, Path: accountPath, SignInTitle: "Partner portal sign-in",
+		Me: func(c *fiber.Ctx) (totp.Subject, bool, error) {
+			u, err := h.signedInUser(c)
+			if err != nil {
+				return totp.Subject{}, false, err
+			}
+			return factorOf(u), false, nil
+		},
+		RenderAccount: h.renderAccount}
 }
 
 func firstErr(err, otherwise error) error {
