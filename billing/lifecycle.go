@@ -285,7 +285,10 @@ func (s *Service) Send(ctx context.Context, id int64) (*Invoice, error) {
 		if err != nil {
 			return err
 		}
-		msg := s.invoiceMail(inv)
+		msg, err := s.invoiceMail(tx, inv)
+		if err != nil {
+			return err
+		}
 		msg.Attachments = atts
 		if err := jobs.Enqueue(ctx, tx, msg); err != nil {
 			return err
@@ -378,29 +381,31 @@ func documentAttachments(tx *gorm.DB, inv *Invoice) ([]jobs.Attachment, error) {
 	return out, nil
 }
 
-func (s *Service) docLinks(inv *Invoice) string {
-	base := strings.TrimRight(s.PublicURL, "/") + "/portal/invoices/" + strconv.FormatInt(inv.ID, 10)
-	return fmt.Sprintf("  PDF: %s/pdf\n  XML (EN 16931 UBL): %s/xml\n", base, base)
+// docBase is the portal address of inv's documents (/pdf, /xml below it).
+func (s *Service) docBase(inv *Invoice) string {
+	return strings.TrimRight(s.PublicURL, "/") + "/portal/invoices/" + strconv.FormatInt(inv.ID, 10)
 }
 
-func (s *Service) invoiceMail(inv *Invoice) jobs.Message {
-	kind, what := "invoice.sent", "invoice"
+// invoiceMail is the e-mail that sends inv, in the language of its buyer
+// (jobs.ProviderMailLocale).
+func (s *Service) invoiceMail(tx *gorm.DB, inv *Invoice) (jobs.Message, error) {
+	kind := "invoice.sent"
 	if inv.IsCreditNote() {
-		kind, what = "credit_note.sent", "credit note"
+		kind = "credit_note.sent"
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "Dear %s,\n\nplease find your CarData %s %s for %s.\n\n", inv.BuyerName, what, *inv.Number, inv.Period)
-	fmt.Fprintf(&b, "  Net:   %s\n  VAT:   %s\n  Gross: %s\n", FormatMoney(inv.NetTotal), FormatMoney(inv.TaxTotal), FormatMoney(inv.GrossTotal))
+	z, err := jobs.ProviderMailLocale(tx, inv.BuyerEmail, inv.ProviderID)
+	if err != nil {
+		return jobs.Message{}, err
+	}
+	due := ""
 	if inv.DueDate != nil {
-		fmt.Fprintf(&b, "  Due:   %s\n", inv.DueDate.Format("2006-01-02"))
+		due = z.Date(*inv.DueDate)
 	}
-	if inv.TaxNote != "" {
-		fmt.Fprintf(&b, "\n%s\n", inv.TaxNote)
-	}
-	fmt.Fprintf(&b, "\nAttached: %s.pdf (PDF) and %s.xml (EN 16931 e-invoice, UBL 2.1).\n", *inv.Number, *inv.Number)
-	fmt.Fprintf(&b, "Both are also in the CarData partner portal (sign in first):\n%s", s.docLinks(inv))
-	return jobs.Message{Kind: kind, To: inv.BuyerEmail, Subject: fmt.Sprintf("CarData %s %s", what, *inv.Number), Body: b.String(),
-		ObjectType: "invoice", ObjectID: strconv.FormatInt(inv.ID, 10), DedupeKey: kind + ":" + strconv.FormatInt(inv.ID, 10)}
+	subject, body := z.Mail(kind, "Buyer", inv.BuyerName, "Number", *inv.Number, "Period", z.Month(inv.Period),
+		"Net", z.Money(inv.NetTotal), "VAT", z.Money(inv.TaxTotal), "Gross", z.Money(inv.GrossTotal), "Due", due,
+		"TaxNote", inv.TaxNote, "Link", s.docBase(inv))
+	return jobs.Message{Kind: kind, To: inv.BuyerEmail, Subject: subject, Body: body,
+		ObjectType: "invoice", ObjectID: strconv.FormatInt(inv.ID, 10), DedupeKey: kind + ":" + strconv.FormatInt(inv.ID, 10)}, nil
 }
 
 // NewPayment is a payment finance books.
@@ -891,11 +896,14 @@ func (s *Service) SendReminders(ctx context.Context) (int, error) {
 			if err := tx.Model(&Invoice{}).Where("id = ?", id).Update("last_reminder_at", now).Error; err != nil {
 				return dbError(err, "reminder")
 			}
-			body := fmt.Sprintf("Dear %s,\n\nour invoice %s of %s over %s was due on %s. %s are still open.\nPlease transfer the amount quoting the invoice number.\n\n%s",
-				inv.BuyerName, *inv.Number, inv.IssueDate.Format("2006-01-02"), FormatMoney(inv.GrossTotal), inv.DueDate.Format("2006-01-02"),
-				FormatMoney(open), s.docLinks(inv))
+			z, err := jobs.ProviderMailLocale(tx, inv.BuyerEmail, inv.ProviderID)
+			if err != nil {
+				return err
+			}
+			subject, body := z.Mail("invoice.reminder", "Buyer", inv.BuyerName, "Number", *inv.Number, "Issued", z.Date(*inv.IssueDate),
+				"Gross", z.Money(inv.GrossTotal), "Due", z.Date(*inv.DueDate), "Open", z.Money(open), "Link", s.docBase(inv))
 			if err := jobs.Enqueue(ctx, tx, jobs.Message{Kind: "invoice.reminder", To: inv.BuyerEmail,
-				Subject: "Payment reminder: CarData invoice " + *inv.Number, Body: body, ObjectType: "invoice", ObjectID: strconv.FormatInt(id, 10),
+				Subject: subject, Body: body, ObjectType: "invoice", ObjectID: strconv.FormatInt(id, 10),
 				DedupeKey: fmt.Sprintf("invoice.reminder:%d:%s", id, today.Format("2006-01-02"))}); err != nil {
 				return err
 			}

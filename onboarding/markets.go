@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"cardata/jobs"
 	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
@@ -220,11 +221,13 @@ func (s *Service) DecideMarketAccess(ctx context.Context, providerID int64, mark
 		if err := audit.Record(ctx, tx, "market_access."+map[bool]string{true: "approve", false: "reject"}[approve], "provider", fmt.Sprint(providerID), summary); err != nil {
 			return err
 		}
-		body := fmt.Sprintf("Dear %s,\n\nyour request for the market %s (%s) was %s.\n", p.ContactName, CountryName(market), market, map[bool]string{true: "approved", false: "not approved"}[approve])
-		if reason != "" {
-			body += "\nReason: " + reason + "\n"
+		z, err := jobs.ProviderMailLocale(tx, p.ContactEmail, p.ID)
+		if err != nil {
+			return err
 		}
-		return enqueueMail(ctx, tx, "market_access."+to, p.ContactEmail, "CarData market "+market+": "+to, body, p.ID,
+		subject, body := z.Mail("market_access."+string(to), "Name", p.ContactName, "Market", market,
+			"Country", z.Country(market, CountryName(market)), "Reason", reason)
+		return enqueueMail(ctx, tx, "market_access."+to, p.ContactEmail, subject, body, p.ID,
 			fmt.Sprintf("market-access-%d-%s-%d", cur.ID, to, s.now().UnixNano()))
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"cardata/jobs"
 	"cardata/onboarding/vat"
 	"cardata/policies"
 	"cardata/policies/audit"
@@ -470,30 +471,8 @@ func transitionConflict(t Transition, from Status) error {
 // answer, the reviewer) what happened.
 func (s *Service) notifyTransition(ctx context.Context, tx *gorm.DB, p *Provider, t Transition, note string, eventID int64) error {
 	dedupe := fmt.Sprintf("provider-event-%d", eventID)
-	portal := s.link("/portal")
-	var subject, body string
 	switch t.Action {
-	case ActionClaim:
-		subject = "Your CarData application is in review"
-		body = fmt.Sprintf("Dear %s,\n\na partner manager has started reviewing the application of %s. We will contact you if we need more information.\n\nStatus: %s\n", p.ContactName, p.LegalName, portal)
-	case ActionRequestInfo:
-		subject = "Question about your CarData application"
-		body = fmt.Sprintf("Dear %s,\n\nto continue the review of %s we need more information:\n\n%s\n\nPlease answer in the partner portal: %s\n", p.ContactName, p.LegalName, note, portal)
-	case ActionApprove:
-		subject = "Your CarData application is approved"
-		body = fmt.Sprintf("Dear %s,\n\n%s is now a registered CarData provider. Sign in to the partner portal to invite your team, create API clients and request markets: %s\n", p.ContactName, p.LegalName, portal)
-	case ActionReject:
-		subject = "Your CarData application was rejected"
-		body = fmt.Sprintf("Dear %s,\n\nwe cannot approve the application of %s.\n\nReason: %s\n", p.ContactName, p.LegalName, note)
-	case ActionSuspend:
-		subject = "Your CarData access is suspended"
-		body = fmt.Sprintf("Dear %s,\n\nthe data access of %s is suspended with immediate effect; API clients are refused until it is reactivated.\n\nReason: %s\n", p.ContactName, p.LegalName, note)
-	case ActionReactivate:
-		subject = "Your CarData access is active again"
-		body = fmt.Sprintf("Dear %s,\n\nthe data access of %s is active again.\n", p.ContactName, p.LegalName)
-	case ActionTerminate:
-		subject = "Your CarData partnership is terminated"
-		body = fmt.Sprintf("Dear %s,\n\nthe CarData partnership of %s is terminated. All access has ended.\n\nReason: %s\n", p.ContactName, p.LegalName, note)
+	case ActionClaim, ActionRequestInfo, ActionApprove, ActionReject, ActionSuspend, ActionReactivate, ActionTerminate:
 	case ActionAnswer:
 		if p.ReviewerID == nil {
 			return nil
@@ -505,11 +484,21 @@ func (s *Service) notifyTransition(ctx context.Context, tx *gorm.DB, p *Provider
 		if email == "" {
 			return nil
 		}
-		return enqueueMail(ctx, tx, "provider.answered", email, "Answer from "+p.LegalName,
-			fmt.Sprintf("%s answered your question:\n\n%s\n\nReview: %s\n", p.LegalName, note, s.link(fmt.Sprintf("/admin/providers/%d", p.ID))),
-			p.ID, dedupe)
+		z, err := jobs.MailLocale(tx, email, "")
+		if err != nil {
+			return err
+		}
+		subject, body := z.Mail("provider.answered", "Company", p.LegalName, "Note", note,
+			"Link", s.link(fmt.Sprintf("/admin/providers/%d", p.ID)))
+		return enqueueMail(ctx, tx, "provider.answered", email, subject, body, p.ID, dedupe)
 	default:
 		return nil
 	}
+	z, err := jobs.ProviderMailLocale(tx, p.ContactEmail, p.ID)
+	if err != nil {
+		return err
+	}
+	subject, body := z.Mail("provider."+string(t.Action), "Name", p.ContactName, "Company", p.LegalName,
+		"Note", note, "Portal", s.link("/portal"))
 	return enqueueMail(ctx, tx, "provider."+string(t.Action), p.ContactEmail, subject, body, p.ID, dedupe)
 }

@@ -14,10 +14,12 @@ import (
 	"golang.org/x/text/unicode/norm"
 	"gorm.io/gorm"
 
+	"cardata/jobs"
 	"cardata/onboarding/vat"
 	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/templates/i18n"
 )
 
 // Terms is a published version of the partner terms.
@@ -57,21 +59,24 @@ func (s *Service) FindCurrentTerms(ctx context.Context) (*Terms, error) {
 
 // Registration is a company's application, from the web form or the API.
 type Registration struct {
-	LegalName        string `json:"legalName"`
-	LegalForm        string `json:"legalForm"`
-	Street           string `json:"street"`
-	PostalCode       string `json:"postalCode"`
-	City             string `json:"city"`
-	Country          string `json:"country"` // country of seat, ISO 3166-1 alpha-2
-	VATID            string `json:"vatId"`
-	RegisterNumber   string `json:"registerNumber"`
-	ContactName      string `json:"contactName"`
-	ContactEmail     string `json:"contactEmail"` // also the first provider admin's login
-	ContactPhone     string `json:"contactPhone"`
-	BillingEmail     string `json:"billingEmail"`
-	IntendedServices string `json:"intendedServices"`
-	TermsVersion     string `json:"termsVersion"`
-	AcceptTerms      bool   `json:"acceptTerms"`
+	// Lang is the language the form was filled in: the applicant's e-mails
+	// and, remembered, the new portal administrator's pages.
+	Lang             i18n.Lang `json:"-"`
+	LegalName        string    `json:"legalName"`
+	LegalForm        string    `json:"legalForm"`
+	Street           string    `json:"street"`
+	PostalCode       string    `json:"postalCode"`
+	City             string    `json:"city"`
+	Country          string    `json:"country"` // country of seat, ISO 3166-1 alpha-2
+	VATID            string    `json:"vatId"`
+	RegisterNumber   string    `json:"registerNumber"`
+	ContactName      string    `json:"contactName"`
+	ContactEmail     string    `json:"contactEmail"` // also the first provider admin's login
+	ContactPhone     string    `json:"contactPhone"`
+	BillingEmail     string    `json:"billingEmail"`
+	IntendedServices string    `json:"intendedServices"`
+	TermsVersion     string    `json:"termsVersion"`
+	AcceptTerms      bool      `json:"acceptTerms"`
 	// AdminPassword is the first provider admin's password. When empty and
 	// PasswordByMail is set, the admin receives a one-time link to set it.
 	AdminPassword  string   `json:"adminPassword"`
@@ -289,7 +294,7 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 			}
 		}
 		admin := &ProviderUser{ProviderID: p.ID, Email: r.ContactEmail, Name: r.ContactName, Role: RoleProviderAdmin,
-			PasswordHash: hash, Active: true, CreatedAt: now, UpdatedAt: now}
+			PasswordHash: hash, Active: true, CreatedAt: now, UpdatedAt: now, Lang: string(r.Lang)}
 		var token string
 		if hash == "" {
 			token = randomToken(32)
@@ -313,12 +318,16 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 		}
 		// Fixed wording: the only applicant text in it is the company name,
 		// made safe for one line, so the form cannot send spam in our name.
-		body := fmt.Sprintf("Hello,\n\nthank you for registering \"%s\" as a CarData provider. A partner manager will review the application; you can follow it in the partner portal: %s\n\nTerms accepted: %s\n",
-			MailSafeName(p.LegalName), s.link("/portal"), terms.Title)
-		if token != "" {
-			body += fmt.Sprintf("\nSet your portal password with this one-time link (valid %d days):\n%s\n", int(s.inviteTTL().Hours()/24), out.SetPasswordLink)
+		z, err := jobs.MailLocale(tx, p.ContactEmail, r.Lang)
+		if err != nil {
+			return err
 		}
-		return enqueueMail(ctx, tx, "provider.submitted", p.ContactEmail, "Your CarData registration", body, p.ID, fmt.Sprintf("provider-event-%d", ev.ID))
+		subject, body := z.Mail("provider.submitted", "Company", MailSafeName(p.LegalName), "Portal", s.link("/portal"),
+			"Terms", terms.Title, "SetPassword", out.SetPasswordLink, "Days", int(s.inviteTTL().Hours()/24))
+		if token == "" {
+			subject, body = z.Mail("provider.submitted", "Company", MailSafeName(p.LegalName), "Portal", s.link("/portal"), "Terms", terms.Title)
+		}
+		return enqueueMail(ctx, tx, "provider.submitted", p.ContactEmail, subject, body, p.ID, fmt.Sprintf("provider-event-%d", ev.ID))
 	})
 	if errors.Is(err, errDuplicateKey) {
 		// Another application with this e-mail or VAT ID committed first.
@@ -387,20 +396,15 @@ func (s *Service) noticeKnown(ctx context.Context, known []knownAddress, vatID s
 				continue
 			}
 			sent[to] = true
-			var body string
-			if k.byEmail {
-				body = fmt.Sprintf("Hello,\n\nsomeone, perhaps you, tried to register a company as a CarData provider with this e-mail address. "+
-					"This address already signs in to the CarData partner portal, so no new application was created.\n\n"+
-					"If it was you, sign in to the partner portal: %s\n"+
-					"Colleagues get their own access by invitation from your portal administrator.\n\n"+
-					"If it was not you, you can ignore this e-mail; nothing has changed.\n", s.link("/portal/login"))
-			} else {
-				body = fmt.Sprintf("Hello,\n\nsomeone tried to register a company with the VAT ID %s as a CarData provider. "+
-					"A provider with this VAT ID is already registered or under review, so no second application was created.\n\n"+
-					"If a colleague needs access, a portal administrator can invite them in the partner portal: %s\n\n"+
-					"If you do not know about this, you can ignore this e-mail; nothing has changed.\n", vatID, s.link("/portal/users"))
+			z, err := jobs.ProviderMailLocale(tx, to, k.providerID)
+			if err != nil {
+				return err
 			}
-			if err := enqueueMail(ctx, tx, "provider.already_registered", to, "Your CarData registration", body, k.providerID,
+			subject, body := z.Mail("provider.already_registered_email", "Link", s.link("/portal/login"))
+			if !k.byEmail {
+				subject, body = z.Mail("provider.already_registered_vat", "VATID", vatID, "Link", s.link("/portal/users"))
+			}
+			if err := enqueueMail(ctx, tx, "provider.already_registered", to, subject, body, k.providerID,
 				"provider.already_registered:"+day+":"+to); err != nil {
 				return err
 			}

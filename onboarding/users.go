@@ -11,10 +11,12 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"gorm.io/gorm"
 
+	"cardata/jobs"
 	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 	"cardata/policies/signin"
+	"cardata/templates/i18n"
 )
 
 // Provider user roles (the casbin rules for /portal use them).
@@ -212,9 +214,18 @@ func (s *Service) InviteProviderUser(ctx context.Context, providerID int64, in I
 			return err
 		}
 		by := policies.ActorOf(ctx, nil).Name
-		body := fmt.Sprintf("Hello %s,\n\n%s invited you to the CarData partner portal of %s as %s.\n\nSet your password with this one-time link (valid %d days):\n%s\n",
-			u.Name, by, p.LegalName, RoleLabel(u.Role), int(s.inviteTTL().Hours()/24), link)
-		return enqueueMail(ctx, tx, "provider_user.invited", u.Email, "Your invitation to the CarData partner portal", body, providerID,
+		// The invitee has no language yet: the inviter's is the best guess.
+		var lang i18n.Lang
+		if me := policies.PrincipalFrom(ctx); me != nil {
+			lang, _ = i18n.Parse(me.Lang)
+		}
+		z, err := jobs.MailLocale(tx, u.Email, lang)
+		if err != nil {
+			return err
+		}
+		subject, body := z.Mail("provider_user.invited", "Name", u.Name, "By", by, "Company", p.LegalName,
+			"Role", z.T(RoleLabel(u.Role)), "Days", int(s.inviteTTL().Hours()/24), "Link", link)
+		return enqueueMail(ctx, tx, "provider_user.invited", u.Email, subject, body, providerID,
 			fmt.Sprintf("provider-user-invite-%d", u.ID))
 	})
 	if err != nil {

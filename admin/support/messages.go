@@ -287,26 +287,22 @@ func (s *Service) post(ctx context.Context, tx *gorm.DB, vw viewer, t *Ticket, b
 
 // mailProvider sends a public staff message to the ticket's contact.
 func (s *Service) mailProvider(ctx context.Context, tx *gorm.DB, t *Ticket, m *Message, files int, tr Transition) error {
-	subject := fmt.Sprintf("[%s] New reply: %s", t.Number(), t.Subject)
-	extra := ""
+	z, err := jobs.ProviderMailLocale(tx, t.ContactEmail, t.ProviderID)
+	if err != nil {
+		return err
+	}
+	action := ""
+	subjectID := "mail.support.reply.subject"
 	switch tr.Action {
-	case ActionWait:
-		subject = fmt.Sprintf("[%s] We need information from you: %s", t.Number(), t.Subject)
-		extra = "Please answer in the partner portal; we continue as soon as you reply.\n"
-	case ActionResolve:
-		subject = fmt.Sprintf("[%s] Resolved: %s", t.Number(), t.Subject)
-		extra = "If the problem persists, you can reopen the ticket in the partner portal within 14 days.\n"
-	case ActionReopen:
-		subject = fmt.Sprintf("[%s] Reopened: %s", t.Number(), t.Subject)
+	case ActionWait, ActionResolve, ActionReopen:
+		action = string(tr.Action)
+		subjectID = "mail.support." + action + ".subject"
 	}
-	if files > 0 {
-		extra += fmt.Sprintf("%s attached; open the ticket to download.\n", plural(files, "file is", "files are"))
-	}
+	args := []any{"Name", t.ContactName, "Number", t.Number(), "Subject", t.Subject, "Author", m.AuthorLabel,
+		"Message", m.Body, "Action", action, "Files", files, "Link", s.link("/portal/tickets/" + ticketRef(t.ID))}
 	return jobs.Enqueue(ctx, tx, jobs.Message{Kind: "support.reply", To: t.ContactEmail,
 		ObjectType: "support_ticket", ObjectID: ticketRef(t.ID), DedupeKey: fmt.Sprintf("support.reply:%d", m.ID),
-		Subject: subject,
-		Body: fmt.Sprintf("Hello%s,\n\n%s wrote on ticket %s (%s):\n\n%s\n\n%s\nThe whole conversation: %s\n\nCarData partner support\n",
-			greetName(t.ContactName), m.AuthorLabel, t.Number(), t.Subject, m.Body, extra, s.link("/portal/tickets/"+ticketRef(t.ID)))})
+		Subject: z.T(subjectID, args...), Body: z.T("mail.support.reply.body", args...)})
 }
 
 // mailAssignee tells the assignee that the provider wrote.

@@ -140,14 +140,16 @@ func (s *Service) OpenTicket(ctx context.Context, in NewTicket) (*Ticket, error)
 				return err
 			}
 		}
+		z, err := jobs.ProviderMailLocale(tx, t.ContactEmail, t.ProviderID)
+		if err != nil {
+			return err
+		}
+		subject, body := z.Mail("support.ticket_opened", "Name", t.ContactName, "Number", t.Number(), "Priority", z.T(t.Priority.Label()),
+			"Category", z.T(t.Category.Label()), "Subject", t.Subject, "Target", FormatBusiness(targets[t.Priority].FirstResponse),
+			"Link", s.link("/portal/tickets/"+ticketRef(t.ID)))
 		if err := jobs.Enqueue(ctx, tx, jobs.Message{Kind: "support.ticket_opened", To: t.ContactEmail,
 			ObjectType: "support_ticket", ObjectID: ticketRef(t.ID), DedupeKey: "support.ticket_opened:" + ticketRef(t.ID),
-			Subject: fmt.Sprintf("[%s] We received your ticket: %s", t.Number(), t.Subject),
-			Body: fmt.Sprintf("Hello%s,\n\nwe received your support ticket %s (%s, %s).\n\n%s\n\n"+
-				"We will answer within %s of business hours (Monday to Friday, 08:00-18:00 German time).\n"+
-				"Follow the ticket in the partner portal: %s\n\nCarData partner support\n",
-				greetName(t.ContactName), t.Number(), t.Priority.Label(), t.Category.Label(), t.Subject,
-				FormatBusiness(targets[t.Priority].FirstResponse), s.link("/portal/tickets/"+ticketRef(t.ID)))}); err != nil {
+			Subject: subject, Body: body}); err != nil {
 			return err
 		}
 		if t.Priority == P1 {
@@ -160,13 +162,6 @@ func (s *Service) OpenTicket(ctx context.Context, in NewTicket) (*Ticket, error)
 		return nil, err
 	}
 	return t, nil
-}
-
-func greetName(name string) string {
-	if name == "" {
-		return ""
-	}
-	return " " + name
 }
 
 // Queue views of the staff list.

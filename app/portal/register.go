@@ -74,7 +74,7 @@ func (h *Handlers) register(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	r := onboarding.Registration{LegalName: form["legal_name"], LegalForm: form["legal_form"], Street: form["street"],
+	r := onboarding.Registration{Lang: templates.LangOf(c), LegalName: form["legal_name"], LegalForm: form["legal_form"], Street: form["street"],
 		PostalCode: form["postal_code"], City: form["city"], Country: form["country"], VATID: form["vat_id"],
 		RegisterNumber: form["register_number"], ContactName: form["contact_name"], ContactEmail: form["contact_email"],
 		ContactPhone: form["contact_phone"], BillingEmail: form["billing_email"], IntendedServices: form["intended_services"],

@@ -936,14 +936,17 @@ func (s *Service) approve(ctx context.Context, tx *gorm.DB, v *Version, approval
 		return err
 	}
 	v.State = Approved
-	body := fmt.Sprintf("your data container %q (version %d) is approved. You can now ask customers for consent to it: POST /api/v1/consent-requests with containerId %d.\n",
-		v.Name, v.Version, v.ContainerID)
+	change := ""
 	if hasPrev && !carry {
-		body += fmt.Sprintf("\nVersion %d adds keys, so customers must consent again; consents to version %d keep working until they do.\n", v.Version, prev.Version)
+		change = "adds"
 	} else if hasPrev {
-		body += fmt.Sprintf("\nVersion %d only removes keys: the consents to version %d now refer to it.\n", v.Version, prev.Version)
+		change = "removes"
 	}
-	return s.tellProvider(ctx, tx, v, "container.approved", fmt.Sprintf("Data container %q approved", v.Name), body)
+	var previous int
+	if hasPrev {
+		previous = prev.Version
+	}
+	return s.tellProvider(ctx, tx, v, "container.approved", "ContainerID", v.ContainerID, "Change", change, "Previous", previous)
 }
 
 // keysSubset reports whether every key of version a is in version b.
@@ -954,15 +957,22 @@ func keysSubset(tx *gorm.DB, a, b int64) (bool, error) {
 	return extra == 0, errs.Wrap(err, "compare keys")
 }
 
-// tellProvider e-mails the provider's contact and notifies the provider API.
-func (s *Service) tellProvider(ctx context.Context, tx *gorm.DB, v *Version, kind, subject, body string) error {
+// tellProvider e-mails the provider's contact (the texts of kind, in the
+// contact's language, with the container's name, version and link besides
+// args) and notifies the provider API.
+func (s *Service) tellProvider(ctx context.Context, tx *gorm.DB, v *Version, kind string, args ...any) error {
 	var p struct{ ContactName, ContactEmail string }
 	if err := tx.Raw("SELECT contact_name, contact_email FROM providers WHERE id = ?", v.ProviderID).Scan(&p).Error; err != nil {
 		return errs.Wrap(err, "provider contact")
 	}
 	if p.ContactEmail != "" {
-		err := jobs.Enqueue(ctx, tx, jobs.Message{Kind: kind, To: p.ContactEmail, Subject: subject,
-			Body:       fmt.Sprintf("Dear %s,\n\n%s\nDetails: %s\n", p.ContactName, body, strings.TrimRight(s.PublicURL, "/")+fmt.Sprintf("/portal/containers/%d", v.ContainerID)),
+		z, err := jobs.ProviderMailLocale(tx, p.ContactEmail, v.ProviderID)
+		if err != nil {
+			return err
+		}
+		subject, body := z.Mail(kind, append([]any{"Name", p.ContactName, "Container", v.Name, "Version", v.Version,
+			"Link", strings.TrimRight(s.PublicURL, "/") + fmt.Sprintf("/portal/containers/%d", v.ContainerID)}, args...)...)
+		err = jobs.Enqueue(ctx, tx, jobs.Message{Kind: kind, To: p.ContactEmail, Subject: subject, Body: body,
 			ObjectType: "container", ObjectID: fmt.Sprint(v.ContainerID), DedupeKey: fmt.Sprintf("%s-%d-%d", kind, v.ID, s.now().UnixNano())})
 		if err != nil {
 			return err
@@ -1021,8 +1031,7 @@ func (s *Service) Reject(ctx context.Context, versionID int64, reason string) (*
 			fmt.Sprintf("%q v%d rejected: %s", v.Name, v.Version, reason)); err != nil {
 			return err
 		}
-		return s.tellProvider(ctx, tx, v, "container.rejected", fmt.Sprintf("Data container %q rejected", v.Name),
-			fmt.Sprintf("we cannot approve your data container %q (version %d).\n\nReason: %s\n\nYou can submit a new version that addresses it.\n", v.Name, v.Version, reason))
+		return s.tellProvider(ctx, tx, v, "container.rejected", "Reason", reason)
 	})
 	if err != nil {
 		return nil, err
@@ -1111,11 +1120,7 @@ func (s *Service) lifecycle(ctx context.Context, a Action, providerID, versionID
 			}
 			return nil
 		}
-		body := fmt.Sprintf("a partner manager has %s your data container %q (version %d).", t.Past, v.Name, v.Version)
-		if note != "" {
-			body += "\n\nReason: " + note
-		}
-		return s.tellProvider(ctx, tx, v, "container."+string(t.To), fmt.Sprintf("Data container %q %s", v.Name, t.Past), body+"\n")
+		return s.tellProvider(ctx, tx, v, "container."+string(t.To), "Reason", note)
 	})
 	if err != nil {
 		return nil, err

@@ -309,12 +309,14 @@ func (s *Service) endpointFailed(ctx context.Context, tx *gorm.DB, id int64, now
 		return errs.Wrap(err, "provider contact")
 	}
 	if to.ContactEmail != "" {
-		err := jobs.Enqueue(ctx, tx, jobs.Message{Kind: "webhook.endpoint_disabled", To: to.ContactEmail,
-			ObjectType: "webhook_endpoint", ObjectID: strconv.FormatInt(id, 10),
-			Subject: "CarData: your webhook endpoint was disabled",
-			Body: fmt.Sprintf("Hello %s,\n\nyour webhook endpoint %s (id %d) did not accept our push notifications: it was %s.\n\n"+
-				"Queued notifications for it were moved to the dead letters. Fix the receiver, enable the endpoint again and "+
-				"redeliver what you need: %s/portal/webhooks\n", to.LegalName, e.URL, e.ID, reason, s.PublicURL),
+		z, err := jobs.ProviderMailLocale(tx, to.ContactEmail, e.ProviderID)
+		if err != nil {
+			return err
+		}
+		subject, body := z.Mail("webhook.endpoint_disabled", "Company", to.LegalName, "URL", e.URL, "ID", e.ID,
+			"Failures", e.ConsecutiveFailures, "Since", z.DateTime(*e.FailingSince), "Link", s.PublicURL+"/portal/webhooks")
+		err = jobs.Enqueue(ctx, tx, jobs.Message{Kind: "webhook.endpoint_disabled", To: to.ContactEmail,
+			ObjectType: "webhook_endpoint", ObjectID: strconv.FormatInt(id, 10), Subject: subject, Body: body,
 			DedupeKey: fmt.Sprintf("webhook.endpoint_disabled:%d:%d", id, e.FailingSince.Unix())})
 		if err != nil {
 			return err

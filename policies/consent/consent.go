@@ -29,6 +29,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/policies/signin"
+	"cardata/templates/i18n"
 )
 
 // State is where a consent stands.
@@ -505,8 +506,8 @@ func (s *Service) eligible(ctx context.Context, tx *gorm.DB, vin string, version
 
 // mailCustomer tells the primary holder a provider asks for consent.
 func (s *Service) mailCustomer(ctx context.Context, tx *gorm.DB, c *Consent, container string) error {
-	var acc struct{ Email, Name string }
-	if err := tx.Raw("SELECT email, name FROM customer_accounts WHERE id = ?", c.AccountID).Scan(&acc).Error; err != nil {
+	var acc struct{ Email, Name, Lang string }
+	if err := tx.Raw("SELECT email, name, lang FROM customer_accounts WHERE id = ?", c.AccountID).Scan(&acc).Error; err != nil {
 		return errs.Wrap(err, "customer e-mail")
 	}
 	if _, err := mail.ParseAddress(acc.Email); err != nil {
@@ -516,12 +517,13 @@ func (s *Service) mailCustomer(ctx context.Context, tx *gorm.DB, c *Consent, con
 	if err := tx.Raw("SELECT legal_name FROM providers WHERE id = ?", c.ProviderID).Scan(&provider).Error; err != nil {
 		return errs.Wrap(err, "provider name")
 	}
-	body := fmt.Sprintf("Dear %s,\n\n%s asks for your consent to receive data of your vehicle %s for its service %q.\n\n"+
-		"Nothing is shared unless you agree. Read what would be shared, and grant or deny, at:\n%s\n\n"+
-		"The request lapses unanswered on %s.\n", acc.Name, provider, c.VIN, container,
-		s.link(fmt.Sprintf("/my/consents/%d", c.ID)), c.ExpiresAt().Format("2 January 2006"))
+	// In the customer's remembered language (English until they chose).
+	lang, _ := i18n.Parse(acc.Lang)
+	z := i18n.MailLocale(lang)
+	subject, body := z.Mail("consent.requested", "Name", acc.Name, "Provider", provider, "VIN", c.VIN, "Service", container,
+		"Link", s.link(fmt.Sprintf("/my/consents/%d", c.ID)), "Expires", z.Date(c.ExpiresAt()))
 	return s.mail(ctx, tx, Mail{Kind: "consent.requested", To: acc.Email,
-		Subject: provider + " asks for your consent", Body: body, ObjectType: "consent", ObjectID: fmt.Sprint(c.ID),
+		Subject: subject, Body: body, ObjectType: "consent", ObjectID: fmt.Sprint(c.ID),
 		DedupeKey: fmt.Sprintf("consent-requested-%d", c.ID)})
 }
 

@@ -99,7 +99,8 @@ var (
 	loadErr  error
 )
 
-// load reads de.toml and en.toml into one bundle. The files are read with
+// load reads de.toml and en.toml (and the e-mails' mail.de.toml and
+// mail.en.toml) into one bundle. The files are read with
 // BurntSushi/toml and added message by message (rather than through
 // go-i18n's file parser), so an English id such as "Description" or "Other"
 // is a message, never mistaken for one of go-i18n's reserved keys, and a dot
@@ -134,14 +135,29 @@ func tag(l Lang) language.Tag {
 	return language.English
 }
 
+// catalogNames are a language's catalog files: the pages' texts and the
+// e-mails' (mail.go).
+func catalogNames(l Lang) []string {
+	return []string{string(l) + ".toml", "mail." + string(l) + ".toml"}
+}
+
 func readCatalog(l Lang) ([]*goi18n.Message, error) {
 	raw := map[string]any{}
-	b, err := catalogFiles.ReadFile(string(l) + ".toml")
-	if err != nil {
-		return nil, err
-	}
-	if err := toml.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("i18n %s.toml: %w", l, err)
+	for _, name := range catalogNames(l) {
+		b, err := catalogFiles.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		part := map[string]any{}
+		if err := toml.Unmarshal(b, &part); err != nil {
+			return nil, fmt.Errorf("i18n %s: %w", name, err)
+		}
+		for id, v := range part {
+			if _, dup := raw[id]; dup {
+				return nil, fmt.Errorf("i18n %s: %q is in another catalog of %s too", name, id, l)
+			}
+			raw[id] = v
+		}
 	}
 	out := make([]*goi18n.Message, 0, len(raw))
 	for id, v := range raw {
