@@ -50,6 +50,7 @@ type App struct {
 	*Services
 
 	resolvers map[string]web.Resolver
+	dashboard *admin.Handlers             // the staff pages, whose dashboard the mounts add widgets to
 	bearer    fiber.Handler               // resolves API bearer tokens before the guard (mountAPI sets it)
 	workers   []func(ctx context.Context) // started by Serve, stopped on shutdown
 	closers   []func()                    // stop and wait for what New and the handlers started (Close)
@@ -170,6 +171,7 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 		offer.NoPasswords = true
 		view.SignInWith["admin/login"] = offer
 	}
+	a.dashboard = adminH
 	adminGroup := a.surface("/admin")
 	adminH.Routes(adminGroup)
 	// The language switch in every page's header (anonymous visitors too).
@@ -194,6 +196,11 @@ func New(cfg config.Config, gdb *gorm.DB, log *slog.Logger) (*App, error) {
 	// Deny by default: every route gets the guard in front of its handlers.
 	a.Access.Seal(f)
 	return a, nil
+}
+
+// addWidgets puts a module's cards on the staff dashboard (/admin).
+func (a *App) addWidgets(ws ...admin.Widget) {
+	a.dashboard.Widgets = append(a.dashboard.Widgets, ws...)
 }
 
 // surface is the route group of a browser surface: every route mounted

@@ -23,6 +23,7 @@ func (a *App) mountBilling() error {
 	for _, item := range admin.BillingNav() {
 		a.View.AddNav("Finance", item)
 	}
+	a.addWidgets(admin.FinanceWidgets(svc)...)
 
 	// Providers' own invoices in the partner portal (the sent e-mails link
 	// here); the ownership check is in billing's query.

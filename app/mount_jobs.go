@@ -12,5 +12,6 @@ func (a *App) mountJobs() error {
 	for _, item := range admin.JobsNav() {
 		a.View.AddNav("System", item)
 	}
+	a.addWidgets(admin.SystemWidgets(a.Jobs, a.Staff)...)
 	return nil
 }

@@ -15,6 +15,7 @@ func (a *App) mountOnboarding() error {
 	for _, item := range admin.ProviderNav() {
 		a.View.AddNav("Partners", item)
 	}
+	a.addWidgets(admin.PartnerWidgets(a.Onboarding, a.Containers, a.Cfg.BillingTimezone)...)
 
 	api := &portal.Handlers{View: a.View, Onboarding: a.Onboarding}
 	a.Fiber.Post("/api/v1/registrations", api.RegistrationAPI)

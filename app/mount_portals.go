@@ -16,6 +16,7 @@ func (a *App) mountPortals() error {
 		EndSession:   func(c *fiber.Ctx) { web.ClearSessionCookie(c, a.Cookies) },
 		Company:      templates.OIDCSignIn{Secure: a.Cookies.Secure, Domain: a.Cookies.Domain},
 		Factors:      a.SecondFactors,
+		Billing:      a.Billing, Support: a.Support, Webhooks: a.Webhooks,
 	}
 	h.Routes(a.surface("/portal"))
 	h.RegisterRoutes(a.Fiber.Group("/register"))

@@ -15,6 +15,7 @@ func (a *App) mountSupport() error {
 	for _, item := range admin.TicketNav() {
 		a.View.AddNav("Support", item)
 	}
+	a.addWidgets(admin.SupportWidgets(svc)...)
 	providerPages := &portal.TicketHandlers{View: a.View, Support: svc}
 	providerPages.Routes(a.surface("/portal"))
 	providerPages.APIRoutes(a.Fiber.Group("/api/v1"))

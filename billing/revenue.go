@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+	"gorm.io/gorm"
 
 	"cardata/policies/errs"
 )
@@ -106,18 +107,29 @@ const issuedInvoicesSQL = `WITH cred AS (
 )
 `
 
+// revenuePeriods is the last 12 billing periods with issued documents,
+// oldest first (the revenue page's and the finance dashboard's chart).
+func revenuePeriods(db *gorm.DB) ([]RevenuePeriod, error) {
+	var out []RevenuePeriod
+	if err := db.Raw(issuedInvoicesSQL + `SELECT period, count(*) AS count, sum(net) AS net, sum(invoiced) AS invoiced,
+		sum(paid_total) AS paid, sum(open) AS open FROM inv GROUP BY period ORDER BY period DESC LIMIT 12`).Scan(&out).Error; err != nil {
+		return nil, errs.Wrap(err, "revenue per period")
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
 // Revenue report builds the report for today (the billing time zone).
 func (s *Service) RevenueReport(ctx context.Context) (*RevenueReport, error) {
 	db := s.DB.WithContext(ctx)
 	now := s.now().In(s.loc())
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	r := &RevenueReport{Today: today}
-	if err := db.Raw(issuedInvoicesSQL + `SELECT period, count(*) AS count, sum(net) AS net, sum(invoiced) AS invoiced,
-		sum(paid_total) AS paid, sum(open) AS open FROM inv GROUP BY period ORDER BY period DESC LIMIT 12`).Scan(&r.Periods).Error; err != nil {
-		return nil, errs.Wrap(err, "revenue per period")
-	}
-	for i, j := 0, len(r.Periods)-1; i < j; i, j = i+1, j-1 {
-		r.Periods[i], r.Periods[j] = r.Periods[j], r.Periods[i]
+	var err error
+	if r.Periods, err = revenuePeriods(db); err != nil {
+		return nil, err
 	}
 	todayS := today.Format("2006-01-02")
 	if err := db.Raw(issuedInvoicesSQL+`SELECT provider_id, max(buyer_name) AS name, count(*) AS count, sum(invoiced) AS invoiced,

@@ -267,6 +267,13 @@ func Funcs(z i18n.Locale) template.FuncMap {
 	f["roleLabel"] = func(role string) string { return z.T(policies.RoleLabel(role)) }
 	f["lang"] = func() string { return string(z.Lang) }
 	f["country"] = z.Country
+	// chart draws a ChartData (charts.go): the SVG and a table behind it.
+	f["chart"] = func(d *ChartData) template.HTML {
+		if d == nil {
+			return ""
+		}
+		return drawChart(z, *d)
+	}
 	// inLang picks the text of the page's language from a pair kept in
 	// both (the catalog's key labels): {{inLang .Label .LabelDE}}; the
 	// English one stands in for a missing German one.

@@ -16,6 +16,8 @@ type homePage struct {
 	Events    []onboarding.Event
 	Documents []onboarding.Document
 	IsAdmin   bool
+	// Dash are the provider's own figures, on the portal home (/portal).
+	Dash *homeDash
 }
 
 func (h *Handlers) home(c *fiber.Ctx) error { return h.renderHome(c, fiber.StatusOK, nil, nil) }
@@ -36,6 +38,11 @@ func (h *Handlers) renderHome(c *fiber.Ctx, status int, fieldErrs, form map[stri
 	}
 	if page.Documents, err = h.Onboarding.FindDocuments(ctx, p.ID); err != nil {
 		return err
+	}
+	if c.Path() == "/portal" && dashboardStatus(p.Status) {
+		if page.Dash, err = h.homeDash(ctx, me, h.View.Can(me, fiber.MethodGet, "/portal/invoices")); err != nil {
+			return err
+		}
 	}
 	return h.View.Render(c, status, "portal/home", &templates.Page{Title: p.LegalName, Errors: fieldErrs, Form: form, Data: page})
 }

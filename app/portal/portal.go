@@ -10,8 +10,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"cardata/admin/support"
 	"cardata/app/web"
+	"cardata/billing"
 	"cardata/onboarding"
+	"cardata/onboarding/webhooks"
 	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/policies/session"
@@ -33,6 +36,11 @@ type Handlers struct {
 	// Factors are the local accounts' authenticator apps (TOTP) and
 	// recovery codes (second_factor.go).
 	Factors *totp.Store
+	// Billing, Support and Webhooks give the home's figures (dashboard.go);
+	// nil ones leave the figures out.
+	Billing  *billing.Service
+	Support  *support.Service
+	Webhooks *webhooks.Service
 }
 
 // Routes mounts the partner portal on r (the /portal group).

@@ -246,3 +246,20 @@ func (s *Service) FindContainers(ctx context.Context, f Filter) ([]Version, int6
 	}
 	return vs, total, s.fill(ctx, vs, false)
 }
+
+// ReviewCounts are the container versions waiting for partner managers:
+// those without any approval yet and the sensitive ones with one approval
+// that wait for a second partner manager's.
+type ReviewCounts struct {
+	First, Second int64
+}
+
+// CountReviews counts the review queue by the approval it waits for (one query).
+func (s *Service) CountReviews(ctx context.Context) (ReviewCounts, error) {
+	var out ReviewCounts
+	err := s.DB.WithContext(ctx).Raw(`SELECT count(*) FILTER (WHERE n = 0) AS first,
+		count(*) FILTER (WHERE n > 0 AND n < approvals_required) AS second
+		FROM (SELECT v.approvals_required, (SELECT count(*) FROM container_approvals a WHERE a.version_id = v.id) AS n
+		      FROM container_versions v WHERE v.state = ? AND NOT v.sandbox) q`, Submitted).Scan(&out).Error
+	return out, errs.Wrap(err, "count container reviews")
+}
