@@ -158,7 +158,7 @@ func FinanceWidgets(b *billing.Service) []Widget {
 				overdue.Tone = "bad"
 			}
 			return WidgetValue{Title: "Receivables", Figures: []Figure{
-				{Label: "Open", Kind: FigureMoney, Amount: f.Open, Link: "/admin/billing/revenue"},
+				{Label: "Open receivables", Kind: FigureMoney, Amount: f.Open, Link: "/admin/billing/revenue"},
 				overdue,
 				count("Overdue invoices", f.OverdueCount, "/admin/billing/invoices?overdue=1", "bad"),
 			}}, nil

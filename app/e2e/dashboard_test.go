@@ -156,14 +156,14 @@ func TestFinanceDashboardAndPortalHomeFollowInvoices(t *testing.T) {
 	tt, bs := w.tt, w.tt.App.Billing
 	b := w.fiona.Get("/admin").Body
 	wantFigure(t, "fiona", b, "Drafts awaiting finalization", "2", "/admin/billing/invoices?status=draft")
-	wantFigure(t, "fiona", b, "Open", "€0.00", "/admin/billing/revenue")
+	wantFigure(t, "fiona", b, "Open receivables", "€0.00", "/admin/billing/revenue")
 	wantFigure(t, "fiona", b, "Last invoice run", "succeeded", "")
 	if _, err := bs.Finalize(tt.Ctx, w.deInv.ID); err != nil {
 		t.Fatal(err)
 	}
 	b = w.fiona.Get("/admin").Body
 	wantFigure(t, "fiona", b, "Drafts awaiting finalization", "1", "")
-	wantFigure(t, "fiona", b, "Open", "€119.00", "")
+	wantFigure(t, "fiona", b, "Open receivables", "€119.00", "")
 	wantFigure(t, "fiona", b, "Overdue", "€0.00", "/admin/billing/invoices?overdue=1")
 	if row := chartRow(b, "Revenue by month", "October 2026"); row != "October 2026 €119.00 €0.00" {
 		t.Errorf("revenue chart, October: %q", row)

@@ -87,6 +87,7 @@ var PublicRoutes = [][2]string{
 // Nav is the portal navigation (shown to the provider roles allowed to GET each path).
 func Nav() []templates.NavItem {
 	return []templates.NavItem{
+		{Label: "Overview", Path: "/portal"},
 		{Label: "Application", Path: "/portal/application"},
 		{Label: "Users", Path: "/portal/users"},
 		{Label: "API clients", Path: "/portal/clients"},
