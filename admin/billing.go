@@ -407,7 +407,7 @@ func (h *BillingHandlers) revenue(c *fiber.Ctx) error {
 
 func (h *BillingHandlers) exportCSV(c *fiber.Ctx) error {
 	period := c.Query("period")
-	b, err := h.Billing.ExportCSV(c.UserContext(), period)
+	b, err := h.Billing.ExportCSV(c.UserContext(), period, templates.LangOf(c))
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"cardata/onboarding"
 	"cardata/policies/csvsafe"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // tilePositions places the 31 markets on a schematic grid of Europe
@@ -107,7 +108,7 @@ func (h *ProviderHandlers) coverageCSV(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, "text/csv; charset=utf-8")
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="cardata-coverage.csv"`)
 	w := csvsafe.NewWriter(c.Response().BodyWriter())
-	_ = w.Write([]string{"market", "name", "market_status", "active_providers", "pending_requests", "eligible_vehicles", "providers", "pending"})
+	_ = w.Write(i18n.CSVHeader(templates.LangOf(c), "market", "name", "market_status", "active_providers", "pending_requests", "eligible_vehicles", "providers", "pending"))
 	for _, r := range report {
 		status := "active"
 		if !r.Market.Active {

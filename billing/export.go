@@ -9,6 +9,7 @@ import (
 
 	"cardata/policies/csvsafe"
 	"cardata/policies/errs"
+	"cardata/templates/i18n"
 )
 
 // ExportCSV lists the finalized documents (invoices and credit notes) of a
@@ -19,7 +20,10 @@ import (
 // An empty period exports every period. Buyer names and VAT IDs come from
 // providers' registrations, so every cell is written formula-safe; the
 // negative amounts are plain numbers and stay usable.
-func (s *Service) ExportCSV(ctx context.Context, period string) ([]byte, error) {
+//
+// The header row is in lang (i18n.CSVHeader: the ids in English, labels in
+// German); the columns and their values never change with the language.
+func (s *Service) ExportCSV(ctx context.Context, period string, lang i18n.Lang) ([]byte, error) {
 	q := s.DB.WithContext(ctx).Where("status IN ('finalized','sent','paid')")
 	if period != "" {
 		p, err := ParsePeriod(period, s.loc())
@@ -41,8 +45,8 @@ func (s *Service) ExportCSV(ctx context.Context, period string) ([]byte, error) 
 	}
 	var buf bytes.Buffer
 	w := csvsafe.NewWriter(&buf)
-	_ = w.Write([]string{"number", "type", "issue_date", "due_date", "period", "provider_id", "buyer", "buyer_country", "buyer_vat_id",
-		"vat_category", "vat_rate", "net", "vat", "gross", "paid", "credited", "open", "status", "corrects", "currency"})
+	_ = w.Write(i18n.CSVHeader(lang, "number", "type", "issue_date", "due_date", "period", "provider_id", "buyer", "buyer_country", "buyer_vat_id",
+		"vat_category", "vat_rate", "net", "vat", "gross", "paid", "credited", "open", "status", "corrects", "currency"))
 	for _, d := range docs {
 		typ := "invoice"
 		if d.IsCreditNote() {

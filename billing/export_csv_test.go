@@ -11,6 +11,7 @@ import (
 	"cardata/app/db/dbtest"
 	"cardata/billing"
 	"cardata/billing/billingtest"
+	"cardata/templates/i18n"
 )
 
 // The accounting export opens in a spreadsheet: a buyer name a provider
@@ -36,7 +37,7 @@ func TestAccountingCSVEscapesFormulasAndKeepsNegativeAmounts(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, err := s.ExportCSV(billingtest.Ctx(), "")
+	out, err := s.ExportCSV(billingtest.Ctx(), "", i18n.EN)
 	if err != nil {
 		t.Fatal(err)
 	}

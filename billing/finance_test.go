@@ -17,6 +17,7 @@ import (
 	"cardata/billing"
 	"cardata/billing/billingtest"
 	"cardata/policies/errs"
+	"cardata/templates/i18n"
 )
 
 // pdfText inflates a PDF's content streams (fpdf compresses them) so a test
@@ -112,7 +113,7 @@ func TestPartialPaymentShowsPartiallyPaidAndTheOpenAmount(t *testing.T) {
 	}
 
 	// The accounting CSV says the same: status, credited, open; the credit note negative.
-	out, err := s.ExportCSV(ctx, "2026-10")
+	out, err := s.ExportCSV(ctx, "2026-10", i18n.EN)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,10 +38,7 @@ func SendFile(c *fiber.Ctx, name, contentType string, data []byte) error {
 // principal, so ownership conditions apply) with its own time bound.
 func CSV(c *fiber.Ctx, name string, header []string, body func(ctx context.Context, emit func(row []string) error) error) error {
 	lang := LangOf(c)
-	head := make([]string, len(header))
-	for i, id := range header {
-		head[i] = i18n.T(lang, id)
-	}
+	head := i18n.CSVHeader(lang, header...)
 	incomplete := i18n.T(lang, "export_incomplete")
 	Attachment(c, name, "text/csv; charset=utf-8")
 	c.Set(fiber.HeaderCacheControl, "no-store")

@@ -12,6 +12,7 @@ import (
 
 	"cardata/billing"
 	"cardata/policies/errs"
+	"cardata/templates/i18n"
 )
 
 // billingCommands are the CLI commands of the billing module.
@@ -177,7 +178,7 @@ func runInvoiceExport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 			break
 		}
 	}
-	csv, err := a.Billing.ExportCSV(ctx, period)
+	csv, err := a.Billing.ExportCSV(ctx, period, i18n.EN)
 	if err != nil {
 		return err
 	}
