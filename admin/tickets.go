@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -29,7 +30,9 @@ func (h *TicketHandlers) Routes(r fiber.Router) {
 	r.Get("/tickets", h.queue)
 	r.Post("/tickets", h.create)
 	r.Get("/tickets/new", h.newForm)
+	r.Get("/tickets/export.csv", h.exportTickets)
 	r.Get("/tickets/report", h.report)
+	r.Get("/tickets/report/export.csv", h.exportReport)
 	r.Post("/tickets/settings", h.settings)
 	r.Get("/tickets/:id", h.show)
 	r.Post("/tickets/:id/messages", h.reply)
@@ -78,17 +81,24 @@ var viewLabels = map[string]string{
 	support.ViewBreaching: "Breaching soon", support.ViewAll: "All tickets",
 }
 
-func (h *TicketHandlers) queue(c *fiber.Ctx) error {
-	ctx := c.UserContext()
-	pager := templates.NewPager(c, 25)
+// ticketFilter reads the queue's view, filters and order from the query.
+func ticketFilter(c *fiber.Ctx) support.Filter {
 	view := c.Query("view", support.ViewActive)
 	if _, ok := viewLabels[view]; !ok {
 		view = support.ViewActive
 	}
 	providerID, _ := strconv.ParseInt(c.Query("provider"), 10, 64)
-	f := support.Filter{View: view, Status: support.Status(c.Query("status")), Priority: support.Priority(c.Query("priority")),
+	return support.Filter{View: view, Status: support.Status(c.Query("status")), Priority: support.Priority(c.Query("priority")),
 		Category: support.Category(c.Query("category")), ProviderID: providerID, Query: c.Query("q"),
-		Offset: pager.Offset(), Limit: pager.PerPage}
+		Order: support.TicketSort.Parse(c.Query("sort"), c.Query("dir"))}
+}
+
+func (h *TicketHandlers) queue(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	pager := templates.NewPager(c, 25)
+	f := ticketFilter(c)
+	view := f.View
+	f.Offset, f.Limit = pager.Offset(), pager.PerPage
 	list, total, err := h.Support.ListTickets(ctx, f)
 	if err != nil {
 		return err
@@ -111,7 +121,62 @@ func (h *TicketHandlers) queue(c *fiber.Ctx) error {
 	return h.View.Render(c, fiber.StatusOK, "admin/tickets/index", &templates.Page{Title: "Tickets", Pager: pager,
 		Form: map[string]string{"q": f.Query, "status": string(f.Status), "priority": string(f.Priority),
 			"category": string(f.Category), "provider": c.Query("provider"), "view": view},
+		Sort: templates.NewSort(c, f.Order.Key, f.Order.Desc),
 		Data: page})
+}
+
+// TicketCSVHeader is the column ids of a ticket export (staff and portal).
+var TicketCSVHeader = []string{"ticket", "subject", "provider", "category", "priority", "status", "assignee", "billable",
+	"opened_at", "first_response_due", "first_response_at", "resolution_due", "resolved_at", "closed_at"}
+
+// TicketCSVRow is one ticket's row of an export.
+func TicketCSVRow(t *support.Ticket) []string {
+	billable := "no"
+	if t.Billable {
+		billable = "yes"
+	}
+	return []string{support.TicketNumber(t.ID), t.Subject, t.ProviderName, string(t.Category), string(t.Priority), string(t.Status),
+		t.AssigneeName, billable, templates.CSVTime(t.CreatedAt), templates.CSVTime(t.FirstResponseDue), templates.CSVTime(t.FirstResponseAt),
+		templates.CSVTime(t.ResolutionDue), templates.CSVTime(t.ResolvedAt), templates.CSVTime(t.ClosedAt)}
+}
+
+// exportReport downloads the SLA report's tickets of a month as CSV: one
+// row per ticket the report counts, with its targets and whether they were met.
+func (h *TicketHandlers) exportReport(c *fiber.Ctx) error {
+	period := c.Query("period")
+	if err := h.Support.CheckReportPeriod(period); err != nil {
+		return h.renderReport(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err))
+	}
+	yesNo := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	name := "cardata-sla.csv"
+	if period != "" {
+		name = "cardata-sla-" + period + ".csv"
+	}
+	return templates.CSV(c, name, []string{"ticket", "subject", "provider", "priority", "category", "assignee", "opened_at",
+		"first_response_due", "first_response_at", "first_response_met", "resolved_at", "resolution_business_hours",
+		"resolution_target_hours", "resolution_met"},
+		func(ctx context.Context, emit func([]string) error) error {
+			return h.Support.EachSLATicket(ctx, period, func(t *support.SLATicket) error {
+				used := time.Duration(t.SLAUsedSeconds) * time.Second
+				return emit([]string{support.TicketNumber(t.ID), t.Subject, t.ProviderName, string(t.Priority), string(t.Category),
+					t.AssigneeName, templates.CSVTime(t.CreatedAt), templates.CSVTime(t.FirstResponseDue), templates.CSVTime(t.FirstResponseAt),
+					yesNo(t.FirstMet), templates.CSVTime(t.ResolvedAt), strconv.FormatFloat(used.Hours(), 'f', 2, 64),
+					strconv.FormatFloat(support.TargetOf(t.Priority).Resolution.Hours(), 'f', 0, 64), yesNo(t.ResolutionMet())})
+			})
+		})
+}
+
+// exportTickets downloads the queue's view with its filters and order as CSV.
+func (h *TicketHandlers) exportTickets(c *fiber.Ctx) error {
+	f := ticketFilter(c)
+	return templates.CSV(c, "cardata-tickets.csv", TicketCSVHeader, func(ctx context.Context, emit func([]string) error) error {
+		return h.Support.EachTicket(ctx, f, func(t *support.Ticket) error { return emit(TicketCSVRow(t)) })
+	})
 }
 
 type newPage struct {

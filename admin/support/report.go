@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 )
 
 // ReportRow is one line of the SLA report.
@@ -51,29 +52,18 @@ func (s *Service) SLAReport(ctx context.Context, period string) (*Report, error)
 	if _, err := staffOf(ctx); err != nil {
 		return nil, err
 	}
-	loc := s.clock().Location()
-	now := s.now().In(loc)
-	year, month := now.Year(), now.Month()
-	if period != "" {
-		m := periodRE.FindStringSubmatch(period)
-		if m == nil {
-			v := &errs.Validation{}
-			v.Add("period", "period_invalid", "give the month as YYYY-MM")
-			return nil, v.Err()
-		}
-		y, _ := strconv.Atoi(m[1])
-		mo, _ := strconv.Atoi(m[2])
-		year, month = y, time.Month(mo)
+	from, to, err := s.reportRange(period)
+	if err != nil {
+		return nil, err
 	}
-	from := time.Date(year, month, 1, 0, 0, 0, 0, loc)
-	to := from.AddDate(0, 1, 0)
+	year, month := from.Year(), from.Month()
 	var rows []struct {
 		Priority       Priority
 		Category       Category
 		FirstMet       bool
 		SLAUsedSeconds int64
 	}
-	err := s.DB.WithContext(ctx).Table("support_tickets").
+	err = s.DB.WithContext(ctx).Table("support_tickets").
 		Select("priority, category, (first_response_at IS NOT NULL AND first_response_at <= first_response_due) AS first_met, sla_used_seconds").
 		Where("resolved_at >= ? AND resolved_at < ? AND merged_into_id IS NULL", from.UTC(), to.UTC()).Scan(&rows).Error
 	if err != nil {
@@ -112,4 +102,61 @@ func (s *Service) SLAReport(ctx context.Context, period string) (*Report, error)
 		}
 	}
 	return r, nil
+}
+
+// reportRange is the month period names (YYYY-MM, empty: this month) in
+// the business time zone.
+func (s *Service) reportRange(period string) (from, to time.Time, err error) {
+	loc := s.clock().Location()
+	now := s.now().In(loc)
+	year, month := now.Year(), now.Month()
+	if period != "" {
+		m := periodRE.FindStringSubmatch(period)
+		if m == nil {
+			v := &errs.Validation{}
+			v.Add("period", "period_invalid", "give the month as YYYY-MM")
+			return from, to, v.Err()
+		}
+		y, _ := strconv.Atoi(m[1])
+		mo, _ := strconv.Atoi(m[2])
+		year, month = y, time.Month(mo)
+	}
+	from = time.Date(year, month, 1, 0, 0, 0, 0, loc)
+	return from, from.AddDate(0, 1, 0), nil
+}
+
+// SLATicket is one ticket of the SLA report's export.
+type SLATicket struct {
+	Ticket
+	FirstMet bool
+}
+
+// ResolutionMet reports whether the ticket was resolved within its target.
+func (t *SLATicket) ResolutionMet() bool {
+	return time.Duration(t.SLAUsedSeconds)*time.Second <= targets[t.Priority].Resolution
+}
+
+// CheckReportPeriod validates an SLA report period (YYYY-MM, empty: this month).
+func (s *Service) CheckReportPeriod(period string) error {
+	_, _, err := s.reportRange(period)
+	return err
+}
+
+// EachSLATicket calls fn for every ticket the SLA report of period counts
+// (resolved in the month, duplicates merged away left out), by
+// resolution time, one at a time (the report's CSV export). Staff only.
+func (s *Service) EachSLATicket(ctx context.Context, period string, fn func(*SLATicket) error) error {
+	vw, err := staffOf(ctx)
+	if err != nil {
+		return err
+	}
+	from, to, err := s.reportRange(period)
+	if err != nil {
+		return err
+	}
+	q := ticketQuery(s.DB.WithContext(ctx), vw).
+		Select("t.*, p.legal_name AS provider_name, COALESCE(s.name, '') AS assignee_name, (t.first_response_at IS NOT NULL AND t.first_response_at <= t.first_response_due) AS first_met").
+		Where("t.resolved_at >= ? AND t.resolved_at < ? AND t.merged_into_id IS NULL", from.UTC(), to.UTC()).
+		Order("t.resolved_at, t.id")
+	return listsort.Each[SLATicket](q, fn)
 }

@@ -13,6 +13,7 @@ import (
 	"cardata/jobs"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 )
 
 // NewTicket is the input of OpenTicket.
@@ -184,6 +185,8 @@ type Filter struct {
 	Category   Category
 	ProviderID int64 // staff only: providers are pinned to their own
 	Query      string
+	// Order is a chosen column (TicketSort); the zero value keeps the view's order.
+	Order      listsort.Order
 	Offset     int
 	Limit      int
 	// Keyset pages by id, newest first, without a total (the provider
@@ -200,14 +203,27 @@ type Listed struct {
 	Alert string // the highest SLA alert sent: warning or breach ("" none)
 }
 
-// ListTickets lists the tickets the principal may see: staff the whole
-// desk by view and filters, providers their own. Active views are ordered
-// by what is due first.
-func (s *Service) ListTickets(ctx context.Context, f Filter) ([]Listed, int64, error) {
-	vw, err := viewerOf(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
+// TicketSort is the ticket lists' sort whitelist; without a chosen key a
+// view keeps its own order (what is due first; newest first for "all").
+var TicketSort = listsort.Spec{
+	Columns: map[string]string{
+		"number":   "t.id",
+		"subject":  "lower(t.subject)",
+		"provider": "lower(p.legal_name)",
+		"priority": "t.priority",
+		"status":   "t.status",
+		"assignee": "lower(s.name)",
+		"sla":      ticketDue,
+		"opened":   "t.created_at",
+	},
+	Tiebreak: "t.id",
+}
+
+// ticketDue is the SLA deadline that runs: the first response, then the resolution.
+const ticketDue = "CASE WHEN t.first_response_at IS NULL THEN t.first_response_due ELSE t.resolution_due END"
+
+// listQuery is the tickets f selects for the viewer and their order.
+func (s *Service) listQuery(ctx context.Context, vw viewer, f Filter) (*gorm.DB, string) {
 	now := s.now()
 	q := ticketQuery(s.DB.WithContext(ctx), vw)
 	view := f.View
@@ -215,7 +231,7 @@ func (s *Service) ListTickets(ctx context.Context, f Filter) ([]Listed, int64, e
 		view = ViewAll
 	}
 	order := "t.created_at DESC, t.id DESC"
-	due := "CASE WHEN t.first_response_at IS NULL THEN t.first_response_due ELSE t.resolution_due END"
+	due := ticketDue
 	switch view {
 	case ViewUnassigned:
 		q = q.Where("t.status = ?", StatusNew)
@@ -230,6 +246,9 @@ func (s *Service) ListTickets(ctx context.Context, f Filter) ([]Listed, int64, e
 	default:
 		q = q.Where("t.status IN ?", activeStatuses)
 		order = due + " ASC NULLS LAST, t.id"
+	}
+	if f.Order.Key != "" {
+		order = TicketSort.SQL(f.Order)
 	}
 	if f.Status != "" {
 		q = q.Where("t.status = ?", f.Status)
@@ -251,6 +270,30 @@ func (s *Service) ListTickets(ctx context.Context, f Filter) ([]Listed, int64, e
 			q = q.Where("t.subject ILIKE ?", like)
 		}
 	}
+	return q, order
+}
+
+// EachTicket calls fn for every ticket f selects that the principal may
+// see (a provider only its own), in f's order, one at a time (the CSV export).
+func (s *Service) EachTicket(ctx context.Context, f Filter, fn func(*Ticket) error) error {
+	vw, err := viewerOf(ctx)
+	if err != nil {
+		return err
+	}
+	q, order := s.listQuery(ctx, vw, f)
+	return listsort.Each[Ticket](q.Order(order), fn)
+}
+
+// ListTickets lists the tickets the principal may see: staff the whole
+// desk by view and filters, providers their own. Active views are ordered
+// by what is due first unless f.Order chooses a column.
+func (s *Service) ListTickets(ctx context.Context, f Filter) ([]Listed, int64, error) {
+	vw, err := viewerOf(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	now := s.now()
+	q, order := s.listQuery(ctx, vw, f)
 	var total int64
 	if f.Keyset {
 		order, f.Offset = "t.id DESC", 0
