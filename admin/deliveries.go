@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"strconv"
 	"time"
 
@@ -32,6 +33,7 @@ type DeliveryHandlers struct {
 func (h *DeliveryHandlers) Routes(r fiber.Router) {
 	r.Get("/deliveries", h.index)
 	r.Get("/deliveries/:id", h.show)
+	r.Get("/deliveries/:id/export.csv", h.exportLedger)
 	r.Post("/deliveries/dead-events/:event/retry", h.retryEvent)
 	r.Post("/deliveries/:id/pushes/:delivery/retry", h.retryDelivery)
 }
@@ -147,6 +149,28 @@ func (h *DeliveryHandlers) show(c *fiber.Ctx) error {
 	}
 	return h.View.Render(c, fiber.StatusOK, "admin/deliveries/show", &templates.Page{Title: p.LegalName + ": deliveries", Data: d,
 		Form: map[string]string{"from": c.Query("from"), "to": c.Query("to"), "period": d.Usage.Period, "kind": f.Kind, "push_status": c.Query("push_status")}})
+}
+
+// exportLedger downloads a provider's delivery log in the page's time
+// range and kind as CSV.
+func (h *DeliveryHandlers) exportLedger(c *fiber.Ctx) error {
+	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
+	if err != nil {
+		return errs.New(errs.NotFound, "not_found", "no such provider")
+	}
+	p, err := h.Onboarding.FindProviderByID(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	f, err := LedgerFilterFrom(c, time.Now(), h.Location)
+	if err != nil {
+		return err
+	}
+	f.Cursor = ""
+	return templates.CSV(c, "cardata-deliveries-"+strconv.FormatInt(p.ID, 10)+".csv", billing.LedgerCSVHeader,
+		func(ctx context.Context, emit func([]string) error) error {
+			return h.Billing.EachLedger(ctx, p.ID, f, func(e *billing.LedgerEntry) error { return emit(e.CSVRow()) })
+		})
 }
 
 // LedgerFilterFrom reads a ledger page's query (from, to as dates or RFC

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
 
 	"cardata/onboarding/catalog"
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 	"cardata/policies/sqlarray"
 )
 
@@ -180,32 +182,7 @@ func (s *Service) findEntries(ctx context.Context, table string, providerID int6
 	if f.Limit <= 0 || f.Limit > MaxLedgerPage {
 		f.Limit = 100
 	}
-	invoiced := `EXISTS (SELECT 1 FROM ledger_claims lc WHERE lc.provider_id = l.provider_id AND lc.invoice_id IS NOT NULL
-		           AND l.id <= lc.high_id AND l.delivered_at < lc.ends_at) AS invoiced`
-	if table != "delivery_ledger" {
-		invoiced = "false AS invoiced" // the sandbox is never billed
-	}
-	q := `SELECT l.id, l.kind, c.client_id, l.vin, l.container_id, l.container_version, l.consent_id, l.keys_delivered, l.key_ids,
-		l.event_id, l.event_type, l.bytes, l.request_id, l.delivered_at, ` + invoiced + `
-		FROM ` + table + ` l LEFT JOIN api_clients c ON c.id = l.client_id
-		WHERE l.provider_id = ? AND l.delivered_at >= ? AND l.delivered_at < ?`
-	args := []any{providerID, f.From, f.To}
-	switch {
-	case f.Oldest:
-		q += " AND l.id > ?"
-		args = append(args, at)
-	case at > 0:
-		q += " AND l.id < ?"
-		args = append(args, at)
-	}
-	if f.Kind != "" {
-		q += " AND l.kind = ?"
-		args = append(args, f.Kind)
-	}
-	if f.VIN != "" {
-		q += " AND l.vin = ?"
-		args = append(args, f.VIN)
-	}
+	q, args := ledgerSQL(table, providerID, f, at)
 	if f.Oldest {
 		q += " ORDER BY l.id LIMIT ?"
 	} else {
@@ -459,4 +436,81 @@ func (s *Service) LedgerCoverage(ctx context.Context, from, to time.Time) ([]Cov
 				WHERE c.provider_id = l.provider_id AND l.id <= c.high_id AND l.delivered_at < c.ends_at AND i.status <> 'discarded')) AS uncovered
 		FROM delivery_ledger l WHERE delivered_at >= ? AND delivered_at < ? GROUP BY provider_id, kind ORDER BY 1, 2`, from, to).Scan(&out).Error
 	return out, errs.Wrap(err, "ledger coverage")
+}
+
+// ledgerSQL is the query of a provider's records in table that f selects,
+// after the cursor position at (0: from the start), without the order.
+func ledgerSQL(table string, providerID int64, f LedgerFilter, at int64) (string, []any) {
+	invoiced := `EXISTS (SELECT 1 FROM ledger_claims lc WHERE lc.provider_id = l.provider_id AND lc.invoice_id IS NOT NULL
+		           AND l.id <= lc.high_id AND l.delivered_at < lc.ends_at) AS invoiced`
+	if table != "delivery_ledger" {
+		invoiced = "false AS invoiced" // the sandbox is never billed
+	}
+	q := `SELECT l.id, l.kind, c.client_id, l.vin, l.container_id, l.container_version, l.consent_id, l.keys_delivered, l.key_ids,
+		l.event_id, l.event_type, l.bytes, l.request_id, l.delivered_at, ` + invoiced + `
+		FROM ` + table + ` l LEFT JOIN api_clients c ON c.id = l.client_id
+		WHERE l.provider_id = ? AND l.delivered_at >= ? AND l.delivered_at < ?`
+	args := []any{providerID, f.From, f.To}
+	switch {
+	case f.Oldest:
+		q += " AND l.id > ?"
+		args = append(args, at)
+	case at > 0:
+		q += " AND l.id < ?"
+		args = append(args, at)
+	}
+	if f.Kind != "" {
+		q += " AND l.kind = ?"
+		args = append(args, f.Kind)
+	}
+	if f.VIN != "" {
+		q += " AND l.vin = ?"
+		args = append(args, f.VIN)
+	}
+	return q, args
+}
+
+// EachLedger calls fn for every record of providerID's ledger in f's time
+// range (cursor and limit ignored), newest first (Oldest: oldest first),
+// reading one at a time: the delivery log's CSV export. The provider is a
+// condition of the query.
+func (s *Service) EachLedger(ctx context.Context, providerID int64, f LedgerFilter, fn func(*LedgerEntry) error) error {
+	q, args := ledgerSQL("delivery_ledger", providerID, f, 0)
+	if f.Oldest {
+		q += " ORDER BY l.id"
+	} else {
+		q += " ORDER BY l.id DESC"
+	}
+	return listsort.Each[LedgerEntry](s.DB.WithContext(ctx).Raw(q, args...), func(e *LedgerEntry) error {
+		e.KeysKnown = e.KeyIDs != nil
+		e.Keys = NameKeys(e.KeyIDs)
+		return fn(e)
+	})
+}
+
+// LedgerCSVHeader is the column ids of a delivery-log export (staff and
+// portal); LedgerEntry.CSVRow gives a record's row.
+var LedgerCSVHeader = []string{"delivery_id", "delivered_at", "kind", "client_id", "vin", "container_id", "container_version",
+	"consent_id", "values_delivered", "keys", "bytes", "event_id", "event_type", "invoiced"}
+
+// CSVRow is the record's row of a delivery-log export: times RFC 3339 in
+// UTC, keys by their catalog names (empty when the record did not name them).
+func (e *LedgerEntry) CSVRow() []string {
+	keys := make([]string, len(e.Keys))
+	for i, k := range e.Keys {
+		keys[i] = k.Key
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	invoiced := "no"
+	if e.Invoiced {
+		invoiced = "yes"
+	}
+	return []string{e.RequestID, e.DeliveredAt.UTC().Format(time.RFC3339), e.Kind, str(e.ClientID), e.VIN,
+		strconv.FormatInt(e.ContainerID, 10), strconv.Itoa(e.ContainerVersion), strconv.FormatInt(e.ConsentID, 10),
+		strconv.Itoa(e.KeysDelivered), strings.Join(keys, " "), strconv.FormatInt(e.Bytes, 10), str(e.EventID), str(e.EventType), invoiced}
 }

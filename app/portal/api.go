@@ -28,6 +28,7 @@ type APIPages struct {
 // Routes mounts the pages on r (the /portal group).
 func (h *APIPages) Routes(r fiber.Router) {
 	r.Get("/deliveries", h.deliveries)
+	r.Get("/deliveries/export.csv", h.exportDeliveries)
 	r.Get("/webhooks", h.webhooks)
 	r.Post("/webhooks", h.createWebhook)
 	r.Get("/webhooks/:id", h.webhook)
@@ -74,6 +75,24 @@ func (h *APIPages) deliveries(c *fiber.Ctx) error {
 	}
 	return h.View.Render(c, fiber.StatusOK, "portal/api/deliveries", &templates.Page{Title: "Deliveries and usage", Data: d,
 		Form: map[string]string{"from": c.Query("from"), "to": c.Query("to"), "period": d.Usage.Period, "kind": f.Kind}})
+}
+
+// exportDeliveries downloads the provider's delivery log in the page's
+// time range and kind as CSV; only its own records (the provider is a
+// condition of the query).
+func (h *APIPages) exportDeliveries(c *fiber.Ctx) error {
+	me, err := me(c)
+	if err != nil {
+		return err
+	}
+	f, err := billing.LedgerFilterFromQuery(func(k string) string { return c.Query(k) }, time.Now(), h.Location)
+	if err != nil {
+		return err
+	}
+	f.Cursor = ""
+	return templates.CSV(c, "cardata-deliveries.csv", billing.LedgerCSVHeader, func(ctx context.Context, emit func([]string) error) error {
+		return h.Billing.EachLedger(ctx, me.ProviderID, f, func(e *billing.LedgerEntry) error { return emit(e.CSVRow()) })
+	})
 }
 
 type webhooksPage struct {
