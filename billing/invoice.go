@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 )
 
 // Document types.
@@ -310,9 +311,31 @@ type InvoiceFilter struct {
 	Number     string // substring of the number, any case (the header's search)
 	DocType    string
 	Overdue    bool
-	Offset     int
-	Limit      int
+	// Order is the list's sort (InvoiceSort); the zero value is newest period first.
+	Order  listsort.Order
+	Offset int
+	Limit  int
 }
+
+// invoiceColumns are the sortable columns of the invoice lists; amounts
+// sort as shown (credit notes negative).
+var invoiceColumns = map[string]string{
+	"number":   "number",
+	"period":   "period",
+	"provider": "lower(buyer_name)",
+	"issued":   "issue_date",
+	"due":      "due_date",
+	"net":      "CASE WHEN doc_type = 'credit_note' THEN -net_total ELSE net_total END",
+	"gross":    "CASE WHEN doc_type = 'credit_note' THEN -gross_total ELSE gross_total END",
+	"paid":     "paid_total",
+	"status":   "status",
+}
+
+// InvoiceSort is the staff invoice list's sort whitelist (newest period first).
+var InvoiceSort = listsort.Spec{Columns: invoiceColumns, Tiebreak: "id", DefaultSQL: "period DESC, id DESC"}
+
+// ProviderInvoiceSort is the portal's (latest finalized first).
+var ProviderInvoiceSort = listsort.Spec{Columns: invoiceColumns, Tiebreak: "id", DefaultSQL: "finalized_at DESC, id DESC"}
 
 // ListInvoices returns invoices newest first and the total matching.
 func (s *Service) ListInvoices(ctx context.Context, f InvoiceFilter) ([]Invoice, int64, error) {
@@ -354,7 +377,7 @@ func (s *Service) ListInvoices(ctx context.Context, f InvoiceFilter) ([]Invoice,
 		f.Limit = 50
 	}
 	var out []Invoice
-	if err := q.Order("period DESC, id DESC").Offset(f.Offset).Limit(f.Limit).Find(&out).Error; err != nil {
+	if err := q.Order(InvoiceSort.SQL(f.Order)).Offset(f.Offset).Limit(f.Limit).Find(&out).Error; err != nil {
 		return nil, 0, errs.Wrap(err, "list invoices")
 	}
 	return out, total, fillCredited(s.DB.WithContext(ctx), out)
@@ -409,9 +432,16 @@ func (s *Service) FindProviderInvoice(ctx context.Context, providerID, id int64)
 
 // ProviderInvoices lists a provider's finalized documents, newest first.
 func (s *Service) ProviderInvoices(ctx context.Context, providerID int64) ([]Invoice, error) {
+	return s.ProviderInvoicesSorted(ctx, providerID, listsort.Order{})
+}
+
+// ProviderInvoicesSorted lists a provider's finalized documents in o's
+// order (ProviderInvoiceSort). A provider has a few documents a month, so
+// the list is read whole (the portal shows them on one page).
+func (s *Service) ProviderInvoicesSorted(ctx context.Context, providerID int64, o listsort.Order) ([]Invoice, error) {
 	var out []Invoice
 	err := s.DB.WithContext(ctx).Where("provider_id = ? AND status IN ('finalized','sent','paid')", providerID).
-		Order("finalized_at DESC").Find(&out).Error
+		Order(ProviderInvoiceSort.SQL(o)).Find(&out).Error
 	if err != nil {
 		return nil, errs.Wrap(err, "provider invoices")
 	}

@@ -2,12 +2,18 @@ package e2e
 
 import (
 	"encoding/csv"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"cardata/app/apptest"
+	"cardata/billing"
+	"cardata/billing/billingtest"
+	"cardata/onboarding"
+	"cardata/policies"
 )
 
 // csvRows parses a CSV download (status 200, a CSV content type).
@@ -122,5 +128,109 @@ func TestTablesSortFiltersAndCSV(t *testing.T) {
 	}
 	if rows := csvRows(t, su.Get("/admin/providers/export.csv"), "support providers csv"); len(rows) != 4 {
 		t.Fatalf("support providers csv = %q", rows)
+	}
+}
+
+// A provider's portal exports (delivery log, invoices) hold its own rows
+// only, sort like the page, and speak the reader's language; a portal role
+// that cannot see the invoices cannot export them; the finance export has
+// German headers for a German reader.
+func TestTablesPortalExportsOwnRowsOnly(t *testing.T) {
+	t.Parallel()
+	tt := apptest.New(t)
+	ctx, bs := tt.Ctx, tt.App.Billing
+	if _, err := bs.UpdateSeller(ctx, billingtest.Seller()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := bs.EnsureInitialPriceList(ctx, billing.DefaultPrices(billingtest.PriceListStart)); err != nil {
+		t.Fatal(err)
+	}
+	a := mustActiveProvider(t, tt, "Alpen Versicherung AG", "AT", "ATU12345675")
+	b := mustActiveProvider(t, tt, "Werkstatt Süd AG", "DE", "DE123456788")
+	aid, bid := a.Provider.ID, b.Provider.ID
+	billingtest.MustDeliveries(t, tt.DB, aid, billing.KindPull, time.Date(2026, 9, 2, 0, 0, 0, 0, time.UTC), time.Hour, 30, "a9")
+	billingtest.MustDeliveries(t, tt.DB, aid, billing.KindPull, time.Date(2026, 10, 2, 0, 0, 0, 0, time.UTC), time.Hour, 12, "a10")
+	billingtest.MustDeliveries(t, tt.DB, bid, billing.KindPull, time.Date(2026, 10, 2, 0, 0, 0, 0, time.UTC), time.Hour, 12, "b10")
+	var numbers = map[int64][]string{}
+	for _, period := range []string{"2026-09", "2026-10"} {
+		if _, err := bs.RunPeriod(ctx, period, billing.RunOptions{Trigger: billing.TriggerTest}); err != nil {
+			t.Fatal(err)
+		}
+		list, _, err := bs.ListInvoices(ctx, billing.InvoiceFilter{Period: period, DocType: billing.DocInvoice})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, inv := range list {
+			fin, err := bs.Finalize(ctx, inv.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			numbers[fin.ProviderID] = append(numbers[fin.ProviderID], *fin.Number)
+		}
+	}
+	if len(numbers[aid]) != 2 || len(numbers[bid]) != 1 {
+		t.Fatalf("invoices: %v", numbers)
+	}
+	svc := onboardingFor(tt)
+	inv, err := svc.InviteProviderUser(obProviderCtx(a.Admin), aid, onboarding.Invite{Email: "dev@tables.example", Name: "Dev", Role: onboarding.RoleProviderDeveloper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.AcceptInvitation(tt.Ctx, inv.Link[len(tt.App.Cfg.PublicURL+"/portal/invitations/"):], providerPassword); err != nil {
+		t.Fatal(err)
+	}
+	pa := loginProvider(t, tt, a.Admin.Email, providerPassword)
+
+	// The delivery log: A's 42 records in the range, none of B's.
+	rows := csvRows(t, pa.Get("/portal/deliveries/export.csv?from=2026-09-01&to=2026-10-31"), "portal deliveries csv")
+	if len(rows) != 43 || rows[0][0] != "delivery_id" {
+		t.Fatalf("portal deliveries csv: %d rows, header %q", len(rows), rows[0])
+	}
+	for _, r := range rows[1:] {
+		if !strings.HasPrefix(r[0], "a9-") && !strings.HasPrefix(r[0], "a10-") {
+			t.Fatalf("provider A's export has a foreign row %q", r)
+		}
+	}
+	if rows := csvRows(t, pa.Get("/portal/deliveries/export.csv?from=2026-10-01&to=2026-10-31&kind=push"), "push only"); len(rows) != 1 {
+		t.Fatalf("kind=push: %q", rows)
+	}
+	if res := pa.Get("/portal/deliveries/export.csv?from=yesterday"); res.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("bad range: %d", res.Status)
+	}
+
+	// The invoices: A's two, sorted like the page, none of B's.
+	page := pa.Get("/portal/invoices?sort=period&dir=desc").Body
+	inOrder(t, "portal invoices period desc", page, numbers[aid][1], numbers[aid][0])
+	inOrder(t, "portal invoices period asc", pa.Get("/portal/invoices?sort=period").Body, numbers[aid][0], numbers[aid][1])
+	if !strings.Contains(page, `href="/portal/invoices/export.csv?dir=desc&amp;sort=period"`) {
+		t.Fatal("the export link does not keep the order")
+	}
+	rows = csvRows(t, pa.Get("/portal/invoices/export.csv?dir=desc&sort=period"), "portal invoices csv")
+	if len(rows) != 3 || rows[1][0] != numbers[aid][1] || rows[2][0] != numbers[aid][0] {
+		t.Fatalf("portal invoices csv = %q (want %v)", rows, numbers[aid])
+	}
+	if strings.Contains(pa.Get("/portal/invoices/export.csv").Body, numbers[bid][0]) {
+		t.Fatal("provider A's export names provider B's invoice")
+	}
+	pa.Header.Set("Accept-Language", "de")
+	pa.SetCookie("cardata_lang", "")
+	if rows := csvRows(t, pa.Get("/portal/invoices/export.csv"), "german invoices csv"); rows[0][0] != "Nummer" || rows[0][8] != "Bezahlt" {
+		t.Fatalf("german invoices header = %q", rows[0])
+	}
+	dev := loginProvider(t, tt, "dev@tables.example", providerPassword)
+	if res := dev.Get("/portal/invoices/export.csv"); res.Status != http.StatusForbidden {
+		t.Fatalf("developer's invoice export: %d", res.Status)
+	}
+
+	// The staff side: the finance export's header in German.
+	tt.MustCreateStaff(t, "fin@tables.example", policies.RoleFinance)
+	fin := tt.LoginStaff(t, "fin@tables.example")
+	fin.Header.Set("Accept-Language", "de-DE")
+	if rows := csvRows(t, fin.Get("/admin/billing/export.csv?period=2026-10"), "finance export"); rows[0][0] != "Nummer" || len(rows) != 3 {
+		t.Fatalf("finance export de = %q", rows)
+	}
+	rows = csvRows(t, fin.Get(fmt.Sprintf("/admin/deliveries/%d/export.csv?from=2026-10-01&to=2026-10-31", bid)), "staff ledger csv")
+	if len(rows) != 13 || rows[0][0] != "Übermittlungs-ID" || !strings.HasPrefix(rows[1][0], "b10-") {
+		t.Fatalf("staff ledger csv = %d rows, %q", len(rows), rows[:2])
 	}
 }

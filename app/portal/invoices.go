@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"strconv"
 	"time"
 
@@ -23,6 +24,7 @@ type InvoiceHandlers struct {
 // Routes mounts the pages on r (the /portal group).
 func (h *InvoiceHandlers) Routes(r fiber.Router) {
 	r.Get("/invoices", h.list)
+	r.Get("/invoices/export.csv", h.export)
 	r.Get("/invoices/:id/pdf", h.document("pdf"))
 	r.Get("/invoices/:id/xml", h.document("ubl"))
 }
@@ -49,7 +51,8 @@ func (h *InvoiceHandlers) list(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	list, err := h.Billing.ProviderInvoices(c.UserContext(), pid)
+	o := billing.ProviderInvoiceSort.Parse(c.Query("sort"), c.Query("dir"))
+	list, err := h.Billing.ProviderInvoicesSorted(c.UserContext(), pid, o)
 	if err != nil {
 		return err
 	}
@@ -59,11 +62,46 @@ func (h *InvoiceHandlers) list(c *fiber.Ctx) error {
 			open = open.Add(a)
 		}
 	}
-	return h.View.Render(c, fiber.StatusOK, "portal/invoices/index", &templates.Page{Data: struct {
+	return h.View.Render(c, fiber.StatusOK, "portal/invoices/index", &templates.Page{Sort: templates.NewSort(c, o.Key, o.Desc), Data: struct {
 		Invoices []billing.Invoice
 		Open     decimal.Decimal
 		Now      time.Time
 	}{list, open, time.Now()}})
+}
+
+// export downloads the provider's own invoices and credit notes in the
+// page's order as CSV (credit notes negative, as on the page).
+func (h *InvoiceHandlers) export(c *fiber.Ctx) error {
+	pid, err := invoiceProvider(c)
+	if err != nil {
+		return err
+	}
+	o := billing.ProviderInvoiceSort.Parse(c.Query("sort"), c.Query("dir"))
+	return templates.CSV(c, "cardata-invoices.csv", []string{"number", "type", "issue_date", "due_date", "period", "net", "vat", "gross",
+		"paid", "credited", "open", "status", "currency"},
+		func(ctx context.Context, emit func([]string) error) error {
+			list, err := h.Billing.ProviderInvoicesSorted(ctx, pid, o)
+			if err != nil {
+				return err
+			}
+			for i := range list {
+				d := &list[i]
+				typ, paid, credited, open := "invoice", d.PaidTotal.StringFixed(2), d.Credited.StringFixed(2), d.OpenAmount().StringFixed(2)
+				if d.IsCreditNote() {
+					typ, paid, credited, open = "credit_note", "", "", ""
+				}
+				number := ""
+				if d.Number != nil {
+					number = *d.Number
+				}
+				if err := emit([]string{number, typ, templates.CSVDate(d.IssueDate), templates.CSVDate(d.DueDate), d.Period,
+					d.SignedNet().StringFixed(2), d.SignedTax().StringFixed(2), d.SignedGross().StringFixed(2),
+					paid, credited, open, d.DisplayStatus(), d.Currency}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 }
 
 func (h *InvoiceHandlers) document(format string) fiber.Handler {
