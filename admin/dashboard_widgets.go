@@ -223,8 +223,7 @@ func SupportWidgets(s *support.Service) []Widget {
 			}
 			breaching := withQuery("/admin/tickets", "view", support.ViewBreaching)
 			return WidgetValue{Title: "Service levels", Note: "At risk: past the warning mark of a response or resolution target, not yet due.",
-				Figures: []Figure{count("SLA breaches", f.Breached, breaching, "bad"), count("At risk", f.AtRisk, breaching, "warn"),
-					{Label: "SLA report", Kind: FigureText, Text: "Show", Link: "/admin/tickets/report"}}}, nil
+				Figures: []Figure{count("SLA breaches", f.Breached, breaching, "bad"), count("At risk", f.AtRisk, breaching, "warn")}}, nil
 		}},
 		{Roles: roles, Section: section, Load: func(ctx context.Context) (WidgetValue, error) {
 			f, err := figures(ctx)
@@ -290,7 +289,7 @@ func SystemWidgets(j *jobs.Scheduler, st *staff.Service) []Widget {
 				}
 			}
 			return WidgetValue{Title: "Audit trail", Note: "The latest daily verification of the audit trail's hash chain.",
-				Figures: []Figure{chain, {Label: "Audit trail entries", Kind: FigureText, Text: "Show", Link: "/admin/audit"}}}, nil
+				Figures: []Figure{chain}}, nil
 		}},
 		{Roles: roles, Section: section, Load: func(ctx context.Context) (WidgetValue, error) {
 			byRole, total, err := st.CountByRole(ctx, policies.StaffRoles)

@@ -41,7 +41,7 @@ type Chart struct {
 	// Format writes a value for people (axis ticks); nil: the decimal as is.
 	Format func(decimal.Decimal) string
 	// Width and Height are the viewBox (the SVG scales to its box);
-	// zero: 640 x 240 for bars, 240 x 48 for a sparkline.
+	// zero: 560 x 220 for bars, 240 x 48 for a sparkline.
 	Width, Height int
 	// Class is added to the svg element's class.
 	Class string
@@ -99,8 +99,10 @@ func num(f float64) string {
 }
 
 func (c Chart) open(b *strings.Builder, kind string, w, h int) {
-	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-%s%s" viewBox="0 0 %d %d" role="img" aria-label="%s" focusable="false">`,
-		kind, classSuffix(c.Class), w, h, esc(c.Title))
+	// width and height are the natural size (a unit a CSS pixel); the
+	// page's style may scale the chart to its box
+	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-%s%s" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s" focusable="false">`,
+		kind, classSuffix(c.Class), w, h, w, h, esc(c.Title))
 	fmt.Fprintf(b, `<title>%s</title>`, esc(c.Title))
 	if c.Desc != "" {
 		fmt.Fprintf(b, `<desc>%s</desc>`, esc(c.Desc))
@@ -120,10 +122,10 @@ func classSuffix(c string) string {
 func (c Chart) Bars() template.HTML {
 	w, h := c.Width, c.Height
 	if w <= 0 {
-		w = 640
+		w = 560
 	}
 	if h <= 0 {
-		h = 240
+		h = 220
 	}
 	const left, right, top, bottom = 84.0, 8.0, 12.0, 30.0
 	plotW, plotH := float64(w)-left-right, float64(h)-top-bottom
