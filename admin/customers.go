@@ -117,7 +117,8 @@ func (h *CustomerHandlers) requestReport(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	r, err := h.Consents.RequestDataReport(c.UserContext(), id)
+	// Staff's page language says nothing of the customer's: theirs decides.
+	r, err := h.Consents.RequestDataReport(c.UserContext(), id, "")
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,8 @@ func (h *Handlers) requestReport(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	r, err := h.Consents.RequestDataReport(c.UserContext(), me.ID)
+	// The archive is written in the language the customer reads /my in.
+	r, err := h.Consents.RequestDataReport(c.UserContext(), me.ID, templates.LangOf(c))
 	if err != nil {
 		return err
 	}

@@ -214,6 +214,21 @@ func TestDataReportListsExactlyWhatIsStored(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d reports left after purge", n)
 	}
+	// Anna reads /my in German: her next archive is German (page, CSV
+	// headers, the catalog's German descriptions).
+	if res := c.PostForm("/lang", url.Values{"lang": {"de"}}); res.Status >= 400 {
+		t.Fatalf("switch to German: %d", res.Status)
+	}
+	if res := c.PostForm("/my/reports", nil); res.Status != http.StatusSeeOther {
+		t.Fatalf("request in German: %d %s", res.Status, res.Body)
+	}
+	reports, err = w.cs.FindDataReports(context.Background(), anna)
+	if err != nil || len(reports) != 1 || reports[0].Status != consent.ReportReady {
+		t.Fatalf("German report: %+v %v", reports, err)
+	}
+	files = unzip(t, []byte(c.Get(fmt.Sprintf("/my/reports/%d/download", reports[0].ID)).Body))
+	csContains(t, string(files["report.html"]), `<html lang="de">`, "Ihr CarData-Datenbericht", "nie empfangen", "Kilometerstand")
+	csContains(t, string(files["values.csv"]), "VIN,Schlüssel,Beschreibung,Kategorie")
 }
 
 // A large account's report is built in the background by the job.

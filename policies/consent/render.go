@@ -39,46 +39,68 @@ func writeCSV(rows [][]string) ([]byte, error) {
 	return buf.Bytes(), w.Error()
 }
 
-// ValuesCSV has one row per vehicle and key.
-func ValuesCSV(r *DataReport) ([]byte, error) {
-	rows := [][]string{{"vin", "key", "category", "unit", "sensitive", "received", "value", "read_at", "received_at"}}
+// header translates a CSV header row into lang (the column ids in
+// English, German words in German).
+func header(lang i18n.Lang, cols ...string) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = i18n.T(lang, c)
+	}
+	return out
+}
+
+// ValuesCSV has one row per vehicle and key, the key's description in lang.
+func ValuesCSV(r *DataReport, lang i18n.Lang) ([]byte, error) {
+	rows := [][]string{header(lang, "vin", "key", "description", "category", "unit", "sensitive", "received", "value", "read_at", "received_at")}
 	for _, v := range r.Vehicles {
 		for _, x := range v.Values {
 			val := ""
 			if x.Value != nil {
 				val = *x.Value
 			}
-			rows = append(rows, []string{v.VIN, x.Key, x.Category, x.Unit, strconv.FormatBool(x.Sensitive),
-				strconv.FormatBool(x.Received), val, rfc3339(x.ReadAt), rfc3339(x.ReceivedAt)})
+			rows = append(rows, []string{v.VIN, x.Key, x.DescriptionIn(lang), x.Category, x.Unit, yesNo(lang, x.Sensitive),
+				yesNo(lang, x.Received), val, rfc3339(x.ReadAt), rfc3339(x.ReceivedAt)})
 		}
 	}
 	return writeCSV(rows)
 }
 
+// yesNo is a boolean cell in lang.
+func yesNo(lang i18n.Lang, b bool) string {
+	if b {
+		return i18n.T(lang, "yes")
+	}
+	return i18n.T(lang, "no")
+}
+
 // ConsentsCSV has one row per consent.
-func ConsentsCSV(r *DataReport) ([]byte, error) {
-	rows := [][]string{{"consent_id", "vin", "provider", "container_id", "container", "version", "purpose_code", "purpose",
-		"state", "requested_at", "decided_at", "ends_at", "ended_at", "keys"}}
+func ConsentsCSV(r *DataReport, lang i18n.Lang) ([]byte, error) {
+	rows := [][]string{header(lang, "consent_id", "vin", "provider", "container_id", "container", "version", "purpose_code", "purpose",
+		"state", "requested_at", "decided_at", "ends_at", "ended_at", "keys")}
 	for _, c := range r.Consents {
 		rows = append(rows, []string{strconv.FormatInt(c.ID, 10), c.VIN, c.Provider, strconv.FormatInt(c.ContainerID, 10), c.Container,
-			strconv.Itoa(c.Version), c.PurposeCode, c.Purpose, string(c.State), rfc3339(&c.RequestedAt), rfc3339(c.DecidedAt),
+			strconv.Itoa(c.Version), c.PurposeCode, c.Purpose, i18n.T(lang, string(c.State)), rfc3339(&c.RequestedAt), rfc3339(c.DecidedAt),
 			rfc3339(c.EndsAt), rfc3339(c.EndedAt), strings.Join(c.Keys, " ")})
 	}
 	return writeCSV(rows)
 }
 
-// SentKeysCSV has one row per consent and key the ledger says was sent,
-// and one row (without a key) per consent for deliveries whose keys were
-// not recorded.
-func SentKeysCSV(r *DataReport) ([]byte, error) {
-	rows := [][]string{{"consent_id", "provider", "vin", "key", "label", "deliveries", "first_sent_at", "last_sent_at"}}
+// SentKeysCSV has one row per consent and key the ledger says was sent
+// (its label in lang), and one row (without a key) per consent for
+// deliveries whose keys were not recorded.
+func SentKeysCSV(r *DataReport, lang i18n.Lang) ([]byte, error) {
+	rows := [][]string{header(lang, "consent_id", "provider", "vin", "key", "label", "deliveries", "first_sent_at", "last_sent_at")}
 	for _, c := range r.Consents {
 		for _, k := range c.Sent {
-			rows = append(rows, []string{strconv.FormatInt(c.ID, 10), c.Provider, c.VIN, k.Key, k.Label, strconv.FormatInt(k.Deliveries, 10),
+			label := k.Label
+			if lang == i18n.DE && k.LabelDE != "" {
+				label = k.LabelDE
+			}
+			rows = append(rows, []string{strconv.FormatInt(c.ID, 10), c.Provider, c.VIN, k.Key, label, strconv.FormatInt(k.Deliveries, 10),
 				rfc3339(&k.FirstAt), rfc3339(&k.LastAt)})
 		}
 		if u := c.KeysNotRecorded; u != nil {
-			rows = append(rows, []string{strconv.FormatInt(c.ID, 10), c.Provider, c.VIN, "", KeysNotRecorded, strconv.FormatInt(u.Deliveries, 10),
+			rows = append(rows, []string{strconv.FormatInt(c.ID, 10), c.Provider, c.VIN, "", keyList(false, nil, lang == i18n.DE), strconv.FormatInt(u.Deliveries, 10),
 				rfc3339(&u.FirstAt), rfc3339(&u.LastAt)})
 		}
 	}
@@ -113,111 +135,131 @@ func keyList(known bool, keys []TransferKey, de bool) string {
 }
 
 // HistoryCSV has one row per changelog entry.
-func HistoryCSV(r *DataReport) ([]byte, error) {
-	rows := [][]string{{"consent_id", "at", "from_state", "to_state", "version", "actor_kind", "actor", "note"}}
+func HistoryCSV(r *DataReport, lang i18n.Lang) ([]byte, error) {
+	rows := [][]string{header(lang, "consent_id", "at", "from_state", "to_state", "version", "actor_kind", "actor", "note")}
 	for _, c := range r.Consents {
 		for _, h := range c.History {
-			rows = append(rows, []string{strconv.FormatInt(c.ID, 10), rfc3339(&h.At), string(h.From), string(h.To),
+			from := ""
+			if h.From != "" {
+				from = i18n.T(lang, string(h.From))
+			}
+			rows = append(rows, []string{strconv.FormatInt(c.ID, 10), rfc3339(&h.At), from, i18n.T(lang, string(h.To)),
 				strconv.Itoa(h.Version), h.ActorKind, h.Actor, h.Note})
 		}
 	}
 	return writeCSV(rows)
 }
 
-var reportFuncs = template.FuncMap{
-	"local": func(loc *time.Location, t any) string {
-		switch x := t.(type) {
-		case time.Time:
-			return x.In(loc).Format("2006-01-02 15:04:05 MST")
-		case *time.Time:
-			if x == nil {
-				return ""
-			}
-			return x.In(loc).Format("2006-01-02 15:04:05 MST")
-		}
-		return ""
-	},
-	"join":  strings.Join,
-	"deref": func(s *string) string { return *s },
-}
-
-var reportHTML = template.Must(template.New("report").Funcs(reportFuncs).Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>CarData data report · {{.R.Customer.Email}}</title>
+var reportHTML = template.Must(template.New("report").Funcs(template.FuncMap{
+	"t": func(string, ...any) string { return "" }, "local": func(any) string { return "" },
+	"join": strings.Join, "deref": func(s *string) string { return *s }, "desc": func(ReportValue) string { return "" },
+	"label": func(ReportSentKey) string { return "" }, "inLang": func(string, string) string { return "" },
+}).Parse(`<!doctype html>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{t "CarData data report"}} · {{.R.Customer.Email}}</title>
 <style>
 body{font:14px/1.45 system-ui,sans-serif;color:#1c2430;margin:24px auto;max-width:1100px;padding:0 16px}
 table{border-collapse:collapse;width:100%;margin:8px 0 20px}th,td{border:1px solid #d9dee5;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#eef1f5}.never{color:#8a94a3;font-style:italic}.muted{color:#5b6675}code{font-size:12px}
 </style></head><body>
-<h1>Your CarData data report</h1>
-<p>For {{.R.Customer.Name}} ({{.R.Customer.Email}}), generated {{local .Loc .R.GeneratedAt}}.</p>
-<p class="muted">This archive lists, for each of your vehicles, the latest value stored for every data key and when the vehicle read it;
-"never received" means nothing has been stored for that key. It also lists every consent you were asked for, its history and
-which data keys were actually sent to the provider under it (from the delivery ledger).
-The same content is in report.json and the CSV files.</p>
-<h2>Vehicles</h2>
+<h1>{{t "Your CarData data report"}}</h1>
+<p>{{t "For {{.Name}} ({{.Email}}), generated {{.At}}." "Name" .R.Customer.Name "Email" .R.Customer.Email "At" (local .R.GeneratedAt)}}</p>
+<p class="muted">{{t "This archive lists, for each of your vehicles, the latest value stored for every data key and when the vehicle read it; \"never received\" means nothing has been stored for that key. It also lists every consent you were asked for, its history and which data keys were actually sent to the provider under it (from the delivery ledger). The same content is in report.json and the CSV files (times there in UTC)."}}</p>
+<h2>{{t "Vehicles"}}</h2>
 {{range .R.Vehicles}}
-<h3>{{.Brand}} {{.Model}} · VIN {{.VIN}}</h3>
-<p class="muted">Registered in {{.Market}} · {{.Drivetrain}} · you are the {{.Role}} holder · {{.Received}} of {{len .Values}} keys received</p>
-<table><thead><tr><th>Data key</th><th>What it is</th><th>Latest value</th><th>Read by the vehicle</th></tr></thead><tbody>
-{{range .Values}}<tr><td><code>{{.Key}}</code></td><td>{{.Description}}{{if .Sensitive}} <strong>(sensitive)</strong>{{end}}</td>
-{{if .Received}}<td>{{deref .Value}}{{if .Unit}} {{.Unit}}{{end}}</td><td>{{local $.Loc .ReadAt}}</td>{{else}}<td class="never" colspan="2">never received</td>{{end}}</tr>
+<h3>{{.Brand}} {{.Model}} · {{t "VIN {{.VIN}}" "VIN" .VIN}}</h3>
+<p class="muted">{{t "Registered in {{.Market}} · {{.Drivetrain}} · you are the {{.Role}} holder · {{.Received}} of {{.Total}} keys received" "Market" .Market "Drivetrain" (t .Drivetrain) "Role" (t .Role) "Received" .Received "Total" (len .Values)}}</p>
+<table><thead><tr><th>{{t "What it is"}}</th><th>{{t "Data key"}}</th><th>{{t "Latest value"}}</th><th>{{t "Read by the vehicle"}}</th></tr></thead><tbody>
+{{range .Values}}<tr><td>{{desc .}}{{if .Sensitive}} <strong>({{t "sensitive"}})</strong>{{end}}</td><td><code>{{.Key}}</code></td>
+{{if .Received}}<td>{{deref .Value}}{{if .Unit}} {{.Unit}}{{end}}</td><td>{{local .ReadAt}}</td>{{else}}<td class="never" colspan="2">{{t "never received"}}</td>{{end}}</tr>
 {{end}}</tbody></table>
-{{else}}<p>No vehicles are assigned to your account.</p>{{end}}
-<h2>Consents</h2>
+{{else}}<p>{{t "No vehicles are assigned to your account."}}</p>{{end}}
+<h2>{{t "Consents"}}</h2>
 {{range .R.Consents}}
-<h3>{{.Provider}}: {{.Container}} (version {{.Version}}) · VIN {{.VIN}}</h3>
-<p>Purpose: <strong>{{.PurposeLabel}}</strong>. {{.Purpose}}</p>
-<p>State: <strong>{{.State}}</strong>{{if .EndsAt}} · ends {{local $.Loc .EndsAt}}{{end}} · data keys: <code>{{join .Keys ", "}}</code></p>
-<h4>Data sent to {{.Provider}} under this consent</h4>
-{{if not $.R.SentFromLedger}}<p class="muted">Not part of this archive: the delivery ledger could not be read.</p>
-{{else if or .Sent .KeysNotRecorded}}<table class="sent"><thead><tr><th>What it is</th><th>Data key</th><th>Deliveries</th><th>First sent</th><th>Last sent</th></tr></thead><tbody>
-{{range .Sent}}<tr><td>{{.Label}}</td><td><code>{{.Key}}</code></td><td>{{.Deliveries}}</td><td>{{local $.Loc .FirstAt}}</td><td>{{local $.Loc .LastAt}}</td></tr>
-{{end}}{{with .KeysNotRecorded}}<tr><td class="never" colspan="2">keys not recorded (deliveries made before the ledger named the keys)</td><td>{{.Deliveries}}</td><td>{{local $.Loc .FirstAt}}</td><td>{{local $.Loc .LastAt}}</td></tr>
-{{end}}</tbody></table>{{else}}<p class="muted">No data was sent under this consent.</p>{{end}}
-<table><thead><tr><th>When</th><th>Change</th><th>By</th><th>Note</th></tr></thead><tbody>
-{{range .History}}<tr><td>{{local $.Loc .At}}</td><td>{{if .From}}{{.From}} → {{end}}{{.To}} (version {{.Version}})</td><td>{{.Actor}} ({{.ActorKind}})</td><td>{{.Note}}</td></tr>{{end}}
+<h3>{{.Provider}}: {{.Container}} ({{t "version {{.Version}}" "Version" .Version}}) · {{t "VIN {{.VIN}}" "VIN" .VIN}}</h3>
+<p>{{t "Purpose:"}} <strong>{{t .PurposeLabel}}</strong>. {{.Purpose}}</p>
+<p>{{t "State:"}} <strong>{{t (print .State)}}</strong>{{if .EndsAt}} · {{t "ends {{.At}}" "At" (local .EndsAt)}}{{end}} · {{t "data keys:"}} <code>{{join .Keys ", "}}</code></p>
+<h4>{{t "Data sent to {{.Provider}} under this consent" "Provider" .Provider}}</h4>
+{{if not $.R.SentFromLedger}}<p class="muted">{{t "Not part of this archive: the delivery ledger could not be read."}}</p>
+{{else if or .Sent .KeysNotRecorded}}<table class="sent"><thead><tr><th>{{t "What it is"}}</th><th>{{t "Data key"}}</th><th>{{t "Deliveries"}}</th><th>{{t "First sent"}}</th><th>{{t "Last sent"}}</th></tr></thead><tbody>
+{{range .Sent}}<tr><td>{{label .}}</td><td><code>{{.Key}}</code></td><td>{{.Deliveries}}</td><td>{{local .FirstAt}}</td><td>{{local .LastAt}}</td></tr>
+{{end}}{{with .KeysNotRecorded}}<tr><td class="never" colspan="2">{{t "keys not recorded (deliveries made before the ledger named the keys)"}}</td><td>{{.Deliveries}}</td><td>{{local .FirstAt}}</td><td>{{local .LastAt}}</td></tr>
+{{end}}</tbody></table>{{else}}<p class="muted">{{t "No data was sent under this consent."}}</p>{{end}}
+<table><thead><tr><th>{{t "When"}}</th><th>{{t "State change"}}</th><th>{{t "By"}}</th><th>{{t "Note"}}</th></tr></thead><tbody>
+{{range .History}}<tr><td>{{local .At}}</td><td>{{if .From}}{{t (print .From)}} → {{end}}{{t (print .To)}} ({{t "version {{.Version}}" "Version" .Version}})</td><td>{{.Actor}} ({{.ActorKind}})</td><td>{{.Note}}</td></tr>{{end}}
 </tbody></table>
-{{else}}<p>No provider has asked you for consent.</p>{{end}}
+{{else}}<p>{{t "No provider has asked you for consent."}}</p>{{end}}
 </body></html>
 `))
 
-// ReportHTML renders the readable page of the archive.
-func ReportHTML(r *DataReport, loc *time.Location) ([]byte, error) {
+// ReportHTML renders the readable page of the archive in lang: its words,
+// the catalog's key descriptions and labels in that language, times in loc
+// (Europe/Berlin for people) in the language's format.
+func ReportHTML(r *DataReport, loc *time.Location, lang i18n.Lang) ([]byte, error) {
 	if loc == nil {
 		loc = time.UTC
 	}
+	z := i18n.Locale{Lang: lang, Loc: loc}
+	tpl, err := reportHTML.Clone()
+	if err != nil {
+		return nil, err
+	}
+	tpl.Funcs(template.FuncMap{
+		"t": func(id string, args ...any) string { return i18n.T(lang, id, args...) },
+		"local": func(t any) string {
+			if p, ok := t.(*time.Time); ok && p == nil {
+				return ""
+			}
+			s := z.DateTime(t)
+			if tt, ok := t.(time.Time); ok {
+				s += " " + tt.In(loc).Format("MST")
+			} else if p, ok := t.(*time.Time); ok {
+				s += " " + p.In(loc).Format("MST")
+			}
+			return s
+		},
+		"desc":  func(v ReportValue) string { return v.DescriptionIn(lang) },
+		"label": func(k ReportSentKey) string { return pick(lang, k.Label, k.LabelDE) },
+	})
 	var buf bytes.Buffer
-	err := reportHTML.Execute(&buf, struct {
-		R   *DataReport
-		Loc *time.Location
-	}{r, loc})
+	err = tpl.Execute(&buf, struct {
+		R    *DataReport
+		Lang i18n.Lang
+	}{r, lang})
 	return buf.Bytes(), err
+}
+
+// pick is the German text in German when there is one, else the English.
+func pick(lang i18n.Lang, en, de string) string {
+	if lang == i18n.DE && de != "" {
+		return de
+	}
+	return en
 }
 
 // RenderArchive builds the ZIP: report.json, values.csv, consents.csv,
 // consent_history.csv, sent_keys.csv and report.html.
-func RenderArchive(r *DataReport, loc *time.Location) ([]byte, error) {
+func RenderArchive(r *DataReport, loc *time.Location, lang i18n.Lang) ([]byte, error) {
 	js, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return nil, errs.Wrap(err, "report json")
 	}
-	values, err := ValuesCSV(r)
+	values, err := ValuesCSV(r, lang)
 	if err != nil {
 		return nil, errs.Wrap(err, "report csv")
 	}
-	consents, err := ConsentsCSV(r)
+	consents, err := ConsentsCSV(r, lang)
 	if err != nil {
 		return nil, errs.Wrap(err, "report csv")
 	}
-	history, err := HistoryCSV(r)
+	history, err := HistoryCSV(r, lang)
 	if err != nil {
 		return nil, errs.Wrap(err, "report csv")
 	}
-	sent, err := SentKeysCSV(r)
+	sent, err := SentKeysCSV(r, lang)
 	if err != nil {
 		return nil, errs.Wrap(err, "report csv")
 	}
-	page, err := ReportHTML(r, loc)
+	page, err := ReportHTML(r, loc, lang)
 	if err != nil {
 		return nil, errs.Wrap(err, "report html")
 	}

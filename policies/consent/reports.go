@@ -22,6 +22,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/templates/i18n"
 )
 
 // The data report (right of access, MISSION rule 4): for every vehicle the
@@ -73,17 +74,24 @@ func (v ReportVehicle) Received() int {
 	return n
 }
 
+// DescriptionIn is the key's description in lang (the catalog's DE/EN).
+func (v ReportValue) DescriptionIn(lang i18n.Lang) string {
+	return pick(lang, v.Description, v.DescriptionDE)
+}
+
 // ReportValue is the latest stored reading of one key, or its absence.
 type ReportValue struct {
-	Key         string     `json:"key"`
-	Category    string     `json:"category"`
-	Unit        string     `json:"unit,omitempty"`
-	Description string     `json:"description"`
-	Sensitive   bool       `json:"sensitive"`
-	Received    bool       `json:"received"` // false: never received
-	Value       *string    `json:"value"`    // null when never received
-	ReadAt      *time.Time `json:"readAt"`   // when the vehicle read it
-	ReceivedAt  *time.Time `json:"receivedAt"`
+	Key         string `json:"key"`
+	Category    string `json:"category"`
+	Unit        string `json:"unit,omitempty"`
+	Description string `json:"description"`
+	// DescriptionDE is the catalog's German description.
+	DescriptionDE string     `json:"descriptionDe"`
+	Sensitive     bool       `json:"sensitive"`
+	Received      bool       `json:"received"` // false: never received
+	Value         *string    `json:"value"`    // null when never received
+	ReadAt        *time.Time `json:"readAt"`   // when the vehicle read it
+	ReceivedAt    *time.Time `json:"receivedAt"`
 }
 
 // ReportConsent is one consent with its history.
@@ -166,7 +174,7 @@ func (s *Service) BuildDataReport(ctx context.Context, accountID int64) (*DataRe
 	const chunk = 200
 	for start := 0; start < len(ids); start += chunk {
 		part := ids[start:min(start+chunk, len(ids))]
-		rows, err := s.DB.WithContext(ctx).Raw(`SELECT v.id AS vehicle_id, k.key, k.category, k.unit, k.description_en, k.sensitivity,
+		rows, err := s.DB.WithContext(ctx).Raw(`SELECT v.id AS vehicle_id, k.key, k.category, k.unit, k.description_en, k.description_de, k.sensitivity,
 				lv.value, lv.read_at, lv.received_at
 			FROM vehicles v
 			JOIN catalog_keys k ON TRUE
@@ -181,14 +189,15 @@ func (s *Service) BuildDataReport(ctx context.Context, accountID int64) (*DataRe
 			var (
 				vid                        int64
 				key, cat, unit, desc, sens string
+				descDE                     string
 				value                      *string
 				readAt, receivedAt         *time.Time
 			)
-			if err := rows.Scan(&vid, &key, &cat, &unit, &desc, &sens, &value, &readAt, &receivedAt); err != nil {
+			if err := rows.Scan(&vid, &key, &cat, &unit, &desc, &descDE, &sens, &value, &readAt, &receivedAt); err != nil {
 				rows.Close()
 				return nil, errs.Wrap(err, "report values")
 			}
-			rv := ReportValue{Key: key, Category: cat, Unit: unit, Description: desc, Sensitive: sens != "normal",
+			rv := ReportValue{Key: key, Category: cat, Unit: unit, Description: desc, DescriptionDE: descDE, Sensitive: sens != "normal",
 				Received: value != nil, Value: value}
 			if readAt != nil {
 				t, u := readAt.UTC(), receivedAt.UTC()
@@ -312,13 +321,16 @@ type Report struct {
 	ReadyAt       *time.Time
 	ExpiresAt     time.Time
 	FailedAt      *time.Time // when it was dead-lettered (status failed)
+	// Lang is the archive's language ("" : the customer's remembered one,
+	// else English).
+	Lang string
 }
 
 func (Report) TableName() string { return "data_reports" }
 
 // reportColumns excludes the archive bytes from listings.
 var reportColumns = []string{"id", "account_id", "status", "requested_by", "requested_kind", "vehicles", "filename",
-	"size_bytes", "sha256", "error", "attempts", "created_at", "started_at", "ready_at", "expires_at", "failed_at"}
+	"size_bytes", "sha256", "error", "attempts", "created_at", "started_at", "ready_at", "expires_at", "failed_at", "lang"}
 
 // auditStaff records an entry when staff act on a customer's request (the
 // customer's own requests are the customer's business, not the audit trail's).
@@ -332,7 +344,7 @@ func auditStaff(ctx context.Context, tx *gorm.DB, action string, accountID int64
 // RequestDataReport starts a data report for an account: built at once
 // for small accounts, queued for the background job for large ones. An
 // unfinished request of the same account is returned instead of a second.
-func (s *Service) RequestDataReport(ctx context.Context, accountID int64) (*Report, error) {
+func (s *Service) RequestDataReport(ctx context.Context, accountID int64, lang i18n.Lang) (*Report, error) {
 	vehicles, err := s.CustomerVehicles(ctx, accountID)
 	if err != nil {
 		return nil, err
@@ -363,7 +375,7 @@ func (s *Service) RequestDataReport(ctx context.Context, accountID int64) (*Repo
 		}
 		now := s.now()
 		rep = Report{AccountID: accountID, Status: ReportPending, RequestedBy: label, RequestedKind: kind,
-			Vehicles: len(vehicles), CreatedAt: now, ExpiresAt: now.Add(ReportTTL)}
+			Vehicles: len(vehicles), CreatedAt: now, ExpiresAt: now.Add(ReportTTL), Lang: string(lang)}
 		if len(vehicles) <= SyncReportMaxVehicles {
 			// Built in this request; the job only takes it over should this
 			// process die midway (a build older than 15 minutes).
@@ -390,6 +402,18 @@ func (s *Service) RequestDataReport(ctx context.Context, accountID int64) (*Repo
 	return s.FindDataReport(ctx, accountID, rep.ID)
 }
 
+// reportLang is an archive's language: the one it was asked in, else the
+// customer's remembered one, else English.
+func reportLang(asked, remembered string) i18n.Lang {
+	if l, ok := i18n.Parse(asked); ok {
+		return l
+	}
+	if l, ok := i18n.Parse(remembered); ok {
+		return l
+	}
+	return i18n.EN
+}
+
 // buildReport renders and stores one claimed archive (status building). A
 // failure changes nothing here (reportFailed decides what becomes of the
 // report); a panic while building is returned as an error, so that one
@@ -403,7 +427,11 @@ func (s *Service) buildReport(ctx context.Context, id, accountID int64) (err err
 	r, err := s.BuildDataReport(ctx, accountID)
 	var data []byte
 	if err == nil {
-		data, err = RenderArchive(r, s.Location)
+		var asked string
+		if err = s.DB.WithContext(ctx).Raw("SELECT lang FROM data_reports WHERE id = ?", id).Scan(&asked).Error; err != nil {
+			return errs.Wrap(err, "report language")
+		}
+		data, err = RenderArchive(r, s.Location, reportLang(asked, r.Customer.Lang))
 	}
 	if err != nil {
 		return err

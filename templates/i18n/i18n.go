@@ -135,10 +135,12 @@ func tag(l Lang) language.Tag {
 	return language.English
 }
 
-// catalogNames are a language's catalog files: the pages' texts and the
-// e-mails' (mail.go).
+// catalogNames are a language's catalog files: the pages' texts, the
+// e-mails' (mail.go) and the data report archive's. An id in more than one
+// file is taken from the first (the pages' catalog), so texts added there
+// later never break the others.
 func catalogNames(l Lang) []string {
-	return []string{string(l) + ".toml", "mail." + string(l) + ".toml"}
+	return []string{string(l) + ".toml", "mail." + string(l) + ".toml", "report." + string(l) + ".toml"}
 }
 
 func readCatalog(l Lang) ([]*goi18n.Message, error) {
@@ -153,10 +155,9 @@ func readCatalog(l Lang) ([]*goi18n.Message, error) {
 			return nil, fmt.Errorf("i18n %s: %w", name, err)
 		}
 		for id, v := range part {
-			if _, dup := raw[id]; dup {
-				return nil, fmt.Errorf("i18n %s: %q is in another catalog of %s too", name, id, l)
+			if _, dup := raw[id]; !dup {
+				raw[id] = v
 			}
-			raw[id] = v
 		}
 	}
 	out := make([]*goi18n.Message, 0, len(raw))
