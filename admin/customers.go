@@ -125,7 +125,7 @@ func (h *CustomerHandlers) requestReport(c *fiber.Ctx) error {
 	if r.Status == consent.ReportReady {
 		templates.SetFlash(c, "success", "The data report is ready. Hand it to the customer through a secure channel.")
 	} else {
-		templates.SetFlash(c, "info", fmt.Sprintf("The data report (%d vehicles) is being built in the background; it appears below when ready.", r.Vehicles))
+		templates.SetFlash(c, "info", i18n.T(templates.LangOf(c), "The data report ({{.Vehicles}} vehicles) is being built in the background; it appears below when ready.", "Vehicles", r.Vehicles))
 	}
 	return c.Redirect("/admin/customers/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
 }
@@ -159,7 +159,7 @@ func (h *CustomerHandlers) retryReport(c *fiber.Ctx) error {
 	if err := h.Consents.RetryDataReport(c.UserContext(), id, rid); err != nil {
 		return err
 	}
-	templates.SetFlash(c, "success", fmt.Sprintf("Data report %d is queued again; it is built in the background within a few minutes.", rid))
+	templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), "Data report {{.ID}} is queued again; it is built in the background within a few minutes.", "ID", rid))
 	return c.Redirect("/admin/customers/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
 }
 

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"fmt"
 	"html/template"
 	"net/url"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // JobsHandlers are the system pages of the jobs module: the job list with
@@ -167,6 +167,6 @@ func (h *JobsHandlers) runJob(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	templates.SetFlash(c, "success", fmt.Sprintf("Run #%d of %s started. Its progress shows below.", handle.RunID, j.Title))
+	templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), "Run #{{.ID}} of {{.Job}} started. Its progress shows below.", "ID", handle.RunID, "Job", i18n.T(templates.LangOf(c), j.Title)))
 	return c.Redirect(back, fiber.StatusSeeOther)
 }

@@ -13,6 +13,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // TicketHandlers are the support desk's staff pages: the queue with its
@@ -239,7 +240,7 @@ func (h *TicketHandlers) create(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	templates.SetFlash(c, "success", fmt.Sprintf("Ticket %s opened for %s.", t.Number(), t.ProviderName))
+	templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), "Ticket {{.Number}} opened for {{.Provider}}.", "Number", t.Number(), "Provider", t.ProviderName))
 	return c.Redirect("/admin/tickets/"+strconv.FormatInt(t.ID, 10), fiber.StatusSeeOther)
 }
 
@@ -492,7 +493,7 @@ func (h *TicketHandlers) merge(c *fiber.Ctx) error {
 	if err != nil {
 		return h.failed(c, id, err, "merge", "survivor")
 	}
-	templates.SetFlash(c, "success", fmt.Sprintf("%s was merged into %s.", t.Number(), support.TicketNumber(survivor)))
+	templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), "{{.Number}} was merged into {{.Into}}.", "Number", t.Number(), "Into", support.TicketNumber(survivor)))
 	return c.Redirect(fmt.Sprintf("/admin/tickets/%d", survivor), fiber.StatusSeeOther)
 }
 

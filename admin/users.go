@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"fmt"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
@@ -12,6 +11,7 @@ import (
 	"cardata/policies/errs"
 	"cardata/policies/totp"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 type userPage struct {
@@ -56,7 +56,7 @@ func (h *Handlers) createUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	templates.SetFlash(c, "success", fmt.Sprintf("%s can now sign in.", u.Email))
+	templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), "{{.Email}} can now sign in.", "Email", u.Email))
 	return c.Redirect("/admin/users/"+strconv.FormatInt(u.ID, 10), fiber.StatusSeeOther)
 }
 

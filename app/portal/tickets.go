@@ -9,6 +9,7 @@ import (
 	"cardata/admin/support"
 	"cardata/policies/errs"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // TicketHandlers are the provider's side of the support desk: tickets in
@@ -111,7 +112,7 @@ func (h *TicketHandlers) create(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	templates.SetFlash(c, "success", fmt.Sprintf("Ticket %s is with our support team. We will answer by e-mail and here.", t.Number()))
+	templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), "Ticket {{.Number}} is with our support team. We will answer by e-mail and here.", "Number", t.Number()))
 	return c.Redirect(fmt.Sprintf("/portal/tickets/%d", t.ID), fiber.StatusSeeOther)
 }
 
@@ -194,7 +195,7 @@ func (h *TicketHandlers) reopen(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	templates.SetFlash(c, "success", fmt.Sprintf("%s is open again.", t.Number()))
+	templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), "{{.Number}} is open again.", "Number", t.Number()))
 	return c.Redirect(fmt.Sprintf("/portal/tickets/%d", id), fiber.StatusSeeOther)
 }
 

@@ -1,13 +1,12 @@
 package portal
 
 import (
-	"fmt"
-
 	"github.com/gofiber/fiber/v2"
 
 	"cardata/onboarding"
 	"cardata/policies/errs"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 type usersPage struct {
@@ -55,7 +54,7 @@ func (h *Handlers) invite(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	templates.SetFlash(c, "success", fmt.Sprintf("Invitation sent to %s. The link lets them set a password.", inv.User.Email))
+	templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), "Invitation sent to {{.Email}}. The link lets them set a password.", "Email", inv.User.Email))
 	return c.Redirect("/portal/users", fiber.StatusSeeOther)
 }
 

@@ -136,11 +136,12 @@ func tag(l Lang) language.Tag {
 }
 
 // catalogNames are a language's catalog files: the pages' texts, the
-// e-mails' (mail.go) and the data report archive's. An id in more than one
-// file is taken from the first (the pages' catalog), so texts added there
-// later never break the others.
+// e-mails' (mail.go) and the texts Go code writes (flash messages, the
+// data report archive). An id in more than one file is taken from the
+// first (the pages' catalog), so texts added there later never break the
+// others.
 func catalogNames(l Lang) []string {
-	return []string{string(l) + ".toml", "mail." + string(l) + ".toml", "report." + string(l) + ".toml"}
+	return []string{string(l) + ".toml", "mail." + string(l) + ".toml", "messages." + string(l) + ".toml"}
 }
 
 func readCatalog(l Lang) ([]*goi18n.Message, error) {
