@@ -155,6 +155,27 @@ func TestHeaderSearchByRole(t *testing.T) {
 			}
 		}
 	}
+	// The portal's box finds the provider's own tickets and invoices, never another's.
+	if _, err := tt.App.Support.OpenTicket(asProvider(w.at), support.NewTicket{Subject: "Alpen data stale", Description: "Described.",
+		Category: support.CategoryAPIData, Priority: support.P2}); err != nil {
+		t.Fatal(err)
+	}
+	de := loginProvider(t, tt, w.de.Admin.Email, providerPassword)
+	if home := de.Get("/portal"); !strings.Contains(home.Body, `action="/portal/search" role="search"`) {
+		t.Fatal("no search box in the portal header")
+	}
+	res := de.Get("/portal/search?q=stale")
+	if res.Status != http.StatusOK || !strings.Contains(section(res.Body, "section", "search-tickets"), "Werkstatt data stale") || strings.Contains(res.Body, "Alpen data stale") {
+		t.Fatalf("portal ticket search: %d %s", res.Status, section(res.Body, "section", "search-tickets"))
+	}
+	res = de.Get("/portal/search?q=" + url.QueryEscape(*w.atInv.Number))
+	if res.Status != http.StatusOK || strings.Contains(res.Body, `id="search-invoices"`) || !strings.Contains(res.Body, `id="search-empty"`) {
+		t.Fatalf("portal search found another provider's invoice: %s", section(res.Body, "section", "search-invoices"))
+	}
+	res = de.Get("/portal/search?q=" + url.QueryEscape(number))
+	if !strings.Contains(section(res.Body, "section", "search-invoices"), fmt.Sprintf(`href="/portal/invoices#invoice-%d"`, w.deInv.ID)) {
+		t.Fatalf("portal invoice search: %s", res.Body)
+	}
 	if res := sam.Get("/admin/search?q=x"); res.Status != http.StatusUnprocessableEntity || !strings.Contains(res.Body, "Type at least 2 characters.") ||
 		!strings.Contains(res.Body, `value="x"`) {
 		t.Fatalf("short query: %d", res.Status)
