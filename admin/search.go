@@ -171,7 +171,7 @@ func (h *SearchHandlers) invoices(ctx context.Context, q string) ([]SearchHit, s
 }
 
 func (h *SearchHandlers) vehicles(ctx context.Context, q string) ([]SearchHit, string, error) {
-	list, total, err := h.Vehicles.Search(ctx, vehicles.Filter{Query: q, Limit: searchLimit})
+	list, more, err := h.Vehicles.FindVINs(ctx, q, searchLimit)
 	if err != nil {
 		return nil, "", err
 	}
@@ -179,5 +179,8 @@ func (h *SearchHandlers) vehicles(ctx context.Context, q string) ([]SearchHit, s
 	for _, v := range list {
 		out = append(out, SearchHit{Label: v.VIN, Detail: v.Brand + " " + v.Model + " · " + v.Market, Path: "/admin/vehicles/" + v.VIN})
 	}
-	return out, listLink("/admin/vehicles", "q", q, total), nil
+	if !more {
+		return out, "", nil
+	}
+	return out, "/admin/vehicles?q=" + url.QueryEscape(q), nil
 }
