@@ -60,17 +60,24 @@ func escalationRecipients(tx *gorm.DB, t *Ticket) ([]recipient, error) {
 	return out, nil
 }
 
-// notifyLead e-mails the team lead (or the administrators) about t.
-func (s *Service) notifyLead(ctx context.Context, tx *gorm.DB, t *Ticket, kind, title, text string) error {
+// notifyLead e-mails the team lead (or the administrators) about t: the
+// texts of kind, in each one's language, with the ticket's number, subject
+// and link besides args.
+func (s *Service) notifyLead(ctx context.Context, tx *gorm.DB, t *Ticket, kind string, args ...any) error {
 	ls, err := leads(tx)
 	if err != nil {
 		return err
 	}
 	for _, l := range ls {
-		err := jobs.Enqueue(ctx, tx, jobs.Message{Kind: kind, To: l.Email, ObjectType: "support_ticket", ObjectID: ticketRef(t.ID),
+		z, err := jobs.MailLocale(tx, l.Email, "")
+		if err != nil {
+			return err
+		}
+		subject, body := z.Mail(kind, append([]any{"Name", l.Name, "Number", t.Number(), "Subject", t.Subject,
+			"Link", s.link("/admin/tickets/" + ticketRef(t.ID))}, args...)...)
+		err = jobs.Enqueue(ctx, tx, jobs.Message{Kind: kind, To: l.Email, ObjectType: "support_ticket", ObjectID: ticketRef(t.ID),
 			DedupeKey: fmt.Sprintf("%s:%d:%s", kind, t.ID, strings.ToLower(l.Email)),
-			Subject:   fmt.Sprintf("[%s] %s: %s", t.Number(), title, t.Subject),
-			Body:      fmt.Sprintf("Hello %s,\n\n%s\n\n%s\n", l.Name, text, s.link("/admin/tickets/"+ticketRef(t.ID)))})
+			Subject:   subject, Body: body})
 		if err != nil {
 			return err
 		}
@@ -187,20 +194,13 @@ func (s *Service) sendAlert(ctx context.Context, tx *gorm.DB, t *Ticket, clock, 
 		target = tg.FirstResponse
 	}
 	loc := s.clock().Location()
-	var subject, text, action string
+	var action string
 	if level == LevelBreach {
 		res.Breaches++
 		action = "sla_breach"
-		subject = fmt.Sprintf("[%s] SLA BREACHED (%s): %s", t.Number(), clockLabel(clock), t.Subject)
-		text = fmt.Sprintf("The %s target of %s (%s of business hours for %s) passed at %s.",
-			clockLabel(clock), t.Number(), FormatBusiness(target), t.Priority, due.In(loc).Format("2006-01-02 15:04"))
 	} else {
 		res.Warnings++
 		action = "sla_warning"
-		subject = fmt.Sprintf("[%s] SLA at 80 %% (%s): %s", t.Number(), clockLabel(clock), t.Subject)
-		text = fmt.Sprintf("%s has used 80 %% of its %s target (%s of business hours for %s); it is due at %s, in %s of business time.",
-			t.Number(), clockLabel(clock), FormatBusiness(target), t.Priority, due.In(loc).Format("2006-01-02 15:04"),
-			FormatBusiness(s.clock().Between(now, due)))
 	}
 	note := fmt.Sprintf("%s %s", clockLabel(clock), map[string]string{LevelWarning: "at 80 %", LevelBreach: "target breached"}[level])
 	if err := addEvent(tx, policies.ActorOf(ctx, policies.System("support")), t.ID, action, "", "", note, true, now); err != nil {
@@ -213,17 +213,24 @@ func (s *Service) sendAlert(ctx context.Context, tx *gorm.DB, t *Ticket, clock, 
 	if err != nil {
 		return err
 	}
-	assignee := "nobody yet"
-	if t.AssigneeName != "" {
-		assignee = t.AssigneeName
-	}
 	for _, r := range rs {
-		err := jobs.Enqueue(ctx, tx, jobs.Message{Kind: "support." + action, To: r.Email,
+		z, err := jobs.MailLocale(tx, r.Email, "")
+		if err != nil {
+			return err
+		}
+		assignee := t.AssigneeName
+		if assignee == "" {
+			assignee = z.T("nobody yet")
+		}
+		args := []any{"Name", r.Name, "Number", t.Number(), "Subject", t.Subject, "Clock", z.T(clockLabel(clock)),
+			"Target", FormatBusiness(target), "Priority", string(t.Priority), "Due", z.DateTime(due.In(loc)),
+			"Left", FormatBusiness(s.clock().Between(now, due)), "Provider", t.ProviderName, "PriorityLabel", z.T(t.Priority.Label()),
+			"Assignee", assignee, "Link", s.link("/admin/tickets/" + ticketRef(t.ID))}
+		subject, body := z.Mail("support."+action, args...)
+		err = jobs.Enqueue(ctx, tx, jobs.Message{Kind: "support." + action, To: r.Email,
 			ObjectType: "support_ticket", ObjectID: ticketRef(t.ID),
 			DedupeKey: fmt.Sprintf("support.%s:%d:%s:%s", action, t.ID, clock, strings.ToLower(r.Email)),
-			Subject:   subject,
-			Body: fmt.Sprintf("Hello %s,\n\n%s\n\nProvider: %s\nPriority: %s\nAssigned to: %s\n\n%s\n",
-				r.Name, text, t.ProviderName, t.Priority.Label(), assignee, s.link("/admin/tickets/"+ticketRef(t.ID)))})
+			Subject:   subject, Body: body})
 		if err != nil {
 			return err
 		}

@@ -317,15 +317,19 @@ func (s *Service) mailAssignee(ctx context.Context, tx *gorm.DB, t *Ticket, m *M
 	if to == "" {
 		return nil
 	}
-	verb := "replied"
-	if tr.Action == ActionReopen {
-		verb = "reopened the ticket"
+	z, err := jobs.MailLocale(tx, to, "")
+	if err != nil {
+		return err
 	}
+	kind := "support.provider_message"
+	if tr.Action == ActionReopen {
+		kind = "support.provider_reopened"
+	}
+	subject, body := z.Mail(kind, "Number", t.Number(), "Subject", t.Subject, "Provider", t.ProviderName, "Author", m.AuthorLabel,
+		"Message", m.Body, "Link", s.link("/admin/tickets/"+ticketRef(t.ID)))
 	return jobs.Enqueue(ctx, tx, jobs.Message{Kind: "support.provider_message", To: to,
 		ObjectType: "support_ticket", ObjectID: ticketRef(t.ID), DedupeKey: fmt.Sprintf("support.provider_message:%d", m.ID),
-		Subject: fmt.Sprintf("[%s] %s %s: %s", t.Number(), t.ProviderName, verb, t.Subject),
-		Body: fmt.Sprintf("%s (%s) %s on %s:\n\n%s\n\n%s\n", m.AuthorLabel, t.ProviderName, verb, t.Number(), m.Body,
-			s.link("/admin/tickets/"+ticketRef(t.ID)))})
+		Subject: subject, Body: body})
 }
 
 // Entry is one line of a ticket's timeline: a message or an event.

@@ -154,8 +154,7 @@ func (s *Service) OpenTicket(ctx context.Context, in NewTicket) (*Ticket, error)
 			return err
 		}
 		if t.Priority == P1 {
-			return s.notifyLead(ctx, tx, t, "support.p1_opened", "P1 ticket opened",
-				fmt.Sprintf("%s opened a P1 ticket (production down): %s", prov.LegalName, t.Subject))
+			return s.notifyLead(ctx, tx, t, "support.p1_opened", "Provider", prov.LegalName)
 		}
 		return nil
 	})
@@ -186,9 +185,9 @@ type Filter struct {
 	ProviderID int64 // staff only: providers are pinned to their own
 	Query      string
 	// Order is a chosen column (TicketSort); the zero value keeps the view's order.
-	Order      listsort.Order
-	Offset     int
-	Limit      int
+	Order  listsort.Order
+	Offset int
+	Limit  int
 	// Keyset pages by id, newest first, without a total (the provider
 	// API's cursor paging): Before is the previous page's last id (0: the
 	// first page); Offset is ignored.

@@ -31,10 +31,13 @@ func (a loader) demoJobs(ctx context.Context, out io.Writer) error {
 	}
 	return a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		for _, u := range Staff {
-			err := jobs.Enqueue(ctx, tx, jobs.Message{Kind: "staff.welcome", To: u.Email, ObjectType: "staff_user", ObjectID: u.Email,
-				Subject: "Your CarData Partner Office account",
-				Body: fmt.Sprintf("Hello %s,\n\nyour staff account for the CarData Partner Office is ready: %s/admin\n"+
-					"Sign in with this e-mail address and the password your administrator gave you.\n", u.Name, a.Cfg.PublicURL),
+			z, err := jobs.MailLocale(tx, u.Email, "")
+			if err != nil {
+				return err
+			}
+			subject, body := z.Mail("staff.welcome", "Name", u.Name, "Link", a.Cfg.PublicURL+"/admin")
+			err = jobs.Enqueue(ctx, tx, jobs.Message{Kind: "staff.welcome", To: u.Email, ObjectType: "staff_user", ObjectID: u.Email,
+				Subject: subject, Body: body,
 				DedupeKey: "demo.staff.welcome:" + u.Email})
 			if err != nil {
 				return err

@@ -22,6 +22,7 @@ var mailKinds = []string{
 	"container.approved", "container.rejected", "container.deprecated", "container.withdrawn",
 	"webhook.endpoint_disabled", "invoice.sent", "credit_note.sent", "invoice.reminder",
 	"consent.requested", "support.ticket_opened", "support.reply",
+	"staff.welcome", "support.p1_opened", "support.sla_breach", "support.sla_warning", "support.provider_message", "support.provider_reopened",
 }
 
 // mailArgs fills every parameter any e-mail uses.
@@ -36,7 +37,7 @@ func mailArgs(z Locale) []any {
 		"Due", z.Date("2026-12-31"), "TaxNote", "Reverse charge.", "Issued", z.Date("2026-12-01"), "Open", z.Money(decimal.NewFromInt(10)),
 		"Provider", "Alpen Versicherung AG", "VIN", "WBA00000000000001", "Service", "Claims", "Expires", z.Date("2026-12-20"),
 		"Subject", "Stale data", "Priority", "P2", "Category", "API", "Target", "8 h", "Author", "Support", "Message", "Hello.",
-		"Action", "wait", "Files", 2}
+		"Action", "wait", "Files", 2, "Clock", "first response", "Left", "2 h", "PriorityLabel", "P2 – major impact", "Assignee", "Sam"}
 }
 
 // Every e-mail has its subject and body in both languages, every parameter
