@@ -26,5 +26,6 @@ func (a *App) mountPortals() error {
 	for _, item := range portal.Nav() {
 		a.View.AddNav("Partner portal", item)
 	}
+	a.View.AddNavFirst("Partner portal", portal.HomeNav())
 	return nil
 }

@@ -472,6 +472,19 @@ func (v *View) RenderString(name string, p *Page) (string, error) {
 	return buf.String(), err
 }
 
+// AddNavFirst puts an item at the head of the named section (a surface's
+// home above the items other modules added before it).
+func (v *View) AddNavFirst(section string, item NavItem) {
+	v.AddNav(section, item)
+	for i := range v.Nav {
+		if v.Nav[i].Title == section {
+			items := v.Nav[i].Items
+			copy(items[1:], items[:len(items)-1])
+			items[0] = item
+		}
+	}
+}
+
 // AddNav appends an item to the named section, creating it when missing.
 func (v *View) AddNav(section string, item NavItem) {
 	for i := range v.Nav {

@@ -87,7 +87,6 @@ var PublicRoutes = [][2]string{
 // Nav is the portal navigation (shown to the provider roles allowed to GET each path).
 func Nav() []templates.NavItem {
 	return []templates.NavItem{
-		{Label: "Overview", Path: "/portal"},
 		{Label: "Application", Path: "/portal/application"},
 		{Label: "Users", Path: "/portal/users"},
 		{Label: "API clients", Path: "/portal/clients"},
@@ -96,6 +95,9 @@ func Nav() []templates.NavItem {
 		{Label: "My account", Path: "/portal/account"},
 	}
 }
+
+// HomeNav is the portal home's entry, the first of the section.
+func HomeNav() templates.NavItem { return templates.NavItem{Label: "Overview", Path: "/portal"} }
 
 // me returns the signed-in provider user; the guard has checked the role.
 func me(c *fiber.Ctx) (*policies.Principal, error) {
