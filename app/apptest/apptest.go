@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peterldowns/pgtestdb"
 	"gorm.io/gorm"
 
 	"cardata/admin/staff"
@@ -39,6 +40,16 @@ type T struct {
 // Config returns the test configuration for a database URL.
 func Config(t testing.TB, dbURL string) config.Config {
 	t.Helper()
+	cfg, err := ConfigFor(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// ConfigFor is Config for code that has no test at hand (a template
+// database's migrator).
+func ConfigFor(dbURL string) (config.Config, error) {
 	// A shutdown that outlasts the drain on a loaded machine is a failure
 	// of the test, not of the server: the bound only catches a real hang.
 	env := map[string]string{"DATABASE_URL": dbURL, "BCRYPT_COST": "4", "LISTEN_ADDR": "127.0.0.1:0",
@@ -48,17 +59,26 @@ func Config(t testing.TB, dbURL string) config.Config {
 		// Tests sign administrators in with a password alone; the tests of
 		// the second factor set the roles that require one.
 		"STAFF_TOTP_REQUIRED_ROLES": "none"}
-	cfg, err := config.LoadFrom(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return config.LoadFrom(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 }
 
 // New boots the app on a fresh database. Options may adjust the config.
 func New(t testing.TB, opts ...func(*config.Config)) *T {
 	t.Helper()
-	u := dbtest.URL(t)
+	return NewOn(t, dbtest.URL(t), opts...)
+}
+
+// NewMigratedBy boots the app on a fresh database cloned from a template
+// that m prepared (e.g. migrated and loaded with the demo data once per
+// test binary instead of once per test).
+func NewMigratedBy(t testing.TB, m pgtestdb.Migrator, opts ...func(*config.Config)) *T {
+	t.Helper()
+	return NewOn(t, dbtest.URLMigratedBy(t, m), opts...)
+}
+
+// NewOn boots the app on the database at u.
+func NewOn(t testing.TB, u string, opts ...func(*config.Config)) *T {
+	t.Helper()
 	cfg := Config(t, u)
 	for _, o := range opts {
 		o(&cfg)

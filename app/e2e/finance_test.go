@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -380,10 +379,7 @@ func TestFinanceRevenuePage(t *testing.T) {
 // issued with demo logins.
 func TestDemoSecondFinanceUserIssuesACreditNote(t *testing.T) {
 	t.Parallel()
-	tt := apptest.New(t)
-	if err := demo.Load(tt.Ctx, tt.App.Services, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	tt := newDemoApp(t)
 	var id int64
 	tt.DB.Raw(`SELECT id FROM invoices WHERE doc_type = 'invoice' AND status IN ('sent','finalized') ORDER BY id LIMIT 1`).Scan(&id)
 	if id == 0 {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,10 +18,7 @@ import (
 // $SCREENSHOT_DIR when set (to look at them), else to the test's temp dir.
 func TestBrowserGermanMyAndAdminAtTwoWidths(t *testing.T) {
 	t.Parallel()
-	tt := apptest.New(t)
-	if err := demo.Load(tt.Ctx, tt.App.Services, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	tt := newDemoApp(t)
 	base := tt.Serve(t)
 	dir := os.Getenv("SCREENSHOT_DIR")
 	if dir == "" {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"html"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -135,10 +134,7 @@ func crawl(t *testing.T, c *apptest.Client, home string) (broken []string, pages
 // fails on any that answers 401, 403, 404, 405 or 5xx.
 func TestEveryShownLinkWorksForEveryDemoUser(t *testing.T) {
 	t.Parallel()
-	tt := apptest.New(t)
-	if err := demo.Load(tt.Ctx, tt.App.Services, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	tt := newDemoApp(t)
 	for _, u := range demoLogins {
 		t.Run(u.name, func(t *testing.T) {
 			c := loginDemo(t, tt, u)

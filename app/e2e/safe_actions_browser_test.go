@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 
@@ -40,10 +39,7 @@ func confirmStep(button string, title, effect *string, yes bool) chromedp.Action
 // market (partner managers), finalizing an invoice (finance).
 func TestBrowserDestructiveActionsAskFirst(t *testing.T) {
 	t.Parallel()
-	tt := apptest.New(t)
-	if err := demo.Load(tt.Ctx, tt.App.Services, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	tt := newDemoApp(t)
 	var pid, clientID, alpen, draft, bonus int64
 	tt.DB.Raw(`SELECT id FROM providers WHERE legal_name = 'Demo Insurance AG'`).Scan(&pid)
 	tt.DB.Raw(`SELECT id FROM api_clients WHERE client_id = ?`, demo.InsurerClientID).Scan(&clientID)
