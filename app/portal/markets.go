@@ -1,7 +1,6 @@
 package portal
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -9,6 +8,7 @@ import (
 	"cardata/onboarding"
 	"cardata/policies/errs"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 type marketRow struct {
@@ -74,7 +74,7 @@ func (h *Handlers) requestMarkets(c *fiber.Ctx) error {
 	}
 	msg := "Nothing new to request."
 	if len(requested) > 0 {
-		msg = fmt.Sprintf("Requested %s. A partner manager decides each market.", strings.Join(requested, ", "))
+		msg = i18n.T(templates.LangOf(c), "Requested {{.Markets}}. A partner manager decides each market.", "Markets", strings.Join(requested, ", "))
 	}
 	templates.SetFlash(c, "success", msg)
 	return c.Redirect("/portal/markets", fiber.StatusSeeOther)

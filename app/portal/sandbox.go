@@ -12,6 +12,7 @@ import (
 	"cardata/onboarding/vehicles"
 	"cardata/policies/consent"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // SandboxPages are the portal's sandbox page (issue 19): the provider's
@@ -121,9 +122,9 @@ func (h *SandboxPages) answer(grant bool) fiber.Handler {
 		if err := h.Consents.AnswerSandboxRequest(c.UserContext(), me.ProviderID, id, grant); err != nil {
 			return err
 		}
-		msg := "The simulated customer denied consent request " + strconv.FormatInt(id, 10) + "."
+		msg := i18n.T(templates.LangOf(c), "The simulated customer denied consent request {{.ID}}.", "ID", strconv.FormatInt(id, 10))
 		if grant {
-			msg = "The simulated customer granted consent request " + strconv.FormatInt(id, 10) + "."
+			msg = i18n.T(templates.LangOf(c), "The simulated customer granted consent request {{.ID}}.", "ID", strconv.FormatInt(id, 10))
 		}
 		templates.SetFlash(c, "success", msg)
 		return c.Redirect("/portal/sandbox", fiber.StatusSeeOther)
