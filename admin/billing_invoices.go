@@ -34,7 +34,8 @@ type invoiceListPage struct {
 func (h *BillingHandlers) listInvoices(c *fiber.Ctx) error {
 	pager := templates.NewPager(c, 50)
 	f := billing.InvoiceFilter{Period: c.Query("period"), Status: c.Query("status"), Provider: strings.TrimSpace(c.Query("provider")),
-		DocType: c.Query("type"), Overdue: c.Query("overdue") == "1", Offset: pager.Offset(), Limit: pager.PerPage}
+		DocType: c.Query("type"), Overdue: c.Query("overdue") == "1", Offset: pager.Offset(), Limit: pager.PerPage,
+		Order: billing.InvoiceSort.Parse(c.Query("sort"), c.Query("dir"))}
 	if f.Status != "" && !slices.Contains(billing.DisplayStatuses, f.Status) {
 		f.Status = ""
 	}
@@ -68,7 +69,8 @@ func (h *BillingHandlers) listInvoices(c *fiber.Ctx) error {
 			*n = p.Count
 		}
 	}
-	return h.View.Render(c, fiber.StatusOK, "admin/billing/invoices/index", &templates.Page{Pager: pager, Form: form, Data: data})
+	return h.View.Render(c, fiber.StatusOK, "admin/billing/invoices/index", &templates.Page{Pager: pager, Form: form, Data: data,
+		Sort: templates.NewSort(c, f.Order.Key, f.Order.Desc)})
 }
 
 type invoicePage struct {

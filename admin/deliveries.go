@@ -48,8 +48,9 @@ func (h *DeliveryHandlers) index(c *fiber.Ctx) error {
 		return c.Redirect("/admin/deliveries/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
 	}
 	pager := templates.NewPager(c, 25)
+	order := onboarding.ProviderSort.Parse(c.Query("sort"), c.Query("dir"))
 	list, total, err := h.Onboarding.FindProviders(c.UserContext(), onboarding.ProviderFilter{Query: c.Query("q"),
-		Status: onboarding.Status(c.Query("status")), Offset: pager.Offset(), Limit: pager.PerPage})
+		Status: onboarding.Status(c.Query("status")), Offset: pager.Offset(), Limit: pager.PerPage, Order: order})
 	if err != nil {
 		return err
 	}
@@ -59,6 +60,7 @@ func (h *DeliveryHandlers) index(c *fiber.Ctx) error {
 		return err
 	}
 	return h.View.Render(c, fiber.StatusOK, "admin/deliveries/index", &templates.Page{Title: "Deliveries and pushes", Pager: pager,
+		Sort: templates.NewSort(c, order.Key, order.Desc),
 		Form: map[string]string{"q": c.Query("q"), "status": c.Query("status")},
 		Data: struct {
 			Providers  []onboarding.Provider

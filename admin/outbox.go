@@ -16,7 +16,8 @@ var outboxStatuses = []string{jobs.EmailPending, jobs.EmailSent, jobs.EmailFaile
 func (h *JobsHandlers) listOutbox(c *fiber.Ctx) error {
 	pager := templates.NewPager(c, 50)
 	form := map[string]string{"status": c.Query("status"), "q": c.Query("q")}
-	f := jobs.EmailFilter{Query: form["q"], Offset: pager.Offset(), Limit: pager.PerPage}
+	f := jobs.EmailFilter{Query: form["q"], Offset: pager.Offset(), Limit: pager.PerPage,
+		Order: jobs.EmailSort.Parse(c.Query("sort"), c.Query("dir"))}
 	for _, s := range outboxStatuses {
 		if form["status"] == s {
 			f.Status = s
@@ -40,6 +41,7 @@ func (h *JobsHandlers) listOutbox(c *fiber.Ctx) error {
 	}
 	pager.Total = total
 	return h.View.Render(c, fiber.StatusOK, "admin/outbox/index", &templates.Page{Title: "E-mail outbox", Pager: pager, Form: form,
+		Sort: templates.NewSort(c, f.Order.Key, f.Order.Desc),
 		Data: struct {
 			Emails      []jobs.Email
 			Attachments map[int64][]jobs.AttachmentInfo

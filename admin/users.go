@@ -30,13 +30,14 @@ type userPage struct {
 
 func (h *Handlers) listUsers(c *fiber.Ctx) error {
 	pager := templates.NewPager(c, 25)
-	f := staff.Filter{Query: c.Query("q"), Role: c.Query("role"), Offset: pager.Offset(), Limit: pager.PerPage}
+	f := staff.Filter{Query: c.Query("q"), Role: c.Query("role"), Offset: pager.Offset(), Limit: pager.PerPage,
+		Order: staff.UserSort.Parse(c.Query("sort"), c.Query("dir"))}
 	users, total, err := h.Staff.List(c.UserContext(), f)
 	if err != nil {
 		return err
 	}
 	pager.Total = total
-	return h.View.Render(c, fiber.StatusOK, "admin/users/index", &templates.Page{Pager: pager,
+	return h.View.Render(c, fiber.StatusOK, "admin/users/index", &templates.Page{Pager: pager, Sort: templates.NewSort(c, f.Order.Key, f.Order.Desc),
 		Form: map[string]string{"q": f.Query, "role": f.Role},
 		Data: userPage{Users: users, Roles: policies.StaffRoles}})
 }

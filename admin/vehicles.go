@@ -57,13 +57,14 @@ func (h *VehicleHandlers) listVehicles(c *fiber.Ctx) error {
 		}
 	}
 	pager := templates.NewPager(c, 25)
-	f := vehicles.Filter{Query: q, Brand: c.Query("brand"), Market: c.Query("market"), Offset: pager.Offset(), Limit: pager.PerPage}
+	f := vehicles.Filter{Query: q, Brand: c.Query("brand"), Market: c.Query("market"), Offset: pager.Offset(), Limit: pager.PerPage,
+		Order: vehicles.Sort.Parse(c.Query("sort"), c.Query("dir"))}
 	list, total, err := h.Vehicles.Search(c.UserContext(), f)
 	if err != nil {
 		return err
 	}
 	pager.Total = total
-	return h.View.Render(c, fiber.StatusOK, "admin/vehicles/index", &templates.Page{Pager: pager,
+	return h.View.Render(c, fiber.StatusOK, "admin/vehicles/index", &templates.Page{Pager: pager, Sort: templates.NewSort(c, f.Order.Key, f.Order.Desc),
 		Form: map[string]string{"q": q, "brand": f.Brand, "market": f.Market},
 		Data: vehicleListPage{Vehicles: list, Brands: vehicles.Brands, Markets: onboarding.SupportedMarkets}})
 }

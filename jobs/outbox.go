@@ -18,6 +18,7 @@ import (
 
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 )
 
 // Email is one outbox row.
@@ -419,8 +420,24 @@ func errText(err error) string {
 type EmailFilter struct {
 	Status string // one of the statuses, or "" for all
 	Query  string // substring of recipient, subject or kind
+	// Order is the list's sort (EmailSort); the zero value is newest first.
+	Order  listsort.Order
 	Offset int
 	Limit  int
+}
+
+// EmailSort is the outbox list's sort whitelist.
+var EmailSort = listsort.Spec{
+	Columns: map[string]string{
+		"id":        "id",
+		"created":   "created_at",
+		"status":    "status",
+		"recipient": "lower(to_addr)",
+		"subject":   "lower(subject)",
+		"attempts":  "attempts",
+	},
+	Tiebreak: "id",
+	Default:  listsort.Order{Key: "id", Desc: true},
 }
 
 // ListEmails returns outbox rows newest first and the total matching.
@@ -441,7 +458,7 @@ func ListEmails(ctx context.Context, db *gorm.DB, f EmailFilter) ([]Email, int64
 		f.Limit = 50
 	}
 	var out []Email
-	err := q.Order("id DESC").Offset(f.Offset).Limit(f.Limit).Find(&out).Error
+	err := q.Order(EmailSort.SQL(f.Order)).Offset(f.Offset).Limit(f.Limit).Find(&out).Error
 	return out, total, errs.Wrap(err, "list e-mails")
 }
 

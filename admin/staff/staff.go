@@ -20,6 +20,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 	"cardata/policies/session"
 	"cardata/policies/signin"
 )
@@ -224,10 +225,24 @@ func (s *Service) FindByEmail(ctx context.Context, email string) (*User, error) 
 
 // Filter narrows List.
 type Filter struct {
-	Query  string // name or e-mail contains
-	Role   string
+	Query string // name or e-mail contains
+	Role  string
+	// Order is the list's sort (UserSort); the zero value is by name.
+	Order  listsort.Order
 	Offset int
 	Limit  int
+}
+
+// UserSort is the staff user list's sort whitelist.
+var UserSort = listsort.Spec{
+	Columns: map[string]string{
+		"name":       "lower(name)",
+		"email":      "lower(email)",
+		"status":     "active",
+		"last_login": "last_login_at",
+	},
+	Tiebreak: "id",
+	Default:  listsort.Order{Key: "name"},
 }
 
 // List returns staff users by name and the total matching.
@@ -248,7 +263,7 @@ func (s *Service) List(ctx context.Context, f Filter) ([]User, int64, error) {
 		f.Limit = 25
 	}
 	var users []User
-	if err := q.Order("lower(name), id").Offset(f.Offset).Limit(f.Limit).Find(&users).Error; err != nil {
+	if err := q.Order(UserSort.SQL(f.Order)).Offset(f.Offset).Limit(f.Limit).Find(&users).Error; err != nil {
 		return nil, 0, errs.Wrap(err, "list staff users")
 	}
 	return users, total, s.loadRoles(ctx, users)

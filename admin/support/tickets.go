@@ -218,6 +218,19 @@ var TicketSort = listsort.Spec{
 	Tiebreak: "t.id",
 }
 
+// PortalTicketSort is the providers' subset: never by internal names.
+var PortalTicketSort = listsort.Spec{
+	Columns: map[string]string{
+		"number":   "t.id",
+		"subject":  "lower(t.subject)",
+		"priority": "t.priority",
+		"status":   "t.status",
+		"sla":      ticketDue,
+		"opened":   "t.created_at",
+	},
+	Tiebreak: "t.id",
+}
+
 // ticketDue is the SLA deadline that runs: the first response, then the resolution.
 const ticketDue = "CASE WHEN t.first_response_at IS NULL THEN t.first_response_due ELSE t.resolution_due END"
 

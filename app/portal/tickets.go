@@ -55,13 +55,15 @@ func (h *TicketHandlers) list(c *fiber.Ctx) error {
 		return err
 	}
 	pager := templates.NewPager(c, 25)
-	f := support.Filter{Status: support.Status(c.Query("status")), Query: c.Query("q"), Offset: pager.Offset(), Limit: pager.PerPage}
+	f := support.Filter{Status: support.Status(c.Query("status")), Query: c.Query("q"), Offset: pager.Offset(), Limit: pager.PerPage,
+		Order: support.PortalTicketSort.Parse(c.Query("sort"), c.Query("dir"))}
 	list, total, err := h.Support.ListTickets(c.UserContext(), f)
 	if err != nil {
 		return err
 	}
 	pager.Total = total
 	return h.View.Render(c, fiber.StatusOK, "portal/tickets/index", &templates.Page{Title: "Tickets", Pager: pager,
+		Sort: templates.NewSort(c, f.Order.Key, f.Order.Desc),
 		Form: map[string]string{"q": f.Query, "status": string(f.Status)},
 		Data: ticketListPage{Tickets: list, Statuses: support.Statuses}})
 }

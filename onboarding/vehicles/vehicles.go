@@ -25,6 +25,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 )
 
 // Brands.
@@ -448,8 +449,25 @@ type Filter struct {
 	Query  string // VIN or its start, model, or a holder's e-mail
 	Brand  string
 	Market string
+	// Order is the list's sort (Sort); the zero value is by VIN.
+	Order  listsort.Order
 	Offset int
 	Limit  int
+}
+
+// Sort is the vehicle list's sort whitelist.
+var Sort = listsort.Spec{
+	Columns: map[string]string{
+		"vin":        "vin",
+		"brand":      "brand",
+		"model":      "lower(model)",
+		"drive":      "drivetrain",
+		"market":     "market",
+		"telematics": "telematics_capable",
+		"sim":        "sim_active",
+	},
+	Tiebreak: "id",
+	Default:  listsort.Order{Key: "vin"},
 }
 
 // Search lists vehicles matching f, by VIN, and the total.
@@ -474,7 +492,7 @@ func (s *Service) Search(ctx context.Context, f Filter) ([]Vehicle, int64, error
 		f.Limit = 25
 	}
 	var out []Vehicle
-	err := q.Order("vin").Offset(f.Offset).Limit(f.Limit).Find(&out).Error
+	err := q.Order(Sort.SQL(f.Order)).Offset(f.Offset).Limit(f.Limit).Find(&out).Error
 	return out, total, errs.Wrap(err, "search vehicles")
 }
 
