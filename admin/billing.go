@@ -330,13 +330,15 @@ func lastPeriods(loc *time.Location, n int) []string {
 
 func (h *BillingHandlers) listRuns(c *fiber.Ctx) error {
 	pager := templates.NewPager(c, 25)
-	runs, total, err := h.Billing.ListRuns(c.UserContext(), pager.Offset(), pager.PerPage)
+	order := billing.RunSort.Parse(c.Query("sort"), c.Query("dir"))
+	runs, total, err := h.Billing.ListRunsSorted(c.UserContext(), order, pager.Offset(), pager.PerPage)
 	if err != nil {
 		return err
 	}
 	pager.Total = total
 	periods := lastPeriods(h.Billing.Location, 12)
 	return h.View.Render(c, fiber.StatusOK, "admin/billing/runs/index", &templates.Page{Pager: pager,
+		Sort: templates.NewSort(c, order.Key, order.Desc),
 		Form: map[string]string{"period": periods[0]}, Data: runsPage{Runs: runs, Periods: periods}})
 }
 

@@ -45,7 +45,8 @@ func (h *ContainerHandlers) index(c *fiber.Ctx) error {
 	}
 	pager := templates.NewPager(c, 25)
 	form := map[string]string{"state": c.Query("state"), "q": c.Query("q")}
-	f := containers.Filter{State: containers.State(form["state"]), Query: form["q"], Offset: pager.Offset(), Limit: pager.PerPage}
+	f := containers.Filter{State: containers.State(form["state"]), Query: form["q"], Offset: pager.Offset(), Limit: pager.PerPage,
+		Order: containers.Sort.Parse(c.Query("sort"), c.Query("dir"))}
 	fieldErrs := map[string]string{}
 	if f.State != "" && !contains(containers.States, f.State) {
 		fieldErrs["state"], f.State = "unknown state", ""
@@ -56,6 +57,7 @@ func (h *ContainerHandlers) index(c *fiber.Ctx) error {
 	}
 	pager.Total = total
 	return h.View.Render(c, fiber.StatusOK, "admin/containers/index", &templates.Page{Title: "Data containers", Pager: pager,
+		Sort: templates.NewSort(c, f.Order.Key, f.Order.Desc),
 		Form: form, Errors: fieldErrs, Data: containerIndexPage{Queue: queue, List: list, States: containers.States}})
 }
 

@@ -18,6 +18,7 @@ import (
 	"cardata/jobs"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 	"cardata/policies/sqlarray"
 )
 
@@ -255,8 +256,29 @@ func (s *Service) FindRun(ctx context.Context, id int64) (*InvoiceRun, error) {
 	return &r, nil
 }
 
+// RunSort is the run list's sort whitelist (newest first by default).
+var RunSort = listsort.Spec{
+	Columns: map[string]string{
+		"run":       "id",
+		"period":    "period",
+		"status":    "status",
+		"started":   "started_at",
+		"by":        "lower(started_by)",
+		"providers": "providers_total",
+		"records":   "records_billed",
+		"net":       "net_total",
+	},
+	Tiebreak: "id",
+	Default:  listsort.Order{Key: "run", Desc: true},
+}
+
 // ListRuns lists runs, newest first.
 func (s *Service) ListRuns(ctx context.Context, offset, limit int) ([]InvoiceRun, int64, error) {
+	return s.ListRunsSorted(ctx, listsort.Order{}, offset, limit)
+}
+
+// ListRunsSorted lists runs in o's order (RunSort).
+func (s *Service) ListRunsSorted(ctx context.Context, o listsort.Order, offset, limit int) ([]InvoiceRun, int64, error) {
 	var total int64
 	if err := s.DB.WithContext(ctx).Model(&InvoiceRun{}).Count(&total).Error; err != nil {
 		return nil, 0, errs.Wrap(err, "count runs")
@@ -265,7 +287,7 @@ func (s *Service) ListRuns(ctx context.Context, offset, limit int) ([]InvoiceRun
 		limit = 25
 	}
 	var out []InvoiceRun
-	err := s.DB.WithContext(ctx).Order("id DESC").Offset(offset).Limit(limit).Find(&out).Error
+	err := s.DB.WithContext(ctx).Order(RunSort.SQL(o)).Offset(offset).Limit(limit).Find(&out).Error
 	return out, total, errs.Wrap(err, "list runs")
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"cardata/policies/consent"
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 )
 
 // notPurged is the condition (on container_versions) that keeps purged
@@ -217,8 +218,23 @@ func (s *Service) FindReviewQueue(ctx context.Context) ([]Version, error) {
 type Filter struct {
 	State  State
 	Query  string // container or provider name contains
+	// Order is the list's sort (Sort); the zero value is newest change first.
+	Order  listsort.Order
 	Offset int
 	Limit  int
+}
+
+// Sort is the staff container list's sort whitelist.
+var Sort = listsort.Spec{
+	Columns: map[string]string{
+		"changed":   "container_versions.updated_at",
+		"provider":  "lower(providers.legal_name)",
+		"container": "lower(container_versions.name)",
+		"purpose":   "container_versions.purpose_code",
+		"state":     "container_versions.state",
+	},
+	Tiebreak: "container_versions.id",
+	Default:  listsort.Order{Key: "changed", Desc: true},
 }
 
 // FindContainers lists versions for staff (newest change first) and the total.
@@ -241,7 +257,7 @@ func (s *Service) FindContainers(ctx context.Context, f Filter) ([]Version, int6
 		f.Limit = 25
 	}
 	var vs []Version
-	if err := q.Select("container_versions.*, providers.legal_name AS provider_name, containers.purged_at AS container_purged_at").Order("container_versions.updated_at DESC, container_versions.id DESC").Offset(f.Offset).Limit(f.Limit).Find(&vs).Error; err != nil {
+	if err := q.Select("container_versions.*, providers.legal_name AS provider_name, containers.purged_at AS container_purged_at").Order(Sort.SQL(f.Order)).Offset(f.Offset).Limit(f.Limit).Find(&vs).Error; err != nil {
 		return nil, 0, errs.Wrap(err, "list containers")
 	}
 	return vs, total, s.fill(ctx, vs, false)
