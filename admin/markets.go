@@ -16,7 +16,8 @@ type marketsPage struct {
 }
 
 func (h *ProviderHandlers) listMarkets(c *fiber.Ctx) error {
-	markets, err := h.Onboarding.FindMarkets(c.UserContext())
+	order := onboarding.MarketSort.Parse(c.Query("sort"), c.Query("dir"))
+	markets, err := h.Onboarding.FindMarketsSorted(c.UserContext(), order)
 	if err != nil {
 		return err
 	}
@@ -29,6 +30,7 @@ func (h *ProviderHandlers) listMarkets(c *fiber.Ctx) error {
 		byCode[r.Market.Code] = r
 	}
 	return h.View.Render(c, fiber.StatusOK, "admin/markets/index", &templates.Page{Title: "Markets",
+		Sort: templates.NewSort(c, order.Key, order.Desc),
 		Data: marketsPage{Markets: markets, Rows: byCode}})
 }
 

@@ -15,6 +15,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 )
 
 // Market is one of the 31 supported markets; a paused market takes no new
@@ -52,8 +53,20 @@ func (MarketAccess) TableName() string { return "market_access" }
 
 // FindMarkets lists all markets by name.
 func (s *Service) FindMarkets(ctx context.Context) ([]Market, error) {
+	return s.FindMarketsSorted(ctx, listsort.Order{})
+}
+
+// MarketSort is the market list's sort whitelist (by name by default).
+var MarketSort = listsort.Spec{
+	Columns:  map[string]string{"name": "name", "code": "code", "status": "active"},
+	Tiebreak: "code",
+	Default:  listsort.Order{Key: "name"},
+}
+
+// FindMarketsSorted lists all markets in o's order (MarketSort).
+func (s *Service) FindMarketsSorted(ctx context.Context, o listsort.Order) ([]Market, error) {
 	var out []Market
-	err := s.DB.WithContext(ctx).Order("name").Find(&out).Error
+	err := s.DB.WithContext(ctx).Order(MarketSort.SQL(o)).Find(&out).Error
 	return out, errs.Wrap(err, "list markets")
 }
 

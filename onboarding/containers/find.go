@@ -216,8 +216,8 @@ func (s *Service) FindReviewQueue(ctx context.Context) ([]Version, error) {
 
 // Filter narrows FindContainers.
 type Filter struct {
-	State  State
-	Query  string // container or provider name contains
+	State State
+	Query string // container or provider name contains
 	// Order is the list's sort (Sort); the zero value is newest change first.
 	Order  listsort.Order
 	Offset int
