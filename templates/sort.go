@@ -63,10 +63,10 @@ func sortHeader(s *Sort, key string, label template.HTML, class ...string) templ
 	if s.Key == key {
 		if s.Desc {
 			b.WriteString(` aria-sort="descending"`)
-			arrow = ` <span class="sort-arrow" aria-hidden="true">▼</span>`
+			arrow = `&#160;<span class="sort-arrow" aria-hidden="true">▼</span>`
 		} else {
 			b.WriteString(` aria-sort="ascending"`)
-			arrow = ` <span class="sort-arrow" aria-hidden="true">▲</span>`
+			arrow = `&#160;<span class="sort-arrow" aria-hidden="true">▲</span>`
 		}
 	}
 	b.WriteString(`><a class="sort" href="`)
