@@ -73,7 +73,7 @@ func (v *View) Ask(c *fiber.Ctx, d Confirmation, action string, fields ...Field)
 	lang := LangOf(c)
 	d.Title, d.Effect = i18n.T(lang, d.Title, d.Args...), i18n.T(lang, d.Effect, d.Args...)
 	d.Yes, d.No = i18n.T(lang, d.Yes, d.Args...), i18n.T(lang, cmp.Or(d.No, "Cancel"))
-	return v.Render(c, fiber.StatusOK, "actions/confirm", &Page{Title: d.Title,
+	return v.Render(c, fiber.StatusOK, "actions/confirm", &Page{Title: d.Title, navFrom: d.Back,
 		Data: confirmPage{Confirmation: d, Action: action, Fields: fields}})
 }
 

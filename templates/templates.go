@@ -75,13 +75,18 @@ type NavItem struct {
 
 // activeNav marks the one item the page at path belongs to: the item whose
 // path or Also prefix matches it longest ("/my" must not win over
-// "/my/reports" on /my/reports).
-func activeNav(secs []NavSection, path string) {
+// "/my/reports" on /my/reports). A surface's home ("/admin", "/portal",
+// "/my": a path of one segment) stands only for itself, so a page under it
+// that no item claims (the search results, a confirmation) highlights
+// nothing rather than the dashboard; its Also prefixes still match pages
+// below. It reports whether an item matched.
+func activeNav(secs []NavSection, path string) bool {
 	best, bi, bj := -1, -1, -1
 	for i := range secs {
 		for j, it := range secs[i].Items {
-			for _, pre := range append([]string{it.Path}, it.Also...) {
-				if (path == pre || strings.HasPrefix(path, pre+"/")) && len(pre) > best {
+			for k, pre := range append([]string{it.Path}, it.Also...) {
+				home := k == 0 && strings.Count(pre, "/") == 1
+				if (path == pre || !home && strings.HasPrefix(path, pre+"/")) && len(pre) > best {
 					best, bi, bj = len(pre), i, j
 				}
 			}
@@ -90,6 +95,7 @@ func activeNav(secs []NavSection, path string) {
 	if bi >= 0 {
 		secs[bi].Items[bj].Active = true
 	}
+	return bi >= 0
 }
 
 // Brand names the surface a page belongs to, for the title and the header:
@@ -182,6 +188,10 @@ type Page struct {
 	URI  string
 
 	can func(method, path string) bool
+	// navFrom is where the page was asked from (a confirmation's way
+	// back): the navigation highlights its item when no item claims Path
+	// (the bulk actions under /admin/billing/bulk belong to the invoices).
+	navFrom string
 	// SignInWith is the identity-provider sign-in a sign-in page offers
 	// (filled by Render from View.SignInWith).
 	SignInWith *SignInWith
@@ -431,7 +441,11 @@ func (v *View) Render(c *fiber.Ctx, status int, name string, p *Page) error {
 	}
 	p.Nav = v.navFor(p.Principal)
 	p.Path = c.Path()
-	activeNav(p.Nav, p.Path)
+	if !activeNav(p.Nav, p.Path) && p.navFrom != "" {
+		if u, err := url.Parse(p.navFrom); err == nil {
+			activeNav(p.Nav, u.Path)
+		}
+	}
 	principal := p.Principal
 	p.can = func(method, path string) bool { return v.Can(principal, method, path) }
 	p.Lang = lang

@@ -66,7 +66,7 @@ var PublicRoutes = [][2]string{{fiber.MethodGet, "/my/login"}, {fiber.MethodPost
 // Nav is the customer navigation.
 func Nav() []templates.NavItem {
 	return []templates.NavItem{
-		{Label: "My vehicles and consents", Path: "/my"},
+		{Label: "My vehicles and consents", Path: "/my", Also: []string{"/my/consents"}},
 		{Label: "History", Path: "/my/history"},
 		{Label: "My data and reports", Path: "/my/reports", Also: []string{"/my/transactions"}},
 	}

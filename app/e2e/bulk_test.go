@@ -3,11 +3,14 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"cardata/app/apptest"
 	"cardata/billing"
 	"cardata/billing/billingtest"
 	"cardata/policies/audit"
@@ -74,6 +77,23 @@ func TestFinanceBulkFinalizesAndSendsAPeriod(t *testing.T) {
 	}
 	if s, _ := bulkStatus(t, w, w.deInv.ID); s != billing.StatusDraft {
 		t.Fatalf("asking finalized already: %s", s)
+	}
+	// The menu marks the section the asking page belongs to: the invoices
+	// (no item claims /admin/billing/bulk; the form was on the invoice list),
+	// never the dashboard; the search results belong to no item.
+	req := httptest.NewRequest(http.MethodPost, "/admin/billing/bulk/finalize", strings.NewReader(url.Values{"_confirm": {"ask"},
+		"all": {"1"}, "period": {"2026-10"}, "_csrf": {w.fiona.CSRF()}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Referer", "http://example.com/admin/billing/invoices?period=2026-10")
+	navCurrent := regexp.MustCompile(`<a href="([^"]+)" aria-current="page">`)
+	for path, r := range map[string]*apptest.Response{"bulk": w.fiona.Do(req),
+		"invoice": w.fiona.PostForm(fmt.Sprintf("/admin/billing/invoices/%d/finalize", w.deInv.ID), url.Values{"_confirm": {"ask"}})} {
+		if cur := navCurrent.FindAllStringSubmatch(r.Body, -1); r.Status != http.StatusOK || len(cur) != 1 || cur[0][1] != "/admin/billing/invoices" {
+			t.Errorf("%s confirmation highlights %v (%d)", path, cur, r.Status)
+		}
+	}
+	if r := w.fiona.Get("/admin/search?q=Nord"); r.Status != http.StatusOK || navCurrent.MatchString(r.Body) {
+		t.Errorf("search results highlight %v (%d)", navCurrent.FindAllStringSubmatch(r.Body, -1), r.Status)
 	}
 
 	res := w.fiona.PostForm("/admin/billing/bulk/finalize", all)
