@@ -56,11 +56,12 @@ type customersIndex struct {
 func (h *CustomerHandlers) index(c *fiber.Ctx) error {
 	pager := templates.NewPager(c, 25)
 	q := c.Query("q")
+	order := consent.CustomerSort.Parse(c.Query("sort"), c.Query("dir"))
 	var data customersIndex
 	if q != "" {
 		var total int64
 		var err error
-		data.Customers, total, err = h.Consents.FindCustomers(c.UserContext(), q, pager.Offset(), pager.PerPage)
+		data.Customers, total, err = h.Consents.FindCustomersSorted(c.UserContext(), q, order, pager.Offset(), pager.PerPage)
 		if err != nil {
 			return err
 		}
@@ -72,6 +73,7 @@ func (h *CustomerHandlers) index(c *fiber.Ctx) error {
 		return err
 	}
 	return h.View.Render(c, fiber.StatusOK, "admin/customers/index", &templates.Page{Title: "Customer requests", Pager: pager,
+		Sort: templates.NewSort(c, order.Key, order.Desc),
 		Form: map[string]string{"q": q}, Data: data})
 }
 

@@ -82,7 +82,8 @@ func rows(ps []onboarding.Provider, now time.Time) []queueRow {
 }
 
 func (h *ProviderHandlers) queue(c *fiber.Ctx) error {
-	waiting, withProvider, err := h.Onboarding.FindReviewQueue(c.UserContext())
+	order := onboarding.QueueSort.Parse(c.Query("sort"), c.Query("dir"))
+	waiting, withProvider, err := h.Onboarding.FindReviewQueueSorted(c.UserContext(), order)
 	if err != nil {
 		return err
 	}
@@ -92,6 +93,7 @@ func (h *ProviderHandlers) queue(c *fiber.Ctx) error {
 	}
 	now := time.Now()
 	return h.View.Render(c, fiber.StatusOK, "admin/providers/queue", &templates.Page{Title: "Review queue",
+		Sort: templates.NewSort(c, order.Key, order.Desc),
 		Data: struct {
 			Waiting, WithProvider []queueRow
 			MarketRequests        []onboarding.PendingMarketRequest

@@ -327,13 +327,33 @@ func (s *Service) EachProvider(ctx context.Context, f ProviderFilter, fn func(*P
 // (submitted or in review), longest waiting first, and those waiting for
 // the provider's answer.
 func (s *Service) FindReviewQueue(ctx context.Context) (waiting, withProvider []Provider, err error) {
+	return s.FindReviewQueueSorted(ctx, listsort.Order{})
+}
+
+// QueueSort is the review queue's sort whitelist (longest waiting first).
+var QueueSort = listsort.Spec{
+	Columns: map[string]string{
+		"waiting":  "providers.waiting_since",
+		"name":     "lower(providers.legal_name)",
+		"seat":     "providers.country",
+		"vat":      "providers.vat_id",
+		"status":   "providers.status",
+		"reviewer": "lower(staff_users.name)",
+	},
+	Tiebreak: "providers.id",
+	Default:  listsort.Order{Key: "waiting"},
+}
+
+// FindReviewQueueSorted is FindReviewQueue with the waiting applications
+// in o's order (QueueSort).
+func (s *Service) FindReviewQueueSorted(ctx context.Context, o listsort.Order) (waiting, withProvider []Provider, err error) {
 	base := func() *gorm.DB {
 		return s.DB.WithContext(ctx).Table("providers").
 			Select("providers.*, COALESCE(staff_users.name, '') AS reviewer_name").
 			Joins("LEFT JOIN staff_users ON staff_users.id = providers.reviewer_id")
 	}
 	if err := base().Where("providers.status IN ?", []Status{StatusSubmitted, StatusInReview}).
-		Order("providers.waiting_since, providers.id").Limit(500).Find(&waiting).Error; err != nil {
+		Order(QueueSort.SQL(o)).Limit(500).Find(&waiting).Error; err != nil {
 		return nil, nil, errs.Wrap(err, "review queue")
 	}
 	if err := base().Where("providers.status = ?", StatusInfoRequested).

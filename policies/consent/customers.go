@@ -16,6 +16,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 	"cardata/policies/signin"
 )
 
@@ -72,6 +73,18 @@ func (s *Service) FindCustomer(ctx context.Context, id int64) (*Customer, error)
 // FindCustomers searches accounts by e-mail, name or the VIN of a vehicle
 // they hold, and returns the total.
 func (s *Service) FindCustomers(ctx context.Context, query string, offset, limit int) ([]Customer, int64, error) {
+	return s.FindCustomersSorted(ctx, query, listsort.Order{}, offset, limit)
+}
+
+// CustomerSort is the staff customer search's sort whitelist (by e-mail by default).
+var CustomerSort = listsort.Spec{
+	Columns:  map[string]string{"name": "lower(a.name)", "email": "lower(a.email)"},
+	Tiebreak: "a.id",
+	Default:  listsort.Order{Key: "email"},
+}
+
+// FindCustomersSorted is FindCustomers in o's order (CustomerSort).
+func (s *Service) FindCustomersSorted(ctx context.Context, query string, o listsort.Order, offset, limit int) ([]Customer, int64, error) {
 	query = strings.TrimSpace(query)
 	where, args := "a.sandbox_provider_id IS NULL", []any{} // simulated customers are the providers' sandboxes
 	if query != "" {
@@ -88,7 +101,7 @@ func (s *Service) FindCustomers(ctx context.Context, query string, offset, limit
 		limit = 25
 	}
 	var out []Customer
-	err := s.DB.WithContext(ctx).Raw("SELECT "+selectCustomer+" WHERE "+where+" ORDER BY lower(a.email), a.id OFFSET ? LIMIT ?",
+	err := s.DB.WithContext(ctx).Raw("SELECT "+selectCustomer+" WHERE "+where+" ORDER BY "+CustomerSort.SQL(o)+" OFFSET ? LIMIT ?",
 		append(args, offset, limit)...).Scan(&out).Error
 	return out, total, errs.Wrap(err, "list customers")
 }
