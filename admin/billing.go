@@ -14,6 +14,7 @@ import (
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // BillingHandlers are finance's pages: the price list, invoice runs with
@@ -286,7 +287,7 @@ func (h *BillingHandlers) createPrices(c *fiber.Ctx) error {
 		var ver *billing.Version
 		ver, err = h.Billing.CreateVersion(c.UserContext(), in)
 		if err == nil {
-			templates.SetFlash(c, "success", "The new price list version is published; it applies from "+form["valid_from"]+".")
+			templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), "The new price list version is published; it applies from {{.Date}}.", "Date", i18n.Locale{Lang: templates.LangOf(c)}.Date(ver.ValidFrom)))
 			return c.Redirect("/admin/billing/prices/"+strconv.FormatInt(ver.ID, 10), fiber.StatusSeeOther)
 		}
 		if !invalid(err) {

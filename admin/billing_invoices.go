@@ -266,7 +266,8 @@ func (h *BillingHandlers) finalize(c *fiber.Ctx) error {
 		if err != nil {
 			return "", 0, err
 		}
-		return fmt.Sprintf("%s %s is final; its PDF and e-invoice are stored.", inv.Title(), *inv.Number), 0, nil
+		lang := templates.LangOf(c)
+		return i18n.T(lang, "{{.Title}} {{.Number}} is final; its PDF and e-invoice are stored.", "Title", i18n.T(lang, map[bool]string{true: "Credit note", false: "Invoice"}[inv.IsCreditNote()]), "Number", *inv.Number), 0, nil
 	})
 }
 
@@ -276,7 +277,7 @@ func (h *BillingHandlers) send(c *fiber.Ctx) error {
 		if err != nil {
 			return "", 0, err
 		}
-		return fmt.Sprintf("%s was e-mailed to %s with the PDF and the XML attached.", *inv.Number, inv.BuyerEmail), 0, nil
+		return i18n.T(templates.LangOf(c), "{{.Number}} was e-mailed to {{.Email}} with the PDF and the XML attached.", "Number", *inv.Number, "Email", inv.BuyerEmail), 0, nil
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // DeliveryHandlers are the staff's per-provider view of the provider API:
@@ -87,7 +88,7 @@ func (h *DeliveryHandlers) retryEvent(c *fiber.Ctx) error {
 	if err := h.Webhooks.RetryDeadEvent(c.UserContext(), id); err != nil {
 		return err
 	}
-	templates.SetFlash(c, "success", "Vehicle event "+strconv.FormatInt(id, 10)+" is queued for the push fan-out again.")
+	templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), "Vehicle event {{.ID}} is queued for the push fan-out again.", "ID", id))
 	return c.Redirect("/admin/deliveries", fiber.StatusSeeOther)
 }
 
@@ -101,7 +102,7 @@ func (h *DeliveryHandlers) retryDelivery(c *fiber.Ctx) error {
 	if err := h.Webhooks.RetryDelivery(c.UserContext(), pid, did); err != nil {
 		return err
 	}
-	templates.SetFlash(c, "success", "Delivery "+strconv.FormatInt(did, 10)+" is queued again.")
+	templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), "Delivery {{.ID}} is queued again.", "ID", did))
 	return c.Redirect("/admin/deliveries/"+strconv.FormatInt(pid, 10)+"#pushes", fiber.StatusSeeOther)
 }
 

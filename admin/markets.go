@@ -1,13 +1,13 @@
 package admin
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
 	"cardata/onboarding"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 type marketsPage struct {
@@ -40,10 +40,10 @@ func (h *ProviderHandlers) setMarketActive(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	state := "paused: it takes no requests and serves no provider"
+	msg := "{{.Market}} is paused: it takes no requests and serves no provider."
 	if m.Active {
-		state = "active"
+		msg = "{{.Market}} is active."
 	}
-	templates.SetFlash(c, "success", fmt.Sprintf("%s is %s.", m.Name, state))
+	templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), msg, "Market", m.Name))
 	return c.Redirect("/admin/markets", fiber.StatusSeeOther)
 }

@@ -17,6 +17,7 @@ import (
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // ProviderHandlers are the partner managers' onboarding pages: the review
@@ -251,7 +252,8 @@ func (h *ProviderHandlers) transition(c *fiber.Ctx) error {
 		return err
 	}
 	t, _ := onboarding.TransitionFor(action)
-	templates.SetFlash(c, "success", fmt.Sprintf("%s: %s (now %s).", p.LegalName, t.Past, p.Status.Label()))
+	lang := templates.LangOf(c)
+	templates.SetFlash(c, "success", i18n.T(lang, "{{.Provider}}: {{.Action}} (now {{.Status}}).", "Provider", p.LegalName, "Action", i18n.T(lang, t.Past), "Status", i18n.T(lang, p.Status.Label())))
 	return c.Redirect(fmt.Sprintf("/admin/providers/%d", id), fiber.StatusSeeOther)
 }
 
@@ -298,13 +300,17 @@ func (h *ProviderHandlers) decideMarket(c *fiber.Ctx) error {
 	}
 	err = h.Onboarding.DecideMarketAccess(c.UserContext(), id, code, decision == "approve", c.FormValue("reason"))
 	if invalid(err) {
-		templates.SetFlash(c, "error", fmt.Sprintf("%s not decided: %s", code, strings.Join(messages(err), "; ")))
+		templates.SetFlash(c, "error", i18n.T(templates.LangOf(c), "{{.Market}} not decided: {{.Reasons}}", "Market", code, "Reasons", strings.Join(messages(err), "; ")))
 		return c.Redirect(back, fiber.StatusSeeOther)
 	}
 	if err != nil {
 		return err
 	}
-	templates.SetFlash(c, "success", fmt.Sprintf("Market %s %sd.", code, decision))
+	id18 := "Market {{.Market}} rejected."
+	if decision == "approve" {
+		id18 = "Market {{.Market}} approved."
+	}
+	templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), id18, "Market", code))
 	return c.Redirect(back, fiber.StatusSeeOther)
 }
 

@@ -384,7 +384,8 @@ func (h *TicketHandlers) transition(c *fiber.Ctx) error {
 	if err != nil {
 		return h.failed(c, id, err, "action-"+string(action), "message")
 	}
-	return h.done(c, id, fmt.Sprintf("%s: %s; the ticket is now %s.", t.Number(), tr.Label, t.Status.Label()))
+	lang := templates.LangOf(c)
+	return h.done(c, id, i18n.T(lang, "{{.Number}}: {{.Action}}; the ticket is now {{.Status}}.", "Number", t.Number(), "Action", i18n.T(lang, tr.Label), "Status", i18n.T(lang, t.Status.Label())))
 }
 
 func (h *TicketHandlers) assign(c *fiber.Ctx) error {
@@ -402,7 +403,7 @@ func (h *TicketHandlers) assign(c *fiber.Ctx) error {
 	if err != nil {
 		return h.failed(c, id, err, "assign", "assignee_id")
 	}
-	return h.done(c, id, fmt.Sprintf("%s is assigned to %s.", t.Number(), t.AssigneeName))
+	return h.done(c, id, i18n.T(templates.LangOf(c), "{{.Number}} is assigned to {{.Assignee}}.", "Number", t.Number(), "Assignee", t.AssigneeName))
 }
 
 func (h *TicketHandlers) classify(c *fiber.Ctx) error {
@@ -444,7 +445,7 @@ func (h *TicketHandlers) bookTime(c *fiber.Ctx) error {
 	if err != nil {
 		return h.failed(c, id, err, "time", "minutes", "billable", "note", "worked_on")
 	}
-	return h.done(c, id, fmt.Sprintf("%d minutes booked.", minutes))
+	return h.done(c, id, i18n.T(templates.LangOf(c), "{{.Count}} minutes booked.", "Count", minutes))
 }
 
 func (h *TicketHandlers) deleteTime(c *fiber.Ctx) error {

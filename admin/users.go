@@ -143,6 +143,6 @@ func (h *Handlers) updateUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	templates.SetFlash(c, "success", "Saved. "+u.Name+"'s open sessions were ended so the change applies at once.")
+	templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), "Saved. {{.Name}}'s open sessions were ended so the change applies at once.", "Name", u.Name))
 	return c.Redirect("/admin/users/"+strconv.FormatInt(id, 10), fiber.StatusSeeOther)
 }

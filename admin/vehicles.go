@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // VehicleHandlers are the staff's vehicle pages. The registry is fed by
@@ -328,7 +328,7 @@ func (h *VehicleHandlers) updateHolders(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		msg = fmt.Sprintf("Change of owner recorded: %d consent(s) of %s ended.", n, res.FormerPrimary)
+		msg = i18n.T(templates.LangOf(c), "Change of owner recorded: {{.Count}} consent(s) of {{.Owner}} ended.", "Count", n, "Owner", res.FormerPrimary)
 	}
 	templates.SetFlash(c, "success", msg)
 	return c.Redirect("/admin/vehicles/"+v.VIN+"#holders", fiber.StatusSeeOther)

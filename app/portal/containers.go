@@ -12,6 +12,7 @@ import (
 	"cardata/policies/consent"
 	"cardata/policies/errs"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // ContainerHandlers are the provider's data containers: the portal pages
@@ -285,7 +286,8 @@ func (h *ContainerHandlers) createVersion(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	templates.SetFlash(c, "success", "Version "+strconv.Itoa(v.Version)+": "+containerSubmittedMessage(v))
+	lang := templates.LangOf(c)
+	templates.SetFlash(c, "success", i18n.T(lang, "Version {{.Version}}: {{.Message}}", "Version", v.Version, "Message", i18n.T(lang, containerSubmittedMessage(v))))
 	return c.Redirect("/portal/containers/"+strconv.FormatInt(ct.ID, 10), fiber.StatusSeeOther)
 }
 
