@@ -1,0 +1,50 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"cardata/app/apptest"
+	"cardata/policies"
+)
+
+// Messages after a staff action that carry values (a provider decision, a
+// market pause) are in the page's language, values included.
+func TestStaffFlashWithValuesInGerman(t *testing.T) {
+	t.Parallel()
+	tt := apptest.New(t)
+	tt.MustCreateStaff(t, "flash-pm@test.local", policies.RolePartnerManager)
+	r := mustRegisterProvider(t, tt, "Flash Versicherung AG", "AT", "ATU13585627")
+	pm := tt.LoginStaff(t, "flash-pm@test.local")
+	pm.Header.Set("Accept-Language", "de")
+
+	flash := func(what, path string, form url.Values) string {
+		t.Helper()
+		res := pm.PostForm(path, form)
+		if res.Status != http.StatusSeeOther {
+			t.Fatalf("%s: status %d: %.400s", what, res.Status, res.Body)
+		}
+		return pm.Get(res.Header.Get("Location")).Body
+	}
+	body := flash("claim", fmt.Sprintf("/admin/providers/%d/transitions/claim", r.Provider.ID), url.Values{})
+	if !strings.Contains(body, "Flash Versicherung AG: zur Prüfung übernommen (jetzt in Prüfung).") {
+		t.Errorf("provider decision flash not German:\n%s", flashOf(body))
+	}
+	body = flash("pause", "/admin/markets/DE", url.Values{"active": {"false"}})
+	if !strings.Contains(body, "ist pausiert: Der Markt nimmt keine Anfragen an") {
+		t.Errorf("market pause flash not German:\n%s", flashOf(body))
+	}
+}
+
+// flashOf cuts the flash message out of a page for a failure message.
+func flashOf(body string) string {
+	i := strings.Index(body, `class="flash`)
+	if i < 0 {
+		return "(no flash)"
+	}
+	end := min(len(body), i+400)
+	return body[i:end]
+}
