@@ -194,7 +194,9 @@ type providerPage struct {
 }
 
 func (h *ProviderHandlers) showProvider(c *fiber.Ctx) error {
-	return h.renderProvider(c, fiber.StatusOK, nil, nil)
+	// a refused decision comes back here (post/redirect/get) with its errors and note
+	fieldErrs, form, _ := templates.TakeFormState(c, c.Path())
+	return h.renderProvider(c, fiber.StatusOK, fieldErrs, form)
 }
 
 func (h *ProviderHandlers) renderProvider(c *fiber.Ctx, status int, fieldErrs, form map[string]string) error {
@@ -245,8 +247,17 @@ func (h *ProviderHandlers) transition(c *fiber.Ctx) error {
 	action := onboarding.Action(c.Params("action"))
 	note := c.FormValue("note")
 	p, err := h.Onboarding.Review(c.UserContext(), id, action, note)
+	page := fmt.Sprintf("/admin/providers/%d", id)
 	if invalid(err) {
-		return h.renderProvider(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err), map[string]string{"action": string(action), "note": note})
+		// post/redirect/get: the address after a refused decision is the
+		// provider's page, which a reload gets again (no 405, no re-post)
+		templates.SetFormState(c, page, errs.FieldMap(err), map[string]string{"action": string(action), "note": note})
+		return c.Redirect(page+"#actions", fiber.StatusSeeOther)
+	}
+	if errs.KindOf(err) == errs.Conflict {
+		// decided meanwhile (another tab, another manager): say so on the page
+		templates.SetFlash(c, "error", errs.As(err).Message)
+		return c.Redirect(page, fiber.StatusSeeOther)
 	}
 	if err != nil {
 		return err

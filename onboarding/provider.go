@@ -151,6 +151,10 @@ type Transition struct {
 	// Note names the text the action requires ("reason", "question",
 	// "answer"), or is empty when none is needed.
 	Note string
+	// NoteLabel is the label of the note's box on the staff page, specific
+	// to the action ("Reason for the rejection"), so that two boxes on one
+	// page never read alike.
+	NoteLabel string
 	// ByProvider marks the action as the provider's (answering a question);
 	// all others are partner managers'.
 	ByProvider bool
@@ -161,13 +165,16 @@ type Transition struct {
 // transitions is the review workflow: the only moves a provider can make.
 var transitions = []Transition{
 	{Action: ActionClaim, From: []Status{StatusSubmitted}, To: StatusInReview, Label: "Claim for review", Past: "claimed for review"},
-	{Action: ActionRequestInfo, From: []Status{StatusInReview}, To: StatusInfoRequested, Note: "question", Label: "Ask the provider", Past: "asked a question"},
+	{Action: ActionRequestInfo, From: []Status{StatusInReview}, To: StatusInfoRequested, Note: "question", NoteLabel: "Question to the provider", Label: "Ask the provider", Past: "asked a question"},
 	{Action: ActionAnswer, From: []Status{StatusInfoRequested}, To: StatusInReview, Note: "answer", ByProvider: true, Label: "Send answer", Past: "answered"},
 	{Action: ActionApprove, From: []Status{StatusInReview}, To: StatusActive, Label: "Approve", Past: "approved"},
-	{Action: ActionReject, From: []Status{StatusInReview}, To: StatusRejected, Note: "reason", Label: "Reject", Past: "rejected"},
-	{Action: ActionSuspend, From: []Status{StatusActive}, To: StatusSuspended, Note: "reason", Label: "Suspend", Past: "suspended"},
+	{Action: ActionReject, From: []Status{StatusInReview}, To: StatusRejected, Note: "reason", NoteLabel: "Reason for the rejection (sent to the provider)", Label: "Reject", Past: "rejected"},
+	{Action: ActionSuspend, From: []Status{StatusActive}, To: StatusSuspended, Note: "reason", NoteLabel: "Reason for the suspension (sent to the provider)", Label: "Suspend", Past: "suspended"},
 	{Action: ActionReactivate, From: []Status{StatusSuspended}, To: StatusActive, Label: "Reactivate", Past: "reactivated"},
-	{Action: ActionTerminate, To: StatusTerminated, Note: "reason", Label: "Terminate", Past: "terminated"},
+	// An application (submitted, in review, question open) is rejected,
+	// not terminated: only a provider with a contract (active or
+	// suspended) is terminated.
+	{Action: ActionTerminate, From: []Status{StatusActive, StatusSuspended}, To: StatusTerminated, Note: "reason", NoteLabel: "Reason for the termination (sent to the provider)", Label: "Terminate", Past: "terminated"},
 }
 
 // Transitions returns the review workflow, the only moves a provider can

@@ -124,7 +124,11 @@ func TestEveryInvalidTransitionIsAConflict(t *testing.T) {
 	for _, tr := range p.StaffActions() {
 		offered = append(offered, string(tr.Action))
 	}
-	if join(offered) != "claim terminate" {
+	if join(offered) != "claim" {
 		t.Fatalf("actions from submitted: %v", offered)
+	}
+	// An application is rejected, never terminated: the service refuses it too.
+	if _, err := f.svc.Review(f.staff, id, onboarding.ActionTerminate, "no contract yet"); !errs.Is(err, "transition_not_allowed") {
+		t.Fatalf("terminate an application: %v", err)
 	}
 }

@@ -34,18 +34,24 @@ func TestPartnerManagerReviewsThroughTheStaffPages(t *testing.T) {
 	if res = pm.PostForm(base+"/transitions/claim", nil); res.Status != http.StatusSeeOther {
 		t.Fatalf("claim: %d %s", res.Status, res.Body)
 	}
+	// A refused form leads back to the provider's page (post/redirect/get):
+	// the browser's address answers GET, with the error.
 	res = pm.PostForm(base+"/transitions/request_info", url.Values{"note": {" "}})
-	if res.Status != http.StatusUnprocessableEntity {
-		t.Fatalf("empty question: %d", res.Status)
+	if res.Status != http.StatusSeeOther || res.Header.Get("Location") != base+"#actions" {
+		t.Fatalf("empty question: %d %s", res.Status, res.Header.Get("Location"))
+	}
+	res = pm.Get(base)
+	if res.Status != http.StatusOK {
+		t.Fatalf("provider page after a refused question: %d", res.Status)
 	}
 	obMustContain(t, res.Body, "enter the question")
 	if res = pm.PostForm(base+"/transitions/request_info", url.Values{"note": {"Who signs for the company?"}}); res.Status != http.StatusSeeOther {
 		t.Fatalf("ask: %d %s", res.Status, res.Body)
 	}
-	if res = pm.PostForm(base+"/transitions/approve", nil); res.Status != http.StatusConflict {
+	if res = pm.PostForm(base+"/transitions/approve", nil); res.Status != http.StatusSeeOther {
 		t.Fatalf("approve with open question: %d", res.Status)
 	}
-	obMustContain(t, res.Body, "cannot approve a provider that is information requested")
+	obMustContain(t, pm.Get(base).Body, "cannot approve a provider that is information requested")
 
 	// The provider answers in the portal.
 	pc := loginProvider(t, tt, r.Admin.Email, providerPassword)
