@@ -581,6 +581,12 @@ func (h *TicketHandlers) renderReport(c *fiber.Ctx, status int, fieldErrs map[st
 		return err
 	}
 	page := reportPage{R: r, Settings: st, Agents: agents, CanSettings: h.mayPost(c, "/admin/tickets/settings")}
+	if page.CanSettings {
+		// the policy lets support post there; the service lets only the team lead or an administrator choose
+		if page.CanSettings, err = h.Support.MayChooseTeamLead(ctx); err != nil {
+			return err
+		}
+	}
 	for _, p := range support.Priorities {
 		tg := support.TargetOf(p)
 		page.Targets = append(page.Targets, targetRow{Priority: p, FirstResponse: support.FormatBusiness(tg.FirstResponse), Solve: support.FormatBusiness(tg.Resolution)})

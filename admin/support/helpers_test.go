@@ -63,7 +63,7 @@ func newFixture(t *testing.T) *fixture {
 	f.agent2 = mk("sue@test.local", "Sue Support", policies.RoleSupport)
 	f.lead = mk("lena@test.local", "Lena Lead", policies.RoleSupport)
 	pm := mk("pm@test.local", "Petra PM", policies.RolePartnerManager)
-	if err := f.svc.SetTeamLead(f.staff(f.lead), &f.lead.ID); err != nil {
+	if err := f.svc.SetTeamLead(f.sys, &f.lead.ID); err != nil {
 		t.Fatal(err)
 	}
 	ob := &onboarding.Service{DB: gdb, BcryptCost: 4, PublicURL: "http://cardata.test"}

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"cardata/jobs"
+	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
 	"cardata/policies/listsort"
@@ -482,10 +483,42 @@ func (s *Service) FindSettings(ctx context.Context) (*Settings, error) {
 	return &st, errs.Wrap(err, "support settings")
 }
 
-// SetTeamLead names the support agent who receives SLA escalations (nil: nobody, administrators then).
+// errTeamLeadOnly refuses a plain support agent who tries to name the team lead.
+var errTeamLeadOnly = errs.New(errs.Forbidden, "team_lead_only", "only the support team lead or an administrator chooses the team lead")
+
+// MayChooseTeamLead reports whether the principal may name the team lead:
+// an administrator, the current team lead (handing over) or the system;
+// a plain support agent may not (the form is hidden from them, and
+// SetTeamLead refuses them).
+func (s *Service) MayChooseTeamLead(ctx context.Context) (bool, error) {
+	v, err := staffOf(ctx)
+	if err != nil {
+		return false, nil
+	}
+	if v.p.Kind == policies.KindSystem || v.p.HasRole(policies.RoleAdmin) {
+		return true, nil
+	}
+	if !v.p.HasRole(policies.RoleSupport) {
+		return false, nil
+	}
+	st, err := s.FindSettings(ctx)
+	if err != nil {
+		return false, err
+	}
+	return st.IsLead(v.p.ID), nil
+}
+
+// SetTeamLead names the support agent who receives SLA escalations (nil:
+// nobody, administrators then). Only an administrator or the current team
+// lead may (MayChooseTeamLead).
 func (s *Service) SetTeamLead(ctx context.Context, staffID *int64) error {
 	if _, err := staffOf(ctx); err != nil {
 		return err
+	}
+	if ok, err := s.MayChooseTeamLead(ctx); err != nil {
+		return err
+	} else if !ok {
+		return errTeamLeadOnly
 	}
 	if staffID != nil {
 		if err := s.checkAgent(ctx, *staffID); err != nil {
