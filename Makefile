@@ -14,7 +14,7 @@ DEV_IDP_ADDR ?= 127.0.0.1:8081
 TEST_PARALLEL ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
 GOTEST_FLAGS ?= -count=1 -timeout 25m -p $(TEST_PARALLEL) -parallel $(TEST_PARALLEL)
 
-.PHONY: run test test-stress soak build postgres chromium vet bench bench-ingest bench-api bench-invoice bench-ledger pkggraph clean
+.PHONY: run test test-stress soak build postgres chromium vet bench bench-ingest bench-api bench-invoice bench-ledger pkggraph axe clean
 
 ## run: start Postgres if needed, create + migrate the database, load demo data, serve
 run: postgres build
@@ -102,6 +102,13 @@ bench-ledger: postgres
 ## pkggraph: redraw README.md's package graph from the code's imports (checked by go test ./app/cmd/pkggraph)
 pkggraph:
 	go run ./app/cmd/pkggraph -w README.md
+
+## axe: refresh the vendored axe-core (MPL-2.0) that the crawl's accessibility check runs
+## (app/e2e/testdata/axe.min.js, licence header kept) from the npm registry; the tests need no network
+AXE_VERSION ?= 4.14.1
+axe:
+	d=$$(mktemp -d) && (cd $$d && npm pack axe-core@$(AXE_VERSION) >/dev/null && tar xzf axe-core-$(AXE_VERSION).tgz) && \
+		cp $$d/package/axe.min.js app/e2e/testdata/axe.min.js && cp $$d/package/LICENSE app/e2e/testdata/axe-core.LICENSE && rm -rf $$d
 
 clean:
 	rm -rf bin

@@ -44,9 +44,20 @@ type CoverageMap struct {
 	Width, Height int
 	Size          int
 	Tiles         []Tile
+	// PausedGround and PausedStripe draw the hatching of paused markets.
+	PausedGround, PausedStripe string
 }
 
-// coverageFill shades a market by the number of active providers covering it.
+// The paused tiles' hatching: light stripes on a light ground, so that the
+// dark ink stays readable over both (WCAG AA, tested).
+const (
+	pausedGround = "#fdecea"
+	pausedStripe = "#e8a39b"
+)
+
+// coverageFill shades a market by the number of active providers covering
+// it. Every pair of fill and ink (and the paused hatching's two colours
+// against its ink) has a contrast of at least 4.5:1 (WCAG AA for text).
 func coverageFill(n int, paused bool) (fill, ink string) {
 	switch {
 	case paused:
@@ -56,13 +67,13 @@ func coverageFill(n int, paused bool) (fill, ink string) {
 	case n == 1:
 		return "#bcd5f0", "#1c2430"
 	case n <= 3:
-		return "#6fa3d8", "#ffffff"
+		return "#2f6fae", "#ffffff"
 	}
-	return "#0f5fa8", "#ffffff"
+	return "#0a4a85", "#ffffff"
 }
 
 func buildMap(report []onboarding.CoverageRow) CoverageMap {
-	m := CoverageMap{Size: tileSize}
+	m := CoverageMap{Size: tileSize, PausedGround: pausedGround, PausedStripe: pausedStripe}
 	for _, r := range report {
 		pos, ok := tilePositions[r.Market.Code]
 		if !ok {

@@ -12,6 +12,7 @@ import (
 
 	"cardata/app/apptest"
 	"cardata/app/demo"
+	"cardata/app/web"
 )
 
 // demoLogin is one demo user of the crawl: where they sign in and start.
@@ -73,6 +74,13 @@ func linkShape(u *url.URL) string {
 // crawl follows every same-origin link shown to c, starting at home, and
 // returns the links that did not work, with the page that showed them.
 func crawl(t *testing.T, c *apptest.Client, home string) (broken []string, pages int) {
+	broken, pages, _ = crawlPages(t, c, home)
+	return broken, pages
+}
+
+// crawlPages is crawl that also returns the paths of the HTML pages it read
+// (200), in the order it read them.
+func crawlPages(t *testing.T, c *apptest.Client, home string) (broken []string, pages int, read []string) {
 	t.Helper()
 	type item struct{ path, from string }
 	queue := []item{{home, "(home)"}}
@@ -97,6 +105,9 @@ func crawl(t *testing.T, c *apptest.Client, home string) (broken []string, pages
 		}
 		if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 			continue
+		}
+		if res.Status == 200 {
+			read = append(read, it.path)
 		}
 		base, _ := url.Parse(it.path)
 		for _, m := range hrefRe.FindAllStringSubmatch(res.Body, -1) {
@@ -126,23 +137,56 @@ func crawl(t *testing.T, c *apptest.Client, home string) (broken []string, pages
 			queue = append(queue, item{p, it.path})
 		}
 	}
-	return broken, pages
+	return broken, pages, read
 }
 
 // Every link a demo user is shown leads somewhere they may go: the crawl
 // starts at each demo user's home, follows every same-origin link (GET) and
 // fails on any that answers 401, 403, 404, 405 or 5xx.
+//
+// Every page template the crawl reached is then checked for accessibility:
+// axe-core in headless Chromium, once per route pattern and surface (the
+// first user of demoLogins to read it, so the partner manager's forms are
+// among them), failing on serious and critical violations.
 func TestEveryShownLinkWorksForEveryDemoUser(t *testing.T) {
 	t.Parallel()
 	tt := newDemoApp(t)
+	routes := newRouteMatcher(tt.App.Fiber)
+	var toCheck []axePage
+	checked := map[string]bool{}
 	for _, u := range demoLogins {
 		t.Run(u.name, func(t *testing.T) {
 			c := loginDemo(t, tt, u)
-			broken, pages := crawl(t, c, u.home)
+			broken, pages, read := crawlPages(t, c, u.home)
 			t.Logf("%s: %d pages", u.name, pages)
 			if len(broken) > 0 {
 				t.Errorf("%s is shown %d links that do not work:\n%s", u.email, len(broken), strings.Join(broken, "\n"))
 			}
+			for _, p := range read {
+				pat := routes.pattern(p)
+				if pat == "" || checked[pat] {
+					continue
+				}
+				checked[pat] = true
+				cookies := map[string]string{}
+				for _, name := range []string{web.SessionCookie, "cardata_csrf"} {
+					if v := c.Cookie(name); v != "" {
+						cookies[name] = v
+					}
+				}
+				toCheck = append(toCheck, axePage{user: u.name, pattern: pat, path: p, cookies: cookies})
+			}
 		})
 	}
+	if t.Failed() {
+		return
+	}
+	t.Run("accessibility", func(t *testing.T) {
+		base := tt.Serve(t)
+		failures := checkAccessibility(t, base, toCheck)
+		t.Logf("axe checked %d page templates", len(toCheck))
+		if len(failures) > 0 {
+			t.Errorf("%d serious or critical accessibility violations:\n%s", len(failures), strings.Join(failures, "\n"))
+		}
+	})
 }

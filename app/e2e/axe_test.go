@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/gofiber/fiber/v2"
+
+	"cardata/app/apptest"
+)
+
+// axeSource is axe-core (MPL-2.0, Deque Systems; its licence header is kept
+// in the file), vendored so that a clean clone needs no network. Refresh it
+// with `make axe` (AXE_VERSION in the Makefile pins the version).
+//
+//go:embed testdata/axe.min.js
+var axeSource string
+
+// axeFailingImpacts are the axe impact levels that fail the build
+// (docs/CONVENTIONS.md, "Accessibility"): serious and critical. Moderate
+// and minor findings are logged only.
+var axeFailingImpacts = map[string]bool{"serious": true, "critical": true}
+
+// routeMatcher maps a request path to the pattern of the GET route that
+// serves it ("/admin/providers/:id"), so that the accessibility check runs
+// once per page template instead of once per record.
+type routeMatcher struct {
+	patterns []string
+	res      []*regexp.Regexp
+}
+
+func newRouteMatcher(app *fiber.App) *routeMatcher {
+	seen := map[string]bool{}
+	var pats []string
+	for _, r := range app.GetRoutes(true) {
+		if r.Method != fiber.MethodGet || seen[r.Path] {
+			continue
+		}
+		seen[r.Path] = true
+		pats = append(pats, r.Path)
+	}
+	// the most specific first: fewer parameters, then longer
+	sort.SliceStable(pats, func(i, j int) bool {
+		pi, pj := strings.Count(pats[i], ":")+strings.Count(pats[i], "*"), strings.Count(pats[j], ":")+strings.Count(pats[j], "*")
+		if pi != pj {
+			return pi < pj
+		}
+		return len(pats[i]) > len(pats[j])
+	})
+	m := &routeMatcher{}
+	for _, p := range pats {
+		var b strings.Builder
+		b.WriteString("^")
+		for _, seg := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+			b.WriteString("/")
+			switch {
+			case strings.HasPrefix(seg, ":"):
+				b.WriteString("[^/]+")
+			case seg == "*" || strings.HasPrefix(seg, "+"):
+				b.WriteString(".*")
+			default:
+				b.WriteString(regexp.QuoteMeta(seg))
+			}
+		}
+		b.WriteString("/?$")
+		re, err := regexp.Compile(b.String())
+		if err != nil {
+			continue
+		}
+		m.patterns = append(m.patterns, p)
+		m.res = append(m.res, re)
+	}
+	return m
+}
+
+// pattern returns the route pattern of a request URI ("" when none matches).
+func (m *routeMatcher) pattern(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return ""
+	}
+	for i, re := range m.res {
+		if re.MatchString(u.Path) {
+			return m.patterns[i]
+		}
+	}
+	return ""
+}
+
+// axePage is one page to check: a path and the cookies of the user who saw it.
+type axePage struct {
+	user, pattern, path string
+	cookies                    map[string]string
+}
+
+type axeViolation struct {
+	ID     string `json:"id"`
+	Impact string `json:"impact"`
+	Help   string `json:"help"`
+	Nodes  []struct {
+		Target []any  `json:"target"`
+		HTML   string `json:"html"`
+	} `json:"nodes"`
+}
+
+// axeScript runs axe on the loaded document (WCAG 2.x A and AA rules and
+// axe's best practices) and returns its violations as JSON.
+const axeScript = `(async () => {
+  const r = await axe.run(document, {resultTypes: ['violations']});
+  return JSON.stringify(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 5).map(n => ({target: n.target, html: n.html.slice(0, 160)}))})));
+})()`
+
+// checkAccessibility loads every page in one headless Chromium (as the user
+// who was shown it, by that user's cookies), runs axe-core and returns one
+// line per failing violation (page, rule id, impact, targets); the others
+// are logged.
+func checkAccessibility(t *testing.T, base string, pages []axePage) []string {
+	t.Helper()
+	ctx := apptest.Browser(t)
+	if err := chromedp.Run(ctx, network.Enable(), page.SetBypassCSP(true)); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := url.Parse(base)
+	var failures []string
+	for _, p := range pages {
+		var raw string
+		err := chromedp.Run(ctx,
+			network.ClearBrowserCookies(),
+			chromedp.ActionFunc(func(ctx context.Context) error {
+				for name, value := range p.cookies {
+					if err := network.SetCookie(name, value).WithDomain(host.Hostname()).WithPath("/").Do(ctx); err != nil {
+						return err
+					}
+				}
+				return nil
+			}),
+			chromedp.Navigate(base+p.path),
+			chromedp.WaitReady("body", chromedp.ByQuery),
+			chromedp.Evaluate(axeSource, nil),
+			chromedp.Evaluate(axeScript, &raw, func(ep *runtime.EvaluateParams) *runtime.EvaluateParams { return ep.WithAwaitPromise(true) }),
+		)
+		if err != nil {
+			t.Fatalf("axe on %s as %s: %v", p.path, p.user, err)
+		}
+		var vs []axeViolation
+		if err := json.Unmarshal([]byte(raw), &vs); err != nil {
+			t.Fatalf("axe result on %s: %v", p.path, err)
+		}
+		for _, v := range vs {
+			var targets []string
+			for _, n := range v.Nodes {
+				targets = append(targets, fmt.Sprint(n.Target...)+" "+n.HTML)
+			}
+			line := fmt.Sprintf("%s (%s, as %s): %s [%s] %s\n    %s", p.path, p.pattern, p.user, v.ID, v.Impact, v.Help, strings.Join(targets, "\n    "))
+			if axeFailingImpacts[v.Impact] {
+				failures = append(failures, line)
+			} else {
+				t.Logf("axe (not failing): %s", line)
+			}
+		}
+	}
+	return failures
+}
