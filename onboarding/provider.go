@@ -127,6 +127,18 @@ type Event struct {
 
 func (Event) TableName() string { return "provider_events" }
 
+// ActionLabel is the event's action for people ("claimed for review"), an
+// id of the templates' catalogs.
+func (e Event) ActionLabel() string {
+	if e.Action == ActionSubmit {
+		return "submitted"
+	}
+	if t, ok := TransitionFor(e.Action); ok {
+		return t.Past
+	}
+	return strings.ReplaceAll(string(e.Action), "_", " ")
+}
+
 // Action is a verb that moves a provider between statuses.
 type Action string
 

@@ -11,6 +11,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -284,6 +285,14 @@ func Funcs(z i18n.Locale) template.FuncMap {
 		}
 		return drawChart(z, *d)
 	}
+	// label translates a raw value a person reads (a state, category,
+	// sensitivity, channel: "driving_behaviour") through the catalogs by
+	// its words ("driving behaviour"): {{label .Sensitivity}}.
+	f["label"] = func(v any) string { return z.T(strings.ReplaceAll(fmt.Sprint(v), "_", " ")) }
+	// countries lists a slice of structs with Code and Name fields (the
+	// markets, the seats) as options named in the page's language and
+	// sorted by those names: {{range countries .Data.Markets}}.
+	f["countries"] = func(list any) []i18n.CountryOption { return z.Countries(codesOf(list)) }
 	// inLang picks the text of the page's language from a pair kept in
 	// both (the catalog's key labels): {{inLang .Label .LabelDE}}; the
 	// English one stands in for a missing German one.
@@ -519,5 +528,37 @@ func ByteSize(n int64) string {
 		return fmt.Sprintf("%.1f KB", float64(n)/1024)
 	default:
 		return fmt.Sprintf("%.1f MB", float64(n)/(1024*1024))
+	}
+}
+
+// codesOf reads the Code and Name fields of a slice of structs for the
+// template function countries (the country lists live in packages above
+// templates); the names stand in where CLDR knows no name.
+func codesOf(list any) ([]string, func(string) string) {
+	v := reflect.ValueOf(list)
+	if v.Kind() != reflect.Slice {
+		return nil, nil
+	}
+	codes := make([]string, 0, v.Len())
+	names := map[string]string{}
+	for i := 0; i < v.Len(); i++ {
+		e := reflect.Indirect(v.Index(i))
+		if e.Kind() != reflect.Struct {
+			continue
+		}
+		code, name := e.FieldByName("Code"), e.FieldByName("Name")
+		if !code.IsValid() || code.Kind() != reflect.String {
+			continue
+		}
+		codes = append(codes, code.String())
+		if name.IsValid() && name.Kind() == reflect.String {
+			names[code.String()] = name.String()
+		}
+	}
+	return codes, func(c string) string {
+		if n, ok := names[c]; ok {
+			return n
+		}
+		return c
 	}
 }

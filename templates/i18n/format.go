@@ -2,10 +2,12 @@ package i18n
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
+	"golang.org/x/text/collate"
 	"golang.org/x/text/language"
 	"golang.org/x/text/language/display"
 )
@@ -253,4 +255,32 @@ func (z Locale) Month(v any) string {
 		return fmt.Sprintf("%s %d", monthsDE[t.Month()-1], t.Year())
 	}
 	return t.Format("January 2006")
+}
+
+// CountryOption is a country of a list shown to people: its code and its
+// name in the locale's language.
+type CountryOption struct {
+	Code, Name string
+}
+
+// Countries names the countries in the locale's language and sorts them by
+// that name with the language's collation (German: "Österreich" between
+// "Norwegen" and "Polen"), so that a list reads alphabetically under the
+// labels it shows. fallback gives a name for a code CLDR does not know.
+func (z Locale) Countries(codes []string, fallback func(code string) string) []CountryOption {
+	out := make([]CountryOption, len(codes))
+	for i, c := range codes {
+		fb := c
+		if fallback != nil {
+			fb = fallback(c)
+		}
+		out[i] = CountryOption{Code: c, Name: z.Country(c, fb)}
+	}
+	tag := language.English
+	if z.Lang == DE {
+		tag = language.German
+	}
+	col := collate.New(tag)
+	sort.SliceStable(out, func(i, j int) bool { return col.CompareString(out[i].Name, out[j].Name) < 0 })
+	return out
 }
