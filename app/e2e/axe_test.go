@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -129,16 +131,32 @@ const axeScript = `(async () => {
 func checkAccessibility(t *testing.T, base string, pages []axePage) []string {
 	t.Helper()
 	ctx := apptest.Browser(t)
-	if err := chromedp.Run(ctx, network.Enable(), page.SetBypassCSP(true)); err != nil {
+	// axe is added to every document as it loads (sent to the browser once,
+	// not once per page)
+	err := chromedp.Run(ctx, network.Enable(), page.SetBypassCSP(true), chromedp.ActionFunc(func(ctx context.Context) error {
+		_, err := page.AddScriptToEvaluateOnNewDocument(axeSource).Do(ctx)
+		return err
+	}))
+	if err != nil {
 		t.Fatal(err)
 	}
 	host, _ := url.Parse(base)
 	var failures []string
+	user := ""
+	var tNav, tInject, tRun time.Duration
+	defer func() { t.Logf("axe: %d pages, loading %s, injecting %s, running %s", len(pages), tNav, tInject, tRun) }()
 	for _, p := range pages {
 		var raw string
+		t0 := time.Now()
 		err := chromedp.Run(ctx,
-			network.ClearBrowserCookies(),
 			chromedp.ActionFunc(func(ctx context.Context) error {
+				if p.user == user {
+					return nil
+				}
+				user = p.user
+				if err := network.ClearBrowserCookies().Do(ctx); err != nil {
+					return err
+				}
 				for name, value := range p.cookies {
 					if err := network.SetCookie(name, value).WithDomain(host.Hostname()).WithPath("/").Do(ctx); err != nil {
 						return err
@@ -148,9 +166,21 @@ func checkAccessibility(t *testing.T, base string, pages []axePage) []string {
 			}),
 			chromedp.Navigate(base+p.path),
 			chromedp.WaitReady("body", chromedp.ByQuery),
-			chromedp.Evaluate(axeSource, nil),
-			chromedp.Evaluate(axeScript, &raw, func(ep *runtime.EvaluateParams) *runtime.EvaluateParams { return ep.WithAwaitPromise(true) }),
 		)
+		t1 := time.Now()
+		if err == nil {
+			err = chromedp.Run(ctx, apptest.WaitJS(`typeof axe === 'object'`))
+		}
+		t2 := time.Now()
+		if err == nil {
+			err = chromedp.Run(ctx, chromedp.Evaluate(axeScript, &raw, func(ep *runtime.EvaluateParams) *runtime.EvaluateParams { return ep.WithAwaitPromise(true) }))
+		}
+		tNav, tInject, tRun = tNav+t1.Sub(t0), tInject+t2.Sub(t1), tRun+time.Since(t2)
+		if os.Getenv("AXE_TIMES") != "" {
+			var n int
+			_ = chromedp.Run(ctx, chromedp.Evaluate(`document.getElementsByTagName('*').length`, &n))
+			t.Logf("axe timing %s: load %s inject %s run %s, %d elements", p.path, t1.Sub(t0), t2.Sub(t1), time.Since(t2), n)
+		}
 		if err != nil {
 			t.Fatalf("axe on %s as %s: %v", p.path, p.user, err)
 		}
