@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"cardata/admin/support"
 	"cardata/app/apptest"
 	"cardata/policies"
 )
@@ -36,6 +37,21 @@ func TestStaffFlashWithValuesInGerman(t *testing.T) {
 	body = flash("pause", "/admin/markets/DE", url.Values{"active": {"false"}})
 	if !strings.Contains(body, "ist pausiert: Der Markt nimmt keine Anfragen an") {
 		t.Errorf("market pause flash not German:\n%s", flashOf(body))
+	}
+
+	// A ticket's priority, category and state read in German on the portal.
+	a := mustActiveProvider(t, tt, "Flash Flotte GmbH", "DE", "DE136695976")
+	tk, err := supportFor(tt, nil).OpenTicket(asProvider(a), support.NewTicket{Subject: "Webhooks", Description: "d",
+		Category: support.CategoryAPIData, Priority: support.P2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa := loginProvider(t, tt, a.Admin.Email, providerPassword)
+	pa.Header.Set("Accept-Language", "de")
+	res := pa.Get(fmt.Sprintf("/portal/tickets/%d", tk.ID))
+	if res.Status != http.StatusOK || !strings.Contains(res.Body, "P2 – große Auswirkung") || !strings.Contains(res.Body, "API und Daten") ||
+		!strings.Contains(res.Body, `id="status">neu<`) {
+		t.Errorf("ticket labels not German: status %d:\n%.3000s", res.Status, res.Body)
 	}
 }
 
