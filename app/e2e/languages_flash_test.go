@@ -53,6 +53,12 @@ func TestStaffFlashWithValuesInGerman(t *testing.T) {
 		!strings.Contains(res.Body, `id="status">neu<`) {
 		t.Errorf("ticket labels not German: status %d:\n%.3000s", res.Status, res.Body)
 	}
+	// A form's field errors are German on the page (the API keeps English and codes).
+	res = postMultipart(t, pa, "/portal/tickets", part{name: "subject", value: "x"}, part{name: "category", value: "api_data"}, part{name: "priority", value: "P2"})
+	if res.Status != http.StatusUnprocessableEntity || !strings.Contains(res.Body, "geben Sie dem Ticket einen Betreff (mindestens 3 Zeichen)") ||
+		!strings.Contains(res.Body, "beschreiben Sie das Problem") || !strings.Contains(res.Body, `value="x"`) {
+		t.Errorf("field errors not German: status %d:\n%.3000s", res.Status, res.Body)
+	}
 }
 
 // flashOf cuts the flash message out of a page for a failure message.
