@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -33,39 +32,14 @@ type SearchHandlers struct {
 // Routes mounts the search on r (the /admin group).
 func (h *SearchHandlers) Routes(r fiber.Router) { r.Get("/search", h.search) }
 
-// Search bounds: a shorter query finds too much to be useful; each kind
-// shows at most searchLimit hits (and links to its list for the rest).
-const (
-	searchMinLen = 2
-	searchMaxLen = 100
-	searchLimit  = 10
-)
-
-// SearchHit is one thing found.
-type SearchHit struct {
-	Label, Detail, Path string
-}
-
-// SearchGroup is the hits of one kind.
-type SearchGroup struct {
-	Kind  string // providers, tickets, invoices, vehicles (the section id)
-	Title string
-	Hits  []SearchHit
-	More  string // the kind's list filtered by the query, when it found more
-}
-
-type searchPage struct {
-	Query  string
-	Groups []SearchGroup
-	Kinds  []string // the titles of the kinds the role may search
-	Empty  bool     // searched, nothing found
-}
+// searchLimit is the most hits a kind shows (its list has the rest).
+const searchLimit = 10
 
 // searchKind is one kind of result: the page its hits open (to ask the
 // policy) and how to find them.
 type searchKind struct {
 	kind, title, probe string
-	find               func(ctx context.Context, q string) ([]SearchHit, string, error)
+	find               func(ctx context.Context, q string) ([]templates.SearchHit, string, error)
 }
 
 func (h *SearchHandlers) kinds() []searchKind {
@@ -80,7 +54,7 @@ func (h *SearchHandlers) kinds() []searchKind {
 func (h *SearchHandlers) search(c *fiber.Ctx) error {
 	q := strings.TrimSpace(c.Query("q"))
 	p := policies.PrincipalFrom(c.UserContext())
-	page := searchPage{Query: q}
+	page := templates.SearchPage{Action: "/admin/search", Query: q}
 	var allowed []searchKind
 	for _, k := range h.kinds() {
 		if h.View.Can(p, fiber.MethodGet, k.probe) {
@@ -92,11 +66,7 @@ func (h *SearchHandlers) search(c *fiber.Ctx) error {
 	if q == "" {
 		return h.View.Render(c, fiber.StatusOK, "admin/search", &templates.Page{Title: "Search", Form: form, Data: page})
 	}
-	if n := utf8.RuneCountInString(q); n < searchMinLen || n > searchMaxLen {
-		msg := "Type at least 2 characters."
-		if n > searchMaxLen {
-			msg = "Type at most 100 characters."
-		}
+	if msg := templates.SearchQueryProblem(q); msg != "" {
 		return h.View.Render(c, fiber.StatusUnprocessableEntity, "admin/search", &templates.Page{Title: "Search", Form: form,
 			Errors: map[string]string{"q": msg}, Data: page})
 	}
@@ -108,7 +78,7 @@ func (h *SearchHandlers) search(c *fiber.Ctx) error {
 		}
 		if len(hits) > 0 {
 			page.Empty = false
-			page.Groups = append(page.Groups, SearchGroup{Kind: k.kind, Title: k.title, Hits: hits, More: more})
+			page.Groups = append(page.Groups, templates.SearchGroup{Kind: k.kind, Title: k.title, Hits: hits, More: more})
 		}
 	}
 	return h.View.Render(c, fiber.StatusOK, "admin/search", &templates.Page{Title: "Search", Form: form, Data: page})
@@ -121,12 +91,12 @@ func listLink(path, param, q string, total int64) string {
 	return path + "?" + param + "=" + url.QueryEscape(q)
 }
 
-func (h *SearchHandlers) providers(ctx context.Context, q string) ([]SearchHit, string, error) {
-	var out []SearchHit
+func (h *SearchHandlers) providers(ctx context.Context, q string) ([]templates.SearchHit, string, error) {
+	var out []templates.SearchHit
 	seen := map[int64]bool{}
 	if id, err := strconv.ParseInt(strings.TrimPrefix(q, "#"), 10, 64); err == nil && id > 0 {
 		if p, err := h.Onboarding.FindProviderByID(ctx, id); err == nil {
-			out = append(out, SearchHit{Label: p.LegalName, Detail: "#" + strconv.FormatInt(p.ID, 10) + " · " + p.VATID, Path: "/admin/providers/" + strconv.FormatInt(p.ID, 10)})
+			out = append(out, templates.SearchHit{Label: p.LegalName, Detail: "#" + strconv.FormatInt(p.ID, 10) + " · " + p.VATID, Path: "/admin/providers/" + strconv.FormatInt(p.ID, 10)})
 			seen[p.ID] = true
 		}
 	}
@@ -136,32 +106,32 @@ func (h *SearchHandlers) providers(ctx context.Context, q string) ([]SearchHit, 
 	}
 	for _, p := range list {
 		if !seen[p.ID] {
-			out = append(out, SearchHit{Label: p.LegalName, Detail: "#" + strconv.FormatInt(p.ID, 10) + " · " + p.VATID, Path: "/admin/providers/" + strconv.FormatInt(p.ID, 10)})
+			out = append(out, templates.SearchHit{Label: p.LegalName, Detail: "#" + strconv.FormatInt(p.ID, 10) + " · " + p.VATID, Path: "/admin/providers/" + strconv.FormatInt(p.ID, 10)})
 		}
 	}
 	return out, listLink("/admin/providers", "q", q, total), nil
 }
 
-func (h *SearchHandlers) tickets(ctx context.Context, q string) ([]SearchHit, string, error) {
+func (h *SearchHandlers) tickets(ctx context.Context, q string) ([]templates.SearchHit, string, error) {
 	list, total, err := h.Support.ListTickets(ctx, support.Filter{View: support.ViewAll, Query: q, Limit: searchLimit})
 	if err != nil {
 		return nil, "", err
 	}
-	out := make([]SearchHit, 0, len(list))
+	out := make([]templates.SearchHit, 0, len(list))
 	for _, t := range list {
-		out = append(out, SearchHit{Label: t.Number() + " " + t.Subject, Detail: t.ProviderName, Path: "/admin/tickets/" + strconv.FormatInt(t.ID, 10)})
+		out = append(out, templates.SearchHit{Label: t.Number() + " " + t.Subject, Detail: t.ProviderName, Path: "/admin/tickets/" + strconv.FormatInt(t.ID, 10)})
 	}
 	return out, listLink("/admin/tickets", "q", q, total), nil
 }
 
-func (h *SearchHandlers) invoices(ctx context.Context, q string) ([]SearchHit, string, error) {
+func (h *SearchHandlers) invoices(ctx context.Context, q string) ([]templates.SearchHit, string, error) {
 	list, total, err := h.Billing.ListInvoices(ctx, billing.InvoiceFilter{Number: q, Limit: searchLimit})
 	if err != nil {
 		return nil, "", err
 	}
-	out := make([]SearchHit, 0, len(list))
+	out := make([]templates.SearchHit, 0, len(list))
 	for _, inv := range list {
-		out = append(out, SearchHit{Label: inv.NumberOrDraft(), Detail: inv.BuyerName + " · " + inv.Period, Path: invoicePath(inv.ID)})
+		out = append(out, templates.SearchHit{Label: inv.NumberOrDraft(), Detail: inv.BuyerName + " · " + inv.Period, Path: invoicePath(inv.ID)})
 	}
 	more := ""
 	if total > searchLimit {
@@ -170,14 +140,14 @@ func (h *SearchHandlers) invoices(ctx context.Context, q string) ([]SearchHit, s
 	return out, more, nil
 }
 
-func (h *SearchHandlers) vehicles(ctx context.Context, q string) ([]SearchHit, string, error) {
+func (h *SearchHandlers) vehicles(ctx context.Context, q string) ([]templates.SearchHit, string, error) {
 	list, more, err := h.Vehicles.FindVINs(ctx, q, searchLimit)
 	if err != nil {
 		return nil, "", err
 	}
-	out := make([]SearchHit, 0, len(list))
+	out := make([]templates.SearchHit, 0, len(list))
 	for _, v := range list {
-		out = append(out, SearchHit{Label: v.VIN, Detail: v.Brand + " " + v.Model + " · " + v.Market, Path: "/admin/vehicles/" + v.VIN})
+		out = append(out, templates.SearchHit{Label: v.VIN, Detail: v.Brand + " " + v.Model + " · " + v.Market, Path: "/admin/vehicles/" + v.VIN})
 	}
 	if !more {
 		return out, "", nil

@@ -80,35 +80,30 @@ const csvTimeout = 10 * time.Minute
 // CSVTime is a timestamp in an export: RFC 3339 in UTC ("2026-12-05T12:31:13Z";
 // the header says UTC), empty for none. Calendar dates are YYYY-MM-DD.
 func CSVTime[T time.Time | *time.Time](v T) string {
-	var t time.Time
-	switch x := any(v).(type) {
-	case time.Time:
-		t = x
-	case *time.Time:
-		if x != nil {
-			t = *x
-		}
+	if t := csvTimeOf(v); !t.IsZero() {
+		return t.UTC().Format(time.RFC3339)
 	}
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
+	return ""
 }
 
 // CSVDate is a calendar date in an export (YYYY-MM-DD, as the business
 // day it stands for), empty for none.
 func CSVDate[T time.Time | *time.Time](v T) string {
-	var t time.Time
+	if t := csvTimeOf(v); !t.IsZero() {
+		return t.Format("2006-01-02")
+	}
+	return ""
+}
+
+// csvTimeOf is the time behind a value or a pointer (zero for nil).
+func csvTimeOf[T time.Time | *time.Time](v T) time.Time {
 	switch x := any(v).(type) {
 	case time.Time:
-		t = x
+		return x
 	case *time.Time:
 		if x != nil {
-			t = *x
+			return *x
 		}
 	}
-	if t.IsZero() {
-		return ""
-	}
-	return t.Format("2006-01-02")
+	return time.Time{}
 }

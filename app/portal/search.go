@@ -3,7 +3,6 @@ package portal
 import (
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -32,27 +31,13 @@ func (h *SearchHandlers) Routes(r fiber.Router) { r.Get("/search", h.search) }
 // searchLimit is the most hits a kind shows.
 const searchLimit = 10
 
-type searchHit struct{ Label, Detail, Path string }
-
-type searchGroup struct {
-	Kind, Title string
-	Hits        []searchHit
-}
-
-type searchPage struct {
-	Query  string
-	Groups []searchGroup
-	Kinds  []string
-	Empty  bool
-}
-
 func (h *SearchHandlers) search(c *fiber.Ctx) error {
 	p := policies.PrincipalFrom(c.UserContext())
 	if p == nil || p.Kind != policies.KindProvider || p.ProviderID == 0 {
 		return errs.New(errs.Forbidden, "forbidden", "provider users only")
 	}
 	q := strings.TrimSpace(c.Query("q"))
-	page := searchPage{Query: q}
+	page := templates.SearchPage{Action: "/portal/search", Query: q}
 	tickets := h.View.Can(p, fiber.MethodGet, "/portal/tickets/1")
 	invoices := h.View.Can(p, fiber.MethodGet, "/portal/invoices")
 	if tickets {
@@ -68,11 +53,7 @@ func (h *SearchHandlers) search(c *fiber.Ctx) error {
 	if q == "" {
 		return render(fiber.StatusOK, nil)
 	}
-	if n := utf8.RuneCountInString(q); n < 2 || n > 100 {
-		msg := "Type at least 2 characters."
-		if n > 100 {
-			msg = "Type at most 100 characters."
-		}
+	if msg := templates.SearchQueryProblem(q); msg != "" {
 		return render(fiber.StatusUnprocessableEntity, map[string]string{"q": msg})
 	}
 	ctx := c.UserContext()
@@ -81,9 +62,9 @@ func (h *SearchHandlers) search(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		g := searchGroup{Kind: "tickets", Title: "Tickets"}
+		g := templates.SearchGroup{Kind: "tickets", Title: "Tickets"}
 		for _, t := range list {
-			g.Hits = append(g.Hits, searchHit{Label: t.Number() + " " + t.Subject, Path: "/portal/tickets/" + strconv.FormatInt(t.ID, 10)})
+			g.Hits = append(g.Hits, templates.SearchHit{Label: t.Number() + " " + t.Subject, Path: "/portal/tickets/" + strconv.FormatInt(t.ID, 10)})
 		}
 		if len(g.Hits) > 0 {
 			page.Groups = append(page.Groups, g)
@@ -94,11 +75,11 @@ func (h *SearchHandlers) search(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		g := searchGroup{Kind: "invoices", Title: "Invoices"}
+		g := templates.SearchGroup{Kind: "invoices", Title: "Invoices"}
 		needle := strings.ToLower(q)
 		for _, inv := range list {
 			if inv.Number != nil && strings.Contains(strings.ToLower(*inv.Number), needle) && len(g.Hits) < searchLimit {
-				g.Hits = append(g.Hits, searchHit{Label: *inv.Number, Detail: inv.Period, Path: "/portal/invoices#invoice-" + strconv.FormatInt(inv.ID, 10)})
+				g.Hits = append(g.Hits, templates.SearchHit{Label: *inv.Number, Detail: inv.Period, Path: "/portal/invoices#invoice-" + strconv.FormatInt(inv.ID, 10)})
 			}
 		}
 		if len(g.Hits) > 0 {
