@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"cardata/admin/support"
 	"cardata/app/apptest"
 	"cardata/billing"
 	"cardata/billing/billingtest"
@@ -217,6 +218,26 @@ func TestTablesPortalExportsOwnRowsOnly(t *testing.T) {
 	if rows := csvRows(t, pa.Get("/portal/invoices/export.csv"), "german invoices csv"); rows[0][0] != "Nummer" || rows[0][8] != "Bezahlt" {
 		t.Fatalf("german invoices header = %q", rows[0])
 	}
+	// The tickets: A's own (in the list's order, German header), none of B's.
+	for _, tk := range []struct {
+		r       *onboarding.Registered
+		subject string
+	}{{a, "Alpha tickets export"}, {a, "Beta tickets export"}, {b, "Foreign tickets export"}} {
+		if _, err := tt.App.Support.OpenTicket(asProvider(tk.r), support.NewTicket{Subject: tk.subject, Description: "d",
+			Category: support.CategoryAPIData, Priority: support.P3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(pa.Get("/portal/tickets?sort=subject&dir=desc").Body, `href="/portal/tickets/export.csv?dir=desc&amp;sort=subject"`) {
+		t.Fatal("the ticket export link does not keep the order")
+	}
+	rows = csvRows(t, pa.Get("/portal/tickets/export.csv?dir=desc&sort=subject"), "portal tickets csv")
+	if len(rows) != 3 || rows[0][0] != "Ticket" || rows[0][1] != "Betreff" || rows[1][1] != "Beta tickets export" || rows[2][1] != "Alpha tickets export" {
+		t.Fatalf("portal tickets csv = %q", rows)
+	}
+	if body := pa.Get("/portal/tickets/export.csv").Body; strings.Contains(body, "Foreign") {
+		t.Fatal("provider A's ticket export names provider B's ticket")
+	}
 	dev := loginProvider(t, tt, "dev@tables.example", providerPassword)
 	if res := dev.Get("/portal/invoices/export.csv"); res.Status != http.StatusForbidden {
 		t.Fatalf("developer's invoice export: %d", res.Status)
@@ -226,6 +247,9 @@ func TestTablesPortalExportsOwnRowsOnly(t *testing.T) {
 	tt.MustCreateStaff(t, "fin@tables.example", policies.RoleFinance)
 	fin := tt.LoginStaff(t, "fin@tables.example")
 	fin.Header.Set("Accept-Language", "de-DE")
+	if res := fin.Get("/portal/tickets/export.csv"); res.Status != http.StatusForbidden {
+		t.Fatalf("staff on the portal ticket export: %d", res.Status)
+	}
 	if rows := csvRows(t, fin.Get("/admin/billing/export.csv?period=2026-10"), "finance export"); rows[0][0] != "Nummer" || len(rows) != 3 {
 		t.Fatalf("finance export de = %q", rows)
 	}

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
@@ -25,6 +26,7 @@ type TicketHandlers struct {
 func (h *TicketHandlers) Routes(r fiber.Router) {
 	r.Get("/tickets", h.list)
 	r.Get("/tickets/new", h.newForm)
+	r.Get("/tickets/export.csv", h.export)
 	r.Post("/tickets", h.create)
 	r.Get("/tickets/:id", h.show)
 	r.Post("/tickets/:id/messages", h.reply)
@@ -66,6 +68,31 @@ func (h *TicketHandlers) list(c *fiber.Ctx) error {
 		Sort: templates.NewSort(c, f.Order.Key, f.Order.Desc),
 		Form: map[string]string{"q": f.Query, "status": string(f.Status)},
 		Data: ticketListPage{Tickets: list, Statuses: support.Statuses}})
+}
+
+// TicketCSVHeader is the column ids of the portal's ticket export: the
+// staff export's columns without the internal ones (assignee, billable).
+var TicketCSVHeader = []string{"ticket", "subject", "category", "priority", "status",
+	"opened_at", "first_response_due", "first_response_at", "resolution_due", "resolved_at", "closed_at"}
+
+// TicketCSVRow is one of the provider's tickets in the export.
+func TicketCSVRow(t *support.Ticket) []string {
+	return []string{support.TicketNumber(t.ID), t.Subject, string(t.Category), string(t.Priority), string(t.Status),
+		templates.CSVTime(t.CreatedAt), templates.CSVTime(t.FirstResponseDue), templates.CSVTime(t.FirstResponseAt),
+		templates.CSVTime(t.ResolutionDue), templates.CSVTime(t.ResolvedAt), templates.CSVTime(t.ClosedAt)}
+}
+
+// export downloads the provider's own tickets with the list's filters and
+// order (the support service pins the query to the principal's provider).
+func (h *TicketHandlers) export(c *fiber.Ctx) error {
+	if _, err := me(c); err != nil {
+		return err
+	}
+	f := support.Filter{Status: support.Status(c.Query("status")), Query: c.Query("q"),
+		Order: support.PortalTicketSort.Parse(c.Query("sort"), c.Query("dir"))}
+	return templates.CSV(c, "cardata-tickets.csv", TicketCSVHeader, func(ctx context.Context, emit func([]string) error) error {
+		return h.Support.EachTicket(ctx, f, func(t *support.Ticket) error { return emit(TicketCSVRow(t)) })
+	})
 }
 
 type ticketFormPage struct {
