@@ -2,6 +2,7 @@ package support
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rickar/cal/v2"
@@ -127,7 +128,10 @@ type SLAState struct {
 	Due       *time.Time    // when the current clock's target passes (nil while paused or done)
 	Left      time.Duration // business time left on the current clock (negative: overdue)
 	Level     string        // ok, warning, breach
-	Text      string        // for lists: "response in 2 h 10 min", "resolution overdue by 1 h"
+	Text      string        // for lists: "response in 2 h 10 min", "resolution overdue by 1 h" (English)
+	TextID    string        // Text's message id for the page's language: "response in {{.Left}}"
+	TextLeft  string        // its parameter Left: FormatBusiness of the time left or overdue
+	TextTo    string        // its parameter Ticket: the ticket merged into
 	FirstMet  *bool         // first response in time (nil until it happened)
 	ResultMet *bool         // resolved in time (nil until resolved)
 }
@@ -154,6 +158,14 @@ func (st SLAState) FirstResponseLabel() string {
 		return "in time"
 	}
 	return "late"
+}
+
+// say sets the standing's text: the message id with its parameters (Left, Ticket),
+// and the English text for logs and tests.
+func (st *SLAState) say(id, left, ticket string) {
+	st.TextID, st.TextLeft, st.TextTo = id, left, ticket
+	r := strings.NewReplacer("{{.Left}}", left, "{{.Ticket}}", ticket)
+	st.Text = r.Replace(id)
 }
 
 // levelOf grades used of target.
@@ -186,7 +198,7 @@ func (c *Clock) State(t *Ticket, now time.Time) SLAState {
 	}
 	if t.Status == StatusResolved || t.Status == StatusClosed {
 		if t.MergedIntoID != nil {
-			st.Text = "merged into " + TicketNumber(*t.MergedIntoID)
+			st.say("merged into {{.Ticket}}", "", TicketNumber(*t.MergedIntoID))
 			st.Level = LevelOK
 			return st
 		}
@@ -194,10 +206,10 @@ func (c *Clock) State(t *Ticket, now time.Time) SLAState {
 		st.ResultMet = &met
 		st.Level = LevelOK
 		if met {
-			st.Text = "resolved within target"
+			st.say("resolved within target", "", "")
 		} else {
 			st.Level = LevelBreach
-			st.Text = "resolved late"
+			st.say("resolved late", "", "")
 		}
 		return st
 	}
@@ -209,10 +221,10 @@ func (c *Clock) State(t *Ticket, now time.Time) SLAState {
 		st.Level = levelOf(used, tg.FirstResponse)
 		if now.Before(due) {
 			st.Left = c.Between(now, due)
-			st.Text = "response in " + FormatBusiness(st.Left)
+			st.say("response in {{.Left}}", FormatBusiness(st.Left), "")
 		} else {
 			st.Left = -c.Between(due, now)
-			st.Text = "response overdue by " + FormatBusiness(st.Left)
+			st.say("response overdue by {{.Left}}", FormatBusiness(st.Left), "")
 		}
 		return st
 	}
@@ -223,17 +235,17 @@ func (c *Clock) State(t *Ticket, now time.Time) SLAState {
 	if t.SLARunningSince == nil {
 		st.Paused = true
 		if st.Left >= 0 {
-			st.Text = "paused, " + FormatBusiness(st.Left) + " left"
+			st.say("paused, {{.Left}} left", FormatBusiness(st.Left), "")
 		} else {
-			st.Text = "paused, overdue by " + FormatBusiness(st.Left)
+			st.say("paused, overdue by {{.Left}}", FormatBusiness(st.Left), "")
 		}
 		return st
 	}
 	st.Due = t.ResolutionDue
 	if st.Left > 0 {
-		st.Text = "resolution in " + FormatBusiness(st.Left)
+		st.say("resolution in {{.Left}}", FormatBusiness(st.Left), "")
 	} else {
-		st.Text = "resolution overdue by " + FormatBusiness(st.Left)
+		st.say("resolution overdue by {{.Left}}", FormatBusiness(st.Left), "")
 	}
 	return st
 }
