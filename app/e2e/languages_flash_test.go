@@ -59,6 +59,26 @@ func TestStaffFlashWithValuesInGerman(t *testing.T) {
 		!strings.Contains(res.Body, "beschreiben Sie das Problem") || !strings.Contains(res.Body, `value="x"`) {
 		t.Errorf("field errors not German: status %d:\n%.3000s", res.Status, res.Body)
 	}
+	// The ticket's SLA standing and its timeline read in German, on the portal and for staff.
+	res = pa.Get(fmt.Sprintf("/portal/tickets/%d", tk.ID))
+	if !strings.Contains(res.Body, `id="sla-text">Antwort in `) || !strings.Contains(res.Body, "hat das Ticket eröffnet") {
+		t.Errorf("SLA text or ticket event not German:\n%.4000s", res.Body)
+	}
+	// The staff provider page: timeline status words and the seat country in German;
+	// the provider list names countries in German too.
+	page := pm.Get(fmt.Sprintf("/admin/providers/%d", r.Provider.ID)).Body
+	if !strings.Contains(page, "zur Prüfung übernommen: eingereicht → in Prüfung") || !strings.Contains(page, "Sitz Österreich") {
+		t.Errorf("provider timeline or seat not German:\n%.5000s", page)
+	}
+	if list := pm.Get("/admin/providers").Body; !strings.Contains(list, "<td>Österreich</td>") {
+		t.Errorf("provider list countries not German:\n%.5000s", list)
+	}
+	// A data container's purpose error on the portal form is German.
+	res = pa.PostForm("/portal/containers", url.Values{"name": {"Fahrtenbuch"}, "purposeCode": {""}, "purpose": {"kurz"}, "intent": {"submit"}})
+	if res.Status != http.StatusUnprocessableEntity || !strings.Contains(res.Body, "Wählen Sie den Zweckcode") ||
+		!strings.Contains(res.Body, "Beschreiben Sie den Zweck in mindestens einem ganzen Satz") {
+		t.Errorf("container field errors not German: status %d:\n%.4000s", res.Status, res.Body)
+	}
 }
 
 // flashOf cuts the flash message out of a page for a failure message.
