@@ -103,10 +103,10 @@ func (h *BillingHandlers) listPrices(c *fiber.Ctx) error {
 		return err
 	}
 	vs := []billing.Version(pl)
-	for i, j := 0, len(vs)-1; i < j; i, j = i+1, j-1 {
-		vs[i], vs[j] = vs[j], vs[i]
-	}
-	return h.View.Render(c, fiber.StatusOK, "admin/billing/prices/index", &templates.Page{Data: pricesPage{Versions: vs, Now: time.Now()}})
+	order := billing.VersionSort.Parse(c.Query("sort"), c.Query("dir"))
+	billing.SortVersions(vs, order)
+	return h.View.Render(c, fiber.StatusOK, "admin/billing/prices/index", &templates.Page{Sort: templates.NewSort(c, order.Key, order.Desc),
+		Data: pricesPage{Versions: vs, Now: time.Now()}})
 }
 
 func (h *BillingHandlers) showPrices(c *fiber.Ctx) error {

@@ -109,7 +109,8 @@ func (h *JobsHandlers) showJob(c *fiber.Ctx) error {
 	}
 	p := policies.PrincipalFrom(c.UserContext())
 	pager := templates.NewPager(c, 25)
-	runs, total, err := h.Jobs.History(c.UserContext(), j.Name, pager.Offset(), pager.PerPage)
+	order := jobs.RunSort.Parse(c.Query("sort"), c.Query("dir"))
+	runs, total, err := h.Jobs.HistorySorted(c.UserContext(), j.Name, order, pager.Offset(), pager.PerPage)
 	if err != nil {
 		return err
 	}
@@ -124,6 +125,7 @@ func (h *JobsHandlers) showJob(c *fiber.Ctx) error {
 		return err
 	}
 	return h.View.Render(c, fiber.StatusOK, "admin/jobs/show", &templates.Page{Title: j.Title, Pager: pager,
+		Sort: templates.NewSort(c, order.Key, order.Desc),
 		Data: struct {
 			Job      *jobs.Job
 			Schedule string

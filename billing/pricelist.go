@@ -16,6 +16,7 @@ import (
 
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 	"cardata/templates/i18n"
 )
 
@@ -527,4 +528,54 @@ func (s *Service) EnsureInitialPriceList(ctx context.Context, in NewVersion) (*V
 	}
 	v, err := s.insertVersion(ctx, in)
 	return v, err == nil, err
+}
+
+// VersionSort is the price list page's sort whitelist. The list is small
+// and loaded whole (ValidTo is derived from the next version), so
+// SortVersions orders it in memory; the SQL expressions are unused.
+var VersionSort = listsort.Spec{
+	Columns: map[string]string{
+		"version":    "id",
+		"valid_from": "valid_from",
+		"note":       "lower(note)",
+		"created_by": "lower(created_by)",
+	},
+	Tiebreak: "id",
+	Default:  listsort.Order{Key: "valid_from", Desc: true},
+}
+
+// SortVersions orders vs by o (a VersionSort order), the id breaking ties.
+func SortVersions(vs []Version, o listsort.Order) {
+	cmp := func(a, b *Version) int {
+		switch o.Key {
+		case "version":
+			return 0
+		case "note":
+			return strings.Compare(strings.ToLower(a.Note), strings.ToLower(b.Note))
+		case "created_by":
+			return strings.Compare(strings.ToLower(a.CreatedBy), strings.ToLower(b.CreatedBy))
+		default:
+			return a.ValidFrom.Compare(b.ValidFrom)
+		}
+	}
+	sort.SliceStable(vs, func(i, j int) bool {
+		c := cmp(&vs[i], &vs[j])
+		if c == 0 {
+			c = cmpInt(vs[i].ID, vs[j].ID)
+		}
+		if o.Desc {
+			return c > 0
+		}
+		return c < 0
+	})
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }

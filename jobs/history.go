@@ -8,6 +8,7 @@ import (
 	"gorm.io/gorm"
 
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 )
 
 // GetRun returns one run.
@@ -22,6 +23,24 @@ func (s *Scheduler) GetRun(ctx context.Context, id int64) (*RunRecord, error) {
 
 // History returns a job's runs, newest first, and their total.
 func (s *Scheduler) History(ctx context.Context, name string, offset, limit int) ([]RunRecord, int64, error) {
+	return s.HistorySorted(ctx, name, listsort.Order{}, offset, limit)
+}
+
+// RunSort is the run history's sort whitelist (newest first by default).
+var RunSort = listsort.Spec{
+	Columns: map[string]string{
+		"run":      "id",
+		"outcome":  "outcome",
+		"trigger":  "trigger",
+		"started":  "started_at",
+		"duration": "(finished_at - started_at)",
+	},
+	Tiebreak: "id",
+	Default:  listsort.Order{Key: "run", Desc: true},
+}
+
+// HistorySorted is History in the order o (RunSort).
+func (s *Scheduler) HistorySorted(ctx context.Context, name string, o listsort.Order, offset, limit int) ([]RunRecord, int64, error) {
 	if limit <= 0 || limit > 500 {
 		limit = 25
 	}
@@ -31,7 +50,7 @@ func (s *Scheduler) History(ctx context.Context, name string, offset, limit int)
 		return nil, 0, errs.Wrap(err, "count runs")
 	}
 	var out []RunRecord
-	err := q.Order("id DESC").Offset(offset).Limit(limit).Find(&out).Error
+	err := q.Order(RunSort.SQL(o)).Offset(offset).Limit(limit).Find(&out).Error
 	return out, total, errs.Wrap(err, "list runs")
 }
 

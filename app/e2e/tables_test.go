@@ -13,6 +13,7 @@ import (
 	"cardata/app/apptest"
 	"cardata/billing"
 	"cardata/billing/billingtest"
+	"cardata/jobs"
 	"cardata/onboarding"
 	"cardata/policies"
 )
@@ -130,6 +131,34 @@ func TestTablesSortFiltersAndCSV(t *testing.T) {
 	if rows := csvRows(t, su.Get("/admin/providers/export.csv"), "support providers csv"); len(rows) != 4 {
 		t.Fatalf("support providers csv = %q", rows)
 	}
+
+	// Price list versions and a job's run history sort by their columns.
+	tt.MustCreateStaff(t, "fin@tables.example", policies.RoleFinance)
+	fin := tt.LoginStaff(t, "fin@tables.example")
+	for _, v := range []billing.Version{
+		{ValidFrom: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Currency: "EUR", Note: "Zeta note", CreatedBy: "fin"},
+		{ValidFrom: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), Currency: "EUR", Note: "Alpha note", CreatedBy: "fin"},
+	} {
+		if err := tt.DB.Omit("Items").Create(&v).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	inOrder(t, "prices default", fin.Get("/admin/billing/prices").Body, "Alpha note", "Zeta note")
+	inOrder(t, "prices valid_from", fin.Get("/admin/billing/prices?sort=valid_from").Body, "Zeta note", "Alpha note")
+	inOrder(t, "prices note desc", fin.Get("/admin/billing/prices?sort=note&dir=desc").Body, "Zeta note", "Alpha note")
+	now := time.Now().UTC()
+	for _, r := range []jobs.RunRecord{
+		{Job: "sessions.purge", Trigger: jobs.TriggerUI, ActorLabel: "actor-succeeded", Outcome: jobs.Succeeded},
+		{Job: "sessions.purge", Trigger: jobs.TriggerUI, ActorLabel: "actor-failed", Outcome: jobs.Failed},
+		{Job: "sessions.purge", Trigger: jobs.TriggerUI, ActorLabel: "actor-skipped", Outcome: jobs.Skipped},
+	} {
+		r.StartedAt, r.HeartbeatAt, r.FinishedAt, r.Figures = now, now, &now, jobs.Figures{}
+		if err := tt.DB.Create(&r).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	inOrder(t, "runs default", fin.Get("/admin/jobs/sessions.purge").Body, "actor-skipped", "actor-failed", "actor-succeeded")
+	inOrder(t, "runs by outcome", fin.Get("/admin/jobs/sessions.purge?sort=outcome").Body, "actor-failed", "actor-skipped", "actor-succeeded")
 }
 
 // A provider's portal exports (delivery log, invoices) hold its own rows
