@@ -295,7 +295,7 @@ func (h *TicketHandlers) renderTicket(c *fiber.Ctx, status int, id int64, fieldE
 		CanEdit: h.mayPost(c, fmt.Sprintf("/admin/tickets/%d/messages", id)),
 		Today:   time.Now().In(h.Support.Location()).Format("2006-01-02")}
 	tg := support.TargetOf(t.Priority)
-	page.Target = fmt.Sprintf("%s first response · %s resolution (business hours)", support.FormatBusiness(tg.FirstResponse), support.FormatBusiness(tg.Resolution))
+	page.Target = i18n.T(templates.LangOf(c), "{{.First}} first response · {{.Resolution}} resolution (business hours)", "First", support.FormatBusiness(tg.FirstResponse), "Resolution", support.FormatBusiness(tg.Resolution))
 	if p := policies.PrincipalFrom(ctx); p != nil {
 		page.MeID = p.ID
 	}
