@@ -14,6 +14,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/listsort"
 )
 
 // APIClient is a provider's machine credential for the provider API. Only
@@ -170,8 +171,26 @@ func (s *Service) SandboxClientProviders(ctx context.Context) ([]int64, error) {
 
 // FindAPIClients lists one provider's API clients, newest first.
 func (s *Service) FindAPIClients(ctx context.Context, providerID int64) ([]APIClient, error) {
+	return s.FindAPIClientsSorted(ctx, providerID, listsort.Order{})
+}
+
+// ClientSort is the portal's API client list whitelist; by default the
+// working clients first, newest first.
+var ClientSort = listsort.Spec{
+	Columns: map[string]string{
+		"name":      "lower(name)",
+		"client_id": "client_id",
+		"status":    "(revoked_at IS NOT NULL)",
+		"last_used": "last_used_at",
+	},
+	Tiebreak:   "id",
+	DefaultSQL: "revoked_at IS NOT NULL, id DESC",
+}
+
+// FindAPIClientsSorted is FindAPIClients in the order o (ClientSort).
+func (s *Service) FindAPIClientsSorted(ctx context.Context, providerID int64, o listsort.Order) ([]APIClient, error) {
 	var out []APIClient
-	err := s.DB.WithContext(ctx).Where("provider_id = ?", providerID).Order("revoked_at IS NOT NULL, id DESC").Find(&out).Error
+	err := s.DB.WithContext(ctx).Where("provider_id = ?", providerID).Order(ClientSort.SQL(o)).Find(&out).Error
 	return out, errs.Wrap(err, "list API clients")
 }
 

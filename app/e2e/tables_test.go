@@ -271,6 +271,15 @@ func TestTablesPortalExportsOwnRowsOnly(t *testing.T) {
 	if res := dev.Get("/portal/invoices/export.csv"); res.Status != http.StatusForbidden {
 		t.Fatalf("developer's invoice export: %d", res.Status)
 	}
+	// The developer's API clients sort by name.
+	for _, name := range []string{"Zulu backend", "Alpha backend"} {
+		if _, err := svc.CreateAPIClient(tt.Ctx, aid, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inOrder(t, "clients default", dev.Get("/portal/clients").Body, "Alpha backend", "Zulu backend")
+	inOrder(t, "clients name desc", dev.Get("/portal/clients?sort=name&dir=desc").Body, "Zulu backend", "Alpha backend")
+	inOrder(t, "clients name", dev.Get("/portal/clients?sort=name").Body, "Alpha backend", "Zulu backend")
 
 	// The staff side: the finance export's header in German.
 	tt.MustCreateStaff(t, "fin@tables.example", policies.RoleFinance)

@@ -41,13 +41,15 @@ func (h *Handlers) renderClients(c *fiber.Ctx, status int, ns *onboarding.NewSec
 	if err != nil {
 		return err
 	}
-	list, err := h.Onboarding.FindAPIClients(c.UserContext(), me.ProviderID)
+	order := onboarding.ClientSort.Parse(c.Query("sort"), c.Query("dir"))
+	list, err := h.Onboarding.FindAPIClientsSorted(c.UserContext(), me.ProviderID, order)
 	if err != nil {
 		return err
 	}
 	// The secret must not linger in caches or the back button.
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return h.View.Render(c, status, "portal/clients", &templates.Page{Title: "API clients", Errors: fieldErrs, Form: form,
+		Sort: templates.NewSort(c, order.Key, order.Desc),
 		Data: clientsPage{Provider: p, Clients: list, New: ns, Rotated: rotated, Now: time.Now(), Overlaps: overlaps}})
 }
 
