@@ -83,18 +83,29 @@ func rows(ps []onboarding.Provider, now time.Time) []queueRow {
 }
 
 func (h *ProviderHandlers) queue(c *fiber.Ctx) error {
-	order := onboarding.QueueSort.Parse(c.Query("sort"), c.Query("dir"))
-	waiting, withProvider, err := h.Onboarding.FindReviewQueueSorted(c.UserContext(), order)
+	// One ?sort on the page: its key names the table it orders (the
+	// three whitelists have distinct keys); the others keep their default.
+	sortKey, dir := c.Query("sort"), c.Query("dir")
+	order := onboarding.QueueSort.Parse(sortKey, dir)
+	answer := onboarding.AnswerSort.Parse(sortKey, dir)
+	requests := onboarding.MarketRequestSort.Parse(sortKey, dir)
+	waiting, withProvider, err := h.Onboarding.FindReviewQueueSorted(c.UserContext(), order, answer)
 	if err != nil {
 		return err
 	}
-	pending, err := h.Onboarding.FindPendingMarketRequests(c.UserContext(), "")
+	pending, err := h.Onboarding.FindPendingMarketRequestsSorted(c.UserContext(), "", requests)
 	if err != nil {
 		return err
+	}
+	shown := order
+	if answer.Key != "" {
+		shown = answer
+	} else if requests.Key != "" {
+		shown = requests
 	}
 	now := time.Now()
 	return h.View.Render(c, fiber.StatusOK, "admin/providers/queue", &templates.Page{Title: "Review queue",
-		Sort: templates.NewSort(c, order.Key, order.Desc),
+		Sort: templates.NewSort(c, shown.Key, shown.Desc),
 		Data: struct {
 			Waiting, WithProvider []queueRow
 			MarketRequests        []onboarding.PendingMarketRequest

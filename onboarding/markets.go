@@ -348,6 +348,23 @@ type PendingMarketRequest struct {
 
 // FindPendingMarketRequests lists open market requests, oldest first.
 func (s *Service) FindPendingMarketRequests(ctx context.Context, market string) ([]PendingMarketRequest, error) {
+	return s.FindPendingMarketRequestsSorted(ctx, market, listsort.Order{})
+}
+
+// MarketRequestSort is the review queue's market request table whitelist
+// (oldest request first by default).
+var MarketRequestSort = listsort.Spec{
+	Columns: map[string]string{
+		"request_at":       "market_access.requested_at",
+		"request_provider": "lower(providers.legal_name)",
+		"request_market":   "market_access.market",
+	},
+	Tiebreak:   "market_access.id",
+	DefaultSQL: "market_access.requested_at, market_access.id",
+}
+
+// FindPendingMarketRequestsSorted is FindPendingMarketRequests in o's order.
+func (s *Service) FindPendingMarketRequestsSorted(ctx context.Context, market string, o listsort.Order) ([]PendingMarketRequest, error) {
 	var out []PendingMarketRequest
 	q := s.DB.WithContext(ctx).Table("market_access").
 		Select("market_access.*, markets.name AS market_name, providers.legal_name, providers.country").
@@ -357,6 +374,6 @@ func (s *Service) FindPendingMarketRequests(ctx context.Context, market string) 
 	if market != "" {
 		q = q.Where("market_access.market = ?", strings.ToUpper(market))
 	}
-	err := q.Order("market_access.requested_at, market_access.id").Limit(1000).Find(&out).Error
+	err := q.Order(MarketRequestSort.SQL(o)).Limit(1000).Find(&out).Error
 	return out, errs.Wrap(err, "pending market requests")
 }

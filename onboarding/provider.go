@@ -346,7 +346,20 @@ func (s *Service) EachProvider(ctx context.Context, f ProviderFilter, fn func(*P
 // (submitted or in review), longest waiting first, and those waiting for
 // the provider's answer.
 func (s *Service) FindReviewQueue(ctx context.Context) (waiting, withProvider []Provider, err error) {
-	return s.FindReviewQueueSorted(ctx, listsort.Order{})
+	return s.FindReviewQueueSorted(ctx, listsort.Order{}, listsort.Order{})
+}
+
+// AnswerSort is the whitelist of the queue's second table (applications
+// waiting for the provider's answer); its keys differ from QueueSort's so
+// one ?sort names one table on the page.
+var AnswerSort = listsort.Spec{
+	Columns: map[string]string{
+		"answer_asked":    "providers.updated_at",
+		"answer_name":     "lower(providers.legal_name)",
+		"answer_reviewer": "lower(staff_users.name)",
+	},
+	Tiebreak:   "providers.id",
+	DefaultSQL: "providers.waiting_since, providers.id",
 }
 
 // QueueSort is the review queue's sort whitelist (longest waiting first).
@@ -365,7 +378,8 @@ var QueueSort = listsort.Spec{
 
 // FindReviewQueueSorted is FindReviewQueue with the waiting applications
 // in o's order (QueueSort).
-func (s *Service) FindReviewQueueSorted(ctx context.Context, o listsort.Order) (waiting, withProvider []Provider, err error) {
+// The applications waiting for the provider's answer are in wo's order (AnswerSort).
+func (s *Service) FindReviewQueueSorted(ctx context.Context, o, wo listsort.Order) (waiting, withProvider []Provider, err error) {
 	base := func() *gorm.DB {
 		return s.DB.WithContext(ctx).Table("providers").
 			Select("providers.*, COALESCE(staff_users.name, '') AS reviewer_name").
@@ -376,7 +390,7 @@ func (s *Service) FindReviewQueueSorted(ctx context.Context, o listsort.Order) (
 		return nil, nil, errs.Wrap(err, "review queue")
 	}
 	if err := base().Where("providers.status = ?", StatusInfoRequested).
-		Order("providers.waiting_since, providers.id").Limit(500).Find(&withProvider).Error; err != nil {
+		Order(AnswerSort.SQL(wo)).Limit(500).Find(&withProvider).Error; err != nil {
 		return nil, nil, errs.Wrap(err, "review queue")
 	}
 	return waiting, withProvider, nil

@@ -55,13 +55,26 @@ func inOrder(t *testing.T, what, body string, parts ...string) {
 func TestTablesSortFiltersAndCSV(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
-	mustActiveProvider(t, tt, "Alpen Versicherung AG", "AT", "ATU12345675")
-	mustActiveProvider(t, tt, "Werkstatt Süd AG", "DE", "DE123456788")
+	alpen := mustActiveProvider(t, tt, "Alpen Versicherung AG", "AT", "ATU12345675")
+	sued := mustActiveProvider(t, tt, "Werkstatt Süd AG", "DE", "DE123456788")
 	mustRegisterProvider(t, tt, "Zebra Mobility AG", "AT", "ATU13585627")
+	for _, r := range []*onboarding.Registered{alpen, sued} {
+		if _, err := onboardingFor(tt).RequestMarkets(tt.Ctx, r.Provider.ID, []string{"FR"}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tt.MustCreateStaff(t, "pm@tables.example", "partner_manager")
 	tt.MustCreateStaff(t, "auditor@tables.example", "auditor")
 	tt.MustCreateStaff(t, "support@tables.example", "support")
 	pm := tt.LoginStaff(t, "pm@tables.example")
+
+	// The review queue's market requests sort by their own keys (one ?sort per page).
+	queue := pm.Get("/admin/review-queue?sort=request_provider&dir=desc").Body
+	inOrder(t, "market requests by provider desc", queue, `#markets">Werkstatt Süd AG`, `#markets">Alpen Versicherung AG`)
+	inOrder(t, "market requests by provider", pm.Get("/admin/review-queue?sort=request_provider").Body, `#markets">Alpen Versicherung AG`, `#markets">Werkstatt Süd AG`)
+	if !strings.Contains(queue, `href="/admin/review-queue?sort=answer_name"`) {
+		t.Fatal("the answers table has no sort links")
+	}
 
 	// Ascending and descending by name; the default is by name.
 	inOrder(t, "name asc", pm.Get("/admin/providers?sort=name").Body, "Alpen Versicherung", "Werkstatt Süd", "Zebra Mobility")
