@@ -103,7 +103,7 @@ func (m *routeMatcher) pattern(uri string) string {
 // axePage is one page to check: a path and the cookies of the user who saw it.
 type axePage struct {
 	user, pattern, path string
-	cookies                    map[string]string
+	cookies             map[string]string
 }
 
 type axeViolation struct {
