@@ -30,6 +30,41 @@ type FieldError struct {
 	Field   string `json:"field"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Format and Args are what Message was made of (Validation.Add), so a
+	// page can say it in its reader's language; the API says Message.
+	Format string `json:"-"`
+	Args   []any  `json:"-"`
+}
+
+// Text is the field's message as tr says it (Message when tr is nil).
+func (f FieldError) Text(tr Translator) string {
+	return say(tr, f.Message, f.Format, f.Args)
+}
+
+// Term is an argument of a message that is itself a word of the product
+// (a state, an action, a field's name): a page translates it with the
+// message. Any other argument (a VIN, a file name, a number) is printed as
+// it is.
+type Term string
+
+// Translator says a message, given as its English printf format and its
+// arguments, in a reader's language (templates.ErrorText supplies one).
+type Translator func(format string, args []any) string
+
+func say(tr Translator, message, format string, args []any) string {
+	if tr == nil {
+		return message
+	}
+	if format == "" {
+		return tr(message, nil)
+	}
+	if format == "%s" && len(args) == 1 {
+		// a message passed on from another error: its words are in Message
+		if s, ok := args[0].(string); ok && s == message {
+			return tr(message, nil)
+		}
+	}
+	return tr(format, args)
 }
 
 // Error is the project's error.
@@ -39,7 +74,13 @@ type Error struct {
 	Message string // safe to show to the client
 	Fields  []FieldError
 	Err     error // wrapped cause, never shown
+	// Format and Args are what Message was made of (New); see FieldError.
+	Format string
+	Args   []any
 }
+
+// Text is the error's message as tr says it (Message when tr is nil).
+func (e *Error) Text(tr Translator) string { return say(tr, e.Message, e.Format, e.Args) }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -57,7 +98,7 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // New builds an error of kind with code and a client-safe message.
 func New(kind Kind, code, format string, args ...any) *Error {
-	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
+	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...), Format: format, Args: args}
 }
 
 // Wrap marks err as internal with context; its text is only logged.
@@ -95,7 +136,7 @@ type Validation struct{ Fields []FieldError }
 
 // Add records a field error.
 func (v *Validation) Add(field, code, format string, args ...any) {
-	v.Fields = append(v.Fields, FieldError{Field: field, Code: code, Message: fmt.Sprintf(format, args...)})
+	v.Fields = append(v.Fields, FieldError{Field: field, Code: code, Message: fmt.Sprintf(format, args...), Format: format, Args: args})
 }
 
 // Has reports whether field already has an error.
@@ -116,14 +157,18 @@ func (v *Validation) Err() error {
 	return &Error{Kind: Invalid, Code: "validation_failed", Message: "some fields are invalid", Fields: v.Fields}
 }
 
-// FieldMap indexes field errors by field for form rendering.
-func FieldMap(err error) map[string]string {
+// FieldMap indexes field errors by field for form rendering (in English;
+// pages use templates.FieldErrors, which translates).
+func FieldMap(err error) map[string]string { return FieldMapIn(err, nil) }
+
+// FieldMapIn is FieldMap with each message said by tr.
+func FieldMapIn(err error, tr Translator) map[string]string {
 	m := map[string]string{}
 	var e *Error
 	if errors.As(err, &e) {
 		for _, f := range e.Fields {
 			if _, ok := m[f.Field]; !ok {
-				m[f.Field] = f.Message
+				m[f.Field] = f.Text(tr)
 			}
 		}
 	}

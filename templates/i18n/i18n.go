@@ -15,6 +15,7 @@ package i18n
 import (
 	"embed"
 	"fmt"
+	"io/fs"
 	"sort"
 	"strings"
 	"sync"
@@ -139,9 +140,13 @@ func tag(l Lang) language.Tag {
 // e-mails' (mail.go) and the texts Go code writes (flash messages, the
 // data report archive). An id in more than one file is taken from the
 // first (the pages' catalog), so texts added there later never break the
-// others.
+// others. Error messages (errors-<area>.<lang>.toml, ids are the English
+// texts and printf formats the Go code writes) come last.
 func catalogNames(l Lang) []string {
-	return []string{string(l) + ".toml", "mail." + string(l) + ".toml", "messages." + string(l) + ".toml"}
+	names := []string{string(l) + ".toml", "mail." + string(l) + ".toml", "messages." + string(l) + ".toml"}
+	more, _ := fs.Glob(catalogFiles, "errors-*."+string(l)+".toml")
+	sort.Strings(more)
+	return append(names, more...)
 }
 
 func readCatalog(l Lang) ([]*goi18n.Message, error) {
@@ -273,4 +278,17 @@ func Lookup(l Lang, id string, args ...any) (string, bool) {
 		return out, false
 	}
 	return id, false
+}
+
+// Sprintf says a printf format in l (the format is the catalog's id, as
+// error messages are written: "use at least %d characters") and fills in
+// args. A format missing from l's catalog is used as it stands.
+func Sprintf(l Lang, format string, args ...any) string {
+	if tr, ok := Lookup(l, format); ok && !strings.Contains(format, "{{") {
+		format = tr
+	}
+	if len(args) == 0 {
+		return format
+	}
+	return fmt.Sprintf(format, args...)
 }

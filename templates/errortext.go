@@ -1,0 +1,38 @@
+package templates
+
+import (
+	"cardata/policies/errs"
+	"cardata/templates/i18n"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Translator says error messages in lang: the English printf format is the
+// catalog's id (errors-*.toml), errs.Term arguments are translated with it,
+// and every other argument is printed as it is.
+func Translator(lang i18n.Lang) errs.Translator {
+	return func(format string, args []any) string {
+		if len(args) > 0 {
+			said := make([]any, len(args))
+			for i, a := range args {
+				if t, ok := a.(errs.Term); ok {
+					a = i18n.T(lang, string(t))
+				}
+				said[i] = a
+			}
+			args = said
+		}
+		return i18n.Sprintf(lang, format, args...)
+	}
+}
+
+// ErrorText is err's message in the language of c's page.
+func ErrorText(c *fiber.Ctx, err error) string {
+	return errs.As(err).Text(Translator(LangOf(c)))
+}
+
+// FieldErrors indexes err's field errors by field, in the language of c's
+// page (errs.FieldMap is their English).
+func FieldErrors(c *fiber.Ctx, err error) map[string]string {
+	return errs.FieldMapIn(err, Translator(LangOf(c)))
+}

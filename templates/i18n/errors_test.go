@@ -1,0 +1,132 @@
+package i18n
+
+import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// errorAreas are the folders whose error messages people read on pages,
+// by the catalog file (errors-<name>.<lang>.toml) that translates them.
+// The machine APIs (app/ingest, app/providerapi) answer problem+json in
+// English with stable codes, so their messages need no German.
+var errorAreas = map[string][]string{
+	"admin":      {"admin"},
+	"billing":    {"billing", "jobs"},
+	"onboarding": {"onboarding"},
+	"policies":   {"policies", "app/customer", "app/portal", "app/web"},
+}
+
+// errorMessages finds, in the Go code under dir, the messages of
+// errs.New(kind, code, MSG, ...), Validation.Add(field, code, MSG, ...) and
+// composite literals' Message: "MSG": each is an English text or a printf
+// format, the id of its translation.
+func errorMessages(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(filepath.Join("..", "..", dir), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		f, err := parser.ParseFile(fset, p, nil, 0)
+		if err != nil {
+			return err
+		}
+		add := func(e ast.Expr) {
+			if bl, ok := e.(*ast.BasicLit); ok && bl.Kind == token.STRING {
+				if s, err := strconv.Unquote(bl.Value); err == nil && s != "%s" && s != "" {
+					out[s] = fset.Position(bl.Pos()).String()
+				}
+			}
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch x := n.(type) {
+			case *ast.CallExpr:
+				sel, ok := x.Fun.(*ast.SelectorExpr)
+				if !ok || len(x.Args) < 3 {
+					return true
+				}
+				if id, ok := sel.X.(*ast.Ident); ok && id.Name == "errs" && sel.Sel.Name == "New" || sel.Sel.Name == "Add" {
+					add(x.Args[2])
+				}
+			case *ast.KeyValueExpr:
+				if k, ok := x.Key.(*ast.Ident); ok && k.Name == "Message" {
+					add(x.Value)
+				}
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+var verb = regexp.MustCompile(`%(\[(\d+)\])?[-+# 0]*\d*(\.\d+)?([a-zA-Z%])`)
+
+// sampleArgs are values of the types a format's verbs take.
+func sampleArgs(format string) []any {
+	var args []any
+	for _, m := range verb.FindAllStringSubmatch(format, -1) {
+		switch m[4] {
+		case "%":
+		case "d", "x", "X":
+			args = append(args, 7)
+		default:
+			args = append(args, "x")
+		}
+	}
+	return args
+}
+
+func TestErrorMessagesAreInBothLanguages(t *testing.T) {
+	t.Parallel()
+	for name, areas := range errorAreas {
+		if _, err := fs.Stat(catalogFiles, "errors-"+name+".de.toml"); err != nil {
+			t.Logf("errors-%s.de.toml is not written yet: %v not checked", name, areas)
+			continue
+		}
+		for _, area := range areas {
+			checkErrorMessages(t, area)
+		}
+	}
+}
+
+func checkErrorMessages(t *testing.T, area string) {
+	for msg, at := range errorMessages(t, area) {
+		for _, l := range Supported {
+			if !Has(l, msg) {
+				t.Errorf("%s: %q has no %s translation (errors-*.%s.toml)", at, msg, l, l)
+			}
+		}
+		if args := sampleArgs(msg); len(args) > 0 && Has(DE, msg) {
+			if got := Sprintf(DE, msg, args...); strings.Contains(got, "%!") {
+				t.Errorf("%s: the German of %q does not take its arguments: %s", at, msg, got)
+			}
+		}
+	}
+}
+
+func TestSprintfSaysAFormatInTheReadersLanguage(t *testing.T) {
+	t.Parallel()
+	en, de := Sprintf(EN, "use at least %d characters", 12), Sprintf(DE, "use at least %d characters", 12)
+	if en != "use at least 12 characters" {
+		t.Errorf("English: %q", en)
+	}
+	if de == en || !strings.Contains(de, "12") {
+		t.Errorf("German: %q", de)
+	}
+	if got := Sprintf(DE, "not in any catalog: %s", "x"); got != fmt.Sprintf("not in any catalog: %s", "x") {
+		t.Errorf("a missing format is used as it stands: %q", got)
+	}
+}
