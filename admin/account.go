@@ -7,7 +7,6 @@ import (
 	"cardata/admin/secondfactor"
 	"cardata/admin/staff"
 	"cardata/policies"
-	"cardata/policies/errs"
 	"cardata/templates"
 )
 
@@ -44,7 +43,7 @@ func (h *Handlers) changePassword(c *fiber.Ctx) error {
 	}
 	if err := h.Staff.SetPassword(c.UserContext(), u.ID, c.FormValue("password")); err != nil {
 		if invalid(err) {
-			return h.renderAccount(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err))
+			return h.renderAccount(c, fiber.StatusUnprocessableEntity, templates.FieldErrors(c, err))
 		}
 		return err
 	}

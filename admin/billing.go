@@ -77,11 +77,12 @@ func (h *BillingHandlers) flashErr(c *fiber.Ctx, back string, err error) error {
 	if e.Kind == errs.Internal || e.Kind == errs.NotFound {
 		return err
 	}
-	msg := e.Message
+	tr := templates.Translator(templates.LangOf(c))
+	msg := e.Text(tr)
 	if len(e.Fields) > 0 {
 		var parts []string
 		for _, f := range e.Fields {
-			parts = append(parts, f.Message)
+			parts = append(parts, f.Text(tr))
 		}
 		msg = strings.Join(parts, "; ")
 	}
@@ -295,7 +296,7 @@ func (h *BillingHandlers) createPrices(c *fiber.Ctx) error {
 		}
 		v.Fields = append(v.Fields, errs.As(err).Fields...)
 	}
-	return h.renderPriceForm(c, fiber.StatusUnprocessableEntity, form, rows, errs.FieldMap(v.Err()))
+	return h.renderPriceForm(c, fiber.StatusUnprocessableEntity, form, rows, templates.FieldErrors(c, v.Err()))
 }
 
 func (h *BillingHandlers) withdrawPrices(c *fiber.Ctx) error {
@@ -352,9 +353,9 @@ func (h *BillingHandlers) startRun(c *fiber.Ctx) error {
 			return lerr
 		}
 		e := errs.As(err)
-		fields := errs.FieldMap(err)
+		fields := templates.FieldErrors(c, err)
 		if len(fields) == 0 {
-			fields = map[string]string{"period": e.Message}
+			fields = map[string]string{"period": templates.ErrorText(c, e)}
 		}
 		pager := templates.NewPager(c, 25)
 		pager.Total = total
@@ -462,7 +463,7 @@ func (h *BillingHandlers) updateSeller(c *fiber.Ctx) error {
 		if terr != nil {
 			return terr
 		}
-		return h.View.Render(c, fiber.StatusUnprocessableEntity, "admin/billing/seller", &templates.Page{Errors: errs.FieldMap(err), Form: form, Data: timeline})
+		return h.View.Render(c, fiber.StatusUnprocessableEntity, "admin/billing/seller", &templates.Page{Errors: templates.FieldErrors(c, err), Form: form, Data: timeline})
 	}
 	templates.SetFlash(c, "success", "Seller identity saved; documents finalized from now on carry it.")
 	return c.Redirect("/admin/billing/seller", fiber.StatusSeeOther)

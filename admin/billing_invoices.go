@@ -129,7 +129,7 @@ func (h *BillingHandlers) loadInvoicePage(c *fiber.Ctx, id int64) (*invoicePage,
 	pg.Overdue = inv.Overdue(time.Now())
 	if inv.Status == billing.StatusDraft && !inv.IsCreditNote() {
 		if _, err := billing.TaxFor(inv.Buyer()); err != nil {
-			pg.Blocker = errs.As(err).Message
+			pg.Blocker = templates.ErrorText(c, err)
 		}
 	}
 	return pg, nil
@@ -240,7 +240,7 @@ func (h *BillingHandlers) invoiceAction(c *fiber.Ctx, fields []string, formNames
 	form := formValues(c, fields...)
 	msg, next, err := do(c.UserContext(), id, form)
 	if invalid(err) {
-		fe := errs.FieldMap(err)
+		fe := templates.FieldErrors(c, err)
 		if formNames != nil {
 			renamed := map[string]string{}
 			for from, to := range formNames {

@@ -133,10 +133,10 @@ func (h *ContainerHandlers) act(c *fiber.Ctx) error {
 	}
 	switch errs.KindOf(err) {
 	case errs.Invalid:
-		return h.render(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err),
+		return h.render(c, fiber.StatusUnprocessableEntity, templates.FieldErrors(c, err),
 			map[string]string{"reason": reason, "action": c.Params("action"), "version": c.Params("version")})
 	case errs.Conflict:
-		return h.render(c, fiber.StatusConflict, map[string]string{"decision": errs.As(err).Message},
+		return h.render(c, fiber.StatusConflict, map[string]string{"decision": templates.ErrorText(c, err)},
 			map[string]string{"reason": reason, "action": c.Params("action"), "version": c.Params("version")})
 	}
 	if err != nil {

@@ -179,7 +179,7 @@ func (h *CustomerHandlers) transactions(c *fiber.Ctx) error {
 		err = v.Err()
 	}
 	if errs.KindOf(err) == errs.Invalid {
-		return h.render(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err), form)
+		return h.render(c, fiber.StatusUnprocessableEntity, templates.FieldErrors(c, err), form)
 	}
 	if err != nil {
 		return err

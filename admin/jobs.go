@@ -163,7 +163,7 @@ func (h *JobsHandlers) runJob(c *fiber.Ctx) error {
 	back := "/admin/jobs/" + url.PathEscape(j.Name)
 	handle, err := h.Jobs.RunNow(c.UserContext(), j.Name)
 	if errs.KindOf(err) == errs.Conflict {
-		templates.SetFlash(c, "error", errs.As(err).Message)
+		templates.SetFlash(c, "error", templates.ErrorText(c, err))
 		return c.Redirect(back, fiber.StatusSeeOther)
 	}
 	if err != nil {

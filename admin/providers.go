@@ -262,12 +262,12 @@ func (h *ProviderHandlers) transition(c *fiber.Ctx) error {
 	if invalid(err) {
 		// post/redirect/get: the address after a refused decision is the
 		// provider's page, which a reload gets again (no 405, no re-post)
-		templates.SetFormState(c, page, errs.FieldMap(err), map[string]string{"action": string(action), "note": note})
+		templates.SetFormState(c, page, templates.FieldErrors(c, err), map[string]string{"action": string(action), "note": note})
 		return c.Redirect(page+"#actions", fiber.StatusSeeOther)
 	}
 	if errs.KindOf(err) == errs.Conflict {
 		// decided meanwhile (another tab, another manager): say so on the page
-		templates.SetFlash(c, "error", errs.As(err).Message)
+		templates.SetFlash(c, "error", templates.ErrorText(c, err))
 		return c.Redirect(page, fiber.StatusSeeOther)
 	}
 	if err != nil {
@@ -322,7 +322,7 @@ func (h *ProviderHandlers) decideMarket(c *fiber.Ctx) error {
 	}
 	err = h.Onboarding.DecideMarketAccess(c.UserContext(), id, code, decision == "approve", c.FormValue("reason"))
 	if invalid(err) {
-		templates.SetFlash(c, "error", i18n.T(templates.LangOf(c), "{{.Market}} not decided: {{.Reasons}}", "Market", code, "Reasons", strings.Join(messages(err), "; ")))
+		templates.SetFlash(c, "error", i18n.T(templates.LangOf(c), "{{.Market}} not decided: {{.Reasons}}", "Market", code, "Reasons", strings.Join(messages(c, err), "; ")))
 		return c.Redirect(back, fiber.StatusSeeOther)
 	}
 	if err != nil {
@@ -336,10 +336,11 @@ func (h *ProviderHandlers) decideMarket(c *fiber.Ctx) error {
 	return c.Redirect(back, fiber.StatusSeeOther)
 }
 
-func messages(err error) []string {
+func messages(c *fiber.Ctx, err error) []string {
 	var out []string
+	tr := templates.Translator(templates.LangOf(c))
 	for _, f := range errs.As(err).Fields {
-		out = append(out, f.Message)
+		out = append(out, f.Text(tr))
 	}
 	return out
 }
@@ -356,7 +357,7 @@ func (h *ProviderHandlers) claimSelected(c *fiber.Ctx) error {
 	res, err := h.Onboarding.ClaimMany(c.UserContext(), ids)
 	if err != nil {
 		if e := errs.As(err); e.Kind == errs.BadRequest {
-			templates.SetFlash(c, "error", e.Message)
+			templates.SetFlash(c, "error", templates.ErrorText(c, e))
 			return c.Redirect("/admin/review-queue", fiber.StatusSeeOther)
 		}
 		return err

@@ -146,7 +146,7 @@ func TicketCSVRow(t *support.Ticket) []string {
 func (h *TicketHandlers) exportReport(c *fiber.Ctx) error {
 	period := c.Query("period")
 	if err := h.Support.CheckReportPeriod(period); err != nil {
-		return h.renderReport(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err))
+		return h.renderReport(c, fiber.StatusUnprocessableEntity, templates.FieldErrors(c, err))
 	}
 	yesNo := func(b bool) string {
 		if b {
@@ -234,7 +234,7 @@ func (h *TicketHandlers) create(c *fiber.Ctx) error {
 	}
 	t, err := h.Support.OpenTicket(c.UserContext(), in)
 	if invalid(err) {
-		return h.renderNew(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err), formValues(c, "provider_id", "subject",
+		return h.renderNew(c, fiber.StatusUnprocessableEntity, templates.FieldErrors(c, err), formValues(c, "provider_id", "subject",
 			"description", "category", "priority", "contact_name", "contact_email", "link_container", "link_invoice", "link_vin", "assign_me"))
 	}
 	if err != nil {
@@ -343,7 +343,7 @@ func (h *TicketHandlers) failed(c *fiber.Ctx, id int64, err error, formName stri
 	}
 	form := formValues(c, fields...)
 	form["form"] = formName
-	return h.renderTicket(c, fiber.StatusUnprocessableEntity, id, errs.FieldMap(err), form)
+	return h.renderTicket(c, fiber.StatusUnprocessableEntity, id, templates.FieldErrors(c, err), form)
 }
 
 func (h *TicketHandlers) reply(c *fiber.Ctx) error {
@@ -565,7 +565,7 @@ func (h *TicketHandlers) renderReport(c *fiber.Ctx, status int, fieldErrs map[st
 	ctx := c.UserContext()
 	r, err := h.Support.SLAReport(ctx, c.Query("period"))
 	if invalid(err) {
-		fieldErrs = errs.FieldMap(err)
+		fieldErrs = templates.FieldErrors(c, err)
 		r, err = h.Support.SLAReport(ctx, "")
 		status = fiber.StatusUnprocessableEntity
 	}
@@ -606,7 +606,7 @@ func (h *TicketHandlers) settings(c *fiber.Ctx) error {
 	}
 	if err := h.Support.SetTeamLead(c.UserContext(), lead); err != nil {
 		if invalid(err) {
-			return h.renderReport(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err))
+			return h.renderReport(c, fiber.StatusUnprocessableEntity, templates.FieldErrors(c, err))
 		}
 		return err
 	}

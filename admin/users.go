@@ -51,7 +51,7 @@ func (h *Handlers) createUser(c *fiber.Ctx) error {
 	u, err := h.Staff.Create(c.UserContext(), in)
 	if invalid(err) {
 		return h.View.Render(c, fiber.StatusUnprocessableEntity, "admin/users/form", &templates.Page{
-			Errors: errs.FieldMap(err), Form: formValues(c, "email", "name"),
+			Errors: templates.FieldErrors(c, err), Form: formValues(c, "email", "name"),
 			Data: userPage{Roles: policies.StaffRoles, Incompatible: policies.IncompatibleRoles, Selected: in.Roles}})
 	}
 	if err != nil {
@@ -137,7 +137,7 @@ func (h *Handlers) updateUser(c *fiber.Ctx) error {
 		if ferr != nil {
 			return ferr
 		}
-		return h.renderUser(c, fiber.StatusUnprocessableEntity, cur, errs.FieldMap(err),
+		return h.renderUser(c, fiber.StatusUnprocessableEntity, cur, templates.FieldErrors(c, err),
 			map[string]string{"name": in.Name, "active": strconv.FormatBool(in.Active)}, in.Roles)
 	}
 	if err != nil {

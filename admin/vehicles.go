@@ -222,8 +222,9 @@ func (h *VehicleHandlers) renderVehicle(c *fiber.Ctx, status int, v *vehicles.Ve
 // formError turns a domain error into the form's errors: field errors by
 // field, a conflict or a missing record as the form's own message. Any
 // other error is returned.
-func formError(err error, fieldOf func(string) string) (map[string]string, string, error) {
+func formError(c *fiber.Ctx, err error, fieldOf func(string) string) (map[string]string, string, error) {
 	e := errs.As(err)
+	tr := templates.Translator(templates.LangOf(c))
 	switch e.Kind {
 	case errs.Invalid:
 		m := map[string]string{}
@@ -231,16 +232,16 @@ func formError(err error, fieldOf func(string) string) (map[string]string, strin
 		for _, f := range e.Fields {
 			name := fieldOf(f.Field)
 			if name == "" {
-				msg = f.Message
+				msg = f.Text(tr)
 				continue
 			}
 			if _, ok := m[name]; !ok {
-				m[name] = f.Message
+				m[name] = f.Text(tr)
 			}
 		}
 		return m, msg, nil
 	case errs.Conflict, errs.NotFound:
-		return nil, e.Message, nil
+		return nil, e.Text(tr), nil
 	}
 	return nil, "", err
 }
@@ -257,7 +258,7 @@ func (h *VehicleHandlers) updateMasterData(c *fiber.Ctx) error {
 		TelematicsCapable: form["telematics_capable"] == "true", SIMActive: form["sim_active"] == "true"}
 	_, result, err := h.Vehicles.UpsertVehicle(c.UserContext(), in)
 	if err != nil {
-		fe, msg, ferr := formError(err, func(f string) string {
+		fe, msg, ferr := formError(c, err, func(f string) string {
 			if f == "vin" {
 				return ""
 			}
@@ -303,7 +304,7 @@ func (h *VehicleHandlers) updateHolders(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	res, err := h.Vehicles.SetHolders(ctx, v.VIN, primary, parseHolderLines(form["secondary"]))
 	if err != nil {
-		fe, msg, ferr := formError(err, func(f string) string {
+		fe, msg, ferr := formError(c, err, func(f string) string {
 			switch {
 			case strings.HasPrefix(f, "primary.email"):
 				return "primary_email"
@@ -366,7 +367,7 @@ func (h *VehicleHandlers) bookSubscription(c *fiber.Ctx) error {
 	}
 	_, _, err = h.Vehicles.BookSubscription(c.UserContext(), v.VIN, "", vehicles.NewSubscription{Service: form["service"], StartsAt: *start, EndsAt: end})
 	if err != nil {
-		fe, msg, ferr := formError(err, func(f string) string { return f })
+		fe, msg, ferr := formError(c, err, func(f string) string { return f })
 		if ferr != nil {
 			return ferr
 		}
@@ -387,7 +388,7 @@ func (h *VehicleHandlers) endSubscription(c *fiber.Ctx) error {
 	}
 	_, result, err := h.Vehicles.EndBooking(c.UserContext(), v.VIN, strconv.FormatInt(id, 10), h.now())
 	if k := errs.KindOf(err); k == errs.Conflict || k == errs.NotFound {
-		templates.SetFlash(c, "error", errs.As(err).Message)
+		templates.SetFlash(c, "error", templates.ErrorText(c, err))
 		return c.Redirect("/admin/vehicles/"+v.VIN+"#subscriptions", fiber.StatusSeeOther)
 	}
 	if err != nil {

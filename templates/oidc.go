@@ -132,5 +132,5 @@ func (o *OIDCSignIn) Refused(v *View, c *fiber.Ctx, err error) error {
 	default:
 		return err
 	}
-	return v.Render(c, status, o.Page, &Page{Title: o.Title, Flash: &Flash{Kind: "error", Message: e.Message}})
+	return v.Render(c, status, o.Page, &Page{Title: o.Title, Flash: &Flash{Kind: "error", Message: ErrorText(c, e)}})
 }

@@ -38,7 +38,7 @@ func (v *View) SignInFailed(c *fiber.Ctx, err error, page, title string) error {
 		status = fiber.StatusTooManyRequests
 		c.Set(fiber.HeaderRetryAfter, "300")
 	}
-	return v.Render(c, status, page, &Page{Title: title, Errors: map[string]string{"password": e.Message},
+	return v.Render(c, status, page, &Page{Title: title, Errors: map[string]string{"password": ErrorText(c, e)},
 		Form: map[string]string{"email": c.FormValue("email"), "next": c.FormValue("next")}})
 }
 
@@ -49,10 +49,10 @@ func (v *View) SignInFailed(c *fiber.Ctx, err error, page, title string) error {
 func CodeRefused(c *fiber.Ctx, err error) (status int, fields map[string]string, other error) {
 	switch errs.KindOf(err) {
 	case errs.Unauthorized:
-		return fiber.StatusUnprocessableEntity, map[string]string{"code": errs.As(err).Message}, nil
+		return fiber.StatusUnprocessableEntity, map[string]string{"code": ErrorText(c, err)}, nil
 	case errs.TooMany:
 		c.Set(fiber.HeaderRetryAfter, "300")
-		return fiber.StatusTooManyRequests, map[string]string{"code": errs.As(err).Message}, nil
+		return fiber.StatusTooManyRequests, map[string]string{"code": ErrorText(c, err)}, nil
 	}
 	return 0, nil, err
 }

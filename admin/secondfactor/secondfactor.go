@@ -100,7 +100,7 @@ func CodeRefused(v *templates.View, c *fiber.Ctx, err error, title, page string,
 		return err
 	}
 	return v.Render(c, status, page, &templates.Page{Title: title, Data: data,
-		Errors: map[string]string{"code": e.Message}, Form: map[string]string{"next": c.FormValue("next")}})
+		Errors: map[string]string{"code": templates.ErrorText(c, e)}, Form: map[string]string{"next": c.FormValue("next")}})
 }
 
 // ShowRecoveryCodes shows new recovery codes, once: they are stored only

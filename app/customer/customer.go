@@ -283,12 +283,12 @@ func (h *Handlers) consentError(c *fiber.Ctx, err error, form map[string]string)
 	var fe map[string]string
 	switch errs.KindOf(err) {
 	case errs.Invalid:
-		status, fe = fiber.StatusUnprocessableEntity, errs.FieldMap(err)
+		status, fe = fiber.StatusUnprocessableEntity, templates.FieldErrors(c, err)
 	case errs.Conflict, errs.Forbidden:
 		if errs.KindOf(err) == errs.Forbidden {
 			status = fiber.StatusForbidden
 		}
-		fe = map[string]string{"decision": errs.As(err).Message}
+		fe = map[string]string{"decision": templates.ErrorText(c, err)}
 	default:
 		return err
 	}

@@ -78,7 +78,7 @@ func (h *Handlers) transactions(c *fiber.Ctx) error {
 	from, to, err := consent.ParsePeriod(form["from"], form["to"], h.loc())
 	if errs.KindOf(err) == errs.Invalid {
 		return h.View.Render(c, fiber.StatusUnprocessableEntity, "my/transactions", &templates.Page{Title: "Transfers to third parties",
-			Errors: errs.FieldMap(err), Form: form, Data: transactionsPage{}})
+			Errors: templates.FieldErrors(c, err), Form: form, Data: transactionsPage{}})
 	}
 	if err != nil {
 		return err

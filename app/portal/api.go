@@ -139,7 +139,7 @@ func (h *APIPages) createWebhook(c *fiber.Ctx) error {
 	}
 	e, err := h.Webhooks.CreateEndpoint(c.UserContext(), me.ProviderID, in)
 	if errs.KindOf(err) == errs.Invalid {
-		return h.renderWebhooks(c, fiber.StatusUnprocessableEntity, nil, errs.FieldMap(err),
+		return h.renderWebhooks(c, fiber.StatusUnprocessableEntity, nil, templates.FieldErrors(c, err),
 			map[string]string{"url": in.URL, "description": in.Description, "event_types": strings.Join(in.EventTypes, ",")})
 	}
 	if err != nil {
@@ -196,7 +196,7 @@ func (h *APIPages) act(c *fiber.Ctx, do func(ctx context.Context, providerID, id
 	msg, err := do(c.UserContext(), me.ProviderID, id)
 	if err != nil {
 		if k := errs.KindOf(err); k == errs.Conflict || k == errs.NotFound {
-			templates.SetFlash(c, "error", errs.As(err).Message)
+			templates.SetFlash(c, "error", templates.ErrorText(c, err))
 			return c.Redirect("/portal/webhooks", fiber.StatusSeeOther)
 		}
 		return err

@@ -55,7 +55,7 @@ func (h *Handlers) answer(c *fiber.Ctx) error {
 	answer := c.FormValue("answer")
 	_, err = h.Onboarding.AnswerQuestion(c.UserContext(), me.ProviderID, answer)
 	if invalid(err) {
-		return h.renderHome(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err), map[string]string{"answer": answer})
+		return h.renderHome(c, fiber.StatusUnprocessableEntity, templates.FieldErrors(c, err), map[string]string{"answer": answer})
 	}
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func (h *Handlers) uploadDocuments(c *fiber.Ctx) error {
 	}
 	err = h.Onboarding.AddDocuments(c.UserContext(), me.ProviderID, ups)
 	if invalid(err) {
-		return h.renderHome(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err), nil)
+		return h.renderHome(c, fiber.StatusUnprocessableEntity, templates.FieldErrors(c, err), nil)
 	}
 	if err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"cardata/onboarding"
-	"cardata/policies/errs"
 	"cardata/templates"
 )
 
@@ -70,7 +69,7 @@ func (h *Handlers) createClient(c *fiber.Ctx) error {
 		if sandbox {
 			form = map[string]string{"sandbox_name": name, "sandbox": "1"}
 		}
-		return h.renderClients(c, fiber.StatusUnprocessableEntity, nil, errs.FieldMap(err), form, false)
+		return h.renderClients(c, fiber.StatusUnprocessableEntity, nil, templates.FieldErrors(c, err), form, false)
 	}
 	if err != nil {
 		return err
@@ -93,7 +92,7 @@ func (h *Handlers) rotateClient(c *fiber.Ctx) error {
 	}
 	ns, err := h.Onboarding.RotateAPIClientSecret(c.UserContext(), me.ProviderID, id, time.Duration(hours)*time.Hour)
 	if invalid(err) {
-		return h.renderClients(c, fiber.StatusUnprocessableEntity, nil, errs.FieldMap(err), nil, false)
+		return h.renderClients(c, fiber.StatusUnprocessableEntity, nil, templates.FieldErrors(c, err), nil, false)
 	}
 	if err != nil {
 		return err

@@ -157,12 +157,12 @@ func (h *ContainerHandlers) newForm(c *fiber.Ctx) error {
 
 // formError re-renders the form on validation errors and on the domain's
 // conflicts the provider can act on (limit, names, state).
-func containerFormError(err error) (map[string]string, bool) {
+func containerFormError(c *fiber.Ctx, err error) (map[string]string, bool) {
 	switch errs.KindOf(err) {
 	case errs.Invalid:
-		return errs.FieldMap(err), true
+		return templates.FieldErrors(c, err), true
 	case errs.Conflict:
-		return map[string]string{"form": errs.As(err).Message}, true
+		return map[string]string{"form": templates.ErrorText(c, err)}, true
 	}
 	return nil, false
 }
@@ -181,7 +181,7 @@ func (h *ContainerHandlers) create(c *fiber.Ctx) error {
 	}
 	in, form, selected := containerInput(c)
 	v, err := h.Containers.Create(c.UserContext(), me.ProviderID, in)
-	if fe, ok := containerFormError(err); ok {
+	if fe, ok := containerFormError(c, err); ok {
 		return h.renderForm(c, containerFormStatus(err), containerFormPage{Action: "/portal/containers", Heading: "New data container",
 			Draft: true, Selected: selected}, fe, form)
 	}
@@ -279,7 +279,7 @@ func (h *ContainerHandlers) createVersion(c *fiber.Ctx) error {
 	}
 	in, form, selected := containerInput(c)
 	v, err := h.Containers.NewVersion(c.UserContext(), ct.ProviderID, ct.ID, in)
-	if fe, ok := containerFormError(err); ok {
+	if fe, ok := containerFormError(c, err); ok {
 		return h.renderForm(c, containerFormStatus(err), containerFormPage{Action: "/portal/containers/" + strconv.FormatInt(ct.ID, 10) + "/versions",
 			Heading: "New version of " + ct.Current().Name, Container: ct, Draft: true, Selected: selected}, fe, form)
 	}
@@ -318,7 +318,7 @@ func (h *ContainerHandlers) update(c *fiber.Ctx) error {
 	}
 	in, form, selected := containerInput(c)
 	nv, err := h.Containers.UpdateDraft(c.UserContext(), ct.ProviderID, v.ID, in)
-	if fe, ok := containerFormError(err); ok {
+	if fe, ok := containerFormError(c, err); ok {
 		return h.renderForm(c, containerFormStatus(err), containerFormPage{Action: c.Path(), Heading: "Edit draft: " + v.Name, Container: ct,
 			Version: v, Draft: true, Selected: selected}, fe, form)
 	}
@@ -367,7 +367,7 @@ func (h *ContainerHandlers) act(c *fiber.Ctx) error {
 	default:
 		return errs.New(errs.NotFound, "not_found", "no such action")
 	}
-	if fe, ok := containerFormError(err); ok {
+	if fe, ok := containerFormError(c, err); ok {
 		ct, ferr := h.Containers.FindContainer(ctx, pid, ct.ID)
 		if ferr != nil {
 			return ferr

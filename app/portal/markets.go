@@ -6,7 +6,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"cardata/onboarding"
-	"cardata/policies/errs"
 	"cardata/templates"
 	"cardata/templates/i18n"
 )
@@ -67,7 +66,7 @@ func (h *Handlers) requestMarkets(c *fiber.Ctx) error {
 	})
 	requested, err := h.Onboarding.RequestMarkets(c.UserContext(), me.ProviderID, codes)
 	if invalid(err) {
-		return h.renderMarkets(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err))
+		return h.renderMarkets(c, fiber.StatusUnprocessableEntity, templates.FieldErrors(c, err))
 	}
 	if err != nil {
 		return err

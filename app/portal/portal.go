@@ -191,7 +191,7 @@ func (h *Handlers) acceptInvitation(c *fiber.Ctx) error {
 			return ferr
 		}
 		return h.View.Render(c, fiber.StatusUnprocessableEntity, "portal/invitation", &templates.Page{Title: "Set your password", Data: cur,
-			Errors: errs.FieldMap(err)})
+			Errors: templates.FieldErrors(c, err)})
 	}
 	if err != nil {
 		return err

@@ -90,14 +90,14 @@ func (h *Handlers) register(c *fiber.Ctx) error {
 	var limited *onboarding.LimitError
 	if errors.As(err, &limited) {
 		setRetryAfter(c, limited)
-		fieldErrs = errs.FieldMap(err)
+		fieldErrs = templates.FieldErrors(c, err)
 		if len(fieldErrs) == 0 {
-			fieldErrs["form"] = limited.Err.Message
+			fieldErrs["form"] = templates.ErrorText(c, limited.Err)
 		}
 		return h.renderRegister(c, fiber.StatusTooManyRequests, fieldErrs, form)
 	}
 	if invalid(err) || len(fieldErrs) > 0 {
-		for k, v := range errs.FieldMap(err) {
+		for k, v := range templates.FieldErrors(c, err) {
 			fieldErrs[k] = v
 		}
 		if _, ok := fieldErrs["documents"]; !ok && len(fieldErrs) > 0 && len(ups) > 0 {

@@ -168,7 +168,7 @@ func (h *Handlers) saveSignInSettings(c *fiber.Ctx) error {
 	_, err = h.Onboarding.SaveSignInConfig(c.UserContext(), me.ProviderID, in)
 	if invalid(err) {
 		// The input comes back, the secret never.
-		return h.renderSignInSettings(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err),
+		return h.renderSignInSettings(c, fiber.StatusUnprocessableEntity, templates.FieldErrors(c, err),
 			map[string]string{"issuer": in.Issuer, "client_id": in.ClientID, "domains": in.Domains}, strings.TrimSpace(in.ClientSecret) != "")
 	}
 	if err != nil {

@@ -136,7 +136,7 @@ func (h *TicketHandlers) create(c *fiber.Ctx) error {
 		for _, k := range []string{"subject", "description", "category", "priority", "link_container", "link_invoice", "link_vin"} {
 			form[k] = c.FormValue(k)
 		}
-		return h.renderNew(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err), form)
+		return h.renderNew(c, fiber.StatusUnprocessableEntity, templates.FieldErrors(c, err), form)
 	}
 	if err != nil {
 		return err
@@ -200,7 +200,7 @@ func (h *TicketHandlers) reply(c *fiber.Ctx) error {
 	}
 	_, err = h.Support.Reply(c.UserContext(), id, support.NewMessage{Body: c.FormValue("body"), Attachments: files})
 	if invalid(err) {
-		return h.renderTicket(c, fiber.StatusUnprocessableEntity, id, errs.FieldMap(err), map[string]string{"body": c.FormValue("body"), "form": "reply"})
+		return h.renderTicket(c, fiber.StatusUnprocessableEntity, id, templates.FieldErrors(c, err), map[string]string{"body": c.FormValue("body"), "form": "reply"})
 	}
 	if err != nil {
 		return err
@@ -219,7 +219,7 @@ func (h *TicketHandlers) reopen(c *fiber.Ctx) error {
 	}
 	t, err := h.Support.Reopen(c.UserContext(), id, c.FormValue("message"))
 	if invalid(err) {
-		return h.renderTicket(c, fiber.StatusUnprocessableEntity, id, errs.FieldMap(err), map[string]string{"message": c.FormValue("message"), "form": "reopen"})
+		return h.renderTicket(c, fiber.StatusUnprocessableEntity, id, templates.FieldErrors(c, err), map[string]string{"message": c.FormValue("message"), "form": "reopen"})
 	}
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"cardata/onboarding"
-	"cardata/policies/errs"
 	"cardata/templates"
 	"cardata/templates/i18n"
 )
@@ -48,7 +47,7 @@ func (h *Handlers) invite(c *fiber.Ctx) error {
 	in := onboarding.Invite{Email: c.FormValue("email"), Name: c.FormValue("name"), Role: c.FormValue("role")}
 	inv, err := h.Onboarding.InviteProviderUser(c.UserContext(), me.ProviderID, in)
 	if invalid(err) {
-		return h.renderUsers(c, fiber.StatusUnprocessableEntity, errs.FieldMap(err),
+		return h.renderUsers(c, fiber.StatusUnprocessableEntity, templates.FieldErrors(c, err),
 			map[string]string{"email": in.Email, "name": in.Name, "role": in.Role})
 	}
 	if err != nil {

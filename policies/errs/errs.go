@@ -55,7 +55,8 @@ func say(tr Translator, message, format string, args []any) string {
 	if tr == nil {
 		return message
 	}
-	if format == "" {
+	if format == "" || len(args) == 0 {
+		// a fixed text: the message is its own id
 		return tr(message, nil)
 	}
 	if format == "%s" && len(args) == 1 {
