@@ -74,9 +74,9 @@ func requireActive(tx *gorm.DB, providerID int64, sandbox bool) (*Provider, erro
 	}
 	if p.Status != StatusActive {
 		if sandbox {
-			return nil, errs.New(errs.Conflict, "provider_not_active", "sandbox clients can be created while the provider is registered or active (now: %s)", p.Status.Label())
+			return nil, errs.New(errs.Conflict, "provider_not_active", "sandbox clients can be created while the provider is registered or active (now: %s)", errs.Term(p.Status.Label()))
 		}
-		return nil, errs.New(errs.Conflict, "provider_not_active", "API clients can be created and rotated only while the provider is active (now: %s)", p.Status.Label())
+		return nil, errs.New(errs.Conflict, "provider_not_active", "API clients can be created and rotated only while the provider is active (now: %s)", errs.Term(p.Status.Label()))
 	}
 	return &p, nil
 }

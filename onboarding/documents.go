@@ -143,7 +143,7 @@ func (s *Service) AddDocuments(ctx context.Context, providerID int64, ups []Uplo
 		return err
 	}
 	if p.Status == StatusTerminated || p.Status == StatusRejected {
-		return errs.New(errs.Conflict, "provider_closed", "the application is %s; no more documents can be added", p.Status.Label())
+		return errs.New(errs.Conflict, "provider_closed", "the application is %s; no more documents can be added", errs.Term(p.Status.Label()))
 	}
 	label := policies.ActorOf(ctx, nil).Name
 	return s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

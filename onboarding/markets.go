@@ -207,10 +207,10 @@ func (s *Service) DecideMarketAccess(ctx context.Context, providerID int64, mark
 		if approve {
 			to = AccessApproved
 			if cur.Status != AccessRequested {
-				return errs.New(errs.Conflict, "market_not_requested", "%s is %s, not requested", market, cur.Status)
+				return errs.New(errs.Conflict, "market_not_requested", "%s is %s, not requested", market, errs.Term(cur.Status))
 			}
 			if p.Status != StatusActive {
-				return errs.New(errs.Conflict, "provider_not_active", "markets can be approved only for active providers (now: %s)", p.Status.Label())
+				return errs.New(errs.Conflict, "provider_not_active", "markets can be approved only for active providers (now: %s)", errs.Term(p.Status.Label()))
 			}
 		} else if cur.Status == AccessRejected {
 			return errs.New(errs.Conflict, "market_already_rejected", "%s is already rejected", market)

@@ -436,7 +436,7 @@ func (s *Service) transition(ctx context.Context, providerID int64, t Transition
 	if t.Note != "" {
 		var v errs.Validation
 		if note == "" {
-			v.Add(t.Note, t.Note+"_required", "enter the %s", t.Note)
+			v.Add(t.Note, t.Note+"_required", "enter the %s", errs.Term(t.Note))
 		} else if len(note) > 4000 {
 			v.Add(t.Note, t.Note+"_too_long", "use at most 4000 characters")
 		}
@@ -514,10 +514,10 @@ func transitionConflict(t Transition, from Status) error {
 		return errs.New(errs.Conflict, "provider_terminated", "the provider is terminated; that is final")
 	}
 	if t.From == nil {
-		return errs.New(errs.Conflict, "transition_not_allowed", "the provider is already %s", from.Label())
+		return errs.New(errs.Conflict, "transition_not_allowed", "the provider is already %s", errs.Term(from.Label()))
 	}
 	return errs.New(errs.Conflict, "transition_not_allowed",
-		"cannot %s a provider that is %s (only from: %s)", strings.ReplaceAll(string(t.Action), "_", " "), from.Label(), strings.Join(allowed, ", "))
+		"cannot %s a provider that is %s (only from: %s)", errs.Term(strings.ReplaceAll(string(t.Action), "_", " ")), errs.Term(from.Label()), errs.Term(strings.Join(allowed, ", ")))
 }
 
 // notifyTransition queues the e-mail that tells the provider (or, for an

@@ -122,7 +122,7 @@ func seatError(v *errs.Validation, country string) {
 	case len(country) != 2:
 		v.Add("country", "country_invalid", "use the two-letter ISO 3166 code of the country, e.g. AT")
 	case country == "CH" || country == "GB":
-		v.Add("country", "seat_not_eea", "%s is a CarData market, but only companies seated in the EEA (EU, Iceland, Liechtenstein, Norway) can register", CountryName(country))
+		v.Add("country", "seat_not_eea", "%s is a CarData market, but only companies seated in the EEA (EU, Iceland, Liechtenstein, Norway) can register", errs.Term(CountryName(country)))
 	case !IsEEA(country):
 		v.Add("country", "seat_not_eea", "only companies seated in the EEA (EU, Iceland, Liechtenstein, Norway) can register")
 	}
@@ -140,11 +140,11 @@ func checkVAT(v *errs.Validation, country, id string) string {
 	n, err := vat.Check(country, id)
 	switch {
 	case errors.Is(err, vat.ErrCountryMismatch):
-		v.Add("vat_id", "vat_id_country_mismatch", "the VAT ID's country prefix does not match the country of seat (%s)", CountryName(country))
+		v.Add("vat_id", "vat_id_country_mismatch", "the VAT ID's country prefix does not match the country of seat (%s)", errs.Term(CountryName(country)))
 	case errors.Is(err, vat.ErrChecksum):
-		v.Add("vat_id", "vat_id_checksum", "the check digit of this %s number does not match; please check for a typing error", CountryName(country))
+		v.Add("vat_id", "vat_id_checksum", "the check digit of this %s number does not match; please check for a typing error", errs.Term(CountryName(country)))
 	case err != nil:
-		v.Add("vat_id", "vat_id_format", "this is not a valid %s %s", CountryName(country), vatName(country))
+		v.Add("vat_id", "vat_id_format", "this is not a valid %s %s", errs.Term(CountryName(country)), errs.Term(vatName(country)))
 	}
 	return n
 }
@@ -202,7 +202,7 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 		{"city", r.City, "the city"},
 	} {
 		if f.val == "" {
-			v.Add(f.name, f.name+"_required", "enter %s", f.what)
+			v.Add(f.name, f.name+"_required", "enter %s", errs.Term(f.what))
 		}
 	}
 	seatError(&v, r.Country)

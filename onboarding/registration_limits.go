@@ -3,7 +3,6 @@ package onboarding
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"gorm.io/gorm"
@@ -115,8 +114,9 @@ func (s *Service) reserveApplication(ctx context.Context, addr string, size int6
 		if lim.PerHour > 0 && len(lastHour) >= lim.PerHour {
 			// Free again when enough of the last hour's applications age out.
 			wait := lastHour[len(lastHour)-lim.PerHour].Add(time.Hour).Sub(now)
+			n, unit := waitWords(wait)
 			return &LimitError{RetryAfter: wait, Err: errs.New(errs.TooMany, "registration_rate_limited",
-				"too many registrations from your network; try again in %s", waitWords(wait))}
+				"too many registrations from your network; try again in %d %s", n, unit)}
 		}
 		if lim.DailyUploadBytes > 0 && stored+size > lim.DailyUploadBytes {
 			wait := 24 * time.Hour
@@ -127,11 +127,14 @@ func (s *Service) reserveApplication(ctx context.Context, addr string, size int6
 					break
 				}
 			}
+			var v errs.Validation
+			size, sizeUnit := sizeWords(lim.DailyUploadBytes)
+			n, unit := waitWords(wait)
+			v.Add("documents", "registration_upload_cap",
+				"documents from your network are limited to %d %s a day and this upload would exceed it; nothing was stored, try again in %d %s",
+				size, sizeUnit, n, unit)
 			return &LimitError{RetryAfter: wait, Err: &errs.Error{Kind: errs.TooMany, Code: "registration_upload_cap",
-				Message: "too many documents uploaded from your network today",
-				Fields: []errs.FieldError{{Field: "documents", Code: "registration_upload_cap", Message: fmt.Sprintf(
-					"documents from your network are limited to %s a day and this upload would exceed it; nothing was stored, try again in %s",
-					sizeWords(lim.DailyUploadBytes), waitWords(wait))}}}}
+				Message: "too many documents uploaded from your network today", Fields: v.Fields}}
 		}
 		return errs.Wrap(tx.Raw(`INSERT INTO registration_attempts (client_addr, at, upload_bytes) VALUES (?, ?, ?) RETURNING id`,
 			addr, now, size).Scan(&id).Error, "record registration attempt")
@@ -139,18 +142,20 @@ func (s *Service) reserveApplication(ctx context.Context, addr string, size int6
 	return id, err
 }
 
-// waitWords says a wait in whole minutes or hours.
-func waitWords(d time.Duration) string {
+// waitWords says a wait in whole minutes or hours: the number and its
+// unit (a word a page translates).
+func waitWords(d time.Duration) (int, errs.Term) {
 	if m := int((d + time.Minute - 1) / time.Minute); m < 120 {
-		return fmt.Sprintf("%d minutes", max(m, 1))
+		return max(m, 1), "minutes"
 	}
-	return fmt.Sprintf("%d hours", int((d+time.Hour-1)/time.Hour))
+	return int((d + time.Hour - 1) / time.Hour), "hours"
 }
 
-// sizeWords says a byte count in MB when it is at least one.
-func sizeWords(n int64) string {
+// sizeWords says a byte count in MB when it is at least one: the number
+// and its unit.
+func sizeWords(n int64) (int64, errs.Term) {
 	if n >= 1<<20 {
-		return fmt.Sprintf("%d MB", n>>20)
+		return n >> 20, "MB"
 	}
-	return fmt.Sprintf("%d bytes", n)
+	return n, "bytes"
 }

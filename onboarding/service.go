@@ -89,7 +89,7 @@ func sha(s string) []byte {
 }
 
 func notFound(what string) error {
-	return errs.New(errs.NotFound, what+"_not_found", "%s not found", strings.ReplaceAll(what, "_", " "))
+	return errs.New(errs.NotFound, what+"_not_found", "%s not found", errs.Term(strings.ReplaceAll(what, "_", " ")))
 }
 
 // translate turns gorm's not-found into the domain's 404 and wraps the rest.

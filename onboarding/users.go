@@ -193,7 +193,7 @@ func (s *Service) InviteProviderUser(ctx context.Context, providerID int64, in I
 		return nil, err
 	}
 	if !p.Status.Open() {
-		return nil, errs.New(errs.Conflict, "provider_closed", "the provider is %s; no users can be invited", p.Status.Label())
+		return nil, errs.New(errs.Conflict, "provider_closed", "the provider is %s; no users can be invited", errs.Term(p.Status.Label()))
 	}
 	token := randomToken(32)
 	now := s.now()

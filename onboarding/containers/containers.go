@@ -468,7 +468,7 @@ func lockProvider(tx *gorm.DB, providerID int64, sandbox bool) error {
 		return nil
 	}
 	if status != "active" {
-		return errs.New(errs.Conflict, "provider_not_active", "only an active provider can manage data containers (status: %s)", strings.ReplaceAll(status, "_", " "))
+		return errs.New(errs.Conflict, "provider_not_active", "only an active provider can manage data containers (status: %s)", errs.Term(strings.ReplaceAll(status, "_", " ")))
 	}
 	return nil
 }
@@ -691,7 +691,7 @@ func (s *Service) NewVersion(ctx context.Context, providerID, containerID int64,
 		for i := range versions {
 			v := &versions[i]
 			if v.State == Draft || v.State == Submitted {
-				return errs.New(errs.Conflict, "version_open", "version %d is still %s; finish it first", v.Version, v.State)
+				return errs.New(errs.Conflict, "version_open", "version %d is still %s; finish it first", v.Version, errs.Term(v.State))
 			}
 			live = live || v.State.Live()
 			if base == nil && v.State == Approved {
@@ -808,14 +808,14 @@ func (s *Service) Discard(ctx context.Context, providerID, versionID int64) erro
 }
 
 func conflict(t Transition, from State) error {
-	return errs.New(errs.Conflict, "transition_not_allowed", "cannot %s a container version that is %s (only from %s)", t.Action, from, t.From)
+	return errs.New(errs.Conflict, "transition_not_allowed", "cannot %s a container version that is %s (only from %s)", errs.Term(t.Action), errs.Term(from), errs.Term(t.From))
 }
 
 // requireKind checks the principal may take t.
 func requireKind(ctx context.Context, t Transition) (*policies.Principal, error) {
 	p := policies.PrincipalFrom(ctx)
 	if p == nil || !slices.Contains(t.By, p.Kind) {
-		return nil, errs.New(errs.Forbidden, "not_allowed", "you may not %s a data container", t.Action)
+		return nil, errs.New(errs.Forbidden, "not_allowed", "you may not %s a data container", errs.Term(t.Action))
 	}
 	if p.Kind == policies.KindStaff && !p.HasRole(policies.RolePartnerManager) {
 		return nil, errs.New(errs.Forbidden, "partner_manager_only", "only partner managers review data containers")
@@ -1046,7 +1046,7 @@ func noteFor(t Transition, note string) (string, error) {
 	}
 	var v errs.Validation
 	if note == "" {
-		v.Add(t.Note, t.Note+"_required", "enter the %s", t.Note)
+		v.Add(t.Note, t.Note+"_required", "enter the %s", errs.Term(t.Note))
 	} else if len(note) > 2000 {
 		v.Add(t.Note, t.Note+"_too_long", "use at most 2000 characters")
 	}

@@ -278,7 +278,7 @@ func (s *Service) insertSubscription(tx *gorm.DB, v *Vehicle, in NewSubscription
 	case !ok:
 		val.Add("service", "service_unknown", "unknown connected service %q", in.Service)
 	case !cs.AppliesTo(v.Drivetrain):
-		val.Add("service", "service_not_applicable", "%s is not available for a %s vehicle", cs.Name, v.Drivetrain)
+		val.Add("service", "service_not_applicable", "%s is not available for a %s vehicle", cs.Name, errs.Term(v.Drivetrain))
 	}
 	if in.StartsAt.IsZero() {
 		val.Add("starts_at", "starts_at_required", "enter when the subscription starts")

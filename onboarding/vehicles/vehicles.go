@@ -325,7 +325,7 @@ func (s *Service) AssignHolder(ctx context.Context, vin string, accountID int64,
 			case h.AccountID == accountID && h.Role == role:
 				return nil
 			case h.AccountID == accountID:
-				return errs.New(errs.Conflict, "holder_exists", "%s already holds this vehicle as %s user; remove that first", acc.Email, h.Role)
+				return errs.New(errs.Conflict, "holder_exists", "%s already holds this vehicle as %s user; remove that first", acc.Email, errs.Term(h.Role))
 			case role == RolePrimary && h.Role == RolePrimary:
 				return errs.New(errs.Conflict, "primary_holder_exists", "vehicle %s already has a primary holder; remove it first", v.VIN)
 			}

@@ -52,20 +52,18 @@ func (s *Service) checkTarget(raw string) error {
 	host := u.Hostname()
 	if isLoopback(host) {
 		if !s.loopbackOK() {
-			return fieldErr("loopback receivers are for development only; use a public https URL")
+			var v errs.Validation
+			v.Add("url", "url_not_allowed", "loopback receivers are for development only; use a public https URL")
+			return v.Err()
 		}
 		return nil
 	}
 	if ip := net.ParseIP(host); ip != nil && blockedIP(ip) {
-		return fieldErr(host + " is a private or reserved address; pushes go to public addresses only")
+		var v errs.Validation
+		v.Add("url", "url_not_allowed", "%s is a private or reserved address; pushes go to public addresses only", host)
+		return v.Err()
 	}
 	return nil
-}
-
-func fieldErr(msg string) error {
-	v := &errs.Validation{}
-	v.Add("url", "url_not_allowed", "%s", msg)
-	return v.Err()
 }
 
 // dialControl refuses connections to blocked addresses.
