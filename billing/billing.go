@@ -196,7 +196,7 @@ func dbError(err error, what string) error {
 		return &errs.Error{Kind: errs.Conflict, Code: "duplicate", Message: "it already exists", Err: err}
 	}
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return errs.New(errs.NotFound, "not_found", "%s: not found", what)
+		return errs.New(errs.NotFound, "not_found", "%s: not found", errs.Term(what))
 	}
 	return errs.Wrap(err, what)
 }

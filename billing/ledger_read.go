@@ -144,7 +144,7 @@ func LedgerFilterFromQuery(get func(string) string, now time.Time, loc *time.Loc
 		}
 		t, err := time.ParseInLocation("2006-01-02", s, loc)
 		if err != nil {
-			v.Add(field, "time_invalid", "%s must be a date like 2026-10-01", field)
+			v.Add(field, "time_invalid", "%s must be a date like 2026-10-01", errs.Term(field))
 			return
 		}
 		if endOfDay {

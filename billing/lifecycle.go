@@ -105,7 +105,7 @@ func (s *Service) Finalize(ctx context.Context, id int64) (*Invoice, error) {
 			return err
 		}
 		if inv.Status != StatusDraft {
-			return errs.New(errs.Conflict, "invoice_not_draft", "only drafts can be finalized; this one is %s", inv.Status)
+			return errs.New(errs.Conflict, "invoice_not_draft", "only drafts can be finalized; this one is %s", errs.Term(inv.Status))
 		}
 		if len(inv.Lines) == 0 {
 			return errs.New(errs.Conflict, "invoice_empty", "the draft has no lines")
@@ -116,7 +116,7 @@ func (s *Service) Finalize(ctx context.Context, id int64) (*Invoice, error) {
 		}
 		if err := seller.validate(); err != nil {
 			return errs.New(errs.Conflict, "seller_incomplete", "the seller identity is incomplete (%s); complete it under Finance → Seller identity",
-				joinFieldMessages(errs.As(err).Fields))
+				said(errs.As(err).Fields))
 		}
 		by, byID := actor(ctx)
 		var orig *Invoice
@@ -271,7 +271,7 @@ func (s *Service) Send(ctx context.Context, id int64) (*Invoice, error) {
 			return err
 		}
 		if !canMove(inv.Status, StatusSent) || inv.Status == StatusPaid {
-			return errs.New(errs.Conflict, "invoice_not_sendable", "only finalized documents can be sent; this one is %s", inv.Status)
+			return errs.New(errs.Conflict, "invoice_not_sendable", "only finalized documents can be sent; this one is %s", errs.Term(inv.Status))
 		}
 		if strings.TrimSpace(inv.BuyerEmail) == "" {
 			return errs.New(errs.Conflict, "buyer_email_missing", "the provider has no billing e-mail address")
@@ -447,7 +447,7 @@ func (s *Service) BookPayment(ctx context.Context, id int64, in NewPayment) (*Pa
 			return err
 		}
 		if inv.IsCreditNote() || (inv.Status != StatusFinalized && inv.Status != StatusSent) {
-			return errs.New(errs.Conflict, "invoice_not_payable", "payments are booked on finalized or sent invoices; this one is %s", inv.Status)
+			return errs.New(errs.Conflict, "invoice_not_payable", "payments are booked on finalized or sent invoices; this one is %s", errs.Term(inv.Status))
 		}
 		_, cred, err := credited(tx, id)
 		if err != nil {

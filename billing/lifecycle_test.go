@@ -18,6 +18,8 @@ import (
 	"cardata/billing"
 	"cardata/billing/billingtest"
 	"cardata/policies/errs"
+	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // A version in use never changes: the service refuses past start dates
@@ -251,13 +253,24 @@ func TestDraftLifecycle(t *testing.T) {
 	p := billingtest.German(1)
 	p.Email = ""
 	dir.Put(p)
-	if _, err := s.Finalize(ctx, inv.ID); !errs.Is(err, "buyer_incomplete") {
+	_, err = s.Finalize(ctx, inv.ID)
+	if !errs.Is(err, "buyer_incomplete") {
 		t.Fatalf("finalize with incomplete buyer: %v", err)
 	}
+	// The composed message: English as before, German through and through.
+	if en, de := errs.As(err).Message, errs.As(err).Text(templates.Translator(i18n.DE)); en != "the provider's invoicing data is incomplete: the provider has no billing e-mail address" ||
+		de != "Die Rechnungsdaten des Anbieters sind unvollständig: Der Anbieter hat keine E-Mail-Adresse für Rechnungen" {
+		t.Fatalf("incomplete buyer: %q / %q", en, de)
+	}
 	dir.Put(billingtest.German(1))
-	gdb.Exec(`UPDATE billing_seller SET iban = ''`)
-	if _, err := s.Finalize(ctx, inv.ID); !errs.Is(err, "seller_incomplete") {
+	gdb.Exec(`UPDATE billing_seller SET iban = '', tax_number = ''`)
+	_, err = s.Finalize(ctx, inv.ID)
+	if !errs.Is(err, "seller_incomplete") {
 		t.Fatalf("finalize with incomplete seller: %v", err)
+	}
+	if de := errs.As(err).Text(templates.Translator(i18n.DE)); !strings.HasPrefix(de, "Die Verkäuferangaben sind unvollständig (Steuernummer fehlt; die IBAN ist ungültig (Prüfziffern)); ergänzen Sie") ||
+		!strings.Contains(errs.As(err).Message, "(the tax number (Steuernummer) is required; the IBAN is not valid (check digits))") {
+		t.Fatalf("incomplete seller: %q / %q", errs.As(err).Message, de)
 	}
 	if _, err := s.UpdateSeller(ctx, billingtest.Seller()); err != nil {
 		t.Fatal(err)

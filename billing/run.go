@@ -376,7 +376,7 @@ func (s *Service) execute(ctx context.Context, run *InvoiceRun, p Period, opt Ru
 	if err := db.Exec(`UPDATE invoice_runs SET providers_total = ? WHERE id = ?`, len(jobs), run.ID).Error; err != nil {
 		return errs.Wrap(err, "run: progress")
 	}
-	var failures []string
+	var failures said
 	for i := 0; i < len(jobs); i += batchSize {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -397,7 +397,7 @@ func (s *Service) execute(ctx context.Context, run *InvoiceRun, p Period, opt Ru
 			}
 			return err
 		}
-		var batchFailures []string
+		var batchFailures said
 		err = db.Transaction(func(tx *gorm.DB) error {
 			batchFailures = batchFailures[:0]
 			var created, skipped, failed int
@@ -431,11 +431,12 @@ func (s *Service) execute(ctx context.Context, run *InvoiceRun, p Period, opt Ru
 						return ctx.Err()
 					}
 					failed++
-					msg := errs.As(err).Message
+					var msg any = saidOf(err)
 					if errs.KindOf(err) == errs.Internal {
 						msg = err.Error()
 					}
-					batchFailures = append(batchFailures, fmt.Sprintf("provider %d: %s", j.providerID, msg))
+					batchFailures = append(batchFailures, errs.FieldError{Message: fmt.Sprintf("provider %d: %s", j.providerID, msg),
+						Format: "provider %d: %s", Args: []any{j.providerID, msg}})
 				}
 			}
 			if err := tx.Exec(`UPDATE invoice_runs SET providers_done = providers_done + ?, invoices_created = invoices_created + ?,
@@ -457,7 +458,7 @@ func (s *Service) execute(ctx context.Context, run *InvoiceRun, p Period, opt Ru
 		}
 	}
 	if len(failures) > 0 {
-		return errs.New(errs.Conflict, "run_incomplete", "%d provider(s) could not be invoiced: %s", len(failures), strings.Join(failures, "; "))
+		return errs.New(errs.Conflict, "run_incomplete", "%d provider(s) could not be invoiced: %s", len(failures), failures)
 	}
 	return nil
 }
@@ -939,7 +940,7 @@ func (s *Service) priceUsage(rows []usageRow, base map[string]int64, pl PriceLis
 	for _, r := range rows {
 		records += r.N
 		if r.VersionID == nil {
-			return nil, nil, 0, errs.New(errs.Conflict, "no_price_list", "no price list version is valid for %s deliveries of %s", itemOf(r.Kind).ShortLabel(), r.ServicePeriod)
+			return nil, nil, 0, errs.New(errs.Conflict, "no_price_list", "no price list version is valid for %s of %s", errs.Term(itemOf(r.Kind).ShortLabel()), r.ServicePeriod)
 		}
 		ver, _ := pl.ByID(*r.VersionID)
 		if ver == nil {
@@ -984,8 +985,8 @@ func (s *Service) priceUsage(rows []usageRow, base map[string]int64, pl PriceLis
 		ver, _ := pl.ByID(*g.VersionID)
 		slices, ok := Graduate(ver.Tiers(item), next[mk], g.N)
 		if !ok {
-			return nil, nil, 0, errs.New(errs.Conflict, "price_list_incomplete", "the price list valid from %s has no price for every %s unit",
-				ver.ValidFrom.In(s.loc()).Format("2006-01-02"), item.ShortLabel())
+			return nil, nil, 0, errs.New(errs.Conflict, "price_list_incomplete", "the price list valid from %s has no price for every unit of %s",
+				ver.ValidFrom.In(s.loc()).Format("2006-01-02"), errs.Term(item.ShortLabel()))
 		}
 		next[mk] += g.N
 		sp, _ := ParsePeriod(g.ServicePeriod, s.loc())
@@ -1179,7 +1180,7 @@ func setTotals(inv *Invoice) error {
 	if err != nil {
 		e := errs.As(err)
 		return errs.New(errs.Conflict, cmp.Or(e.Code, "tax_category_unknown"), "the tax category of %s cannot be determined: %s",
-			cmp.Or(inv.BuyerName, fmt.Sprintf("provider %d", inv.ProviderID)), e.Message)
+			cmp.Or(inv.BuyerName, fmt.Sprintf("provider %d", inv.ProviderID)), saidOf(e))
 	}
 	computeTotals(inv, tc)
 	return nil

@@ -11,6 +11,8 @@ import (
 	"cardata/billing"
 	"cardata/billing/billingtest"
 	"cardata/policies/errs"
+	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 // A provider whose tax category cannot be determined (an Austrian buyer
@@ -50,6 +52,11 @@ func TestRunFailsProviderWhoseTaxCategoryIsUnknown(t *testing.T) {
 				if !strings.Contains(msg, want) {
 					t.Fatalf("run error %q does not say %q", msg, want)
 				}
+			}
+			// In German, down to the nested reason.
+			if de := errs.As(err).Text(templates.Translator(i18n.DE)); !strings.Contains(de, "1 Anbieter konnte(n) nicht abgerechnet werden: Anbieter 5: "+
+				"Die Steuerkategorie von Alpen Versicherung AG 5 lässt sich nicht bestimmen: Der Anbieter hat seinen Sitz in AT, aber keine USt-IdNr.") {
+				t.Fatalf("run error in German: %q", de)
 			}
 			if r.Status != "failed" || r.ProvidersFailed != 1 || r.InvoicesCreated != 4 || !strings.Contains(r.Error, "no VAT ID") {
 				t.Fatalf("run row: %+v", r)

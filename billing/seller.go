@@ -85,7 +85,7 @@ func (sel *Seller) validate() error {
 	v := &errs.Validation{}
 	req := func(field, val, label string) {
 		if strings.TrimSpace(val) == "" {
-			v.Add(field, "required", "%s is required", label)
+			v.Add(field, "required", "%s is required", errs.Term(label))
 		}
 	}
 	req("name", sel.Name, "the company name")

@@ -113,20 +113,13 @@ func checkParty(p Party) error {
 		v.Add("buyer_email", "buyer_incomplete", "the provider has no billing e-mail address")
 	}
 	if _, err := TaxFor(p); err != nil {
-		v.Add("buyer_tax", errs.As(err).Code, "%s", errs.As(err).Message)
-	}
-	if err := v.Err(); err != nil {
 		e := errs.As(err)
-		e.Kind, e.Code, e.Message = errs.Conflict, "buyer_incomplete", "the provider's invoicing data is incomplete: "+joinFieldMessages(e.Fields)
+		v.Add("buyer_tax", e.Code, e.Format, e.Args...)
+	}
+	if len(v.Fields) > 0 {
+		e := errs.New(errs.Conflict, "buyer_incomplete", "the provider's invoicing data is incomplete: %s", said(v.Fields))
+		e.Fields = v.Fields
 		return e
 	}
 	return nil
-}
-
-func joinFieldMessages(fs []errs.FieldError) string {
-	var m []string
-	for _, f := range fs {
-		m = append(m, f.Message)
-	}
-	return strings.Join(m, "; ")
 }

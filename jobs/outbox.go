@@ -499,7 +499,7 @@ func RetryEmail(ctx context.Context, db *gorm.DB, id int64) error {
 			return errs.Wrap(err, "find e-mail")
 		}
 		if e.Status != EmailFailed {
-			return errs.New(errs.Conflict, "email_not_failed", "only failed e-mails can be retried; this one is %s", e.Status)
+			return errs.New(errs.Conflict, "email_not_failed", "only failed e-mails can be retried; this one is %s", errs.Term(e.Status))
 		}
 		if err := tx.Exec(`UPDATE email_outbox SET status = 'pending', next_attempt_at = now() WHERE id = ?`, id).Error; err != nil {
 			return errs.Wrap(err, "retry e-mail")

@@ -366,7 +366,7 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (*Handle, error) {
 		return nil, errs.New(errs.Unauthorized, "unauthenticated", "sign in first")
 	}
 	if !CanRun(p, &e.Job) {
-		return nil, errs.New(errs.Forbidden, "job_forbidden", "your roles do not allow running %s", e.Title)
+		return nil, errs.New(errs.Forbidden, "job_forbidden", "your roles do not allow running %s", errs.Term(e.Title))
 	}
 	name = e.Name // the registry's copy: name may live in a reused request buffer
 	trigger := TriggerCLI

@@ -9,14 +9,20 @@ import (
 
 // Translator says error messages in lang: the English printf format is the
 // catalog's id (errors-*.toml), errs.Term arguments are translated with it,
-// and every other argument is printed as it is.
+// an argument that is itself a message passed on (it has a
+// Text(errs.Translator) method, as billing's composed messages do) is said
+// in lang too, and every other argument is printed as it is.
 func Translator(lang i18n.Lang) errs.Translator {
-	return func(format string, args []any) string {
+	var tr errs.Translator
+	tr = func(format string, args []any) string {
 		if len(args) > 0 {
 			said := make([]any, len(args))
 			for i, a := range args {
-				if t, ok := a.(errs.Term); ok {
-					a = i18n.T(lang, string(t))
+				switch x := a.(type) {
+				case errs.Term:
+					a = i18n.T(lang, string(x))
+				case interface{ Text(errs.Translator) string }:
+					a = x.Text(tr)
 				}
 				said[i] = a
 			}
@@ -24,6 +30,7 @@ func Translator(lang i18n.Lang) errs.Translator {
 		}
 		return i18n.Sprintf(lang, format, args...)
 	}
+	return tr
 }
 
 // ErrorText is err's message in the language of c's page.
