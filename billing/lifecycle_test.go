@@ -268,7 +268,7 @@ func TestDraftLifecycle(t *testing.T) {
 	if !errs.Is(err, "seller_incomplete") {
 		t.Fatalf("finalize with incomplete seller: %v", err)
 	}
-	if de := errs.As(err).Text(templates.Translator(i18n.DE)); !strings.HasPrefix(de, "Die Verkäuferangaben sind unvollständig (Steuernummer fehlt; die IBAN ist ungültig (Prüfziffern)); ergänzen Sie") ||
+	if de := errs.As(err).Text(templates.Translator(i18n.DE)); !strings.HasPrefix(de, "Die Verkäuferangaben sind unvollständig (geben Sie die Steuernummer an; die IBAN ist ungültig (Prüfziffern)); ergänzen Sie") ||
 		!strings.Contains(errs.As(err).Message, "(the tax number (Steuernummer) is required; the IBAN is not valid (check digits))") {
 		t.Fatalf("incomplete seller: %q / %q", errs.As(err).Message, de)
 	}
