@@ -13,6 +13,7 @@ import (
 
 	"cardata/policies/errs"
 	"cardata/policies/listsort"
+	"cardata/templates/i18n"
 )
 
 // Document types.
@@ -121,6 +122,14 @@ func (inv *Invoice) NumberOrDraft() string {
 		return *inv.Number
 	}
 	return "draft #" + strconv.FormatInt(inv.ID, 10)
+}
+
+// NumberOrDraftIn is NumberOrDraft for a person reading l ("Entwurf #21").
+func (inv *Invoice) NumberOrDraftIn(l i18n.Lang) string {
+	if inv.Number != nil {
+		return *inv.Number
+	}
+	return i18n.T(l, "draft #{{.ID}}", "ID", inv.ID)
 }
 
 // Title is the document title in German and English.

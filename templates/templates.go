@@ -278,6 +278,9 @@ func Funcs(z i18n.Locale) template.FuncMap {
 	f["roleLabel"] = func(role string) string { return z.T(policies.RoleLabel(role)) }
 	f["lang"] = func() string { return string(z.Lang) }
 	f["country"] = z.Country
+	// docno is an invoice's number, or "Entwurf #21" for a draft:
+	// {{docno .Invoice}} (any value with NumberOrDraftIn).
+	f["docno"] = func(v interface{ NumberOrDraftIn(i18n.Lang) string }) string { return v.NumberOrDraftIn(z.Lang) }
 	// chart draws a ChartData (charts.go): the SVG and a table behind it.
 	f["chart"] = func(d *ChartData) template.HTML {
 		if d == nil {

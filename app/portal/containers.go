@@ -74,14 +74,15 @@ type containerKeyGroup struct {
 }
 
 type containerFormPage struct {
-	Action    string // form action
-	Heading   string
-	Container *containers.Container
-	Version   *containers.Version
-	Purposes  []consent.Purpose
-	Groups    []containerKeyGroup
-	Selected  map[string]bool
-	Draft     bool // offer "save as draft"
+	Action      string // form action
+	Heading     string // a catalog id; {{.Name}} is HeadingName
+	HeadingName string
+	Container   *containers.Container
+	Version     *containers.Version
+	Purposes    []consent.Purpose
+	Groups      []containerKeyGroup
+	Selected    map[string]bool
+	Draft       bool // offer "save as draft"
 }
 
 func (h *ContainerHandlers) groups() []containerKeyGroup {
@@ -269,7 +270,7 @@ func (h *ContainerHandlers) newVersionForm(c *fiber.Ctx) error {
 	}
 	cur := ct.Current()
 	return h.renderForm(c, fiber.StatusOK, containerFormPage{Action: "/portal/containers/" + strconv.FormatInt(ct.ID, 10) + "/versions",
-		Heading: "New version of " + cur.Name, Container: ct, Draft: true, Selected: containerSelected(cur)}, nil, containerVersionForm(cur))
+		Heading: "New version of {{.Name}}", HeadingName: cur.Name, Container: ct, Draft: true, Selected: containerSelected(cur)}, nil, containerVersionForm(cur))
 }
 
 func (h *ContainerHandlers) createVersion(c *fiber.Ctx) error {
@@ -281,7 +282,7 @@ func (h *ContainerHandlers) createVersion(c *fiber.Ctx) error {
 	v, err := h.Containers.NewVersion(c.UserContext(), ct.ProviderID, ct.ID, in)
 	if fe, ok := containerFormError(c, err); ok {
 		return h.renderForm(c, containerFormStatus(err), containerFormPage{Action: "/portal/containers/" + strconv.FormatInt(ct.ID, 10) + "/versions",
-			Heading: "New version of " + ct.Current().Name, Container: ct, Draft: true, Selected: selected}, fe, form)
+			Heading: "New version of {{.Name}}", HeadingName: ct.Current().Name, Container: ct, Draft: true, Selected: selected}, fe, form)
 	}
 	if err != nil {
 		return err
@@ -304,7 +305,7 @@ func (h *ContainerHandlers) editForm(c *fiber.Ctx) error {
 		return errs.New(errs.Conflict, "container_not_draft", "only a draft can be changed; an approved container changes by a new version")
 	}
 	return h.renderForm(c, fiber.StatusOK, containerFormPage{Action: c.Path()[:len(c.Path())-len("/edit")],
-		Heading: "Edit draft: " + v.Name, Container: ct, Version: v, Draft: true, Selected: containerSelected(v)}, nil, containerVersionForm(v))
+		Heading: "Edit draft: {{.Name}}", HeadingName: v.Name, Container: ct, Version: v, Draft: true, Selected: containerSelected(v)}, nil, containerVersionForm(v))
 }
 
 func (h *ContainerHandlers) update(c *fiber.Ctx) error {
@@ -319,7 +320,7 @@ func (h *ContainerHandlers) update(c *fiber.Ctx) error {
 	in, form, selected := containerInput(c)
 	nv, err := h.Containers.UpdateDraft(c.UserContext(), ct.ProviderID, v.ID, in)
 	if fe, ok := containerFormError(c, err); ok {
-		return h.renderForm(c, containerFormStatus(err), containerFormPage{Action: c.Path(), Heading: "Edit draft: " + v.Name, Container: ct,
+		return h.renderForm(c, containerFormStatus(err), containerFormPage{Action: c.Path(), Heading: "Edit draft: {{.Name}}", HeadingName: v.Name, Container: ct,
 			Version: v, Draft: true, Selected: selected}, fe, form)
 	}
 	if err != nil {
