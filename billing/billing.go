@@ -136,6 +136,14 @@ var hundred = decimal.NewFromInt(100)
 // RoundCents rounds d half-up to two decimals.
 func RoundCents(d decimal.Decimal) decimal.Decimal { return d.Round(2) }
 
+// Money is an amount in an error message: it prints as FormatMoney (the
+// API's English text) and a page formats it in its reader's language
+// (templates.Translator asks Amount).
+type Money decimal.Decimal
+
+func (m Money) String() string          { return FormatMoney(decimal.Decimal(m)) }
+func (m Money) Amount() decimal.Decimal { return decimal.Decimal(m) }
+
 // FormatMoney renders 1234.5 as "1,234.50 EUR".
 func FormatMoney(d decimal.Decimal) string { return groupThousands(d.StringFixed(2)) + " EUR" }
 

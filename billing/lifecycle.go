@@ -456,7 +456,7 @@ func (s *Service) BookPayment(ctx context.Context, id int64, in NewPayment) (*Pa
 		open := inv.Open(cred)
 		if amount.GreaterThan(open) {
 			v := &errs.Validation{}
-			v.Add("amount", "overpayment", "only %s is open", FormatMoney(open))
+			v.Add("amount", "overpayment", "only %s is open", Money(open))
 			return v.Err()
 		}
 		pay = &Payment{InvoiceID: id, Amount: amount, ReceivedOn: on, Reference: strings.TrimSpace(in.Reference), BookedBy: by, CreatedAt: s.now()}
@@ -766,7 +766,7 @@ func checkCreditable(tx *gorm.DB, orig *Invoice, net decimal.Decimal, exclude in
 	}
 	if already.Add(net).GreaterThan(orig.NetTotal) {
 		return errs.New(errs.Conflict, "credit_exceeds_invoice", "credit notes would exceed the invoice: %s net already credited or pending of %s",
-			FormatMoney(already), FormatMoney(orig.NetTotal))
+			Money(already), Money(orig.NetTotal))
 	}
 	return nil
 }
@@ -830,7 +830,7 @@ func (s *Service) RequestCreditNote(ctx context.Context, invoiceID int64, in Cre
 			}
 			if amount.GreaterThan(remaining) {
 				v := &errs.Validation{}
-				v.Add("amount", "credit_exceeds_invoice", "at most %s net can still be credited", FormatMoney(remaining))
+				v.Add("amount", "credit_exceeds_invoice", "at most %s net can still be credited", Money(remaining))
 				return v.Err()
 			}
 			lines = []Line{{Item: ItemCredit, Description: fmt.Sprintf("Credit on invoice %s: %s", *orig.Number, in.Reason),

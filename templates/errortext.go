@@ -5,10 +5,13 @@ import (
 	"cardata/templates/i18n"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/shopspring/decimal"
 )
 
 // Translator says error messages in lang: the English printf format is the
 // catalog's id (errors-*.toml), errs.Term arguments are translated with it,
+// an amount (a value with Amount() decimal.Decimal, billing.Money) is
+// formatted as the page formats money,
 // an argument that is itself a message passed on (it has a
 // Text(errs.Translator) method, as billing's composed messages do) is said
 // in lang too, and every other argument is printed as it is.
@@ -21,6 +24,8 @@ func Translator(lang i18n.Lang) errs.Translator {
 				switch x := a.(type) {
 				case errs.Term:
 					a = i18n.T(lang, string(x))
+				case interface{ Amount() decimal.Decimal }:
+					a = i18n.Locale{Lang: lang}.Money(x.Amount())
 				case interface{ Text(errs.Translator) string }:
 					a = x.Text(tr)
 				}

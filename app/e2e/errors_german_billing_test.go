@@ -34,7 +34,7 @@ func TestBillingErrorsWithValuesInGerman(t *testing.T) {
 	if res.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("overpayment: status %d: %.400s", res.Status, res.Body)
 	}
-	if !strings.Contains(res.Body, "Offen sind nur 119.00 EUR") || strings.Contains(res.Body, "is open") {
+	if !strings.Contains(res.Body, "Offen sind nur 119,00\u00a0€") || strings.Contains(res.Body, "is open") {
 		t.Errorf("the refused payment's field error is not German:\n%s", res.Body[max(0, strings.Index(res.Body, `class="error"`)-300):])
 	}
 }
