@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 )
 
 // errorAreas are the folders whose error messages people read on pages,
@@ -128,5 +130,37 @@ func TestSprintfSaysAFormatInTheReadersLanguage(t *testing.T) {
 	}
 	if got := Sprintf(DE, "not in any catalog: %s", "x"); got != fmt.Sprintf("not in any catalog: %s", "x") {
 		t.Errorf("a missing format is used as it stands: %q", got)
+	}
+}
+
+// An id in two catalog files is taken from the first (catalogNames), so a
+// second copy with another text would be silently ignored: the error
+// catalogs may repeat an id only with the same text.
+func TestErrorCatalogsAgreeOnSharedIDs(t *testing.T) {
+	t.Parallel()
+	for _, l := range Supported {
+		seen := map[string]string{} // id -> "file: text"
+		for _, name := range catalogNames(l) {
+			b, err := catalogFiles.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			part := map[string]any{}
+			if err := toml.Unmarshal(b, &part); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			for id, v := range part {
+				text := fmt.Sprint(v)
+				if prev, ok := seen[id]; ok && strings.HasPrefix(name, "errors-") {
+					if _, prevText, _ := strings.Cut(prev, ": "); prevText != text {
+						t.Errorf("%s: %q is %q here but %s", name, id, text, prev)
+					}
+					continue
+				}
+				if _, ok := seen[id]; !ok {
+					seen[id] = name + ": " + text
+				}
+			}
+		}
 	}
 }
