@@ -96,13 +96,13 @@ func (s *Service) SignInExternal(ctx context.Context, in ExternalSignIn) (*User,
 
 	if conflicts := policies.Conflicts(roles); len(conflicts) > 0 {
 		p := conflicts[0]
-		msg := fmt.Sprintf("Your company groups give you the roles %s and %s, which cannot be held together: %s. Ask your administrator to change your groups.",
-			policies.RoleLabel(p.A), policies.RoleLabel(p.B), p.Reason)
 		if err := audit.Record(ctx, s.DB.WithContext(ctx), "staff_user.roles_refused", "staff_user", "",
 			fmt.Sprintf("refused (%s): sign-in of %s with groups %s mapping to roles [%s]", policies.CodeIncompatibleRoles, who, groups, strings.Join(roles, ", "))); err != nil {
 			return nil, err
 		}
-		return nil, &errs.Error{Kind: errs.Forbidden, Code: policies.CodeIncompatibleRoles, Message: msg}
+		return nil, errs.New(errs.Forbidden, policies.CodeIncompatibleRoles,
+			"Your company groups give you the roles %s and %s, which cannot be held together: %s. Ask your administrator to change your groups.",
+			errs.Term(policies.RoleLabel(p.A)), errs.Term(policies.RoleLabel(p.B)), errs.Term(p.Reason))
 	}
 
 	var refusal *errs.Error

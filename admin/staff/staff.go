@@ -376,7 +376,7 @@ func (s *Service) refuseRoles(ctx context.Context, objectID, email string, oldRo
 	if err := audit.Record(ctx, s.DB.WithContext(ctx), "staff_user.roles_refused", "staff_user", objectID, summary); err != nil {
 		return err
 	}
-	return &errs.Error{Kind: errs.Invalid, Code: e.Code, Message: e.Message, Fields: fields}
+	return &errs.Error{Kind: errs.Invalid, Code: e.Code, Message: e.Message, Fields: fields, Format: e.Format, Args: e.Args}
 }
 
 // SetPassword replaces a user's password (audited, sessions ended).

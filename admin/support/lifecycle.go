@@ -115,13 +115,13 @@ func roleBit(p *policies.Principal) int {
 // check says why tr cannot apply to t at now for p, or nil.
 func (tr Transition) check(t *Ticket, p *policies.Principal, now time.Time, loc *time.Location) error {
 	if tr.By&roleBit(p) == 0 {
-		return errs.New(errs.Forbidden, "action_not_allowed", "you cannot %s this ticket", tr.Label)
+		return errs.New(errs.Forbidden, "action_not_allowed", "you cannot use %q on this ticket", errs.Term(tr.Label))
 	}
 	if t.Merged() && tr.Action != ActionMerge {
 		return errMerged(t)
 	}
 	if !slices.Contains(tr.From, t.Status) {
-		return errs.New(errs.Conflict, "invalid_transition", "%q is not possible while the ticket is %s", tr.Label, t.Status.Label())
+		return errs.New(errs.Conflict, "invalid_transition", "%q is not possible while the ticket is %s", errs.Term(tr.Label), errs.Term(t.Status.Label()))
 	}
 	if tr.Action == ActionReopen && (t.ResolvedAt == nil || now.After(daysAfter(*t.ResolvedAt, ReopenDays, loc))) {
 		return errs.New(errs.Conflict, "reopen_window_passed",
@@ -285,7 +285,7 @@ func (s *Service) assign(ctx context.Context, tx *gorm.DB, vw viewer, t *Ticket,
 		return errMerged(t)
 	}
 	if !t.Status.Active() {
-		return errs.New(errs.Conflict, "invalid_transition", "a %s ticket cannot be assigned; reopen it first", t.Status.Label())
+		return errs.New(errs.Conflict, "invalid_transition", "a %s ticket cannot be assigned; reopen it first", errs.Term(t.Status.Label()))
 	}
 	var name string
 	if err := tx.Table("staff_users").Select("name").Where("id = ?", assigneeID).Scan(&name).Error; err != nil {

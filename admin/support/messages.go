@@ -231,7 +231,7 @@ func (s *Service) Reply(ctx context.Context, id int64, in NewMessage) (*Message,
 		if vw.provider() {
 			switch t.Status {
 			case StatusResolved, StatusClosed:
-				return errs.New(errs.Conflict, "ticket_resolved", "%s is %s; reopen it to continue the conversation", t.Number(), t.Status.Label())
+				return errs.New(errs.Conflict, "ticket_resolved", "%s is %s; reopen it to continue the conversation", t.Number(), errs.Term(t.Status.Label()))
 			case StatusWaiting:
 				tr, _ = TransitionFor(ActionProviderReply)
 				if err := s.apply(ctx, tx, vw, t, tr, "", now); err != nil {

@@ -430,7 +430,7 @@ func validEnum[T ~string](v *errs.Validation, field string, val T, all []T, what
 		for i, a := range all {
 			names[i] = string(a)
 		}
-		v.Add(field, field+"_invalid", "choose a %s (%s)", what, strings.Join(names, ", "))
+		v.Add(field, field+"_invalid", "choose a %s (%s)", errs.Term(what), strings.Join(names, ", "))
 	}
 }
 
