@@ -117,15 +117,14 @@ func (s *Service) BookTime(ctx context.Context, id int64, in NewTimeEntry) (*Tim
 		if err := tx.Create(e).Error; err != nil {
 			return errs.Wrap(err, "book time")
 		}
-		kind := "non-billable"
+		note := noteOf("{{.Minutes}} min non-billable by {{.Agent}}", "Minutes", e.Minutes, "Agent", e.AgentLabel)
 		if e.Billable {
-			kind = "billable"
+			note.ID = "{{.Minutes}} min billable by {{.Agent}}"
 		}
-		note := fmt.Sprintf("%d min %s by %s", e.Minutes, kind, e.AgentLabel)
 		if err := addEvent(tx, vw.p.Actor(), t.ID, "time", "", "", note, true, now); err != nil {
 			return err
 		}
-		if err := audit.Record(ctx, tx, "support_ticket.time", "support_ticket", ticketRef(t.ID), t.Number()+": "+note); err != nil {
+		if err := audit.Record(ctx, tx, "support_ticket.time", "support_ticket", ticketRef(t.ID), t.Number()+": "+note.English()); err != nil {
 			return err
 		}
 		out = e
@@ -167,11 +166,11 @@ func (s *Service) DeleteTimeEntry(ctx context.Context, id, entryID int64) error 
 		if err := tx.Delete(&e).Error; err != nil {
 			return errs.Wrap(err, "delete time entry")
 		}
-		note := fmt.Sprintf("removed %d min booked by %s", e.Minutes, e.AgentLabel)
+		note := noteOf("removed {{.Minutes}} min booked by {{.Agent}}", "Minutes", e.Minutes, "Agent", e.AgentLabel)
 		if err := addEvent(tx, vw.p.Actor(), t.ID, "time_removed", "", "", note, true, now); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "support_ticket.time_remove", "support_ticket", ticketRef(t.ID), t.Number()+": "+note)
+		return audit.Record(ctx, tx, "support_ticket.time_remove", "support_ticket", ticketRef(t.ID), t.Number()+": "+note.English())
 	})
 }
 
@@ -216,17 +215,14 @@ func (s *Service) SetBillable(ctx context.Context, id int64, billable bool, reas
 		if err := saveTicket(tx, t, now); err != nil {
 			return err
 		}
-		note := "marked not billable"
-		if billable {
-			note = "marked billable"
-		}
+		note := noteOf(map[bool]string{true: "marked billable", false: "marked not billable"}[billable])
 		if reason != "" {
-			note += ": " + reason
+			note = noteOf(map[bool]string{true: "marked billable: {{.Reason}}", false: "marked not billable: {{.Reason}}"}[billable], "Reason", reason)
 		}
 		if err := addEvent(tx, vw.p.Actor(), t.ID, "billable", "", "", note, true, now); err != nil {
 			return err
 		}
-		if err := audit.Record(ctx, tx, "support_ticket.billable", "support_ticket", ticketRef(t.ID), t.Number()+" "+note); err != nil {
+		if err := audit.Record(ctx, tx, "support_ticket.billable", "support_ticket", ticketRef(t.ID), t.Number()+" "+note.English()); err != nil {
 			return err
 		}
 		if billable && (t.Status == StatusResolved || t.Status == StatusClosed) {
@@ -281,9 +277,9 @@ func (s *Service) transferBillable(ctx context.Context, tx *gorm.DB, t *Ticket, 
 		for _, e := range entries {
 			minutes += e.Minutes
 		}
-		note := fmt.Sprintf("to billing: %d min", minutes)
+		note := noteOf("to billing: {{.Minutes}} min", "Minutes", minutes)
 		if t.CaseBilledAt.Equal(now) {
-			note += " and the " + string(t.Priority) + " case fee"
+			note = noteOf("to billing: {{.Minutes}} min and the {{.Priority}} case fee", "Minutes", minutes, "Priority", string(t.Priority))
 		}
 		if err := addEvent(tx, policies.ActorOf(ctx, policies.System("support")), t.ID, "billing", "", "", note, true, now); err != nil {
 			return err

@@ -202,11 +202,14 @@ func (s *Service) sendAlert(ctx context.Context, tx *gorm.DB, t *Ticket, clock, 
 		res.Warnings++
 		action = "sla_warning"
 	}
-	note := fmt.Sprintf("%s %s", clockLabel(clock), map[string]string{LevelWarning: "at 80 %", LevelBreach: "target breached"}[level])
+	note := noteOf(map[string]string{
+		ClockFirstResponse + LevelWarning: "first response at 80 %", ClockFirstResponse + LevelBreach: "first response target breached",
+		ClockResolution + LevelWarning: "resolution at 80 %", ClockResolution + LevelBreach: "resolution target breached",
+	}[clock+level])
 	if err := addEvent(tx, policies.ActorOf(ctx, policies.System("support")), t.ID, action, "", "", note, true, now); err != nil {
 		return err
 	}
-	if err := audit.Record(ctx, tx, "support_ticket."+action, "support_ticket", ticketRef(t.ID), t.Number()+": "+note); err != nil {
+	if err := audit.Record(ctx, tx, "support_ticket."+action, "support_ticket", ticketRef(t.ID), t.Number()+": "+note.English()); err != nil {
 		return err
 	}
 	rs, err := escalationRecipients(tx, t)

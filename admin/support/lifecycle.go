@@ -155,7 +155,7 @@ func (s *Service) CanReopen(t *Ticket) bool {
 // apply moves t along tr at now, with its event, audit entry and the
 // resolution clock; message is the public text that goes with it (posted
 // by the caller).
-func (s *Service) apply(ctx context.Context, tx *gorm.DB, vw viewer, t *Ticket, tr Transition, note string, now time.Time) error {
+func (s *Service) apply(ctx context.Context, tx *gorm.DB, vw viewer, t *Ticket, tr Transition, note Note, now time.Time) error {
 	if err := tr.check(t, vw.p, now, s.Location()); err != nil {
 		return err
 	}
@@ -180,8 +180,8 @@ func (s *Service) apply(ctx context.Context, tx *gorm.DB, vw viewer, t *Ticket, 
 		return err
 	}
 	summary := fmt.Sprintf("%s %s: %s → %s", t.Number(), tr.Past, from, tr.To)
-	if note != "" {
-		summary += " (" + note + ")"
+	if n := note.English(); n != "" {
+		summary += " (" + n + ")"
 	}
 	if err := audit.Record(ctx, tx, "support_ticket."+string(tr.Action), "support_ticket", ticketRef(t.ID), summary); err != nil {
 		return err
@@ -230,7 +230,7 @@ func (s *Service) transition(ctx context.Context, vw viewer, id int64, tr Transi
 		if err != nil {
 			return err
 		}
-		if err := s.apply(ctx, tx, vw, t, tr, "", now); err != nil {
+		if err := s.apply(ctx, tx, vw, t, tr, Note{}, now); err != nil {
 			return err
 		}
 		if tr.Message {
@@ -297,12 +297,12 @@ func (s *Service) assign(ctx context.Context, tx *gorm.DB, vw viewer, t *Ticket,
 	t.AssigneeID, t.AssigneeName = &assigneeID, name
 	if t.Status == StatusNew {
 		tr, _ := TransitionFor(ActionOpen)
-		return s.apply(ctx, tx, vw, t, tr, "to "+name, now)
+		return s.apply(ctx, tx, vw, t, tr, noteOf("to {{.Name}}", "Name", name), now)
 	}
 	if err := saveTicket(tx, t, now); err != nil {
 		return err
 	}
-	if err := addEvent(tx, vw.p.Actor(), t.ID, "assign", "", "", "to "+name, true, now); err != nil {
+	if err := addEvent(tx, vw.p.Actor(), t.ID, "assign", "", "", noteOf("to {{.Name}}", "Name", name), true, now); err != nil {
 		return err
 	}
 	return audit.Record(ctx, tx, "support_ticket.assign", "support_ticket", ticketRef(t.ID), t.Number()+" assigned to "+name)
@@ -359,7 +359,7 @@ func (s *Service) Merge(ctx context.Context, duplicateID, survivorID int64) (*Ti
 		}
 		survID := surv.ID
 		dup.MergedIntoID = &survID
-		if err := s.apply(ctx, tx, vw, dup, tr, "into "+surv.Number(), now); err != nil {
+		if err := s.apply(ctx, tx, vw, dup, tr, noteOf("into {{.Number}}", "Number", surv.Number()), now); err != nil {
 			return err
 		}
 		var moved struct{ N, Minutes int64 }
@@ -367,16 +367,18 @@ func (s *Service) Merge(ctx context.Context, duplicateID, survivorID int64) (*Ti
 			SELECT count(*) AS n, COALESCE(sum(minutes), 0) AS minutes FROM m`, surv.ID, dup.ID).Scan(&moved).Error; err != nil {
 			return errs.Wrap(err, "move time entries")
 		}
-		note := dup.Number() + " was merged into this ticket"
-		if err := addEvent(tx, vw.p.Actor(), surv.ID, "merged_in", "", "", note, false, now); err != nil {
+		mergedIn := noteOf("{{.Number}} was merged into this ticket", "Number", dup.Number())
+		if err := addEvent(tx, vw.p.Actor(), surv.ID, "merged_in", "", "", mergedIn, false, now); err != nil {
 			return err
 		}
+		note := mergedIn.English()
 		if moved.N > 0 {
-			timeNote := fmt.Sprintf("%s of %s moved here (%d min)", plural(int(moved.N), "time entry", "time entries"), dup.Number(), moved.Minutes)
+			timeNote := noteOf("{{.Count}} time entries of {{.Number}} moved here ({{.Minutes}} min)",
+				"Count", moved.N, "Number", dup.Number(), "Minutes", moved.Minutes)
 			if err := addEvent(tx, vw.p.Actor(), surv.ID, "time_moved", "", "", timeNote, true, now); err != nil {
 				return err
 			}
-			note += "; " + timeNote
+			note += "; " + timeNote.English()
 		}
 		if surv.Status == StatusResolved && moved.N > 0 {
 			if err := s.transferBillable(ctx, tx, surv, now); err != nil {
@@ -417,7 +419,7 @@ func (s *Service) CloseResolved(ctx context.Context) (int, error) {
 				return nil // reopened or closed meanwhile
 			}
 			n++
-			return s.apply(sctx, tx, vw, t, tr, "7 days after resolution", now)
+			return s.apply(sctx, tx, vw, t, tr, noteOf("{{.Days}} days after resolution", "Days", AutoCloseDays), now)
 		})
 		if err != nil {
 			return n, err

@@ -2,7 +2,6 @@ package support
 
 import (
 	"context"
-	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -195,11 +194,11 @@ func (s *Service) AddLink(ctx context.Context, id int64, in LinkInput) error {
 		if err := storeLinks(tx, t.ID, []LinkInput{l}, vw.p.Actor().Name, now); err != nil {
 			return err
 		}
-		note := fmt.Sprintf("linked %s %s", l.Kind.Label(), l.Ref)
+		note := noteOf("linked {{.Kind}} {{.Ref}}", "Kind", term(l.Kind.Label()), "Ref", l.Ref)
 		if err := addEvent(tx, vw.p.Actor(), t.ID, "link", "", "", note, true, now); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "support_ticket.link", "support_ticket", ticketRef(t.ID), t.Number()+": "+note)
+		return audit.Record(ctx, tx, "support_ticket.link", "support_ticket", ticketRef(t.ID), t.Number()+": "+note.English())
 	})
 }
 
@@ -222,10 +221,10 @@ func (s *Service) RemoveLink(ctx context.Context, id, linkID int64) error {
 		if err := tx.Delete(&l).Error; err != nil {
 			return errs.Wrap(err, "remove link")
 		}
-		note := fmt.Sprintf("removed link to %s %s", l.Kind.Label(), l.Ref)
+		note := noteOf("removed link to {{.Kind}} {{.Ref}}", "Kind", term(l.Kind.Label()), "Ref", l.Ref)
 		if err := addEvent(tx, vw.p.Actor(), t.ID, "unlink", "", "", note, true, now); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "support_ticket.unlink", "support_ticket", ticketRef(t.ID), t.Number()+": "+note)
+		return audit.Record(ctx, tx, "support_ticket.unlink", "support_ticket", ticketRef(t.ID), t.Number()+": "+note.English())
 	})
 }

@@ -234,7 +234,7 @@ func (s *Service) Reply(ctx context.Context, id int64, in NewMessage) (*Message,
 				return errs.New(errs.Conflict, "ticket_resolved", "%s is %s; reopen it to continue the conversation", t.Number(), errs.Term(t.Status.Label()))
 			case StatusWaiting:
 				tr, _ = TransitionFor(ActionProviderReply)
-				if err := s.apply(ctx, tx, vw, t, tr, "", now); err != nil {
+				if err := s.apply(ctx, tx, vw, t, tr, Note{}, now); err != nil {
 					return err
 				}
 			}

@@ -344,8 +344,14 @@ type Event struct {
 	Action     string
 	FromStatus Status
 	ToStatus   Status
-	Note       string
-	Internal   bool
+	// Note is the English text of the desk's note (the audit trail and
+	// rows older than NoteID); NoteID and NoteArgs are the same note as
+	// a catalog message, which pages say in their reader's language
+	// (NoteIn).
+	Note     string
+	NoteID   string
+	NoteArgs NoteArgs `gorm:"type:jsonb"`
+	Internal bool
 }
 
 func (Event) TableName() string { return "support_events" }
@@ -368,10 +374,23 @@ func (e Event) Label() string {
 	return e.Action
 }
 
+// channelNote is the note of a ticket's opening: the channel it came through.
+func channelNote(channel string) Note {
+	switch channel {
+	case ChannelPortal:
+		return noteOf("via portal")
+	case ChannelAPI:
+		return noteOf("via api")
+	case ChannelStaff:
+		return noteOf("via staff")
+	}
+	return noteOf("via {{.Channel}}", "Channel", channel)
+}
+
 // addEvent records an event in tx.
-func addEvent(tx *gorm.DB, a policies.Actor, ticketID int64, action string, from, to Status, note string, internal bool, now time.Time) error {
+func addEvent(tx *gorm.DB, a policies.Actor, ticketID int64, action string, from, to Status, note Note, internal bool, now time.Time) error {
 	e := Event{TicketID: ticketID, At: now, ActorKind: a.Kind, ActorLabel: a.Name, Action: action,
-		FromStatus: from, ToStatus: to, Note: note, Internal: internal}
+		FromStatus: from, ToStatus: to, Note: note.English(), NoteID: note.ID, NoteArgs: note.Args, Internal: internal}
 	return errs.Wrap(tx.Create(&e).Error, "ticket event")
 }
 

@@ -124,7 +124,7 @@ func (s *Service) OpenTicket(ctx context.Context, in NewTicket) (*Ticket, error)
 		if err := tx.Omit("ProviderName", "AssigneeName").Create(t).Error; err != nil {
 			return errs.Wrap(err, "create ticket")
 		}
-		if err := addEvent(tx, vw.p.Actor(), t.ID, "created", "", StatusNew, "via "+channel, false, now); err != nil {
+		if err := addEvent(tx, vw.p.Actor(), t.ID, "created", "", StatusNew, channelNote(channel), false, now); err != nil {
 			return err
 		}
 		if err := storeLinks(tx, t.ID, links, vw.p.Actor().Name, now); err != nil {
@@ -423,20 +423,20 @@ func (s *Service) Classify(ctx context.Context, id int64, in Classification) (*T
 		if t.Merged() {
 			return errMerged(t)
 		}
-		var changes []string
+		var changes []Note
 		if t.Priority != in.Priority {
-			changes = append(changes, fmt.Sprintf("priority %s → %s", t.Priority, in.Priority))
+			changes = append(changes, noteOf("priority {{.From}} → {{.To}}", "From", string(t.Priority), "To", string(in.Priority)))
 			t.Priority = in.Priority
 		}
 		if t.Category != in.Category {
-			changes = append(changes, fmt.Sprintf("category %s → %s", t.Category.Label(), in.Category.Label()))
+			changes = append(changes, noteOf("category {{.From}} → {{.To}}", "From", term(t.Category.Label()), "To", term(in.Category.Label())))
 			t.Category = in.Category
 			if t.BillableSource == "rule" && t.CaseBilledAt == nil {
 				t.Billable = BillableByRule(t.Category)
 			}
 		}
 		if t.Subject != in.Subject {
-			changes = append(changes, fmt.Sprintf("subject %q", in.Subject))
+			changes = append(changes, noteOf("subject \"{{.Subject}}\"", "Subject", in.Subject))
 			t.Subject = in.Subject
 		}
 		if len(changes) == 0 {
@@ -447,12 +447,16 @@ func (s *Service) Classify(ctx context.Context, id int64, in Classification) (*T
 		if err := saveTicket(tx, t, now); err != nil {
 			return err
 		}
-		note := strings.Join(changes, ", ")
-		if err := addEvent(tx, vw.p.Actor(), t.ID, "classify", "", "", note, false, now); err != nil {
-			return err
+		// one event per change, so each says itself in the reader's language
+		said := make([]string, len(changes))
+		for i, n := range changes {
+			if err := addEvent(tx, vw.p.Actor(), t.ID, "classify", "", "", n, false, now); err != nil {
+				return err
+			}
+			said[i] = n.English()
 		}
 		out = t
-		return audit.Record(ctx, tx, "support_ticket.classify", "support_ticket", ticketRef(t.ID), t.Number()+": "+note)
+		return audit.Record(ctx, tx, "support_ticket.classify", "support_ticket", ticketRef(t.ID), t.Number()+": "+strings.Join(said, ", "))
 	})
 	return out, err
 }
