@@ -96,10 +96,10 @@ func TestEventNotesAreMessagesInBothLanguages(t *testing.T) {
 	for id, want := range map[string]string{
 		"via portal":   "über das Portal",
 		"to {{.Name}}": "an Sam Support",
-		"{{.Minutes}} min billable by {{.Agent}}":                              "30 Min. berechenbar, gebucht von Sam Support",
-		"removed {{.Minutes}} min booked by {{.Agent}}":                        "10 Min. entfernt, gebucht von Sam Support",
-		"linked {{.Kind}} {{.Ref}}":                                            "Rechnung CD-2026-000123 verknüpft",
-		"removed link to {{.Kind}} {{.Ref}}":                                   "Verknüpfung mit Rechnung CD-2026-000123 entfernt",
+		"{{.Minutes}} min billable by {{.Agent}}":                              "30 Min. berechenbar, von Sam Support",
+		"removed {{.Minutes}} min booked by {{.Agent}}":                        "10 Min., gebucht von Sam Support",
+		"linked {{.Kind}} {{.Ref}}":                                            "Rechnung CD-2026-000123",
+		"removed link to {{.Kind}} {{.Ref}}":                                   "Rechnung CD-2026-000123",
 		"priority {{.From}} → {{.To}}":                                         "Priorität P2 → P1",
 		"category {{.From}} → {{.To}}":                                         "Kategorie API und Daten → Datenqualität",
 		`subject "{{.Subject}}"`:                                               "Betreff „Webhooks stopped“",
@@ -192,7 +192,7 @@ func TestMigrationGivesOldNotesTheirIDs(t *testing.T) {
 		if e.Note == "marked not billable: goodwill: outage" && e.NoteIn("de") != "als nicht berechenbar markiert: goodwill: outage" {
 			t.Errorf("reason: %q", e.NoteIn("de"))
 		}
-		if e.Note == "removed link to Vehicle (VIN) WBA00000000000001" && e.NoteIn("de") != "Verknüpfung mit Fahrzeug (VIN) WBA00000000000001 entfernt" {
+		if e.Note == "removed link to Vehicle (VIN) WBA00000000000001" && e.NoteIn("de") != "Fahrzeug (VIN) WBA00000000000001" {
 			t.Errorf("unlink: %q", e.NoteIn("de"))
 		}
 	}

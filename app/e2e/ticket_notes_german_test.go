@@ -52,8 +52,8 @@ func TestTicketNotesInGerman(t *testing.T) {
 	for _, want := range []string{
 		"hat das Ticket eröffnet: neu · über das Portal",
 		"zugewiesen: neu → offen · an sam.notes",
-		"Zeit gebucht · 30 Min. berechenbar, gebucht von sam.notes",
-		"verknüpft · Rechnung CD-2026-000123 verknüpft",
+		"Zeit gebucht · 30 Min. berechenbar, von sam.notes",
+		"verknüpft · Rechnung CD-2026-000123",
 	} {
 		if !strings.Contains(history, want) {
 			t.Errorf("the staff ticket page's history lacks %q:\n%s", want, history)
@@ -74,7 +74,7 @@ func TestTicketNotesInGerman(t *testing.T) {
 	if !strings.Contains(portal, "über das Portal") || !strings.Contains(portal, "zugewiesen: an sam.notes") {
 		t.Errorf("the portal's history is not German:\n%s", portal)
 	}
-	if strings.Contains(portal, "Min.") || strings.Contains(portal, "CD-2026-000123 verknüpft") {
+	if strings.Contains(portal, "Min.") || strings.Contains(portal, "CD-2026-000123") {
 		t.Errorf("the portal shows internal notes:\n%s", portal)
 	}
 
