@@ -15,7 +15,7 @@ import (
 // language: a ticket opened in the portal, assigned, with time booked and an
 // invoice linked, reads in German on the staff ticket page (and its public
 // notes on the portal's), in English for an English reader; what a person
-// typed stays as typed.
+// typed stays as typed. A form error of the ticket page is German as well.
 func TestTicketNotesInGerman(t *testing.T) {
 	t.Parallel()
 	tt := apptest.New(t)
@@ -76,6 +76,12 @@ func TestTicketNotesInGerman(t *testing.T) {
 	}
 	if strings.Contains(portal, "Min.") || strings.Contains(portal, "CD-2026-000123") {
 		t.Errorf("the portal shows internal notes:\n%s", portal)
+	}
+
+	// The ticket page's form errors are German too (errors-admin).
+	res = sam.PostForm("/admin/tickets/"+id+"/links", url.Values{"kind": {"container"}, "ref": {"Flottendaten"}})
+	if res.Status != http.StatusUnprocessableEntity || !strings.Contains(res.Body, "geben Sie die Nummer des Datencontainers an (z. B. 12)") {
+		t.Errorf("link to no container: %d %.3000s", res.Status, res.Body)
 	}
 
 	// An English reader reads the same history in English.
