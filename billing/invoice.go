@@ -353,7 +353,7 @@ func (s *Service) ListInvoices(ctx context.Context, f InvoiceFilter) ([]Invoice,
 		q = q.Where("period = ?", f.Period)
 	}
 	if n := strings.TrimSpace(f.Number); n != "" {
-		q = q.Where("number ILIKE ?", "%"+strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(n)+"%")
+		q = q.Where("number ILIKE ?", containsPattern(n))
 	}
 	switch f.Status {
 	case "":
@@ -369,7 +369,7 @@ func (s *Service) ListInvoices(ctx context.Context, f InvoiceFilter) ([]Invoice,
 		q = q.Where("provider_id = ?", f.ProviderID)
 	}
 	if f.Provider != "" {
-		q = q.Where("buyer_name ILIKE ?", "%"+strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(f.Provider)+"%")
+		q = q.Where("buyer_name ILIKE ?", containsPattern(f.Provider))
 	}
 	if f.DocType != "" {
 		q = q.Where("doc_type = ?", f.DocType)
@@ -390,6 +390,12 @@ func (s *Service) ListInvoices(ctx context.Context, f InvoiceFilter) ([]Invoice,
 		return nil, 0, errs.Wrap(err, "list invoices")
 	}
 	return out, total, fillCredited(s.DB.WithContext(ctx), out)
+}
+
+// containsPattern is the ILIKE pattern for a substring typed by a person:
+// the pattern's own characters (%, _ and \) match themselves.
+func containsPattern(s string) string {
+	return "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
 }
 
 // fillCredited sets Credited on the invoices of list (one query).

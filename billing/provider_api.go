@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -16,12 +17,14 @@ var issuedStatuses = []string{StatusFinalized, StatusSent, StatusPaid}
 
 // ProviderInvoiceFilter narrows ProviderInvoicePage. Status, when set,
 // must be one of the issued statuses; DocType is DocInvoice or
-// DocCreditNote. AfterAt/AfterID are the keyset position of the previous
+// DocCreditNote; Number is a substring of the number, any case (the
+// portal's search box). AfterAt/AfterID are the keyset position of the previous
 // page's last document (its finalization time and id; zero: the first page).
 type ProviderInvoiceFilter struct {
 	Period  string
 	Status  string
 	DocType string
+	Number  string
 	AfterAt time.Time
 	AfterID int64
 	Limit   int
@@ -42,6 +45,9 @@ func (s *Service) ProviderInvoicePage(ctx context.Context, providerID int64, f P
 	}
 	if f.DocType != "" {
 		q = q.Where("doc_type = ?", f.DocType)
+	}
+	if n := strings.TrimSpace(f.Number); n != "" {
+		q = q.Where("number ILIKE ?", containsPattern(n))
 	}
 	if f.AfterID > 0 {
 		q = q.Where("(finalized_at, id) < (?, ?)", f.AfterAt, f.AfterID)

@@ -176,6 +176,17 @@ func TestHeaderSearchByRole(t *testing.T) {
 	if !strings.Contains(section(res.Body, "section", "search-invoices"), fmt.Sprintf(`href="/portal/invoices#invoice-%d"`, w.deInv.ID)) {
 		t.Fatalf("portal invoice search: %s", res.Body)
 	}
+	// The numbers are filtered in the query: any case, and a typed % or _
+	// is a character, not a wildcard that would list every invoice.
+	res = de.Get("/portal/search?q=" + url.QueryEscape(strings.ToLower(number[1:])))
+	if !strings.Contains(section(res.Body, "section", "search-invoices"), fmt.Sprintf(`href="/portal/invoices#invoice-%d"`, w.deInv.ID)) {
+		t.Fatalf("portal invoice search in lower case: %s", section(res.Body, "section", "search-invoices"))
+	}
+	for _, q := range []string{"%%", "__"} {
+		if res := de.Get("/portal/search?q=" + url.QueryEscape(q)); strings.Contains(res.Body, `id="search-invoices"`) {
+			t.Errorf("portal search %q lists invoices: %s", q, section(res.Body, "section", "search-invoices"))
+		}
+	}
 	if res := sam.Get("/admin/search?q=x"); res.Status != http.StatusUnprocessableEntity || !strings.Contains(res.Body, "Type at least 2 characters.") ||
 		!strings.Contains(res.Body, `value="x"`) {
 		t.Fatalf("short query: %d", res.Status)

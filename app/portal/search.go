@@ -16,9 +16,9 @@ import (
 // SearchHandlers answer the portal header's search box (GET
 // /portal/search): the signed-in provider's own tickets (number, subject)
 // and invoices (number). Ownership is in the queries (the support service
-// pins tickets to the principal's provider, billing's ProviderInvoices
-// takes its id); each kind is searched only when the user's role may open
-// its page.
+// pins tickets to the principal's provider, billing's ProviderInvoicePage
+// binds its id in SQL and filters the numbers there); each kind is searched
+// only when the user's role may open its page.
 type SearchHandlers struct {
 	View    *templates.View
 	Support *support.Service
@@ -71,14 +71,13 @@ func (h *SearchHandlers) search(c *fiber.Ctx) error {
 		}
 	}
 	if invoices {
-		list, err := h.Billing.ProviderInvoices(ctx, p.ProviderID)
+		list, _, err := h.Billing.ProviderInvoicePage(ctx, p.ProviderID, billing.ProviderInvoiceFilter{Number: q, Limit: searchLimit})
 		if err != nil {
 			return err
 		}
 		g := templates.SearchGroup{Kind: "invoices", Title: "Invoices"}
-		needle := strings.ToLower(q)
 		for _, inv := range list {
-			if inv.Number != nil && strings.Contains(strings.ToLower(*inv.Number), needle) && len(g.Hits) < searchLimit {
+			if inv.Number != nil {
 				g.Hits = append(g.Hits, templates.SearchHit{Label: *inv.Number, Detail: inv.Period, Path: "/portal/invoices#invoice-" + strconv.FormatInt(inv.ID, 10)})
 			}
 		}
