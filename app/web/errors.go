@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/templates"
 )
@@ -125,6 +126,11 @@ func ErrorHandler(log *slog.Logger, view *templates.View) fiber.ErrorHandler {
 		if status >= 500 {
 			log.Error("request failed", "request_id", rid, "method", c.Method(), "path", c.Path(), "error", err.Error())
 		}
+		if status == fiber.StatusMethodNotAllowed {
+			if target := formAnswerTarget(c, view); target != "" {
+				return redirectFormAnswer(c, target)
+			}
+		}
 		// Staff and portal pages send an anonymous visitor to sign in.
 		if status == fiber.StatusUnauthorized && !IsAPI(c) && (c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead) {
 			if login := loginPathFor(c.Path()); login != "" {
@@ -202,4 +208,94 @@ func loginPathFor(path string) string {
 		return "/my/login"
 	}
 	return ""
+}
+
+// htmlSurfaces are the browser surfaces whose form addresses are sent to a
+// page when opened with GET (formAnswerTarget), each with its home page.
+// The machine surfaces (/api/, /oauth/, /ingest/) are not among them: they
+// keep answering 405 with a problem document.
+var htmlSurfaces = []struct{ prefix, home string }{
+	{"/admin", "/admin"},
+	{"/portal", "/portal"},
+	{"/my", "/my"},
+	{"/register", "/register"},
+}
+
+// formAnswerTarget names where a GET or HEAD that the router answered 405
+// goes instead, or "" to keep the 405. A confirmation page, or a form shown
+// again with its errors, is rendered at the address its form posts to;
+// reloading it, going back to it or opening it from the history asks that
+// address with GET, which only the form's POST route serves. A person is
+// better served by the page the form belongs to: the address with trailing
+// segments removed until a GET route serves it (and, for a signed-in
+// person, the policy lets them read it), else the surface's home.
+//
+// It answers only for an HTML request on a browser surface whose path a
+// POST route serves. The target comes from the path and the routes alone
+// (no lookup of the resource), so it tells no more than the 405 did: that
+// a form posts there. And it is a redirect, not a page: the target is
+// authorised on its own request (an anonymous visitor is sent to sign in,
+// a path nobody may read is refused, a missing resource is 404).
+func formAnswerTarget(c *fiber.Ctx, view *templates.View) string {
+	if (c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead) || IsAPI(c) {
+		return ""
+	}
+	p := c.Path()
+	home := ""
+	for _, s := range htmlSurfaces {
+		if p == s.prefix || strings.HasPrefix(p, s.prefix+"/") {
+			home = s.home
+			break
+		}
+	}
+	if home == "" {
+		return ""
+	}
+	routes := c.App().GetRoutes(true)
+	cfg := c.App().Config()
+	served := func(method, path string) bool {
+		for _, r := range routes {
+			if r.Method == method && fiber.RoutePatternMatch(path, r.Path, cfg) {
+				return true
+			}
+		}
+		return false
+	}
+	if !served(fiber.MethodPost, p) {
+		return ""
+	}
+	who := policies.PrincipalFrom(c.UserContext())
+	for up := parentPath(p); len(up) > len(home); up = parentPath(up) {
+		// An anonymous visitor goes to the page itself: signing in brings
+		// them back to it.
+		if served(fiber.MethodGet, up) && (who == nil || view == nil || view.Can(who, fiber.MethodGet, up)) {
+			return up
+		}
+	}
+	return home
+}
+
+// parentPath drops the last segment of p ("/a/b" -> "/a"; "/a" -> "").
+func parentPath(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i > 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+// FormAnswerFlash is the note shown on the page a GET of a form's address
+// was sent to (a message id of the catalogs).
+const FormAnswerFlash = "That page was the answer to a form; nothing was done."
+
+// redirectFormAnswer sends the browser on to target (303, so the next
+// request is a GET whatever came before) and, for a signed-in person, says
+// why they see another page than the one they asked for. An anonymous
+// visitor is sent on to sign in from there, and the note would only be
+// noise on the sign-in page.
+func redirectFormAnswer(c *fiber.Ctx, target string) error {
+	c.Response().Header.Del(fiber.HeaderAllow)
+	if policies.PrincipalFrom(c.UserContext()) != nil {
+		templates.SetFlash(c, "info", FormAnswerFlash)
+	}
+	return c.Redirect(target, fiber.StatusSeeOther)
 }
