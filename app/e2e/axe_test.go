@@ -30,9 +30,23 @@ import (
 var axeSource string
 
 // axeFailingImpacts are the axe impact levels that fail the build
-// (docs/CONVENTIONS.md, "Accessibility"): serious and critical. Moderate
-// and minor findings are logged only.
-var axeFailingImpacts = map[string]bool{"serious": true, "critical": true}
+// (docs/CONVENTIONS.md, "Accessibility"): critical, serious and moderate.
+// Minor findings are logged only.
+var axeFailingImpacts = map[string]bool{"critical": true, "serious": true, "moderate": true}
+
+// axeAccepted are the violations left on purpose, by route pattern and axe
+// rule id, with the reason (docs/CONVENTIONS.md, "Accessibility"): they are
+// logged, not failed. Only markup this project does not write belongs here.
+var axeAccepted = map[string]map[string]string{
+	"/api/docs": {"heading-order": "the vendored Redoc bundle draws the API reference and numbers its headings itself (an operation's h2, then h5)"},
+}
+
+// axeReady is, by route pattern, a script that is true once a page drawn by
+// JavaScript is complete, so that axe checks what a person reads, not a
+// loading message.
+var axeReady = map[string]string{
+	"/api/docs": `document.querySelector("redoc .api-content") !== null`,
+}
 
 // routeMatcher maps a request path to the pattern of the GET route that
 // serves it ("/admin/providers/:id"), so that the accessibility check runs
@@ -168,6 +182,9 @@ func checkAccessibility(t *testing.T, base string, pages []axePage) []string {
 			chromedp.WaitReady("body", chromedp.ByQuery),
 		)
 		t1 := time.Now()
+		if ready := axeReady[p.pattern]; err == nil && ready != "" {
+			err = chromedp.Run(ctx, apptest.WaitJS(ready))
+		}
 		if err == nil {
 			err = chromedp.Run(ctx, apptest.WaitJS(`typeof axe === 'object'`))
 		}
@@ -194,7 +211,9 @@ func checkAccessibility(t *testing.T, base string, pages []axePage) []string {
 				targets = append(targets, fmt.Sprint(n.Target...)+" "+n.HTML)
 			}
 			line := fmt.Sprintf("%s (%s, as %s): %s [%s] %s\n    %s", p.path, p.pattern, p.user, v.ID, v.Impact, v.Help, strings.Join(targets, "\n    "))
-			if axeFailingImpacts[v.Impact] {
+			if why := axeAccepted[p.pattern][v.ID]; why != "" {
+				t.Logf("axe (accepted: %s): %s", why, line)
+			} else if axeFailingImpacts[v.Impact] {
 				failures = append(failures, line)
 			} else {
 				t.Logf("axe (not failing): %s", line)

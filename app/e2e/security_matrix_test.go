@@ -64,6 +64,8 @@ func TestRouteVariantSecurityMatrix(t *testing.T) {
 		t.Fatalf("only %d routes walked", len(routes))
 	}
 
+	pages := newRouteMatcher(tt.App.Fiber)
+
 	// Methods no route of a path serves are never served.
 	registered := map[string]bool{}
 	for _, r := range routes {
@@ -122,6 +124,9 @@ func TestRouteVariantSecurityMatrix(t *testing.T) {
 					for _, v := range pathVariants(r.path) {
 						checkVariant(t, p, m, r.path, v)
 					}
+				}
+				if r.method == fiber.MethodPost {
+					checkFormAddress(t, tt, p, pages, r.path)
 				}
 			}
 		})
@@ -470,5 +475,45 @@ func TestReportedBypassesStayClosed(t *testing.T) {
 	res = c.Get("/admin//audit?page=2")
 	if res.Status != http.StatusPermanentRedirect || res.Header.Get("Location") != "/admin/audit?page=2" {
 		t.Errorf("GET /admin//audit: %d %s, want 308 to /admin/audit?page=2", res.Status, res.Header.Get("Location"))
+	}
+}
+
+// checkFormAddress sends GET to the address of a POST route that no GET
+// route serves (a confirmation page's address, reloaded). A browser surface
+// sends it on (303) to the address with segments removed, or the surface's
+// home, never to another surface and with no query; an anonymous caller
+// following that redirect ends at a sign-in page, a refusal or a 404, unless
+// the page is public anyway. Every other path keeps its 405.
+func checkFormAddress(t *testing.T, tt *apptest.T, p *matrixPrincipal, pages *routeMatcher, concrete string) {
+	t.Helper()
+	if pages.pattern(concrete) != "" {
+		return // a GET route serves this path
+	}
+	res := send(t, p, fiber.MethodGet, concrete)
+	browser := false
+	for _, s := range []string{"/admin", "/portal", "/my", "/register"} {
+		browser = browser || concrete == s || strings.HasPrefix(concrete, s+"/")
+	}
+	loc := res.Header.Get("Location")
+	switch {
+	case !browser:
+		if res.Status != http.StatusMethodNotAllowed && !guardRefused(res) && res.Status != http.StatusNotFound {
+			t.Errorf("GET %s as %s (a form's address off the browser surfaces): %d %s, want 405", concrete, p.name, res.Status, loc)
+		}
+		return
+	case res.Status != http.StatusSeeOther || len(loc) < 2 || !strings.HasPrefix(concrete, loc+"/") || strings.ContainsAny(loc, "?#"):
+		t.Errorf("GET %s as %s (a form's address): %d %q, want 303 to the address shortened", concrete, p.name, res.Status, loc)
+		return
+	}
+	next := send(t, p, fiber.MethodGet, loc)
+	if next.Status >= 500 {
+		t.Errorf("GET %s as %s, sent on from %s: %d", loc, p.name, concrete, next.Status)
+	}
+	if p.kind != "" {
+		return
+	}
+	public := tt.App.Access.IsPublic(fiber.MethodGet, pages.pattern(loc))
+	if !guardRefused(next) && next.Status != http.StatusNotFound && !(public && next.Status < 400) {
+		t.Errorf("anonymous GET %s, sent on from %s: %d %q, want a sign-in redirect or a refusal", loc, concrete, next.Status, next.Header.Get("Location"))
 	}
 }

@@ -7,7 +7,8 @@ import (
 // docsPage is GET /api/docs: the reference of openapi.json, drawn by the
 // vendored Redoc bundle (templates/static/vendor/redoc), so it works with
 // no network access beyond this server. Without JavaScript it still links
-// the document and the changelog.
+// the document and the changelog. Redoc draws into the page's <main> (its
+// menu and reference are then inside a landmark) and adds the <h1>.
 const docsPage = `<!doctype html>
 <html lang="en">
 <head>
@@ -22,7 +23,9 @@ const docsPage = `<!doctype html>
 <a href="/api/v1/openapi.json">/api/v1/openapi.json</a>; changes are listed in the
 <a href="/portal/developer#changelog">API changelog</a>.</p>
 </noscript>
+<main>
 <redoc spec-url="/api/v1/openapi.json" hide-hostname="true" expand-responses="200,201,202" path-in-middle-panel="true"></redoc>
+</main>
 <script src="/static/vendor/redoc/redoc.standalone.js"></script>
 </body>
 </html>

@@ -83,3 +83,51 @@ func TestDatabaseOutageIsServiceUnavailable(t *testing.T) {
 		t.Fatalf("an internal error: %d %q, want 500 internal", st, code)
 	}
 }
+
+// A GET of a form's address on a browser surface goes to the nearest page
+// (the address shortened until a GET route serves it, else the surface's
+// home); the API, a path no route serves and other methods are unchanged.
+func TestGetOfAFormAddressGoesToItsPage(t *testing.T) {
+	t.Parallel()
+	app := fiber.New(fiber.Config{StrictRouting: true, CaseSensitive: true,
+		ErrorHandler: ErrorHandler(slog.New(slog.NewTextHandler(io.Discard, nil)), nil)})
+	ok := func(c *fiber.Ctx) error { return c.SendString("ok") }
+	app.Get("/admin", ok)
+	app.Get("/admin/things/:id", ok)
+	app.Post("/admin/things/:id/steps/:step", ok)
+	app.Post("/admin/logout", ok)
+	app.Post("/portal/clients/:id/revoke", ok)
+	app.Post("/api/v1/things", ok)
+	app.Post("/lang", ok)
+	for _, tc := range []struct {
+		method, path, accept string
+		status               int
+		location             string
+	}{
+		{"GET", "/admin/things/7/steps/approve", "", 303, "/admin/things/7"},
+		{"HEAD", "/admin/things/7/steps/approve?a=b", "", 303, "/admin/things/7"},
+		{"GET", "/admin/logout", "", 303, "/admin"},
+		{"GET", "/portal/clients/3/revoke", "", 303, "/portal"},
+		{"GET", "/admin/things/7/steps/approve", "application/json", 405, ""},
+		{"GET", "/api/v1/things", "", 405, ""},
+		{"GET", "/lang", "", 405, ""},
+		{"GET", "/admin/things/7/steps", "", 404, ""},
+		{"PUT", "/admin/things/7/steps/approve", "", 405, ""},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, nil)
+		if tc.accept != "" {
+			req.Header.Set("Accept", tc.accept)
+		}
+		res, err := app.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.status || res.Header.Get("Location") != tc.location {
+			t.Errorf("%s %s (Accept %q): %d %q, want %d %q", tc.method, tc.path, tc.accept, res.StatusCode, res.Header.Get("Location"), tc.status, tc.location)
+		}
+		if tc.status == 303 && (res.Header.Get("Allow") != "" || res.Header.Get("Set-Cookie") != "") {
+			t.Errorf("%s %s: Allow %q, Set-Cookie %q (anonymous: no note)", tc.method, tc.path, res.Header.Get("Allow"), res.Header.Get("Set-Cookie"))
+		}
+	}
+}
