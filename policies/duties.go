@@ -62,30 +62,25 @@ func CheckRoleChange(actor *Principal, targetID int64, oldRoles, newRoles []stri
 				added = append(added, r)
 			}
 		}
-		if len(added) > 0 {
+		switch {
+		case len(added) == 1:
 			code = CodeSelfGrant
-			v.Add("roles", CodeSelfGrant, "you cannot add roles to your own account (%s); ask another administrator", labels(added))
+			v.Add("roles", CodeSelfGrant, "you cannot add roles to your own account (%s); ask another administrator", errs.Term(RoleLabel(added[0])))
+		case len(added) > 1:
+			// the form shows the roles ticked; a list here would stay English
+			code = CodeSelfGrant
+			v.Add("roles", CodeSelfGrant, "you cannot add roles to your own account; ask another administrator")
 		}
 	}
 	for _, p := range Conflicts(newRoles) {
 		if code == "" {
 			code = CodeIncompatibleRoles
 		}
-		v.Add("roles", CodeIncompatibleRoles, "%s and %s cannot be held together: %s", RoleLabel(p.A), RoleLabel(p.B), p.Reason)
+		v.Add("roles", CodeIncompatibleRoles, "%s and %s cannot be held together: %s",
+			errs.Term(RoleLabel(p.A)), errs.Term(RoleLabel(p.B)), errs.Term(p.Reason))
 	}
 	if code == "" {
 		return nil
 	}
 	return &errs.Error{Kind: errs.Invalid, Code: code, Message: "this role change breaks separation of duties", Fields: v.Fields}
-}
-
-func labels(roles []string) string {
-	s := ""
-	for i, r := range roles {
-		if i > 0 {
-			s += ", "
-		}
-		s += RoleLabel(r)
-	}
-	return s
 }

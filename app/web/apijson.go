@@ -36,9 +36,9 @@ func DecodeJSON(c *fiber.Ctx, v any) error {
 		return errs.New(errs.BadRequest, "invalid_json", "member %q has the wrong type (want %s)", te.Field, te.Type.String())
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return &errs.Error{Kind: errs.BadRequest, Code: "unknown_member",
-			Message: "member " + `"` + name + `"` + " is not part of this request (see /api/v1/openapi.json)",
-			Fields:  []errs.FieldError{{Field: name, Code: "unknown_member", Message: "not part of this request"}}}
+		e := errs.New(errs.BadRequest, "unknown_member", "member %q is not part of this request (see /api/v1/openapi.json)", name)
+		e.Fields = []errs.FieldError{{Field: name, Code: "unknown_member", Message: "not part of this request"}}
+		return e
 	}
 	return errs.New(errs.BadRequest, "invalid_json", "the body is not the JSON object this endpoint expects")
 }

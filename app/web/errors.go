@@ -17,6 +17,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/errs"
 	"cardata/templates"
+	"cardata/templates/i18n"
 )
 
 var statusOf = map[errs.Kind]int{
@@ -160,13 +161,16 @@ func ErrorHandler(log *slog.Logger, view *templates.View) fiber.ErrorHandler {
 		if strings.HasPrefix(c.Path(), "/admin") {
 			back = "/admin"
 		}
+		// A page says the message in its reader's language (the problem+json
+		// above stays English); Title is translated by the template.
+		lang := templates.LangOf(c)
 		data := struct {
 			Status        int
 			Title, Detail string
 			Back          string
-		}{status, http.StatusText(status), e.Message, back}
+		}{status, http.StatusText(status), e.Text(templates.Translator(lang)), back}
 		if e.Code == "forbidden" {
-			data.Detail = "Your roles do not include access to this page. Ask an administrator if you need it."
+			data.Detail = i18n.T(lang, "Your roles do not include access to this page. Ask an administrator if you need it.")
 		}
 		if rerr := view.Render(c, status, "errors/error", &templates.Page{Title: data.Title, Data: data}); rerr != nil {
 			log.Error("rendering error page", "request_id", rid, "error", rerr.Error())

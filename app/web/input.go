@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"mime/multipart"
 	"net/url"
@@ -33,9 +32,9 @@ func ValidInput() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if where, field, bad := invalidInput(c); bad {
 			field = printable(field)
-			return &errs.Error{Kind: errs.BadRequest, Code: "invalid_input",
-				Message: fmt.Sprintf("%s %q contains a NUL byte or is not valid UTF-8", where, field),
-				Fields:  []errs.FieldError{{Field: field, Code: "invalid_input", Message: "contains a NUL byte or is not valid UTF-8 text"}}}
+			e := errs.New(errs.BadRequest, "invalid_input", "%s %q contains a NUL byte or is not valid UTF-8", errs.Term(where), field)
+			e.Fields = []errs.FieldError{{Field: field, Code: "invalid_input", Message: "contains a NUL byte or is not valid UTF-8 text"}}
+			return e
 		}
 		return c.Next()
 	}

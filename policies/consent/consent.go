@@ -404,7 +404,7 @@ func (s *Service) Request(ctx context.Context, providerID int64, in NewRequest) 
 		}
 		if ver.State != "approved" {
 			return errs.New(errs.Conflict, "container_not_approved",
-				"data container %d has no approved version (latest: %s); consent can only be asked for an approved container", in.ContainerID, ver.State)
+				"data container %d has no approved version (latest: %s); consent can only be asked for an approved container", in.ContainerID, errs.Term(ver.State))
 		}
 		var veh struct {
 			ID        int64
@@ -496,8 +496,8 @@ func (s *Service) eligible(ctx context.Context, tx *gorm.DB, vin string, version
 	if err != nil || len(reasons) == 0 {
 		return err
 	}
-	e := &errs.Error{Kind: errs.Invalid, Code: ErrVehicleNotEligible,
-		Message: fmt.Sprintf("vehicle %s cannot deliver data for this container, so no consent can be asked for it", vin)}
+	e := errs.New(errs.Invalid, ErrVehicleNotEligible,
+		"vehicle %s cannot deliver data for this container, so no consent can be asked for it", vin)
 	for _, r := range reasons {
 		e.Fields = append(e.Fields, errs.FieldError{Field: "vin", Code: r.Code, Message: r.Text})
 	}
@@ -570,18 +570,21 @@ func mayDecide(tx *gorm.DB, c *Consent, accountID int64) error {
 }
 
 func transitionConflict(a Action, from State) error {
-	verb := strings.ReplaceAll(string(a), "_", " ")
-	return errs.New(errs.Conflict, "transition_not_allowed", "a consent that is %s cannot be %s", from, past(verb))
+	return errs.New(errs.Conflict, "transition_not_allowed", "a consent that is %s cannot be %s", errs.Term(from), errs.Term(past(a)))
 }
 
-func past(verb string) string {
-	switch verb {
-	case "deny":
+// past is the action's past participle ("a consent ... cannot be granted"),
+// a word the error catalogs translate.
+func past(a Action) string {
+	switch a {
+	case ActDeny:
 		return "denied"
-	case "grant", "revoke", "expire", "supersede":
-		return strings.TrimSuffix(verb, "e") + "ed"
+	case ActCarryOver:
+		return "carried over"
+	case ActGrant, ActRevoke, ActExpire, ActSupersede:
+		return strings.TrimSuffix(string(a), "e") + "ed"
 	}
-	return verb + "ed"
+	return strings.ReplaceAll(string(a), "_", " ") + "ed"
 }
 
 // move applies one transition to a locked consent and logs it.
@@ -591,7 +594,7 @@ func (s *Service) move(ctx context.Context, tx *gorm.DB, c *Consent, a Action, n
 		return transitionConflict(a, c.State)
 	}
 	if p := policies.PrincipalFrom(ctx); p == nil || !slices.Contains(t.By, p.Kind) {
-		return errs.New(errs.Forbidden, "not_allowed", "you may not %s this consent", a)
+		return errs.New(errs.Forbidden, "not_allowed", "this consent cannot be %s by you", errs.Term(past(a)))
 	}
 	now := s.now()
 	if upd == nil {
