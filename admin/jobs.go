@@ -63,9 +63,11 @@ func (h *JobsHandlers) listJobs(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	lang := templates.LangOf(c)
 	rows := make([]jobRow, len(list))
 	for i := range list {
 		rows[i] = jobRow{Status: list[i], CanRun: h.mayRun(p, &list[i].Job)}
+		rows[i].Schedule = jobs.DescribeIn(lang, list[i].Spec)
 	}
 	return h.View.Render(c, fiber.StatusOK, "admin/jobs/index", &templates.Page{Title: "Jobs",
 		Data: struct {
@@ -127,16 +129,17 @@ func (h *JobsHandlers) showJob(c *fiber.Ctx) error {
 	return h.View.Render(c, fiber.StatusOK, "admin/jobs/show", &templates.Page{Title: j.Title, Pager: pager,
 		Sort: templates.NewSort(c, order.Key, order.Desc),
 		Data: struct {
-			Job      *jobs.Job
-			Schedule string
-			Next     time.Time
-			Zone     string
-			CanRun   bool
-			Runs     []jobs.RunRecord
-			Live     template.HTML
-			LiveURL  string
-			RunURL   string
-		}{j, jobs.Describe(j.Spec), h.Jobs.Next(j.Name, time.Now()), h.Jobs.Location.String(), h.mayRun(p, j), runs,
+			Job       *jobs.Job
+			Schedule  string
+			TimeLimit string
+			Next      time.Time
+			Zone      string
+			CanRun    bool
+			Runs      []jobs.RunRecord
+			Live      template.HTML
+			LiveURL   string
+			RunURL    string
+		}{j, jobs.DescribeIn(templates.LangOf(c), j.Spec), shortDuration(j.Timeout), h.Jobs.Next(j.Name, time.Now()), h.Jobs.Location.String(), h.mayRun(p, j), runs,
 			template.HTML(liveHTML), "/admin/jobs/" + url.PathEscape(j.Name) + "/live", "/admin/jobs/" + url.PathEscape(j.Name) + "/run"}})
 }
 
@@ -171,4 +174,20 @@ func (h *JobsHandlers) runJob(c *fiber.Ctx) error {
 	}
 	templates.SetFlash(c, "success", i18n.T(templates.LangOf(c), "Run #{{.ID}} of {{.Job}} started. Its progress shows below.", "ID", handle.RunID, "Job", i18n.T(templates.LangOf(c), j.Title)))
 	return c.Redirect(back, fiber.StatusSeeOther)
+}
+
+// shortDuration writes a time limit without its zero parts: "6h", "30m",
+// "50s", "1h30m" (Go's own form is "6h0m0s"); zero is "".
+func shortDuration(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

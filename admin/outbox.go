@@ -47,7 +47,8 @@ func (h *JobsHandlers) listOutbox(c *fiber.Ctx) error {
 			Attachments map[int64][]jobs.AttachmentInfo
 			Statuses    []string
 			Counts      map[string]int64
-		}{list, atts, outboxStatuses, counts}})
+			Kinds       map[string]string
+		}{list, atts, outboxStatuses, counts, mailKindLabels}})
 }
 
 func (h *JobsHandlers) showEmail(c *fiber.Ctx) error {
@@ -71,7 +72,8 @@ func (h *JobsHandlers) showEmail(c *fiber.Ctx) error {
 			Attachments []jobs.AttachmentInfo
 			CanRetry    bool
 			RetryURL    string
-		}{e, atts[e.ID], e.Status == jobs.EmailFailed && h.mayPost(p, retryURL), retryURL}})
+			KindLabel   string
+		}{e, atts[e.ID], e.Status == jobs.EmailFailed && h.mayPost(p, retryURL), retryURL, mailKindLabels[e.Kind]}})
 }
 
 func (h *JobsHandlers) retryEmail(c *fiber.Ctx) error {
@@ -84,4 +86,44 @@ func (h *JobsHandlers) retryEmail(c *fiber.Ctx) error {
 	}
 	templates.SetFlash(c, "success", "The e-mail is queued for another attempt now.")
 	return c.Redirect(fmt.Sprintf("/admin/outbox/%d", id), fiber.StatusSeeOther)
+}
+
+// mailKindLabels name the outbox's e-mail kinds for people (the catalogs
+// translate them; the page shows the kind's code beside its label). A kind
+// missing here shows its code alone.
+var mailKindLabels = map[string]string{
+	"consent.requested":                 "Consent request to a vehicle owner",
+	"container.approved":                "Data container approved",
+	"container.deprecated":              "Data container deprecated",
+	"container.rejected":                "Data container rejected",
+	"container.withdrawn":               "Data container withdrawn",
+	"credit_note.sent":                  "Credit note to a provider",
+	"invoice.reminder":                  "Payment reminder",
+	"invoice.sent":                      "Invoice to a provider",
+	"market_access.approved":            "Market request approved",
+	"market_access.rejected":            "Market request rejected",
+	"provider.already_registered_email": "Registration with a known e-mail address",
+	"provider.already_registered_vat":   "Registration with a known VAT ID",
+	"provider.answered":                 "Provider answered a query",
+	"provider.approve":                  "Provider approved",
+	"provider.claim":                    "Application under review",
+	"provider.reactivate":               "Provider reactivated",
+	"provider.reject":                   "Application rejected",
+	"provider.request_info":             "Query to the provider",
+	"provider.submitted":                "Registration received",
+	"provider.suspend":                  "Provider suspended",
+	"provider.terminate":                "Partnership ended",
+	"provider_user.invited":             "Portal user invited",
+	"staff.welcome":                     "Welcome to a new staff member",
+	"support.p1_opened":                 "P1 ticket opened",
+	"support.provider_message":          "Provider wrote on a ticket",
+	"support.provider_reopened":         "Provider reopened a ticket",
+	"support.reopen":                    "Ticket reopened",
+	"support.reply":                     "Reply on a ticket",
+	"support.resolve":                   "Ticket resolved",
+	"support.sla_breach":                "SLA target missed",
+	"support.sla_warning":               "SLA warning (80 %)",
+	"support.ticket_opened":             "Ticket received",
+	"support.wait":                      "Information needed from the provider",
+	"webhook.endpoint_disabled":         "Webhook endpoint disabled",
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"cardata/templates/i18n"
 )
 
 // parser accepts the classic five cron fields (minute hour day-of-month month
@@ -41,24 +43,29 @@ var weekdays = []string{"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", 
 // Describe puts common cron specs into words ("daily at 03:10"); anything
 // unusual is returned as "cron <spec>". Times are wall-clock times in the
 // scheduler's zone.
-func Describe(spec string) string {
+func Describe(spec string) string { return DescribeIn(i18n.EN, spec) }
+
+// DescribeIn is Describe in language l ("täglich um 03:10"): the English
+// formats are the catalogs' ids (templates/i18n/messages.*.toml).
+func DescribeIn(l i18n.Lang, spec string) string {
+	say := func(format string, args ...any) string { return i18n.Sprintf(l, format, args...) }
 	spec = strings.TrimSpace(spec)
 	switch spec {
 	case "":
-		return "manual only"
+		return say("manual only")
 	case "@hourly":
-		return "hourly at :00"
+		return say("hourly at :%02d", 0)
 	case "@daily", "@midnight":
-		return "daily at 00:00"
+		return say("daily at %s", "00:00")
 	case "@weekly":
-		return "every Sunday at 00:00"
+		return say("every %s at %s", i18n.T(l, weekdays[0]), "00:00")
 	case "@monthly":
-		return "monthly on day 1 at 00:00"
+		return say("monthly on day %d at %s", 1, "00:00")
 	case "@yearly", "@annually":
-		return "yearly on 1 January at 00:00"
+		return say("yearly on 1 January at 00:00")
 	}
 	f := strings.Fields(spec)
-	fallback := "cron " + spec
+	fallback := say("cron %s", spec)
 	sec := "0"
 	switch len(f) {
 	case 5:
@@ -82,13 +89,13 @@ func Describe(spec string) string {
 	if hour == "*" && dom == "*" && dow == "*" {
 		if min == "*" {
 			if sec == "*" {
-				return "every second"
+				return say("every second")
 			}
 			if n, ok := step(sec); ok {
-				return fmt.Sprintf("every %d seconds", n)
+				return say("every %d seconds", n)
 			}
 			if _, ok := num(sec); ok {
-				return "every minute"
+				return say("every minute")
 			}
 			return fallback
 		}
@@ -96,10 +103,10 @@ func Describe(spec string) string {
 			return fallback
 		}
 		if n, ok := step(min); ok {
-			return fmt.Sprintf("every %d minutes", n)
+			return say("every %d minutes", n)
 		}
 		if m, ok := num(min); ok {
-			return fmt.Sprintf("hourly at :%02d", m)
+			return say("hourly at :%02d", m)
 		}
 		return fallback
 	}
@@ -110,19 +117,18 @@ func Describe(spec string) string {
 	h, okh := num(hour)
 	if !okm || !okh {
 		if n, ok := step(hour); ok && okm && dom == "*" && dow == "*" {
-			return fmt.Sprintf("every %d hours at :%02d", n, m)
+			return say("every %d hours at :%02d", n, m)
 		}
 		// An hour range: "0 8-18 * * 1-5" is hourly 08:00-18:00 on weekdays.
 		if from, to, ok := strings.Cut(hour, "-"); ok && okm && dom == "*" {
 			a, oka := num(from)
 			b, okb := num(to)
 			if oka && okb && a < b && b < 24 {
-				hours := fmt.Sprintf("hourly %02d:%02d–%02d:%02d", a, m, b, m)
 				switch {
 				case dow == "*":
-					return hours
+					return say("hourly %02d:%02d–%02d:%02d", a, m, b, m)
 				case dow == "1-5" || strings.EqualFold(dow, "mon-fri"):
-					return "on weekdays " + hours
+					return say("on weekdays hourly %02d:%02d–%02d:%02d", a, m, b, m)
 				}
 			}
 		}
@@ -131,17 +137,17 @@ func Describe(spec string) string {
 	at := fmt.Sprintf("%02d:%02d", h, m)
 	switch {
 	case dom == "*" && dow == "*":
-		return "daily at " + at
+		return say("daily at %s", at)
 	case dom == "*" && (dow == "1-5" || strings.EqualFold(dow, "mon-fri")):
-		return "on weekdays at " + at
+		return say("on weekdays at %s", at)
 	case dom == "*":
 		if d, ok := num(dow); ok && d >= 0 && d <= 7 {
-			return fmt.Sprintf("every %s at %s", weekdays[d%7], at)
+			return say("every %s at %s", i18n.T(l, weekdays[d%7]), at)
 		}
 		return fallback
 	case dow == "*":
 		if d, ok := num(dom); ok {
-			return fmt.Sprintf("monthly on day %d at %s", d, at)
+			return say("monthly on day %d at %s", d, at)
 		}
 	}
 	return fallback

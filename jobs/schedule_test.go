@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"cardata/jobs"
+	"cardata/templates/i18n"
 )
 
 func berlin(t *testing.T) *time.Location {
@@ -83,6 +84,26 @@ func TestDescribe(t *testing.T) {
 	for spec, want := range cases {
 		if got := jobs.Describe(spec); got != want {
 			t.Errorf("Describe(%q) = %q, want %q", spec, got, want)
+		}
+	}
+}
+
+// A German page says the schedule in German; unusual specs keep their cron.
+func TestDescribeInGerman(t *testing.T) {
+	for spec, want := range map[string]string{
+		"40 4 * * *":     "täglich um 04:40",
+		"*/10 * * * *":   "alle 10 Minuten",
+		"17 * * * *":     "stündlich zur Minute 17",
+		"0 3 1 * *":      "monatlich am 1. um 03:00",
+		"30 8 * * 1-5":   "werktags um 08:30",
+		"0 8-18 * * 1-5": "werktags stündlich 08:00–18:00",
+		"0 9 * * 1":      "jeden Montag um 09:00",
+		"@weekly":        "jeden Sonntag um 00:00",
+		"":               "nur manuell",
+		"0 3 1 6 *":      "Cron 0 3 1 6 *",
+	} {
+		if got := jobs.DescribeIn(i18n.DE, spec); got != want {
+			t.Errorf("DescribeIn(de, %q) = %q, want %q", spec, got, want)
 		}
 	}
 }
