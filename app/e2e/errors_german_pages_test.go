@@ -59,7 +59,7 @@ func TestGermanErrorPagesAndJobLabels(t *testing.T) {
 	res = admin.Get("/admin/jobs/invoice.monthly_run")
 	want("German monthly run", res.Body, "Monatlicher Rechnungslauf", "monatlich am 1. um 03:00", "<dd>6h</dd>")
 	res = admin.Get("/admin/jobs")
-	want("German job list", res.Body, "täglich um 04:40", "Prüfung der Prüfprotokoll-Kette")
+	want("German job list", res.Body, "täglich um 04:40", "Prüfung der Audit-Kette")
 	res = admin.Get("/admin/outbox?q=staff.welcome")
 	want("German outbox", res.Body, `<option value="sent">versendet</option>`, `<option value="pending">ausstehend</option>`,
 		"Begrüßung eines neuen Mitarbeiters <code>staff.welcome</code>")
