@@ -986,7 +986,7 @@ func (s *Service) priceUsage(rows []usageRow, base map[string]int64, pl PriceLis
 		slices, ok := Graduate(ver.Tiers(item), next[mk], g.N)
 		if !ok {
 			return nil, nil, 0, errs.New(errs.Conflict, "price_list_incomplete", "the price list valid from %s has no price for every unit of %s",
-				ver.ValidFrom.In(s.loc()).Format("2006-01-02"), errs.Term(item.ShortLabel()))
+				errs.Day{T: ver.ValidFrom.In(s.loc())}, errs.Term(item.ShortLabel()))
 		}
 		next[mk] += g.N
 		sp, _ := ParsePeriod(g.ServicePeriod, s.loc())

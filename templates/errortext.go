@@ -11,7 +11,7 @@ import (
 // Translator says error messages in lang: the English printf format is the
 // catalog's id (errors-*.toml), errs.Term arguments are translated with it,
 // an amount (a value with Amount() decimal.Decimal, billing.Money) is
-// formatted as the page formats money,
+// formatted as the page formats money, an errs.Day as the page's date,
 // an argument that is itself a message passed on (it has a
 // Text(errs.Translator) method, as billing's composed messages do) is said
 // in lang too, and every other argument is printed as it is.
@@ -24,6 +24,8 @@ func Translator(lang i18n.Lang) errs.Translator {
 				switch x := a.(type) {
 				case errs.Term:
 					a = i18n.T(lang, string(x))
+				case errs.Day:
+					a = i18n.Locale{Lang: lang}.Date(x.T)
 				case interface{ Amount() decimal.Decimal }:
 					a = i18n.Locale{Lang: lang}.Money(x.Amount())
 				case interface{ Text(errs.Translator) string }:

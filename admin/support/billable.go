@@ -161,7 +161,7 @@ func (s *Service) DeleteTimeEntry(ctx context.Context, id, entryID int64) error 
 		}
 		if e.BilledAt != nil {
 			return errs.New(errs.Conflict, "time_entry_billed", "this time went to billing on %s and cannot be removed; ask finance for a credit note",
-				e.BilledAt.In(s.clock().Location()).Format("2006-01-02"))
+				errs.Day{T: e.BilledAt.In(s.clock().Location())})
 		}
 		if err := tx.Delete(&e).Error; err != nil {
 			return errs.Wrap(err, "delete time entry")
@@ -199,7 +199,7 @@ func (s *Service) SetBillable(ctx context.Context, id int64, billable bool, reas
 		}
 		if !billable && t.CaseBilledAt != nil {
 			return errs.New(errs.Conflict, "case_already_billed", "the case went to billing on %s; ask finance for a credit note",
-				t.CaseBilledAt.In(s.clock().Location()).Format("2006-01-02"))
+				errs.Day{T: t.CaseBilledAt.In(s.clock().Location())})
 		}
 		byRule := billable == BillableByRule(t.Category)
 		if !byRule && reason == "" {

@@ -687,7 +687,7 @@ func (s *Service) Grant(ctx context.Context, accountID, consentID int64, endsAt 
 			case !e.After(now):
 				v.Add("ends_at", "ends_at_past", "the end date must lie in the future")
 			case c.EndsAt != nil && e.After(*c.EndsAt):
-				v.Add("ends_at", "ends_at_after_request", "the provider asked until %s; you can only choose an earlier end", c.EndsAt.Format("2006-01-02"))
+				v.Add("ends_at", "ends_at_after_request", "the provider asked until %s; you can only choose an earlier end", errs.Day{T: *c.EndsAt})
 			}
 			if err := v.Err(); err != nil {
 				return err

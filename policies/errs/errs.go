@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Kind classifies an error; app/web maps each kind to one HTTP status.
@@ -46,6 +47,13 @@ func (f FieldError) Text(tr Translator) string {
 // message. Any other argument (a VIN, a file name, a number) is printed as
 // it is.
 type Term string
+
+// Day is a calendar day in a message: it prints as 2026-12-05 (the API's
+// English text) and a page writes it in its reader's date format. t is
+// already in the zone the day belongs to (Europe/Berlin for business days).
+type Day struct{ T time.Time }
+
+func (d Day) String() string { return d.T.Format("2006-01-02") }
 
 // Translator says a message, given as its English printf format and its
 // arguments, in a reader's language (templates.ErrorText supplies one).

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // upper says a message "in another language": its words in capitals (the
@@ -54,5 +55,12 @@ func TestFieldMapInTranslatesEachFieldOnce(t *testing.T) {
 	}
 	if en := FieldMap(v.Err()); en["vin"] != "a VIN has exactly 17 characters; this one has 5" {
 		t.Errorf("English: %v", en)
+	}
+}
+
+func TestDayPrintsAsISOInEnglish(t *testing.T) {
+	e := New(Conflict, "x", "billed on %s", Day{T: time.Date(2026, 12, 5, 15, 0, 0, 0, time.UTC)})
+	if e.Message != "billed on 2026-12-05" {
+		t.Errorf("%q", e.Message)
 	}
 }
