@@ -143,8 +143,8 @@ func (s *Service) Create(ctx context.Context, in NewUser) (*User, error) {
 		if err := setRoles(tx, u.ID, roles); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "staff_user.create", "staff_user", fmt.Sprint(u.ID),
-			fmt.Sprintf("created %s (%s) with roles %s", u.Email, u.Name, strings.Join(roles, ", ")))
+		return audit.Recordf(ctx, tx, "staff_user.create", "staff_user", fmt.Sprint(u.ID),
+			"created %s (%s) with roles %s", u.Email, u.Name, strings.Join(roles, ", "))
 	})
 	if err != nil {
 		return nil, err
@@ -404,7 +404,7 @@ func (s *Service) SetPassword(ctx context.Context, id int64, password string) er
 				return err
 			}
 		}
-		return audit.Record(ctx, tx, "staff_user.password", "staff_user", fmt.Sprint(id), "password changed for "+u.Email)
+		return audit.Recordf(ctx, tx, "staff_user.password", "staff_user", fmt.Sprint(id), "password changed for %s", u.Email)
 	})
 }
 

@@ -31,10 +31,16 @@ type Entry struct {
 	ObjectType string
 	ObjectID   string
 	Summary    string
-	RequestID  string
-	ClientAddr string
-	PrevHash   string
-	Hash       string
+	// SummaryFormat and SummaryArgs are what Summary was made of
+	// (Recordf): the page says it in its reader's language (SummaryIn).
+	// They are outside the hash; SummaryIn uses them only when they give
+	// back Summary exactly.
+	SummaryFormat string
+	SummaryArgs   Args `gorm:"type:jsonb"`
+	RequestID     string
+	ClientAddr    string
+	PrevHash      string
+	Hash          string
 }
 
 func (Entry) TableName() string { return "audit_entries" }
@@ -71,8 +77,27 @@ func Record(ctx context.Context, tx *gorm.DB, action, objectType, objectID, summ
 	return RecordMany(ctx, tx, []Item{{Action: action, ObjectType: objectType, ObjectID: objectID, Summary: summary}})
 }
 
-// Item is one entry of RecordMany.
-type Item struct{ Action, ObjectType, ObjectID, Summary string }
+// Recordf is Record with the summary as a printf format and its arguments
+// (errs.Term for a word of the product), so the audit trail can say it in
+// German too: the format is the id of its translation in the catalogs
+// (templates/i18n/audit-*.toml), with %d and %v written as %s.
+func Recordf(ctx context.Context, tx *gorm.DB, action, objectType, objectID, format string, args ...any) error {
+	return RecordMany(ctx, tx, []Item{ItemOf(action, objectType, objectID, format, args...)})
+}
+
+// ItemOf is an Item with its summary as a format and arguments (Recordf).
+func ItemOf(action, objectType, objectID, format string, args ...any) Item {
+	f, a := storedFormat(format, args)
+	return Item{Action: action, ObjectType: objectType, ObjectID: objectID,
+		Summary: fmt.Sprintf(format, args...), Format: f, Args: a}
+}
+
+// Item is one entry of RecordMany (Format and Args: see ItemOf).
+type Item struct {
+	Action, ObjectType, ObjectID, Summary string
+	Format                                string
+	Args                                  Args
+}
 
 // RecordMany appends several entries for the principal and request in ctx
 // in one chain step (one lock, one read of the head, one insert), in order:
@@ -87,7 +112,11 @@ func RecordMany(ctx context.Context, tx *gorm.DB, items []Item) error {
 	entries := make([]Entry, len(items))
 	for i, it := range items {
 		e := Entry{At: at, Action: it.Action, ObjectType: it.ObjectType, ObjectID: it.ObjectID, Summary: it.Summary,
+			SummaryFormat: it.Format, SummaryArgs: it.Args,
 			RequestID: r.ID, ClientAddr: r.ClientAddr, ActorKind: "anonymous", ActorLabel: "anonymous"}
+		if e.SummaryArgs == nil {
+			e.SummaryArgs = Args{}
+		}
 		if p != nil {
 			e.ActorKind, e.ActorLabel = p.Kind, p.Label()
 			if p.ID != 0 {

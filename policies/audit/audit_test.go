@@ -125,3 +125,39 @@ func TestRecordManyKeepsTheChain(t *testing.T) {
 		t.Fatalf("verify: n=%d broken=%+v err=%v", n, broken, err)
 	}
 }
+
+// A summary written with Recordf reads in German when its format has a
+// translation and its stored arguments give back the hashed English text;
+// arguments changed outside the chain make the page show the English.
+func TestRecordfSaysTheSummaryInTheReadersLanguage(t *testing.T) {
+	t.Parallel()
+	gdb := dbtest.New(t)
+	if err := audit.Recordf(ctx(), gdb, "staff_user.password", "staff_user", "9", "password changed for %s", "sam@x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.Record(ctx(), gdb, "thing.create", "thing", "1", "made it"); err != nil {
+		t.Fatal(err)
+	}
+	if _, broken, err := audit.Verify(context.Background(), gdb); err != nil || broken != nil {
+		t.Fatalf("verify: %+v %v", broken, err)
+	}
+	entries, err := audit.ForObject(context.Background(), gdb, "staff_user", "9")
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("%v %v", entries, err)
+	}
+	e := entries[0]
+	if e.Summary != "password changed for sam@x" || e.SummaryIn("en") != e.Summary {
+		t.Errorf("English: %q / %q", e.Summary, e.SummaryIn("en"))
+	}
+	if got := e.SummaryIn("de"); got != "Passwort von sam@x geändert" {
+		t.Errorf("German: %q", got)
+	}
+	e.SummaryArgs[0].Text = "eve@x"
+	if got := e.SummaryIn("de"); got != "password changed for sam@x" {
+		t.Errorf("arguments that do not give back the summary must not be shown: %q", got)
+	}
+	old, _ := audit.ForObject(context.Background(), gdb, "thing", "1")
+	if got := old[0].SummaryIn("de"); got != "made it" {
+		t.Errorf("a summary without a format stays as recorded: %q", got)
+	}
+}

@@ -151,7 +151,7 @@ func TestErrorCatalogsAgreeOnSharedIDs(t *testing.T) {
 			}
 			for id, v := range part {
 				text := fmt.Sprint(v)
-				if prev, ok := seen[id]; ok && strings.HasPrefix(name, "errors-") {
+				if prev, ok := seen[id]; ok && (strings.HasPrefix(name, "errors-") || strings.HasPrefix(name, "audit-")) {
 					if _, prevText, _ := strings.Cut(prev, ": "); prevText != text {
 						t.Errorf("%s: %q is %q here but %s", name, id, text, prev)
 					}
@@ -159,6 +159,96 @@ func TestErrorCatalogsAgreeOnSharedIDs(t *testing.T) {
 				}
 				if _, ok := seen[id]; !ok {
 					seen[id] = name + ": " + text
+				}
+			}
+		}
+	}
+}
+
+// auditFormats finds, in the Go code under dir, the summary formats of
+// audit.Recordf(ctx, tx, action, type, id, FORMAT, ...) and
+// audit.ItemOf(action, type, id, FORMAT, ...), as they are stored (%d and
+// %v written as %s, policies/audit storedFormat), and the fixed summaries
+// of audit.Record. An audit.Record whose summary is built in code (a
+// Sprintf, a concatenation) is reported under a marker id no catalog has.
+func auditFormats(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	fset := token.NewFileSet()
+	plain := regexp.MustCompile(`%[dvs]`)
+	err := filepath.WalkDir(filepath.Join("..", "..", dir), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		f, err := parser.ParseFile(fset, p, nil, 0)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			x, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			sel, ok := x.Fun.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			idx := map[string]int{"Recordf": 5, "ItemOf": 3, "Record": 5}[sel.Sel.Name]
+			if id, ok := sel.X.(*ast.Ident); !ok || id.Name != "audit" || idx == 0 || len(x.Args) <= idx {
+				return true
+			}
+			at := fset.Position(x.Args[idx].Pos()).String()
+			bl, ok := x.Args[idx].(*ast.BasicLit)
+			if !ok || bl.Kind != token.STRING {
+				if sel.Sel.Name == "Record" {
+					// a summary built in code cannot be translated
+					out["(built in code: use audit.Recordf with its format and arguments) "+at] = at
+				}
+				return true
+			}
+			if s, err := strconv.Unquote(bl.Value); err == nil {
+				if sel.Sel.Name != "Record" {
+					s = plain.ReplaceAllString(s, "%s")
+				}
+				out[s] = at
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Every audit summary written with audit.Recordf has its stored format in
+// both languages' audit catalogs (audit-<name>.<lang>.toml switches the
+// check on for the folders of errorAreas[name]).
+func TestAuditSummariesAreInBothLanguages(t *testing.T) {
+	t.Parallel()
+	for name, areas := range errorAreas {
+		if _, err := fs.Stat(catalogFiles, "audit-"+name+".de.toml"); err != nil {
+			t.Logf("audit-%s.de.toml is not written yet: %v not checked", name, areas)
+			continue
+		}
+		if name == "onboarding" {
+			areas = append(areas, "app/ingest") // the vehicle master data API
+		}
+		for _, area := range areas {
+			for format, at := range auditFormats(t, area) {
+				for _, l := range Supported {
+					if !Has(l, format) {
+						t.Errorf("%s: audit summary %q has no %s translation (audit-*.%s.toml)", at, format, l, l)
+					}
+				}
+				if args := sampleArgs(format); len(args) > 0 && Has(DE, format) {
+					for i := range args {
+						args[i] = "x"
+					}
+					if got := Sprintf(DE, format, args...); strings.Contains(got, "%!") {
+						t.Errorf("%s: the German of %q does not take its arguments: %s", at, format, got)
+					}
 				}
 			}
 		}

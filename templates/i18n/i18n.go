@@ -141,10 +141,13 @@ func tag(l Lang) language.Tag {
 // data report archive). An id in more than one file is taken from the
 // first (the pages' catalog), so texts added there later never break the
 // others. Error messages (errors-<area>.<lang>.toml, ids are the English
-// texts and printf formats the Go code writes) come last.
+// texts and printf formats the Go code writes) and audit summaries
+// (audit-<area>.<lang>.toml, keyed by their stored format) come last.
 func catalogNames(l Lang) []string {
 	names := []string{string(l) + ".toml", "mail." + string(l) + ".toml", "messages." + string(l) + ".toml"}
 	more, _ := fs.Glob(catalogFiles, "errors-*."+string(l)+".toml")
+	audit, _ := fs.Glob(catalogFiles, "audit-*."+string(l)+".toml")
+	more = append(more, audit...)
 	sort.Strings(more)
 	return append(names, more...)
 }
