@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -629,4 +630,57 @@ func (s *Service) Revenue(ctx context.Context) ([]RevenueMonth, error) {
 		out[i], out[j] = out[j], out[i]
 	}
 	return out, errs.Wrap(err, "revenue")
+}
+
+// lineTexts are the descriptions the invoice run and the credit note write
+// on a line (English, as issued on the PDF and the e-invoice): a page
+// says them in its reader's language (DescriptionIn); what finance typed
+// (a manual line, a credit's reason) stays as typed.
+var lineTexts = []struct {
+	re *regexp.Regexp
+	id string
+}{
+	{regexp.MustCompile(`^(Telematics deliveries|Push deliveries), [A-Z][a-z]+ \d{4}, units ([\d,]+)–([\d,]+) of the month \(price list of (\d{4}-\d{2}-\d{2})\)$`),
+		"{{.Item}}, {{.Month}}, units {{.From}}–{{.To}} of the month (price list of {{.Date}})"},
+	{regexp.MustCompile(`^Support case fee (P\d), [A-Z][a-z]+ \d{4}: ((?s).*)$`),
+		"Support case fee {{.Priority}}, {{.Month}}: {{.Tickets}}"},
+	{regexp.MustCompile(`^Support time, ticket (\S+) \((P\d)\), [A-Z][a-z]+ \d{4}: (\d+) min = (\d+) × started 15 min$`),
+		"Support time, ticket {{.Ticket}} ({{.Priority}}), {{.Month}}: {{.Minutes}} min = {{.Blocks}} × started 15 min"},
+	{regexp.MustCompile(`^Credit on invoice (\S+): ((?s).*)$`), "Credit on invoice {{.Number}}: {{.Reason}}"},
+}
+
+// DescriptionIn is the line's description in lang (the stored text when it
+// is not one the service wrote).
+func (l *Line) DescriptionIn(lang string) string {
+	lg, _ := i18n.Parse(lang)
+	if lg != i18n.DE {
+		return l.Description // the issued text
+	}
+	z := i18n.Locale{Lang: lg}
+	num := func(s string) string {
+		n, err := strconv.ParseInt(strings.ReplaceAll(s, ",", ""), 10, 64)
+		if err != nil {
+			return s
+		}
+		return z.Number(n)
+	}
+	for i, t := range lineTexts {
+		m := t.re.FindStringSubmatch(l.Description)
+		if m == nil {
+			continue
+		}
+		month := z.Month(l.ServicePeriod)
+		switch i {
+		case 0:
+			d, _ := time.Parse("2006-01-02", m[4])
+			return i18n.T(lg, t.id, "Item", i18n.T(lg, m[1]), "Month", month, "From", num(m[2]), "To", num(m[3]), "Date", z.Date(d))
+		case 1:
+			return i18n.T(lg, t.id, "Priority", m[1], "Month", month, "Tickets", m[2])
+		case 2:
+			return i18n.T(lg, t.id, "Ticket", m[1], "Priority", m[2], "Month", month, "Minutes", num(m[3]), "Blocks", num(m[4]))
+		case 3:
+			return i18n.T(lg, t.id, "Number", m[1], "Reason", m[2])
+		}
+	}
+	return l.Description
 }
