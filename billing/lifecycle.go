@@ -200,13 +200,13 @@ func (s *Service) Finalize(ctx context.Context, id int64) (*Invoice, error) {
 				return err
 			}
 		}
-		what := "invoice"
+		what := errs.Term("invoice")
 		if inv.IsCreditNote() {
-			what = "credit note"
+			what = errs.Term("credit note")
 		}
 		out = inv
-		return audit.Record(ctx, tx, "invoice.finalize", "invoice", strconv.FormatInt(inv.ID, 10),
-			fmt.Sprintf("finalized %s %s for %s: gross %s", what, number, inv.BuyerName, FormatMoney(inv.GrossTotal)))
+		return audit.Recordf(ctx, tx, "invoice.finalize", "invoice", strconv.FormatInt(inv.ID, 10),
+			"finalized %s %s for %s: gross %s", what, number, inv.BuyerName, FormatMoney(inv.GrossTotal))
 	})
 	if err != nil {
 		return nil, err
@@ -294,8 +294,8 @@ func (s *Service) Send(ctx context.Context, id int64) (*Invoice, error) {
 			return err
 		}
 		out = inv
-		return audit.Record(ctx, tx, "invoice.send", "invoice", strconv.FormatInt(id, 10),
-			fmt.Sprintf("sent %s to %s", *inv.Number, inv.BuyerEmail))
+		return audit.Recordf(ctx, tx, "invoice.send", "invoice", strconv.FormatInt(id, 10),
+			"sent %s to %s", *inv.Number, inv.BuyerEmail)
 	})
 	return out, err
 }
@@ -470,8 +470,8 @@ func (s *Service) BookPayment(ctx context.Context, id int64, in NewPayment) (*Pa
 		if err := tx.Model(&Invoice{}).Where("id = ?", id).Updates(upd).Error; err != nil {
 			return dbError(err, "book payment")
 		}
-		return audit.Record(ctx, tx, "invoice.payment", "invoice", strconv.FormatInt(id, 10),
-			fmt.Sprintf("booked payment of %s on %s (received %s, ref %q)", FormatMoney(amount), *inv.Number, in.ReceivedOn, pay.Reference))
+		return audit.Recordf(ctx, tx, "invoice.payment", "invoice", strconv.FormatInt(id, 10),
+			"booked payment of %s on %s (received %s, ref %q)", FormatMoney(amount), *inv.Number, in.ReceivedOn, pay.Reference)
 	})
 	if err != nil {
 		return nil, err
@@ -540,7 +540,7 @@ func (s *Service) Discard(ctx context.Context, id int64, reason string) error {
 			"reason": reason}).Error; err != nil {
 			return dbError(err, "discard")
 		}
-		return audit.Record(ctx, tx, "invoice.discard", "invoice", strconv.FormatInt(id, 10), "discarded the draft: "+reason)
+		return audit.Recordf(ctx, tx, "invoice.discard", "invoice", strconv.FormatInt(id, 10), "discarded the draft: %s", reason)
 	})
 }
 
@@ -624,8 +624,8 @@ func (s *Service) Regenerate(ctx context.Context, id int64) (*Invoice, error) {
 			return err
 		}
 		out = inv
-		return audit.Record(ctx, tx, "invoice.regenerate", "invoice", strconv.FormatInt(id, 10),
-			fmt.Sprintf("regenerated the draft: %d ledger records, %d lines, net %s", n, len(inv.Lines), FormatMoney(inv.NetTotal)))
+		return audit.Recordf(ctx, tx, "invoice.regenerate", "invoice", strconv.FormatInt(id, 10),
+			"regenerated the draft: %d ledger records, %d lines, net %s", n, len(inv.Lines), FormatMoney(inv.NetTotal))
 	})
 	return out, err
 }
@@ -683,8 +683,8 @@ func (s *Service) AddManualLine(ctx context.Context, id int64, in ManualLine) (*
 		if err := saveTotals(tx, inv); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "invoice.manual_line", "invoice", strconv.FormatInt(id, 10),
-			fmt.Sprintf("added manual line %q of %s: %s", in.Description, FormatMoney(amount), in.Reason))
+		return audit.Recordf(ctx, tx, "invoice.manual_line", "invoice", strconv.FormatInt(id, 10),
+			"added manual line %q of %s: %s", in.Description, FormatMoney(amount), in.Reason)
 	})
 	if err != nil {
 		return nil, err
@@ -741,9 +741,9 @@ func (s *Service) RemoveManualLine(ctx context.Context, invoiceID, lineID int64)
 		if err := saveTotals(tx, inv); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "invoice.remove_line", "invoice", strconv.FormatInt(invoiceID, 10),
-			fmt.Sprintf("removed manual line %d %q of %s (added by %s: %s); net now %s", removed.Position, removed.Description,
-				FormatMoney(removed.NetAmount), removed.CreatedBy, removed.Reason, FormatMoney(inv.NetTotal)))
+		return audit.Recordf(ctx, tx, "invoice.remove_line", "invoice", strconv.FormatInt(invoiceID, 10),
+			"removed manual line %d %q of %s (added by %s: %s); net now %s", removed.Position, removed.Description,
+			FormatMoney(removed.NetAmount), removed.CreatedBy, removed.Reason, FormatMoney(inv.NetTotal))
 	})
 	if err != nil {
 		return nil, err
@@ -857,9 +857,9 @@ func (s *Service) RequestCreditNote(ctx context.Context, invoiceID int64, in Cre
 			"tax_note": cn.TaxNote, "net_total": cn.NetTotal, "tax_total": cn.TaxTotal, "gross_total": cn.GrossTotal}).Error; err != nil {
 			return dbError(err, "credit note totals")
 		}
-		return audit.Record(ctx, tx, "invoice.credit_note_request", "invoice", strconv.FormatInt(orig.ID, 10),
-			fmt.Sprintf("drafted credit note #%d on %s over %s net: %s (a second finance user issues it)", cn.ID, *orig.Number,
-				FormatMoney(cn.NetTotal), in.Reason))
+		return audit.Recordf(ctx, tx, "invoice.credit_note_request", "invoice", strconv.FormatInt(orig.ID, 10),
+			"drafted credit note #%d on %s over %s net: %s (a second finance user issues it)", cn.ID, *orig.Number,
+			FormatMoney(cn.NetTotal), in.Reason)
 	})
 	if err != nil {
 		return nil, err
@@ -908,8 +908,8 @@ func (s *Service) SendReminders(ctx context.Context) (int, error) {
 				return err
 			}
 			sent++
-			return audit.Record(ctx, tx, "invoice.reminder", "invoice", strconv.FormatInt(id, 10),
-				fmt.Sprintf("payment reminder for %s: %s open", *inv.Number, FormatMoney(open)))
+			return audit.Recordf(ctx, tx, "invoice.reminder", "invoice", strconv.FormatInt(id, 10),
+				"payment reminder for %s: %s open", *inv.Number, FormatMoney(open))
 		})
 		if err != nil {
 			return sent, err

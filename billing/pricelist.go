@@ -466,8 +466,8 @@ func (s *Service) insertVersion(ctx context.Context, in NewVersion) (*Version, e
 			return dbError(err, "create price list items")
 		}
 		ver.Items = items
-		return audit.Record(ctx, tx, "price_list.create_version", "price_list_version", strconv.FormatInt(ver.ID, 10),
-			fmt.Sprintf("price list version valid from %s", ver.ValidFrom.In(s.loc()).Format("2006-01-02 15:04 MST")))
+		return audit.Recordf(ctx, tx, "price_list.create_version", "price_list_version", strconv.FormatInt(ver.ID, 10),
+			"price list version valid from %s", ver.ValidFrom.In(s.loc()).Format("2006-01-02 15:04 MST"))
 	})
 	if err != nil {
 		return nil, err
@@ -489,8 +489,8 @@ func (s *Service) WithdrawVersion(ctx context.Context, id int64) error {
 		if err := tx.Delete(&Version{}, id).Error; err != nil {
 			return dbError(err, "withdraw price list version")
 		}
-		return audit.Record(ctx, tx, "price_list.withdraw_version", "price_list_version", strconv.FormatInt(id, 10),
-			fmt.Sprintf("withdrew the version that would have applied from %s", ver.ValidFrom.In(s.loc()).Format("2006-01-02")))
+		return audit.Recordf(ctx, tx, "price_list.withdraw_version", "price_list_version", strconv.FormatInt(id, 10),
+			"withdrew the version that would have applied from %s", ver.ValidFrom.In(s.loc()).Format("2006-01-02"))
 	})
 }
 

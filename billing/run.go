@@ -139,8 +139,8 @@ func (s *Service) StartRun(ctx, shutdownCtx context.Context, period string, opt 
 		if err := tx.Create(run).Error; err != nil {
 			return errs.Wrap(err, "run: create")
 		}
-		return audit.Record(ctx, tx, "invoice_run.start", "invoice_run", strconv.FormatInt(run.ID, 10),
-			fmt.Sprintf("started the invoice run for %s (%s)", p, opt.Trigger))
+		return audit.Recordf(ctx, tx, "invoice_run.start", "invoice_run", strconv.FormatInt(run.ID, 10),
+			"started the invoice run for %s (%s)", p, opt.Trigger)
 	})
 	if err != nil {
 		release()
@@ -348,9 +348,9 @@ func (s *Service) execute(ctx context.Context, run *InvoiceRun, p Period, opt Ru
 			if err := tx.First(&r, run.ID).Error; err != nil {
 				return err
 			}
-			return audit.Record(bg, tx, "invoice_run.finish", "invoice_run", strconv.FormatInt(run.ID, 10),
-				fmt.Sprintf("invoice run %s %s: %d drafts, %d skipped, %d failed, net %s", r.Period, status,
-					r.InvoicesCreated, r.ProvidersSkipped, r.ProvidersFailed, FormatMoney(r.NetTotal)))
+			return audit.Recordf(bg, tx, "invoice_run.finish", "invoice_run", strconv.FormatInt(run.ID, 10),
+				"invoice run %s %s: %d drafts, %d skipped, %d failed, net %s", r.Period, errs.Term(status),
+				r.InvoicesCreated, r.ProvidersSkipped, r.ProvidersFailed, FormatMoney(r.NetTotal))
 		})
 	}()
 	if s.Directory == nil {
@@ -725,9 +725,9 @@ func (s *Service) writeFast(ctx context.Context, tx *gorm.DB, runID *int64, batc
 			out.created++
 			out.records += billed[i]
 			out.net = out.net.Add(inv.NetTotal)
-			items = append(items, audit.Item{Action: "invoice.draft", ObjectType: "invoice", ObjectID: strconv.FormatInt(inv.ID, 10),
-				Summary: fmt.Sprintf("draft for %s, %s: %d lines, %d ledger records, net %s", inv.BuyerName, p, len(lineSets[i]), billed[i],
-					FormatMoney(inv.NetTotal))})
+			items = append(items, audit.ItemOf("invoice.draft", "invoice", strconv.FormatInt(inv.ID, 10),
+				"draft for %s, %s: %d lines, %d ledger records, net %s", inv.BuyerName, p, len(lineSets[i]), billed[i],
+				FormatMoney(inv.NetTotal)))
 		}
 		for i := range newClaims {
 			if inv := invOf[newClaims[i].ProviderID]; inv != nil {
@@ -909,8 +909,8 @@ func (s *Service) invoiceJob(ctx context.Context, tx *gorm.DB, runID *int64, j *
 		}
 		return nil, 0, errs.Wrap(err, "claim")
 	}
-	err = audit.Record(ctx, tx, "invoice.draft", "invoice", strconv.FormatInt(inv.ID, 10),
-		fmt.Sprintf("draft for %s, %s: %d lines, %d ledger records, net %s", inv.BuyerName, p, len(inv.Lines), records, FormatMoney(inv.NetTotal)))
+	err = audit.Recordf(ctx, tx, "invoice.draft", "invoice", strconv.FormatInt(inv.ID, 10),
+		"draft for %s, %s: %d lines, %d ledger records, net %s", inv.BuyerName, p, len(inv.Lines), records, FormatMoney(inv.NetTotal))
 	if err != nil {
 		return nil, 0, err
 	}

@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"fmt"
 	"net/mail"
 	"regexp"
 	"strings"
@@ -133,8 +132,8 @@ func (s *Service) UpdateSeller(ctx context.Context, in Seller) (*Seller, error) 
 		if err := tx.Save(&in).Error; err != nil {
 			return errs.Wrap(err, "save seller")
 		}
-		return audit.Record(ctx, tx, "billing.seller_update", "billing_seller", "1",
-			fmt.Sprintf("seller identity: %s, %s, VAT ID %s", in.Name, in.City, in.VATID))
+		return audit.Recordf(ctx, tx, "billing.seller_update", "billing_seller", "1",
+			"seller identity: %s, %s, VAT ID %s", in.Name, in.City, in.VATID)
 	})
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"mime"
@@ -504,8 +503,8 @@ func RetryEmail(ctx context.Context, db *gorm.DB, id int64) error {
 		if err := tx.Exec(`UPDATE email_outbox SET status = 'pending', next_attempt_at = now() WHERE id = ?`, id).Error; err != nil {
 			return errs.Wrap(err, "retry e-mail")
 		}
-		return audit.Record(ctx, tx, "email.retry", "email", strconv.FormatInt(id, 10),
-			fmt.Sprintf("retry of %s e-mail to %s after %d attempts (%s)", e.Kind, e.ToAddr, e.Attempts, truncate(e.LastError, 200)))
+		return audit.Recordf(ctx, tx, "email.retry", "email", strconv.FormatInt(id, 10),
+			"retry of %s e-mail to %s after %d attempts (%s)", e.Kind, e.ToAddr, e.Attempts, truncate(e.LastError, 200))
 	})
 }
 

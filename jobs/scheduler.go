@@ -397,7 +397,7 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (*Handle, error) {
 			VALUES (?, ?, ?, ?, ?, ?, ?, 'running') RETURNING id`, name, trigger, kind, actorID, label, s.instanceName(), lk.PID).Scan(&id).Error; err != nil {
 			return errs.Wrap(err, "record run")
 		}
-		return audit.Record(ctx, tx, "job.run", "job", name, fmt.Sprintf("started run #%d of %s (%s)", id, e.Title, trigger))
+		return audit.Recordf(ctx, tx, "job.run", "job", name, "started run #%d of %s (%s)", id, errs.Term(e.Title), trigger)
 	})
 	if err != nil {
 		lk.Release()
