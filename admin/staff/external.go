@@ -89,15 +89,14 @@ func (s *Service) SignInExternal(ctx context.Context, in ExternalSignIn) (*User,
 	if name == "" {
 		name = email
 	}
-	who := fmt.Sprintf("%s (subject %s)", email, in.Subject)
 	groups := "[" + strings.Join(in.Groups, ", ") + "]"
 	roles := append([]string(nil), in.Roles...)
 	sort.Strings(roles)
 
 	if conflicts := policies.Conflicts(roles); len(conflicts) > 0 {
 		p := conflicts[0]
-		if err := audit.Record(ctx, s.DB.WithContext(ctx), "staff_user.roles_refused", "staff_user", "",
-			fmt.Sprintf("refused (%s): sign-in of %s with groups %s mapping to roles [%s]", policies.CodeIncompatibleRoles, who, groups, strings.Join(roles, ", "))); err != nil {
+		if err := audit.Recordf(ctx, s.DB.WithContext(ctx), "staff_user.roles_refused", "staff_user", "",
+			"refused (%s): sign-in of %s (subject %s) with groups %s mapping to roles [%s]", policies.CodeIncompatibleRoles, email, in.Subject, groups, strings.Join(roles, ", ")); err != nil {
 			return nil, err
 		}
 		return nil, errs.New(errs.Forbidden, policies.CodeIncompatibleRoles,
@@ -121,25 +120,25 @@ func (s *Service) SignInExternal(ctx context.Context, in ExternalSignIn) (*User,
 		}
 		if !found && len(roles) == 0 {
 			refusal = ErrNoMappedRole
-			return audit.Record(ctx, tx, "staff_user.sign_in_refused", "staff_user", "",
-				fmt.Sprintf("refused (%s): %s through %s: groups %s give no cardata role", ErrNoMappedRole.Code, who, in.Issuer, groups))
+			return audit.Recordf(ctx, tx, "staff_user.sign_in_refused", "staff_user", "",
+				"refused (%s): %s (subject %s) through %s: groups %s give no cardata role", ErrNoMappedRole.Code, email, in.Subject, in.Issuer, groups)
 		}
 		if !found && email != "" {
 			err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("lower(email) = ?", email).Take(&u).Error
 			switch {
 			case err == nil && (u.OIDCSubject != nil || !in.EmailVerified):
 				refusal = ErrIdentityTaken
-				return audit.Record(ctx, tx, "staff_user.sign_in_refused", "staff_user", fmt.Sprint(u.ID),
-					fmt.Sprintf("refused (%s): %s through %s: the account %s is linked to another identity or the provider does not vouch for the address",
-						ErrIdentityTaken.Code, who, in.Issuer, u.Email))
+				return audit.Recordf(ctx, tx, "staff_user.sign_in_refused", "staff_user", fmt.Sprint(u.ID),
+					"refused (%s): %s (subject %s) through %s: the account %s is linked to another identity or the provider does not vouch for the address",
+					ErrIdentityTaken.Code, email, in.Subject, in.Issuer, u.Email)
 			case err == nil:
 				found = true
 				if err := tx.Model(&User{}).Where("id = ?", u.ID).Updates(map[string]any{
 					"oidc_issuer": in.Issuer, "oidc_subject": in.Subject, "updated_at": time.Now().UTC()}).Error; err != nil {
 					return errs.Wrap(err, "link staff identity")
 				}
-				if err := audit.Record(ctx, tx, "staff_user.identity_link", "staff_user", fmt.Sprint(u.ID),
-					fmt.Sprintf("%s now signs in through %s as subject %s", u.Email, in.Issuer, in.Subject)); err != nil {
+				if err := audit.Recordf(ctx, tx, "staff_user.identity_link", "staff_user", fmt.Sprint(u.ID),
+					"%s now signs in through %s as subject %s", u.Email, in.Issuer, in.Subject); err != nil {
 					return err
 				}
 			case !errors.Is(err, gorm.ErrRecordNotFound):
@@ -149,8 +148,8 @@ func (s *Service) SignInExternal(ctx context.Context, in ExternalSignIn) (*User,
 		if !found {
 			if email == "" {
 				refusal = errs.New(errs.Forbidden, "oidc_no_email", "Your company account has no e-mail address CarData could use; ask your administrator")
-				return audit.Record(ctx, tx, "staff_user.sign_in_refused", "staff_user", "",
-					fmt.Sprintf("refused (oidc_no_email): subject %s through %s has no usable e-mail address", in.Subject, in.Issuer))
+				return audit.Recordf(ctx, tx, "staff_user.sign_in_refused", "staff_user", "",
+					"refused (oidc_no_email): subject %s through %s has no usable e-mail address", in.Subject, in.Issuer)
 			}
 			iss, sub := in.Issuer, in.Subject
 			u = User{Email: email, Name: name, Active: true, OIDCIssuer: &iss, OIDCSubject: &sub}
@@ -162,9 +161,9 @@ func (s *Service) SignInExternal(ctx context.Context, in ExternalSignIn) (*User,
 			}
 			u.Roles = roles
 			out = &u
-			return audit.Record(ctx, tx, "staff_user.create", "staff_user", fmt.Sprint(u.ID),
-				fmt.Sprintf("created %s (%s) at the first sign-in through %s (subject %s) with roles %s from groups %s",
-					u.Email, u.Name, in.Issuer, in.Subject, strings.Join(roles, ", "), groups))
+			return audit.Recordf(ctx, tx, "staff_user.create", "staff_user", fmt.Sprint(u.ID),
+				"created %s (%s) at the first sign-in through %s (subject %s) with roles %s from groups %s",
+				u.Email, u.Name, in.Issuer, in.Subject, strings.Join(roles, ", "), groups)
 		}
 		var cur []string
 		if err := tx.Model(&userRole{}).Where("user_id = ?", u.ID).Order("role").Pluck("role", &cur).Error; err != nil {
@@ -172,8 +171,8 @@ func (s *Service) SignInExternal(ctx context.Context, in ExternalSignIn) (*User,
 		}
 		if !u.Active {
 			refusal = ErrDeactivated
-			return audit.Record(ctx, tx, "staff_user.sign_in_refused", "staff_user", fmt.Sprint(u.ID),
-				fmt.Sprintf("refused (%s): %s through %s: the account is deactivated", ErrDeactivated.Code, who, in.Issuer))
+			return audit.Recordf(ctx, tx, "staff_user.sign_in_refused", "staff_user", fmt.Sprint(u.ID),
+				"refused (%s): %s (subject %s) through %s: the account is deactivated", ErrDeactivated.Code, email, in.Subject, in.Issuer)
 		}
 		var changes []string
 		if !slices.Equal(cur, roles) {
@@ -198,12 +197,12 @@ func (s *Service) SignInExternal(ctx context.Context, in ExternalSignIn) (*User,
 		}
 		if len(roles) == 0 {
 			refusal = ErrNoMappedRole
-			return audit.Record(ctx, tx, "staff_user.sign_in_refused", "staff_user", fmt.Sprint(u.ID),
-				fmt.Sprintf("refused (%s): %s through %s: groups %s give no cardata role; %s", ErrNoMappedRole.Code, who, in.Issuer, groups, strings.Join(changes, "; ")))
+			return audit.Recordf(ctx, tx, "staff_user.sign_in_refused", "staff_user", fmt.Sprint(u.ID),
+				"refused (%s): %s (subject %s) through %s: groups %s give no cardata role; %s", ErrNoMappedRole.Code, email, in.Subject, in.Issuer, groups, strings.Join(changes, "; "))
 		}
 		if len(changes) > 0 {
-			if err := audit.Record(ctx, tx, "staff_user.update", "staff_user", fmt.Sprint(u.ID),
-				u.Email+" at sign-in through "+in.Issuer+": "+strings.Join(changes, "; ")); err != nil {
+			if err := audit.Recordf(ctx, tx, "staff_user.update", "staff_user", fmt.Sprint(u.ID),
+				"%s at sign-in through %s: %s", u.Email, in.Issuer, strings.Join(changes, "; ")); err != nil {
 				return err
 			}
 		}

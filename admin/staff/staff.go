@@ -351,8 +351,8 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, in Update) (*User, e
 				return err
 			}
 		}
-		return audit.Record(ctx, tx, "staff_user.update", "staff_user", fmt.Sprint(id),
-			u.Email+": "+strings.Join(changes, "; "))
+		return audit.Recordf(ctx, tx, "staff_user.update", "staff_user", fmt.Sprint(id),
+			"%s: %s", u.Email, strings.Join(changes, "; "))
 	})
 	if errs.Is(err, policies.CodeSelfGrant) || errs.Is(err, policies.CodeIncompatibleRoles) {
 		return nil, s.refuseRoles(ctx, fmt.Sprint(id), u.Email, locked, roles, err, errs.As(err).Fields)
@@ -369,11 +369,13 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, in Update) (*User, e
 // which roles must stay on record.
 func (s *Service) refuseRoles(ctx context.Context, objectID, email string, oldRoles, newRoles []string, sod error, fields []errs.FieldError) error {
 	e := errs.As(sod)
-	summary := fmt.Sprintf("refused (%s): %s roles [%s] -> [%s]", e.Code, email, strings.Join(oldRoles, ", "), strings.Join(newRoles, ", "))
+	item := audit.ItemOf("staff_user.roles_refused", "staff_user", objectID,
+		"refused (%s): %s roles [%s] -> [%s]", e.Code, email, strings.Join(oldRoles, ", "), strings.Join(newRoles, ", "))
 	if objectID == "" {
-		summary = fmt.Sprintf("refused (%s): create %s with roles [%s]", e.Code, email, strings.Join(newRoles, ", "))
+		item = audit.ItemOf("staff_user.roles_refused", "staff_user", objectID,
+			"refused (%s): create %s with roles [%s]", e.Code, email, strings.Join(newRoles, ", "))
 	}
-	if err := audit.Record(ctx, s.DB.WithContext(ctx), "staff_user.roles_refused", "staff_user", objectID, summary); err != nil {
+	if err := audit.RecordMany(ctx, s.DB.WithContext(ctx), []audit.Item{item}); err != nil {
 		return err
 	}
 	return &errs.Error{Kind: errs.Invalid, Code: e.Code, Message: e.Message, Fields: fields, Format: e.Format, Args: e.Args}

@@ -124,7 +124,11 @@ func (s *Service) BookTime(ctx context.Context, id int64, in NewTimeEntry) (*Tim
 		if err := addEvent(tx, vw.p.Actor(), t.ID, "time", "", "", note, true, now); err != nil {
 			return err
 		}
-		if err := audit.Record(ctx, tx, "support_ticket.time", "support_ticket", ticketRef(t.ID), t.Number()+": "+note.English()); err != nil {
+		format := "%s: %s min non-billable by %s"
+		if e.Billable {
+			format = "%s: %s min billable by %s"
+		}
+		if err := audit.Recordf(ctx, tx, "support_ticket.time", "support_ticket", ticketRef(t.ID), format, t.Number(), englishNumber(e.Minutes), e.AgentLabel); err != nil {
 			return err
 		}
 		out = e
@@ -170,7 +174,8 @@ func (s *Service) DeleteTimeEntry(ctx context.Context, id, entryID int64) error 
 		if err := addEvent(tx, vw.p.Actor(), t.ID, "time_removed", "", "", note, true, now); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "support_ticket.time_remove", "support_ticket", ticketRef(t.ID), t.Number()+": "+note.English())
+		return audit.Recordf(ctx, tx, "support_ticket.time_remove", "support_ticket", ticketRef(t.ID), "%s: removed %s min booked by %s",
+			t.Number(), englishNumber(e.Minutes), e.AgentLabel)
 	})
 }
 
@@ -222,7 +227,11 @@ func (s *Service) SetBillable(ctx context.Context, id int64, billable bool, reas
 		if err := addEvent(tx, vw.p.Actor(), t.ID, "billable", "", "", note, true, now); err != nil {
 			return err
 		}
-		if err := audit.Record(ctx, tx, "support_ticket.billable", "support_ticket", ticketRef(t.ID), t.Number()+" "+note.English()); err != nil {
+		item := audit.ItemOf("support_ticket.billable", "support_ticket", ticketRef(t.ID), map[bool]string{true: "%s marked billable", false: "%s marked not billable"}[billable], t.Number())
+		if reason != "" {
+			item = audit.ItemOf("support_ticket.billable", "support_ticket", ticketRef(t.ID), map[bool]string{true: "%s marked billable: %s", false: "%s marked not billable: %s"}[billable], t.Number(), reason)
+		}
+		if err := audit.RecordMany(ctx, tx, []audit.Item{item}); err != nil {
 			return err
 		}
 		if billable && (t.Status == StatusResolved || t.Status == StatusClosed) {

@@ -209,7 +209,11 @@ func (s *Service) sendAlert(ctx context.Context, tx *gorm.DB, t *Ticket, clock, 
 	if err := addEvent(tx, policies.ActorOf(ctx, policies.System("support")), t.ID, action, "", "", note, true, now); err != nil {
 		return err
 	}
-	if err := audit.Record(ctx, tx, "support_ticket."+action, "support_ticket", ticketRef(t.ID), t.Number()+": "+note.English()); err != nil {
+	format := map[string]string{
+		ClockFirstResponse + LevelWarning: "%s: first response at 80 %%", ClockFirstResponse + LevelBreach: "%s: first response target breached",
+		ClockResolution + LevelWarning: "%s: resolution at 80 %%", ClockResolution + LevelBreach: "%s: resolution target breached",
+	}[clock+level]
+	if err := audit.RecordMany(ctx, tx, []audit.Item{audit.ItemOf("support_ticket."+action, "support_ticket", ticketRef(t.ID), format, t.Number())}); err != nil {
 		return err
 	}
 	rs, err := escalationRecipients(tx, t)

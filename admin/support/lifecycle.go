@@ -2,7 +2,6 @@ package support
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -179,11 +178,14 @@ func (s *Service) apply(ctx context.Context, tx *gorm.DB, vw viewer, t *Ticket, 
 	if err := addEvent(tx, vw.p.Actor(), t.ID, string(tr.Action), from, tr.To, note, false, now); err != nil {
 		return err
 	}
-	summary := fmt.Sprintf("%s %s: %s → %s", t.Number(), tr.Past, from, tr.To)
+	// The note, said in English, is one argument.
+	item := audit.ItemOf("support_ticket."+string(tr.Action), "support_ticket", ticketRef(t.ID), "%s %s: %s → %s",
+		t.Number(), errs.Term(tr.Past), errs.Term(from), errs.Term(tr.To))
 	if n := note.English(); n != "" {
-		summary += " (" + n + ")"
+		item = audit.ItemOf("support_ticket."+string(tr.Action), "support_ticket", ticketRef(t.ID), "%s %s: %s → %s (%s)",
+			t.Number(), errs.Term(tr.Past), errs.Term(from), errs.Term(tr.To), n)
 	}
-	if err := audit.Record(ctx, tx, "support_ticket."+string(tr.Action), "support_ticket", ticketRef(t.ID), summary); err != nil {
+	if err := audit.RecordMany(ctx, tx, []audit.Item{item}); err != nil {
 		return err
 	}
 	if tr.To == StatusResolved {
@@ -305,7 +307,7 @@ func (s *Service) assign(ctx context.Context, tx *gorm.DB, vw viewer, t *Ticket,
 	if err := addEvent(tx, vw.p.Actor(), t.ID, "assign", "", "", noteOf("to {{.Name}}", "Name", name), true, now); err != nil {
 		return err
 	}
-	return audit.Record(ctx, tx, "support_ticket.assign", "support_ticket", ticketRef(t.ID), t.Number()+" assigned to "+name)
+	return audit.Recordf(ctx, tx, "support_ticket.assign", "support_ticket", ticketRef(t.ID), "%s assigned to %s", t.Number(), name)
 }
 
 // Merge closes a duplicate ticket into the surviving one of the same
@@ -371,14 +373,16 @@ func (s *Service) Merge(ctx context.Context, duplicateID, survivorID int64) (*Ti
 		if err := addEvent(tx, vw.p.Actor(), surv.ID, "merged_in", "", "", mergedIn, false, now); err != nil {
 			return err
 		}
-		note := mergedIn.English()
+		item := audit.ItemOf("support_ticket.merge_into", "support_ticket", ticketRef(surv.ID), "%s was merged into this ticket", dup.Number())
 		if moved.N > 0 {
 			timeNote := noteOf("{{.Count}} time entries of {{.Number}} moved here ({{.Minutes}} min)",
 				"Count", moved.N, "Number", dup.Number(), "Minutes", moved.Minutes)
 			if err := addEvent(tx, vw.p.Actor(), surv.ID, "time_moved", "", "", timeNote, true, now); err != nil {
 				return err
 			}
-			note += "; " + timeNote.English()
+			item = audit.ItemOf("support_ticket.merge_into", "support_ticket", ticketRef(surv.ID),
+				"%s was merged into this ticket; %d time entries of %s moved here (%s min)",
+				dup.Number(), moved.N, dup.Number(), englishNumber(moved.Minutes))
 		}
 		if surv.Status == StatusResolved && moved.N > 0 {
 			if err := s.transferBillable(ctx, tx, surv, now); err != nil {
@@ -386,7 +390,7 @@ func (s *Service) Merge(ctx context.Context, duplicateID, survivorID int64) (*Ti
 			}
 		}
 		out = dup
-		return audit.Record(ctx, tx, "support_ticket.merge_into", "support_ticket", ticketRef(surv.ID), note)
+		return audit.RecordMany(ctx, tx, []audit.Item{item})
 	})
 	return out, err
 }

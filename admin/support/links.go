@@ -198,7 +198,7 @@ func (s *Service) AddLink(ctx context.Context, id int64, in LinkInput) error {
 		if err := addEvent(tx, vw.p.Actor(), t.ID, "link", "", "", note, true, now); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "support_ticket.link", "support_ticket", ticketRef(t.ID), t.Number()+": "+note.English())
+		return audit.Recordf(ctx, tx, "support_ticket.link", "support_ticket", ticketRef(t.ID), "%s: linked %s %s", t.Number(), errs.Term(l.Kind.Label()), l.Ref)
 	})
 }
 
@@ -225,6 +225,6 @@ func (s *Service) RemoveLink(ctx context.Context, id, linkID int64) error {
 		if err := addEvent(tx, vw.p.Actor(), t.ID, "unlink", "", "", note, true, now); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "support_ticket.unlink", "support_ticket", ticketRef(t.ID), t.Number()+": "+note.English())
+		return audit.Recordf(ctx, tx, "support_ticket.unlink", "support_ticket", ticketRef(t.ID), "%s: removed link to %s %s", t.Number(), errs.Term(l.Kind.Label()), l.Ref)
 	})
 }

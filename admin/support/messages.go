@@ -266,8 +266,12 @@ func (s *Service) post(ctx context.Context, tx *gorm.DB, vw viewer, t *Ticket, b
 	if internal {
 		what = "internal note"
 	}
-	if err := audit.Record(ctx, tx, "support_ticket.message", "support_ticket", ticketRef(t.ID),
-		fmt.Sprintf("%s: %s by %s (%d characters, %s)", t.Number(), what, m.AuthorLabel, len(body), plural(len(files), "attachment", "attachments"))); err != nil {
+	format := "%s: %s by %s (%d characters, %d attachments)"
+	if len(files) == 1 {
+		format = "%s: %s by %s (%d characters, %d attachment)"
+	}
+	if err := audit.Recordf(ctx, tx, "support_ticket.message", "support_ticket", ticketRef(t.ID),
+		format, t.Number(), errs.Term(what), m.AuthorLabel, len(body), len(files)); err != nil {
 		return nil, err
 	}
 	if internal {

@@ -128,3 +128,7 @@ func (e Event) NoteIn(lang string) string {
 	}
 	return Note{ID: e.NoteID, Args: e.NoteArgs}.In(l)
 }
+
+// englishNumber is n as an English note prints it (audit summaries keep
+// the English text of their notes).
+func englishNumber[N int | int64](n N) string { return i18n.Locale{Lang: i18n.EN}.Number(n) }

@@ -3,7 +3,6 @@ package support
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/mail"
 	"strings"
 	"time"
@@ -133,8 +132,8 @@ func (s *Service) OpenTicket(ctx context.Context, in NewTicket) (*Ticket, error)
 		if err := storeUploads(tx, t.ID, nil, false, files, vw.p.Actor().Name, now); err != nil {
 			return err
 		}
-		if err := audit.Record(ctx, tx, "support_ticket.create", "support_ticket", ticketRef(t.ID),
-			fmt.Sprintf("%s %s %s for %s: %s", t.Number(), t.Priority, t.Category, prov.LegalName, t.Subject)); err != nil {
+		if err := audit.Recordf(ctx, tx, "support_ticket.create", "support_ticket", ticketRef(t.ID),
+			"%s %s %s for %s: %s", t.Number(), t.Priority, errs.Term(t.Category), prov.LegalName, t.Subject); err != nil {
 			return err
 		}
 		if in.AssigneeID != nil {
@@ -456,7 +455,8 @@ func (s *Service) Classify(ctx context.Context, id int64, in Classification) (*T
 			said[i] = n.English()
 		}
 		out = t
-		return audit.Record(ctx, tx, "support_ticket.classify", "support_ticket", ticketRef(t.ID), t.Number()+": "+strings.Join(said, ", "))
+		// the changes, said in English, are one argument
+		return audit.Recordf(ctx, tx, "support_ticket.classify", "support_ticket", ticketRef(t.ID), "%s: %s", t.Number(), strings.Join(said, ", "))
 	})
 	return out, err
 }
@@ -535,11 +535,10 @@ func (s *Service) SetTeamLead(ctx context.Context, staffID *int64) error {
 		if err := tx.Exec("UPDATE support_settings SET team_lead_id = ?, updated_at = now() WHERE id = 1", staffID).Error; err != nil {
 			return errs.Wrap(err, "set team lead")
 		}
-		summary := "team lead cleared"
 		if staffID != nil {
-			summary = fmt.Sprintf("team lead is staff user %d", *staffID)
+			return audit.Recordf(ctx, tx, "support.settings", "support_settings", "1", "team lead is staff user %d", *staffID)
 		}
-		return audit.Record(ctx, tx, "support.settings", "support_settings", "1", summary)
+		return audit.Record(ctx, tx, "support.settings", "support_settings", "1", "team lead cleared")
 	})
 }
 

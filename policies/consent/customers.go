@@ -3,7 +3,6 @@ package consent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -246,8 +245,8 @@ func (s *Service) SignInExternal(ctx context.Context, subject, email string, ema
 			return nil
 		}
 		ctx := policies.WithPrincipal(ctx, policies.System("customer identity"))
-		return audit.Record(ctx, tx, "customer_account.identity_link", "customer_account", strconv.FormatInt(id, 10),
-			fmt.Sprintf("%s now signs in through the customer identity as subject %s", signin.Email(email), subject))
+		return audit.Recordf(ctx, tx, "customer_account.identity_link", "customer_account", strconv.FormatInt(id, 10),
+			"%s now signs in through the customer identity as subject %s", signin.Email(email), subject)
 	})
 	if err != nil {
 		return nil, err

@@ -334,11 +334,12 @@ var reportColumns = []string{"id", "account_id", "status", "requested_by", "requ
 
 // auditStaff records an entry when staff act on a customer's request (the
 // customer's own requests are the customer's business, not the audit trail's).
-func auditStaff(ctx context.Context, tx *gorm.DB, action string, accountID int64, summary string) error {
+// The summary is a format and its arguments (audit.Recordf).
+func auditStaff(ctx context.Context, tx *gorm.DB, action string, accountID int64, format string, args ...any) error {
 	if p := policies.PrincipalFrom(ctx); p == nil || p.Kind != policies.KindStaff {
 		return nil
 	}
-	return audit.Record(ctx, tx, action, "customer_account", strconv.FormatInt(accountID, 10), summary)
+	return audit.Recordf(ctx, tx, action, "customer_account", strconv.FormatInt(accountID, 10), format, args...)
 }
 
 // RequestDataReport starts a data report for an account: built at once
@@ -385,7 +386,7 @@ func (s *Service) RequestDataReport(ctx context.Context, accountID int64, lang i
 			return errs.Wrap(err, "create report")
 		}
 		return auditStaff(ctx, tx, "customer.data_report", accountID,
-			fmt.Sprintf("data report %d requested on the customer's behalf (%d vehicles)", rep.ID, len(vehicles)))
+			"data report %d requested on the customer's behalf (%d vehicles)", rep.ID, len(vehicles))
 	})
 	if err != nil || reused || len(vehicles) > SyncReportMaxVehicles {
 		return &rep, err
@@ -489,7 +490,7 @@ func (s *Service) DataReportFile(ctx context.Context, accountID, id int64) (stri
 		return "", nil, ErrReportNotFound
 	}
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return auditStaff(ctx, tx, "customer.data_report_download", accountID, fmt.Sprintf("downloaded data report %d", id))
+		return auditStaff(ctx, tx, "customer.data_report_download", accountID, "downloaded data report %d", id)
 	})
 	return row.Filename, row.Data, err
 }
@@ -687,8 +688,8 @@ func (s *Service) RetryDataReport(ctx context.Context, accountID, id int64) erro
 		if len(old) == 0 {
 			return ErrDeadReportNotFound
 		}
-		return audit.Record(ctx, tx, "customer.data_report_retry", "customer_account", strconv.FormatInt(accountID, 10),
-			fmt.Sprintf("data report %d queued again after it failed (%d attempts): %s", id, old[0].Attempts, clipText(old[0].Error, 300)))
+		return audit.Recordf(ctx, tx, "customer.data_report_retry", "customer_account", strconv.FormatInt(accountID, 10),
+			"data report %d queued again after it failed (%d attempts): %s", id, old[0].Attempts, clipText(old[0].Error, 300))
 	})
 }
 
@@ -893,7 +894,7 @@ func (s *Service) BuildTransactionReport(ctx context.Context, accountID int64, f
 	}
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		return auditStaff(ctx, tx, "customer.transaction_report", accountID,
-			fmt.Sprintf("transaction report produced on the customer's behalf (%d transfers)", len(r.Transfers)))
+			"transaction report produced on the customer's behalf (%d transfers)", len(r.Transfers))
 	})
 	return r, err
 }

@@ -299,8 +299,8 @@ func (s *Store) ConfirmEnrolment(ctx context.Context, sub Subject, code, addr st
 		if codes, err = s.replaceRecoveryCodes(tx, sub); err != nil {
 			return false, err
 		}
-		return true, audit.Record(ctx, tx, "second_factor.enrol", sub.objectType(), fmt.Sprint(sub.ID),
-			fmt.Sprintf("%s set up an authenticator app (TOTP); %d recovery codes issued", sub.Account, len(codes)))
+		return true, audit.Recordf(ctx, tx, "second_factor.enrol", sub.objectType(), fmt.Sprint(sub.ID),
+			"%s set up an authenticator app (TOTP); %d recovery codes issued", sub.Account, len(codes))
 	})
 	return codes, err
 }
@@ -365,8 +365,8 @@ func (s *Store) check(ctx context.Context, tx *gorm.DB, sub Subject, f *factor, 
 		if res.RowsAffected == 0 {
 			return false, false, ErrCodeReused
 		}
-		return true, true, audit.Record(ctx, tx, "second_factor.recovery_code_used", sub.objectType(), fmt.Sprint(sub.ID),
-			fmt.Sprintf("%s signed in with a recovery code; %d left", sub.Account, len(rows)-1))
+		return true, true, audit.Recordf(ctx, tx, "second_factor.recovery_code_used", sub.objectType(), fmt.Sprint(sub.ID),
+			"%s signed in with a recovery code; %d left", sub.Account, len(rows)-1)
 	}
 	return false, false, nil
 }
@@ -409,8 +409,8 @@ func (s *Store) attempt(ctx context.Context, sub Subject, addr, during string, f
 
 func (s *Store) refused(ctx context.Context, sub Subject, during, why string) {
 	// Best effort: the refusal itself is the answer either way.
-	_ = audit.Record(ctx, s.DB.WithContext(ctx), "second_factor.code_refused", sub.objectType(), fmt.Sprint(sub.ID),
-		fmt.Sprintf("%s: code refused at %s (%s)", sub.Account, during, why))
+	_ = audit.Recordf(ctx, s.DB.WithContext(ctx), "second_factor.code_refused", sub.objectType(), fmt.Sprint(sub.ID),
+		"%s: code refused at %s (%s)", sub.Account, errs.Term(during), why)
 }
 
 // match finds the time step whose code is code, within the skew.
@@ -475,8 +475,8 @@ func (s *Store) RegenerateRecoveryCodes(ctx context.Context, sub Subject) ([]str
 		if codes, err = s.replaceRecoveryCodes(tx, sub); err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "second_factor.recovery_codes", sub.objectType(), fmt.Sprint(sub.ID),
-			fmt.Sprintf("%s replaced the recovery codes (%d new; the old ones no longer work)", sub.Account, len(codes)))
+		return audit.Recordf(ctx, tx, "second_factor.recovery_codes", sub.objectType(), fmt.Sprint(sub.ID),
+			"%s replaced the recovery codes (%d new; the old ones no longer work)", sub.Account, len(codes))
 	})
 	return codes, err
 }
@@ -526,7 +526,7 @@ func (s *Store) Disable(ctx context.Context, sub Subject, code, addr string) err
 		if err != nil || !ok {
 			return false, err
 		}
-		return true, s.remove(ctx, tx, sub, "second_factor.disable", fmt.Sprintf("%s removed their authenticator app and recovery codes", sub.Account))
+		return true, s.remove(ctx, tx, sub, audit.ItemOf("second_factor.disable", sub.objectType(), fmt.Sprint(sub.ID), "%s removed their authenticator app and recovery codes", sub.Account))
 	})
 }
 
@@ -543,18 +543,19 @@ func (s *Store) Reset(ctx context.Context, sub Subject) error {
 		if f == nil {
 			return ErrNotEnrolled
 		}
-		return s.remove(ctx, tx, sub, "second_factor.reset", fmt.Sprintf("authenticator app and recovery codes of %s removed by an administrator", sub.Account))
+		return s.remove(ctx, tx, sub, audit.ItemOf("second_factor.reset", sub.objectType(), fmt.Sprint(sub.ID), "authenticator app and recovery codes of %s removed by an administrator", sub.Account))
 	})
 }
 
-func (s *Store) remove(ctx context.Context, tx *gorm.DB, sub Subject, action, summary string) error {
+// remove drops sub's second factor and records entry.
+func (s *Store) remove(ctx context.Context, tx *gorm.DB, sub Subject, entry audit.Item) error {
 	if err := tx.Exec(`DELETE FROM recovery_codes WHERE subject_kind = ? AND subject_id = ?`, sub.Kind, sub.ID).Error; err != nil {
 		return errs.Wrap(err, "drop recovery codes")
 	}
 	if err := tx.Exec(`DELETE FROM second_factors WHERE subject_kind = ? AND subject_id = ?`, sub.Kind, sub.ID).Error; err != nil {
 		return errs.Wrap(err, "drop second factor")
 	}
-	return audit.Record(ctx, tx, action, sub.objectType(), fmt.Sprint(sub.ID), summary)
+	return audit.RecordMany(ctx, tx, []audit.Item{entry})
 }
 
 // PurgeAttempts deletes recorded code attempts older than before.
