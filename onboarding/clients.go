@@ -146,12 +146,12 @@ func (s *Service) createAPIClient(ctx context.Context, providerID int64, name, c
 			}
 			return errs.Wrap(err, "create API client")
 		}
-		kind := "API client"
 		if sandbox {
-			kind = "sandbox API client"
+			return audit.Recordf(ctx, tx, "api_client.create", "provider", fmt.Sprint(providerID),
+				"created sandbox API client %s (%s)", c.ClientID, c.Name)
 		}
-		return audit.Record(ctx, tx, "api_client.create", "provider", fmt.Sprint(providerID),
-			fmt.Sprintf("created %s %s (%s)", kind, c.ClientID, c.Name))
+		return audit.Recordf(ctx, tx, "api_client.create", "provider", fmt.Sprint(providerID),
+			"created API client %s (%s)", c.ClientID, c.Name)
 	})
 	if err != nil {
 		return nil, err
@@ -255,8 +255,8 @@ func (s *Service) RotateAPIClientSecret(ctx context.Context, providerID, id int6
 		if ended != nil {
 			return errs.Wrap(ended, "end the old secret's tokens")
 		}
-		return audit.Record(ctx, tx, "api_client.rotate", "provider", fmt.Sprint(providerID),
-			fmt.Sprintf("rotated the secret of %s; the old one and its access tokens are valid until %s", c.ClientID, until.Format(time.RFC3339)))
+		return audit.Recordf(ctx, tx, "api_client.rotate", "provider", fmt.Sprint(providerID),
+			"rotated the secret of %s; the old one and its access tokens are valid until %s", c.ClientID, until.Format(time.RFC3339))
 	})
 	if err != nil {
 		return nil, err
@@ -282,7 +282,7 @@ func (s *Service) RevokeAPIClient(ctx context.Context, providerID, id int64) err
 			"revoked_at": s.now(), "previous_secret_hash": nil, "previous_valid_until": nil}).Error; err != nil {
 			return errs.Wrap(err, "revoke API client")
 		}
-		return audit.Record(ctx, tx, "api_client.revoke", "provider", fmt.Sprint(providerID), "revoked API client "+c.ClientID)
+		return audit.Recordf(ctx, tx, "api_client.revoke", "provider", fmt.Sprint(providerID), "revoked API client %s", c.ClientID)
 	})
 }
 

@@ -154,7 +154,7 @@ func (s *Service) AddDocuments(ctx context.Context, providerID int64, ups []Uplo
 			}
 			names = append(names, d.Filename)
 		}
-		return audit.Record(ctx, tx, "provider.document", "provider", fmt.Sprint(providerID), "uploaded "+strings.Join(names, ", "))
+		return audit.Recordf(ctx, tx, "provider.document", "provider", fmt.Sprint(providerID), "uploaded %s", strings.Join(names, ", "))
 	})
 }
 

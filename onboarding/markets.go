@@ -92,11 +92,10 @@ func (s *Service) SetMarketActive(ctx context.Context, code string, active bool)
 		if err := tx.Model(&Market{}).Where("code = ?", m.Code).Updates(map[string]any{"active": active, "updated_at": s.now()}).Error; err != nil {
 			return errs.Wrap(err, "update market")
 		}
-		verb := "paused"
 		if active {
-			verb = "activated"
+			return audit.Recordf(ctx, tx, "market.activate", "market", m.Code, "activated %s", m.Name)
 		}
-		return audit.Record(ctx, tx, "market."+strings.TrimSuffix(verb, "d"), "market", m.Code, verb+" "+m.Name)
+		return audit.Recordf(ctx, tx, "market.pause", "market", m.Code, "paused %s", m.Name)
 	})
 	if err != nil {
 		return nil, err
@@ -175,8 +174,8 @@ func (s *Service) RequestMarkets(ctx context.Context, providerID int64, codes []
 		if len(requested) == 0 {
 			return nil
 		}
-		return audit.Record(ctx, tx, "market_access.request", "provider", fmt.Sprint(providerID),
-			fmt.Sprintf("%s requested %s", p.LegalName, strings.Join(requested, ", ")))
+		return audit.Recordf(ctx, tx, "market_access.request", "provider", fmt.Sprint(providerID),
+			"%s requested %s", p.LegalName, strings.Join(requested, ", "))
 	})
 	return requested, err
 }
@@ -220,18 +219,19 @@ func (s *Service) DecideMarketAccess(ctx context.Context, providerID int64, mark
 			"status": to, "reason": reason, "decided_at": s.now(), "decided_by": by}).Error; err != nil {
 			return errs.Wrap(err, "decide market")
 		}
-		verb := "approved"
-		if !approve {
-			verb = "rejected"
-			if cur.Status == AccessApproved {
-				verb = "withdrew"
-			}
+		action := "market_access." + map[bool]string{true: "approve", false: "reject"}[approve]
+		var item audit.Item
+		switch {
+		case approve && reason == "":
+			item = audit.ItemOf(action, "provider", fmt.Sprint(providerID), "approved market %s for %s", market, p.LegalName)
+		case approve:
+			item = audit.ItemOf(action, "provider", fmt.Sprint(providerID), "approved market %s for %s (reason: %s)", market, p.LegalName, reason)
+		case cur.Status == AccessApproved:
+			item = audit.ItemOf(action, "provider", fmt.Sprint(providerID), "withdrew market %s for %s (reason: %s)", market, p.LegalName, reason)
+		default:
+			item = audit.ItemOf(action, "provider", fmt.Sprint(providerID), "rejected market %s for %s (reason: %s)", market, p.LegalName, reason)
 		}
-		summary := fmt.Sprintf("%s market %s for %s", verb, market, p.LegalName)
-		if reason != "" {
-			summary += " (reason: " + reason + ")"
-		}
-		if err := audit.Record(ctx, tx, "market_access."+map[bool]string{true: "approve", false: "reject"}[approve], "provider", fmt.Sprint(providerID), summary); err != nil {
+		if err := audit.RecordMany(ctx, tx, []audit.Item{item}); err != nil {
 			return err
 		}
 		z, err := jobs.ProviderMailLocale(tx, p.ContactEmail, p.ID)

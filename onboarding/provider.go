@@ -490,11 +490,13 @@ func (s *Service) transition(ctx context.Context, providerID int64, t Transition
 				return err
 			}
 		}
-		summary := fmt.Sprintf("%s %s: %s -> %s", p.LegalName, t.Past, from, t.To)
+		item := audit.ItemOf("provider."+string(t.Action), "provider", fmt.Sprint(p.ID),
+			"%s %s: %s -> %s", p.LegalName, errs.Term(t.Past), errs.Term(from), errs.Term(t.To))
 		if note != "" {
-			summary += " (" + t.Note + ": " + note + ")"
+			item = audit.ItemOf("provider."+string(t.Action), "provider", fmt.Sprint(p.ID),
+				"%s %s: %s -> %s (%s: %s)", p.LegalName, errs.Term(t.Past), errs.Term(from), errs.Term(t.To), errs.Term(t.Note), note)
 		}
-		if err := audit.Record(ctx, tx, "provider."+string(t.Action), "provider", fmt.Sprint(p.ID), summary); err != nil {
+		if err := audit.RecordMany(ctx, tx, []audit.Item{item}); err != nil {
 			return err
 		}
 		return s.notifyTransition(ctx, tx, &p, t, note, ev.ID)

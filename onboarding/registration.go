@@ -309,11 +309,14 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 			return errs.Wrap(err, "create provider admin")
 		}
 		out.Admin = admin
-		summary := fmt.Sprintf("%s (%s, %s) applied; admin %s; %d document(s)", p.LegalName, p.Country, p.VATID, admin.Email, len(docs))
-		if len(flags) > 0 {
-			summary += "; flagged: " + strings.Join(flags, "; ")
+		item := audit.ItemOf("provider.submit", "provider", fmt.Sprint(p.ID),
+			"%s (%s, %s) applied; admin %s; %d document(s)", p.LegalName, p.Country, p.VATID, admin.Email, len(docs))
+		if len(flags) > 0 { // the flags are one argument, as they read in English
+			item = audit.ItemOf("provider.submit", "provider", fmt.Sprint(p.ID),
+				"%s (%s, %s) applied; admin %s; %d document(s); flagged: %s", p.LegalName, p.Country, p.VATID, admin.Email, len(docs),
+				strings.Join(flags, "; "))
 		}
-		if err := audit.Record(ctx, tx, "provider.submit", "provider", fmt.Sprint(p.ID), summary); err != nil {
+		if err := audit.RecordMany(ctx, tx, []audit.Item{item}); err != nil {
 			return err
 		}
 		// Fixed wording: the only applicant text in it is the company name,

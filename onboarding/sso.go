@@ -305,9 +305,9 @@ func (s *Service) SaveSignInConfig(ctx context.Context, providerID int64, in Sig
 		if cur != nil {
 			verb = "changed"
 		}
-		return audit.Record(ctx, tx, "provider.sign_in_configure", "provider", fmt.Sprint(providerID),
-			fmt.Sprintf("company sign-in %s: issuer %s, client id %s, domains %s; %s", verb, in.Issuer, in.ClientID,
-				strings.Join(domains, ", "), secretNote))
+		return audit.Recordf(ctx, tx, "provider.sign_in_configure", "provider", fmt.Sprint(providerID),
+			"company sign-in %s: issuer %s, client id %s, domains %s; %s", errs.Term(verb), in.Issuer, in.ClientID,
+			strings.Join(domains, ", "), errs.Term(secretNote))
 	})
 	if err != nil {
 		return nil, err
@@ -334,15 +334,15 @@ func (s *Service) SetSignInEnabled(ctx context.Context, providerID int64, enable
 			}
 			return nil // already so
 		}
-		action, summary := "provider.sign_in_enable", "company sign-in enabled"
-		if !enabled {
-			ended, err := s.endSignInSessions(tx, providerID)
-			if err != nil {
-				return err
-			}
-			action, summary = "provider.sign_in_disable", fmt.Sprintf("company sign-in disabled; %d sessions started through it ended", ended)
+		if enabled {
+			return audit.Record(ctx, tx, "provider.sign_in_enable", "provider", fmt.Sprint(providerID), "company sign-in enabled")
 		}
-		return audit.Record(ctx, tx, action, "provider", fmt.Sprint(providerID), summary)
+		ended, err := s.endSignInSessions(tx, providerID)
+		if err != nil {
+			return err
+		}
+		return audit.Recordf(ctx, tx, "provider.sign_in_disable", "provider", fmt.Sprint(providerID),
+			"company sign-in disabled; %d sessions started through it ended", ended)
 	})
 }
 
@@ -363,8 +363,8 @@ func (s *Service) RemoveSignInConfig(ctx context.Context, providerID int64) erro
 		if err != nil {
 			return err
 		}
-		return audit.Record(ctx, tx, "provider.sign_in_remove", "provider", fmt.Sprint(providerID),
-			fmt.Sprintf("company sign-in removed (issuer %s, client id %s); %d sessions started through it ended", row.Issuer, row.ClientID, ended))
+		return audit.Recordf(ctx, tx, "provider.sign_in_remove", "provider", fmt.Sprint(providerID),
+			"company sign-in removed (issuer %s, client id %s); %d sessions started through it ended", row.Issuer, row.ClientID, ended)
 	})
 }
 
@@ -543,15 +543,17 @@ func (s *Service) SignInCompany(ctx context.Context, providerID int64, id Compan
 		email = ""
 	}
 	entered := strings.ToLower(strings.TrimSpace(id.Entered))
-	who := fmt.Sprintf("%s (subject %s) through %s", email, id.Subject, id.Issuer)
 	var refusal *errs.Error
 	var out ProviderUser
 	now := s.now()
 	err := s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		refuse := func(e *errs.Error, objectID, why string) error {
+		// refuse audits the refusal: its summary's format is "company
+		// sign-in refused (%s): %s (subject %s) through %s: " and why (each
+		// such format in the audit-onboarding catalogs).
+		refuse := func(e *errs.Error, objectID, why string, args ...any) error {
 			refusal = e
-			return audit.Record(ctx, tx, "provider_user.sign_in_refused", "provider", objectID,
-				fmt.Sprintf("company sign-in refused (%s): %s: %s", e.Code, who, why))
+			return audit.Recordf(ctx, tx, "provider_user.sign_in_refused", "provider", objectID,
+				"company sign-in refused (%s): %s (subject %s) through %s: "+why, append([]any{e.Code, email, id.Subject, id.Issuer}, args...)...)
 		}
 		pid := fmt.Sprint(providerID)
 		if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtext('provider_oidc'), hashtext(?))`, id.Issuer+" "+id.Subject).Error; err != nil {
@@ -569,7 +571,7 @@ func (s *Service) SignInCompany(ctx context.Context, providerID int64, id Compan
 		case email == "":
 			return refuse(ErrCompanyNoEmail, pid, "the ID token carries no usable e-mail address")
 		case entered != "" && email != entered:
-			return refuse(ErrCompanyOtherEmail, pid, fmt.Sprintf("the address entered was %s", entered))
+			return refuse(ErrCompanyOtherEmail, pid, "the address entered was %s", entered)
 		case id.EmailVerified != nil && !*id.EmailVerified:
 			return refuse(ErrCompanyUnverified, pid, "email_verified is false")
 		}
@@ -597,14 +599,14 @@ func (s *Service) SignInCompany(ctx context.Context, providerID int64, id Compan
 			return errs.Wrap(err, "provider status")
 		}
 		if !u.Active || len(status) != 1 || Status(status[0]) == StatusTerminated {
-			return refuse(ErrCompanyInactive, pid, "user "+uid+" is deactivated or the provider terminated")
+			return refuse(ErrCompanyInactive, pid, "user %s is deactivated or the provider terminated", uid)
 		}
 		linked := u.OIDCSubject != nil && u.OIDCIssuer != nil
 		switch {
 		case linked && *u.OIDCIssuer == id.Issuer && *u.OIDCSubject != id.Subject:
-			return refuse(ErrCompanyIdentityTaken, pid, fmt.Sprintf("user %s is linked to subject %s", uid, *u.OIDCSubject))
+			return refuse(ErrCompanyIdentityTaken, pid, "user %s is linked to subject %s", uid, *u.OIDCSubject)
 		case !linked && u.PasswordHash == "" && (u.InviteExpiresAt == nil || !u.InviteExpiresAt.After(now)):
-			return refuse(ErrCompanyNoAccount, pid, fmt.Sprintf("the invitation of user %s has expired", uid))
+			return refuse(ErrCompanyNoAccount, pid, "the invitation of user %s has expired", uid)
 		}
 		var taken int64
 		if err := tx.Table("provider_users").Where("oidc_issuer = ? AND oidc_subject = ? AND id <> ?", id.Issuer, id.Subject, u.ID).
@@ -617,20 +619,22 @@ func (s *Service) SignInCompany(ctx context.Context, providerID int64, id Compan
 		upd := map[string]any{"last_login_at": now}
 		if !linked || *u.OIDCIssuer != id.Issuer {
 			upd["oidc_issuer"], upd["oidc_subject"], upd["updated_at"] = id.Issuer, id.Subject, now
-			note := fmt.Sprintf("%s now signs in through the company identity provider %s as subject %s", u.Email, id.Issuer, id.Subject)
+			item := audit.ItemOf("provider_user.identity_link", "provider", pid,
+				"%s now signs in through the company identity provider %s as subject %s", u.Email, id.Issuer, id.Subject)
 			if u.PasswordHash == "" && u.InviteTokenHash != nil {
 				upd["invite_token_hash"], upd["invite_expires_at"] = nil, nil
-				note += " (invitation accepted)"
+				item = audit.ItemOf("provider_user.identity_link", "provider", pid,
+					"%s now signs in through the company identity provider %s as subject %s (invitation accepted)", u.Email, id.Issuer, id.Subject)
 			}
-			if err := audit.Record(ctx, tx, "provider_user.identity_link", "provider", pid, note); err != nil {
+			if err := audit.RecordMany(ctx, tx, []audit.Item{item}); err != nil {
 				return err
 			}
 		}
 		if err := tx.Model(&ProviderUser{}).Where("id = ?", u.ID).Updates(upd).Error; err != nil {
 			return errs.Wrap(err, "record sign-in")
 		}
-		if err := audit.Record(ctx, tx, "provider_user.sign_in", "provider", pid,
-			fmt.Sprintf("%s signed in through the company identity provider %s (subject %s)", u.Email, id.Issuer, id.Subject)); err != nil {
+		if err := audit.Recordf(ctx, tx, "provider_user.sign_in", "provider", pid,
+			"%s signed in through the company identity provider %s (subject %s)", u.Email, id.Issuer, id.Subject); err != nil {
 			return err
 		}
 		out = u
@@ -652,8 +656,8 @@ func (s *Service) RecordCompanySignInFailure(ctx context.Context, providerID int
 	if len(cause) > 500 {
 		cause = cause[:500]
 	}
-	return audit.Record(ctx, s.DB.WithContext(ctx), "provider_user.sign_in_refused", "provider", fmt.Sprint(providerID),
-		fmt.Sprintf("company sign-in refused (%s): %s", code, cause))
+	return audit.Recordf(ctx, s.DB.WithContext(ctx), "provider_user.sign_in_refused", "provider", fmt.Sprint(providerID),
+		"company sign-in refused (%s): %s", code, cause)
 }
 
 // CompanySignInOf is the provider whose company sign-in the callback's

@@ -209,8 +209,8 @@ func (s *Service) InviteProviderUser(ctx context.Context, providerID int64, in I
 			}
 			return errs.Wrap(err, "create provider user")
 		}
-		if err := audit.Record(ctx, tx, "provider_user.invite", "provider", fmt.Sprint(providerID),
-			fmt.Sprintf("invited %s (%s) as %s", u.Email, u.Name, RoleLabel(u.Role))); err != nil {
+		if err := audit.Recordf(ctx, tx, "provider_user.invite", "provider", fmt.Sprint(providerID),
+			"invited %s (%s) as %s", u.Email, u.Name, errs.Term(RoleLabel(u.Role))); err != nil {
 			return err
 		}
 		by := policies.ActorOf(ctx, nil).Name
@@ -278,7 +278,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, password string) 
 		if res.RowsAffected == 0 {
 			return ErrInvitationInvalid // used concurrently
 		}
-		return audit.Record(ctx, tx, "provider_user.password", "provider", fmt.Sprint(u.ProviderID), u.Email+" set a password")
+		return audit.Recordf(ctx, tx, "provider_user.password", "provider", fmt.Sprint(u.ProviderID), "%s set a password", u.Email)
 	})
 	if err != nil {
 		return nil, err
@@ -308,11 +308,10 @@ func (s *Service) SetProviderUserActive(ctx context.Context, providerID, userID 
 				return err
 			}
 		}
-		verb := "deactivated"
 		if active {
-			verb = "reactivated"
+			return audit.Recordf(ctx, tx, "provider_user.reactivate", "provider", fmt.Sprint(providerID), "reactivated %s", u.Email)
 		}
-		return audit.Record(ctx, tx, "provider_user."+verb[:len(verb)-1], "provider", fmt.Sprint(providerID), verb+" "+u.Email)
+		return audit.Recordf(ctx, tx, "provider_user.deactivate", "provider", fmt.Sprint(providerID), "deactivated %s", u.Email)
 	})
 }
 

@@ -68,7 +68,7 @@ func (s *Service) CreateGateway(ctx context.Context, name, token string) (*Gatew
 			}
 			return errs.Wrap(err, "create gateway")
 		}
-		return audit.Record(ctx, tx, "ingest_gateway.create", "ingest_gateway", strconv.FormatInt(g.ID, 10), "created ingest gateway "+name)
+		return audit.Recordf(ctx, tx, "ingest_gateway.create", "ingest_gateway", strconv.FormatInt(g.ID, 10), "created ingest gateway %s", name)
 	})
 	if err != nil {
 		return nil, "", err
@@ -87,8 +87,10 @@ func (s *Service) SetGatewayActive(ctx context.Context, id int64, active bool) e
 		if r.RowsAffected == 0 {
 			return errs.New(errs.NotFound, "gateway_not_found", "no gateway %d", id)
 		}
-		return audit.Record(ctx, tx, "ingest_gateway.set_active", "ingest_gateway", strconv.FormatInt(id, 10),
-			"gateway active="+strconv.FormatBool(active))
+		if active {
+			return audit.Record(ctx, tx, "ingest_gateway.set_active", "ingest_gateway", strconv.FormatInt(id, 10), "gateway active=true")
+		}
+		return audit.Record(ctx, tx, "ingest_gateway.set_active", "ingest_gateway", strconv.FormatInt(id, 10), "gateway active=false")
 	})
 }
 

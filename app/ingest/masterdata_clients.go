@@ -53,8 +53,8 @@ func (s *Service) CreateMasterDataClient(ctx context.Context, name string) (*Mas
 			}
 			return errs.Wrap(err, "create master-data client")
 		}
-		return audit.Record(ctx, tx, "master_data_client.create", "master_data_client", strconv.FormatInt(m.ID, 10),
-			"created master-data client "+name)
+		return audit.Recordf(ctx, tx, "master_data_client.create", "master_data_client", strconv.FormatInt(m.ID, 10),
+			"created master-data client %s", name)
 	})
 	if err != nil {
 		return nil, "", err
@@ -76,8 +76,12 @@ func (s *Service) SetMasterDataClientActive(ctx context.Context, name string, ac
 		if err := tx.Model(&m).Update("active", active).Error; err != nil {
 			return errs.Wrap(err, "master-data client active")
 		}
-		return audit.Record(ctx, tx, "master_data_client.set_active", "master_data_client", strconv.FormatInt(m.ID, 10),
-			m.Name+" active="+strconv.FormatBool(active))
+		if active {
+			return audit.Recordf(ctx, tx, "master_data_client.set_active", "master_data_client", strconv.FormatInt(m.ID, 10),
+				"%s active=true", m.Name)
+		}
+		return audit.Recordf(ctx, tx, "master_data_client.set_active", "master_data_client", strconv.FormatInt(m.ID, 10),
+			"%s active=false", m.Name)
 	})
 }
 

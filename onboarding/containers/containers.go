@@ -577,8 +577,13 @@ func (s *Service) Create(ctx context.Context, providerID int64, in Input) (*Vers
 		if err := s.event(ctx, tx, ver.ID, "create", "", Draft, ""); err != nil {
 			return err
 		}
-		if err := audit.Record(ctx, tx, "container.create", "container", fmt.Sprint(containerID),
-			fmt.Sprintf("%q v1 (%s, %d keys%s)", c.Name, c.PurposeCode, len(c.keys), sensitiveNote(c.sensitive))); err != nil {
+		item := audit.ItemOf("container.create", "container", fmt.Sprint(containerID),
+			"%q v1 (%s, %d keys)", c.Name, c.PurposeCode, len(c.keys))
+		if c.sensitive {
+			item = audit.ItemOf("container.create", "container", fmt.Sprint(containerID),
+				"%q v1 (%s, %d keys, sensitive: two approvals needed)", c.Name, c.PurposeCode, len(c.keys))
+		}
+		if err := audit.RecordMany(ctx, tx, []audit.Item{item}); err != nil {
 			return err
 		}
 		if in.Sandbox {
@@ -598,13 +603,6 @@ func (s *Service) Create(ctx context.Context, providerID int64, in Input) (*Vers
 		return nil, err
 	}
 	return s.FindVersion(ctx, providerID, ver.ID)
-}
-
-func sensitiveNote(sensitive bool) string {
-	if sensitive {
-		return ", sensitive: two approvals needed"
-	}
-	return ""
 }
 
 // lockVersion loads a version locked for update; providerID 0 means any
@@ -737,8 +735,13 @@ func (s *Service) NewVersion(ctx context.Context, providerID, containerID int64,
 		if err := s.event(ctx, tx, ver.ID, "create", "", Draft, fmt.Sprintf("based on version %d", basedOn)); err != nil {
 			return err
 		}
-		if err := audit.Record(ctx, tx, "container.new_version", "container", fmt.Sprint(containerID),
-			fmt.Sprintf("%q v%d (based on v%d, %d keys%s)", c.Name, ver.Version, basedOn, len(c.keys), sensitiveNote(c.sensitive))); err != nil {
+		item := audit.ItemOf("container.new_version", "container", fmt.Sprint(containerID),
+			"%q v%d (based on v%d, %d keys)", c.Name, ver.Version, basedOn, len(c.keys))
+		if c.sensitive {
+			item = audit.ItemOf("container.new_version", "container", fmt.Sprint(containerID),
+				"%q v%d (based on v%d, %d keys, sensitive: two approvals needed)", c.Name, ver.Version, basedOn, len(c.keys))
+		}
+		if err := audit.RecordMany(ctx, tx, []audit.Item{item}); err != nil {
 			return err
 		}
 		if c.Submit {
@@ -783,8 +786,12 @@ func (s *Service) submit(ctx context.Context, tx *gorm.DB, v *Version) error {
 		return err
 	}
 	v.State = Submitted
-	return audit.Record(ctx, tx, "container.submit", "container", fmt.Sprint(v.ContainerID),
-		fmt.Sprintf("%q v%d submitted for review%s", v.Name, v.Version, sensitiveNote(v.Sensitive)))
+	if v.Sensitive {
+		return audit.Recordf(ctx, tx, "container.submit", "container", fmt.Sprint(v.ContainerID),
+			"%q v%d submitted for review, sensitive: two approvals needed", v.Name, v.Version)
+	}
+	return audit.Recordf(ctx, tx, "container.submit", "container", fmt.Sprint(v.ContainerID),
+		"%q v%d submitted for review", v.Name, v.Version)
 }
 
 // Discard deletes a draft (and the container, when it was its only version).
@@ -805,7 +812,7 @@ func (s *Service) Discard(ctx context.Context, providerID, versionID int64) erro
 				return errs.Wrap(err, "discard container")
 			}
 		}
-		return audit.Record(ctx, tx, "container.discard", "container", fmt.Sprint(v.ContainerID), fmt.Sprintf("draft %q v%d discarded", v.Name, v.Version))
+		return audit.Recordf(ctx, tx, "container.discard", "container", fmt.Sprint(v.ContainerID), "draft %q v%d discarded", v.Name, v.Version)
 	})
 }
 
@@ -866,8 +873,8 @@ func (s *Service) Approve(ctx context.Context, versionID int64) (*Version, bool,
 			if err := s.event(ctx, tx, v.ID, "approval", v.State, v.State, note); err != nil {
 				return err
 			}
-			return audit.Record(ctx, tx, "container.approval", "container", fmt.Sprint(v.ContainerID),
-				fmt.Sprintf("%q v%d: %s", v.Name, v.Version, note))
+			return audit.Recordf(ctx, tx, "container.approval", "container", fmt.Sprint(v.ContainerID),
+				"%q v%d: approval %d of %d (sensitive keys: a second partner manager must approve)", v.Name, v.Version, n, v.ApprovalsRequired)
 		}
 		done = true
 		return s.approve(ctx, tx, v, int(n))
@@ -924,17 +931,19 @@ func (s *Service) approve(ctx context.Context, tx *gorm.DB, v *Version, approval
 	if err := s.event(ctx, tx, v.ID, string(ActApprove), Submitted, Approved, note); err != nil {
 		return err
 	}
-	summary := fmt.Sprintf("%q v%d approved", v.Name, v.Version)
+	item := audit.ItemOf("container.approve", "container", fmt.Sprint(v.ContainerID), "%q v%d approved", v.Name, v.Version)
 	if hasPrev && carry && s.Consents != nil {
 		n, err := s.Consents.CarryOver(ctx, tx, prev.ID, v.ID, v.Version)
 		if err != nil {
 			return err
 		}
-		summary += fmt.Sprintf("; v%d deprecated, %d consents carried over (keys only removed)", prev.Version, n)
+		item = audit.ItemOf("container.approve", "container", fmt.Sprint(v.ContainerID),
+			"%q v%d approved; v%d deprecated, %d consents carried over (keys only removed)", v.Name, v.Version, prev.Version, n)
 	} else if hasPrev {
-		summary += fmt.Sprintf("; v%d deprecated (keys added: new consent needed)", prev.Version)
+		item = audit.ItemOf("container.approve", "container", fmt.Sprint(v.ContainerID),
+			"%q v%d approved; v%d deprecated (keys added: new consent needed)", v.Name, v.Version, prev.Version)
 	}
-	if err := audit.Record(ctx, tx, "container.approve", "container", fmt.Sprint(v.ContainerID), summary); err != nil {
+	if err := audit.RecordMany(ctx, tx, []audit.Item{item}); err != nil {
 		return err
 	}
 	v.State = Approved
@@ -1029,8 +1038,8 @@ func (s *Service) Reject(ctx context.Context, versionID int64, reason string) (*
 		if err := s.setState(ctx, tx, v, ActReject, Rejected, reason); err != nil {
 			return err
 		}
-		if err := audit.Record(ctx, tx, "container.reject", "container", fmt.Sprint(v.ContainerID),
-			fmt.Sprintf("%q v%d rejected: %s", v.Name, v.Version, reason)); err != nil {
+		if err := audit.Recordf(ctx, tx, "container.reject", "container", fmt.Sprint(v.ContainerID),
+			"%q v%d rejected: %s", v.Name, v.Version, reason); err != nil {
 			return err
 		}
 		return s.tellProvider(ctx, tx, v, "container.rejected", "Reason", reason)
@@ -1092,7 +1101,10 @@ func (s *Service) lifecycle(ctx context.Context, a Action, providerID, versionID
 		if err := s.setState(ctx, tx, v, a, t.To, note); err != nil {
 			return err
 		}
-		summary := fmt.Sprintf("%q v%d %s", v.Name, v.Version, t.Past)
+		// The summary's format is one of "%q v%d %s", with "; %d open
+		// requests expired" or "; %d consents revoked", and " (%s)" with
+		// the note (all in the audit-onboarding catalogs).
+		format, args := "%q v%d %s", []any{v.Name, v.Version, errs.Term(t.Past)}
 		if s.Consents != nil {
 			switch a {
 			case ActDeprecate:
@@ -1100,19 +1112,19 @@ func (s *Service) lifecycle(ctx context.Context, a Action, providerID, versionID
 				if err != nil {
 					return err
 				}
-				summary += fmt.Sprintf("; %d open requests expired", n)
+				format, args = format+"; %d open requests expired", append(args, n)
 			case ActWithdraw:
 				n, err := s.Consents.EndForVersion(ctx, tx, v.ID, note)
 				if err != nil {
 					return err
 				}
-				summary += fmt.Sprintf("; %d consents revoked", n)
+				format, args = format+"; %d consents revoked", append(args, n)
 			}
 		}
 		if note != "" {
-			summary += " (" + note + ")"
+			format, args = format+" (%s)", append(args, note)
 		}
-		if err := audit.Record(ctx, tx, "container."+string(a), "container", fmt.Sprint(v.ContainerID), summary); err != nil {
+		if err := audit.Recordf(ctx, tx, "container."+string(a), "container", fmt.Sprint(v.ContainerID), format, args...); err != nil {
 			return err
 		}
 		if p.Kind == policies.KindProvider {

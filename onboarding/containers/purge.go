@@ -156,14 +156,15 @@ func (s *Service) purgeOne(ctx context.Context, id int64, cutoff time.Time, out 
 		if err := s.event(ctx, tx, newest.ID, "purge", newest.State, newest.State, note); err != nil {
 			return err
 		}
-		withdrawn := ""
+		item := audit.ItemOf("container.purge", "container", fmt.Sprint(id),
+			"%q v%d purged: hidden from the provider; %d open consent requests expired, %d queued pushes dropped; versions, keys and ended consents kept for the delivery ledger and invoices",
+			newest.Name, newest.Version, r.RequestsExpired, r.PushesDropped)
 		if c.WithdrawnAt != nil {
-			withdrawn = " (withdrawn " + c.WithdrawnAt.UTC().Format("2006-01-02") + ")"
+			item = audit.ItemOf("container.purge", "container", fmt.Sprint(id),
+				"%q v%d purged (withdrawn %s): hidden from the provider; %d open consent requests expired, %d queued pushes dropped; versions, keys and ended consents kept for the delivery ledger and invoices",
+				newest.Name, newest.Version, c.WithdrawnAt.UTC().Format("2006-01-02"), r.RequestsExpired, r.PushesDropped)
 		}
-		summary := fmt.Sprintf("%q v%d purged%s: hidden from the provider; %d open consent requests expired, %d queued pushes dropped; "+
-			"versions, keys and ended consents kept for the delivery ledger and invoices", newest.Name, newest.Version, withdrawn,
-			r.RequestsExpired, r.PushesDropped)
-		if err := audit.Record(ctx, tx, "container.purge", "container", fmt.Sprint(id), summary); err != nil {
+		if err := audit.RecordMany(ctx, tx, []audit.Item{item}); err != nil {
 			return err
 		}
 		done = true

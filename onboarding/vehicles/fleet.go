@@ -121,8 +121,8 @@ func (s *Service) ImportFleet(ctx context.Context, fleet []FleetVehicle) (Import
 			return errs.Wrap(r.Error, "import subscriptions")
 		}
 		res.Subscriptions = int(r.RowsAffected)
-		return audit.Record(ctx, tx, "vehicle.import", "vehicle", "fleet",
-			fmt.Sprintf("imported %d vehicles, %d accounts, %d subscriptions", res.Vehicles, res.Accounts, res.Subscriptions))
+		return audit.Recordf(ctx, tx, "vehicle.import", "vehicle", "fleet",
+			"imported %d vehicles, %d accounts, %d subscriptions", res.Vehicles, res.Accounts, res.Subscriptions)
 	})
 	return res, err
 }

@@ -84,14 +84,17 @@ func sourceOf(ctx context.Context) (kind string, id *int64, label string) {
 	return SourceSystem, nil, p.Label()
 }
 
-// recordChange writes the history row and the audit entry of one change.
-func recordChange(ctx context.Context, tx *gorm.DB, v *Vehicle, action, summary string) error {
+// recordChange writes the history row and the audit entry of one change,
+// its summary as a format and arguments (audit.Recordf; every format the
+// callers build is in the audit-onboarding catalogs).
+func recordChange(ctx context.Context, tx *gorm.DB, v *Vehicle, action, format string, args ...any) error {
 	kind, id, label := sourceOf(ctx)
-	ch := &Change{VehicleID: v.ID, At: time.Now().UTC(), Action: action, Summary: summary, SourceKind: kind, SourceID: id, SourceLabel: label}
+	item := audit.ItemOf("vehicle."+strings.ReplaceAll(action, ".", "_"), "vehicle", v.VIN, format, args...)
+	ch := &Change{VehicleID: v.ID, At: time.Now().UTC(), Action: action, Summary: item.Summary, SourceKind: kind, SourceID: id, SourceLabel: label}
 	if err := tx.Create(ch).Error; err != nil {
 		return errs.Wrap(err, "master data history")
 	}
-	return audit.Record(ctx, tx, "vehicle."+strings.ReplaceAll(action, ".", "_"), "vehicle", v.VIN, summary)
+	return audit.RecordMany(ctx, tx, []audit.Item{item})
 }
 
 // History lists a vehicle's master-data changes, newest first (at most limit).
@@ -125,8 +128,8 @@ func (s *Service) UpsertVehicle(ctx context.Context, in NewVehicle) (*Vehicle, s
 			}
 			if res.RowsAffected == 1 {
 				out, result = nv, Created
-				return recordChange(ctx, tx, nv, "vehicle.created", fmt.Sprintf("registered %s %s (%s) in %s, %s, %s",
-					nv.Brand, nv.Model, nv.Drivetrain, nv.Market, telematicsText(nv.TelematicsCapable), simText(nv.SIMActive)))
+				return recordChange(ctx, tx, nv, "vehicle.created", "registered %s %s (%s) in %s, %s, %s",
+					nv.Brand, nv.Model, nv.Drivetrain, nv.Market, errs.Term(telematicsText(nv.TelematicsCapable)), errs.Term(simText(nv.SIMActive)))
 			}
 			// Registered concurrently: update it like any other.
 			v, err = s.findByVIN(tx, in.VIN, true)
@@ -134,12 +137,16 @@ func (s *Service) UpsertVehicle(ctx context.Context, in NewVehicle) (*Vehicle, s
 		if err != nil {
 			return err
 		}
+		// The summary lists the changed fields, "%s %s → %s" each (the
+		// field's name, old and new), joined by "; ".
 		var diffs []string
+		var diffArgs []any
 		upd := map[string]any{}
-		field := func(col, label string, old, new any, oldText, newText string) {
+		field := func(col, label string, old, new any, oldText, newText any) {
 			if old != new {
 				upd[col] = new
-				diffs = append(diffs, fmt.Sprintf("%s %s → %s", label, oldText, newText))
+				diffs = append(diffs, "%s %s → %s")
+				diffArgs = append(diffArgs, errs.Term(label), oldText, newText)
 			}
 		}
 		field("brand", "brand", v.Brand, in.Brand, v.Brand, in.Brand)
@@ -147,8 +154,8 @@ func (s *Service) UpsertVehicle(ctx context.Context, in NewVehicle) (*Vehicle, s
 		field("drivetrain", "drive train", v.Drivetrain, in.Drivetrain, v.Drivetrain, in.Drivetrain)
 		field("market", "market", v.Market, in.Market, v.Market, in.Market)
 		field("telematics_capable", "telematics unit", v.TelematicsCapable, in.TelematicsCapable,
-			telematicsText(v.TelematicsCapable), telematicsText(in.TelematicsCapable))
-		field("sim_active", "SIM", v.SIMActive, in.SIMActive, simText(v.SIMActive), simText(in.SIMActive))
+			errs.Term(telematicsText(v.TelematicsCapable)), errs.Term(telematicsText(in.TelematicsCapable)))
+		field("sim_active", "SIM", v.SIMActive, in.SIMActive, errs.Term(simText(v.SIMActive)), errs.Term(simText(in.SIMActive)))
 		out = v
 		if len(upd) == 0 {
 			return nil
@@ -161,7 +168,7 @@ func (s *Service) UpsertVehicle(ctx context.Context, in NewVehicle) (*Vehicle, s
 			return errs.Wrap(err, "reload vehicle")
 		}
 		result = Updated
-		return recordChange(ctx, tx, v, "vehicle.updated", strings.Join(diffs, "; "))
+		return recordChange(ctx, tx, v, "vehicle.updated", strings.Join(diffs, "; "), diffArgs...)
 	})
 	if err != nil {
 		return nil, "", err
@@ -246,15 +253,14 @@ func (s *Service) BookSubscription(ctx context.Context, vin, ref string, in NewS
 			sub.ExternalRef = &ref
 		}
 		out = sub
-		until := "open-ended"
+		format, args := "booked %s from %s, open-ended", []any{sub.ServiceName(), sub.StartsAt.Format(time.RFC3339)}
 		if sub.EndsAt != nil {
-			until = "until " + sub.EndsAt.Format(time.RFC3339)
+			format, args = "booked %s from %s, until %s", append(args, sub.EndsAt.Format(time.RFC3339))
 		}
-		summary := fmt.Sprintf("booked %s from %s, %s", sub.ServiceName(), sub.StartsAt.Format(time.RFC3339), until)
 		if ref != "" {
-			summary += " (ref " + ref + ")"
+			format, args = format+" (ref %s)", append(args, ref)
 		}
-		return recordChange(ctx, tx, v, "subscription.booked", summary)
+		return recordChange(ctx, tx, v, "subscription.booked", format, args...)
 	})
 	if err != nil {
 		return nil, "", err
@@ -352,11 +358,11 @@ func (s *Service) EndBooking(ctx context.Context, vin, idOrRef string, at time.T
 			return errs.Wrap(err, "end subscription")
 		}
 		sub.EndsAt = &at
-		summary := fmt.Sprintf("%s ended early, at %s", sub.ServiceName(), at.Format(time.RFC3339))
 		if sub.ExternalRef != nil {
-			summary += " (ref " + *sub.ExternalRef + ")"
+			return recordChange(ctx, tx, v, "subscription.ended", "%s ended early, at %s (ref %s)",
+				sub.ServiceName(), at.Format(time.RFC3339), *sub.ExternalRef)
 		}
-		return recordChange(ctx, tx, v, "subscription.ended", summary)
+		return recordChange(ctx, tx, v, "subscription.ended", "%s ended early, at %s", sub.ServiceName(), at.Format(time.RFC3339))
 	})
 	if err != nil {
 		return nil, "", err
@@ -446,8 +452,8 @@ func (s *Service) SetHolders(ctx context.Context, vin string, primary *HolderInp
 					return nil
 				}
 				out.AccountsCreated++
-				if err := audit.Record(ctx, tx, "customer_account.create", "customer_account", strconv.FormatInt(acc.ID, 10),
-					"created account "+acc.Email+" for vehicle "+v.VIN); err != nil {
+				if err := audit.Recordf(ctx, tx, "customer_account.create", "customer_account", strconv.FormatInt(acc.ID, 10),
+					"created account %s for vehicle %s", acc.Email, v.VIN); err != nil {
 					return err
 				}
 			} else if err != nil {
@@ -487,7 +493,10 @@ func (s *Service) SetHolders(ctx context.Context, vin string, primary *HolderInp
 				newPrimary = id
 			}
 		}
-		type change struct{ action, summary string }
+		type change struct {
+			action, format string
+			args           []any
+		}
 		var changes []change
 		// Rows that go or change their role are deleted first (a vehicle
 		// has at most one primary holder at any moment), then the missing
@@ -501,7 +510,7 @@ func (s *Service) SetHolders(ctx context.Context, vin string, primary *HolderInp
 				return errs.Wrap(err, "remove holder")
 			}
 			if h.Role == RoleSecondary && !keep {
-				changes = append(changes, change{"holders.secondary_removed", h.Email + " is no longer a secondary user"})
+				changes = append(changes, change{"holders.secondary_removed", "%s is no longer a secondary user", []any{h.Email}})
 			}
 		}
 		for id, role := range want {
@@ -512,23 +521,23 @@ func (s *Service) SetHolders(ctx context.Context, vin string, primary *HolderInp
 				return errs.Wrap(err, "assign holder")
 			}
 			if role == RoleSecondary {
-				changes = append(changes, change{"holders.secondary_added", emails[id] + " is now a secondary user"})
+				changes = append(changes, change{"holders.secondary_added", "%s is now a secondary user", []any{emails[id]}})
 			}
 		}
 		switch {
 		case oldPrimary != nil && newPrimary == 0:
 			out.OwnerChanged, out.FormerPrimary = true, oldPrimary.Email
 			changes = append([]change{{"holders.primary_removed",
-				oldPrimary.Email + " no longer holds the vehicle as primary holder; their consents end"}}, changes...)
+				"%s no longer holds the vehicle as primary holder; their consents end", []any{oldPrimary.Email}}}, changes...)
 		case oldPrimary != nil && oldPrimary.AccountID != newPrimary:
 			out.OwnerChanged, out.FormerPrimary = true, oldPrimary.Email
 			changes = append([]change{{"holders.change_of_owner",
-				fmt.Sprintf("change of owner: %s → %s; the former owner's consents end", oldPrimary.Email, emails[newPrimary])}}, changes...)
+				"change of owner: %s → %s; the former owner's consents end", []any{oldPrimary.Email, emails[newPrimary]}}}, changes...)
 		case oldPrimary == nil && newPrimary != 0:
-			changes = append([]change{{"holders.primary_set", emails[newPrimary] + " is now the primary holder"}}, changes...)
+			changes = append([]change{{"holders.primary_set", "%s is now the primary holder", []any{emails[newPrimary]}}}, changes...)
 		}
 		for _, c := range changes {
-			if err := recordChange(ctx, tx, v, c.action, c.summary); err != nil {
+			if err := recordChange(ctx, tx, v, c.action, c.format, c.args...); err != nil {
 				return err
 			}
 		}

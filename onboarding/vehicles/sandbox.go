@@ -103,8 +103,8 @@ func (s *Service) EnsureSandboxFleet(ctx context.Context, providerID int64) (int
 			}
 			created++
 		}
-		return audit.Record(ctx, tx, "sandbox.fleet", "provider", strconv.FormatInt(providerID, 10),
-			fmt.Sprintf("created the sandbox's simulated fleet (%d vehicles, one simulated customer each)", created))
+		return audit.Recordf(ctx, tx, "sandbox.fleet", "provider", strconv.FormatInt(providerID, 10),
+			"created the sandbox's simulated fleet (%d vehicles, one simulated customer each)", created)
 	})
 	return created, err
 }

@@ -11,7 +11,6 @@ package vehicles
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/mail"
 	"slices"
 	"strconv"
@@ -180,7 +179,7 @@ func (s *Service) CreateAccount(ctx context.Context, in NewAccount) (*Account, e
 			}
 			return errs.Wrap(err, "create account")
 		}
-		return audit.Record(ctx, tx, "customer_account.create", "customer_account", strconv.FormatInt(a.ID, 10), "created account "+a.Email)
+		return audit.Recordf(ctx, tx, "customer_account.create", "customer_account", strconv.FormatInt(a.ID, 10), "created account %s", a.Email)
 	})
 	if err != nil {
 		return nil, err
@@ -252,8 +251,8 @@ func (s *Service) RegisterVehicle(ctx context.Context, in NewVehicle) (*Vehicle,
 			}
 			return errs.Wrap(err, "register vehicle")
 		}
-		return audit.Record(ctx, tx, "vehicle.register", "vehicle", v.VIN,
-			fmt.Sprintf("registered %s %s (%s) in %s", v.Brand, v.Model, v.Drivetrain, v.Market))
+		return audit.Recordf(ctx, tx, "vehicle.register", "vehicle", v.VIN,
+			"registered %s %s (%s) in %s", v.Brand, v.Model, v.Drivetrain, v.Market)
 	})
 	if err != nil {
 		return nil, err
@@ -333,7 +332,7 @@ func (s *Service) AssignHolder(ctx context.Context, vin string, accountID int64,
 		if err := tx.Create(&Holder{VehicleID: v.ID, AccountID: accountID, Role: role}).Error; err != nil {
 			return errs.Wrap(err, "assign holder")
 		}
-		return audit.Record(ctx, tx, "vehicle.holder_assign", "vehicle", v.VIN, fmt.Sprintf("%s is now %s holder", acc.Email, role))
+		return audit.Recordf(ctx, tx, "vehicle.holder_assign", "vehicle", v.VIN, "%s is now %s holder", acc.Email, errs.Term(role))
 	})
 }
 
@@ -351,7 +350,7 @@ func (s *Service) RemoveHolder(ctx context.Context, vin string, accountID int64)
 		if res.RowsAffected == 0 {
 			return errs.New(errs.NotFound, "holder_not_found", "that account does not hold vehicle %s", v.VIN)
 		}
-		return audit.Record(ctx, tx, "vehicle.holder_remove", "vehicle", v.VIN, fmt.Sprintf("account %d no longer holds the vehicle", accountID))
+		return audit.Recordf(ctx, tx, "vehicle.holder_remove", "vehicle", v.VIN, "account %d no longer holds the vehicle", accountID)
 	})
 }
 
@@ -402,12 +401,12 @@ func (s *Service) subscribe(ctx context.Context, tx *gorm.DB, v *Vehicle, in New
 	}
 	cs, _ := ServiceByCode(sub.Service)
 	start, end := sub.StartsAt, sub.EndsAt
-	until := "open-ended"
 	if end != nil {
-		until = "until " + end.Format(time.RFC3339)
+		return sub, audit.Recordf(ctx, tx, "vehicle.subscribe", "vehicle", v.VIN,
+			"booked %s from %s, until %s", cs.Name, start.Format(time.RFC3339), end.Format(time.RFC3339))
 	}
-	return sub, audit.Record(ctx, tx, "vehicle.subscribe", "vehicle", v.VIN,
-		fmt.Sprintf("booked %s from %s, %s", cs.Name, start.Format(time.RFC3339), until))
+	return sub, audit.Recordf(ctx, tx, "vehicle.subscribe", "vehicle", v.VIN,
+		"booked %s from %s, open-ended", cs.Name, start.Format(time.RFC3339))
 }
 
 // EndSubscription ends a subscription at `at` (a cancellation takes effect
@@ -432,8 +431,8 @@ func (s *Service) EndSubscription(ctx context.Context, id int64, at time.Time) e
 		if err := tx.Model(&Vehicle{}).Where("id = ?", sub.VehicleID).Pluck("vin", &vin).Error; err != nil {
 			return errs.Wrap(err, "vin")
 		}
-		return audit.Record(ctx, tx, "vehicle.unsubscribe", "vehicle", vin,
-			fmt.Sprintf("%s ends %s", sub.ServiceName(), at.Format(time.RFC3339)))
+		return audit.Recordf(ctx, tx, "vehicle.unsubscribe", "vehicle", vin,
+			"%s ends %s", sub.ServiceName(), at.Format(time.RFC3339))
 	})
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -161,8 +160,8 @@ func (s *Service) RetryDeadEvent(ctx context.Context, id int64) error {
 		if ev.ID == 0 {
 			return ErrDeadEventNotFound
 		}
-		return audit.Record(ctx, tx, "push.dead_letter.retry", "vehicle_event", strconv.FormatInt(id, 10),
-			fmt.Sprintf("queued vehicle event %d (%s) for the push fan-out again; it had failed with: %s", id, ev.Key, clip(ev.Error, 300)))
+		return audit.Recordf(ctx, tx, "push.dead_letter.retry", "vehicle_event", strconv.FormatInt(id, 10),
+			"queued vehicle event %d (%s) for the push fan-out again; it had failed with: %s", id, ev.Key, clip(ev.Error, 300))
 	})
 	if err == nil {
 		s.Kick()
@@ -213,8 +212,8 @@ func (s *Service) RetryDelivery(ctx context.Context, providerID, deliveryID int6
 		if len(ev) == 0 {
 			return errs.New(errs.NotFound, "webhook_delivery_not_found", "no dead-lettered delivery %d of this provider", deliveryID)
 		}
-		return audit.Record(ctx, tx, "push.dead_letter.retry", "provider", strconv.FormatInt(providerID, 10),
-			fmt.Sprintf("queued dead-lettered delivery %d of event %s again", deliveryID, ev[0]))
+		return audit.Recordf(ctx, tx, "push.dead_letter.retry", "provider", strconv.FormatInt(providerID, 10),
+			"queued dead-lettered delivery %d of event %s again", deliveryID, ev[0])
 	})
 	if err == nil {
 		s.Kick()

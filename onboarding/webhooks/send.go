@@ -322,8 +322,9 @@ func (s *Service) endpointFailed(ctx context.Context, tx *gorm.DB, id int64, now
 			return err
 		}
 	}
-	return audit.Record(ctx, tx, "webhook.disable", "provider", strconv.FormatInt(e.ProviderID, 10),
-		fmt.Sprintf("webhook endpoint %d %s", id, reason))
+	return audit.Recordf(ctx, tx, "webhook.disable", "provider", strconv.FormatInt(e.ProviderID, 10),
+		"webhook endpoint %d disabled automatically after %d failed attempts in a row since %s", id, e.ConsecutiveFailures,
+		e.FailingSince.UTC().Format("2006-01-02 15:04 MST"))
 }
 
 // finish ends a delivery without an attempt (dropped: consent gone).

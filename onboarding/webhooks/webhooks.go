@@ -473,8 +473,8 @@ func (s *Service) CreateEndpoint(ctx context.Context, providerID int64, in NewEn
 		if err := tx.Create(e).Error; err != nil {
 			return errs.Wrap(err, "create endpoint")
 		}
-		return audit.Record(ctx, tx, "webhook.create", "provider", fmt.Sprint(providerID),
-			fmt.Sprintf("added webhook endpoint %d (%s) for %s", e.ID, e.URL, strings.Join(e.EventTypes, ", ")))
+		return audit.Recordf(ctx, tx, "webhook.create", "provider", fmt.Sprint(providerID),
+			"added webhook endpoint %d (%s) for %s", e.ID, e.URL, strings.Join(e.EventTypes, ", "))
 	})
 	if err != nil {
 		return nil, err
@@ -530,7 +530,7 @@ func (s *Service) DeleteEndpoint(ctx context.Context, providerID, id int64) erro
 			lease_until = NULL, lease_token = NULL WHERE endpoint_id = ? AND status = 'pending'`, id).Error; err != nil {
 			return errs.Wrap(err, "drop deliveries")
 		}
-		return audit.Record(ctx, tx, "webhook.delete", "provider", fmt.Sprint(providerID), fmt.Sprintf("deleted webhook endpoint %d", id))
+		return audit.Recordf(ctx, tx, "webhook.delete", "provider", fmt.Sprint(providerID), "deleted webhook endpoint %d", id)
 	})
 }
 
@@ -545,7 +545,7 @@ func (s *Service) EnableEndpoint(ctx context.Context, providerID, id int64) erro
 		if res.RowsAffected == 0 {
 			return errs.New(errs.Conflict, "webhook_endpoint_not_disabled", "only a disabled endpoint can be enabled")
 		}
-		return audit.Record(ctx, tx, "webhook.enable", "provider", fmt.Sprint(providerID), fmt.Sprintf("enabled webhook endpoint %d", id))
+		return audit.Recordf(ctx, tx, "webhook.enable", "provider", fmt.Sprint(providerID), "enabled webhook endpoint %d", id)
 	})
 }
 
@@ -670,8 +670,8 @@ func (s *Service) Redeliver(ctx context.Context, providerID, deliveryID int64) (
 			give_up_at = ?, finished_at = NULL, lease_until = NULL, lease_token = NULL WHERE id = ?`, now, now, d.ID).Error; err != nil {
 			return errs.Wrap(err, "redeliver")
 		}
-		return audit.Record(ctx, tx, "webhook.redeliver", "provider", fmt.Sprint(providerID),
-			fmt.Sprintf("queued delivery %d of event %s again", d.ID, d.EventID))
+		return audit.Recordf(ctx, tx, "webhook.redeliver", "provider", fmt.Sprint(providerID),
+			"queued delivery %d of event %s again", d.ID, d.EventID)
 	})
 	if err != nil {
 		return nil, err
