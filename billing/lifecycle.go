@@ -206,7 +206,7 @@ func (s *Service) Finalize(ctx context.Context, id int64) (*Invoice, error) {
 		}
 		out = inv
 		return audit.Recordf(ctx, tx, "invoice.finalize", "invoice", strconv.FormatInt(inv.ID, 10),
-			"finalized %s %s for %s: gross %s", what, number, inv.BuyerName, FormatMoney(inv.GrossTotal))
+			"finalized %s %s for %s: gross %s", what, number, inv.BuyerName, Money(inv.GrossTotal))
 	})
 	if err != nil {
 		return nil, err
@@ -471,7 +471,7 @@ func (s *Service) BookPayment(ctx context.Context, id int64, in NewPayment) (*Pa
 			return dbError(err, "book payment")
 		}
 		return audit.Recordf(ctx, tx, "invoice.payment", "invoice", strconv.FormatInt(id, 10),
-			"booked payment of %s on %s (received %s, ref %q)", FormatMoney(amount), *inv.Number, in.ReceivedOn, pay.Reference)
+			"booked payment of %s on %s (received %s, ref %q)", Money(amount), *inv.Number, errs.Day{T: on}, pay.Reference)
 	})
 	if err != nil {
 		return nil, err
@@ -625,7 +625,7 @@ func (s *Service) Regenerate(ctx context.Context, id int64) (*Invoice, error) {
 		}
 		out = inv
 		return audit.Recordf(ctx, tx, "invoice.regenerate", "invoice", strconv.FormatInt(id, 10),
-			"regenerated the draft: %d ledger records, %d lines, net %s", n, len(inv.Lines), FormatMoney(inv.NetTotal))
+			"regenerated the draft: %d ledger records, %d lines, net %s", n, len(inv.Lines), Money(inv.NetTotal))
 	})
 	return out, err
 }
@@ -684,7 +684,7 @@ func (s *Service) AddManualLine(ctx context.Context, id int64, in ManualLine) (*
 			return err
 		}
 		return audit.Recordf(ctx, tx, "invoice.manual_line", "invoice", strconv.FormatInt(id, 10),
-			"added manual line %q of %s: %s", in.Description, FormatMoney(amount), in.Reason)
+			"added manual line %q of %s: %s", in.Description, Money(amount), in.Reason)
 	})
 	if err != nil {
 		return nil, err
@@ -743,7 +743,7 @@ func (s *Service) RemoveManualLine(ctx context.Context, invoiceID, lineID int64)
 		}
 		return audit.Recordf(ctx, tx, "invoice.remove_line", "invoice", strconv.FormatInt(invoiceID, 10),
 			"removed manual line %d %q of %s (added by %s: %s); net now %s", removed.Position, removed.Description,
-			FormatMoney(removed.NetAmount), removed.CreatedBy, removed.Reason, FormatMoney(inv.NetTotal))
+			Money(removed.NetAmount), removed.CreatedBy, removed.Reason, Money(inv.NetTotal))
 	})
 	if err != nil {
 		return nil, err
@@ -859,7 +859,7 @@ func (s *Service) RequestCreditNote(ctx context.Context, invoiceID int64, in Cre
 		}
 		return audit.Recordf(ctx, tx, "invoice.credit_note_request", "invoice", strconv.FormatInt(orig.ID, 10),
 			"drafted credit note #%d on %s over %s net: %s (a second finance user issues it)", cn.ID, *orig.Number,
-			FormatMoney(cn.NetTotal), in.Reason)
+			Money(cn.NetTotal), in.Reason)
 	})
 	if err != nil {
 		return nil, err
@@ -909,7 +909,7 @@ func (s *Service) SendReminders(ctx context.Context) (int, error) {
 			}
 			sent++
 			return audit.Recordf(ctx, tx, "invoice.reminder", "invoice", strconv.FormatInt(id, 10),
-				"payment reminder for %s: %s open", *inv.Number, FormatMoney(open))
+				"payment reminder for %s: %s open", *inv.Number, Money(open))
 		})
 		if err != nil {
 			return sent, err

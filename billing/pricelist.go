@@ -490,7 +490,7 @@ func (s *Service) WithdrawVersion(ctx context.Context, id int64) error {
 			return dbError(err, "withdraw price list version")
 		}
 		return audit.Recordf(ctx, tx, "price_list.withdraw_version", "price_list_version", strconv.FormatInt(id, 10),
-			"withdrew the version that would have applied from %s", ver.ValidFrom.In(s.loc()).Format("2006-01-02"))
+			"withdrew the version that would have applied from %s", errs.Day{T: ver.ValidFrom.In(s.loc())})
 	})
 }
 

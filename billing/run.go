@@ -350,7 +350,7 @@ func (s *Service) execute(ctx context.Context, run *InvoiceRun, p Period, opt Ru
 			}
 			return audit.Recordf(bg, tx, "invoice_run.finish", "invoice_run", strconv.FormatInt(run.ID, 10),
 				"invoice run %s %s: %d drafts, %d skipped, %d failed, net %s", r.Period, errs.Term(status),
-				r.InvoicesCreated, r.ProvidersSkipped, r.ProvidersFailed, FormatMoney(r.NetTotal))
+				r.InvoicesCreated, r.ProvidersSkipped, r.ProvidersFailed, Money(r.NetTotal))
 		})
 	}()
 	if s.Directory == nil {
@@ -727,7 +727,7 @@ func (s *Service) writeFast(ctx context.Context, tx *gorm.DB, runID *int64, batc
 			out.net = out.net.Add(inv.NetTotal)
 			items = append(items, audit.ItemOf("invoice.draft", "invoice", strconv.FormatInt(inv.ID, 10),
 				"draft for %s, %s: %d lines, %d ledger records, net %s", inv.BuyerName, p, len(lineSets[i]), billed[i],
-				FormatMoney(inv.NetTotal)))
+				Money(inv.NetTotal)))
 		}
 		for i := range newClaims {
 			if inv := invOf[newClaims[i].ProviderID]; inv != nil {
@@ -910,7 +910,7 @@ func (s *Service) invoiceJob(ctx context.Context, tx *gorm.DB, runID *int64, j *
 		return nil, 0, errs.Wrap(err, "claim")
 	}
 	err = audit.Recordf(ctx, tx, "invoice.draft", "invoice", strconv.FormatInt(inv.ID, 10),
-		"draft for %s, %s: %d lines, %d ledger records, net %s", inv.BuyerName, p, len(inv.Lines), records, FormatMoney(inv.NetTotal))
+		"draft for %s, %s: %d lines, %d ledger records, net %s", inv.BuyerName, p, len(inv.Lines), records, Money(inv.NetTotal))
 	if err != nil {
 		return nil, 0, err
 	}

@@ -11,6 +11,9 @@ import (
 	"cardata/app/db/dbtest"
 	"cardata/policies"
 	"cardata/policies/audit"
+	"cardata/policies/errs"
+	"github.com/shopspring/decimal"
+	"time"
 )
 
 func ctx() context.Context {
@@ -159,5 +162,32 @@ func TestRecordfSaysTheSummaryInTheReadersLanguage(t *testing.T) {
 	old, _ := audit.ForObject(context.Background(), gdb, "thing", "1")
 	if got := old[0].SummaryIn("de"); got != "made it" {
 		t.Errorf("a summary without a format stays as recorded: %q", got)
+	}
+}
+
+type euros decimal.Decimal
+
+func (e euros) String() string          { return decimal.Decimal(e).StringFixed(2) + " EUR" }
+func (e euros) Amount() decimal.Decimal { return decimal.Decimal(e) }
+
+// Amounts and days in a summary are written the reader's way in German.
+func TestRecordfWritesAmountsAndDaysInTheReadersFormat(t *testing.T) {
+	t.Parallel()
+	gdb := dbtest.New(t)
+	day := errs.Day{T: time.Date(2027, 1, 10, 0, 0, 0, 0, time.UTC)}
+	if err := audit.Recordf(ctx(), gdb, "invoice.payment", "invoice", "5", "booked payment of %s on %s (received %s, ref %q)",
+		euros(decimal.RequireFromString("1190")), "CD-1", day, "SEPA 1"); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := audit.ForObject(context.Background(), gdb, "invoice", "5")
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("%v %v", entries, err)
+	}
+	e := entries[0]
+	if e.Summary != `booked payment of 1190.00 EUR on CD-1 (received 2027-01-10, ref "SEPA 1")` {
+		t.Errorf("English: %q", e.Summary)
+	}
+	if got := e.SummaryIn("de"); !strings.Contains(got, "1.190,00\u00a0€") || !strings.Contains(got, "10.01.2027") {
+		t.Errorf("German: %q", got)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/shopspring/decimal"
+
 	"cardata/policies/errs"
 	"cardata/templates/i18n"
 )
@@ -16,6 +18,11 @@ import (
 type Arg struct {
 	Text string `json:"s"`
 	Term bool   `json:"term,omitempty"`
+	// Amount is an amount of money (a value with Amount() decimal.Decimal,
+	// billing.Money) and Day a calendar day (errs.Day, YYYY-MM-DD): both
+	// written in the reader's format.
+	Amount string `json:"amount,omitempty"`
+	Day    string `json:"day,omitempty"`
 }
 
 // Args are a summary's arguments (audit_entries.summary_args, JSON).
@@ -55,11 +62,16 @@ var plainVerb = regexp.MustCompile(`%[dvs]`)
 func storedFormat(format string, args []any) (string, Args) {
 	out := make(Args, len(args))
 	for i, a := range args {
-		if t, ok := a.(errs.Term); ok {
-			out[i] = Arg{Text: string(t), Term: true}
-			continue
+		switch x := a.(type) {
+		case errs.Term:
+			out[i] = Arg{Text: string(x), Term: true}
+		case errs.Day:
+			out[i] = Arg{Text: x.String(), Day: x.T.Format("2006-01-02")}
+		case interface{ Amount() decimal.Decimal }:
+			out[i] = Arg{Text: fmt.Sprint(a), Amount: x.Amount().String()}
+		default:
+			out[i] = Arg{Text: fmt.Sprint(a)}
 		}
-		out[i] = Arg{Text: fmt.Sprint(a)}
 	}
 	return plainVerb.ReplaceAllString(format, "%s"), out
 }
@@ -79,10 +91,18 @@ func (e Entry) SummaryIn(lang string) string {
 	}
 	en := make([]any, len(e.SummaryArgs))
 	said := make([]any, len(e.SummaryArgs))
+	z := i18n.Locale{Lang: l}
 	for i, a := range e.SummaryArgs {
 		en[i], said[i] = a.Text, a.Text
-		if a.Term {
+		switch {
+		case a.Term:
 			said[i] = i18n.T(l, a.Text)
+		case a.Amount != "":
+			if d, err := decimal.NewFromString(a.Amount); err == nil {
+				said[i] = z.Money(d)
+			}
+		case a.Day != "":
+			said[i] = z.Date(a.Day)
 		}
 	}
 	if fmt.Sprintf(e.SummaryFormat, en...) != e.Summary || !i18n.Has(l, e.SummaryFormat) {
