@@ -1,11 +1,11 @@
 package support
 
 import (
-	"bytes"
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
 
+	"cardata/policies/jsonb"
 	"cardata/templates/i18n"
 )
 
@@ -87,31 +87,21 @@ func (a NoteArgs) Value() (driver.Value, error) {
 	if a == nil {
 		return "{}", nil
 	}
-	b, err := json.Marshal(map[string]any(a))
-	return string(b), err
+	return jsonb.Value(map[string]any(a))
 }
 
 // Scan reads the JSON object back (numbers as json.Number).
 func (a *NoteArgs) Scan(src any) error {
-	var b []byte
-	switch x := src.(type) {
-	case nil:
-		*a = nil
-		return nil
-	case []byte:
-		b = x
-	case string:
-		b = []byte(x)
-	default:
-		return fmt.Errorf("note_args: unexpected %T", src)
-	}
 	m := map[string]any{}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&m); err != nil {
+	ok, err := jsonb.Scan(src, &m)
+	if err != nil {
 		return fmt.Errorf("note_args: %w", err)
 	}
-	*a = m
+	if ok {
+		*a = m
+	} else {
+		*a = nil
+	}
 	return nil
 }
 

@@ -1,15 +1,14 @@
 package audit
 
 import (
-	"bytes"
 	"database/sql/driver"
-	"encoding/json"
 	"fmt"
 	"regexp"
 
 	"github.com/shopspring/decimal"
 
 	"cardata/policies/errs"
+	"cardata/policies/jsonb"
 	"cardata/templates/i18n"
 )
 
@@ -32,24 +31,13 @@ func (a Args) Value() (driver.Value, error) {
 	if a == nil {
 		a = Args{}
 	}
-	b, err := json.Marshal(a)
-	return string(b), err
+	return jsonb.Value(a)
 }
 
 func (a *Args) Scan(src any) error {
-	var b []byte
-	switch x := src.(type) {
-	case nil:
-		*a = nil
-		return nil
-	case []byte:
-		b = x
-	case string:
-		b = []byte(x)
-	default:
-		return fmt.Errorf("audit: summary args of type %T", src)
-	}
-	return json.NewDecoder(bytes.NewReader(b)).Decode(a)
+	*a = nil
+	_, err := jsonb.Scan(src, a)
+	return err
 }
 
 // plainVerb is a verb without flags that prints a value as fmt.Sprint does.
