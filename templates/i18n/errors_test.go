@@ -33,6 +33,36 @@ var errorAreas = map[string][]string{
 func errorMessages(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
+	inspectGo(t, dir, func(fset *token.FileSet, n ast.Node) {
+		add := func(e ast.Expr) {
+			if bl, ok := e.(*ast.BasicLit); ok && bl.Kind == token.STRING {
+				if s, err := strconv.Unquote(bl.Value); err == nil && s != "%s" && s != "" {
+					out[s] = fset.Position(bl.Pos()).String()
+				}
+			}
+		}
+		switch x := n.(type) {
+		case *ast.CallExpr:
+			sel, ok := x.Fun.(*ast.SelectorExpr)
+			if !ok || len(x.Args) < 3 {
+				return
+			}
+			if id, ok := sel.X.(*ast.Ident); ok && id.Name == "errs" && sel.Sel.Name == "New" || sel.Sel.Name == "Add" {
+				add(x.Args[2])
+			}
+		case *ast.KeyValueExpr:
+			if k, ok := x.Key.(*ast.Ident); ok && k.Name == "Message" {
+				add(x.Value)
+			}
+		}
+	})
+	return out
+}
+
+// inspectGo calls fn for every node of the Go files (tests left out) under
+// dir, a folder of the repository.
+func inspectGo(t *testing.T, dir string, fn func(*token.FileSet, ast.Node)) {
+	t.Helper()
 	fset := token.NewFileSet()
 	err := filepath.WalkDir(filepath.Join("..", "..", dir), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
@@ -42,34 +72,29 @@ func errorMessages(t *testing.T, dir string) map[string]string {
 		if err != nil {
 			return err
 		}
-		add := func(e ast.Expr) {
-			if bl, ok := e.(*ast.BasicLit); ok && bl.Kind == token.STRING {
-				if s, err := strconv.Unquote(bl.Value); err == nil && s != "%s" && s != "" {
-					out[s] = fset.Position(bl.Pos()).String()
-				}
-			}
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			switch x := n.(type) {
-			case *ast.CallExpr:
-				sel, ok := x.Fun.(*ast.SelectorExpr)
-				if !ok || len(x.Args) < 3 {
-					return true
-				}
-				if id, ok := sel.X.(*ast.Ident); ok && id.Name == "errs" && sel.Sel.Name == "New" || sel.Sel.Name == "Add" {
-					add(x.Args[2])
-				}
-			case *ast.KeyValueExpr:
-				if k, ok := x.Key.(*ast.Ident); ok && k.Name == "Message" {
-					add(x.Value)
-				}
-			}
-			return true
-		})
+		ast.Inspect(f, func(n ast.Node) bool { fn(fset, n); return true })
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkedAreas are the folders whose catalog <prefix>-<name>.de.toml is
+// written (errorAreas), each with the name of its catalog.
+func checkedAreas(t *testing.T, prefix string) map[string]string {
+	out := map[string]string{}
+	for name, areas := range errorAreas {
+		if _, err := fs.Stat(catalogFiles, prefix+"-"+name+".de.toml"); err != nil {
+			t.Logf("%s-%s.de.toml is not written yet: %v not checked", prefix, name, areas)
+			continue
+		}
+		if prefix == "audit" && name == "onboarding" {
+			areas = append(areas, "app/ingest") // the vehicle master data API
+		}
+		for _, a := range areas {
+			out[a] = name
+		}
 	}
 	return out
 }
@@ -93,27 +118,30 @@ func sampleArgs(format string) []any {
 
 func TestErrorMessagesAreInBothLanguages(t *testing.T) {
 	t.Parallel()
-	for name, areas := range errorAreas {
-		if _, err := fs.Stat(catalogFiles, "errors-"+name+".de.toml"); err != nil {
-			t.Logf("errors-%s.de.toml is not written yet: %v not checked", name, areas)
-			continue
-		}
-		for _, area := range areas {
-			checkErrorMessages(t, area)
-		}
+	for area := range checkedAreas(t, "errors") {
+		checkCatalogued(t, "error message", "errors", errorMessages(t, area), false)
 	}
 }
 
-func checkErrorMessages(t *testing.T, area string) {
-	for msg, at := range errorMessages(t, area) {
+// checkCatalogued fails for every id of found (id -> where in the code)
+// missing from either language's catalogs, and for a German text that does
+// not take the arguments of its id's verbs (all strings when allStrings,
+// as audit summaries store them).
+func checkCatalogued(t *testing.T, what, prefix string, found map[string]string, allStrings bool) {
+	for id, at := range found {
 		for _, l := range Supported {
-			if !Has(l, msg) {
-				t.Errorf("%s: %q has no %s translation (errors-*.%s.toml)", at, msg, l, l)
+			if !Has(l, id) {
+				t.Errorf("%s: %s %q has no %s translation (%s-*.%s.toml)", at, what, id, l, prefix, l)
 			}
 		}
-		if args := sampleArgs(msg); len(args) > 0 && Has(DE, msg) {
-			if got := Sprintf(DE, msg, args...); strings.Contains(got, "%!") {
-				t.Errorf("%s: the German of %q does not take its arguments: %s", at, msg, got)
+		if args := sampleArgs(id); len(args) > 0 && Has(DE, id) {
+			if allStrings {
+				for i := range args {
+					args[i] = "x"
+				}
+			}
+			if got := Sprintf(DE, id, args...); strings.Contains(got, "%!") {
+				t.Errorf("%s: the German of %q does not take its arguments: %s", at, id, got)
 			}
 		}
 	}
@@ -174,51 +202,36 @@ func TestErrorCatalogsAgreeOnSharedIDs(t *testing.T) {
 func auditFormats(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	fset := token.NewFileSet()
 	plain := regexp.MustCompile(`%[dvs]`)
-	err := filepath.WalkDir(filepath.Join("..", "..", dir), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
-			return err
+	inspectGo(t, dir, func(fset *token.FileSet, n ast.Node) {
+		x, ok := n.(*ast.CallExpr)
+		if !ok {
+			return
 		}
-		f, err := parser.ParseFile(fset, p, nil, 0)
-		if err != nil {
-			return err
+		sel, ok := x.Fun.(*ast.SelectorExpr)
+		if !ok {
+			return
 		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			x, ok := n.(*ast.CallExpr)
-			if !ok {
-				return true
+		idx := map[string]int{"Recordf": 5, "ItemOf": 3, "Record": 5}[sel.Sel.Name]
+		if id, ok := sel.X.(*ast.Ident); !ok || id.Name != "audit" || idx == 0 || len(x.Args) <= idx {
+			return
+		}
+		at := fset.Position(x.Args[idx].Pos()).String()
+		bl, ok := x.Args[idx].(*ast.BasicLit)
+		if !ok || bl.Kind != token.STRING {
+			if sel.Sel.Name == "Record" {
+				// a summary built in code cannot be translated
+				out["(built in code: use audit.Recordf with its format and arguments) "+at] = at
 			}
-			sel, ok := x.Fun.(*ast.SelectorExpr)
-			if !ok {
-				return true
+			return
+		}
+		if s, err := strconv.Unquote(bl.Value); err == nil {
+			if sel.Sel.Name != "Record" {
+				s = plain.ReplaceAllString(s, "%s")
 			}
-			idx := map[string]int{"Recordf": 5, "ItemOf": 3, "Record": 5}[sel.Sel.Name]
-			if id, ok := sel.X.(*ast.Ident); !ok || id.Name != "audit" || idx == 0 || len(x.Args) <= idx {
-				return true
-			}
-			at := fset.Position(x.Args[idx].Pos()).String()
-			bl, ok := x.Args[idx].(*ast.BasicLit)
-			if !ok || bl.Kind != token.STRING {
-				if sel.Sel.Name == "Record" {
-					// a summary built in code cannot be translated
-					out["(built in code: use audit.Recordf with its format and arguments) "+at] = at
-				}
-				return true
-			}
-			if s, err := strconv.Unquote(bl.Value); err == nil {
-				if sel.Sel.Name != "Record" {
-					s = plain.ReplaceAllString(s, "%s")
-				}
-				out[s] = at
-			}
-			return true
-		})
-		return nil
+			out[s] = at
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return out
 }
 
@@ -227,30 +240,7 @@ func auditFormats(t *testing.T, dir string) map[string]string {
 // check on for the folders of errorAreas[name]).
 func TestAuditSummariesAreInBothLanguages(t *testing.T) {
 	t.Parallel()
-	for name, areas := range errorAreas {
-		if _, err := fs.Stat(catalogFiles, "audit-"+name+".de.toml"); err != nil {
-			t.Logf("audit-%s.de.toml is not written yet: %v not checked", name, areas)
-			continue
-		}
-		if name == "onboarding" {
-			areas = append(areas, "app/ingest") // the vehicle master data API
-		}
-		for _, area := range areas {
-			for format, at := range auditFormats(t, area) {
-				for _, l := range Supported {
-					if !Has(l, format) {
-						t.Errorf("%s: audit summary %q has no %s translation (audit-*.%s.toml)", at, format, l, l)
-					}
-				}
-				if args := sampleArgs(format); len(args) > 0 && Has(DE, format) {
-					for i := range args {
-						args[i] = "x"
-					}
-					if got := Sprintf(DE, format, args...); strings.Contains(got, "%!") {
-						t.Errorf("%s: the German of %q does not take its arguments: %s", at, format, got)
-					}
-				}
-			}
-		}
+	for area := range checkedAreas(t, "audit") {
+		checkCatalogued(t, "audit summary", "audit", auditFormats(t, area), true)
 	}
 }
