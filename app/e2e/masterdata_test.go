@@ -614,6 +614,12 @@ func TestVehicleMasterDataByHand(t *testing.T) {
 	if r := pm.Get(page); !strings.Contains(r.Body, "by hand (admin-hand@cardata.example)") {
 		t.Fatal("the page does not show the change by hand")
 	}
+	// The history in German: the recorded changes said in the reader's language.
+	pm.PostForm("/lang", url.Values{"lang": {"de"}, "back": {page}})
+	if r := pm.Get(page); !strings.Contains(r.Body, "Modell 320d → 320d Touring") || strings.Contains(r.Body, "model 320d → 320d Touring") {
+		t.Fatalf("the master-data history is not German: %.3000s", r.Body[strings.Index(r.Body, `id="history"`):])
+	}
+	pm.PostForm("/lang", url.Values{"lang": {"en"}, "back": {page}})
 
 	// Holders by hand: an unknown account without a name is a field error that keeps the input.
 	res = admin.PostForm(page+"/holders", url.Values{"primary_email": {"stranger@example.com"}, "secondary": {"not-an-email"}})

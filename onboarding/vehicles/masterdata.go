@@ -44,17 +44,27 @@ const RoleMasterData = "master_data"
 
 // Change is one row of a vehicle's master-data history.
 type Change struct {
-	ID          int64     `gorm:"column:id;primaryKey"`
-	VehicleID   int64     `gorm:"column:vehicle_id"`
-	At          time.Time `gorm:"column:at"`
-	Action      string    `gorm:"column:action"`
-	Summary     string    `gorm:"column:summary"`
-	SourceKind  string    `gorm:"column:source_kind"`
-	SourceID    *int64    `gorm:"column:source_id"`
-	SourceLabel string    `gorm:"column:source_label"`
+	ID        int64     `gorm:"column:id;primaryKey"`
+	VehicleID int64     `gorm:"column:vehicle_id"`
+	At        time.Time `gorm:"column:at"`
+	Action    string    `gorm:"column:action"`
+	Summary   string    `gorm:"column:summary"`
+	// SummaryFormat and SummaryArgs are what Summary was made of (see
+	// audit.Entry): SummaryIn says it in a reader's language.
+	SummaryFormat string     `gorm:"column:summary_format"`
+	SummaryArgs   audit.Args `gorm:"column:summary_args;type:jsonb"`
+	SourceKind    string     `gorm:"column:source_kind"`
+	SourceID      *int64     `gorm:"column:source_id"`
+	SourceLabel   string     `gorm:"column:source_label"`
 }
 
 func (Change) TableName() string { return "vehicle_master_data_changes" }
+
+// SummaryIn is the change's summary in lang, as the audit trail says it
+// (the recorded English when the format and arguments do not give it back).
+func (c *Change) SummaryIn(lang string) string {
+	return audit.Entry{Summary: c.Summary, SummaryFormat: c.SummaryFormat, SummaryArgs: c.SummaryArgs}.SummaryIn(lang)
+}
 
 // SourceText describes the source for people.
 func (c *Change) SourceText() string {
@@ -90,7 +100,8 @@ func sourceOf(ctx context.Context) (kind string, id *int64, label string) {
 func recordChange(ctx context.Context, tx *gorm.DB, v *Vehicle, action, format string, args ...any) error {
 	kind, id, label := sourceOf(ctx)
 	item := audit.ItemOf("vehicle."+strings.ReplaceAll(action, ".", "_"), "vehicle", v.VIN, format, args...)
-	ch := &Change{VehicleID: v.ID, At: time.Now().UTC(), Action: action, Summary: item.Summary, SourceKind: kind, SourceID: id, SourceLabel: label}
+	ch := &Change{VehicleID: v.ID, At: time.Now().UTC(), Action: action, Summary: item.Summary,
+		SummaryFormat: item.Format, SummaryArgs: item.Args, SourceKind: kind, SourceID: id, SourceLabel: label}
 	if err := tx.Create(ch).Error; err != nil {
 		return errs.Wrap(err, "master data history")
 	}
