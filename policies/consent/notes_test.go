@@ -11,6 +11,7 @@ func TestChangeNoteInSaysSystemNotesInGerman(t *testing.T) {
 		"the provider was suspended: Unpaid invoices <b>":                           "der Anbieter wurde gesperrt: Unpaid invoices <b>",
 		"the provider was terminated":                                               "die Partnerschaft mit dem Anbieter wurde beendet",
 		"unanswered for 30 days":                                                    "30 Tage unbeantwortet",
+		"the provider's data container was withdrawn: The campaign has ended.":      "der Anbieter hat den Datencontainer zurückgezogen: The campaign has ended.",
 		"the data container was purged 29 days after its withdrawal":                "der Datencontainer wurde 29 Tage nach seiner Rücknahme gelöscht",
 		"a reason somebody typed":                                                   "a reason somebody typed",
 	} {

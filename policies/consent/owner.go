@@ -96,6 +96,8 @@ var systemNotes = []struct {
 		"version {{.Version}} replaced this version; the provider must ask again", []string{"Version"}},
 	{regexp.MustCompile(`^the data container was purged (\d+) days after its withdrawal$`),
 		"the data container was purged {{.Days}} days after its withdrawal", []string{"Days"}},
+	{regexp.MustCompile(`^the provider's data container was withdrawn: ((?s).*)$`),
+		"the provider's data container was withdrawn: {{.Reason}}", []string{"Reason"}},
 	{regexp.MustCompile(`^the provider was suspended: ((?s).*)$`), "the provider was suspended: {{.Reason}}", []string{"Reason"}},
 	{regexp.MustCompile(`^the provider was terminated: ((?s).*)$`), "the provider was terminated: {{.Reason}}", []string{"Reason"}},
 }
