@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -546,7 +547,7 @@ var VersionSort = listsort.Spec{
 
 // SortVersions orders vs by o (a VersionSort order), the id breaking ties.
 func SortVersions(vs []Version, o listsort.Order) {
-	cmp := func(a, b *Version) int {
+	byKey := func(a, b *Version) int {
 		switch o.Key {
 		case "version":
 			return 0
@@ -559,23 +560,13 @@ func SortVersions(vs []Version, o listsort.Order) {
 		}
 	}
 	sort.SliceStable(vs, func(i, j int) bool {
-		c := cmp(&vs[i], &vs[j])
+		c := byKey(&vs[i], &vs[j])
 		if c == 0 {
-			c = cmpInt(vs[i].ID, vs[j].ID)
+			c = cmp.Compare(vs[i].ID, vs[j].ID)
 		}
 		if o.Desc {
 			return c > 0
 		}
 		return c < 0
 	})
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql/driver"
 	"encoding/binary"
@@ -101,25 +102,15 @@ func prepareRows(rows []row) {
 	slices.SortFunc(rows, func(a, b row) int {
 		switch {
 		case a.vehicleID != b.vehicleID:
-			return cmpInt(a.vehicleID, b.vehicleID)
+			return cmp.Compare(a.vehicleID, b.vehicleID)
 		case a.keyID != b.keyID:
-			return cmpInt(int64(a.keyID), int64(b.keyID))
+			return cmp.Compare(int64(a.keyID), int64(b.keyID))
 		}
-		return cmpInt(b.readAt, a.readAt)
+		return cmp.Compare(b.readAt, a.readAt)
 	})
 	for i := range rows {
 		rows[i].newest = i == 0 || rows[i].vehicleID != rows[i-1].vehicleID || rows[i].keyID != rows[i-1].keyID
 	}
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
