@@ -18,10 +18,10 @@ type Arg struct {
 	Text string `json:"s"`
 	Term bool   `json:"term,omitempty"`
 	// Amount is an amount of money (a value with Amount() decimal.Decimal,
-	// billing.Money) and Day a calendar day (errs.Day, YYYY-MM-DD): both
-	// written in the reader's format.
+	// billing.Money; Text is its English) and Day marks Text as a calendar
+	// day (errs.Day, YYYY-MM-DD): both written in the reader's format.
 	Amount string `json:"amount,omitempty"`
-	Day    string `json:"day,omitempty"`
+	Day    bool   `json:"day,omitempty"`
 }
 
 // Args are a summary's arguments (audit_entries.summary_args, JSON).
@@ -54,7 +54,7 @@ func storedFormat(format string, args []any) (string, Args) {
 		case errs.Term:
 			out[i] = Arg{Text: string(x), Term: true}
 		case errs.Day:
-			out[i] = Arg{Text: x.String(), Day: x.T.Format("2006-01-02")}
+			out[i] = Arg{Text: x.String(), Day: true}
 		case interface{ Amount() decimal.Decimal }:
 			out[i] = Arg{Text: fmt.Sprint(a), Amount: x.Amount().String()}
 		default:
@@ -89,8 +89,8 @@ func (e Entry) SummaryIn(lang string) string {
 			if d, err := decimal.NewFromString(a.Amount); err == nil {
 				said[i] = z.Money(d)
 			}
-		case a.Day != "":
-			said[i] = z.Date(a.Day)
+		case a.Day:
+			said[i] = z.Date(a.Text)
 		}
 	}
 	if fmt.Sprintf(e.SummaryFormat, en...) != e.Summary || !i18n.Has(l, e.SummaryFormat) {
