@@ -86,7 +86,7 @@ bench-ingest: postgres build
 
 ## bench-api: provider API reads (OAuth, consent decision, durable ledger) from a separate process vs. the database ceiling
 bench-api: postgres build
-	go run ./app/bench/api -binary $(BIN)
+	go run ./app/bench/api -binary $(BIN) $(BENCH_API_FLAGS)
 
 ## bench-invoice: the monthly invoice run over 10 million records of 1,000 providers vs. the bare SQL aggregate
 BILLING_BENCH_RECORDS ?= 10000000

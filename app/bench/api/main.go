@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,7 +45,14 @@ import (
 
 const benchDB = "cardata_bench_api"
 
-var timeline *bool
+var (
+	timeline *bool
+	// extraLoads are further fractions of the peak (besides 80 %) at which
+	// the API's open loop runs: a latency curve shows whether a tail grows
+	// with the load (the code's queueing) or is there at any load (the
+	// machine's).
+	extraLoads []float64
+)
 
 var containerKeys = []string{"vehicle.vehicle.travelledDistance", "vehicle.drivetrain.totalRemainingRange", "vehicle.isMoving"}
 
@@ -56,7 +64,19 @@ func main() {
 	warmup := flag.Duration("warmup", 3*time.Second, "warm-up before each measured run")
 	dur := flag.Duration("duration", 15*time.Second, "measured time per run")
 	timeline = flag.Bool("timeline", false, "print the p99 of each second of the open-loop runs")
+	loads := flag.String("loads", "", "more fractions of the peak for the API's open loop, e.g. 0.05,0.3,0.5 (80 % always runs)")
 	flag.Parse()
+	for _, f := range strings.Split(*loads, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		x, err := strconv.ParseFloat(f, 64)
+		if err != nil || x <= 0 || x > 1 {
+			fmt.Fprintf(os.Stderr, "bench-api: -loads: %q is not a fraction of the peak between 0 and 1\n", f)
+			os.Exit(2)
+		}
+		extraLoads = append(extraLoads, x)
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	if err := run(ctx, *binary, *dsn, *n, *workers, *warmup, *dur); err != nil {
@@ -158,6 +178,12 @@ func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur ti
 	peak := closedLoop(ctx, workers, warmup, dur, read)
 	target := 0.8 * peak.rate()
 	fmt.Printf("API latency run at 80 %% of peak (%.0f req/s) ...\n", target)
+	var curve []phase
+	for _, x := range extraLoads {
+		fmt.Printf("API latency run at %.0f %% of peak (%.0f req/s) ...\n", 100*x, x*peak.rate())
+		checkpoint()
+		curve = append(curve, openLoop(ctx, workers*4, x*peak.rate(), warmup, dur, read))
+	}
 	checkpoint()
 	at80 := openLoop(ctx, workers*4, target, warmup, dur, read)
 	if err := stopServer(); err != nil {
@@ -248,11 +274,17 @@ func run(ctx context.Context, binary, dsn string, n, workers int, warmup, dur ti
 			bench.MS(p.p50), bench.MS(p.p99), p.requests, p.errors)
 	}
 	line("API, closed loop (peak):", peak)
+	for i, x := range extraLoads {
+		line(fmt.Sprintf("API, open loop at %.0f %% of peak:", 100*x), curve[i])
+	}
 	line("API, open loop at 80 % of peak:", at80)
 	line("database ceiling, closed loop (peak):", ceil)
 	line("database ceiling, open loop at 80 % of its peak:", ceil80)
 	line("reference: latest values alone + ledger insert:", valuesOnly)
 	if *timeline {
+		for i, x := range extraLoads {
+			fmt.Printf("  p99 per second (ms), %-16s%s\n", fmt.Sprintf("API at %.0f %%:", 100*x), curve[i].timeline())
+		}
 		fmt.Printf("  p99 per second (ms), API at 80 %%:    %s\n", at80.timeline())
 		fmt.Printf("  p99 per second (ms), ceiling at 80 %%:%s\n", ceil80.timeline())
 	}
