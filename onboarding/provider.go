@@ -17,6 +17,7 @@ import (
 	"cardata/policies/audit"
 	"cardata/policies/consent"
 	"cardata/policies/errs"
+	"cardata/policies/lifecycle"
 	"cardata/policies/listsort"
 )
 
@@ -192,11 +193,7 @@ var transitions = []Transition{
 // Transitions returns the review workflow, the only moves a provider can
 // make (a copy: the table cannot be changed from outside).
 func Transitions() []Transition {
-	out := make([]Transition, len(transitions))
-	for i, t := range transitions {
-		out[i] = t.clone()
-	}
-	return out
+	return lifecycle.All(transitions, Transition.clone)
 }
 
 func (t Transition) clone() Transition {
@@ -206,12 +203,7 @@ func (t Transition) clone() Transition {
 
 // TransitionFor returns the table row of an action.
 func TransitionFor(a Action) (Transition, bool) {
-	for _, t := range transitions {
-		if t.Action == a {
-			return t.clone(), true
-		}
-	}
-	return Transition{}, false
+	return lifecycle.Find(transitions, func(t Transition) bool { return t.Action == a }, Transition.clone)
 }
 
 // allows reports whether t may start from s.
@@ -224,13 +216,7 @@ func (t Transition) allows(s Status) bool {
 
 // StaffActions lists the partner-manager actions allowed from the provider's status.
 func (p *Provider) StaffActions() []Transition {
-	var out []Transition
-	for _, t := range transitions {
-		if !t.ByProvider && t.allows(p.Status) {
-			out = append(out, t.clone())
-		}
-	}
-	return out
+	return lifecycle.Filter(transitions, func(t Transition) bool { return !t.ByProvider && t.allows(p.Status) }, Transition.clone)
 }
 
 // ErrProviderNotFound is returned for unknown ids (and other providers' ids).

@@ -10,6 +10,7 @@ import (
 	"cardata/policies"
 	"cardata/policies/audit"
 	"cardata/policies/errs"
+	"cardata/policies/lifecycle"
 )
 
 // Action is a verb that moves a ticket between statuses.
@@ -79,11 +80,7 @@ func daysAfter(t time.Time, days int, loc *time.Location) time.Time {
 // Transitions returns the ticket life cycle, the only moves a ticket can
 // make (a copy: the table cannot be changed from outside).
 func Transitions() []Transition {
-	out := make([]Transition, len(transitions))
-	for i, t := range transitions {
-		out[i] = t.clone()
-	}
-	return out
+	return lifecycle.All(transitions, Transition.clone)
 }
 
 func (t Transition) clone() Transition {
@@ -93,12 +90,7 @@ func (t Transition) clone() Transition {
 
 // TransitionFor returns the table row of an action.
 func TransitionFor(a Action) (Transition, bool) {
-	for _, t := range transitions {
-		if t.Action == a {
-			return t.clone(), true
-		}
-	}
-	return Transition{}, false
+	return lifecycle.Find(transitions, func(t Transition) bool { return t.Action == a }, Transition.clone)
 }
 
 func roleBit(p *policies.Principal) int {
@@ -133,16 +125,12 @@ func (tr Transition) check(t *Ticket, p *policies.Principal, now time.Time, loc 
 func (s *Service) Actions(t *Ticket) []Transition {
 	now := s.now()
 	staff := &policies.Principal{Kind: policies.KindStaff}
-	var out []Transition
-	for _, tr := range transitions {
+	return lifecycle.Filter(transitions, func(tr Transition) bool {
 		if tr.Action == ActionOpen || tr.Action == ActionMerge {
-			continue // assignment and merging have their own forms
+			return false // assignment and merging have their own forms
 		}
-		if tr.check(t, staff, now, s.Location()) == nil {
-			out = append(out, tr.clone())
-		}
-	}
-	return out
+		return tr.check(t, staff, now, s.Location()) == nil
+	}, Transition.clone)
 }
 
 // CanReopen reports whether the provider may still reopen the ticket.

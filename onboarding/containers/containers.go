@@ -31,6 +31,7 @@ import (
 	"cardata/policies/audit"
 	"cardata/policies/consent"
 	"cardata/policies/errs"
+	"cardata/policies/lifecycle"
 	"cardata/templates/i18n"
 )
 
@@ -106,11 +107,7 @@ var transitions = []Transition{
 // Transitions returns the container life cycle, the only moves a version
 // can make (a copy: the table cannot be changed from outside).
 func Transitions() []Transition {
-	out := make([]Transition, len(transitions))
-	for i, t := range transitions {
-		out[i] = t.clone()
-	}
-	return out
+	return lifecycle.All(transitions, Transition.clone)
 }
 
 func (t Transition) clone() Transition {
@@ -120,12 +117,7 @@ func (t Transition) clone() Transition {
 
 // TransitionFor returns the row of an action.
 func TransitionFor(a Action) (Transition, bool) {
-	for _, t := range transitions {
-		if t.Action == a {
-			return t.clone(), true
-		}
-	}
-	return Transition{}, false
+	return lifecycle.Find(transitions, func(t Transition) bool { return t.Action == a }, Transition.clone)
 }
 
 // MaxLiveContainers is how many live containers (with a version in draft,

@@ -28,6 +28,7 @@ import (
 
 	"cardata/policies"
 	"cardata/policies/errs"
+	"cardata/policies/lifecycle"
 	"cardata/policies/signin"
 	"cardata/templates/i18n"
 )
@@ -117,11 +118,7 @@ var transitions = []Transition{
 // Transitions returns the consent life cycle, the only moves a consent can
 // make (a copy: the table cannot be changed from outside).
 func Transitions() []Transition {
-	out := make([]Transition, len(transitions))
-	for i, t := range transitions {
-		out[i] = t.clone()
-	}
-	return out
+	return lifecycle.All(transitions, Transition.clone)
 }
 
 func (t Transition) clone() Transition {
@@ -131,12 +128,7 @@ func (t Transition) clone() Transition {
 
 // transitionFor finds the row for action from state.
 func transitionFor(a Action, from State) (Transition, bool) {
-	for _, t := range transitions {
-		if t.Action == a && t.From == from {
-			return t.clone(), true
-		}
-	}
-	return Transition{}, false
+	return lifecycle.Find(transitions, func(t Transition) bool { return t.Action == a && t.From == from }, Transition.clone)
 }
 
 // RequestTTL is how long a request waits for the customer before it expires.
