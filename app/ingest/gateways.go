@@ -110,20 +110,46 @@ var ErrBadToken = errs.New(errs.Unauthorized, "invalid_token", "a valid ingest g
 // Authenticate resolves a bearer token to its active gateway. The database
 // is asked every time, so disabling a gateway takes effect at once.
 func (s *Service) Authenticate(ctx context.Context, token string) (*Gateway, error) {
-	if token == "" || len(token) > 200 {
-		return nil, ErrBadToken
-	}
 	var g Gateway
-	err := s.DB.WithContext(ctx).Where("token_hash = ?", hashToken(token)).Take(&g).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && !g.Active) {
-		return nil, ErrBadToken
-	}
+	ok, err := s.findByToken(ctx, token, &g)
 	if err != nil {
 		return nil, errs.Wrap(err, "authenticate gateway")
 	}
-	// Record use at most once a minute: a write per batch would cost more than it tells.
-	if g.LastUsedAt == nil || time.Since(*g.LastUsedAt) > time.Minute {
-		s.DB.WithContext(ctx).Exec("UPDATE ingest_gateways SET last_used_at = now() WHERE id = ?", g.ID)
+	if !ok {
+		return nil, ErrBadToken
 	}
 	return &g, nil
+}
+
+// tokenRow is a row a bearer token resolves to: an ingest gateway or a
+// master-data client (the same columns in two tables).
+type tokenRow interface {
+	TableName() string
+	use() (id int64, active bool, lastUsed *time.Time)
+}
+
+func (g *Gateway) use() (int64, bool, *time.Time) { return g.ID, g.Active, g.LastUsedAt }
+
+// findByToken reads into row the row whose token hash is token's; false for
+// a missing, unknown or disabled token. Use is recorded at most once a
+// minute: a write per request would cost more than it tells.
+func (s *Service) findByToken(ctx context.Context, token string, row tokenRow) (bool, error) {
+	if token == "" || len(token) > 200 {
+		return false, nil
+	}
+	err := s.DB.WithContext(ctx).Where("token_hash = ?", hashToken(token)).Take(row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	id, active, lastUsed := row.use()
+	if !active {
+		return false, nil
+	}
+	if lastUsed == nil || time.Since(*lastUsed) > time.Minute {
+		s.DB.WithContext(ctx).Exec("UPDATE "+row.TableName()+" SET last_used_at = now() WHERE id = ?", id)
+	}
+	return true, nil
 }

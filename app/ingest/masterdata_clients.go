@@ -30,6 +30,8 @@ type MasterDataClient struct {
 
 func (MasterDataClient) TableName() string { return "master_data_clients" }
 
+func (m *MasterDataClient) use() (int64, bool, *time.Time) { return m.ID, m.Active, m.LastUsedAt }
+
 // NewMasterDataToken returns a random bearer token (256 bits).
 func NewMasterDataToken() string { return "cdm_" + strings.TrimPrefix(NewToken(), "cdi_") }
 
@@ -93,19 +95,13 @@ var ErrBadMasterDataToken = errs.New(errs.Unauthorized, "invalid_token", "a vali
 // a client takes effect at once). Its principal is of the ingest surface's
 // machine kind with the role vehicles.RoleMasterData.
 func (s *Service) AuthenticateMasterData(ctx context.Context, token string) (*policies.Principal, error) {
-	if token == "" || len(token) > 200 {
-		return nil, ErrBadMasterDataToken
-	}
 	var m MasterDataClient
-	err := s.DB.WithContext(ctx).Where("token_hash = ?", hashToken(token)).Take(&m).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && !m.Active) {
-		return nil, ErrBadMasterDataToken
-	}
+	ok, err := s.findByToken(ctx, token, &m)
 	if err != nil {
 		return nil, errs.Wrap(err, "authenticate master-data client")
 	}
-	if m.LastUsedAt == nil || time.Since(*m.LastUsedAt) > time.Minute {
-		s.DB.WithContext(ctx).Exec("UPDATE master_data_clients SET last_used_at = now() WHERE id = ?", m.ID)
+	if !ok {
+		return nil, ErrBadMasterDataToken
 	}
 	return &policies.Principal{Kind: policies.KindGateway, ID: m.ID, Name: m.Name, Email: "masterdata:" + m.Name,
 		Roles: []string{vehicles.RoleMasterData}}, nil
