@@ -268,11 +268,17 @@ func subscriptionsOut(subs []vehicles.Subscription) []SubscriptionOut {
 }
 
 func (h *MasterDataHandler) putVehicle(c *fiber.Ctx) error {
-	var in VehicleIn
+	return upsertAnswer(c, h.upsertVehicle)
+}
+
+// upsertAnswer reads the body into an In, calls do with the path's VIN and
+// answers its result: 201 when do created something, else 200.
+func upsertAnswer[In any](c *fiber.Ctx, do func(context.Context, string, *In) (fiber.Map, error)) error {
+	var in In
 	if err := jsonBody(c, &in); err != nil {
 		return err
 	}
-	res, err := h.upsertVehicle(c.UserContext(), c.Params("vin"), &in)
+	res, err := do(c.UserContext(), c.Params("vin"), &in)
 	if err != nil {
 		return err
 	}
@@ -299,19 +305,7 @@ func (h *MasterDataHandler) upsertVehicle(ctx context.Context, vin string, in *V
 }
 
 func (h *MasterDataHandler) postSubscription(c *fiber.Ctx) error {
-	var in SubscriptionIn
-	if err := jsonBody(c, &in); err != nil {
-		return err
-	}
-	res, err := h.book(c.UserContext(), c.Params("vin"), &in)
-	if err != nil {
-		return err
-	}
-	status := fiber.StatusOK
-	if res["result"] == vehicles.Created {
-		status = fiber.StatusCreated
-	}
-	return c.Status(status).JSON(res)
+	return upsertAnswer(c, h.book)
 }
 
 func (h *MasterDataHandler) book(ctx context.Context, vin string, in *SubscriptionIn) (fiber.Map, error) {
