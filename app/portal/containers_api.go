@@ -135,32 +135,19 @@ func (h *ContainerHandlers) apiList(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var v errs.Validation
-	pg, err := web.ParsePage(c, &v)
+	pg, err := web.ParsePageOnly(c)
 	if err != nil {
-		return err
-	}
-	if err := v.Err(); err != nil {
 		return err
 	}
 	list, err := h.Containers.FindProviderContainersIn(c.UserContext(), p.ProviderID, p.Sandbox)
 	if err != nil {
 		return err
 	}
-	out := ContainerPage{Containers: make([]ContainerJSON, 0, min(len(list), pg.Limit))}
-	more := false
-	for i := range list { // newest (highest id) first
-		if !pg.After.IsZero() && list[i].ID >= pg.After.ID {
-			continue
-		}
-		if len(out.Containers) == pg.Limit {
-			more = true
-			break
-		}
-		out.Containers = append(out.Containers, containerJSON(&list[i]))
-	}
-	if n := len(out.Containers); n > 0 {
-		out.NextCursor = web.NextCursor(web.Cursor{ID: out.Containers[n-1].ID}, more)
+	// The service lists newest (highest id) first, the page's order.
+	page, next := web.CutPage(pg, list, func(ct containers.Container) int64 { return ct.ID })
+	out := ContainerPage{Containers: make([]ContainerJSON, 0, len(page)), NextCursor: next}
+	for i := range page {
+		out.Containers = append(out.Containers, containerJSON(&page[i]))
 	}
 	return c.JSON(out)
 }

@@ -39,35 +39,24 @@ func (h *Handler) listWebhooks(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	var v errs.Validation
-	pg, err := web.ParsePage(c, &v)
+	pg, err := web.ParsePageOnly(c)
 	if err != nil {
-		return err
-	}
-	if err := v.Err(); err != nil {
 		return err
 	}
 	list, err := h.Webhooks.FindEndpoints(c.UserContext(), p.ProviderID, false)
 	if err != nil {
 		return err
 	}
-	out := WebhookList{Webhooks: []WebhookEndpoint{}, EventTypes: webhooks.EventTypes}
-	more := false
+	var realm []*webhooks.Endpoint
 	for i := len(list) - 1; i >= 0; i-- { // the service lists oldest first
-		if list[i].Sandbox != p.Sandbox { // each realm sees its own endpoints
-			continue
+		if list[i].Sandbox == p.Sandbox { // each realm sees its own endpoints
+			realm = append(realm, &list[i])
 		}
-		if !pg.After.IsZero() && list[i].ID >= pg.After.ID {
-			continue
-		}
-		if len(out.Webhooks) == pg.Limit {
-			more = true
-			break
-		}
-		out.Webhooks = append(out.Webhooks, WebhookEndpoint{Endpoint: &list[i], Secret: string(list[i].Secret)})
 	}
-	if n := len(out.Webhooks); n > 0 {
-		out.NextCursor = web.NextCursor(web.Cursor{ID: out.Webhooks[n-1].ID}, more)
+	page, next := web.CutPage(pg, realm, func(e *webhooks.Endpoint) int64 { return e.ID })
+	out := WebhookList{Webhooks: []WebhookEndpoint{}, EventTypes: webhooks.EventTypes, NextCursor: next}
+	for _, e := range page {
+		out.Webhooks = append(out.Webhooks, WebhookEndpoint{Endpoint: e, Secret: string(e.Secret)})
 	}
 	return c.JSON(out)
 }
@@ -144,12 +133,8 @@ func (h *Handler) webhookDeliveries(c *fiber.Ctx) error {
 		v.Add("status", "status_invalid", "status is pending, succeeded, dead or dropped")
 		return v.Err()
 	}
-	var v errs.Validation
-	pg, err := web.ParsePage(c, &v)
+	pg, err := web.ParsePageOnly(c)
 	if err != nil {
-		return err
-	}
-	if err := v.Err(); err != nil {
 		return err
 	}
 	f.Before, f.Limit = pg.After.ID, pg.Limit

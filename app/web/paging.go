@@ -51,6 +51,28 @@ func NextCursor(last Cursor, more bool) *string {
 	return &s
 }
 
+// CutPage cuts one page from a list read whole (a provider has few of the
+// things listed this way), in the list's order, newest (highest id) first:
+// the rows before pg's cursor, at most pg.Limit of them, and the cursor of
+// the next page (nil on the last one).
+func CutPage[T any](pg PageQuery, rows []T, id func(T) int64) (page []T, next *string) {
+	more := false
+	for _, r := range rows {
+		if !pg.After.IsZero() && id(r) >= pg.After.ID {
+			continue
+		}
+		if len(page) == pg.Limit {
+			more = true
+			break
+		}
+		page = append(page, r)
+	}
+	if n := len(page); n > 0 {
+		next = NextCursor(Cursor{ID: id(page[n-1])}, more)
+	}
+	return page, next
+}
+
 // ErrCursorInvalid answers a cursor this API did not hand out.
 var ErrCursorInvalid = errs.New(errs.BadRequest, "cursor_invalid", "the cursor is not one this API returned")
 
@@ -102,6 +124,17 @@ func ParsePage(c *fiber.Ctx, v *errs.Validation) (PageQuery, error) {
 		p.After = cur
 	}
 	return p, nil
+}
+
+// ParsePageOnly is ParsePage for a list that takes no other parameter:
+// a field error of limit is the answer.
+func ParsePageOnly(c *fiber.Ctx) (PageQuery, error) {
+	var v errs.Validation
+	pg, err := ParsePage(c, &v)
+	if err != nil {
+		return pg, err
+	}
+	return pg, v.Err()
 }
 
 // ParseTimeRange reads the half-open range [from, to) of a list's time
