@@ -101,11 +101,7 @@ func (h *ContainerHandlers) confirmAct(c *fiber.Ctx) (templates.Confirmation, er
 	if action == "submit" || (action == "withdraw" && strings.TrimSpace(c.FormValue("reason")) == "") {
 		return templates.Confirmation{Safe: true}, nil // a withdrawal asks for its reason first
 	}
-	ct, err := h.containerOf(c)
-	if err != nil {
-		return templates.Confirmation{}, err
-	}
-	v, err := containerVersionOf(c, ct)
+	ct, v, err := h.containerVersionOf(c)
 	if err != nil {
 		return templates.Confirmation{}, err
 	}

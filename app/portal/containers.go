@@ -217,17 +217,22 @@ func (h *ContainerHandlers) containerOf(c *fiber.Ctx) (*containers.Container, er
 	return h.Containers.FindContainer(c.UserContext(), me.ProviderID, id)
 }
 
-// versionOf picks the version named in the path.
-func containerVersionOf(c *fiber.Ctx, ct *containers.Container) (*containers.Version, error) {
+// containerVersionOf loads the caller's container from the path and picks
+// the version the path names.
+func (h *ContainerHandlers) containerVersionOf(c *fiber.Ctx) (*containers.Container, *containers.Version, error) {
+	ct, err := h.containerOf(c)
+	if err != nil {
+		return nil, nil, err
+	}
 	n, err := strconv.Atoi(c.Params("version"))
 	if err == nil {
 		for i := range ct.Versions {
 			if ct.Versions[i].Version == n {
-				return &ct.Versions[i], nil
+				return ct, &ct.Versions[i], nil
 			}
 		}
 	}
-	return nil, containers.ErrNotFound
+	return nil, nil, containers.ErrNotFound
 }
 
 type containerShowPage struct {
@@ -293,11 +298,7 @@ func (h *ContainerHandlers) createVersion(c *fiber.Ctx) error {
 }
 
 func (h *ContainerHandlers) editForm(c *fiber.Ctx) error {
-	ct, err := h.containerOf(c)
-	if err != nil {
-		return err
-	}
-	v, err := containerVersionOf(c, ct)
+	ct, v, err := h.containerVersionOf(c)
 	if err != nil {
 		return err
 	}
@@ -309,11 +310,7 @@ func (h *ContainerHandlers) editForm(c *fiber.Ctx) error {
 }
 
 func (h *ContainerHandlers) update(c *fiber.Ctx) error {
-	ct, err := h.containerOf(c)
-	if err != nil {
-		return err
-	}
-	v, err := containerVersionOf(c, ct)
+	ct, v, err := h.containerVersionOf(c)
 	if err != nil {
 		return err
 	}
@@ -332,11 +329,7 @@ func (h *ContainerHandlers) update(c *fiber.Ctx) error {
 
 // act is submit, deprecate, withdraw or discard of one version.
 func (h *ContainerHandlers) act(c *fiber.Ctx) error {
-	ct, err := h.containerOf(c)
-	if err != nil {
-		return err
-	}
-	v, err := containerVersionOf(c, ct)
+	ct, v, err := h.containerVersionOf(c)
 	if err != nil {
 		return err
 	}
