@@ -105,12 +105,9 @@ func (s *Service) BookTime(ctx context.Context, id int64, in NewTimeEntry) (*Tim
 	}
 	var out *TimeEntry
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		t, err := loadTicket(tx, vw, id, true)
+		t, err := loadOpenTicket(tx, vw, id)
 		if err != nil {
 			return err
-		}
-		if t.Merged() {
-			return errMerged(t)
 		}
 		e := &TimeEntry{TicketID: t.ID, AgentID: vw.p.Actor().ID, AgentLabel: vw.p.Actor().Name, Minutes: in.Minutes,
 			Billable: in.Billable, Note: in.Note, WorkedOn: worked, CreatedAt: now}
@@ -191,12 +188,9 @@ func (s *Service) SetBillable(ctx context.Context, id int64, billable bool, reas
 	now := s.now()
 	var out *Ticket
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		t, err := loadTicket(tx, vw, id, true)
+		t, err := loadOpenTicket(tx, vw, id)
 		if err != nil {
 			return err
-		}
-		if t.Merged() {
-			return errMerged(t)
 		}
 		out = t
 		if t.Billable == billable {

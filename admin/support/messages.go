@@ -220,12 +220,9 @@ func (s *Service) Reply(ctx context.Context, id int64, in NewMessage) (*Message,
 	now := s.now()
 	var out *Message
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		t, err := loadTicket(tx, vw, id, true)
+		t, err := loadOpenTicket(tx, vw, id)
 		if err != nil {
 			return err
-		}
-		if t.Merged() {
-			return errMerged(t)
 		}
 		var tr Transition
 		if vw.provider() {

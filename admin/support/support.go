@@ -309,6 +309,19 @@ func loadTicket(tx *gorm.DB, v viewer, id int64, lock bool) (*Ticket, error) {
 	return &t, nil
 }
 
+// loadOpenTicket is loadTicket with the row lock for a change that a ticket
+// merged into another refuses (the conversation continues there).
+func loadOpenTicket(tx *gorm.DB, v viewer, id int64) (*Ticket, error) {
+	t, err := loadTicket(tx, v, id, true)
+	if err != nil {
+		return nil, err
+	}
+	if t.Merged() {
+		return nil, errMerged(t)
+	}
+	return t, nil
+}
+
 // FindTicket returns a ticket the principal may see (404 otherwise).
 func (s *Service) FindTicket(ctx context.Context, id int64) (*Ticket, error) {
 	v, err := viewerOf(ctx)

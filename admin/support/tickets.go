@@ -415,12 +415,9 @@ func (s *Service) Classify(ctx context.Context, id int64, in Classification) (*T
 	now := s.now()
 	var out *Ticket
 	err = s.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		t, err := loadTicket(tx, vw, id, true)
+		t, err := loadOpenTicket(tx, vw, id)
 		if err != nil {
 			return err
-		}
-		if t.Merged() {
-			return errMerged(t)
 		}
 		var changes []Note
 		if t.Priority != in.Priority {
