@@ -191,3 +191,56 @@ func TestRecordfWritesAmountsAndDaysInTheReadersFormat(t *testing.T) {
 		t.Errorf("German: %q", got)
 	}
 }
+
+// A list of words of the product (errs.Terms) and a list of phrases
+// (errs.Phrasef) print as their English joined in the hashed summary and
+// read item by item in the reader's language; a stored list altered
+// outside the chain makes the page show the recorded English.
+func TestRecordfSaysListsItemByItem(t *testing.T) {
+	t.Parallel()
+	gdb := dbtest.New(t)
+	changes := []errs.Phrase{
+		errs.Phrasef("name %q -> %q", "Sam", "Sam B"),
+		errs.Phrasef("roles [%s] -> [%s]", errs.Terms(", ", "finance"), errs.Terms(", ", "auditor", "partner_manager")),
+	}
+	if err := audit.Recordf(ctx(), gdb, "staff_user.create", "staff_user", "9", "created %s (%s) with roles %s",
+		"sam@x", "Sam", errs.Terms(", ", "finance", "partner_manager")); err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.Recordf(ctx(), gdb, "staff_user.update", "staff_user", "9", "%s: %s", "sam@x", errs.ListOf("; ", changes)); err != nil {
+		t.Fatal(err)
+	}
+	if _, broken, err := audit.Verify(context.Background(), gdb); err != nil || broken != nil {
+		t.Fatalf("verify: %+v %v", broken, err)
+	}
+	entries, err := audit.ForObject(context.Background(), gdb, "staff_user", "9")
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("%v %v", entries, err)
+	}
+	created, updated := entries[0], entries[1]
+	for _, c := range []struct {
+		e      audit.Entry
+		en, de string
+	}{
+		{created, "created sam@x (Sam) with roles finance, partner_manager", "sam@x (Sam) angelegt mit den Rollen Finanzen, Partnermanager"},
+		{updated, `sam@x: name "Sam" -> "Sam B"; roles [finance] -> [auditor, partner_manager]`,
+			`sam@x: Name "Sam" -> "Sam B"; Rollen [Finanzen] -> [Prüfer, Partnermanager]`},
+	} {
+		if c.e.Summary != c.en || c.e.SummaryIn("en") != c.en {
+			t.Errorf("English: %q / %q, want %q", c.e.Summary, c.e.SummaryIn("en"), c.en)
+		}
+		if got := c.e.SummaryIn("de"); got != c.de {
+			t.Errorf("German: %q, want %q", got, c.de)
+		}
+	}
+	// An item of a list changed in the stored arguments (a role added, a
+	// phrase's argument swapped): the recorded English is shown.
+	created.SummaryArgs[2].Items[1].Text = "admin"
+	if got := created.SummaryIn("de"); got != created.Summary {
+		t.Errorf("an altered list must not be shown: %q", got)
+	}
+	updated.SummaryArgs[1].Items[1].Args[1].Items = append(updated.SummaryArgs[1].Items[1].Args[1].Items, audit.Arg{Text: "admin", Term: true})
+	if got := updated.SummaryIn("de"); got != updated.Summary {
+		t.Errorf("an altered phrase must not be shown: %q", got)
+	}
+}

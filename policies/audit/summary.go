@@ -4,6 +4,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/shopspring/decimal"
 
@@ -22,6 +23,13 @@ type Arg struct {
 	// day (errs.Day, YYYY-MM-DD): both written in the reader's format.
 	Amount string `json:"amount,omitempty"`
 	Day    bool   `json:"day,omitempty"`
+	// Items marks a list (errs.List): its items, each an Arg, joined by
+	// Sep; Text is empty, the list's English is its items' joined. An item
+	// with a Format is a phrase (errs.Phrase): its stored format and Args.
+	Items  Args   `json:"items,omitempty"`
+	Sep    string `json:"sep,omitempty"`
+	Format string `json:"f,omitempty"`
+	Args   Args   `json:"args,omitempty"`
 }
 
 // Args are a summary's arguments (audit_entries.summary_args, JSON).
@@ -50,18 +58,84 @@ var plainVerb = regexp.MustCompile(`%[dvs]`)
 func storedFormat(format string, args []any) (string, Args) {
 	out := make(Args, len(args))
 	for i, a := range args {
-		switch x := a.(type) {
-		case errs.Term:
-			out[i] = Arg{Text: string(x), Term: true}
-		case errs.Day:
-			out[i] = Arg{Text: x.String(), Day: true}
-		case interface{ Amount() decimal.Decimal }:
-			out[i] = Arg{Text: fmt.Sprint(a), Amount: x.Amount().String()}
-		default:
-			out[i] = Arg{Text: fmt.Sprint(a)}
-		}
+		out[i] = storedArg(a)
 	}
 	return plainVerb.ReplaceAllString(format, "%s"), out
+}
+
+// storedArg is one argument as stored (storedFormat).
+func storedArg(a any) Arg {
+	switch x := a.(type) {
+	case errs.Term:
+		return Arg{Text: string(x), Term: true}
+	case errs.Day:
+		return Arg{Text: x.String(), Day: true}
+	case errs.List:
+		items := make(Args, len(x.Items))
+		for i, it := range x.Items {
+			items[i] = storedArg(it)
+		}
+		return Arg{Items: items, Sep: x.Sep}
+	case errs.Phrase:
+		f, args := storedFormat(x.Format, x.Args)
+		return Arg{Format: f, Args: args}
+	case interface{ Amount() decimal.Decimal }:
+		return Arg{Text: fmt.Sprint(a), Amount: x.Amount().String()}
+	}
+	return Arg{Text: fmt.Sprint(a)}
+}
+
+// english is the text a stored argument printed as: a list's items joined,
+// a phrase's format filled in with its arguments' English.
+func (a Arg) english() string {
+	switch {
+	case a.Items != nil:
+		return a.Items.join(a.Sep, Arg.english)
+	case a.Format != "":
+		return fmt.Sprintf(a.Format, a.Args.each(Arg.english)...)
+	}
+	return a.Text
+}
+
+// in is the argument said in l: a word of the product translated, an
+// amount and a day in l's format, a list item by item, a phrase with the
+// translation of its format (its English when the catalogs lack it).
+func (a Arg) in(l i18n.Lang) string {
+	z := i18n.Locale{Lang: l}
+	switch {
+	case a.Items != nil:
+		return a.Items.join(a.Sep, func(it Arg) string { return it.in(l) })
+	case a.Format != "":
+		if !i18n.Has(l, a.Format) {
+			return a.english()
+		}
+		return i18n.Sprintf(l, a.Format, a.Args.each(func(it Arg) string { return it.in(l) })...)
+	case a.Term:
+		return i18n.T(l, a.Text)
+	case a.Amount != "":
+		if d, err := decimal.NewFromString(a.Amount); err == nil {
+			return z.Money(d)
+		}
+	case a.Day:
+		return z.Date(a.Text)
+	}
+	return a.Text
+}
+
+func (as Args) each(fn func(Arg) string) []any {
+	out := make([]any, len(as))
+	for i, a := range as {
+		out[i] = fn(a)
+	}
+	return out
+}
+
+func (as Args) join(sep string, fn func(Arg) string) string {
+	parts := make([]string, len(as))
+	for i, a := range as {
+		parts[i] = fn(a)
+	}
+	return strings.Join(parts, sep)
 }
 
 // SummaryIn is the entry's summary in lang: the translation of its format
@@ -77,24 +151,9 @@ func (e Entry) SummaryIn(lang string) string {
 		}
 		return e.Summary
 	}
-	en := make([]any, len(e.SummaryArgs))
-	said := make([]any, len(e.SummaryArgs))
-	z := i18n.Locale{Lang: l}
-	for i, a := range e.SummaryArgs {
-		en[i], said[i] = a.Text, a.Text
-		switch {
-		case a.Term:
-			said[i] = i18n.T(l, a.Text)
-		case a.Amount != "":
-			if d, err := decimal.NewFromString(a.Amount); err == nil {
-				said[i] = z.Money(d)
-			}
-		case a.Day:
-			said[i] = z.Date(a.Text)
-		}
-	}
+	en := e.SummaryArgs.each(Arg.english)
 	if fmt.Sprintf(e.SummaryFormat, en...) != e.Summary || !i18n.Has(l, e.SummaryFormat) {
 		return e.Summary
 	}
-	return i18n.Sprintf(l, e.SummaryFormat, said...)
+	return i18n.Sprintf(l, e.SummaryFormat, e.SummaryArgs.each(func(a Arg) string { return a.in(l) })...)
 }
