@@ -505,7 +505,7 @@ func transitionConflict(t Transition, from Status) error {
 		return errs.New(errs.Conflict, "transition_not_allowed", "the provider is already %s", errs.Term(from.Label()))
 	}
 	return errs.New(errs.Conflict, "transition_not_allowed",
-		"cannot %s a provider that is %s (only from: %s)", errs.Term(strings.ReplaceAll(string(t.Action), "_", " ")), errs.Term(from.Label()), errs.Term(strings.Join(allowed, ", ")))
+		"cannot %s a provider that is %s (only from: %s)", errs.Term(strings.ReplaceAll(string(t.Action), "_", " ")), errs.Term(from.Label()), errs.Terms(", ", allowed...))
 }
 
 // notifyTransition queues the e-mail that tells the provider (or, for an

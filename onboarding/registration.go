@@ -267,7 +267,7 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 	p := &Provider{LegalName: r.LegalName, LegalForm: r.LegalForm, Street: r.Street, PostalCode: r.PostalCode, City: r.City,
 		Country: r.Country, VATID: vatID, RegisterNumber: r.RegisterNumber, ContactName: r.ContactName,
 		ContactEmail: r.ContactEmail, ContactPhone: r.ContactPhone, BillingEmail: r.BillingEmail,
-		IntendedServices: r.IntendedServices, Status: StatusSubmitted, ReviewFlags: strings.Join(flags, "\n"),
+		IntendedServices: r.IntendedServices, Status: StatusSubmitted, ReviewFlags: errs.ListOf("\n", flags).String(),
 		TermsVersion: terms.Version, TermsAcceptedAt: now, TermsClientAddr: clean(r.ClientAddr, 100),
 		SubmittedAt: now, WaitingSince: now, CreatedAt: now, UpdatedAt: now}
 	out := &Registered{Provider: p}
@@ -311,10 +311,10 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 		out.Admin = admin
 		item := audit.ItemOf("provider.submit", "provider", fmt.Sprint(p.ID),
 			"%s (%s, %s) applied; admin %s; %d document(s)", p.LegalName, p.Country, p.VATID, admin.Email, len(docs))
-		if len(flags) > 0 { // the flags are one argument, as they read in English
+		if len(flags) > 0 { // the flags are one argument, a list said flag by flag
 			item = audit.ItemOf("provider.submit", "provider", fmt.Sprint(p.ID),
 				"%s (%s, %s) applied; admin %s; %d document(s); flagged: %s", p.LegalName, p.Country, p.VATID, admin.Email, len(docs),
-				strings.Join(flags, "; "))
+				errs.ListOf("; ", flags))
 		}
 		if err := audit.RecordMany(ctx, tx, []audit.Item{item}); err != nil {
 			return err
@@ -350,7 +350,7 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 // provider user) or VAT ID (a provider registered or under review), and the
 // review flags for VAT IDs of providers that were rejected or terminated
 // (who may apply again).
-func (s *Service) knownApplicant(db *gorm.DB, email, vatID string) ([]knownAddress, []string, error) {
+func (s *Service) knownApplicant(db *gorm.DB, email, vatID string) ([]knownAddress, []errs.Phrase, error) {
 	var known []knownAddress
 	var users []ProviderUser
 	if err := db.Where("lower(email) = ?", email).Limit(1).Find(&users).Error; err != nil {
@@ -359,7 +359,7 @@ func (s *Service) knownApplicant(db *gorm.DB, email, vatID string) ([]knownAddre
 	for _, u := range users {
 		known = append(known, knownAddress{email: u.Email, providerID: u.ProviderID, byEmail: true})
 	}
-	var flags []string
+	var flags []errs.Phrase
 	if vatID != "" {
 		var dups []Provider
 		if err := db.Where("vat_id = ?", vatID).Order("id").Find(&dups).Error; err != nil {
@@ -370,7 +370,7 @@ func (s *Service) knownApplicant(db *gorm.DB, email, vatID string) ([]knownAddre
 				known = append(known, knownAddress{email: d.ContactEmail, providerID: d.ID})
 				continue
 			}
-			flags = append(flags, fmt.Sprintf("Same VAT ID as %s (#%d, %s)", d.LegalName, d.ID, d.Status.Label()))
+			flags = append(flags, errs.Phrasef("Same VAT ID as %s (#%d, %s)", d.LegalName, d.ID, errs.Term(d.Status.Label())))
 		}
 	}
 	return known, flags, nil
@@ -521,17 +521,17 @@ func Similarity(a, b string) float64 {
 }
 
 // similarNames lists providers in the same country whose name resembles name.
-func (s *Service) similarNames(ctx context.Context, country, name string) ([]string, error) {
+func (s *Service) similarNames(ctx context.Context, country, name string) ([]errs.Phrase, error) {
 	var rows []Provider
 	err := s.DB.WithContext(ctx).Select("id, legal_name, status").Where("country = ? AND status <> ?", country, StatusTerminated).
 		Order("id").Limit(5000).Find(&rows).Error
 	if err != nil {
 		return nil, errs.Wrap(err, "similar names")
 	}
-	var out []string
+	var out []errs.Phrase
 	for _, r := range rows {
 		if Similarity(name, r.LegalName) >= 0.6 {
-			out = append(out, fmt.Sprintf("Similar name in %s: %s (#%d, %s)", country, r.LegalName, r.ID, r.Status.Label()))
+			out = append(out, errs.Phrasef("Similar name in %s: %s (#%d, %s)", country, r.LegalName, r.ID, errs.Term(r.Status.Label())))
 		}
 	}
 	return out, nil

@@ -96,7 +96,7 @@ func (s *Service) SignInExternal(ctx context.Context, in ExternalSignIn) (*User,
 	if conflicts := policies.Conflicts(roles); len(conflicts) > 0 {
 		p := conflicts[0]
 		if err := audit.Recordf(ctx, s.DB.WithContext(ctx), "staff_user.roles_refused", "staff_user", "",
-			"refused (%s): sign-in of %s (subject %s) with groups %s mapping to roles [%s]", policies.CodeIncompatibleRoles, email, in.Subject, groups, strings.Join(roles, ", ")); err != nil {
+			"refused (%s): sign-in of %s (subject %s) with groups %s mapping to roles [%s]", policies.CodeIncompatibleRoles, email, in.Subject, groups, errs.Terms(", ", roles...)); err != nil {
 			return nil, err
 		}
 		return nil, errs.New(errs.Forbidden, policies.CodeIncompatibleRoles,
@@ -163,7 +163,7 @@ func (s *Service) SignInExternal(ctx context.Context, in ExternalSignIn) (*User,
 			out = &u
 			return audit.Recordf(ctx, tx, "staff_user.create", "staff_user", fmt.Sprint(u.ID),
 				"created %s (%s) at the first sign-in through %s (subject %s) with roles %s from groups %s",
-				u.Email, u.Name, in.Issuer, in.Subject, strings.Join(roles, ", "), groups)
+				u.Email, u.Name, in.Issuer, in.Subject, errs.Terms(", ", roles...), groups)
 		}
 		var cur []string
 		if err := tx.Model(&userRole{}).Where("user_id = ?", u.ID).Order("role").Pluck("role", &cur).Error; err != nil {
@@ -174,9 +174,9 @@ func (s *Service) SignInExternal(ctx context.Context, in ExternalSignIn) (*User,
 			return audit.Recordf(ctx, tx, "staff_user.sign_in_refused", "staff_user", fmt.Sprint(u.ID),
 				"refused (%s): %s (subject %s) through %s: the account is deactivated", ErrDeactivated.Code, email, in.Subject, in.Issuer)
 		}
-		var changes []string
+		var changes []errs.Phrase
 		if !slices.Equal(cur, roles) {
-			changes = append(changes, fmt.Sprintf("roles [%s] -> [%s] from groups %s", strings.Join(cur, ", "), strings.Join(roles, ", "), groups))
+			changes = append(changes, errs.Phrasef("roles [%s] -> [%s] from groups %s", errs.Terms(", ", cur...), errs.Terms(", ", roles...), groups))
 			if err := setRoles(tx, u.ID, roles); err != nil {
 				return err
 			}
@@ -189,7 +189,7 @@ func (s *Service) SignInExternal(ctx context.Context, in ExternalSignIn) (*User,
 		}
 		upd := map[string]any{"last_login_at": time.Now().UTC()}
 		if name != "" && name != u.Name {
-			changes = append(changes, fmt.Sprintf("name %q -> %q", u.Name, name))
+			changes = append(changes, errs.Phrasef("name %q -> %q", u.Name, name))
 			upd["name"] = name
 		}
 		if err := tx.Model(&User{}).Where("id = ?", u.ID).Updates(upd).Error; err != nil {
@@ -198,11 +198,11 @@ func (s *Service) SignInExternal(ctx context.Context, in ExternalSignIn) (*User,
 		if len(roles) == 0 {
 			refusal = ErrNoMappedRole
 			return audit.Recordf(ctx, tx, "staff_user.sign_in_refused", "staff_user", fmt.Sprint(u.ID),
-				"refused (%s): %s (subject %s) through %s: groups %s give no cardata role; %s", ErrNoMappedRole.Code, email, in.Subject, in.Issuer, groups, strings.Join(changes, "; "))
+				"refused (%s): %s (subject %s) through %s: groups %s give no cardata role; %s", ErrNoMappedRole.Code, email, in.Subject, in.Issuer, groups, errs.ListOf("; ", changes))
 		}
 		if len(changes) > 0 {
 			if err := audit.Recordf(ctx, tx, "staff_user.update", "staff_user", fmt.Sprint(u.ID),
-				"%s at sign-in through %s: %s", u.Email, in.Issuer, strings.Join(changes, "; ")); err != nil {
+				"%s at sign-in through %s: %s", u.Email, in.Issuer, errs.ListOf("; ", changes)); err != nil {
 				return err
 			}
 		}

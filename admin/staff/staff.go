@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -144,7 +145,7 @@ func (s *Service) Create(ctx context.Context, in NewUser) (*User, error) {
 			return err
 		}
 		return audit.Recordf(ctx, tx, "staff_user.create", "staff_user", fmt.Sprint(u.ID),
-			"created %s (%s) with roles %s", u.Email, u.Name, strings.Join(roles, ", "))
+			"created %s (%s) with roles %s", u.Email, u.Name, errs.Terms(", ", roles...))
 	})
 	if err != nil {
 		return nil, err
@@ -309,15 +310,15 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, in Update) (*User, e
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	var changes []string
+	var changes []errs.Phrase
 	if in.Name != u.Name {
-		changes = append(changes, fmt.Sprintf("name %q -> %q", u.Name, in.Name))
+		changes = append(changes, errs.Phrasef("name %q -> %q", u.Name, in.Name))
 	}
 	if strings.Join(roles, ",") != strings.Join(u.Roles, ",") {
-		changes = append(changes, fmt.Sprintf("roles [%s] -> [%s]", strings.Join(u.Roles, ", "), strings.Join(roles, ", ")))
+		changes = append(changes, errs.Phrasef("roles [%s] -> [%s]", errs.Terms(", ", u.Roles...), errs.Terms(", ", roles...)))
 	}
 	if in.Active != u.Active {
-		changes = append(changes, fmt.Sprintf("active %t -> %t", u.Active, in.Active))
+		changes = append(changes, errs.Phrasef("active %s -> %s", errs.Term(strconv.FormatBool(u.Active)), errs.Term(strconv.FormatBool(in.Active))))
 	}
 	if len(changes) == 0 {
 		return u, nil
@@ -352,7 +353,7 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, in Update) (*User, e
 			}
 		}
 		return audit.Recordf(ctx, tx, "staff_user.update", "staff_user", fmt.Sprint(id),
-			"%s: %s", u.Email, strings.Join(changes, "; "))
+			"%s: %s", u.Email, errs.ListOf("; ", changes))
 	})
 	if errs.Is(err, policies.CodeSelfGrant) || errs.Is(err, policies.CodeIncompatibleRoles) {
 		return nil, s.refuseRoles(ctx, fmt.Sprint(id), u.Email, locked, roles, err, errs.As(err).Fields)
@@ -370,10 +371,10 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, in Update) (*User, e
 func (s *Service) refuseRoles(ctx context.Context, objectID, email string, oldRoles, newRoles []string, sod error, fields []errs.FieldError) error {
 	e := errs.As(sod)
 	item := audit.ItemOf("staff_user.roles_refused", "staff_user", objectID,
-		"refused (%s): %s roles [%s] -> [%s]", e.Code, email, strings.Join(oldRoles, ", "), strings.Join(newRoles, ", "))
+		"refused (%s): %s roles [%s] -> [%s]", e.Code, email, errs.Terms(", ", oldRoles...), errs.Terms(", ", newRoles...))
 	if objectID == "" {
 		item = audit.ItemOf("staff_user.roles_refused", "staff_user", objectID,
-			"refused (%s): create %s with roles [%s]", e.Code, email, strings.Join(newRoles, ", "))
+			"refused (%s): create %s with roles [%s]", e.Code, email, errs.Terms(", ", newRoles...))
 	}
 	if err := audit.RecordMany(ctx, s.DB.WithContext(ctx), []audit.Item{item}); err != nil {
 		return err

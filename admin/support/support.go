@@ -462,7 +462,7 @@ func validEnum[T ~string](v *errs.Validation, field string, val T, all []T, what
 		for i, a := range all {
 			names[i] = string(a)
 		}
-		v.Add(field, field+"_invalid", "choose a %s (%s)", errs.Term(what), strings.Join(names, ", "))
+		v.Add(field, field+"_invalid", "choose a %s (%s)", errs.Term(what), errs.Terms(", ", names...))
 	}
 }
 
