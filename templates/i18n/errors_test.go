@@ -212,6 +212,10 @@ func auditFormats(t *testing.T, dir string) map[string]string {
 		if !ok {
 			return
 		}
+		if id, ok := sel.X.(*ast.Ident); ok && id.Name == "errs" {
+			listItems(fset, x, sel.Sel.Name, plain, out)
+			return
+		}
 		idx := map[string]int{"Recordf": 5, "ItemOf": 3, "Record": 5}[sel.Sel.Name]
 		if id, ok := sel.X.(*ast.Ident); !ok || id.Name != "audit" || idx == 0 || len(x.Args) <= idx {
 			return
@@ -235,7 +239,32 @@ func auditFormats(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-// Every audit summary written with audit.Recordf has its stored format in
+// listItems adds to out the items of a list in a message that the code
+// writes out (errs.List): the format of an errs.Phrasef as it is stored
+// (%d and %v as %s), and the words given to errs.Terms as literals. Words
+// that come from data (a staff user's roles) are checked where their
+// vocabulary is (policies: TestStaffRolesAreInBothLanguages).
+func listItems(fset *token.FileSet, x *ast.CallExpr, fn string, plain *regexp.Regexp, out map[string]string) {
+	var lits []ast.Expr
+	switch fn {
+	case "Phrasef":
+		lits = x.Args[:min(1, len(x.Args))]
+	case "Terms":
+		if len(x.Args) > 1 {
+			lits = x.Args[1:]
+		}
+	}
+	for _, a := range lits {
+		if bl, ok := a.(*ast.BasicLit); ok && bl.Kind == token.STRING {
+			if s, err := strconv.Unquote(bl.Value); err == nil {
+				out[plain.ReplaceAllString(s, "%s")] = fset.Position(bl.Pos()).String()
+			}
+		}
+	}
+}
+
+// Every audit summary written with audit.Recordf (and every item of a list
+// in one that the code writes out: listItems) has its stored format in
 // both languages' audit catalogs (audit-<name>.<lang>.toml switches the
 // check on for the folders of errorAreas[name]).
 func TestAuditSummariesAreInBothLanguages(t *testing.T) {
