@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"cardata/app/providerapi"
@@ -75,10 +74,9 @@ func (s *Services) outboxPurgeJob() jobs.Job {
 	if keep <= 0 {
 		keep = 90 * 24 * time.Hour
 	}
+	desc, args := outboxPurgeDescription(keep)
 	return jobs.Job{Name: "outbox.purge", Title: "E-mail outbox clean-up", Spec: "50 3 * * *", CatchUp: 24 * time.Hour,
-		Timeout: 30 * time.Minute,
-		Description: fmt.Sprintf("Deletes e-mails sent (or kept locally) more than %s ago (OUTBOX_RETENTION); "+
-			"pending and failed e-mails are kept.", retentionWords(keep)),
+		Timeout: 30 * time.Minute, Description: desc, DescriptionArgs: args,
 		Run: func(ctx context.Context, r *jobs.Run) error {
 			n, err := jobs.PurgeSentEmails(ctx, s.DB, time.Now().Add(-keep), 1000)
 			r.Set("emails_deleted", n)
@@ -86,15 +84,17 @@ func (s *Services) outboxPurgeJob() jobs.Job {
 		}}
 }
 
-// retentionWords is a retention period in days when it is whole days.
-func retentionWords(d time.Duration) string {
-	if d%(24*time.Hour) == 0 {
-		if n := int(d / (24 * time.Hour)); n != 1 {
-			return fmt.Sprintf("%d days", n)
-		}
-		return "1 day"
+// outboxPurgeDescription is the outbox clean-up's description for a
+// retention of keep: a catalog id (messages.*.toml) and its parameters,
+// whole days as Count (one day, n days), any other period as Period
+// (Go's "36h0m0s").
+func outboxPurgeDescription(keep time.Duration) (string, []any) {
+	if keep%(24*time.Hour) == 0 {
+		return "Deletes e-mails sent (or kept locally) more than {{.Count}} days ago (OUTBOX_RETENTION); pending and failed e-mails are kept.",
+			[]any{"Count", int(keep / (24 * time.Hour))}
 	}
-	return d.String()
+	return "Deletes e-mails sent (or kept locally) more than {{.Period}} ago (OUTBOX_RETENTION); pending and failed e-mails are kept.",
+		[]any{"Period", keep.String()}
 }
 
 // auditAdmins are the active administrators, e-mailed when the audit

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"cardata/policies"
+	"cardata/templates/i18n"
 )
 
 // Trigger says what started a run.
@@ -37,8 +38,12 @@ type Job struct {
 	Name string
 	// Title is the human name shown in the admin UI.
 	Title string
-	// Description says what a run does, in one or two sentences.
-	Description string
+	// Description says what a run does, in one or two sentences: the
+	// English text, the id of its translation in the catalogs, with
+	// DescriptionArgs as its parameters (name, value pairs; "Count" picks
+	// the plural) when it has any. DescriptionIn says it.
+	Description     string
+	DescriptionArgs []any
 	// Spec is a cron expression interpreted in the scheduler's zone
 	// (Europe/Berlin): five fields, or six with leading seconds, or
 	// @hourly/@daily/@weekly/@monthly. Empty means the job only runs on demand.
@@ -58,6 +63,13 @@ type Job struct {
 	// committing in small idempotent batches so the next run resumes.
 	// It reports progress and figures through r.
 	Run func(ctx context.Context, r *Run) error
+}
+
+// DescriptionIn is the job's description in lang (the language's code, as
+// a page's lang gives it), with its parameters filled in.
+func (j Job) DescriptionIn(lang string) string {
+	l, _ := i18n.Parse(lang)
+	return i18n.T(l, j.Description, j.DescriptionArgs...)
 }
 
 // CanRun reports whether p may start j by hand: the system (CLI) and

@@ -59,7 +59,10 @@ func TestGermanErrorPagesAndJobLabels(t *testing.T) {
 	res = admin.Get("/admin/jobs/invoice.monthly_run")
 	want("German monthly run", res.Body, "Monatlicher Rechnungslauf", "monatlich am 1. um 03:00", "<dd>6h</dd>")
 	res = admin.Get("/admin/jobs")
-	want("German job list", res.Body, "täglich um 04:40", "Prüfung der Audit-Kette")
+	want("German job list", res.Body, "täglich um 04:40", "Prüfung der Audit-Kette",
+		"Löscht E-Mails, die vor mehr als 90 Tagen gesendet (oder lokal abgelegt) wurden")
+	res = admin.Get("/admin/jobs/outbox.purge")
+	want("German outbox clean-up", res.Body, "<p>Löscht E-Mails, die vor mehr als 90 Tagen gesendet (oder lokal abgelegt) wurden (OUTBOX_RETENTION)")
 	res = admin.Get("/admin/outbox?q=staff.welcome")
 	want("German outbox", res.Body, `<option value="sent">versendet</option>`, `<option value="pending">ausstehend</option>`,
 		"Begrüßung eines neuen Mitarbeiters <code>staff.welcome</code>")
@@ -68,4 +71,6 @@ func TestGermanErrorPagesAndJobLabels(t *testing.T) {
 	admin.SetCookie("cardata_lang", "en")
 	res = admin.Get("/admin/jobs/sessions.purge")
 	want("English job page", res.Body, "<h1>Session clean-up</h1>", "every 15 minutes", `title="succeeded">succeeded<`, `title="cli">command line<`)
+	res = admin.Get("/admin/jobs/outbox.purge")
+	want("English outbox clean-up", res.Body, "<p>Deletes e-mails sent (or kept locally) more than 90 days ago (OUTBOX_RETENTION); pending and failed e-mails are kept.</p>")
 }
