@@ -2,11 +2,13 @@ package support_test
 
 import (
 	"io/fs"
+	"strconv"
 	"strings"
 	"testing"
 
 	"cardata/admin/support"
 	"cardata/app/db"
+	"cardata/policies/audit"
 	"cardata/templates/i18n"
 )
 
@@ -123,6 +125,30 @@ func TestEventNotesAreMessagesInBothLanguages(t *testing.T) {
 	}
 	if !sla || !billing {
 		t.Errorf("SLA note %v, billing note %v: %v", sla, billing, seen)
+	}
+	// The audit entry of the classification lists the changes as the
+	// history says them, in English as hashed and change by change in German.
+	entries, err := audit.ForObject(f.sys, f.db, "support_ticket", strconv.FormatInt(surv.ID, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	classified := false
+	for _, e := range entries {
+		if e.Action != "support_ticket.classify" {
+			continue
+		}
+		classified = true
+		en := surv.Number() + `: priority P2 → P1, category API and data → Data quality, subject "Webhooks stopped"`
+		de := surv.Number() + ": Priorität P2 → P1, Kategorie API und Daten → Datenqualität, Betreff „Webhooks stopped“"
+		if e.Summary != en || e.SummaryIn("en") != en {
+			t.Errorf("classify in English: %q / %q, want %q", e.Summary, e.SummaryIn("en"), en)
+		}
+		if got := e.SummaryIn("de"); got != de {
+			t.Errorf("classify in German: %q, want %q", got, de)
+		}
+	}
+	if !classified {
+		t.Error("no audit entry for the classification")
 	}
 }
 

@@ -419,13 +419,18 @@ func (s *Service) Classify(ctx context.Context, id int64, in Classification) (*T
 		if err != nil {
 			return err
 		}
+		// each change as a note of the ticket's history and as a phrase of
+		// the audit summary's list
 		var changes []Note
+		var said []errs.Phrase
 		if t.Priority != in.Priority {
 			changes = append(changes, noteOf("priority {{.From}} → {{.To}}", "From", string(t.Priority), "To", string(in.Priority)))
+			said = append(said, errs.Phrasef("priority %s → %s", t.Priority, in.Priority))
 			t.Priority = in.Priority
 		}
 		if t.Category != in.Category {
 			changes = append(changes, noteOf("category {{.From}} → {{.To}}", "From", term(t.Category.Label()), "To", term(in.Category.Label())))
+			said = append(said, errs.Phrasef("category %s → %s", errs.Term(t.Category.Label()), errs.Term(in.Category.Label())))
 			t.Category = in.Category
 			if t.BillableSource == "rule" && t.CaseBilledAt == nil {
 				t.Billable = BillableByRule(t.Category)
@@ -433,6 +438,7 @@ func (s *Service) Classify(ctx context.Context, id int64, in Classification) (*T
 		}
 		if t.Subject != in.Subject {
 			changes = append(changes, noteOf("subject \"{{.Subject}}\"", "Subject", in.Subject))
+			said = append(said, errs.Phrasef("subject \"%s\"", in.Subject))
 			t.Subject = in.Subject
 		}
 		if len(changes) == 0 {
@@ -444,16 +450,14 @@ func (s *Service) Classify(ctx context.Context, id int64, in Classification) (*T
 			return err
 		}
 		// one event per change, so each says itself in the reader's language
-		said := make([]string, len(changes))
-		for i, n := range changes {
+		for _, n := range changes {
 			if err := addEvent(tx, vw.p.Actor(), t.ID, "classify", "", "", n, false, now); err != nil {
 				return err
 			}
-			said[i] = n.English()
 		}
 		out = t
-		// the changes, said in English, are one argument
-		return audit.Recordf(ctx, tx, "support_ticket.classify", "support_ticket", ticketRef(t.ID), "%s: %s", t.Number(), strings.Join(said, ", "))
+		// the changes are one argument, a list said change by change
+		return audit.Recordf(ctx, tx, "support_ticket.classify", "support_ticket", ticketRef(t.ID), "%s: %s", t.Number(), errs.ListOf(", ", said))
 	})
 	return out, err
 }
