@@ -244,3 +244,25 @@ func TestRecordfSaysListsItemByItem(t *testing.T) {
 		t.Errorf("an altered phrase must not be shown: %q", got)
 	}
 }
+
+// An entry written before lists were marked (the joined list a plain
+// argument) reads as it did: the German sentence with the list as recorded.
+func TestEntriesWithAPlainListReadAsRecorded(t *testing.T) {
+	t.Parallel()
+	gdb := dbtest.New(t)
+	if err := audit.Recordf(ctx(), gdb, "staff_user.create", "staff_user", "9", "created %s (%s) with roles %s",
+		"sam@x", "Sam", strings.Join([]string{"finance", "partner_manager"}, ", ")); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := audit.ForObject(context.Background(), gdb, "staff_user", "9")
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("%v %v", entries, err)
+	}
+	e := entries[0]
+	if e.Summary != "created sam@x (Sam) with roles finance, partner_manager" || e.SummaryIn("en") != e.Summary {
+		t.Errorf("English: %q / %q", e.Summary, e.SummaryIn("en"))
+	}
+	if got := e.SummaryIn("de"); got != "sam@x (Sam) angelegt mit den Rollen finance, partner_manager" {
+		t.Errorf("German: %q", got)
+	}
+}
