@@ -3,11 +3,13 @@ package onboarding_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"cardata/onboarding"
+	"cardata/policies/audit"
 	"cardata/policies/errs"
 )
 
@@ -202,6 +204,22 @@ func TestDuplicateVATOrEmailNoticedAndSimilarNamesFlagged(t *testing.T) {
 	again := f.mustRegister(t, "Alpen Versicherung AG", "AT", "ATU13585627")
 	if !strings.Contains(again.Provider.ReviewFlags, "Same VAT ID") {
 		t.Fatalf("re-application not flagged: %q", again.Provider.ReviewFlags)
+	}
+	// The audit entry lists the flags as the review sees them in English,
+	// and flag by flag in German (the earlier provider's state too).
+	entries, err := audit.ForObject(f.ctx, f.svc.DB, "provider", fmt.Sprint(again.Provider.ID))
+	if err != nil || len(entries) == 0 || entries[0].Action != "provider.submit" {
+		t.Fatalf("audit: %v %v", entries, err)
+	}
+	e := entries[0]
+	flags := strings.ReplaceAll(again.Provider.ReviewFlags, "\n", "; ")
+	if !strings.HasSuffix(e.Summary, "; flagged: "+flags) {
+		t.Errorf("English: %q, want the flags %q", e.Summary, flags)
+	}
+	de := e.SummaryIn("de")
+	if want := fmt.Sprintf("; Hinweise: Gleiche USt-IdNr. wie Alpen Versicherung AG (#%d, abgelehnt)", first.Provider.ID); !strings.Contains(de, want) ||
+		strings.Contains(de, "Same VAT ID") {
+		t.Errorf("German: %q, want %q", de, want)
 	}
 }
 
