@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -28,5 +29,18 @@ func TestTranslatorFormatsDaysAmountsAndTerms(t *testing.T) {
 	}
 	if got := e.Text(Translator(i18n.EN)); got != "Invoice: €1,234.50 on 2026-12-05" {
 		t.Errorf("English page: %q", got)
+	}
+}
+
+// A list in a message (errs.Terms) is its English join in the API's
+// message and reads word by word on a German page.
+func TestTranslatorSaysAListWordByWord(t *testing.T) {
+	e := errs.New(errs.Conflict, "transition_not_allowed", "cannot %s a provider that is %s (only from: %s)",
+		errs.Term("approve"), errs.Term("active"), errs.Terms(", ", "submitted", "in review"))
+	if e.Message != "cannot approve a provider that is active (only from: submitted, in review)" {
+		t.Errorf("English message: %q", e.Message)
+	}
+	if got := e.Text(Translator(i18n.DE)); !strings.HasSuffix(got, "(nur aus: eingereicht, in Prüfung)") {
+		t.Errorf("German: %q", got)
 	}
 }
