@@ -9,13 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
-// Browser starts a fresh headless Chromium for one user of a test and
-// returns its context, bounded by BrowserPatience. Without Chromium the
-// test is skipped, except with CI=true, where that is a failure (`make
-// test` installs it).
+// Browser gives one user of a test a browser of their own and returns its
+// context, bounded by BrowserPatience: a new browser context (its own
+// cookies, storage and cache, like a fresh profile) and tab in the headless
+// Chromium this test binary shares, started at the first call (CloseBrowser
+// ends it). Without Chromium the test is skipped, except with CI=true, where
+// that is a failure (`make test` installs it).
 func Browser(t testing.TB) context.Context {
 	t.Helper()
 	path := os.Getenv("CHROMIUM")
@@ -34,12 +38,88 @@ func Browser(t testing.TB) context.Context {
 		t.Skip("Chromium not installed; run `make test` to install it")
 	}
 	browserSlot(t)
-	// Not t.TempDir: Chromium's helper processes may still write to the
-	// profile for a moment after the browser exits, and a failed RemoveAll
-	// would fail the test. The directory is removed on a best-effort basis.
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		var bctx context.Context
+		if bctx, err = chromium.get(path); err != nil {
+			continue
+		}
+		var ctx context.Context
+		if ctx, err = newUser(t, bctx); err != nil {
+			// The shared browser may have died: start another one.
+			chromium.stop(bctx)
+			continue
+		}
+		return ctx
+	}
+	t.Fatalf("start chromium: %v", err)
+	return nil
+}
+
+// newUser opens a tab in a new browser context of the browser behind bctx,
+// both closed when t ends. The tab is a window of its own (newWindow):
+// Chromium opens no tab in a browser context that has no window yet.
+func newUser(t testing.TB, bctx context.Context) (context.Context, error) {
+	start, cancelStart := context.WithTimeout(bctx, BrowserPatience)
+	defer cancelStart()
+	exec := cdp.WithExecutor(start, chromedp.FromContext(bctx).Browser)
+	id, err := target.CreateBrowserContext().Do(exec)
+	if err != nil {
+		return nil, err
+	}
+	dispose := func() {
+		end, cancel := context.WithTimeout(bctx, BrowserPatience)
+		defer cancel()
+		_ = target.DisposeBrowserContext(id).Do(cdp.WithExecutor(end, chromedp.FromContext(bctx).Browser))
+	}
+	tab, err := target.CreateTarget("about:blank").WithBrowserContextID(id).WithNewWindow(true).Do(exec)
+	if err != nil {
+		dispose()
+		return nil, err
+	}
+	ctx, cancelCtx := chromedp.NewContext(bctx, chromedp.WithTargetID(tab))
+	ctx, cancelTimeout := context.WithTimeout(ctx, BrowserPatience)
+	if err := chromedp.Run(ctx); err != nil {
+		cancelTimeout()
+		cancelCtx()
+		dispose()
+		return nil, err
+	}
+	chromedp.FromContext(ctx).BrowserContextID = id // for calls that name it (browser.SetPermission)
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelCtx() // closes the tab
+		dispose()   // and forgets the user's cookies and storage
+	})
+	return ctx, nil
+}
+
+// chromium is the headless browser the tests of one binary share: a start
+// costs seconds of CPU on a small machine, a new browser context almost
+// nothing.
+var chromium sharedBrowser
+
+type sharedBrowser struct {
+	mu     sync.Mutex
+	ctx    context.Context // the browser's first tab
+	cancel func()
+	dir    string
+}
+
+// get returns the running browser's context, starting the browser first
+// when there is none.
+func (b *sharedBrowser) get(path string) (context.Context, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ctx != nil && b.ctx.Err() == nil {
+		return b.ctx, nil
+	}
+	b.closeLocked()
+	// Not t.TempDir: the browser outlives every test, and Chromium's helper
+	// processes may still write to the profile for a moment after it exits.
 	dir, err := os.MkdirTemp("", "cardata-chromium-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
@@ -53,19 +133,51 @@ func Browser(t testing.TB) context.Context {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, BrowserPatience)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
-		for i := 0; i < 10 && os.RemoveAll(dir) != nil; i++ {
+	b.ctx, b.dir = ctx, dir
+	b.cancel = func() { cancelCtx(); cancelAlloc() }
+	start, cancelStart := context.WithTimeout(context.Background(), BrowserPatience)
+	defer cancelStart()
+	errc := make(chan error, 1)
+	go func() { errc <- chromedp.Run(ctx) }()
+	select {
+	case err = <-errc:
+	case <-start.Done():
+		err = fmt.Errorf("chromium did not start within %s", BrowserPatience)
+	}
+	if err != nil {
+		b.closeLocked()
+		return nil, err
+	}
+	return ctx, nil
+}
+
+// stop ends the browser behind ctx if it is still the shared one.
+func (b *sharedBrowser) stop(ctx context.Context) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ctx == ctx {
+		b.closeLocked()
+	}
+}
+
+func (b *sharedBrowser) closeLocked() {
+	if b.cancel != nil {
+		b.cancel()
+	}
+	if b.dir != "" {
+		for i := 0; i < 10 && os.RemoveAll(b.dir) != nil; i++ {
 			time.Sleep(100 * time.Millisecond)
 		}
-	})
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
 	}
-	return ctx
+	b.ctx, b.cancel, b.dir = nil, nil, ""
+}
+
+// CloseBrowser ends the shared browser (a test binary's TestMain calls it
+// after the tests; without it the browser dies with the test process).
+func CloseBrowser() {
+	chromium.mu.Lock()
+	defer chromium.mu.Unlock()
+	chromium.closeLocked()
 }
 
 // BrowserPatience bounds one browser's work. It only catches a hang: the

@@ -174,9 +174,10 @@ func TestBrowserDeveloperPage(t *testing.T) {
 	var copied string
 	var pageWidth, viewWidth int
 	sel := fmt.Sprintf(`button[data-copy="client-%d"]`, mustClientPK(t, d.tt, d.w.ClientID))
+	bc := chromedp.FromContext(ctx).BrowserContextID // the user's own browser context (apptest.Browser)
 	err := chromedp.Run(ctx,
-		browser.SetPermission(&browser.PermissionDescriptor{Name: "clipboard-read"}, browser.PermissionSettingGranted).WithOrigin(base),
-		browser.SetPermission(&browser.PermissionDescriptor{Name: "clipboard-write"}, browser.PermissionSettingGranted).WithOrigin(base),
+		browser.SetPermission(&browser.PermissionDescriptor{Name: "clipboard-read"}, browser.PermissionSettingGranted).WithOrigin(base).WithBrowserContextID(bc),
+		browser.SetPermission(&browser.PermissionDescriptor{Name: "clipboard-write"}, browser.PermissionSettingGranted).WithOrigin(base).WithBrowserContextID(bc),
 		chromedp.Navigate(base+"/portal/login"),
 		chromedp.WaitVisible(`#f-email`, chromedp.ByQuery),
 		chromedp.SendKeys(`#f-email`, d.dev, chromedp.ByQuery),
