@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -250,13 +251,37 @@ func New(loc *time.Location) (*View, error) {
 	}
 	v := &View{pages: map[i18n.Lang]map[string]*template.Template{}, Location: loc}
 	for _, lang := range i18n.Supported {
-		pages, err := parsePages(Funcs(i18n.Locale{Lang: lang, Loc: loc}))
+		pages, err := parsedPages(lang, loc)
 		if err != nil {
 			return nil, err
 		}
 		v.pages[lang] = pages
 	}
 	return v, nil
+}
+
+// parsed keeps the pages parsed for a language and time zone: they come
+// from the embedded files and never change, and html/template runs one
+// template from many goroutines, so every View of the process (each test
+// boots its own app) shares them instead of parsing the set again.
+var parsed = struct {
+	sync.Mutex
+	m map[string]map[string]*template.Template
+}{m: map[string]map[string]*template.Template{}}
+
+func parsedPages(lang i18n.Lang, loc *time.Location) (map[string]*template.Template, error) {
+	key := string(lang) + "\x00" + loc.String()
+	parsed.Lock()
+	defer parsed.Unlock()
+	if pages, ok := parsed.m[key]; ok {
+		return pages, nil
+	}
+	pages, err := parsePages(Funcs(i18n.Locale{Lang: lang, Loc: loc}))
+	if err != nil {
+		return nil, err
+	}
+	parsed.m[key] = pages
+	return pages, nil
 }
 
 // Funcs are the template functions for one language: the shared ones and
