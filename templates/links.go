@@ -66,8 +66,7 @@ func isAction(class string) bool {
 
 // followable removes from a rendered page the links and forms p may not follow.
 func followable(page []byte, path string, p *policies.Principal, can func(p *policies.Principal, method, path string) bool) []byte {
-	out := anchorRe.ReplaceAllFunc(page, func(el []byte) []byte {
-		m := anchorRe.FindSubmatch(el)
+	out := replaceMatches(anchorRe, page, func(el []byte, m [][]byte) []byte {
 		a := attrs(string(m[1]))
 		href, ok := a["href"]
 		if !ok {
@@ -82,8 +81,7 @@ func followable(page []byte, path string, p *policies.Principal, can func(p *pol
 		}
 		return m[2]
 	})
-	return formRe.ReplaceAllFunc(out, func(el []byte) []byte {
-		m := formRe.FindSubmatch(el)
+	return replaceMatches(formRe, out, func(el []byte, m [][]byte) []byte {
 		a := attrs(string(m[1]))
 		method := strings.ToUpper(a["method"])
 		if method == "" {
@@ -100,4 +98,24 @@ func followable(page []byte, path string, p *policies.Principal, can func(p *pol
 		open := len("<form") + len(m[1]) + 1
 		return append(append(append([]byte{}, el[:open]...), askMarker...), el[open:]...)
 	})
+}
+
+// replaceMatches is re.ReplaceAllFunc handing f each match's submatches
+// too (m[0] the match itself), from the one search over the page rather
+// than a second search of every match.
+func replaceMatches(re *regexp.Regexp, page []byte, f func(el []byte, m [][]byte) []byte) []byte {
+	out := make([]byte, 0, len(page))
+	last := 0
+	for _, loc := range re.FindAllSubmatchIndex(page, -1) {
+		m := make([][]byte, len(loc)/2)
+		for i := range m {
+			if loc[2*i] >= 0 {
+				m[i] = page[loc[2*i]:loc[2*i+1]]
+			}
+		}
+		out = append(out, page[last:loc[0]]...)
+		out = append(out, f(page[loc[0]:loc[1]], m)...)
+		last = loc[1]
+	}
+	return append(out, page[last:]...)
 }

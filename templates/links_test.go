@@ -1,6 +1,8 @@
 package templates
 
 import (
+	"bytes"
+	"regexp"
 	"testing"
 
 	"cardata/policies"
@@ -30,5 +32,25 @@ func TestFollowableTakesOutWhatTheRoleMayNotFollow(t *testing.T) {
 		`<form method="post" action="/admin/tickets/3/claim" data-confirmed></form>`
 	if got != want {
 		t.Fatalf("followable:\n got %s\nwant %s", got, want)
+	}
+}
+
+// replaceMatches hands f the same element and submatches that
+// ReplaceAllFunc followed by FindSubmatch of the element would.
+func TestReplaceMatchesIsReplaceAllFuncWithSubmatches(t *testing.T) {
+	page := []byte(`<p>x</p><a href="/a">A</a> <a>no href</a><abbr>a</abbr><a
+class="button" href="/b">B <b>bold</b></a><form method="post" action="/f"><button>F</button></form>` +
+		`<a href="/c">unclosed <form action="/g"></form> tail`)
+	for _, re := range []*regexp.Regexp{anchorRe, formRe} {
+		f := func(el []byte, m [][]byte) []byte {
+			return []byte("[" + string(el) + "|" + string(m[1]) + "|" + string(m[2]) + "]")
+		}
+		want := re.ReplaceAllFunc(page, func(el []byte) []byte { return f(el, re.FindSubmatch(el)) })
+		if got := replaceMatches(re, page, f); !bytes.Equal(got, want) {
+			t.Errorf("%s:\n got %s\nwant %s", re, got, want)
+		}
+	}
+	if got := replaceMatches(anchorRe, []byte("plain"), nil); string(got) != "plain" {
+		t.Errorf("no match: %q", got)
 	}
 }
