@@ -25,6 +25,17 @@ func SafeNext(next, home string, exclude ...string) string {
 	return u.RequestURI()
 }
 
+// SignInForm is what the partial "password-signin" draws: the sign-in
+// page and the route its password form posts to.
+type SignInForm struct {
+	*Page
+	Action string // the surface's sign-in route: /admin/login, /portal/login, /my/login
+}
+
+// SignInForm gives a sign-in page's password form its route (a template
+// passes one value to a partial): {{template "password-signin" (.SignInForm "/my/login")}}.
+func (p *Page) SignInForm(action string) SignInForm { return SignInForm{Page: p, Action: action} }
+
 // SignInFailed re-renders a sign-in page after a refused attempt: 401 for
 // wrong credentials, 429 with Retry-After when throttled. Internal errors are
 // returned for the error handler instead.
