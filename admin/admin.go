@@ -5,8 +5,6 @@
 package admin
 
 import (
-	"strconv"
-
 	"github.com/gofiber/fiber/v2"
 	"gorm.io/gorm"
 
@@ -77,14 +75,6 @@ func Nav() []templates.NavSection {
 			{Label: "Audit trail", Path: "/admin/audit"},
 		}},
 	}
-}
-
-func pathID(c *fiber.Ctx) (int64, error) {
-	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, errs.New(errs.NotFound, "not_found", "no such record")
-	}
-	return id, nil
 }
 
 // formValues copies the named form fields for re-rendering.

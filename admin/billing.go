@@ -111,7 +111,7 @@ func (h *BillingHandlers) listPrices(c *fiber.Ctx) error {
 }
 
 func (h *BillingHandlers) showPrices(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -300,7 +300,7 @@ func (h *BillingHandlers) createPrices(c *fiber.Ctx) error {
 }
 
 func (h *BillingHandlers) withdrawPrices(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -370,7 +370,7 @@ func (h *BillingHandlers) startRun(c *fiber.Ctx) error {
 }
 
 func (h *BillingHandlers) loadRun(c *fiber.Ctx) (*billing.InvoiceRun, error) {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return nil, err
 	}

@@ -144,7 +144,7 @@ func (h *BillingHandlers) renderInvoice(c *fiber.Ctx, status int, id int64, fiel
 }
 
 func (h *BillingHandlers) showInvoice(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ type recordsPage struct {
 }
 
 func (h *BillingHandlers) invoiceRecords(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -188,7 +188,7 @@ func (h *BillingHandlers) invoiceRecords(c *fiber.Ctx) error {
 
 func (h *BillingHandlers) download(format string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		id, err := pathID(c)
+		id, err := templates.PathID(c)
 		if err != nil {
 			return err
 		}
@@ -210,7 +210,7 @@ func (h *BillingHandlers) download(format string) fiber.Handler {
 // preview is the PDF of a draft as it would be finalized now, marked as a
 // draft and without a number (billing.PreviewPDF); shown in the browser.
 func (h *BillingHandlers) preview(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -233,7 +233,7 @@ func invoicePath(id int64) string { return "/admin/billing/invoices/" + strconv.
 // action returns.
 func (h *BillingHandlers) invoiceAction(c *fiber.Ctx, fields []string, formNames map[string]string,
 	do func(ctx context.Context, id int64, form map[string]string) (msg string, next int64, err error)) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ var proceed = confirmation{Safe: true}
 
 // pathProvider is the provider named in the path, with its id.
 func (h *ProviderHandlers) pathProvider(c *fiber.Ctx) (int64, *onboarding.Provider, error) {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -117,7 +117,7 @@ func (h *ContainerHandlers) confirmAct(c *fiber.Ctx) (confirmation, error) {
 	if (action == "reject" || action == "withdraw") && strings.TrimSpace(c.FormValue("reason")) == "" {
 		return proceed, nil // the handler asks for the reason first
 	}
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return confirmation{}, err
 	}
@@ -164,7 +164,7 @@ func (h *BillingHandlers) confirmInvoice(verb string) func(c *fiber.Ctx) (confir
 			(verb == "credit" && (strings.TrimSpace(c.FormValue("credit_reason")) == "" || strings.TrimSpace(c.FormValue("credit_amount")) == "")) {
 			return proceed, nil
 		}
-		id, err := pathID(c)
+		id, err := templates.PathID(c)
 		if err != nil {
 			return confirmation{}, err
 		}
@@ -202,7 +202,7 @@ func (h *BillingHandlers) confirmInvoice(verb string) func(c *fiber.Ctx) (confir
 
 // confirmRemoveLine names the manual line a draft loses and its amount.
 func (h *BillingHandlers) confirmRemoveLine(c *fiber.Ctx) (confirmation, error) {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return confirmation{}, err
 	}
@@ -226,7 +226,7 @@ func (h *BillingHandlers) confirmRemoveLine(c *fiber.Ctx) (confirmation, error) 
 }
 
 func (h *BillingHandlers) confirmWithdrawPrices(c *fiber.Ctx) (confirmation, error) {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return confirmation{}, err
 	}

@@ -72,7 +72,7 @@ func (h *ContainerHandlers) show(c *fiber.Ctx) error {
 }
 
 func (h *ContainerHandlers) render(c *fiber.Ctx, status int, fieldErrs, form map[string]string) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (h *ContainerHandlers) render(c *fiber.Ctx, status int, fieldErrs, form map
 
 // act is approve, reject, deprecate or withdraw of one version.
 func (h *ContainerHandlers) act(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}

@@ -89,7 +89,7 @@ func (h *CustomerHandlers) show(c *fiber.Ctx) error {
 }
 
 func (h *CustomerHandlers) render(c *fiber.Ctx, status int, fieldErrs, form map[string]string) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func (h *CustomerHandlers) render(c *fiber.Ctx, status int, fieldErrs, form map[
 }
 
 func (h *CustomerHandlers) requestReport(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func (h *CustomerHandlers) requestReport(c *fiber.Ctx) error {
 }
 
 func (h *CustomerHandlers) download(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func (h *CustomerHandlers) download(c *fiber.Ctx) error {
 
 // retryReport queues a data report the builder set aside once more.
 func (h *CustomerHandlers) retryReport(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (h *CustomerHandlers) retryReport(c *fiber.Ctx) error {
 
 // transactions downloads the transaction report as CSV or PDF.
 func (h *CustomerHandlers) transactions(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}

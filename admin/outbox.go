@@ -52,7 +52,7 @@ func (h *JobsHandlers) listOutbox(c *fiber.Ctx) error {
 }
 
 func (h *JobsHandlers) showEmail(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -77,7 +77,7 @@ func (h *JobsHandlers) showEmail(c *fiber.Ctx) error {
 }
 
 func (h *JobsHandlers) retryEmail(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}

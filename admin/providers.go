@@ -211,7 +211,7 @@ func (h *ProviderHandlers) showProvider(c *fiber.Ctx) error {
 }
 
 func (h *ProviderHandlers) renderProvider(c *fiber.Ctx, status int, fieldErrs, form map[string]string) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -251,7 +251,7 @@ func (h *ProviderHandlers) renderProvider(c *fiber.Ctx, status int, fieldErrs, f
 }
 
 func (h *ProviderHandlers) transition(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -280,7 +280,7 @@ func (h *ProviderHandlers) transition(c *fiber.Ctx) error {
 }
 
 func (h *ProviderHandlers) downloadDocument(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -310,7 +310,7 @@ func safeBack(back, fallback string) string {
 }
 
 func (h *ProviderHandlers) decideMarket(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func (h *Handlers) createUser(c *fiber.Ctx) error {
 }
 
 func (h *Handlers) showUser(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func (h *Handlers) renderUser(c *fiber.Ctx, status int, u *staff.User, fieldErrs
 var ErrOwnFactor = errs.New(errs.Conflict, "own_second_factor", "remove your own authenticator app on your account page")
 
 func (h *Handlers) confirmResetFactor(c *fiber.Ctx) (templates.Confirmation, error) {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return templates.Confirmation{}, err
 	}
@@ -107,7 +107,7 @@ func (h *Handlers) confirmResetFactor(c *fiber.Ctx) (templates.Confirmation, err
 }
 
 func (h *Handlers) resetFactor(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,7 @@ func (h *Handlers) resetFactor(c *fiber.Ctx) error {
 }
 
 func (h *Handlers) updateUser(c *fiber.Ctx) error {
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}

@@ -382,7 +382,7 @@ func (h *VehicleHandlers) endSubscription(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}

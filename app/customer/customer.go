@@ -81,14 +81,6 @@ func me(c *fiber.Ctx) (*policies.Principal, error) {
 	return p, nil
 }
 
-func pathID(c *fiber.Ctx) (int64, error) {
-	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, errs.New(errs.NotFound, "not_found", "no such record")
-	}
-	return id, nil
-}
-
 // safeNext keeps post-login redirects inside /my.
 func safeNext(next string) string { return templates.SafeNext(next, "/my", "/my/login") }
 
@@ -226,7 +218,7 @@ func (h *Handlers) loadConsent(c *fiber.Ctx) (*consentPage, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +296,7 @@ func (h *Handlers) grant(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -332,7 +324,7 @@ func (h *Handlers) deny(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -380,7 +372,7 @@ func (h *Handlers) revoke(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}

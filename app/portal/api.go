@@ -160,7 +160,7 @@ func (h *APIPages) webhook(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func (h *APIPages) act(c *fiber.Ctx, do func(ctx context.Context, providerID, id
 	if err != nil {
 		return err
 	}
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -210,7 +210,7 @@ func (h *APIPages) deleteWebhook(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}

@@ -82,7 +82,7 @@ func (h *Handlers) rotateClient(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func (h *Handlers) revokeClient(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return err
 	}

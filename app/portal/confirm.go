@@ -21,7 +21,7 @@ func ownThing(c *fiber.Ctx) (providerID, id int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	id, err = pathID(c)
+	id, err = templates.PathID(c)
 	return p.ProviderID, id, err
 }
 

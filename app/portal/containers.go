@@ -210,7 +210,7 @@ func (h *ContainerHandlers) containerOf(c *fiber.Ctx) (*containers.Container, er
 	if err != nil {
 		return nil, err
 	}
-	id, err := pathID(c)
+	id, err := templates.PathID(c)
 	if err != nil {
 		return nil, err
 	}

@@ -6,8 +6,6 @@
 package portal
 
 import (
-	"strconv"
-
 	"github.com/gofiber/fiber/v2"
 
 	"cardata/admin/support"
@@ -106,14 +104,6 @@ func me(c *fiber.Ctx) (*policies.Principal, error) {
 		return nil, errs.New(errs.Forbidden, "provider_only", "the partner portal is for provider users")
 	}
 	return p, nil
-}
-
-func pathID(c *fiber.Ctx) (int64, error) {
-	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, errs.New(errs.NotFound, "not_found", "no such record")
-	}
-	return id, nil
 }
 
 func invalid(err error) bool { return errs.KindOf(err) == errs.Invalid }

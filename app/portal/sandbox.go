@@ -115,7 +115,7 @@ func (h *SandboxPages) answer(grant bool) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		id, err := pathID(c)
+		id, err := templates.PathID(c)
 		if err != nil {
 			return err
 		}
