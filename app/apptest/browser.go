@@ -22,6 +22,27 @@ import (
 // that is a failure (`make test` installs it).
 func Browser(t testing.TB) context.Context {
 	t.Helper()
+	return browser(t, BrowserPatience)
+}
+
+// BrowserForSteps is Browser for a user who goes through many independent
+// steps (a crawl of every page): the user's browser has no bound of its
+// own, since the number of steps times a busy machine's pace has none;
+// each step is bounded instead, by the context Step gives.
+func BrowserForSteps(t testing.TB) context.Context {
+	t.Helper()
+	return browser(t, 0)
+}
+
+// Step bounds one step of a BrowserForSteps user by BrowserPatience (it
+// only catches a hang). Cancelling it does not close the user's tab.
+func Step(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, BrowserPatience)
+}
+
+// browser opens a user's browser, bounded by patience (0: by the test).
+func browser(t testing.TB, patience time.Duration) context.Context {
+	t.Helper()
 	path := os.Getenv("CHROMIUM")
 	if path == "" {
 		for _, p := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -45,7 +66,7 @@ func Browser(t testing.TB) context.Context {
 			continue
 		}
 		var ctx context.Context
-		if ctx, err = newUser(t, bctx); err != nil {
+		if ctx, err = newUser(t, bctx, patience); err != nil {
 			// The shared browser may have died: start another one.
 			chromium.stop(bctx)
 			continue
@@ -59,7 +80,7 @@ func Browser(t testing.TB) context.Context {
 // newUser opens a tab in a new browser context of the browser behind bctx,
 // both closed when t ends. The tab is a window of its own (newWindow):
 // Chromium opens no tab in a browser context that has no window yet.
-func newUser(t testing.TB, bctx context.Context) (context.Context, error) {
+func newUser(t testing.TB, bctx context.Context, patience time.Duration) (context.Context, error) {
 	start, cancelStart := context.WithTimeout(bctx, BrowserPatience)
 	defer cancelStart()
 	exec := cdp.WithExecutor(start, chromedp.FromContext(bctx).Browser)
@@ -78,8 +99,20 @@ func newUser(t testing.TB, bctx context.Context) (context.Context, error) {
 		return nil, err
 	}
 	ctx, cancelCtx := chromedp.NewContext(bctx, chromedp.WithTargetID(tab))
-	ctx, cancelTimeout := context.WithTimeout(ctx, BrowserPatience)
-	if err := chromedp.Run(ctx); err != nil {
+	cancelTimeout := func() {}
+	if patience > 0 {
+		ctx, cancelTimeout = context.WithTimeout(ctx, patience)
+	}
+	// The first Run attaches the tab and keeps serving it for as long as
+	// ctx lives, so it runs on ctx itself; BrowserPatience bounds the wait.
+	attached := make(chan error, 1)
+	go func() { attached <- chromedp.Run(ctx) }()
+	select {
+	case err = <-attached:
+	case <-time.After(BrowserPatience):
+		err = fmt.Errorf("the tab did not open within %s", BrowserPatience)
+	}
+	if err != nil {
 		cancelTimeout()
 		cancelCtx()
 		dispose()

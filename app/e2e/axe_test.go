@@ -144,13 +144,17 @@ const axeScript = `(async () => {
 // are logged.
 func checkAccessibility(t *testing.T, base string, pages []axePage) []string {
 	t.Helper()
-	ctx := apptest.Browser(t)
+	// One user walks every page: each page is bounded by BrowserPatience,
+	// not the whole walk (71 pages on a busy 2-core machine take minutes).
+	browser := apptest.BrowserForSteps(t)
 	// axe is added to every document as it loads (sent to the browser once,
 	// not once per page)
-	err := chromedp.Run(ctx, network.Enable(), page.SetBypassCSP(true), chromedp.ActionFunc(func(ctx context.Context) error {
+	setup, cancelSetup := apptest.Step(browser)
+	err := chromedp.Run(setup, network.Enable(), page.SetBypassCSP(true), chromedp.ActionFunc(func(ctx context.Context) error {
 		_, err := page.AddScriptToEvaluateOnNewDocument(axeSource).Do(ctx)
 		return err
 	}))
+	cancelSetup()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +166,7 @@ func checkAccessibility(t *testing.T, base string, pages []axePage) []string {
 	for _, p := range pages {
 		var raw string
 		t0 := time.Now()
+		ctx, cancel := apptest.Step(browser)
 		err := chromedp.Run(ctx,
 			chromedp.ActionFunc(func(ctx context.Context) error {
 				if p.user == user {
@@ -198,6 +203,7 @@ func checkAccessibility(t *testing.T, base string, pages []axePage) []string {
 			_ = chromedp.Run(ctx, chromedp.Evaluate(`document.getElementsByTagName('*').length`, &n))
 			t.Logf("axe timing %s: load %s inject %s run %s, %d elements", p.path, t1.Sub(t0), t2.Sub(t1), time.Since(t2), n)
 		}
+		cancel()
 		if err != nil {
 			t.Fatalf("axe on %s as %s: %v", p.path, p.user, err)
 		}
