@@ -136,7 +136,7 @@ func (h *Handlers) login(c *fiber.Ctx) error {
 }
 
 func (h *Handlers) startSession(c *fiber.Ctx, u *onboarding.ProviderUser, next string) error {
-	token, _, err := h.Sessions.Create(c.UserContext(), policies.KindProvider, u.ID, c.IP(), c.Get(fiber.HeaderUserAgent))
+	token, _, err := h.Sessions.Create(c.UserContext(), policies.KindProvider, u.ID, web.ClientAddr(c), c.Get(fiber.HeaderUserAgent))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"cardata/admin/secondfactor"
+	"cardata/app/web"
 	"cardata/onboarding"
 	"cardata/policies"
 	"cardata/policies/errs"
@@ -55,7 +56,7 @@ func (h *Handlers) passwordSignIn(c *fiber.Ctx, u *onboarding.ProviderUser, next
 	if !on {
 		return h.startSession(c, u, next)
 	}
-	token, _, err := h.Sessions.CreatePending(c.UserContext(), policies.KindProvider, u.ID, c.IP(), c.Get(fiber.HeaderUserAgent), session.PendingCode)
+	token, _, err := h.Sessions.CreatePending(c.UserContext(), policies.KindProvider, u.ID, web.ClientAddr(c), c.Get(fiber.HeaderUserAgent), session.PendingCode)
 	if err != nil {
 		return err
 	}
