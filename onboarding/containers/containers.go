@@ -1137,29 +1137,17 @@ func (s *Service) lifecycle(ctx context.Context, a Action, providerID, versionID
 // eventNotes are the notes the service writes into a version's history, as
 // stored (English); NoteIn says them in a reader's language. A reason a
 // person typed stays as typed.
-var eventNotes = []struct {
-	re *regexp.Regexp
-	id string
-}{
-	{regexp.MustCompile(`^approval (\d+) of (\d+) \(sensitive keys: a second partner manager must approve\)$`),
-		"approval {{.N}} of {{.Of}} (sensitive keys: a second partner manager must approve)"},
-	{regexp.MustCompile(`^approval (\d+) of (\d+)$`), "approval {{.N}} of {{.Of}}"},
-	{regexp.MustCompile(`^replaced by version (\d+)$`), "replaced by version {{.N}}"},
-	{regexp.MustCompile(`^based on version (\d+)$`), "based on version {{.N}}"},
+var eventNotes = []i18n.Written{
+	{Re: regexp.MustCompile(`^approval (?P<N>\d+) of (?P<Of>\d+) \(sensitive keys: a second partner manager must approve\)$`),
+		ID: "approval {{.N}} of {{.Of}} (sensitive keys: a second partner manager must approve)"},
+	{Re: regexp.MustCompile(`^approval (?P<N>\d+) of (?P<Of>\d+)$`), ID: "approval {{.N}} of {{.Of}}"},
+	{Re: regexp.MustCompile(`^replaced by version (?P<N>\d+)$`), ID: "replaced by version {{.N}}"},
+	{Re: regexp.MustCompile(`^based on version (?P<N>\d+)$`), ID: "based on version {{.N}}"},
 }
 
 // NoteIn is the event's note in lang (see eventNotes; a fixed text through
 // the catalogs, anything else as stored).
 func (e Event) NoteIn(lang string) string {
 	l, _ := i18n.Parse(lang)
-	for _, n := range eventNotes {
-		if m := n.re.FindStringSubmatch(e.Note); m != nil {
-			args := []any{"N", m[1]}
-			if len(m) > 2 {
-				args = append(args, "Of", m[2])
-			}
-			return i18n.T(l, n.id, args...)
-		}
-	}
-	return i18n.T(l, e.Note)
+	return i18n.WrittenIn(l, e.Note, eventNotes)
 }

@@ -79,43 +79,28 @@ func (ch Change) StateFor() string {
 
 // systemNotes are the notes CarData writes into a consent's history
 // (cascades, jobs), as they are stored (English): each pattern's
-// submatches are the parameters of its catalog message, so a page can say
+// named groups are the parameters of its catalog message, so a page can say
 // old and new rows in the reader's language. A note a person typed (a
 // provider's suspension reason after "the provider was suspended: ")
 // stays as typed.
-var systemNotes = []struct {
-	re     *regexp.Regexp
-	id     string
-	params []string
-}{
-	{regexp.MustCompile(`^carried over to version (\d+), which only removes keys: no new consent needed$`),
-		"carried over to version {{.Version}}, which only removes keys: no new consent needed", []string{"Version"}},
-	{regexp.MustCompile(`^replaced by consent (\d+) for version (\d+)$`),
-		"replaced by consent {{.Consent}} for version {{.Version}}", []string{"Consent", "Version"}},
-	{regexp.MustCompile(`^version (\d+) replaced this version; the provider must ask again$`),
-		"version {{.Version}} replaced this version; the provider must ask again", []string{"Version"}},
-	{regexp.MustCompile(`^the data container was purged (\d+) days after its withdrawal$`),
-		"the data container was purged {{.Days}} days after its withdrawal", []string{"Days"}},
-	{regexp.MustCompile(`^the provider's data container was withdrawn: ((?s).*)$`),
-		"the provider's data container was withdrawn: {{.Reason}}", []string{"Reason"}},
-	{regexp.MustCompile(`^the provider was suspended: ((?s).*)$`), "the provider was suspended: {{.Reason}}", []string{"Reason"}},
-	{regexp.MustCompile(`^the provider was terminated: ((?s).*)$`), "the provider was terminated: {{.Reason}}", []string{"Reason"}},
+var systemNotes = []i18n.Written{
+	{Re: regexp.MustCompile(`^carried over to version (?P<Version>\d+), which only removes keys: no new consent needed$`),
+		ID: "carried over to version {{.Version}}, which only removes keys: no new consent needed"},
+	{Re: regexp.MustCompile(`^replaced by consent (?P<Consent>\d+) for version (?P<Version>\d+)$`),
+		ID: "replaced by consent {{.Consent}} for version {{.Version}}"},
+	{Re: regexp.MustCompile(`^version (?P<Version>\d+) replaced this version; the provider must ask again$`),
+		ID: "version {{.Version}} replaced this version; the provider must ask again"},
+	{Re: regexp.MustCompile(`^the data container was purged (?P<Days>\d+) days after its withdrawal$`),
+		ID: "the data container was purged {{.Days}} days after its withdrawal"},
+	{Re: regexp.MustCompile(`^the provider's data container was withdrawn: (?P<Reason>(?s).*)$`),
+		ID: "the provider's data container was withdrawn: {{.Reason}}"},
+	{Re: regexp.MustCompile(`^the provider was suspended: (?P<Reason>(?s).*)$`), ID: "the provider was suspended: {{.Reason}}"},
+	{Re: regexp.MustCompile(`^the provider was terminated: (?P<Reason>(?s).*)$`), ID: "the provider was terminated: {{.Reason}}"},
 }
 
 // NoteIn is the change's note in lang: a note CarData wrote, translated
 // (systemNotes, or a fixed text in the catalogs); anything else as stored.
 func (ch Change) NoteIn(lang string) string {
 	l, _ := i18n.Parse(lang)
-	for _, n := range systemNotes {
-		m := n.re.FindStringSubmatch(ch.Note)
-		if m == nil {
-			continue
-		}
-		args := make([]any, 0, 2*len(n.params))
-		for i, p := range n.params {
-			args = append(args, p, m[i+1])
-		}
-		return i18n.T(l, n.id, args...)
-	}
-	return i18n.T(l, ch.Note)
+	return i18n.WrittenIn(l, ch.Note, systemNotes)
 }
